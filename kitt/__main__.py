@@ -1,0 +1,3 @@
+from kitt.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""Every error kitt raises on purpose, in one tree.
+
+    KittError                  exit 1 unless a subclass says otherwise
+    ├── UsageError             exit 2: a bad flag, input, suite file or engine name
+    ├── BenchmarkError         the benchmark could not produce trustworthy numbers
+    │   ├── EngineNotReady     the engine never became ready in time
+    │   ├── EngineDied         the engine exited while it was being used
+    │   └── Cancelled          SIGINT or SIGTERM (a cancelled CI job)
+    ├── ResultsError           results are missing, unreadable or of an unknown schema
+    └── GitHubError            the GitHub API refused or failed a request
+        └── ArtifactError      an artifact could not be uploaded, found or unpacked
+
+The CLI and the action catch ``KittError`` once, print ``str(error)`` as a single line
+(under Actions also as an ``::error`` annotation) and exit with ``error.exit_code``.
+A message says what went wrong; ``hint`` says what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class KittError(Exception):
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = self.message if not self.hint else f"{self.message.rstrip('.')}. {self.hint}"
+        # One line, always: multi-line details (engine logs) travel separately.
+        return " ".join(text.split())
+
+
+class UsageError(KittError):
+    exit_code = 2
+
+
+class BenchmarkError(KittError):
+    pass
+
+
+class EngineNotReady(BenchmarkError):
+    def __init__(self, message: str, hint: str | None = None, log_tail: str = "") -> None:
+        super().__init__(message, hint)
+        self.log_tail = log_tail
+
+
+class EngineDied(BenchmarkError):
+    def __init__(self, message: str, hint: str | None = None, log_tail: str = "") -> None:
+        super().__init__(message, hint)
+        self.log_tail = log_tail
+
+
+class Cancelled(BenchmarkError):
+    pass
+
+
+class ResultsError(KittError):
+    pass
+
+
+class GitHubError(KittError):
+    pass
+
+
+class ArtifactError(GitHubError):
+    pass
