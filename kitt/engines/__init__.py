@@ -1,0 +1,86 @@
+"""Engines by name: specs, and the runner that starts one in the mode asked for.
+
+    vllm, sglang, tgi, llama-cpp, ollama   docker (default) or native (--native)
+    sim                                     the built-in simulated server, for trying kitt anywhere
+    openai                                  an already running endpoint (--endpoint URL)
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from kitt.engines.base import EngineSpec, Runner
+from kitt.engines.specs import ALL
+from kitt.errors import UsageError
+
+ENGINES: dict[str, EngineSpec] = {spec.name: spec for spec in ALL}
+
+
+def get_engine(name: str) -> EngineSpec:
+    try:
+        return ENGINES[name]
+    except KeyError:
+        raise UsageError(f"unknown engine {name!r}", hint=f"Choose one of: {', '.join(ENGINES)}.") from None
+
+
+def served_name(spec: EngineSpec, model: str) -> str:
+    """The model name requests carry: a local path's last component, else the id as given."""
+    path = Path(model).expanduser()
+    if spec.default_mode != "endpoint" and path.exists():
+        return path.stem if spec.model_is_file else path.resolve().name
+    return model
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def choose_mode(spec: EngineSpec, *, native: bool, endpoint: str | None) -> str:
+    if endpoint and spec.default_mode != "endpoint":
+        raise UsageError(f"--endpoint is for the openai engine; {spec.name} is started by kitt", hint="Use -e openai --endpoint URL.")
+    if spec.default_mode == "endpoint" and not endpoint:
+        raise UsageError("the openai engine needs --endpoint URL (an already running OpenAI-compatible server)")
+    if native:
+        if "native" not in spec.modes:
+            raise UsageError(f"{spec.name} has no native mode", hint=f"Its modes: {', '.join(spec.modes)}.")
+        return "native"
+    return spec.default_mode
+
+
+def create_runner(
+    spec: EngineSpec,
+    *,
+    mode: str,
+    model: str,
+    port: int | None,
+    extra_args: tuple[str, ...],
+    image: str | None,
+    endpoint: str | None,
+    run_id: str,
+    log_path: Path,
+) -> Runner:
+    served = served_name(spec, model)
+    if mode == "endpoint":
+        from kitt.engines.endpoint import EndpointRunner
+
+        return EndpointRunner(spec, endpoint=endpoint or "", served=served)
+    if mode == "docker":
+        from kitt.engines.docker import DockerRunner
+
+        return DockerRunner(
+            spec,
+            image=image or spec.image or "",
+            model=model,
+            served=served,
+            port=port or free_port(),
+            extra_args=extra_args,
+            run_id=run_id,
+        )
+    from kitt.engines.native import NativeRunner
+
+    return NativeRunner(
+        spec, model=model, served=served, port=port or free_port(), extra_args=extra_args, log_path=log_path
+    )

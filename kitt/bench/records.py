@@ -1,0 +1,65 @@
+"""Per-request records: what the load generator saw of each request, and nothing derived.
+
+All times are ``time.perf_counter()`` seconds (monotonic). A *token event* is an SSE event that
+carries generated text; role-only deltas, empty deltas, usage-only chunks and ``[DONE]`` are not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    index: int
+    test_name: str
+    run_number: int  # 0 for warmup requests
+    scheduled: float  # when the request was due (closed loop: when a stream became free)
+    sent: float = 0.0  # just before the request was written; every latency is measured from here
+    events: list[float] = field(default_factory=list)  # arrival time of each token event
+    event_tokens: list[int] | None = None  # tokens carried by each event, when the server says
+    end: float | None = None  # end of the stream ([DONE] or connection close)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    usage_from_server: bool = False
+    requested_output_tokens: int = 0
+    status: int | None = None
+    error: str | None = None
+
+    @property
+    def warmup(self) -> bool:
+        return self.run_number == 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.events)
+
+    @property
+    def output_tokens(self) -> int:
+        """Server usage when given, else one token per event (and the summary says so)."""
+        if self.completion_tokens is not None:
+            return self.completion_tokens
+        return len(self.events)
+
+    def to_sample(self, origin: float) -> dict[str, Any]:
+        """One samples.jsonl line: times in seconds from ``origin``, event offsets in ms from send."""
+        sent = self.sent or self.scheduled
+        return {
+            "test_name": self.test_name,
+            "run_number": self.run_number,
+            "index": self.index,
+            "warmup": self.warmup,
+            "scheduled_s": round(self.scheduled - origin, 6),
+            "sent_s": round(sent - origin, 6),
+            "schedule_lag_ms": round((sent - self.scheduled) * 1e3, 3),
+            "event_ms": [round((t - sent) * 1e3, 3) for t in self.events],
+            "event_tokens": self.event_tokens,
+            "end_ms": None if self.end is None else round((self.end - sent) * 1e3, 3),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "usage_from_server": self.usage_from_server,
+            "requested_output_tokens": self.requested_output_tokens,
+            "status": self.status,
+            "error": self.error,
+        }

@@ -1,0 +1,220 @@
+"""The ``kitt`` command: parse arguments, call the library, print one line on failure.
+
+Heavy modules are imported inside the command functions, so ``kitt --help`` stays fast.
+Exit codes: 0 success; 1 benchmark failure, missing results, API error, or a regression with
+--fail-on-regression; 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from kitt import __version__
+from kitt.errors import KittError, UsageError
+
+DESCRIPTION = "Benchmark LLM inference engines and gate pull requests on performance regressions."
+
+
+def _whole_number(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _whole_number(text, 0)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kitt", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"kitt {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="benchmark a model on an engine and write a result set",
+                              description="Benchmark a model on an engine and write metrics.json, samples.jsonl, "
+                              "hardware.json, config.json and summary.md into OUTPUT.")
+    run.add_argument("-m", "--model", required=True, help="model id, local path (or GGUF file for llama-cpp)")
+    run.add_argument("-e", "--engine", required=True, help="vllm, sglang, tgi, llama-cpp, ollama, sim or openai")
+    run.add_argument("-s", "--suite", default="quick", help="quick, standard, performance, or a suite YAML path")
+    run.add_argument("-o", "--output", required=True, type=Path, help="directory for the result set")
+    run.add_argument("--endpoint", help="URL of a running OpenAI-compatible server (engine openai)")
+    run.add_argument("--concurrency", help="closed-loop streams for every test, a sweep like 1,4,16")
+    run.add_argument("--request-rate", type=_positive_float, help="open loop: Poisson arrivals, requests/s")
+    run.add_argument("--num-requests", type=_positive_int, help="measured requests per repeat and level")
+    run.add_argument("--input-len", type=_positive_int, help="prompt length in tokens (approximate)")
+    run.add_argument("--output-len", type=_positive_int, help="output length in tokens")
+    run.add_argument("--repeats", type=_positive_int, help="repeats per level (the gate needs several)")
+    run.add_argument("--warmup", type=_non_negative_int, help="warm-up requests per level, not measured")
+    run.add_argument("--seed", type=_non_negative_int, help="seed for prompts and arrival times")
+    run.add_argument("--api", choices=("completions", "chat"), help="OpenAI API to call (default: the engine's)")
+    run.add_argument("--engine-image", help="Docker image to run instead of the engine's default")
+    run.add_argument("--engine-arg", action="append", default=[], metavar="ARG",
+                     help="extra server argument, repeatable (use --engine-arg=--flag for dashes)")
+    run.add_argument("--port", type=_positive_int, help="host port for the engine (default: a free one)")
+    run.add_argument("--native", action="store_true", help="run the engine's own server command, not Docker")
+    run.add_argument("--ready-timeout", type=_positive_float, default=900.0, help="seconds to wait for the engine")
+    run.set_defaults(handler=_cmd_run)
+
+    engines = commands.add_parser("engines", help="list engines, prepare one, or remove leftovers")
+    engine_commands = engines.add_subparsers(dest="engines_command", required=True, metavar="ACTION")
+    listing = engine_commands.add_parser("list", help="print the engines and their modes")
+    listing.set_defaults(handler=_cmd_engines_list)
+    setup = engine_commands.add_parser("setup", help="pull the engine's image, or check its native command")
+    setup.add_argument("name")
+    setup.add_argument("--native", action="store_true")
+    setup.add_argument("--engine-image")
+    setup.set_defaults(handler=_cmd_engines_setup)
+    cleanup = engine_commands.add_parser("cleanup", help="remove engine containers left by dead kitt runs")
+    cleanup.add_argument("--all", action="store_true", help="remove every kitt container on this host")
+    cleanup.set_defaults(handler=_cmd_engines_cleanup)
+
+    ci = commands.add_parser("ci", help="CI helpers")
+    ci_commands = ci.add_subparsers(dest="ci_command", required=True, metavar="ACTION")
+    report = ci_commands.add_parser("report", help="compare with a baseline, report, comment and gate")
+    report.add_argument("--results-dir", required=True, type=Path, help="directory with the new metrics.json")
+    report.add_argument("--baseline-dir", type=Path, help="directory with the baseline metrics.json (optional)")
+    report.add_argument("--github-token", help="token to post the PR comment (or set GITHUB_TOKEN)")
+    report.add_argument("--repo", help="owner/repo")
+    report.add_argument("--pr", type=_positive_int, help="pull request number")
+    report.add_argument("--output", type=Path, help="write the report to this file instead of posting it")
+    report.add_argument("--threshold", type=_positive_float, default=5.0, help="regression threshold in percent")
+    report.add_argument("--thresholds", type=Path, help="YAML of per-metric thresholds in percent")
+    report.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a regression is found")
+    report.add_argument("--comment-key", help="own one comment per key (matrix jobs)")
+    report.add_argument("--summary", action="store_true", help="append the report to $GITHUB_STEP_SUMMARY")
+    report.add_argument("--allow-hardware-mismatch", action="store_true",
+                        help="gate even when the baseline ran on different hardware")
+    report.add_argument("--require-comment", action="store_true",
+                        help="fail when the comment cannot be posted (e.g. a fork's read-only token)")
+    report.set_defaults(handler=_cmd_ci_report)
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from kitt.config import Overrides, RunConfig, apply_overrides, load_suite, parse_concurrency_list
+    from kitt.github.actions_io import ActionsContext
+    from kitt.progress import Reporter
+    from kitt.run import run_benchmark
+
+    if args.concurrency and args.request_rate:
+        raise UsageError("--concurrency and --request-rate exclude each other", hint="Pick closed or open loop.")
+    overrides = Overrides(
+        concurrency=parse_concurrency_list(args.concurrency) if args.concurrency else None,
+        request_rate=args.request_rate,
+        num_requests=args.num_requests,
+        input_len=args.input_len,
+        output_len=args.output_len,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        seed=args.seed,
+        api=args.api,
+    )
+    config = RunConfig(
+        model=args.model,
+        engine=args.engine,
+        suite=apply_overrides(load_suite(args.suite), overrides),
+        output=args.output,
+        endpoint=args.endpoint,
+        engine_image=args.engine_image,
+        engine_args=tuple(args.engine_arg),
+        port=args.port,
+        native=args.native,
+        ready_timeout=args.ready_timeout,
+    )
+    context = ActionsContext.from_environment()
+    outcome = run_benchmark(config, Reporter(groups=context.in_actions))
+    print(f"Results written to {outcome.output}")
+    return 0
+
+
+def _cmd_engines_list(args: argparse.Namespace) -> int:
+    from kitt.engines import ENGINES
+
+    for spec in ENGINES.values():
+        print(f"{spec.name:<10} {'/'.join(spec.modes):<15} {spec.description}")
+    return 0
+
+
+def _cmd_engines_setup(args: argparse.Namespace) -> int:
+    from kitt.engines import get_engine
+
+    spec = get_engine(args.name)
+    if args.native or "docker" not in spec.modes:
+        if "native" in spec.modes or spec.default_mode == "sim":
+            from kitt.engines.native import check_native_command
+
+            print(f"{spec.name}: native command found at {check_native_command(spec)}")
+        else:
+            print(f"{spec.name}: nothing to set up ({spec.description})")
+        return 0
+    from kitt.engines.docker import ensure_image, image_digest
+
+    image = args.engine_image or spec.image or ""
+    ensure_image(image)
+    print(f"{spec.name}: {image} is present ({image_digest(image) or 'no registry digest'})")
+    return 0
+
+
+def _cmd_engines_cleanup(args: argparse.Namespace) -> int:
+    from kitt.engines.docker import remove_orphans
+
+    removed = remove_orphans(everything=args.all)
+    print(f"removed {len(removed)} container(s)" + (f": {' '.join(removed)}" if removed else ""))
+    return 0
+
+
+def _cmd_ci_report(args: argparse.Namespace) -> int:
+    from kitt.ci import report_from_cli
+
+    return report_from_cli(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KittError as exc:
+        return report_failure(exc)
+
+
+def report_failure(exc: KittError) -> int:
+    """Print the engine log (if any), then the one-line error, as an annotation under Actions."""
+    from kitt.github.actions_io import ActionsContext, Annotations
+
+    log_tail = getattr(exc, "log_tail", "")
+    if log_tail:
+        print("---- last lines of the engine log ----", file=sys.stderr)
+        print(log_tail.rstrip(), file=sys.stderr)
+        print("--------------------------------------", file=sys.stderr)
+    context = ActionsContext.from_environment()
+    if context.in_actions:
+        Annotations(enabled=True).error(str(exc))
+    print(f"kitt: error: {exc}", file=sys.stderr)
+    return exc.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,301 @@
+"""Suites and run parameters: load a suite, apply command-line overrides, validate.
+
+A suite is YAML (built-in ones ship in ``kitt/suites/``)::
+
+    name: quick
+    api: chat                 # or completions; default: the engine's usual API
+    warmup: 2                 # requests per load level, excluded from metrics
+    repeats: 3                # each repeat is its own result with run_number 1..N
+    seed: 42
+    max_error_rate: 0.0       # a level with more failed requests than this fails the run
+    slo: {ttft_ms: 500, tpot_ms: 50, e2el_ms: 10000}   # optional: adds request_goodput
+    tests:
+      - name: latency
+        concurrency: [1, 4]   # closed loop, one level each; or
+        request_rate: [2.0]   # open loop, Poisson arrivals (requests/s)
+        num_requests: 16
+        input_len: 128
+        output_len: 64
+
+Every error names the file and the field path, e.g. ``suite.tests[1].concurrency[0]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from kitt.errors import UsageError
+
+BUILTIN_SUITES = ("quick", "standard", "performance")
+APIS = ("completions", "chat")
+
+_SUITE_KEYS = {"name", "description", "api", "warmup", "repeats", "seed", "max_error_rate", "slo", "tests"}
+_TEST_KEYS = {"name", "concurrency", "request_rate", "num_requests", "input_len", "output_len"}
+_SLO_KEYS = {"ttft_ms", "tpot_ms", "e2el_ms"}
+
+
+@dataclass(frozen=True)
+class Level:
+    """One load level: closed-loop ``concurrency`` streams, or open-loop Poisson ``rate`` requests/s."""
+
+    kind: str  # "concurrency" | "rate"
+    value: float
+
+    @property
+    def label(self) -> str:
+        if self.kind == "concurrency":
+            return f"c{int(self.value)}"
+        return f"r{self.value:g}"
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    name: str
+    levels: tuple[Level, ...]
+    num_requests: int
+    input_len: int
+    output_len: int
+
+    def test_name(self, level: Level) -> str:
+        return f"{self.name}-{level.label}"
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    api: str | None  # None: the engine's default API
+    warmup: int
+    repeats: int
+    seed: int
+    max_error_rate: float
+    slo: dict[str, float]
+    tests: tuple[TestSpec, ...]
+    source: str  # built-in name or file path, for messages and config.json
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line overrides; None leaves the suite's value."""
+
+    concurrency: tuple[int, ...] | None = None
+    request_rate: float | None = None
+    num_requests: int | None = None
+    input_len: int | None = None
+    output_len: int | None = None
+    repeats: int | None = None
+    warmup: int | None = None
+    seed: int | None = None
+    api: str | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything ``kitt run`` needs, resolved."""
+
+    model: str
+    engine: str
+    suite: Suite
+    output: Path
+    endpoint: str | None = None
+    engine_image: str | None = None
+    engine_args: tuple[str, ...] = ()
+    port: int | None = None
+    native: bool = False
+    ready_timeout: float = 900.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """Load a built-in suite by name, or a YAML file by path."""
+    import yaml
+
+    if name_or_path in BUILTIN_SUITES:
+        path = Path(__file__).parent / "suites" / f"{name_or_path}.yaml"
+        source = name_or_path
+    else:
+        path = Path(name_or_path)
+        source = str(path)
+        if not path.is_file():
+            raise UsageError(
+                f"unknown suite {name_or_path!r}",
+                hint=f"Use one of {', '.join(BUILTIN_SUITES)}, or the path of a suite YAML file.",
+            )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"{source}: cannot read the suite ({' '.join(str(exc).split())})") from None
+    return parse_suite(data, source)
+
+
+def parse_suite(data: Any, source: str) -> Suite:
+    v = _Validator(source)
+    if not isinstance(data, dict):
+        v.fail("suite", "must be a mapping with a 'tests' list")
+    v.no_unknown(data, _SUITE_KEYS, "suite")
+    slo_raw = data.get("slo") or {}
+    if not isinstance(slo_raw, dict):
+        v.fail("suite.slo", "must be a mapping of ttft_ms, tpot_ms, e2el_ms")
+    v.no_unknown(slo_raw, _SLO_KEYS, "suite.slo")
+    slo = {k: v.positive_number(val, f"suite.slo.{k}") for k, val in slo_raw.items()}
+    tests_raw = data.get("tests")
+    if not isinstance(tests_raw, list) or not tests_raw:
+        v.fail("suite.tests", "must be a non-empty list of tests")
+    tests = tuple(_parse_test(v, t, i) for i, t in enumerate(tests_raw))
+    names = [t.name for t in tests]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        v.fail("suite.tests", f"test names must be unique; repeated: {', '.join(duplicates)}")
+    api = data.get("api")
+    if api is not None and api not in APIS:
+        v.fail("suite.api", f"must be one of {', '.join(APIS)}, got {api!r}")
+    max_error_rate = v.number(data.get("max_error_rate", 0.0), "suite.max_error_rate")
+    if not 0.0 <= max_error_rate <= 1.0:
+        v.fail("suite.max_error_rate", "must be between 0 and 1")
+    return Suite(
+        name=v.string(data.get("name", Path(source).stem), "suite.name"),
+        description=str(data.get("description", "")),
+        api=api,
+        warmup=v.integer(data.get("warmup", 0), "suite.warmup", minimum=0),
+        repeats=v.integer(data.get("repeats", 1), "suite.repeats", minimum=1),
+        seed=v.integer(data.get("seed", 0), "suite.seed", minimum=0),
+        max_error_rate=max_error_rate,
+        slo=slo,
+        tests=tests,
+        source=source,
+    )
+
+
+def _parse_test(v: "_Validator", raw: Any, index: int) -> TestSpec:
+    where = f"suite.tests[{index}]"
+    if not isinstance(raw, dict):
+        v.fail(where, "must be a mapping")
+    v.no_unknown(raw, _TEST_KEYS, where)
+    if ("concurrency" in raw) == ("request_rate" in raw):
+        v.fail(where, "needs exactly one of 'concurrency' (closed loop) or 'request_rate' (Poisson arrivals)")
+    if "concurrency" in raw:
+        values = _as_list(raw["concurrency"])
+        levels = tuple(
+            Level("concurrency", v.integer(c, f"{where}.concurrency[{i}]", minimum=1)) for i, c in enumerate(values)
+        )
+    else:
+        values = _as_list(raw["request_rate"])
+        levels = tuple(
+            Level("rate", v.positive_number(r, f"{where}.request_rate[{i}]")) for i, r in enumerate(values)
+        )
+    if not levels:
+        v.fail(where, "needs at least one load level")
+    name = v.string(raw.get("name"), f"{where}.name")
+    if not name.replace("_", "").replace(".", "").isalnum() or "-" in name:
+        v.fail(f"{where}.name", "may hold only letters, digits, '_' and '.' (the level is appended with '-')")
+    return TestSpec(
+        name=name,
+        levels=levels,
+        num_requests=v.integer(raw.get("num_requests", 32), f"{where}.num_requests", minimum=1),
+        input_len=v.integer(raw.get("input_len", 128), f"{where}.input_len", minimum=1),
+        output_len=v.integer(raw.get("output_len", 64), f"{where}.output_len", minimum=1),
+    )
+
+
+def apply_overrides(suite: Suite, o: Overrides) -> Suite:
+    """Command-line overrides apply to every test of the suite."""
+    tests = []
+    for test in suite.tests:
+        levels = test.levels
+        if o.request_rate is not None:
+            levels = (Level("rate", o.request_rate),)
+        elif o.concurrency is not None:
+            levels = tuple(Level("concurrency", c) for c in o.concurrency)
+        tests.append(
+            replace(
+                test,
+                levels=levels,
+                num_requests=o.num_requests or test.num_requests,
+                input_len=o.input_len or test.input_len,
+                output_len=o.output_len or test.output_len,
+            )
+        )
+    return replace(
+        suite,
+        tests=tuple(tests),
+        repeats=o.repeats if o.repeats is not None else suite.repeats,
+        warmup=o.warmup if o.warmup is not None else suite.warmup,
+        seed=o.seed if o.seed is not None else suite.seed,
+        api=o.api or suite.api,
+    )
+
+
+def suite_to_dict(suite: Suite) -> dict[str, Any]:
+    """The resolved suite as plain data, for config.json."""
+    return {
+        "name": suite.name,
+        "source": suite.source,
+        "description": suite.description,
+        "api": suite.api,
+        "warmup": suite.warmup,
+        "repeats": suite.repeats,
+        "seed": suite.seed,
+        "max_error_rate": suite.max_error_rate,
+        "slo": dict(suite.slo),
+        "tests": [
+            {
+                "name": t.name,
+                "levels": [{"kind": lv.kind, "value": lv.value} for lv in t.levels],
+                "num_requests": t.num_requests,
+                "input_len": t.input_len,
+                "output_len": t.output_len,
+            }
+            for t in suite.tests
+        ],
+    }
+
+
+def parse_concurrency_list(text: str) -> tuple[int, ...]:
+    """``"1,4,16"`` -> (1, 4, 16), for the --concurrency flag and the action input."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UsageError(f"--concurrency takes comma-separated whole numbers like 1,4,16, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise UsageError(f"--concurrency values must be positive whole numbers, got {text!r}")
+    return values
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class _Validator:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, path: str, problem: str) -> None:
+        raise UsageError(f"{self.source}: {path}: {problem}")
+
+    def no_unknown(self, mapping: dict[str, Any], allowed: set[str], path: str) -> None:
+        unknown = sorted(set(map(str, mapping)) - allowed)
+        if unknown:
+            self.fail(f"{path}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def string(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            self.fail(path, "must be a non-empty string")
+        return value.strip()
+
+    def integer(self, value: Any, path: str, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.fail(path, f"must be a whole number >= {minimum}, got {value!r}")
+        return value
+
+    def number(self, value: Any, path: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(path, f"must be a number, got {value!r}")
+        return float(value)
+
+    def positive_number(self, value: Any, path: str) -> float:
+        number = self.number(value, path)
+        if number <= 0:
+            self.fail(path, f"must be greater than 0, got {value!r}")
+        return number

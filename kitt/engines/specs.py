@@ -1,0 +1,131 @@
+"""One spec per engine, with flags taken from each engine's own documentation.
+
+Default images are the engines' documented tags. They move; kitt records the resolved image
+digest in config.json and the report flags a changed digest, but pin ``--engine-image`` in CI
+when you want the engine held still.
+"""
+
+from __future__ import annotations
+
+from kitt.engines.base import EngineSpec
+
+VLLM = EngineSpec(
+    name="vllm",
+    description="vLLM OpenAI-compatible server",
+    modes=("docker", "native"),
+    image="vllm/vllm-openai:latest",
+    container_port=8000,
+    default_port=8000,
+    # The image's entrypoint is the API server, so Docker mode passes only the arguments.
+    server_args=("--model", "{model}", "--served-model-name", "{served}", "--host", "{host}", "--port", "{port}"),
+    native_command=("python3", "-m", "vllm.entrypoints.openai.api_server"),
+    docker_flags=("--ipc=host",),
+    generation_tokens_metric="vllm:generation_tokens_total",
+    prompt_tokens_metric="vllm:prompt_tokens_total",
+    # continuous_usage_stats puts a running token count on every chunk, which tells how many
+    # tokens each event carried.
+    stream_options={"include_usage": True, "continuous_usage_stats": True},
+    exact_length_fields={"ignore_eos": True, "min_tokens": "{output_len}"},
+)
+
+SGLANG = EngineSpec(
+    name="sglang",
+    description="SGLang server",
+    modes=("docker", "native"),
+    image="lmsysorg/sglang:latest",
+    container_port=30000,
+    default_port=30000,
+    server_args=(
+        "--model-path", "{model}", "--served-model-name", "{served}",
+        "--host", "{host}", "--port", "{port}", "--enable-metrics",
+    ),
+    native_command=("python3", "-m", "sglang.launch_server"),
+    docker_command=("python3", "-m", "sglang.launch_server"),
+    docker_flags=("--ipc=host", "--shm-size=32g"),
+    generation_tokens_metric="sglang:generation_tokens_total",
+    prompt_tokens_metric="sglang:prompt_tokens_total",
+    exact_length_fields={"ignore_eos": True},
+)
+
+TGI = EngineSpec(
+    name="tgi",
+    description="Hugging Face Text Generation Inference (Messages API)",
+    modes=("docker", "native"),
+    image="ghcr.io/huggingface/text-generation-inference:latest",
+    container_port=80,
+    default_port=8080,
+    server_args=("--model-id", "{model}", "--hostname", "{host}", "--port", "{port}"),
+    native_command=("text-generation-launcher",),
+    docker_flags=("--shm-size=1g",),
+    hf_cache_target="/data",
+    hf_cache_subdir="hub",
+    models_path="/info",
+    models_format="tgi",
+    generation_tokens_metric="tgi_request_generated_tokens_sum",
+    prompt_tokens_metric="tgi_request_input_length_sum",
+    api="chat",
+    exact_length_fields=None,  # TGI's OpenAI API has no ignore_eos: output lengths are recorded
+)
+
+LLAMA_CPP = EngineSpec(
+    name="llama-cpp",
+    description="llama.cpp llama-server (a GGUF file)",
+    modes=("docker", "native"),
+    image="ghcr.io/ggml-org/llama.cpp:server-cuda",
+    container_port=8080,
+    default_port=8080,
+    server_args=(
+        "--model", "{model}", "--alias", "{served}", "--host", "{host}", "--port", "{port}",
+        "--n-gpu-layers", "999", "--metrics",
+    ),
+    native_command=("llama-server",),
+    generation_tokens_metric="llamacpp:tokens_predicted_total",
+    prompt_tokens_metric="llamacpp:prompt_tokens_total",
+    exact_length_fields={"ignore_eos": True},
+    model_is_file=True,
+    hf_cache_target="/root/.cache/llama.cpp",
+)
+
+OLLAMA = EngineSpec(
+    name="ollama",
+    description="Ollama (the model is pulled, then pre-loaded with keep-alive)",
+    modes=("docker", "native"),
+    image="ollama/ollama:latest",
+    container_port=11434,
+    default_port=11434,
+    server_args=(),
+    native_command=("ollama", "serve"),
+    native_env={"OLLAMA_HOST": "{host}:{port}"},
+    docker_flags=("--volume=ollama:/root/.ollama",),
+    hf_cache_target=None,
+    health_path="/api/version",
+    models_path="/api/tags",
+    models_format="ollama",
+    metrics_path=None,
+    api="chat",
+    exact_length_fields=None,  # Ollama cannot force an output length: lengths are recorded
+    needs_model_pull=True,
+)
+
+SIM = EngineSpec(
+    name="sim",
+    description="built-in simulated OpenAI-compatible streaming server (no GPU needed)",
+    modes=("sim",),
+    default_port=0,
+    server_args=("--model", "{served}", "--host", "{host}", "--port", "{port}"),
+    native_command=("{python}", "-m", "kitt.engines.simserver"),
+    generation_tokens_metric="kitt_sim:generation_tokens_total",
+    prompt_tokens_metric="kitt_sim:prompt_tokens_total",
+    stream_options={"include_usage": True, "continuous_usage_stats": True},
+    exact_length_fields={"ignore_eos": True},
+)
+
+OPENAI = EngineSpec(
+    name="openai",
+    description="an already running OpenAI-compatible endpoint (--endpoint URL)",
+    modes=("endpoint",),
+    metrics_path="/metrics",
+    health_path="/v1/models",
+)
+
+ALL = (VLLM, SGLANG, TGI, LLAMA_CPP, OLLAMA, SIM, OPENAI)

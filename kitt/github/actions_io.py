@@ -1,0 +1,142 @@
+"""GitHub Actions I/O: the run's context, step outputs, annotations, masks and the job summary.
+
+Workflow commands go through actions-toolkit's ``core`` (never its ``github`` module, which edits
+sys.path at import). GitHub shows at most 10 error and 10 warning annotations per step, so the
+11th and later are folded into one closing annotation instead of being silently dropped; a job
+summary is limited to 1 MiB per step, so an append that would pass it is cut with a note.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+MAX_ANNOTATIONS = 10
+MAX_SUMMARY_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ActionsContext:
+    """What the runner tells a step about itself, read once from the environment."""
+
+    in_actions: bool
+    api_url: str
+    server_url: str
+    repository: str | None
+    run_id: str | None
+    event_name: str | None
+    event_path: Path | None
+    output_path: Path | None
+    summary_path: Path | None
+    base_ref: str | None
+
+    @property
+    def run_url(self) -> str | None:
+        if self.repository and self.run_id:
+            return f"{self.server_url.rstrip('/')}/{self.repository}/actions/runs/{self.run_id}"
+        return None
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "ActionsContext":
+        env = os.environ if environ is None else environ
+
+        def path(name: str) -> Path | None:
+            return Path(env[name]) if env.get(name) else None
+
+        return cls(
+            in_actions=env.get("GITHUB_ACTIONS") == "true",
+            api_url=env.get("GITHUB_API_URL") or "https://api.github.com",
+            server_url=env.get("GITHUB_SERVER_URL") or "https://github.com",
+            repository=env.get("GITHUB_REPOSITORY") or None,
+            run_id=env.get("GITHUB_RUN_ID") or None,
+            event_name=env.get("GITHUB_EVENT_NAME") or None,
+            event_path=path("GITHUB_EVENT_PATH"),
+            output_path=path("GITHUB_OUTPUT"),
+            summary_path=path("GITHUB_STEP_SUMMARY"),
+            base_ref=env.get("GITHUB_BASE_REF") or None,
+        )
+
+
+class Annotations:
+    """Error, warning and notice annotations, capped per step as GitHub displays them."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._counts = {"error": 0, "warning": 0}
+        self._overflow: dict[str, list[str]] = {"error": [], "warning": []}
+
+    def _emit(self, kind: str, message: str, title: str | None = None) -> None:
+        import sys
+
+        if not self.enabled:
+            print(f"{kind}: {message}", file=sys.stderr)
+            return
+        from actions_toolkit import core
+
+        props = {"title": title} if title else {}
+        getattr(core, kind)(message, **props)
+
+    def error(self, message: str, title: str | None = None) -> None:
+        self._capped("error", message, title)
+
+    def warning(self, message: str, title: str | None = None) -> None:
+        self._capped("warning", message, title)
+
+    def notice(self, message: str, title: str | None = None) -> None:
+        self._emit("notice", message, title)
+
+    def _capped(self, kind: str, message: str, title: str | None) -> None:
+        # Keep one slot for the summary of what did not fit.
+        if self.enabled and self._counts[kind] >= MAX_ANNOTATIONS - 1:
+            self._overflow[kind].append(message)
+            return
+        self._counts[kind] += 1
+        self._emit(kind, message, title)
+
+    def flush(self) -> None:
+        """Emit one annotation that lists what the cap held back."""
+        for kind, held in self._overflow.items():
+            if held:
+                more = "; ".join(held[:20]) + (" ..." if len(held) > 20 else "")
+                self._emit(kind, f"{len(held)} more: {more}", title=f"{len(held)} further {kind}s")
+                held.clear()
+
+
+def set_output(name: str, value: str, output_path: Path | None) -> None:
+    """Write a step output (multi-line safe: actions-toolkit uses a random heredoc delimiter)."""
+    if output_path is None:
+        return
+    from actions_toolkit.file_command import prepare_key_value_message
+
+    with output_path.open("a", encoding="utf-8", newline="") as handle:
+        handle.write(prepare_key_value_message(name, value) + os.linesep)
+
+
+def mask(value: str | None, enabled: bool) -> None:
+    """Ask the runner to mask a secret in every later log line."""
+    if value and enabled:
+        from actions_toolkit import core
+
+        for line in value.splitlines():
+            if line.strip():
+                core.set_secret(line)
+
+
+def append_summary(markdown: str, summary_path: Path | None) -> bool:
+    """Append to the job summary within GitHub's 1 MiB per-step limit; False when there is none."""
+    if summary_path is None:
+        return False
+    used = summary_path.stat().st_size if summary_path.exists() else 0
+    room = MAX_SUMMARY_BYTES - used
+    data = markdown.encode("utf-8")
+    if len(data) + 1 > room:
+        note = "\n\n_The rest was cut: a job summary holds at most 1 MiB per step._\n".encode()
+        keep = max(room - len(note) - 1, 0)
+        data = data[:keep].decode("utf-8", "ignore").encode("utf-8") + note if keep else b""
+    if not data:
+        return False
+    with summary_path.open("ab") as handle:
+        handle.write(data + b"\n")
+    return True

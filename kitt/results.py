@@ -1,0 +1,278 @@
+"""The result set: the files ``kitt run`` writes and ``kitt ci report`` reads.
+
+A result set is one directory holding:
+
+    metrics.json    per-test, per-repeat flat metrics (readable by upstream KITT consumers)
+    samples.jsonl   one line per request with its raw timeline
+    hardware.json   what the benchmark ran on, with a stable ``fingerprint``
+    config.json     every resolved parameter of the run
+    summary.md      a human-readable summary
+
+``metrics.json`` carries ``schema_version``. Files without one are upstream KITT's (the same
+``results[]`` shape, flat metrics); files with a newer version than this kitt knows are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from kitt.errors import ResultsError
+
+SCHEMA_VERSION = 1
+
+METRICS_FILE = "metrics.json"
+SAMPLES_FILE = "samples.jsonl"
+HARDWARE_FILE = "hardware.json"
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.md"
+
+
+@dataclass
+class TestResult:
+    """One repeat of one test at one load level."""
+
+    test_name: str
+    run_number: int
+    passed: bool
+    metrics: dict[str, float | None]
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "test_name": self.test_name,
+            "run_number": self.run_number,
+            "passed": self.passed,
+            "metrics": {k: _finite_or_none(v) for k, v in self.metrics.items()},
+            "errors": list(self.errors),
+        }
+
+
+@dataclass
+class ResultSet:
+    """A parsed result set. ``hardware`` and ``config`` are empty for upstream KITT files."""
+
+    directory: Path
+    metrics_path: Path
+    schema_version: int | None
+    suite_name: str
+    timestamp: datetime
+    engine: str
+    model: str
+    passed: bool
+    results: list[TestResult]
+    hardware: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str | None:
+        value = self.hardware.get("fingerprint") or self.raw.get("hardware_fingerprint")
+        return str(value) if value else None
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """ISO 8601 in UTC with a ``Z``, the form metrics.json uses."""
+    moment = moment or datetime.now(timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def metrics_document(
+    *,
+    suite_name: str,
+    engine: str,
+    model: str,
+    kitt_version: str,
+    timestamp: str,
+    total_time_seconds: float,
+    results: list[TestResult],
+    passed: bool,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build metrics.json's top level, upstream KITT's fields first."""
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "kitt_version": kitt_version,
+        "suite_name": suite_name,
+        "timestamp": timestamp,
+        "engine": engine,
+        "model": model,
+        "passed": passed,
+        "total_time_seconds": round(total_time_seconds, 3),
+        "results": [r.to_dict() for r in results],
+    }
+    document.update(extra or {})
+    return document
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class SamplesWriter:
+    """Appends one JSON line per finished request, so samples survive a crash mid-run."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = path.open("w", encoding="utf-8")
+
+    def write_many(self, rows: Iterable[dict[str, Any]]) -> None:
+        self._file.writelines(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> "SamplesWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def find_latest_metrics(directory: Path) -> Path:
+    """The newest metrics.json under ``directory`` (recursively), by its ``timestamp`` field.
+
+    Every candidate must parse: a corrupt file is an error, never silently skipped, because
+    skipping it could turn a failed run into "no regression".
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ResultsError(
+            f"results directory {directory} does not exist",
+            hint="Check the path, or run `kitt run -o DIR` first.",
+        )
+    candidates = sorted(directory.rglob(METRICS_FILE))
+    if not candidates:
+        raise ResultsError(
+            f"no {METRICS_FILE} found under {directory}",
+            hint="Point the flag at the folder that `kitt run -o` wrote.",
+        )
+    dated = [(_parse_timestamp(_read_json(path).get("timestamp"), path), str(path), path) for path in candidates]
+    return max(dated)[2]
+
+
+def load_result_set(directory: Path) -> ResultSet:
+    """Load the newest result set under ``directory``; raise ResultsError when it is unusable."""
+    metrics_path = find_latest_metrics(directory)
+    return load_metrics_file(metrics_path)
+
+
+def load_metrics_file(metrics_path: Path) -> ResultSet:
+    raw = _read_json(metrics_path)
+    version = raw.get("schema_version")
+    if version is not None:
+        if not isinstance(version, int) or version < 1:
+            raise ResultsError(f"{metrics_path}: schema_version must be a positive integer, got {version!r}")
+        if version > SCHEMA_VERSION:
+            raise ResultsError(
+                f"{metrics_path} has schema_version {version}, newer than this kitt understands ({SCHEMA_VERSION})",
+                hint="Upgrade kitt (or the action) to the version that wrote it.",
+            )
+    entries = raw.get("results")
+    if not isinstance(entries, list):
+        raise ResultsError(f"{metrics_path}: 'results' must be a list of test results")
+    results = [_parse_result(entry, metrics_path, index) for index, entry in enumerate(entries)]
+    directory = metrics_path.parent
+    return ResultSet(
+        directory=directory,
+        metrics_path=metrics_path,
+        schema_version=version,
+        suite_name=str(raw.get("suite_name") or raw.get("suite") or "unknown"),
+        timestamp=_parse_timestamp(raw.get("timestamp"), metrics_path),
+        engine=str(raw.get("engine") or "unknown"),
+        model=str(raw.get("model") or "unknown"),
+        passed=bool(raw.get("passed", all(r.passed for r in results))),
+        results=results,
+        hardware=_read_optional_json(directory / HARDWARE_FILE),
+        config=_read_optional_json(directory / CONFIG_FILE),
+        raw=raw,
+    )
+
+
+def _parse_result(entry: Any, path: Path, index: int) -> TestResult:
+    where = f"{path}: results[{index}]"
+    if not isinstance(entry, dict):
+        raise ResultsError(f"{where} must be an object")
+    name = entry.get("test_name")
+    if not isinstance(name, str) or not name:
+        raise ResultsError(f"{where}.test_name must be a non-empty string")
+    metrics = entry.get("metrics", {})
+    if not isinstance(metrics, dict):
+        raise ResultsError(f"{where}.metrics must be a flat mapping of names to numbers")
+    flat: dict[str, float | None] = {}
+    for key, value in metrics.items():
+        if value is None:
+            flat[str(key)] = None
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            # Upstream files may carry strings or nested objects; they are not comparable numbers.
+            continue
+        else:
+            flat[str(key)] = float(value)
+    run_number = entry.get("run_number", 1)
+    if isinstance(run_number, bool) or not isinstance(run_number, int) or run_number < 1:
+        raise ResultsError(f"{where}.run_number must be a positive integer, got {run_number!r}")
+    errors = entry.get("errors") or []
+    return TestResult(
+        test_name=name,
+        run_number=run_number,
+        passed=bool(entry.get("passed", True)),
+        metrics=flat,
+        errors=[str(e) for e in errors] if isinstance(errors, list) else [str(errors)],
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsError(
+            f"{path} is not valid JSON ({exc})",
+            hint="The run that wrote it probably failed; rerun the benchmark.",
+        ) from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path} must hold a JSON object")
+    return data
+
+
+def _read_optional_json(path: Path) -> dict[str, Any]:
+    return _read_json(path) if path.is_file() else {}
+
+
+def _parse_timestamp(value: Any, path: Path) -> datetime:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(float(value), timezone.utc)
+    if isinstance(value, str) and value:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    raise ResultsError(
+        f"{path} has no usable 'timestamp' (got {value!r})",
+        hint="metrics.json needs an ISO 8601 timestamp to pick the newest run.",
+    )
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
