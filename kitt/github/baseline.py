@@ -1,0 +1,380 @@
+"""Find and download a results artifact from another workflow run (REST, with requests).
+
+Two uses:
+
+- :func:`download_baseline`: the newest live artifact named ``name`` that a run on the
+  base branch *of this repository* uploaded. A fork can name its branch ``main`` too,
+  so runs whose head repository differs are skipped.
+- :func:`download_run_artifact`: the artifact ``name`` of one run (the fork-safe
+  ``workflow_run`` report mode, where that run built a fork's pull request).
+
+Both return an :class:`ArtifactDownload`; when nothing usable exists, ``path`` is None
+and ``reason`` says why, for the caller to show as a notice. The archive comes from a
+short-lived URL on another host, fetched without the token, and is unpacked by
+:func:`safe_extract`, since its contents are untrusted data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from kitt.errors import ArtifactError, GitHubError, UsageError
+
+if TYPE_CHECKING:
+    import requests
+
+DEFAULT_API_URL = "https://api.github.com"
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # unpacked; a result set is a few MB
+DEFAULT_MAX_FILES = 1000
+MAX_PAGES = 50  # 5,000 artifacts of one name is far past any real retention window
+PERMISSION_HINT = "Give the job `permissions: actions: read` (and `contents: read` for a private repository)."
+
+__all__ = ["ArtifactDownload", "download_baseline", "download_run_artifact", "safe_extract"]
+
+
+@dataclass(frozen=True)
+class ArtifactDownload:
+    """Where an artifact was unpacked, or why there is none (``path`` None)."""
+
+    path: Path | None
+    reason: str = ""
+    artifact_id: int | None = None
+    run_id: int | None = None
+    created_at: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.path is not None
+
+
+class _Client:
+    """GitHub REST GETs with the token, a bounded retry, and kitt's error messages."""
+
+    def __init__(self, token: str, repo: str, api_url: str | None, retry_delay: float, timeout: float) -> None:
+        import requests
+
+        if repo.count("/") != 1 or not all(repo.split("/")):
+            raise UsageError(f"repository {repo!r} is not in owner/name form", hint="Pass e.g. `octo-org/my-repo`.")
+        self.token, self.repo = token, repo
+        self.api_url = (api_url or DEFAULT_API_URL).rstrip("/")
+        self.retry_delay, self.timeout = retry_delay, timeout
+        self.session = requests.Session()
+        self.session.headers.update({
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+            "User-Agent": "kitt-benchmark-action",
+        })
+
+    def close(self) -> None:
+        self.session.close()
+
+    def get(self, url: str, doing: str, *, params: dict[str, Any] | None = None,
+            redirects: bool = True) -> requests.Response:
+        """GET an API URL, raising GitHubError when it cannot be had.
+
+        Three tries: 5xx and network errors back off, a rate limit with a short
+        ``retry-after`` waits that long. The token goes only to the API's own host.
+        """
+        import requests
+
+        if urlsplit(url).netloc != urlsplit(self.api_url).netloc:
+            raise GitHubError(f"GitHub sent a link to another host while trying to {doing}: {url[:200]}")
+        headers = {"Authorization": f"Bearer {self.token}"}
+        for attempt in range(3):
+            last = attempt == 2
+            try:
+                response = self.session.get(url, params=params, headers=headers, timeout=self.timeout,
+                                            allow_redirects=redirects)
+            except requests.RequestException as error:
+                if last:
+                    raise GitHubError(
+                        f"Could not reach GitHub at {self.api_url} to {doing} ({type(error).__name__})",
+                        hint="Check the network and `GITHUB_API_URL`; re-run the job if it was a glitch.",
+                    ) from None
+                time.sleep(self.retry_delay * (2**attempt))
+                continue
+            limited = _rate_limit_wait(response)
+            if response.status_code < 500 and (limited is None or last):
+                return response
+            if last:
+                raise GitHubError(f"GitHub failed to {doing} (HTTP {response.status_code})",
+                                  hint="This is usually temporary on GitHub's side: re-run the job.")
+            time.sleep(limited if limited is not None else self.retry_delay * (2**attempt))
+        raise AssertionError("unreachable")
+
+    def fail(self, response: requests.Response, doing: str) -> GitHubError:
+        message = _message(response)
+        text = f"Could not {doing} in {self.repo} (HTTP {response.status_code}: {message})"
+        if response.status_code in (403, 429) and "rate limit" in message.lower():
+            return GitHubError(text, hint="GitHub's API rate limit held; re-run the job later.")
+        if response.status_code in (401, 403, 404):
+            return GitHubError(text, hint=PERMISSION_HINT)
+        return GitHubError(text, hint="Re-run the job; if it keeps failing, report it with the job log.")
+
+    def pages(self, path: str, params: dict[str, Any], doing: str) -> Iterator[dict[str, Any]]:
+        """Every artifact of a listing, following ``Link: rel="next"`` (bounded)."""
+        url: str | None = f"{self.api_url}{path}"
+        query: dict[str, Any] | None = {**params, "per_page": 100}
+        for _ in range(MAX_PAGES):
+            if url is None:
+                return
+            response = self.get(url, doing, params=query)
+            if response.status_code != 200:
+                raise self.fail(response, doing)
+            yield from response.json().get("artifacts") or []
+            url, query = response.links.get("next", {}).get("url"), None
+        raise GitHubError(f"GitHub listed more than {MAX_PAGES} pages while trying to {doing}",
+                          hint="Delete old artifacts or use a more specific artifact name.")
+
+
+def _rate_limit_wait(response: requests.Response) -> float | None:
+    """Seconds a 403/429 rate-limit answer asks to wait, if it asks for at most a minute."""
+    after = response.headers.get("retry-after", "").strip()
+    if response.status_code in (403, 429) and after.isdigit() and int(after) <= 60:
+        return float(after)
+    return None
+
+
+def _message(response: requests.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    text = data.get("message") if isinstance(data, dict) else None
+    return " ".join(str(text or response.reason or "no message").split())[:200]
+
+
+def _created(artifact: dict[str, Any]) -> tuple[datetime, int]:
+    stamp = artifact.get("created_at") or "1970-01-01T00:00:00Z"
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")), int(artifact.get("id") or 0)
+
+
+def download_baseline(
+    *,
+    token: str,
+    repo: str,
+    name: str,
+    dest: str | Path,
+    base_branch: str | None = None,
+    api_url: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_files: int = DEFAULT_MAX_FILES,
+    retry_delay: float = 1.0,
+    timeout: float = 60.0,
+) -> ArtifactDownload:
+    """Unpack into ``dest`` the newest live artifact ``name`` from ``repo``'s own runs on the base branch.
+
+    ``base_branch`` is the pull request's base ref; without it, the repository's default
+    branch is asked for. ``api_url`` is GitHub's REST base (the caller reads
+    ``GITHUB_API_URL``). ``dest`` must not exist or be empty.
+
+    Raises GitHubError when listing fails (401/403/404 say which permission to grant) and
+    ArtifactError for an archive that cannot be unpacked safely.
+    """
+    client = _Client(token, repo, api_url, retry_delay, timeout)
+    try:
+        if not base_branch:
+            response = client.get(f"{client.api_url}/repos/{repo}", "read the repository's default branch")
+            if response.status_code != 200:
+                raise client.fail(response, "read the repository's default branch")
+            base_branch = str(response.json()["default_branch"])
+        found = list(client.pages(f"/repos/{repo}/actions/artifacts", {"name": name},
+                                  f"list artifacts named {name!r}"))
+        live = [a for a in found if a.get("name") == name and a.get("expired") is False]
+        ours = [a for a in live if _same_repo_run(a) and _run_field(a, "head_branch") == base_branch]
+        if not ours:
+            reason = (f"no artifact named {name!r} exists in {repo}" if not found else
+                      f"no live artifact named {name!r} from a run of {repo} on branch {base_branch!r} "
+                      f"({len(found)} found: expired, from forks or from other branches)")
+            return ArtifactDownload(None, reason + "; the comparison is skipped until the base branch uploads one")
+        newest = max(ours, key=_created)
+        return _download(client, newest, Path(dest), max_bytes, max_files)
+    finally:
+        client.close()
+
+
+def download_run_artifact(
+    *,
+    token: str,
+    repo: str,
+    run_id: int,
+    name: str,
+    dest: str | Path,
+    api_url: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_files: int = DEFAULT_MAX_FILES,
+    retry_delay: float = 1.0,
+    timeout: float = 60.0,
+) -> ArtifactDownload:
+    """Unpack into ``dest`` the artifact ``name`` uploaded by workflow run ``run_id``.
+
+    For the ``workflow_run`` report mode: the run may have built a fork's pull request,
+    so the contents are untrusted and unpacked with :func:`safe_extract`.
+    """
+    client = _Client(token, repo, api_url, retry_delay, timeout)
+    try:
+        doing = f"list the artifacts of run {run_id}"
+        found = [a for a in client.pages(f"/repos/{repo}/actions/runs/{int(run_id)}/artifacts", {"name": name}, doing)
+                 if a.get("name") == name]
+        live = [a for a in found if a.get("expired") is False]
+        if not live:
+            state = "has expired" if found else "was not uploaded"
+            return ArtifactDownload(None, f"artifact {name!r} of run {run_id} {state}")
+        return _download(client, max(live, key=_created), Path(dest), max_bytes, max_files)
+    finally:
+        client.close()
+
+
+def _run_field(artifact: dict[str, Any], key: str) -> Any:
+    return (artifact.get("workflow_run") or {}).get(key)
+
+
+def _same_repo_run(artifact: dict[str, Any]) -> bool:
+    run = artifact.get("workflow_run") or {}
+    return run.get("repository_id") is not None and run.get("head_repository_id") == run.get("repository_id")
+
+
+def _download(client: _Client, artifact: dict[str, Any], dest: Path, max_bytes: int,
+              max_files: int) -> ArtifactDownload:
+    import requests
+
+    artifact_id = int(artifact["id"])
+    run_id = (artifact.get("workflow_run") or {}).get("id")
+    found = dict(artifact_id=artifact_id, run_id=run_id, created_at=artifact.get("created_at"))
+    doing = f"download artifact {artifact_id}"
+    response = client.get(f"{client.api_url}/repos/{client.repo}/actions/artifacts/{artifact_id}/zip", doing,
+                          redirects=False)
+    if response.status_code == 410:
+        return ArtifactDownload(None, f"artifact {artifact['name']!r} ({artifact_id}) has expired (HTTP 410)", **found)
+    location = response.headers.get("Location")
+    if response.status_code not in (301, 302, 303, 307, 308) or not location:
+        raise client.fail(response, doing)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".kitt-download-") as work:
+        archive = Path(work) / "artifact.zip"
+        try:
+            # A fresh request: the signed URL is on another host and must not get the token.
+            with requests.get(location, stream=True, timeout=client.timeout, allow_redirects=False,
+                              headers={"User-Agent": "kitt-benchmark-action"}) as blob:
+                if blob.status_code != 200:
+                    raise ArtifactError(f"The artifact storage refused to {doing} (HTTP {blob.status_code})",
+                                        hint="The download link lasts one minute; re-run the job.")
+                _save(blob, archive, max_bytes)
+        except requests.RequestException as error:
+            raise ArtifactError(f"Could not {doing} from the artifact storage ({type(error).__name__})",
+                                hint="Re-run the job; the download link lasts one minute.") from None
+        safe_extract(archive, dest, max_bytes=max_bytes, max_files=max_files)
+    return ArtifactDownload(dest, "", **found)
+
+
+def _save(blob: requests.Response, archive: Path, max_bytes: int) -> None:
+    limit = max_bytes + (1 << 20)  # zip overhead on top of the contents' cap
+    written = 0
+    with archive.open("wb") as out:
+        for chunk in blob.iter_content(1 << 16):
+            written += len(chunk)
+            if written > limit:
+                raise ArtifactError(f"The artifact is larger than {limit} bytes, kitt's limit for results",
+                                    hint="Upload only the result set (metrics.json, samples.jsonl, ...).")
+            out.write(chunk)
+
+
+
+def safe_extract(zip_path: str | Path, dest: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
+                 max_files: int = DEFAULT_MAX_FILES) -> list[Path]:
+    """Unpack an untrusted zip into ``dest`` (absent or empty) and return the files written.
+
+    Refuses, with ArtifactError and nothing left behind: absolute paths, ``..``, symlinks
+    and other special entries, duplicate names, more than ``max_files`` entries, and more
+    than ``max_bytes`` unpacked (declared sizes first, then the bytes actually inflated).
+    """
+    zip_path, dest = Path(zip_path), Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise ArtifactError(f"Will not unpack the artifact into {dest}: it is not an empty folder")
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ArtifactError(f"The artifact is not a readable zip archive ({error})") from None
+    with archive:
+        entries = archive.infolist()
+        if len(entries) > max_files:
+            raise ArtifactError(f"The artifact holds {len(entries)} entries, more than the limit of {max_files}",
+                                hint="Upload only the result set, not a whole folder tree.")
+        declared = sum(entry.file_size for entry in entries)
+        if declared > max_bytes:
+            raise ArtifactError(f"The artifact declares {declared} bytes unpacked, more than the limit of "
+                                f"{max_bytes}", hint="Upload only the result set (metrics.json, samples.jsonl, ...).")
+        plan: dict[str, zipfile.ZipInfo] = {}
+        for entry in entries:
+            relative = _member_path(entry)
+            if relative in plan:
+                raise ArtifactError(f"The artifact has two entries named {relative!r}")
+            plan[relative] = entry
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".kitt-extract-"))
+        try:
+            written = _inflate(archive, plan, staging, max_bytes)
+            if dest.exists():
+                dest.rmdir()
+            os.replace(staging, dest)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return [dest / relative for relative in written]
+
+
+def _member_path(entry: zipfile.ZipInfo) -> str:
+    """The entry's safe relative path ("a/b.json"), or ArtifactError."""
+    name = entry.filename.replace("\\", "/")
+    mode = entry.external_attr >> 16
+    problem = None
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        problem = "has an absolute path"
+    elif ".." in name.split("/"):
+        problem = "climbs out of the folder with '..'"
+    elif stat.S_ISLNK(mode):
+        problem = "is a symbolic link"
+    elif stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+        problem = "is not a regular file or folder"
+    elif "\x00" in name or not name.strip("/."):
+        problem = "has an empty or invalid name"
+    if problem:
+        raise ArtifactError(f"Refusing to unpack the artifact: entry {entry.filename[:200]!r} {problem}",
+                            hint="Artifacts are untrusted data; rebuild it with actions/upload-artifact.")
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    return "/".join(parts) + ("/" if entry.is_dir() else "")
+
+
+def _inflate(archive: zipfile.ZipFile, plan: dict[str, zipfile.ZipInfo], root: Path, max_bytes: int) -> list[str]:
+    files: list[str] = []
+    total = 0
+    try:
+        for relative, entry in plan.items():
+            target = root.joinpath(*relative.rstrip("/").split("/"))
+            if entry.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(entry) as source, target.open("xb") as out:
+                while chunk := source.read(1 << 16):
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise ArtifactError(f"The artifact unpacks to more than {max_bytes} bytes, the limit",
+                                            hint="Upload only the result set (metrics.json, samples.jsonl, ...).")
+                    out.write(chunk)
+            files.append(relative)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as error:
+        raise ArtifactError(f"The artifact could not be unpacked ({type(error).__name__}: {error})") from None
+    return files

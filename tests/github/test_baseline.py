@@ -1,0 +1,219 @@
+"""download_baseline, download_run_artifact and safe_extract against the GitHub double."""
+
+from __future__ import annotations
+
+import io
+import stat
+import zipfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kitt.errors import ArtifactError, GitHubError
+from kitt.github.baseline import download_baseline, download_run_artifact, safe_extract
+
+REPO = "octo-org/kitt-demo"
+NAME = "kitt-results"
+T0 = datetime(2024, 6, 1, tzinfo=timezone.utc)
+
+
+def fetch(double: Any, dest: Path, **kwargs: Any) -> Any:
+    options: dict[str, Any] = dict(token=double.token, repo=REPO, name=NAME, dest=dest, api_url=double.api_url,
+                                   retry_delay=0.01)
+    options.update(kwargs)
+    return download_baseline(**options)
+
+
+def marked(label: str) -> dict[str, str]:
+    return {"metrics.json": f'{{"from": "{label}"}}', "summary.md": f"# {label}\n"}
+
+
+def zip_with(entries: list[tuple[zipfile.ZipInfo | str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for info, data in entries:
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+def test_newest_live_artifact_of_the_base_branch_is_unpacked(github_double: Any, tmp_path: Path) -> None:
+    github_double.add_artifact(NAME, marked("old"), created_at=T0)
+    newest = github_double.add_artifact(NAME, marked("newest"), created_at=T0 + timedelta(hours=2))
+    github_double.add_artifact(NAME, marked("middle"), created_at=T0 + timedelta(hours=1))  # higher id, older
+    github_double.add_artifact("other-name", marked("other"), created_at=T0 + timedelta(hours=3))
+    result = fetch(github_double, tmp_path / "baseline", base_branch="main")
+    assert result and result.artifact_id == newest.id and result.run_id == newest.run_id
+    assert (tmp_path / "baseline" / "metrics.json").read_text() == '{"from": "newest"}'
+    assert sorted(p.name for p in (tmp_path / "baseline").iterdir()) == ["metrics.json", "summary.md"]
+
+
+def test_fork_artifact_named_like_the_baseline_on_main_is_skipped(github_double: Any, tmp_path: Path) -> None:
+    github_double.add_artifact(NAME, marked("ours"), created_at=T0)
+    github_double.add_artifact(NAME, marked("fork"), created_at=T0 + timedelta(hours=1), from_fork=True)
+    result = fetch(github_double, tmp_path / "b", base_branch="main")
+    assert (tmp_path / "b" / "metrics.json").read_text() == '{"from": "ours"}'
+    assert result.artifact_id == github_double.artifacts[0].id
+
+
+def test_only_fork_and_other_branch_artifacts_mean_no_baseline(github_double: Any, tmp_path: Path) -> None:
+    github_double.add_artifact(NAME, marked("fork"), from_fork=True)
+    github_double.add_artifact(NAME, marked("feature"), head_branch="feature")
+    result = fetch(github_double, tmp_path / "b", base_branch="main")
+    assert not result and result.path is None
+    assert "branch 'main'" in result.reason and "2 found" in result.reason
+    assert not (tmp_path / "b").exists()
+    assert github_double.requests_for("actions/download-artifact") == []
+
+
+def test_expired_artifacts_are_skipped(github_double: Any, tmp_path: Path) -> None:
+    github_double.add_artifact(NAME, marked("live"), created_at=T0)
+    github_double.add_artifact(NAME, marked("expired"), created_at=T0 + timedelta(days=1), expired=True)
+    assert fetch(github_double, tmp_path / "b").path == tmp_path / "b"
+    assert (tmp_path / "b" / "metrics.json").read_text() == '{"from": "live"}'
+
+
+def test_410_on_download_is_a_notice_not_an_error(github_double: Any, tmp_path: Path) -> None:
+    item = github_double.add_artifact(NAME, marked("gone"), gone=True)
+    result = fetch(github_double, tmp_path / "b")
+    assert result.path is None and result.artifact_id == item.id
+    assert "expired" in result.reason and "410" in result.reason
+    assert [r.status for r in github_double.requests_for("actions/download-artifact")] == [410]
+
+
+def test_no_artifact_at_all_gives_a_reason(github_double: Any, tmp_path: Path) -> None:
+    result = fetch(github_double, tmp_path / "b")
+    assert result.path is None and f"no artifact named '{NAME}'" in result.reason
+
+
+def test_default_branch_is_asked_for_when_no_base_ref_is_given(github_double: Any, tmp_path: Path) -> None:
+    github_double.repo.default_branch = "trunk"
+    github_double.add_artifact(NAME, marked("main"), head_branch="main", created_at=T0 + timedelta(hours=1))
+    github_double.add_artifact(NAME, marked("trunk"), head_branch="trunk", created_at=T0)
+    fetch(github_double, tmp_path / "b")
+    assert (tmp_path / "b" / "metrics.json").read_text() == '{"from": "trunk"}'
+    assert len(github_double.requests_for("repos/get")) == 1
+
+
+def test_every_page_is_read_and_the_token_stays_off_the_blob_host(github_double: Any, tmp_path: Path) -> None:
+    for i in range(120):
+        github_double.add_artifact(NAME, marked("feature"), head_branch="feature", created_at=T0 + timedelta(i))
+    github_double.add_artifact(NAME, marked("ours"), created_at=T0)  # oldest: listed on page 2
+    assert fetch(github_double, tmp_path / "b", base_branch="main")
+    assert [dict(r.query).get("page", "1") for r in github_double.requests_for("actions/list-artifacts-for-repo")] \
+        == ["1", "2"]
+    listing, download = github_double.requests_for("actions/list-artifacts-for-repo")[0], \
+        github_double.requests_for("actions/download-artifact")[0]
+    assert listing.headers["authorization"] == download.headers["authorization"] == f"Bearer {github_double.token}"
+    blob = github_double.requests_for("blob")
+    assert len(blob) == 1 and "authorization" not in blob[0].headers
+
+
+def test_5xx_and_a_short_rate_limit_on_listing_are_retried(github_double: Any, tmp_path: Path) -> None:
+    github_double.add_artifact(NAME, marked("ours"))
+    github_double.fail_next("actions/list-artifacts-for-repo", 502)
+    github_double.rate_limit_next("actions/list-artifacts-for-repo", retry_after=0)
+    assert fetch(github_double, tmp_path / "b", base_branch="main")
+    assert [r.status for r in github_double.requests_for("actions/list-artifacts-for-repo")] == [502, 403, 200]
+
+
+def test_a_lasting_rate_limit_is_not_blamed_on_permissions(github_double: Any, tmp_path: Path) -> None:
+    github_double.rate_limit_next("actions/list-artifacts-for-repo", retry_after=0, times=3)
+    with pytest.raises(GitHubError, match="rate limit") as caught:
+        fetch(github_double, tmp_path / "b", base_branch="main")
+    assert "actions: read" not in str(caught.value)
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_refused_listing_says_to_grant_actions_read(github_double: Any, tmp_path: Path, status: int) -> None:
+    github_double.fail_next("actions/list-artifacts-for-repo", status)
+    with pytest.raises(GitHubError, match=f"HTTP {status}.*permissions: actions: read") as caught:
+        fetch(github_double, tmp_path / "b", base_branch="main")
+    assert github_double.token not in str(caught.value)
+
+
+def test_unknown_repository_is_a_clear_error(github_double: Any, tmp_path: Path) -> None:
+    with pytest.raises(GitHubError, match=r"octo-org/missing.*HTTP 404.*actions: read"):
+        fetch(github_double, tmp_path / "b", repo="octo-org/missing", base_branch="main")
+
+
+def test_run_artifact_is_found_by_run_id(github_double: Any, tmp_path: Path) -> None:
+    github_double.add_artifact(NAME, marked("other run"), run_id=41)
+    github_double.add_artifact(NAME, marked("fork pr"), run_id=42, from_fork=True, head_branch="main")
+    result = download_run_artifact(token=github_double.token, repo=REPO, run_id=42, name=NAME,
+                                   dest=tmp_path / "r", api_url=github_double.api_url)
+    assert result.run_id == 42 and (tmp_path / "r" / "metrics.json").read_text() == '{"from": "fork pr"}'
+    missing = download_run_artifact(token=github_double.token, repo=REPO, run_id=43, name=NAME,
+                                    dest=tmp_path / "m", api_url=github_double.api_url)
+    assert missing.path is None and "run 43 was not uploaded" in missing.reason
+
+
+def test_zip_slip_artifact_from_the_api_is_refused(github_double: Any, tmp_path: Path) -> None:
+    github_double.add_artifact(NAME, content=zip_with([("metrics.json", b"{}"), ("../escaped.txt", b"x")]))
+    with pytest.raises(ArtifactError, match=r"'\.\.'"):
+        fetch(github_double, tmp_path / "b", base_branch="main")
+    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "b").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []  # no staging or download leftovers
+
+
+@pytest.mark.parametrize("name", ["../up.txt", "a/../../up.txt", "/etc/passwd", "C:/win.txt", "..\\up.txt"])
+def test_paths_outside_the_folder_are_refused(tmp_path: Path, name: str) -> None:
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(zip_with([(name, b"x")]))
+    with pytest.raises(ArtifactError, match="Refusing to unpack"):
+        safe_extract(archive, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.zip"]
+
+
+def test_symlink_entries_are_refused(tmp_path: Path) -> None:
+    link = zipfile.ZipInfo("metrics.json")
+    link.create_system = 3
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(zip_with([("summary.md", b"ok"), (link, b"/etc/passwd")]))
+    with pytest.raises(ArtifactError, match="symbolic link"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_oversized_and_overfull_archives_are_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(zip_with([("big.bin", b"\0" * 5000), ("small.txt", b"x")]))
+    with pytest.raises(ArtifactError, match="declares 5001 bytes"):
+        safe_extract(archive, tmp_path / "out", max_bytes=4096)
+    with pytest.raises(ArtifactError, match="2 entries"):
+        safe_extract(archive, tmp_path / "out", max_files=1)
+    assert safe_extract(archive, tmp_path / "out", max_bytes=5001, max_files=2) == [
+        tmp_path / "out" / "big.bin", tmp_path / "out" / "small.txt",
+    ]
+
+
+def test_an_archive_that_lies_about_its_size_is_refused(tmp_path: Path) -> None:
+    data = bytearray(zip_with([("big.bin", b"A" * 4000)]))
+    # Shrink the declared size in both headers to 10 bytes: a zip bomb's trick.
+    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
+    data[local + 22 : local + 26] = (10).to_bytes(4, "little")
+    data[central + 24 : central + 28] = (10).to_bytes(4, "little")
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="could not be unpacked"):
+        safe_extract(archive, tmp_path / "out", max_bytes=100)
+    assert not (tmp_path / "out").exists()
+
+
+def test_not_a_zip_and_a_non_empty_destination_are_refused(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(ArtifactError, match="not a readable zip"):
+        safe_extract(junk, tmp_path / "out")
+    archive = tmp_path / "a.zip"
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        archive.write_bytes(zip_with([("x", b"1"), ("x", b"2")]))
+    with pytest.raises(ArtifactError, match="two entries"):
+        safe_extract(archive, tmp_path / "out")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(ArtifactError, match="not an empty folder"):
+        safe_extract(archive, tmp_path / "full")
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"

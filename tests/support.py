@@ -1,0 +1,55 @@
+"""Helpers for tests: a clean environment, the real CLI in a child process, and a process scan."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RUNNER_PREFIXES = ("GITHUB_", "INPUT_", "ACTIONS_", "RUNNER_")
+
+
+def clean_environ(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(RUNNER_PREFIXES) and k not in ("CI", "HF_TOKEN")}
+    env.update(extra)
+    return env
+
+
+
+def run_kitt(*args: str, env: dict[str, str] | None = None, timeout: float = 300, **kw) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a child process, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "kitt", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or clean_environ(),
+        cwd=kw.pop("cwd", REPO),
+        **kw,
+    )
+
+
+def processes_with(marker: str) -> list[str]:
+    """Command lines of live processes that mention ``marker`` (zombies excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state != "Z":
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
