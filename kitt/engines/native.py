@@ -20,7 +20,8 @@ from pathlib import Path
 from kitt.engines.base import EngineSpec, ServerHandle
 from kitt.errors import BenchmarkError, UsageError
 
-STOP_GRACE_SECONDS = 10.0
+# A cancelled GitHub job gets SIGINT, then SIGTERM 7.5 s later, then SIGKILL 2.5 s after that.
+STOP_GRACE_SECONDS = 5.0
 
 
 def native_command(spec: EngineSpec, *, model: str, served: str, port: int, extra_args: tuple[str, ...]) -> list[str]:
@@ -63,8 +64,10 @@ class NativeRunner:
         port: int,
         extra_args: tuple[str, ...],
         log_path: Path,
+        stop_grace: float = STOP_GRACE_SECONDS,
     ) -> None:
         self.spec = spec
+        self.stop_grace = stop_grace
         self.model = model
         self.served = served
         self.port = port
@@ -121,7 +124,7 @@ class NativeRunner:
             return
         pgid = process.pid  # start_new_session made the child a group leader
         _signal_group(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        deadline = time.monotonic() + self.stop_grace
         while time.monotonic() < deadline:
             if process.poll() is not None and not _group_alive(pgid):
                 break
