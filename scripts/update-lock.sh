@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Regenerate requirements.lock: kitt's runtime dependencies pinned for every Python kitt supports
+# (3.10 and newer), with environment markers where a version differs. Both action flavours install
+# under it as a pip constraint. Needs uv (pip install uv); run after changing pyproject.toml.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+uv pip compile pyproject.toml --universal --python-version 3.10 --no-header --no-annotate --quiet \
+  -o requirements.lock.new
+{
+  echo "# Runtime dependencies of kitt, pinned for Python >= 3.10. Regenerate: bash scripts/update-lock.sh"
+  cat requirements.lock.new
+} >requirements.lock
+rm requirements.lock.new
