@@ -36,14 +36,22 @@ def _non_negative_int(text: str) -> int:
     return _whole_number(text, 0)
 
 
-def _positive_float(text: str) -> float:
+def _float_above(text: str, minimum: float, inclusive: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    if value < minimum or (value == minimum and not inclusive) or value != value:
+        raise argparse.ArgumentTypeError(f"expected a number {'>=' if inclusive else '>'} {minimum:g}, got {text}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _float_above(text, 0.0, inclusive=False)
+
+
+def _percentage(text: str) -> float:
+    return _float_above(text, 0.0, inclusive=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,11 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = ci_commands.add_parser("report", help="compare with a baseline, report, comment and gate")
     report.add_argument("--results-dir", required=True, type=Path, help="directory with the new metrics.json")
     report.add_argument("--baseline-dir", type=Path, help="directory with the baseline metrics.json (optional)")
-    report.add_argument("--github-token", help="token to post the PR comment (or set GITHUB_TOKEN)")
+    report.add_argument("--github-token", help="token to post the PR comment (default: $GITHUB_TOKEN)")
     report.add_argument("--repo", help="owner/repo")
     report.add_argument("--pr", type=_positive_int, help="pull request number")
     report.add_argument("--output", type=Path, help="write the report to this file instead of posting it")
-    report.add_argument("--threshold", type=_positive_float, default=5.0, help="regression threshold in percent")
+    report.add_argument("--threshold", type=_percentage, default=5.0, help="regression threshold in percent")
     report.add_argument("--thresholds", type=Path, help="YAML of per-metric thresholds in percent")
     report.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a regression is found")
     report.add_argument("--comment-key", help="own one comment per key (matrix jobs)")
@@ -185,9 +193,41 @@ def _cmd_engines_cleanup(args: argparse.Namespace) -> int:
 
 
 def _cmd_ci_report(args: argparse.Namespace) -> int:
-    from kitt.ci import report_from_cli
+    import os
 
-    return report_from_cli(args)
+    from kitt.ci import ReportOptions, execute_ci_report
+    from kitt.github.actions_io import ActionsContext, Annotations, mask, set_output
+
+    context = ActionsContext.from_environment()
+    token = args.github_token or os.environ.get("GITHUB_TOKEN") or None
+    mask(token, context.in_actions)
+    options = ReportOptions(
+        results_dir=args.results_dir,
+        baseline_dir=args.baseline_dir,
+        github_token=token,
+        repo=args.repo,
+        pr=args.pr,
+        output=args.output,
+        threshold=args.threshold,
+        thresholds_file=args.thresholds,
+        fail_on_regression=args.fail_on_regression,
+        comment_key=args.comment_key,
+        summary=args.summary,
+        allow_hardware_mismatch=args.allow_hardware_mismatch,
+        require_comment=args.require_comment,
+        summary_path=context.summary_path,
+        api_url=context.api_url,
+        run_url=context.run_url,
+    )
+    outcome = execute_ci_report(options)
+    annotations = Annotations(enabled=context.in_actions)
+    for notice in outcome.notices:
+        getattr(annotations, notice.level)(notice.message)
+    annotations.flush()
+    if context.in_actions:
+        for name, value in outcome.outputs.items():
+            set_output(name, value, context.output_path)
+    return outcome.exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,10 +8,11 @@ summary is limited to 1 MiB per step, so an append that would pass it is cut wit
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 MAX_ANNOTATIONS = 10
 MAX_SUMMARY_BYTES = 1024 * 1024
@@ -31,6 +32,8 @@ class ActionsContext:
     output_path: Path | None
     summary_path: Path | None
     base_ref: str | None
+    temp_dir: Path | None = None
+    flavour: str = "cli"  # composite | docker | cli: set by each action file, read in one place
 
     @property
     def run_url(self) -> str | None:
@@ -56,7 +59,19 @@ class ActionsContext:
             output_path=path("GITHUB_OUTPUT"),
             summary_path=path("GITHUB_STEP_SUMMARY"),
             base_ref=env.get("GITHUB_BASE_REF") or None,
+            temp_dir=path("RUNNER_TEMP"),
+            flavour=env.get("KITT_ACTION_FLAVOUR") or "cli",
         )
+
+    def event(self) -> dict[str, Any]:
+        """The triggering event's payload (empty outside Actions or when unreadable)."""
+        if self.event_path is None:
+            return {}
+        try:
+            payload = json.loads(self.event_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return payload if isinstance(payload, dict) else {}
 
 
 class Annotations:

@@ -42,7 +42,8 @@ DEFAULT_MAX_FILES = 1000
 MAX_PAGES = 50  # 5,000 artifacts of one name is far past any real retention window
 PERMISSION_HINT = "Give the job `permissions: actions: read` (and `contents: read` for a private repository)."
 
-__all__ = ["ArtifactDownload", "download_baseline", "download_run_artifact", "safe_extract"]
+__all__ = ["ArtifactDownload", "PullRequest", "download_baseline", "download_run_artifact", "get_pull_request",
+           "safe_extract"]
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,28 @@ def download_run_artifact(
             state = "has expired" if found else "was not uploaded"
             return ArtifactDownload(None, f"artifact {name!r} of run {run_id} {state}")
         return _download(client, max(live, key=_created), Path(dest), max_bytes, max_files)
+    finally:
+        client.close()
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    head_sha: str
+    base_ref: str
+
+
+def get_pull_request(*, token: str, repo: str, pr: int, api_url: str | None = None,
+                     retry_delay: float = 1.0, timeout: float = 60.0) -> PullRequest:
+    """The pull request's head commit and base branch, as GitHub has them (not as an artifact says)."""
+    client = _Client(token, repo, api_url, retry_delay, timeout)
+    try:
+        doing = f"read pull request #{int(pr)}"
+        response = client.get(f"{client.api_url}/repos/{repo}/pulls/{int(pr)}", doing)
+        if response.status_code != 200:
+            raise client.fail(response, doing)
+        data = response.json()
+        return PullRequest(int(data["number"]), str(data["head"]["sha"]), str(data["base"]["ref"]))
     finally:
         client.close()
 

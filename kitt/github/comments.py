@@ -125,8 +125,13 @@ def upsert_pr_comment(
     retry_delay: float = 1.0,
     max_attempts: int = 4,
     max_retry_wait: float = 60.0,
-) -> CommentResult:
+    create: bool = True,
+) -> CommentResult | None:
     """Create kitt's comment on pull request ``pr`` of ``repo`` ("owner/name"), or edit it.
+
+    With ``create=False`` an existing comment is updated but none is created (None is returned
+    when there is none): the action's ``comment: on-regression`` uses it to correct an earlier
+    regression comment once the regression is gone, without opening a new one.
 
     ``api_url`` is GitHub's REST base (the caller reads ``GITHUB_API_URL``).
     ``retry_delay`` is the base delay between retried writes (doubling per attempt) and
@@ -144,7 +149,7 @@ def upsert_pr_comment(
     text = fit_comment_body(_with_marker(body, marker))
     session = _Session(token, repo, pr, api_url or DEFAULT_API_URL, retry_delay, max_attempts, max_retry_wait)
     try:
-        return session.upsert(marker, text)
+        return session.upsert(marker, text, create=create)
     finally:
         session.close()
 
@@ -174,7 +179,7 @@ class _Session:
     def close(self) -> None:
         self.client.close()
 
-    def upsert(self, marker: str, text: str) -> CommentResult:
+    def upsert(self, marker: str, text: str, create: bool = True) -> CommentResult | None:
         tried_create = False
         for attempt in range(self.max_attempts):
             existing = self._find(marker)
@@ -182,6 +187,8 @@ class _Session:
                 if existing.body != text:
                     self._edit(existing, text)
                 return CommentResult(existing.html_url, existing.id, "created" if tried_create else "updated")
+            if not create:
+                return None
             try:
                 created = self.issue.create_comment(text)
                 return CommentResult(created.html_url, created.id, "created")

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import io
 import json
 import os
 import shutil
-import sys
 import textwrap
 import threading
 import time
@@ -36,19 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TWIRP = "/twirp/github.actions.results.api.v1.ArtifactService"
 
 
-def _load_act_helper() -> Any:
-    # tests/ is not a package: load the helper by path so that any pytest import mode works.
-    spec = importlib.util.spec_from_file_location(
-        "kitt_tests_e2e_act", REPO_ROOT / "tests" / "e2e" / "act.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-act = _load_act_helper()
+from e2e import act  # noqa: E402  (tests/ is on the path: pyproject)
 
 
 def make_token(claims: dict[str, Any]) -> str:

@@ -1,0 +1,395 @@
+"""The GitHub Action, for both flavours: inputs -> benchmark -> baseline -> report -> comment -> gate.
+
+    mode benchmark (composite action on a GPU host, or the Docker action against an endpoint):
+        run the suite, write pull_request.json beside the results for a later report job
+    mode report (the Docker action in a workflow_run workflow, the fork-safe recipe):
+        download the triggering run's results; the PR number they name is checked against GitHub
+
+    then, in both: download the newest baseline from the base branch, compare, write the report,
+    append it to the job summary, create or update the PR comment, set the step outputs, upload
+    (Docker flavour only; the composite uses actions/upload-artifact) and gate.
+
+Only this module and ``kitt.github`` read the environment. The gate's decision is made before
+anything is posted, so a failed comment never hides a regression, and a failed benchmark never
+passes. Exit codes: 0 ok, 1 failure or regression (with fail-on-regression), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from kitt.errors import GitHubError, KittError, ResultsError, UsageError
+from kitt.github.actions_io import ActionsContext, Annotations, append_summary, mask, set_output
+
+MODES = ("benchmark", "report")
+COMMENT_POLICIES = ("always", "on-regression", "never")
+PULL_REQUEST_FILE = "pull_request.json"
+REPORT_FILE = "report.md"
+_TRUE, _FALSE = ("true", "True", "TRUE"), ("false", "False", "FALSE")
+
+
+def read_input(env: Mapping[str, str], name: str, default: str = "") -> str:
+    """An input as the runner passes it: INPUT_<NAME> with hyphens kept (Docker actions), or
+    with underscores (what the composite action's ``env:`` can spell). Whitespace is trimmed."""
+    upper = name.upper()
+    for key in (f"INPUT_{upper}", f"INPUT_{upper.replace('-', '_')}"):
+        if key in env:
+            return env[key].strip()
+    return default
+
+
+@dataclass(frozen=True)
+class ActionInputs:
+    mode: str
+    model: str
+    engine: str
+    suite: str
+    baseline_artifact: str
+    results_artifact: str
+    run_id: int | None
+    pr: int | None
+    github_token: str
+    threshold: float
+    thresholds: Path | None
+    fail_on_regression: bool
+    results_dir: Path
+    endpoint: str | None
+    engine_image: str | None
+    engine_args: tuple[str, ...]
+    repeats: int | None
+    native: bool
+    comment: str
+    comment_key: str
+    artifact_name: str
+    upload_artifact: bool
+    hf_token: str
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> "ActionInputs":
+        get = lambda name, default="": read_input(env, name, default)  # noqa: E731
+        mode = _choice(get("mode", "benchmark"), "mode", MODES)
+        engine = get("engine", "vllm")
+        suite = get("suite", "quick")
+        model = get("model")
+        if mode == "benchmark" and not model:
+            raise UsageError("input 'model' is required to benchmark", hint="Set `with: model: <model id or path>`.")
+        results_artifact = get("results-artifact", "kitt-results")
+        # In report mode the results artifact tells the matrix jobs apart; else engine/model/suite do.
+        key = get("comment-key") or (results_artifact if mode == "report" else derive_comment_key(engine, model, suite))
+        prefix = "kitt-report" if mode == "report" else "kitt-results"
+        return cls(
+            mode=mode,
+            model=model,
+            engine=engine,
+            suite=suite,
+            baseline_artifact=get("baseline-artifact"),
+            results_artifact=results_artifact,
+            run_id=_whole(get("run-id"), "run-id"),
+            pr=_whole(get("pr"), "pr"),
+            github_token=get("github-token"),
+            threshold=_number(get("threshold", "5"), "threshold"),
+            thresholds=Path(get("thresholds")) if get("thresholds") else None,
+            fail_on_regression=_boolean(get("fail-on-regression", "true"), "fail-on-regression"),
+            results_dir=Path(get("results-dir", "kitt-results") or "kitt-results"),
+            endpoint=get("endpoint") or None,
+            engine_image=get("engine-image") or None,
+            engine_args=tuple(line.strip() for line in get("engine-args").splitlines() if line.strip()),
+            repeats=_whole(get("repeats"), "repeats"),
+            native=_boolean(get("native", "false"), "native"),
+            comment=_choice(get("comment", "always"), "comment", COMMENT_POLICIES),
+            comment_key=key,
+            artifact_name=get("artifact-name") or artifact_name_for(prefix, key),
+            upload_artifact=_boolean(get("upload-artifact", "true"), "upload-artifact"),
+            hf_token=get("hf-token"),
+        )
+
+
+def derive_comment_key(engine: str, model: str, suite: str) -> str:
+    """engine/model/suite, so that each job of a matrix owns its own comment."""
+    model_name = Path(model.rstrip("/")).name if model else "model"
+    suite_name = Path(suite).stem if suite.endswith((".yaml", ".yml")) else suite
+    return re.sub(r"[^A-Za-z0-9._/:+=-]+", "-", f"{engine}/{model_name}/{suite_name}")[:100]
+
+
+def artifact_name_for(prefix: str, key: str) -> str:
+    """An artifact name GitHub accepts (no " : < > | * ? \\ / or newlines) derived from the key."""
+    return re.sub(r'[":<>|*?\\/\r\n]+', "-", f"{prefix}-{key}").strip("-")
+
+
+def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise UsageError(f"input '{name}' must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _boolean(value: str, name: str) -> bool:
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise UsageError(f"input '{name}' must be true or false, got {value!r}")
+
+
+def _whole(value: str, name: str) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"input '{name}' must be a positive whole number, got {value!r}")
+    return int(value)
+
+
+def _number(value: str, name: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0:
+        raise UsageError(f"input '{name}' must be a number of 0 or more, got {value!r}")
+    return number
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class ActionRun:
+    def __init__(self, inputs: ActionInputs, context: ActionsContext) -> None:
+        self.inputs = inputs
+        self.context = context
+        self.notes = Annotations(enabled=context.in_actions)
+        self.exit_code = 0
+        self.outputs: dict[str, str] = {
+            "results-dir": str(inputs.results_dir),
+            "artifact-name": inputs.artifact_name,
+            "passed": "false",
+            "regressions": "0",
+            "report": "",
+            "metrics": "{}",
+            "comment-url": "",
+        }
+
+    def fail(self, error: KittError) -> None:
+        self.notes.error(str(error))
+        self.exit_code = max(self.exit_code, error.exit_code)
+
+    def execute(self) -> int:
+        try:
+            benchmark_ok = self._results()
+            if benchmark_ok is not None:
+                self._report(benchmark_ok)
+        except KittError as error:
+            self.fail(error)
+        finally:
+            self._finish()
+        return self.exit_code
+
+    # ------------------------------------------------------------------ results
+
+    def _results(self) -> bool | None:
+        """Put the results in place. True: measured; False: the benchmark failed; None: nothing to report."""
+        if self.inputs.mode == "report":
+            self._download_results()
+            return True
+        from kitt.config import Overrides, RunConfig, apply_overrides, load_suite
+        from kitt.progress import Reporter
+        from kitt.run import run_benchmark
+
+        if self.inputs.hf_token:
+            os.environ["HF_TOKEN"] = self.inputs.hf_token  # engines get it by name, never on a command line
+        suite = apply_overrides(load_suite(self.inputs.suite), Overrides(repeats=self.inputs.repeats))
+        config = RunConfig(
+            model=self.inputs.model,
+            engine=self.inputs.engine,
+            suite=suite,
+            output=self.inputs.results_dir,
+            endpoint=self.inputs.endpoint,
+            engine_image=self.inputs.engine_image,
+            engine_args=self.inputs.engine_args,
+            native=self.inputs.native,
+        )
+        self._write_pull_request()
+        try:
+            run_benchmark(config, Reporter(groups=self.context.in_actions))
+        except UsageError:
+            raise
+        except KittError as error:
+            self.fail(error)
+            if not (self.inputs.results_dir / "metrics.json").is_file():
+                return None
+            return False
+        return True
+
+    def _write_pull_request(self) -> None:
+        """Record which pull request these results belong to, for a workflow_run report job."""
+        pull = self.context.event().get("pull_request") or {}
+        number = self.inputs.pr or pull.get("number")
+        if number:
+            self.inputs.results_dir.mkdir(parents=True, exist_ok=True)
+            record = {"number": int(number), "head_sha": (pull.get("head") or {}).get("sha")}
+            (self.inputs.results_dir / PULL_REQUEST_FILE).write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+    def _download_results(self) -> None:
+        from kitt.github.baseline import download_run_artifact
+
+        run = self.context.event().get("workflow_run") or {}
+        run_id = self.inputs.run_id or run.get("id")
+        if not run_id or not self.context.repository:
+            raise UsageError(
+                "report mode needs the benchmark run's id",
+                hint="Run it from a workflow_run workflow, or set `run-id`.",
+            )
+        found = download_run_artifact(
+            token=self.inputs.github_token, repo=self.context.repository, run_id=int(run_id),
+            name=self.inputs.results_artifact, dest=self.inputs.results_dir, api_url=self.context.api_url,
+        )  # fmt: skip
+        if not found:
+            raise ResultsError(
+                f"no results to report on: {found.reason}",
+                hint="Check that the benchmark workflow uploads `results-artifact` under this name.",
+            )
+
+    # ------------------------------------------------------------------ report
+
+    def _report(self, benchmark_ok: bool) -> None:
+        from kitt.ci import ReportOptions, build_report
+
+        pr, base_ref = self._pull_request()
+        baseline_dir = self._baseline(base_ref)
+        options = ReportOptions(
+            results_dir=self.inputs.results_dir,
+            baseline_dir=baseline_dir,
+            threshold=self.inputs.threshold,
+            thresholds_file=self.inputs.thresholds,
+            fail_on_regression=self.inputs.fail_on_regression,
+            comment_key=self.inputs.comment_key,
+            run_url=self.context.run_url,
+        )
+        report = build_report(options)
+        for notice in report.notices:
+            getattr(self.notes, notice.level)(notice.message)
+        report_path = self.inputs.results_dir / REPORT_FILE
+        report_path.write_text(report.markdown, encoding="utf-8")
+        append_summary(report.full_markdown or report.markdown, self.context.summary_path)
+        comparison = report.comparison
+        self.outputs.update(
+            report=str(report_path),
+            regressions=str(report.regressions),
+            metrics=json.dumps(report.key_metrics, sort_keys=True, separators=(",", ":"), allow_nan=False),
+            passed="true" if benchmark_ok and not comparison.gate_failed else "false",
+        )
+        # Decide before posting: nothing that happens to the comment changes the verdict.
+        if report.exit_code:
+            self.exit_code = max(self.exit_code, report.exit_code)
+        if not benchmark_ok:
+            self.exit_code = max(self.exit_code, 1)
+        self._comment(report.markdown, pr, bad_news=comparison.gate_failed or not benchmark_ok)
+
+    def _pull_request(self) -> tuple[int | None, str | None]:
+        """The PR to comment on and its base branch. In report mode the PR named by the (untrusted)
+        artifact is accepted only if GitHub says its head is the commit the benchmark run built."""
+        if self.inputs.mode != "report":
+            return self.inputs.pr, self.context.base_ref
+        from kitt.github.baseline import get_pull_request
+
+        claimed = self.inputs.pr or _claimed_pr(self.inputs.results_dir / PULL_REQUEST_FILE)
+        if claimed is None:
+            self.notes.warning("The results name no pull request (pull_request.json), so no comment is posted.")
+            return None, None
+        pull = get_pull_request(token=self.inputs.github_token, repo=self.context.repository or "", pr=claimed,
+                                api_url=self.context.api_url)
+        head = (self.context.event().get("workflow_run") or {}).get("head_sha")
+        if not self.inputs.pr and head and pull.head_sha != head:
+            self.notes.warning(f"Pull request #{claimed}'s head is not the commit the benchmark ran on; "
+                               "no comment is posted (the PR moved on, or the artifact is not what it claims).")
+            return None, pull.base_ref
+        return claimed, pull.base_ref
+
+    def _baseline(self, base_ref: str | None) -> Path | None:
+        if not self.inputs.baseline_artifact:
+            return None
+        from kitt.github.baseline import download_baseline
+
+        if not self.context.repository:
+            raise UsageError("baseline-artifact needs GITHUB_REPOSITORY", hint="Run inside GitHub Actions.")
+        scratch = Path(tempfile.mkdtemp(prefix="kitt-baseline-", dir=self.context.temp_dir))
+        try:
+            found = download_baseline(
+                token=self.inputs.github_token, repo=self.context.repository, name=self.inputs.baseline_artifact,
+                dest=scratch / "baseline", base_branch=base_ref, api_url=self.context.api_url,
+            )  # fmt: skip
+        except GitHubError as error:
+            self.fail(error)  # an API error is a failure, but the report still goes out, uncompared
+            return None
+        if not found:
+            self.notes.notice(f"No baseline: {found.reason}.")
+            return None
+        return found.path
+
+    def _comment(self, markdown: str, pr: int | None, bad_news: bool) -> None:
+        policy = self.inputs.comment
+        if policy == "never" or pr is None:
+            return
+        if not self.context.repository or not self.inputs.github_token:
+            self.notes.warning("No comment: GITHUB_REPOSITORY or the github-token input is missing.")
+            return
+        from kitt.github.comments import CommentForbidden, upsert_pr_comment
+
+        try:
+            # on-regression: a clean run only corrects an existing comment, it never opens one.
+            result = upsert_pr_comment(
+                token=self.inputs.github_token, repo=self.context.repository, pr=pr, body=markdown,
+                key=self.inputs.comment_key, api_url=self.context.api_url,
+                create=policy == "always" or bad_news,
+            )  # fmt: skip
+        except CommentForbidden as error:
+            self.notes.warning(f"{error} The report is in the job summary.")
+            return
+        except GitHubError as error:
+            self.fail(error)
+            return
+        if result is not None:
+            self.outputs["comment-url"] = result.url
+
+    # ------------------------------------------------------------------ outputs
+
+    def _finish(self) -> None:
+        if self.context.flavour == "docker" and self.inputs.upload_artifact and self.inputs.results_dir.is_dir():
+            self._upload()
+        self.notes.flush()
+        for name, value in self.outputs.items():
+            set_output(name, value, self.context.output_path)
+
+    def _upload(self) -> None:
+        from kitt.github.artifacts import upload_from_environment
+
+        try:
+            upload_from_environment(self.inputs.artifact_name, self.inputs.results_dir)
+        except KittError as error:
+            self.fail(error)
+
+
+def _claimed_pr(path: Path) -> int | None:
+    """The PR number an artifact claims, read as untrusted data."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("number")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def main(environ: Mapping[str, str] | None = None) -> int:
+    env: Mapping[str, Any] = os.environ if environ is None else environ
+    context = ActionsContext.from_environment(env)
+    try:
+        inputs = ActionInputs.from_environment(env)
+    except UsageError as error:
+        Annotations(enabled=context.in_actions).error(str(error))
+        return error.exit_code
+    for secret in (inputs.github_token, inputs.hf_token):
+        mask(secret, context.in_actions)
+    return ActionRun(inputs, context).execute()

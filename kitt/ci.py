@@ -1,0 +1,322 @@
+"""``kitt ci report``: load, compare, render, publish and gate, as library calls.
+
+The CLI and the GitHub Action both call these functions. Nothing here reads the environment:
+the shell layer passes ``summary_path`` (``$GITHUB_STEP_SUMMARY``), ``api_url`` and ``run_url``.
+Warnings and notices come back as ``Notice`` data for the caller to print (as ``::warning::``
+under Actions). The gate decision is made before publishing, so a failed comment can never
+hide a regression.
+
+    build_report(options)   -> Report          load, compare, render; raises KittError
+    publish_report(report)  -> ReportOutcome   file / stdout / step summary / PR comment
+    execute_ci_report(...)  -> ReportOutcome   both, errors while publishing kept as data
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from kitt.compare import Comparison, MetricRow, compare_result_sets
+from kitt.thresholds import load_thresholds
+from kitt.errors import GitHubError, KittError, ResultsError, UsageError
+from kitt.results import METRICS_FILE, ResultSet, load_result_set
+
+DEFAULT_MARKER = "<!-- kitt-benchmark -->"
+# A job summary holds 1 MiB per step; leave room for what other steps append.
+SUMMARY_LIMIT = 512 * 1024
+
+
+@dataclass
+class ReportOptions:
+    """Everything ``kitt ci report`` takes; the CLI maps each flag to the field of the same name."""
+
+    results_dir: Path
+    baseline_dir: Path | None = None
+    github_token: str | None = None
+    repo: str | None = None
+    pr: int | None = None
+    output: Path | None = None
+    threshold: float = 5.0
+    thresholds_file: Path | None = None
+    fail_on_regression: bool = False
+    comment_key: str | None = None
+    summary: bool = False
+    allow_hardware_mismatch: bool = False
+    require_comment: bool = False
+    # Passed in by the shell layer (from GITHUB_STEP_SUMMARY, GITHUB_API_URL, GITHUB_SERVER_URL...).
+    summary_path: Path | None = None
+    api_url: str | None = None
+    run_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something to tell the user; under Actions ``level`` becomes the annotation kind."""
+
+    level: Literal["notice", "warning", "error"]
+    message: str
+
+
+@dataclass
+class Report:
+    """A rendered comparison and the gate's decision.
+
+    ``markdown`` fits a PR comment (65,536 characters) and is what is posted, printed or written
+    with --output; ``full_markdown`` is cut only at SUMMARY_LIMIT and goes to the step summary.
+    """
+
+    comparison: Comparison
+    markdown: str
+    exit_code: int
+    notices: list[Notice] = field(default_factory=list)
+    full_markdown: str = ""
+
+    @property
+    def regressions(self) -> int:
+        return len(self.comparison.regressions) if self.comparison.gating else 0
+
+    @property
+    def key_metrics(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Gated metrics per test: baseline, current, change_pct, ci_pct, p_value, verdict."""
+        table: dict[str, dict[str, dict[str, Any]]] = {}
+        for row in self.comparison.rows:
+            if row.gated:
+                table.setdefault(row.test, {})[row.metric] = row_as_dict(row)
+        return table
+
+
+@dataclass
+class ReportOutcome:
+    """What happened, for the caller's outputs and exit code."""
+
+    exit_code: int
+    report: Report | None = None
+    comment_url: str | None = None
+    comment_action: str | None = None
+    output_path: Path | None = None
+    summary_written: bool = False
+    printed: bool = False
+    notices: list[Notice] = field(default_factory=list)
+    error: KittError | None = None
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """Step outputs: verdict, regressions, comment-url, key-metrics (JSON)."""
+        if self.report is None:
+            return {"verdict": "error", "regressions": "0", "comment-url": "", "key-metrics": "{}"}
+        return {
+            "verdict": self.report.comparison.verdict,
+            "regressions": str(self.report.regressions),
+            "comment-url": self.comment_url or "",
+            "key-metrics": json.dumps(self.report.key_metrics, sort_keys=True, allow_nan=False),
+        }
+
+
+def row_as_dict(row: MetricRow) -> dict[str, Any]:
+    """A JSON-ready summary of a row (non-finite numbers become None)."""
+
+    def num(value: float | None) -> float | None:
+        return value if value is not None and math.isfinite(value) else None
+
+    return {
+        "baseline": num(row.baseline), "current": num(row.current), "change_pct": num(row.change_pct),
+        "ci_pct": [num(row.ci_low_pct), num(row.ci_high_pct)] if row.ci_low_pct is not None else None,
+        "p_value": num(row.p_value), "verdict": row.verdict.value, "threshold_pct": row.threshold_pct,
+    }  # fmt: skip
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build_report(options: ReportOptions) -> Report:
+    """Load both result sets, compare, render and decide the exit code. Raises KittError."""
+    from kitt.report.render import COMMENT_LIMIT, render_report, report_size
+
+    thresholds = load_thresholds(options.thresholds_file, options.threshold)
+    marker = _marker(options.comment_key)
+    current = load_result_set(Path(options.results_dir))
+    if not current.results:
+        raise ResultsError(
+            f"{current.metrics_path} holds no test results",
+            hint="The benchmark produced nothing to report; check the run's log.",
+        )
+    baseline = load_baseline(options.baseline_dir)
+    comparison = compare_result_sets(
+        current, baseline, thresholds, allow_hardware_mismatch=options.allow_hardware_mismatch
+    )
+    full = render_report(comparison, marker=marker, run_url=options.run_url, limit=SUMMARY_LIMIT)
+    markdown = full if report_size(full) < COMMENT_LIMIT else render_report(comparison, marker=marker, run_url=options.run_url)
+    notices = _comparison_notices(comparison, options)
+    exit_code = 1 if options.fail_on_regression and comparison.gate_failed else 0
+    return Report(comparison, markdown, exit_code, notices, full_markdown=full)
+
+
+def load_baseline(directory: Path | None) -> ResultSet | None:
+    """The newest baseline result set, or None when there is none yet (missing or empty folder).
+
+    A baseline that exists but cannot be read is an error, never "no baseline".
+    """
+    if directory is None:
+        return None
+    directory = Path(directory)
+    if not directory.exists():
+        return None
+    if not directory.is_dir():
+        raise ResultsError(f"baseline path {directory} is not a directory", hint="Pass the folder holding metrics.json.")
+    if next(directory.rglob(METRICS_FILE), None) is None:
+        return None
+    baseline = load_result_set(directory)
+    return baseline if baseline.results else None
+
+
+def _marker(key: str | None) -> str:
+    if not key:
+        return DEFAULT_MARKER
+    from kitt.github.comments import comment_marker
+
+    return comment_marker(key)
+
+
+def _comparison_notices(comparison: Comparison, options: ReportOptions) -> list[Notice]:
+    notices: list[Notice] = []
+    if comparison.baseline is None:
+        where = f" under {options.baseline_dir}" if options.baseline_dir else ""
+        notices.append(Notice("notice", f"No baseline yet{where}: the report shows this run without a comparison."))
+    if comparison.hardware_mismatch:
+        level: Literal["notice", "warning"] = "notice" if comparison.gating else "warning"
+        notices.append(Notice(level, next(n for n in comparison.notes if n.startswith("Hardware differs"))))
+    level_for_gate: Literal["error", "warning"] = "error" if options.fail_on_regression else "warning"
+    for problem in comparison.problems:
+        notices.append(Notice(level_for_gate, problem))
+    for row in comparison.regressions:
+        change = f"{row.change_pct:+.1f}%" if row.change_pct is not None else "changed"
+        prefix = "" if comparison.gating else "not gated (hardware differs): "
+        notices.append(
+            Notice(
+                level_for_gate if comparison.gating else "warning",
+                f"{prefix}{row.test} {row.metric} regressed {change} (threshold {row.threshold_pct:g}%)",
+            )
+        )
+    return notices
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+Upsert = Callable[..., Any]
+
+
+def publish_report(
+    report: Report,
+    options: ReportOptions,
+    *,
+    stdout: TextIO | None = None,
+    upsert: Upsert | None = None,
+) -> ReportOutcome:
+    """Deliver the report where the options say, and settle the exit code.
+
+    ``--output`` writes a file instead of posting. Token, repo and PR together post (or update)
+    the PR comment. With neither, the report is printed. ``summary`` appends it to
+    ``summary_path``; so does a failed comment (or, without a summary file, the report is printed),
+    so the report is never lost. A comment failure sets exit code 1 (a 403 only with
+    ``require_comment``) and never clears a gate failure.
+    """
+    out = stdout or sys.stdout
+    outcome = ReportOutcome(exit_code=report.exit_code, report=report, notices=list(report.notices))
+    if options.output is not None:
+        path = Path(options.output)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(report.markdown, encoding="utf-8")
+        except OSError as exc:
+            raise KittError(f"could not write the report to {path} ({exc.strerror or exc})") from None
+        outcome.output_path = path
+    if options.summary:
+        _append_summary(outcome, options, report.full_markdown or report.markdown)
+    want_comment = options.output is None and all((options.github_token, options.repo, options.pr))
+    if options.output is None and not want_comment:
+        missing = [n for n, v in (("--github-token", options.github_token), ("--repo", options.repo), ("--pr", options.pr)) if not v]
+        if len(missing) < 3:
+            outcome.notices.append(Notice("warning", f"Not posting a PR comment: {', '.join(missing)} not given."))
+        out.write(report.markdown)
+        out.flush()
+        outcome.printed = True
+    if options.require_comment and not want_comment:
+        _fail(outcome, UsageError(
+            "--require-comment needs --github-token, --repo and --pr (and no --output)",
+            hint="On push events there is no pull request to comment on; drop --require-comment there.",
+        ))  # fmt: skip
+    if want_comment:
+        _comment(outcome, report, options, upsert, out)
+    return outcome
+
+
+def _comment(outcome: ReportOutcome, report: Report, options: ReportOptions, upsert: Upsert | None, out: TextIO) -> None:
+    from kitt.github.comments import CommentForbidden, upsert_pr_comment
+
+    post = upsert or upsert_pr_comment
+    try:
+        result = post(
+            token=str(options.github_token), repo=str(options.repo), pr=int(options.pr or 0), body=report.markdown,
+            key=options.comment_key or None, api_url=options.api_url,
+        )  # fmt: skip
+    except GitHubError as exc:
+        if isinstance(exc, CommentForbidden) and not options.require_comment:
+            outcome.notices.append(Notice("warning", f"The PR comment was not posted: {exc}"))
+        else:
+            _fail(outcome, exc)
+        _keep_report(outcome, options, report, out)
+        return
+    outcome.comment_url = str(result.url)
+    outcome.comment_action = str(result.action)
+    outcome.notices.append(Notice("notice", f"PR comment {result.action}: {result.url}"))
+
+
+def _keep_report(outcome: ReportOutcome, options: ReportOptions, report: Report, out: TextIO) -> None:
+    """The comment failed: the report goes to the step summary, or else to the log."""
+    if outcome.summary_written:
+        return
+    if options.summary_path is not None:
+        _append_summary(outcome, options, report.full_markdown or report.markdown)
+    if not outcome.summary_written:
+        out.write(report.markdown)
+        out.flush()
+        outcome.printed = True
+
+
+def _fail(outcome: ReportOutcome, error: KittError) -> None:
+    outcome.error = outcome.error or error
+    outcome.exit_code = max(outcome.exit_code, error.exit_code)
+    outcome.notices.append(Notice("error", str(error)))
+
+
+def _append_summary(outcome: ReportOutcome, options: ReportOptions, markdown: str) -> None:
+    from kitt.github.actions_io import append_summary
+
+    if options.summary_path is None:
+        outcome.notices.append(Notice("warning", "--summary was given but there is no step summary file to append to."))
+        return
+    try:
+        outcome.summary_written = append_summary(markdown if markdown.endswith("\n") else markdown + "\n", Path(options.summary_path))
+    except OSError as exc:
+        outcome.notices.append(Notice("warning", f"Could not append to the step summary {options.summary_path}: {exc}"))
+
+
+# --------------------------------------------------------------------------- whole flow
+
+
+def execute_ci_report(
+    options: ReportOptions,
+    *,
+    stdout: TextIO | None = None,
+    upsert: Upsert | None = None,
+) -> ReportOutcome:
+    """Build and publish. Errors while building (unreadable results, bad thresholds) propagate
+    as KittError; errors while publishing are recorded in the outcome (the gate still stands)."""
+    report = build_report(options)
+    return publish_report(report, options, stdout=stdout, upsert=upsert)

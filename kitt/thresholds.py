@@ -1,0 +1,111 @@
+"""Metric directions and regression thresholds: which metrics gate, and at what change.
+
+Every known metric has a direction (higher or lower is better). Latencies (``*_ttft_ms`` and
+friends) are lower-is-better by their name's shape; the rest are listed. Informational metrics
+are shown in reports but never gate; unknown metrics (say, a custom one in an upstream file)
+are shown too and never gate. By default nine key metrics gate; a thresholds file can add any
+directed metric or switch one off.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kitt.errors import UsageError
+
+HIGHER = "higher"
+LOWER = "lower"
+DEFAULT_THRESHOLD_PCT = 5.0
+
+DEFAULT_GATED = (
+    "median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms",
+    "median_itl_ms", "p99_itl_ms", "median_e2el_ms", "p99_e2el_ms", "output_throughput",
+)  # fmt: skip
+_LATENCY = re.compile(r"^(mean|median|std|p\d+(?:\.\d+)?)_(ttft|tpot|itl|e2el|schedule_lag)_ms$")
+_DIRECTIONS = {
+    **dict.fromkeys(
+        ["request_throughput", "output_throughput", "total_token_throughput", "request_goodput",
+         "completed", "total_input_tokens", "total_output_tokens"], HIGHER),
+    **dict.fromkeys(
+        ["failed", "duration", "token_count_mismatch", "gpu_peak_memory_mib", "gpu_mean_power_w",
+         "gpu_energy_per_output_token_j", "gpu_energy_j", "output_len_mismatch"], LOWER),
+}  # fmt: skip
+# Known, shown, but with no better direction: they can never gate.
+INFORMATIONAL = frozenset({
+    "server_generation_tokens", "server_prompt_tokens", "gpu_mean_utilization_pct",
+    "client_cpu_seconds", "client_cpu_util_pct",
+})  # fmt: skip
+# Run parameters that upstream and we store among the metrics; they identify a test, not measure it.
+LOAD_PARAMETERS = frozenset({"concurrency", "request_rate", "max_concurrency", "num_prompts", "burstiness"})
+
+
+def metric_direction(name: str) -> str | None:
+    """``"higher"`` or ``"lower"`` (is better) for a known metric; None for informational or unknown."""
+    if _LATENCY.match(name):
+        return LOWER
+    return _DIRECTIONS.get(name)
+
+
+def is_known_metric(name: str) -> bool:
+    return metric_direction(name) is not None or name in INFORMATIONAL
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Which metrics gate, and at what percent change. ``None`` in ``per_metric`` switches one off."""
+
+    default_pct: float = DEFAULT_THRESHOLD_PCT
+    per_metric: dict[str, float | None] = field(default_factory=dict)
+
+    def for_metric(self, name: str) -> float | None:
+        """The gating threshold in percent, or None when the metric does not gate."""
+        if metric_direction(name) is None:
+            return None
+        if name in self.per_metric:
+            return self.per_metric[name]
+        return self.default_pct if name in DEFAULT_GATED else None
+
+
+def load_thresholds(path: Path | None, default_pct: float = DEFAULT_THRESHOLD_PCT) -> Thresholds:
+    """Read a thresholds file: a flat YAML mapping of metric name to percent, or ``off``."""
+    if not (isinstance(default_pct, (int, float)) and math.isfinite(default_pct) and default_pct >= 0):
+        raise UsageError(f"--threshold must be a percentage of 0 or more, got {default_pct!r}")
+    if path is None:
+        return Thresholds(float(default_pct))
+    import yaml  # type: ignore[import-untyped]
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"thresholds file {path} does not exist", hint="Check --thresholds.") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UsageError(f"thresholds file {path} is not valid YAML ({' '.join(str(exc).split())})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UsageError(
+            f"thresholds file {path} must be a mapping of metric name to percent",
+            hint="For example `p99_ttft_ms: 10` or `p99_itl_ms: off`.",
+        )
+    per_metric: dict[str, float | None] = {}
+    for key, value in data.items():
+        name = str(key)
+        where = f"thresholds file {path}: {name}"
+        if metric_direction(name) is None:
+            close = difflib.get_close_matches(name, [*DEFAULT_GATED, *_DIRECTIONS], n=1)
+            why = "is informational (no better direction), so it cannot gate" if name in INFORMATIONAL else "is not a known metric"
+            raise UsageError(f"{where} {why}", hint=f"Did you mean {close[0]}?" if close else None)
+        if value is False or value is None:
+            per_metric[name] = None
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise UsageError(f"{where}: threshold must be a percentage of 0 or more, or off; got {value!r}")
+        else:
+            per_metric[name] = float(value)
+    return Thresholds(float(default_pct), per_metric)

