@@ -214,6 +214,15 @@ class BenchmarkRun:
         first = len(self.records)
         progress = Progress()
 
+        phase = f"{name} " + ("warm-up" if run_number == 0 else f"run {run_number}")
+
+        def died(status: int) -> EngineDied:
+            return EngineDied(
+                f"{self.spec.name} exited with status {status} during {phase}",
+                hint="See the engine log; the samples measured so far are kept.",
+                log_tail=runner.log_tail(50),
+            )
+
         async def measured() -> tuple[float, float]:
             task = asyncio.current_task()
             assert task is not None
@@ -223,17 +232,16 @@ class BenchmarkRun:
                                            seed=self.suite.seed, sink=self.records, progress=progress)
                 except asyncio.CancelledError:
                     if watch.status is not None:
-                        raise EngineDied(
-                            f"{self.spec.name} exited with status {watch.status} during {name}"
-                            + (" warm-up" if run_number == 0 else f" run {run_number}"),
-                            hint="See the engine log; the samples measured so far are kept.",
-                            log_tail=runner.log_tail(50),
-                        ) from None
+                        raise died(watch.status) from None
                     raise
 
         label = f"{name} " + ("warm-up" if run_number == 0 else f"run {run_number}/{self.suite.repeats}")
         with self.reporter.track(label, progress):
             start, end = asyncio.run(measured())
+        # Requests to a dead engine fail fast, so the level can end before the watch looks.
+        status = runner.exit_status()
+        if status is not None:
+            raise died(status)
         return start, end, self.records[first:]
 
     # ------------------------------------------------------------------ results

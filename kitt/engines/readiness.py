@@ -61,32 +61,43 @@ def wait_until_ready(
     deadline = time.monotonic() + timeout
     base = handle.base_url.rstrip("/")
 
-    def until(stage: str, attempt: Callable[[], bool]) -> None:
+    def until(stage: str, attempt: Callable[[], str | None]) -> None:
+        """Retry ``attempt`` (None when done, else what is still wrong) until it passes or time is up."""
         on_stage(stage)
         last_error = ""
         while True:
             _check_alive(runner, stage)
             try:
-                if attempt():
-                    return
+                problem = attempt()
             except (urllib.error.URLError, OSError, ValueError) as exc:
-                last_error = str(getattr(exc, "reason", exc))
+                problem = str(getattr(exc, "reason", exc))
+            if problem is None:
+                return
+            last_error = problem or last_error
             if time.monotonic() >= deadline:
-                detail = f" (last error: {last_error})" if last_error else ""
+                detail = f" (last answer: {last_error})" if last_error else ""
+                log_tail = runner.log_tail(50)
                 raise EngineNotReady(
                     f"{spec.name} was not ready within {timeout:.0f} s, stuck at: {stage}{detail}",
-                    hint="Check the engine log below; raise --ready-timeout for large models.",
-                    log_tail=runner.log_tail(50),
+                    hint=("Check the engine log below" if log_tail.strip() else "The engine wrote no log")
+                    + "; raise --ready-timeout for large models.",
+                    log_tail=log_tail,
                 )
             time.sleep(POLL_SECONDS)
 
-    until(f"GET {spec.health_path} answering 200", lambda: http_json("GET", base + spec.health_path)[0] == 200)
+    def health() -> str | None:
+        status, _ = http_json("GET", base + spec.health_path)
+        return None if status == 200 else f"HTTP {status}"
+
+    def listed() -> str | None:
+        status, payload = http_json("GET", base + spec.models_path)
+        names = listed_models(spec, payload)
+        return None if model_matches(handle.served_model, names) else f"HTTP {status}, models: {names or 'none'}"
+
+    until(f"GET {spec.health_path} answering 200", health)
     if spec.needs_model_pull:
         until(f"pulling {handle.served_model}", lambda: _pull(base, handle.served_model, deadline))
-    until(
-        f"{handle.served_model} listed by GET {spec.models_path}",
-        lambda: model_matches(handle.served_model, listed_models(spec, http_json("GET", base + spec.models_path)[1])),
-    )
+    until(f"{handle.served_model} listed by GET {spec.models_path}", listed)
     until("one real generation", lambda: _generate_once(base, handle.served_model, api, spec.needs_model_pull))
 
 
@@ -100,14 +111,14 @@ def _check_alive(runner: Runner, stage: str) -> None:
         )
 
 
-def _pull(base: str, model: str, deadline: float) -> bool:
+def _pull(base: str, model: str, deadline: float) -> str | None:
     status, body = http_json("POST", base + "/api/pull", {"model": model, "stream": False}, timeout=max(deadline - time.monotonic(), 1))
     if status != 200:
         raise EngineNotReady(f"ollama could not pull {model!r}: {body}", hint="Check the model name and tag.")
-    return True
+    return None
 
 
-def _generate_once(base: str, model: str, api: str, preload: bool) -> bool:
+def _generate_once(base: str, model: str, api: str, preload: bool) -> str | None:
     if preload:
         # Load the weights and keep them resident, so the first measured request does not pay for it.
         http_json("POST", base + "/api/generate", {"model": model, "keep_alive": "60m"}, timeout=600)
@@ -117,4 +128,6 @@ def _generate_once(base: str, model: str, api: str, preload: bool) -> bool:
         path, body = "/v1/completions", {"model": model, "prompt": "Hello"}
     body.update(max_tokens=2, temperature=0.0)
     status, payload = http_json("POST", base + path, body, timeout=300)
-    return status == 200 and isinstance(payload, dict) and bool(payload.get("choices"))
+    if status == 200 and isinstance(payload, dict) and payload.get("choices"):
+        return None
+    return f"HTTP {status}: {' '.join(str(payload).split())[:200]}"

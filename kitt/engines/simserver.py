@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     app.router.add_get("/metrics", sim.metrics)
     app.router.add_post("/v1/completions", sim.complete)
     app.router.add_post("/v1/chat/completions", sim.complete)
+    print(f"kitt sim: serving {options.model} on http://{options.host}:{options.port} "
+          f"(TTFT {options.ttft_ms} ms, ITL {options.itl_ms} ms)", flush=True)
     web.run_app(app, host=options.host, port=options.port, print=None, access_log=None, handle_signals=True)
 
 

@@ -160,18 +160,18 @@ def test_unreachable_endpoint(tmp_path):
     done = run_kitt("run", "-m", "x", "-e", "openai", "--endpoint", f"http://127.0.0.1:{free_port()}", "-o", str(out),
                     "--ready-timeout", "2")
     assert done.returncode == 1
-    assert_one_line_error(done.stderr, "was not ready within 2 s", "Connection refused")
+    assert_one_line_error(done.stderr, "was not ready within 2 s", "Connection refused", "The engine wrote no log")
     assert read_json(out / "metrics.json")["passed"] is False
 
 
 def test_engine_that_never_becomes_ready(tmp_path):
     model = unique_model()
     out = tmp_path / "r"
-    done = run_kitt("run", "-m", model, "-e", "sim", "-o", str(out), *SMALL, "--ready-timeout", "3",
+    done = run_kitt("run", "-m", model, "-e", "sim", "-o", str(out), *SMALL, "--ready-timeout", "8",
                     "--engine-arg=--never-ready")
     assert done.returncode == 1
-    assert_one_line_error(done.stderr, "sim was not ready within 3 s", "GET /health")
-    assert "last lines of the engine log" in done.stderr
+    assert_one_line_error(done.stderr, "sim was not ready within 8 s", "GET /health answering 200", "HTTP 503")
+    assert "last lines of the engine log" in done.stderr and f"kitt sim: serving {model}" in done.stderr
     metrics = read_json(out / "metrics.json")
     assert metrics["passed"] is False and metrics["results"] == []
     assert_no_engine_left(model)
