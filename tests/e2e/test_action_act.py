@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import zipfile
 from datetime import datetime, timedelta, timezone
@@ -30,7 +31,7 @@ from e2e import act  # noqa: E402  (tests/ is on the path: pyproject)
 
 SUITE = """name: act-e2e
 warmup: 1
-repeats: 3
+repeats: 5
 tests:
   - name: chat
     concurrency: [2]
@@ -182,6 +183,8 @@ def test_action_benchmarks_comments_and_gates(tmp_path, github_double, baseline)
     marked = [c for c in double.comments(PR) if c.body.startswith("<!-- kitt-benchmark:sim/sim-model/act-suite -->")]
     assert len(marked) == 1 and marked[0].id == int(outputs["comment-url"].rsplit("-", 1)[-1])
     assert "regression" in marked[0].body.lower()
+    if os.environ.get("KITT_EXAMPLE_COMMENT"):  # how docs/example-comment.md is made
+        Path(os.environ["KITT_EXAMPLE_COMMENT"]).write_text(marked[0].body)
     assert json.loads((kept / "pull_request.json").read_text())["number"] == PR
 
     # 3. The fork-safe report job (Docker flavour's entrypoint) on the uploaded results of run 2.

@@ -1,0 +1,81 @@
+"""kitt.action: reading inputs as both flavours pass them, and failing on bad ones with exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from kitt.action import ActionInputs, artifact_name_for, derive_comment_key, read_input
+from kitt.errors import UsageError
+from support import REPO, clean_environ
+
+
+def test_inputs_with_hyphens_or_underscores():
+    assert read_input({"INPUT_BASELINE-ARTIFACT": " a "}, "baseline-artifact") == "a"
+    assert read_input({"INPUT_BASELINE_ARTIFACT": "b"}, "baseline-artifact") == "b"
+    assert read_input({}, "baseline-artifact", "x") == "x"
+
+
+def test_defaults_and_derived_names():
+    inputs = ActionInputs.from_environment({"INPUT_MODEL": "meta-llama/Llama-3.1-8B", "INPUT_ENGINE-ARGS": "--a=1\n\n --b \n"})
+    assert inputs.mode == "benchmark" and inputs.engine == "vllm" and inputs.suite == "quick"
+    assert inputs.comment_key == "vllm/Llama-3.1-8B/quick"
+    assert inputs.artifact_name == "kitt-results-vllm-Llama-3.1-8B-quick"
+    assert inputs.engine_args == ("--a=1", "--b")
+    assert inputs.fail_on_regression is True and inputs.upload_artifact is True and inputs.pr is None
+    report = ActionInputs.from_environment({"INPUT_MODE": "report", "INPUT_RESULTS-ARTIFACT": "kitt-results-a"})
+    assert report.comment_key == "kitt-results-a" and report.artifact_name == "kitt-report-kitt-results-a"
+
+
+def test_derived_names_are_valid():
+    key = derive_comment_key("vllm", "/models/my model:v2/", "suites/perf.yaml")
+    assert key == "vllm/my-model:v2/perf" and "-->" not in key
+    assert artifact_name_for("kitt-results", key) == "kitt-results-vllm-my-model-v2-perf"
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"INPUT_MODEL": "m", "INPUT_FAIL-ON-REGRESSION": "yes"}, "'fail-on-regression' must be true or false"),
+        ({"INPUT_MODEL": "m", "INPUT_PR": "abc"}, "'pr' must be a positive whole number"),
+        ({"INPUT_MODEL": "m", "INPUT_THRESHOLD": "-3"}, "'threshold' must be a number of 0 or more"),
+        ({"INPUT_MODEL": "m", "INPUT_COMMENT": "sometimes"}, "'comment' must be one of always, on-regression, never"),
+        ({"INPUT_MODEL": "m", "INPUT_MODE": "both"}, "'mode' must be one of benchmark, report"),
+        ({}, "input 'model' is required"),
+    ],
+)
+def test_bad_inputs(env, fragment):
+    with pytest.raises(UsageError, match=fragment):
+        ActionInputs.from_environment(env)
+
+
+def test_entrypoint_reports_bad_input_as_an_annotation_and_exit_2(tmp_path):
+    output = tmp_path / "output"
+    output.touch()
+    env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output), INPUT_MODEL="m", INPUT_REPEATS="0",
+                        **{"INPUT_GITHUB-TOKEN": "ghs_secretvalue123456"})
+    done = subprocess.run([sys.executable, str(REPO / "entrypoint.py")], env=env, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert "::error::input 'repeats' must be a positive whole number" in done.stdout
+    assert "ghs_secretvalue123456" not in done.stdout + done.stderr
+
+
+def test_a_failed_benchmark_never_passes(tmp_path):
+    """The engine never gets ready: exit 1, passed=false, and the outputs are still written."""
+    output, summary = tmp_path / "output", tmp_path / "summary"
+    output.touch()
+    summary.touch()
+    env = clean_environ(
+        GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output), GITHUB_STEP_SUMMARY=str(summary),
+        KITT_ACTION_FLAVOUR="composite", INPUT_MODEL="m", INPUT_ENGINE="openai",
+        INPUT_ENDPOINT="http://127.0.0.1:9", INPUT_COMMENT="never",
+    )
+    done = subprocess.run([sys.executable, str(REPO / "entrypoint.py")], env=env, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "::error::openai was not ready" in done.stdout
+    text = output.read_text()
+    assert "passed<<" in text and "\nfalse\n" in text.split("passed<<", 1)[1]
