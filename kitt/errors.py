@@ -27,7 +27,9 @@ class KittError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        text = self.message if not self.hint else f"{self.message.rstrip('.')}. {self.hint}"
+        text = self.message.rstrip()
+        if self.hint:
+            text = f"{text if text.endswith(('.', '?', '!')) else text + '.'} {self.hint}"
         # One line, always: multi-line details (engine logs) travel separately.
         return " ".join(text.split())
 

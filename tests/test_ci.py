@@ -344,3 +344,31 @@ def test_big_report_is_cut_for_the_comment_but_not_for_the_step_summary(tmp_path
     full = summary.read_text()
     assert len(full) > 65_536 and "cut" not in full and full.count("#### `throughput-c") == 150
     assert outcome.exit_code == 0 and outcome.summary_written
+
+
+def test_upstream_cli_shape_posts_and_upserts_through_the_double(regressed: Path, github_double: Any) -> None:
+    """KITT's documented invocation, as a user's workflow runs it: a child process, GITHUB_API_URL set."""
+    import subprocess
+    import sys
+
+    from support import REPO, clean_environ
+
+    github_double.add_pull(PR)
+    env = clean_environ(GITHUB_API_URL=github_double.api_url, GITHUB_ACTIONS="true",
+                        GITHUB_TOKEN=github_double.token)  # the token from the environment, as documented
+    command = [sys.executable, "-m", "kitt", "ci", "report", "--results-dir", str(regressed / "current"),
+               "--baseline-dir", str(regressed / "baseline"), "--repo", github_double.repo.full_name,
+               "--pr", str(PR), "--comment-key", "h100"]
+    runs = [subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO, timeout=120) for _ in range(2)]
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+        # The runner swallows ::add-mask:: and hides the value everywhere after it; no other line has it.
+        lines = (done.stdout + done.stderr).splitlines()
+        assert lines[0] == f"::add-mask::{github_double.token}"
+        assert not any(github_double.token in line for line in lines[1:])
+    (comment,) = github_double.comments(PR)
+    assert comment.body.startswith("<!-- kitt-benchmark:h100 -->")
+    assert "::notice::PR comment created" in runs[0].stdout and "::notice::PR comment updated" in runs[1].stdout
+    failing = subprocess.run([*command, "--fail-on-regression"], env=env, capture_output=True, text=True, cwd=REPO,
+                             timeout=120)
+    assert failing.returncode == 1 and "::error::throughput-c8 p99_tpot_ms regressed" in failing.stdout
