@@ -88,10 +88,10 @@ class Annotations:
         if not self.enabled:
             print(f"{kind}: {message}", file=sys.stderr)
             return
-        from actions_toolkit import core
+        from actions_toolkit.command import issue_command
 
-        props = {"title": title} if title else {}
-        getattr(core, kind)(message, **props)
+        # core.error(title=...) would also send empty file=, line=... properties.
+        issue_command(kind, {"title": title} if title else {}, message)
 
     def error(self, message: str, title: str | None = None) -> None:
         self._capped("error", message, title)
