@@ -1,13 +1,23 @@
-"""The ``sim`` engine: a simulated OpenAI-compatible streaming server.
+"""The ``sim`` engine: a lean simulated OpenAI-compatible streaming server.
 
-It streams completions on a schedule drawn from log-normal distributions (TTFT, and the latency
-of each token) with seeded noise, so the whole pipeline can be tried, and tested, without a GPU.
-Run by ``kitt run -e sim`` as ``python -m kitt.engines.simserver``; pass its options with
-``--engine-arg``, e.g. ``--engine-arg=--ttft-ms=80 --engine-arg=--itl-ms=12``.
+``kitt run -e sim`` starts it as ``python -m kitt.engines.simserver``, so the whole pipeline can
+be tried, and tested, without a GPU; set its options with ``--engine-arg``, e.g.
+``--engine-arg=--ttft-ms=80 --engine-arg=--itl-ms=12``. The harness-accuracy benchmark uses the
+same server with no noise as its yardstick (``benchmarks/reference_server.py``).
 
-Events are scheduled on absolute deadlines, so errors never accumulate along a stream. The event
-loop wakes up to 1 ms late (epoll's timeout is in whole milliseconds), so each deadline is aimed
-half a millisecond early: delivery is then within about ±0.5 ms of the schedule.
+Schedule, per request arriving at ``a``: the first event is due at ``a + TTFT``, each later one an
+ITL after the one before; an event carries ``--tokens-per-event`` tokens (fewer in the last).
+TTFT and each ITL are drawn from log-normal distributions with the given mean and coefficient of
+variation, seeded per request (``--ttft-cv 0 --itl-cv 0`` gives an exact schedule). Per-request
+overrides go in the body: ``ref_ttft_ms``, ``ref_itl_ms``, ``ref_tokens_per_event``.
+
+Why it is lean: no web framework, non-blocking sockets watched by the event loop, responses
+built from pre-made byte strings, and one timer for all streams. On Linux that timer is a
+``timerfd`` armed at an absolute CLOCK_MONOTONIC deadline with 1 ns timer slack, so events leave
+within microseconds of their deadline instead of up to 1 ms late (epoll's timeout is in ms).
+
+With ``--log FILE`` it writes the truth on SIGTERM/SIGINT: per request, its arrival (the kernel's
+receive stamp, SO_TIMESTAMPNS) and the clock reading right before each event's ``send``.
 
 Fault injection for tests: ``--never-ready``, ``--startup-delay S``, ``--die-after N`` (exit
 abruptly in the middle of request N+1) and ``--fail-every N`` (every Nth request gets HTTP 500).
@@ -17,47 +27,172 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import json
 import math
 import os
 import random
+import signal
+import socket
 import time
-from typing import Any
+from typing import Any, Callable
 
-_EARLY = 0.0005  # aim this much before each deadline; see the module docstring
+from kitt.engines.simnet import RawSocket, TimerFd, clock
+
+_SSE_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+             b"Transfer-Encoding: chunked\r\n\r\n")
+_END = b"data: [DONE]\n\n"
 
 
-class SimServer:
-    def __init__(self, options: argparse.Namespace) -> None:
+def _chunk(payload: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(payload), payload)
+
+
+def _response(status: str, body: bytes, content_type: bytes = b"application/json", close: bool = False) -> bytes:
+    return (b"HTTP/1.1 " + status.encode() + b"\r\nContent-Type: " + content_type
+            + b"\r\nContent-Length: " + str(len(body)).encode()
+            + (b"\r\nConnection: close" if close else b"") + b"\r\n\r\n" + body)
+
+
+def _usage(prompt: int, completion: int) -> bytes:
+    return b'{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}' % (prompt, completion, prompt + completion)
+
+
+def lognormal(rng: random.Random, mean: float, cv: float) -> float:
+    """A log-normal draw with the given mean and coefficient of variation (cv 0: the mean itself)."""
+    if cv <= 0:
+        return mean
+    sigma = math.sqrt(math.log1p(cv * cv))
+    return rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
+
+
+class Stream:
+    """One streaming response: its schedule, its pre-built bytes and its truth record."""
+
+    __slots__ = ("conn", "server", "rid", "chat", "deadline", "next_gap", "per_event", "remaining", "sent_tokens",
+                 "prompt_tokens", "head", "continuous", "usage", "log", "dead")
+
+    def __init__(self, conn: Connection, rid: int, chat: bool, deadline: float, next_gap: Callable[[], float],
+                 per_event: int, tokens: int, prompt_tokens: int, stream_options: dict[str, Any], log: dict[str, Any]):
+        self.conn, self.server, self.rid, self.chat = conn, conn.server, rid, chat
+        self.deadline, self.next_gap, self.per_event = deadline, next_gap, per_event
+        self.remaining, self.sent_tokens, self.prompt_tokens = tokens, 0, prompt_tokens
+        self.continuous = bool(stream_options.get("continuous_usage_stats"))
+        self.usage = bool(stream_options.get("include_usage")) or self.continuous
+        kind = b"chat.completion.chunk" if chat else b"text_completion"
+        self.head = (b'data: {"id":"cmpl-%d","object":"%s","created":%d,"model":%s,"choices":[{"index":0,'
+                     % (rid, kind, int(time.time()), json.dumps(self.server.o.model).encode()))
+        self.log, self.dead = log, False
+
+    def _event(self, text: bytes, last: bool) -> bytes:
+        finish = b'"length"' if last else b"null"
+        if self.chat:
+            body = self.head + b'"delta":{"content":"' + text + b'"},"finish_reason":' + finish + b"}]"
+        else:
+            body = self.head + b'"text":"' + text + b'","logprobs":null,"finish_reason":' + finish + b"}]"
+        if self.continuous:
+            body += b',"usage":' + _usage(self.prompt_tokens, self.sent_tokens)
+        return _chunk(body + b"}\n\n")
+
+    def role_delta(self) -> bytes:
+        """Chat streams open with a role-only delta, as real servers send; it carries no token."""
+        return _chunk(self.head + b'"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n')
+
+    def emit(self) -> bool:
+        """Write the next event now; True while more events remain."""
+        die_after = self.server.o.die_after
+        if die_after and self.rid >= die_after and self.sent_tokens >= 2 * self.per_event:
+            os._exit(3)  # a crash: no goodbye, no final chunk
+        count = min(self.per_event, self.remaining)
+        first = self.sent_tokens == 0
+        self.sent_tokens += count
+        self.remaining -= count
+        self.server.generation_tokens += count
+        text = (b" r%d" % self.rid + b" tok" * (count - 1)) if first else b" tok" * count
+        data = self._event(text, last=self.remaining == 0)
+        transport = self.conn.transport
+        now = clock()
+        transport.write(data)
+        self.log["events"].append(now)
+        self.log["tokens"].append(count)
+        if self.remaining:
+            self.deadline += self.next_gap()
+            return True
+        tail = b""
+        if self.usage:
+            tail = _chunk(self.head[: self.head.index(b'"choices"')] + b'"choices":[],"usage":'
+                          + _usage(self.prompt_tokens, self.sent_tokens) + b"}\n\n")
+        transport.write(tail + _chunk(_END) + b"0\r\n\r\n")
+        self.log["end"] = clock()
+        self.server.running -= 1
+        self.conn.finished()
+        return False
+
+
+class Scheduler:
+    """Every stream's next deadline in one heap, served by a single timer."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.heap: list[tuple[float, int, Stream]] = []
+        self.seq = 0
+        self.armed = float("inf")
+        self.handle: asyncio.TimerHandle | None = None
+        self.timerfd = TimerFd.create()
+        if self.timerfd is not None:
+            loop.add_reader(self.timerfd.fd, self._on_timerfd)
+
+    def add(self, stream: Stream) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (stream.deadline, self.seq, stream))
+        if stream.deadline < self.armed:
+            self._arm(stream.deadline)
+
+    def _arm(self, deadline: float) -> None:
+        self.armed = deadline
+        if self.timerfd is not None:
+            self.timerfd.arm(deadline)
+        else:
+            if self.handle is not None:
+                self.handle.cancel()
+            # call_at wakes up to 1 ms late (epoll's timeout is in ms): aim half of that early.
+            self.handle = self.loop.call_at(deadline - 0.0005 - clock() + self.loop.time(), self._run_due)
+
+    def _on_timerfd(self) -> None:
+        assert self.timerfd is not None
+        self.timerfd.drain()
+        self._run_due()
+
+    def _run_due(self) -> None:
+        heap, slack = self.heap, (5e-6 if self.timerfd is not None else 0.0005)
+        self.armed = float("inf")
+        horizon = clock() + slack
+        while heap and heap[0][0] <= horizon:
+            _, _, stream = heapq.heappop(heap)
+            if not stream.dead and stream.emit():
+                self.seq += 1
+                heapq.heappush(heap, (stream.deadline, self.seq, stream))
+            if heap and heap[0][0] > horizon:
+                horizon = clock() + slack
+        if heap:
+            self._arm(heap[0][0])
+
+
+class Server:
+    def __init__(self, options: argparse.Namespace, loop: asyncio.AbstractEventLoop) -> None:
         self.o = options
-        self.started = time.monotonic()
-        self.requests = 0
-        self.running = 0
-        self.generation_tokens = 0
-        self.prompt_tokens = 0
+        self.started = clock()
+        self.scheduler = Scheduler(loop)
+        self.requests: list[dict[str, Any]] = []
+        self.generation_tokens = self.prompt_tokens = self.running = 0
+        models = {"object": "list", "data": [{"id": options.model, "object": "model", "owned_by": "kitt-sim"}]}
+        self.models = _response("200 OK", json.dumps(models).encode())
 
-    def draw(self, rng: random.Random, mean_ms: float, cv: float) -> float:
-        """A log-normal draw in seconds with the given mean and coefficient of variation."""
-        if cv <= 0:
-            return mean_ms / 1e3
-        sigma = math.sqrt(math.log1p(cv * cv))
-        return rng.lognormvariate(math.log(mean_ms) - sigma * sigma / 2, sigma) / 1e3
+    def ready(self) -> bool:
+        return not self.o.never_ready and clock() - self.started >= self.o.startup_delay
 
-    async def health(self, request: Any) -> Any:
-        from aiohttp import web
-
-        ready = not self.o.never_ready and time.monotonic() - self.started >= self.o.startup_delay
-        return web.Response(status=200 if ready else 503, text="ok" if ready else "loading")
-
-    async def models(self, request: Any) -> Any:
-        from aiohttp import web
-
-        return web.json_response({"object": "list", "data": [{"id": self.o.model, "object": "model", "owned_by": "kitt-sim"}]})
-
-    async def metrics(self, request: Any) -> Any:
-        from aiohttp import web
-
-        label = f'{{model_name="{self.o.model}"}}'
+    def metrics(self) -> bytes:
+        label = '{model_name="%s"}' % self.o.model
         lines = [
             "# TYPE kitt_sim:generation_tokens_total counter",
             f"kitt_sim:generation_tokens_total{label} {self.generation_tokens}",
@@ -66,131 +201,202 @@ class SimServer:
             "# TYPE kitt_sim:num_requests_running gauge",
             f"kitt_sim:num_requests_running{label} {self.running}",
         ]
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+        return ("\n".join(lines) + "\n").encode()
 
-    async def complete(self, request: Any) -> Any:
-        from aiohttp import web
+    def log_payload(self) -> dict[str, Any]:
+        return {"clock": "time.perf_counter (CLOCK_MONOTONIC on Linux), seconds",
+                "settings": {k: v for k, v in vars(self.o).items() if k != "log"},
+                "timer": "timerfd" if self.scheduler.timerfd is not None else "call_at",
+                "requests": self.requests}
 
-        arrived = asyncio.get_running_loop().time()
-        chat = request.path.endswith("/chat/completions")
-        body = await request.json()
-        self.requests += 1
-        number = self.requests
-        if self.o.fail_every and number % self.o.fail_every == 0:
-            return web.json_response({"error": {"message": "simulated failure", "code": 500}}, status=500)
-        prompt = " ".join(m.get("content", "") for m in body.get("messages", [])) if chat else str(body.get("prompt", ""))
-        prompt_tokens = max(len(prompt.split()), 1)
-        max_tokens = int(body.get("max_tokens") or 16)
-        stream_options = body.get("stream_options") or {}
-        rng = random.Random(f"{self.o.seed}:{number}")
-        schedule = self._schedule(rng, arrived, max_tokens)
-        if not body.get("stream"):
-            await asyncio.sleep(max(schedule[-1][0] - asyncio.get_running_loop().time(), 0))
-            self.prompt_tokens += prompt_tokens
-            self.generation_tokens += max_tokens
-            text = " tok" * max_tokens
-            choice = {"index": 0, "message": {"role": "assistant", "content": text}} if chat else {"index": 0, "text": text}
-            return web.json_response({"id": f"sim-{number}", "object": "chat.completion" if chat else "text_completion",
-                                      "model": self.o.model, "choices": [choice | {"finish_reason": "length"}],
-                                      "usage": _usage(prompt_tokens, max_tokens)})
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
-        self.prompt_tokens += prompt_tokens
-        self.running += 1
+
+class Connection:
+    """One client connection: parses requests (keep-alive, one at a time) and answers them."""
+
+    __slots__ = ("server", "transport", "buffer", "busy", "close_after", "stream")
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.buffer = b""
+        self.busy = self.close_after = False
+        self.transport: RawSocket = None  # type: ignore[assignment]
+        self.stream: Stream | None = None
+
+    def data_received(self, data: bytes, now: float) -> None:
+        self.buffer += data
+        if not self.busy:
+            self._next_request(now)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.stream is not None and not self.stream.dead:
+            self.stream.dead = True
+            self.stream.log["aborted"] = True
+            self.server.running -= 1
+
+    def finished(self) -> None:
+        self.busy, self.stream = False, None
+        if self.close_after:
+            self.transport.close()
+        elif self.buffer:
+            self._next_request(clock())
+
+    def _reply(self, reply: bytes) -> None:
+        self.transport.write(reply)
+        self.busy = True
+        self.finished()
+
+    def _next_request(self, arrival: float) -> None:
+        buffer = self.buffer
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        lines = buffer[:end].decode("latin-1").split("\r\n")
         try:
-            await self._stream(response, number, chat, schedule, prompt_tokens, stream_options)
-        finally:
-            self.running -= 1
-        return response
+            method, path, version = lines[0].split(" ", 2)
+            headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:] if line)}
+            length = int(headers.get("content-length", "0"))
+        except ValueError:
+            self.transport.write(_response("400 Bad Request", b'{"error":"malformed request"}', close=True))
+            self.transport.close()
+            return
+        if len(buffer) < end + 4 + length:
+            return
+        body = buffer[end + 4 : end + 4 + length]
+        self.buffer = buffer[end + 4 + length :]
+        self.close_after = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
+        path = path.split("?", 1)[0]
+        server = self.server
+        if method == "POST" and path in ("/v1/completions", "/v1/chat/completions"):
+            self._generate(arrival, path.endswith("chat/completions"), body)
+        elif method == "GET" and path == "/health":
+            ready = server.ready()
+            self._reply(_response("200 OK" if ready else "503 Service Unavailable", b"ok" if ready else b"loading",
+                                  b"text/plain", self.close_after))
+        elif method == "GET" and path == "/v1/models":
+            self._reply(server.models)
+        elif method == "GET" and path == "/metrics":
+            self._reply(_response("200 OK", server.metrics(), b"text/plain; version=0.0.4", self.close_after))
+        else:
+            self._reply(_response("404 Not Found", b'{"error":"not found"}', close=self.close_after))
 
-    def _schedule(self, rng: random.Random, start: float, max_tokens: int) -> list[tuple[float, int]]:
-        """(deadline, tokens) per event: TTFT for the first token, then one ITL draw per token."""
-        per_event = max(self.o.tokens_per_event, 1)
-        deadline = start + self.draw(rng, self.o.ttft_ms, self.o.ttft_cv)
-        events, sent = [], 0
-        while sent < max_tokens:
-            count = min(per_event, max_tokens - sent)
-            if sent:
-                deadline += sum(self.draw(rng, self.o.itl_ms, self.o.itl_cv) for _ in range(count))
-            sent += count
-            events.append((deadline, count))
-        return events
+    def _generate(self, arrival: float, chat: bool, raw: bytes) -> None:
+        server, o = self.server, self.server.o
+        try:
+            body = json.loads(raw)
+            tokens = max(int(body.get("max_tokens") or body.get("max_completion_tokens") or 16), 1)
+            ttft_ms = float(body.get("ref_ttft_ms", o.ttft_ms))
+            itl_ms = float(body.get("ref_itl_ms", o.itl_ms))
+            per_event = max(int(body.get("ref_tokens_per_event", o.tokens_per_event)), 1)
+            if chat:
+                prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+            else:
+                prompt = body.get("prompt", "")
+                prompt = prompt if isinstance(prompt, str) else json.dumps(prompt)
+        except (ValueError, TypeError, AttributeError):
+            self.transport.write(_response("400 Bad Request", b'{"error":"bad JSON body"}', close=True))
+            self.transport.close()
+            return
+        rid = len(server.requests)
+        log: dict[str, Any] = {"rid": rid, "arrival": arrival, "prompt_head": prompt[:48], "chat": chat,
+                               "events": [], "tokens": [], "end": None}
+        server.requests.append(log)
+        if o.fail_every and (rid + 1) % o.fail_every == 0:
+            self._reply(_response("500 Internal Server Error", b'{"error":{"message":"simulated failure"}}',
+                                  close=self.close_after))
+            return
+        rng = random.Random(f"{o.seed}:{rid}")
+        ttft = lognormal(rng, ttft_ms, o.ttft_cv) / 1e3
+        prompt_tokens = max(len(prompt.split()), 1)
+        stream = Stream(self, rid, chat, arrival + ttft, lambda: lognormal(rng, itl_ms, o.itl_cv) / 1e3,
+                        per_event, tokens, prompt_tokens, body.get("stream_options") or {}, log)
+        server.prompt_tokens += prompt_tokens
+        server.running += 1
+        self.busy, self.stream = True, stream
+        if not body.get("stream"):
+            self._whole(stream, arrival + ttft + sum(stream.next_gap() for _ in range(-(-tokens // per_event) - 1)))
+            return
+        self.transport.write(_SSE_HEAD + (stream.role_delta() if chat else b""))
+        server.scheduler.add(stream)
 
-    async def _stream(self, response: Any, number: int, chat: bool, schedule: list[tuple[float, int]],
-                      prompt_tokens: int, stream_options: dict[str, Any]) -> None:
+    def _whole(self, stream: Stream, due: float) -> None:
+        def reply() -> None:
+            if stream.dead:
+                return
+            self.server.running -= 1
+            self.server.generation_tokens += stream.remaining
+            text = " r%d" % stream.rid + " tok" * (stream.remaining - 1)
+            choice: dict[str, Any] = {"index": 0, "finish_reason": "length"}
+            choice.update({"message": {"role": "assistant", "content": text}} if stream.chat else {"text": text})
+            body = {"id": f"cmpl-{stream.rid}", "object": "chat.completion" if stream.chat else "text_completion",
+                    "model": self.server.o.model, "choices": [choice],
+                    "usage": json.loads(_usage(stream.prompt_tokens, stream.remaining))}
+            now = clock()
+            self.transport.write(_response("200 OK", json.dumps(body).encode(), close=self.close_after))
+            stream.log["events"].append(now)
+            stream.log["tokens"].append(stream.remaining)
+            stream.log["end"] = now
+            self.finished()
+
         loop = asyncio.get_running_loop()
-        continuous = bool(stream_options.get("continuous_usage_stats"))
-        head = {"id": f"sim-{number}", "object": "chat.completion.chunk" if chat else "text_completion",
-                "created": int(time.time()), "model": self.o.model}
-        if chat:  # a role-only first delta, as real servers send; it is not a token event
-            await response.write(_sse(head | {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                                           "finish_reason": None}]}))
-        completion = 0
-        for position, (deadline, count) in enumerate(schedule):
-            delay = deadline - _EARLY - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if self.o.die_after and number > self.o.die_after and position >= 2:
-                os._exit(3)  # a crash: no goodbye, no final chunk
-            completion += count
-            self.generation_tokens += count
-            last = position == len(schedule) - 1
-            text = " tok" * count
-            choice: dict[str, Any] = {"index": 0, "finish_reason": "length" if last else None}
-            choice.update({"delta": {"content": text}} if chat else {"text": text, "logprobs": None})
-            chunk = head | {"choices": [choice]}
-            if continuous:
-                chunk["usage"] = _usage(prompt_tokens, completion)
-            await response.write(_sse(chunk))
-        if stream_options.get("include_usage"):
-            await response.write(_sse(head | {"choices": [], "usage": _usage(prompt_tokens, completion)}))
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
+        loop.call_at(due - clock() + loop.time(), reply)
 
 
-def _usage(prompt: int, completion: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
-
-def _sse(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m kitt.engines.simserver", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="sim-model")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--ttft-ms", type=float, default=40.0, help="mean time to first token")
-    parser.add_argument("--ttft-cv", type=float, default=0.05, help="coefficient of variation of TTFT (0: constant)")
-    parser.add_argument("--itl-ms", type=float, default=8.0, help="mean latency of each further token")
-    parser.add_argument("--itl-cv", type=float, default=0.05, help="coefficient of variation of each token's latency")
+    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed on stdout)")
+    parser.add_argument("--ttft-ms", type=float, default=40.0, help="mean time from arrival to the first event")
+    parser.add_argument("--ttft-cv", type=float, default=0.05, help="coefficient of variation of TTFT (0: exact)")
+    parser.add_argument("--itl-ms", type=float, default=8.0, help="mean gap between consecutive events")
+    parser.add_argument("--itl-cv", type=float, default=0.05, help="coefficient of variation of each gap (0: exact)")
     parser.add_argument("--tokens-per-event", type=int, default=1, help="tokens carried by each SSE event")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--startup-delay", type=float, default=0.0, help="seconds before /health answers 200")
     parser.add_argument("--never-ready", action="store_true", help="/health never answers 200")
     parser.add_argument("--die-after", type=int, default=0, help="exit abruptly during request N+1")
     parser.add_argument("--fail-every", type=int, default=0, help="answer every Nth request with HTTP 500")
+    parser.add_argument("--log", help="write the truth log here (JSON) on SIGTERM/SIGINT")
+    parser.add_argument("--backlog", type=int, default=1024)
+    parser.set_defaults(**defaults)
     options = parser.parse_args(argv)
-    if options.ttft_ms <= 0 or options.itl_ms <= 0:
-        parser.error("--ttft-ms and --itl-ms must be greater than 0")
+    if options.ttft_ms <= 0 or options.itl_ms <= 0 or options.tokens_per_event < 1:
+        parser.error("--ttft-ms and --itl-ms must be greater than 0, --tokens-per-event at least 1")
     return options
 
 
-def main(argv: list[str] | None = None) -> None:
-    from aiohttp import web
+async def serve(options: argparse.Namespace) -> None:
+    loop = asyncio.get_running_loop()
+    server = Server(options, loop)
+    listener = socket.create_server((options.host, options.port), backlog=options.backlog)
+    listener.setblocking(False)
 
-    options = parse_args(argv)
-    sim = SimServer(options)
-    app = web.Application()
-    app.router.add_get("/health", sim.health)
-    app.router.add_get("/v1/models", sim.models)
-    app.router.add_get("/metrics", sim.metrics)
-    app.router.add_post("/v1/completions", sim.complete)
-    app.router.add_post("/v1/chat/completions", sim.complete)
-    print(f"kitt sim: serving {options.model} on http://{options.host}:{options.port} "
-          f"(TTFT {options.ttft_ms} ms, ITL {options.itl_ms} ms)", flush=True)
-    web.run_app(app, host=options.host, port=options.port, print=None, access_log=None, handle_signals=True)
+    def accept() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:  # nothing pending, or e.g. EMFILE: try again on the next wake-up
+                return
+            conn = Connection(server)
+            conn.transport = RawSocket(loop, sock, conn)
+
+    loop.add_reader(listener.fileno(), accept)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    port = listener.getsockname()[1]
+    print(f"listening {port} (kitt sim: {options.model} on http://{options.host}:{port}, "
+          f"TTFT {options.ttft_ms:g} ms, ITL {options.itl_ms:g} ms)", flush=True)
+    await stop.wait()
+    loop.remove_reader(listener.fileno())
+    listener.close()
+    if options.log:
+        with open(options.log, "w", encoding="utf-8") as handle:
+            json.dump(server.log_payload(), handle)
+
+
+def main(argv: list[str] | None = None, **defaults: Any) -> None:
+    asyncio.run(serve(parse_args(argv, **defaults)))
 
 
 if __name__ == "__main__":

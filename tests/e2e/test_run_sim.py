@@ -171,7 +171,7 @@ def test_engine_that_never_becomes_ready(tmp_path):
                     "--engine-arg=--never-ready")
     assert done.returncode == 1
     assert_one_line_error(done.stderr, "sim was not ready within 8 s", "GET /health answering 200", "HTTP 503")
-    assert "last lines of the engine log" in done.stderr and f"kitt sim: serving {model}" in done.stderr
+    assert "last lines of the engine log" in done.stderr and f"kitt sim: {model} on http" in done.stderr
     metrics = read_json(out / "metrics.json")
     assert metrics["passed"] is False and metrics["results"] == []
     assert_no_engine_left(model)
