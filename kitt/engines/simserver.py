@@ -20,7 +20,8 @@ With ``--log FILE`` it writes the truth on SIGTERM/SIGINT: per request, its arri
 receive stamp, SO_TIMESTAMPNS) and the clock reading right before each event's ``send``.
 
 Fault injection for tests: ``--never-ready``, ``--startup-delay S``, ``--die-after N`` (exit
-abruptly in the middle of request N+1) and ``--fail-every N`` (every Nth request gets HTTP 500).
+abruptly in the middle of request N+1), ``--fail-every N`` (every Nth request gets HTTP 500) and
+``--miscount N`` (/metrics counts N generated tokens more per request than it sent).
 """
 
 from __future__ import annotations
@@ -310,6 +311,7 @@ class Connection:
         stream = Stream(self, rid, chat, arrival + ttft, lambda: lognormal(rng, itl_ms, o.itl_cv) / 1e3,
                         per_event, tokens, prompt_tokens, body.get("stream_options") or {}, log)
         server.prompt_tokens += prompt_tokens
+        server.generation_tokens += o.miscount
         server.running += 1
         self.busy, self.stream = True, stream
         if not body.get("stream"):
@@ -356,6 +358,7 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
     parser.add_argument("--never-ready", action="store_true", help="/health never answers 200")
     parser.add_argument("--die-after", type=int, default=0, help="exit abruptly during request N+1")
     parser.add_argument("--fail-every", type=int, default=0, help="answer every Nth request with HTTP 500")
+    parser.add_argument("--miscount", type=int, default=0, help="/metrics over-counts N tokens per request")
     parser.add_argument("--log", help="write the truth log here (JSON) on SIGTERM/SIGINT")
     parser.add_argument("--backlog", type=int, default=1024)
     parser.set_defaults(**defaults)

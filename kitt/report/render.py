@@ -418,6 +418,11 @@ def _shorten(view: _View, keep: int) -> _View:
                    problems=cut(view.problems), notes=cut(view.notes))  # fmt: skip
 
 
+def _strings(value: object) -> list[str]:
+    """A list of strings from a metrics.json field that an older or foreign writer may lack."""
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
 def render_summary(result_set: ResultSet, *, run_url: str | None = None) -> str:
     """The summary.md of one run (no baseline): what ran, key metrics, charts, all metrics."""
     groups = group_tests(result_set)
@@ -429,7 +434,8 @@ def render_summary(result_set: ResultSet, *, run_url: str | None = None) -> str:
         lead=f"Suite {md(result_set.suite_name)}: {plural(len(groups), 'test')}"
         + (f", {len(failed)} failed" if failed else ", all passed") + ".",
         regressions=[], regressions_title="", improvements=[], unchanged="",
-        problems=[f"{code(name)} failed" for name in failed], notes=[],
+        problems=[f"{code(name)} failed" for name in failed] + [md(f) for f in _strings(result_set.raw.get("failures"))],
+        notes=[md(note) for note in _strings(result_set.raw.get("notes"))],
         runs=[_run_row("Run", result_set)],
         key_header=key_header, key_rows=key_rows,
         charts=_charts(groups, None), details=_current_details(result_set),

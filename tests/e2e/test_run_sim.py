@@ -203,6 +203,19 @@ def test_error_rate_over_the_limit_fails_the_run(tmp_path):
     assert results and not all(r["passed"] for r in results)
 
 
+def test_server_and_client_token_counts_that_disagree_are_flagged(tmp_path):
+    out = tmp_path / "r"
+    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-o", str(out), *SMALL, "--concurrency", "1",
+                    "--engine-arg=--miscount=2")
+    assert done.returncode == 0, done.stderr  # a warning, not a failure
+    for result in read_json(out / "metrics.json")["results"]:
+        assert result["metrics"]["token_count_mismatch"] == 4 * 2
+        assert result["metrics"]["server_generation_tokens"] == 4 * 8 + 4 * 2
+    summary = (out / "summary.md").read_text()
+    assert "the server counted 40 generated tokens, the client 32; see token_count_mismatch" in summary
+    assert "warning: latency-c1 run 1: the server counted 40" in done.stderr
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_cancellation_tears_down(tmp_path, sig):
     model = unique_model()
