@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from kitt import __version__
 from kitt.errors import KittError, UsageError
+
+if TYPE_CHECKING:
+    from kitt.github.actions_io import ActionsContext, Annotations
 
 DESCRIPTION = "Benchmark LLM inference engines and gate pull requests on performance regressions."
 
@@ -102,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = ci_commands.add_parser("report", help="compare with a baseline, report, comment and gate")
     report.add_argument("--results-dir", required=True, type=Path, help="directory with the new metrics.json")
     report.add_argument("--baseline-dir", type=Path, help="directory with the baseline metrics.json (optional)")
+    report.add_argument("--baseline-artifact", metavar="NAME",
+                        help="download the baseline: the newest artifact NAME from the base branch (needs --repo)")
+    report.add_argument("--base-branch", help="with --baseline-artifact: the branch (default: $GITHUB_BASE_REF, "
+                        "else the repository's default branch)")
     report.add_argument("--github-token", help="token to post the PR comment (default: $GITHUB_TOKEN)")
     report.add_argument("--repo", help="owner/repo")
     report.add_argument("--pr", type=_positive_int, help="pull request number")
@@ -116,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--require-comment", action="store_true",
                         help="fail when the comment cannot be posted (e.g. a fork's read-only token)")
     report.set_defaults(handler=_cmd_ci_report)
+    upload = ci_commands.add_parser("upload-artifact", help="upload files as an artifact of this workflow run",
+                                    description="Upload files with GitHub's artifacts v4 protocol. Needs "
+                                    "ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL, which the runner gives to "
+                                    "Docker and JavaScript actions.")
+    upload.add_argument("--name", required=True, help="artifact name, unique in the run")
+    upload.add_argument("path", type=Path, help="a file or a directory")
+    upload.add_argument("--retention-days", type=_positive_int)
+    upload.set_defaults(handler=_cmd_ci_upload)
     return parser
 
 
@@ -201,9 +216,13 @@ def _cmd_ci_report(args: argparse.Namespace) -> int:
     context = ActionsContext.from_environment()
     token = args.github_token or os.environ.get("GITHUB_TOKEN") or None
     mask(token, context.in_actions)
+    annotations = Annotations(enabled=context.in_actions)
+    baseline_dir = args.baseline_dir
+    if args.baseline_artifact:
+        baseline_dir = _download_baseline(args, token, context, annotations)
     options = ReportOptions(
         results_dir=args.results_dir,
-        baseline_dir=args.baseline_dir,
+        baseline_dir=baseline_dir,
         github_token=token,
         repo=args.repo,
         pr=args.pr,
@@ -220,7 +239,6 @@ def _cmd_ci_report(args: argparse.Namespace) -> int:
         run_url=context.run_url,
     )
     outcome = execute_ci_report(options)
-    annotations = Annotations(enabled=context.in_actions)
     for notice in outcome.notices:
         getattr(annotations, notice.level)(notice.message)
     annotations.flush()
@@ -228,6 +246,36 @@ def _cmd_ci_report(args: argparse.Namespace) -> int:
         for name, value in outcome.outputs.items():
             set_output(name, value, context.output_path)
     return outcome.exit_code
+
+
+def _download_baseline(
+    args: argparse.Namespace, token: str | None, context: ActionsContext, annotations: Annotations
+) -> Path | None:
+    import tempfile
+
+    from kitt.github.baseline import download_baseline
+
+    if not (token and args.repo):
+        raise UsageError("--baseline-artifact needs --repo and a token (--github-token or GITHUB_TOKEN)")
+    if args.baseline_dir:
+        raise UsageError("give --baseline-dir or --baseline-artifact, not both")
+    found = download_baseline(
+        token=token, repo=args.repo, name=args.baseline_artifact,
+        dest=Path(tempfile.mkdtemp(prefix="kitt-baseline-", dir=context.temp_dir)) / "baseline",
+        base_branch=args.base_branch or context.base_ref, api_url=context.api_url,
+    )  # fmt: skip
+    if not found:
+        annotations.notice(f"No baseline: {found.reason}.")
+        return None
+    return found.path
+
+
+def _cmd_ci_upload(args: argparse.Namespace) -> int:
+    from kitt.github.artifacts import upload_from_environment
+
+    result = upload_from_environment(args.name, args.path, retention_days=args.retention_days)
+    print(f"uploaded artifact {result.name} ({result.size} bytes, {result.digest}), id {result.id}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -372,3 +372,36 @@ def test_upstream_cli_shape_posts_and_upserts_through_the_double(regressed: Path
     failing = subprocess.run([*command, "--fail-on-regression"], env=env, capture_output=True, text=True, cwd=REPO,
                              timeout=120)
     assert failing.returncode == 1 and "::error::throughput-c8 p99_tpot_ms regressed" in failing.stdout
+
+
+def test_baseline_artifact_flag_downloads_the_base_branch_baseline(regressed: Path, github_double: Any) -> None:
+    """`--baseline-artifact NAME` finds main's newest artifact (not a fork's) and compares with it."""
+    import io
+    import subprocess
+    import sys
+    import zipfile
+
+    from support import REPO, clean_environ
+
+    def zipped(folder: Path) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for path in folder.rglob("*"):
+                archive.write(path, path.relative_to(folder).as_posix())
+        return buffer.getvalue()
+
+    github_double.add_artifact("kitt-results", content=zipped(regressed / "baseline"), head_branch="main")
+    # A fork's artifact named like the baseline, on a branch named main, newer: must be ignored.
+    github_double.add_artifact("kitt-results", content=zipped(regressed / "current"), head_branch="main",
+                               from_fork=True)
+    env = clean_environ(GITHUB_API_URL=github_double.api_url, GITHUB_TOKEN=github_double.token)
+    command = [sys.executable, "-m", "kitt", "ci", "report", "--results-dir", str(regressed / "current"),
+               "--baseline-artifact", "kitt-results", "--repo", github_double.repo.full_name, "--output",
+               str(regressed / "report.md"), "--fail-on-regression"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "p99_tpot_ms" in (regressed / "report.md").read_text() and "p99_tpot_ms regressed" in done.stderr
+    missing = subprocess.run([*command[:8], "absent", *command[9:]], env=env, capture_output=True, text=True,
+                             cwd=REPO, timeout=120)
+    assert missing.returncode == 0 and "No baseline: no artifact named 'absent'" in missing.stderr
+    assert "no baseline yet" in (regressed / "report.md").read_text().lower()

@@ -4,10 +4,10 @@ A pull_request workflow does `uses: ./` (the composite action.yml) with the sim 
 REST API is the contract-checked double; the baseline is a real kitt result set served as the
 base branch's artifact. Runs, in order, against one pull request:
 
-1. A/A: the same engine settings as the baseline -> success, one comment created;
-2. an injected regression (slower tokens) -> the job fails, the same comment is updated;
+1. an injected regression (slower tokens) -> the job fails, one comment is created;
+2. an A/A rerun (the baseline's engine settings) -> success, the same comment is updated;
 3. the Docker flavour's report mode (the same entrypoint, as report/action.yml runs it) on the
-   results that run 2 uploaded, inside act so that the artifact client meets act's real
+   results that run 1 uploaded, inside act so that the artifact client meets act's real
    artifact server.
 """
 
@@ -158,36 +158,37 @@ def test_action_benchmarks_comments_and_gates(tmp_path, github_double, baseline)
     double.add_artifact(ARTIFACT, content=baseline, head_branch="main",
                         created_at=datetime.now(timezone.utc) - timedelta(hours=1))
 
-    # 1. A/A: the PR changes nothing.
+    marker = "<!-- kitt-benchmark:sim/sim-model/act-suite -->"
+
+    # 1. The PR makes every token slower: the gate fails the job and the comment says why.
+    slow, kept = run_benchmark_workflow(tmp_path / "slow", double, SLOW_SIM)
+    assert slow.returncode == 1 and slow.job_results() == {"bench": "failure"}, slow.raw_output()[-4000:]
+    outputs = slow.outputs("kitt")
+    assert outputs["passed"] == "false" and int(outputs["regressions"]) >= 1
+    assert outputs["artifact-name"] == ARTIFACT and outputs["results-dir"] == "kitt-results"
+    assert outputs["report"] == "kitt-results/report.md" and outputs["comment-url"].startswith("http")
+    assert json.loads(outputs["metrics"])["chat-c2"]["median_tpot_ms"]["verdict"] == "regression"
+    errors = [e["msg"] for e in slow.events if "::error" in str(e.get("msg", ""))]
+    assert any("regressed" in message for message in errors), errors  # one annotation names each regression
+    summary = "\n".join(slow.summaries())
+    assert summary.startswith(marker) and "performance regression" in summary
+    (comment,) = [c for c in double.comments(PR) if c.body.startswith(marker)]
+    assert comment.id == int(outputs["comment-url"].rsplit("-", 1)[-1]) and "regression" in comment.body.lower()
+    if os.environ.get("KITT_EXAMPLE_COMMENT"):  # how docs/example-comment.md is made
+        Path(os.environ["KITT_EXAMPLE_COMMENT"]).write_text(comment.body)
+    assert json.loads((kept / "pull_request.json").read_text())["number"] == PR
+
+    # 2. The fix is pushed: an A/A rerun passes, and the same comment is updated in place.
     same, _ = run_benchmark_workflow(tmp_path / "aa", double, BASE_SIM)
     assert same.returncode == 0, same.raw_output()[-4000:] + same.stderr[-2000:]
     outputs = same.outputs("kitt")
     assert outputs["passed"] == "true" and outputs["regressions"] == "0"
-    assert outputs["artifact-name"] == ARTIFACT and outputs["results-dir"] == "kitt-results"
-    assert outputs["report"] == "kitt-results/report.md"
-    assert outputs["comment-url"].startswith("http")
-    key_metrics = json.loads(outputs["metrics"])
-    assert "median_ttft_ms" in key_metrics["chat-c2"]
-    summary = "\n".join(same.summaries())
-    assert "<!-- kitt-benchmark:sim/sim-model/act-suite -->" in summary and "chat" in summary
-    marked = [c for c in double.comments(PR) if c.body.startswith("<!-- kitt-benchmark:sim/sim-model/act-suite -->")]
-    assert len(marked) == 1
+    assert "median_ttft_ms" in json.loads(outputs["metrics"])["chat-c2"]
+    assert "no regressions" in "\n".join(same.summaries())
+    marked = [c for c in double.comments(PR) if c.body.startswith(marker)]
+    assert [c.id for c in marked] == [comment.id] and "no regressions" in marked[0].body
 
-    # 2. The PR makes every token slower: the gate fails the job, and the comment is updated in place.
-    slow, kept = run_benchmark_workflow(tmp_path / "slow", double, SLOW_SIM)
-    assert slow.returncode == 1 and slow.job_results() == {"bench": "failure"}
-    outputs = slow.outputs("kitt")
-    assert outputs["passed"] == "false" and int(outputs["regressions"]) >= 1
-    errors = [e["msg"] for e in slow.events if "::error" in str(e.get("msg", ""))]
-    assert any("regressed" in message for message in errors), errors  # one annotation names each regression
-    marked = [c for c in double.comments(PR) if c.body.startswith("<!-- kitt-benchmark:sim/sim-model/act-suite -->")]
-    assert len(marked) == 1 and marked[0].id == int(outputs["comment-url"].rsplit("-", 1)[-1])
-    assert "regression" in marked[0].body.lower()
-    if os.environ.get("KITT_EXAMPLE_COMMENT"):  # how docs/example-comment.md is made
-        Path(os.environ["KITT_EXAMPLE_COMMENT"]).write_text(marked[0].body)
-    assert json.loads((kept / "pull_request.json").read_text())["number"] == PR
-
-    # 3. The fork-safe report job (Docker flavour's entrypoint) on the uploaded results of run 2.
+    # 3. The fork-safe report job (Docker flavour's entrypoint) on the uploaded results of run 1.
     double.add_artifact(ARTIFACT, content=zip_dir(kept), head_branch="feature", run_id=4242,
                         created_at=datetime.now(timezone.utc))
     src = copy_repo(tmp_path / "report-src")

@@ -425,6 +425,8 @@ jobs:
                                    results_url=os.environ["ACTIONS_RESULTS_URL"])
           print("small-blocks", result.size, result.digest)
           '
+      - id: cli
+        run: python -m kitt ci upload-artifact --name kitt-cli payload
       - run: python probe.py "$OUT"
 """
 
@@ -493,7 +495,8 @@ def test_round_trip_through_act(tmp_path: Path) -> None:
             assert archive.read(name) == data, name
     # act's download API serves the same bytes.
     assert (out / "kitt-results.zip").read_bytes() == stored
-    assert json.loads((out / "listed.json").read_text())["listed"] == ["kitt-results", "kitt-small-blocks"]
+    assert json.loads((out / "listed.json").read_text())["listed"] == ["kitt-cli", "kitt-results", "kitt-small-blocks"]
+    assert _stored(run, "kitt-cli") == stored  # `kitt ci upload-artifact` is the same client
     # 145 blocks sent in order reassemble to the same deterministic zip.
     assert _stored(run, "kitt-small-blocks") == stored
     # act appends blocks in arrival order and ignores both the block list and a plain Put Blob.
