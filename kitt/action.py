@@ -279,7 +279,7 @@ class ActionRun:
         self.outputs.update(
             report=str(report_path),
             regressions=str(report.regressions),
-            metrics=json.dumps(report.key_metrics, sort_keys=True, separators=(",", ":"), allow_nan=False),
+            metrics=compact_metrics(report.key_metrics),
             passed="true" if benchmark_ok and not comparison.gate_failed else "false",
         )
         # Decide before posting: nothing that happens to the comment changes the verdict.
@@ -371,6 +371,19 @@ class ActionRun:
             upload_from_environment(self.inputs.artifact_name, self.inputs.results_dir)
         except KittError as error:
             self.fail(error)
+
+
+METRICS_OUTPUT_LIMIT = 64 * 1024  # a job's outputs share 1 MB; a huge sweep must not take it all
+
+
+def compact_metrics(key_metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """The ``metrics`` output: every key metric's numbers, or only current values when that is too long."""
+    full = json.dumps(key_metrics, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    if len(full) <= METRICS_OUTPUT_LIMIT:
+        return full
+    current = {test: {name: row.get("current") for name, row in rows.items()} for test, rows in key_metrics.items()}
+    short = json.dumps(current, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return short if len(short) <= METRICS_OUTPUT_LIMIT else "{}"
 
 
 def _claimed_pr(path: Path) -> int | None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
 
-from kitt.action import ActionInputs, artifact_name_for, derive_comment_key, read_input
+from kitt.action import ActionInputs, artifact_name_for, compact_metrics, derive_comment_key, read_input
 from kitt.errors import UsageError
 from support import REPO, clean_environ
 
@@ -79,3 +80,13 @@ def test_a_failed_benchmark_never_passes(tmp_path):
     assert "::error::openai was not ready" in done.stdout
     text = output.read_text()
     assert "passed<<" in text and "\nfalse\n" in text.split("passed<<", 1)[1]
+
+
+def test_metrics_output_stays_small_for_huge_sweeps():
+    row = {"baseline": 1.0, "current": 2.0, "change_pct": 100.0, "ci_pct": [90.0, 110.0], "p_value": 0.001,
+           "verdict": "regression", "threshold_pct": 5.0}
+    small = {"t-c1": {"median_ttft_ms": row}}
+    assert json.loads(compact_metrics(small)) == small
+    huge = {f"sweep-c{i}": {f"m{j}": row for j in range(9)} for i in range(400)}
+    out = compact_metrics(huge)
+    assert len(out) <= 64 * 1024 and json.loads(out)["sweep-c1"]["m0"] == 2.0
