@@ -228,10 +228,13 @@ class ActionRun:
         """Record which pull request these results belong to, for a workflow_run report job."""
         pull = self.context.event().get("pull_request") or {}
         number = self.inputs.pr or pull.get("number")
-        if number:
-            self.inputs.results_dir.mkdir(parents=True, exist_ok=True)
-            record = {"number": int(number), "head_sha": (pull.get("head") or {}).get("sha")}
-            (self.inputs.results_dir / PULL_REQUEST_FILE).write_text(json.dumps(record) + "\n", encoding="utf-8")
+        path = self.inputs.results_dir / PULL_REQUEST_FILE
+        if not number:
+            path.unlink(missing_ok=True)  # a self-hosted workspace may keep an earlier run's
+            return
+        self.inputs.results_dir.mkdir(parents=True, exist_ok=True)
+        record = {"number": int(number), "head_sha": (pull.get("head") or {}).get("sha")}
+        path.write_text(json.dumps(record) + "\n", encoding="utf-8")
 
     def _download_results(self) -> None:
         from kitt.github.baseline import download_run_artifact
