@@ -180,9 +180,10 @@ class ScriptedServer:
         self.listener.close()
 
 
-def exchange(client: Client, payloads: list[bytes], timeout: float = 10.0) -> tuple[list[Response], list[Connection]]:
+def exchange(client: Client, payloads: list[bytes], timeout: float = 10.0,
+             use_epoll: bool = True) -> tuple[list[Response], list[Connection]]:
     """Send ``payloads`` one after another on one pump, reusing the connection while it allows."""
-    pump = Pump()
+    pump = Pump(use_epoll=use_epoll)
     responses: list[Response] = []
     used: list[Connection] = []
 
@@ -215,10 +216,12 @@ def exchange(client: Client, payloads: list[bytes], timeout: float = 10.0) -> tu
     return responses, used
 
 
-def test_keep_alive_reuses_one_connection() -> None:
+@pytest.mark.parametrize("use_epoll", [True, False], ids=["epoll", "selectors"])
+def test_keep_alive_reuses_one_connection(use_epoll: bool) -> None:
     server = ScriptedServer([([STREAM], 0, False)] * 3)
     try:
-        responses, used = exchange(Client(f"http://127.0.0.1:{server.port}/v1/completions"), [b"{}"] * 3)
+        responses, used = exchange(Client(f"http://127.0.0.1:{server.port}/v1/completions"), [b"{}"] * 3,
+                                   use_epoll=use_epoll)
     finally:
         server.close()
     assert [r.error for r in responses] == [None] * 3

@@ -1,0 +1,505 @@
+"""How exact is each benchmark client's clock, and what does it cost? kitt vs vllm bench serve vs GuideLLM.
+
+Every (client, row) pair gets a fresh reference server (``benchmarks/reference_server.py``) with
+the row's schedule; the client runs the row's closed-loop workload in its own process; the server
+then writes its truth log, and the client's own output file is matched to it request by request.
+
+Truth, per request, from the server's log (all ``CLOCK_MONOTONIC``):
+
+- true TTFT = first event's write time - the request's arrival (its last byte read);
+- true gaps = differences of consecutive event write times.
+
+Errors are the client's figure minus the truth, computed identically for every client:
+
+- TTFT error (signed; it is one-sided in practice): the client's TTFT minus the true TTFT. It holds
+  whatever the client adds: time from its clock read to the request leaving, from the event's
+  write to its clock read, and any queueing in between;
+- per-gap ITL error: ``|client gap - true gap|`` for each gap (the client must see as many events as
+  the server wrote, else the request counts as an event-count mismatch);
+- per-request mean-gap error: ``|client (last - first) - true (last - first)| / (events - 1)``; the one
+  ITL figure GuideLLM's report allows (it keeps first and last token times and a count per request).
+
+Matching: the first event's text is ``" r<rid>"`` (the server's request id). vLLM's
+``--save-detailed`` keeps ``generated_texts`` and GuideLLM's report keeps ``response_id``
+(``cmpl-<rid>``); kitt's records keep no text, so kitt's wrapper saves each request's prompt head,
+which the server logs too. Requests the server saw but no client output names (GuideLLM's backend
+check) are left out.
+
+Client CPU: a sampler thread reads ``utime + stime`` of the client's whole process tree from
+``/proc`` every 20 ms (100 Hz accounting ticks). The figure is the CPU spent between the arrival
+of the first matched request and the last matched event (interpolated), divided by the tokens
+those requests streamed, per million. Start-up (imports, tokenizers, data generation) and
+report writing fall outside that window, and differ by tool; what the window holds is the cost
+of driving the load, which is what grows with a benchmark's size.
+
+Clients: ``kitt`` (``kitt.bench.loadgen.run_level``, through benchmarks/clients/kitt_bench.py),
+``kitt-aiohttp`` (the load generator before kitt/bench/http.py, kept in benchmarks/clients),
+``vllm`` (``vllm bench serve`` through benchmarks/clients/vllm_bench.py, in the venv of
+tests/e2e/vllm_cpu.ensure_env or ``--vllm-python``) and ``guidellm`` (GuideLLM 0.8.1 in its own
+venv under ~/.cache/kitt-bench). The results go to ``OUT/results.json`` and ``OUT/table.md``,
+each run's files (client output, truth log, client log) to ``OUT/<row>-<client>/``.
+
+    python benchmarks/harness_accuracy.py --out /tmp/accuracy          # every client, every row
+    python benchmarks/harness_accuracy.py --clients kitt --rows short  # a quick look
+    python benchmarks/harness_accuracy.py --render /tmp/accuracy/results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CACHE = Path.home() / ".cache" / "kitt-bench"
+GUIDELLM_VERSION = "0.8.1"
+TTFT_MS, ITL_MS = 50.0, 10.0
+
+
+@dataclass(frozen=True)
+class Row:
+    shape: str  # short, chunked, long
+    concurrency: int
+    tokens_per_event: int
+    output_len: int
+    requests: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.shape}-c{self.concurrency}"
+
+
+def default_rows() -> list[Row]:
+    """Short (64 tokens, one per event), chunked (256 tokens, four per event) and long (512, one)."""
+    rows = []
+    for shape, per_event, output, counts in (
+        ("short", 1, 64, {1: 24, 16: 128, 64: 256, 256: 768}),
+        ("chunked", 4, 256, {1: 24, 16: 128, 64: 256, 256: 768}),
+        ("long", 1, 512, {1: 5, 16: 32, 64: 128, 256: 256}),
+    ):
+        rows += [Row(shape, c, per_event, output, n) for c, n in counts.items()]
+    return rows
+
+
+@dataclass
+class Seen:
+    """One request as a client reported it, tied to the server's request id."""
+
+    rid: int
+    ttft: float
+    gaps: list[float] | None  # None when the client keeps no per-gap times
+    span: float | None  # first to last token event
+
+
+# ---------------------------------------------------------------------------- clients
+
+
+class Client:
+    name = ""
+
+    def command(self, row: Row, url: str, out: Path) -> list[str]:
+        raise NotImplementedError
+
+    def load(self, out: Path, log: dict[str, Any]) -> list[Seen]:
+        raise NotImplementedError
+
+
+class Kitt(Client):
+    name = "kitt"
+
+    def __init__(self, aiohttp: bool = False) -> None:
+        self.aiohttp = aiohttp
+        if aiohttp:
+            self.name = "kitt (aiohttp, before)"
+
+    def command(self, row: Row, url: str, out: Path) -> list[str]:
+        return [sys.executable, str(HERE / "clients" / "kitt_bench.py"), "--url", url, "--concurrency",
+                str(row.concurrency), "--num-requests", str(row.requests), "--output-len", str(row.output_len),
+                "--out", str(out / "kitt.json")] + (["--aiohttp"] if self.aiohttp else [])
+
+    def load(self, out: Path, log: dict[str, Any]) -> list[Seen]:
+        by_prompt = {r["prompt_head"]: r["rid"] for r in log["requests"]}
+        seen = []
+        for r in json.loads((out / "kitt.json").read_text())["requests"]:
+            if r["error"] is None and r["prompt_head"] in by_prompt and r["events"]:
+                events = r["events"]
+                seen.append(Seen(by_prompt[r["prompt_head"]], events[0] - r["sent"],
+                                 [b - a for a, b in zip(events, events[1:])], events[-1] - events[0]))
+        return seen
+
+
+class VllmBench(Client):
+    name = "vllm bench serve"
+
+    def __init__(self, python: Path, tokenizer: Path) -> None:
+        self.python, self.tokenizer = python, tokenizer
+
+    def command(self, row: Row, url: str, out: Path) -> list[str]:
+        return [str(self.python), str(HERE / "clients" / "vllm_bench.py"), "--backend", "openai", "--base-url", url,
+                "--endpoint", "/v1/completions", "--model", "reference", "--tokenizer", str(self.tokenizer),
+                "--dataset-name", "random", "--random-input-len", "32", "--random-output-len", str(row.output_len),
+                "--num-prompts", str(row.requests), "--max-concurrency", str(row.concurrency), "--ignore-eos",
+                "--ready-check-timeout-sec", "0", "--disable-tqdm", "--save-result", "--save-detailed",
+                "--result-dir", str(out), "--result-filename", "vllm.json"]
+
+    def load(self, out: Path, log: dict[str, Any]) -> list[Seen]:
+        data = json.loads((out / "vllm.json").read_text())
+        seen = []
+        for text, ttft, itls in zip(data["generated_texts"], data["ttfts"], data["itls"]):
+            match = re.match(r"\s*r(\d+)", text or "")
+            if match and ttft:
+                seen.append(Seen(int(match.group(1)), ttft, list(itls), sum(itls)))
+        return seen
+
+
+class GuideLLM(Client):
+    name = f"GuideLLM {GUIDELLM_VERSION}"
+
+    def __init__(self, bin_dir: Path, tokenizer: Path) -> None:
+        self.bin_dir, self.tokenizer = bin_dir, tokenizer
+
+    def command(self, row: Row, url: str, out: Path) -> list[str]:
+        return [str(self.bin_dir / "guidellm"), "run",
+                "--backend", f"kind=openai_http,target={url},model=reference,request_format=/v1/completions",
+                "--profile", f"kind=concurrent,streams={row.concurrency}",
+                "--constraint", f"kind=max_requests,count={row.requests}",
+                "--data", f"kind=synthetic_text,prompt_tokens=32,output_tokens={row.output_len}",
+                "--tokenizer", f"kind=huggingface_auto,model={self.tokenizer}",
+                "--output", f"kind=json,path={out / 'guidellm.json'}", "--disable-console-interactive"]
+
+    def load(self, out: Path, log: dict[str, Any]) -> list[Seen]:
+        data = json.loads((out / "guidellm.json").read_text())
+        seen = []
+        for benchmark in data["benchmarks"]:
+            for r in benchmark["requests"]["successful"]:
+                match = re.match(r"cmpl-(\d+)$", r.get("response_id") or "")
+                t = r["info"]["timings"]
+                if match and t.get("first_token_iteration") and t.get("request_start"):
+                    seen.append(Seen(int(match.group(1)), t["first_token_iteration"] - t["request_start"], None,
+                                     t["last_token_iteration"] - t["first_token_iteration"]))
+        return seen
+
+
+def ensure_guidellm() -> Path:
+    """GuideLLM's own venv under ~/.cache/kitt-bench (CPU torch from /opt/wheels when there)."""
+    venv = CACHE / f"guidellm-{GUIDELLM_VERSION}"
+    if (venv / "bin" / "guidellm").exists():
+        return venv / "bin"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    wheels = sorted(Path("/opt/wheels").glob("torch-*+cpu-*.whl"))
+    subprocess.run([str(venv / "bin" / "pip"), "install", *map(str, wheels[-1:]),
+                    f"guidellm[recommended]=={GUIDELLM_VERSION}"], check=True)
+    return venv / "bin"
+
+
+def ensure_tokenizer(python: Path) -> Path:
+    """The tiny BPE tokenizer that vLLM's random dataset and GuideLLM's synthetic data need."""
+    sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+    import vllm_cpu
+
+    return vllm_cpu.make_tiny_model(CACHE / "tiny-model", python)
+
+
+# ---------------------------------------------------------------------------- measuring
+
+
+class CpuSampler(threading.Thread):
+    """(monotonic time, CPU seconds of the whole process tree) every ``period`` seconds."""
+
+    def __init__(self, pid: int, period: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.period = pid, period
+        self.samples: list[tuple[float, float]] = []
+        self.stop = threading.Event()
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def run(self) -> None:
+        tree, rescan = {self.pid}, 0.0
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if now >= rescan:
+                tree, rescan = _descendants(self.pid), now + 0.5
+            total = 0
+            for pid in tree:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+            self.samples.append((now, total / self.tick))
+            self.stop.wait(self.period)
+
+    def at(self, when: float) -> float:
+        samples = self.samples
+        for (t0, c0), (t1, c1) in zip(samples, samples[1:]):
+            if t0 <= when <= t1:
+                return c0 + (c1 - c0) * (when - t0) / (t1 - t0) if t1 > t0 else c1
+        return samples[-1][1] if samples and when > samples[-1][0] else (samples[0][1] if samples else 0.0)
+
+
+def _descendants(root: int) -> set[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        found.add(pid)
+        todo += parents.get(pid, [])
+    return found
+
+
+def start_server(row: Row, log: Path) -> tuple[subprocess.Popen[str], str]:
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "reference_server.py"), "--port", "0", "--ttft-ms", str(TTFT_MS),
+         "--itl-ms", str(ITL_MS), "--tokens-per-event", str(row.tokens_per_event), "--log", str(log)],
+        stdout=subprocess.PIPE, text=True)
+    line = server.stdout.readline() if server.stdout else ""
+    if not line.startswith("listening "):
+        server.kill()
+        raise RuntimeError(f"the reference server did not start: {line!r}")
+    return server, f"http://127.0.0.1:{line.split()[1]}"
+
+
+def stop_server(server: subprocess.Popen[str], log: Path) -> dict[str, Any]:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+    return json.loads(log.read_text())
+
+
+def run_one(client: Client, row: Row, out: Path, timeout: float) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    load = Path("/proc/loadavg").read_text().split()[0]
+    log_path = out / "truth.json"
+    server, url = start_server(row, log_path)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", NO_PROXY="127.0.0.1,localhost",
+               PYTHONPATH=str(ROOT))
+    command = client.command(row, url, out)
+    try:
+        with open(out / "client.log", "w") as sink:
+            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env,
+                                       start_new_session=True)
+            sampler = CpuSampler(process.pid)
+            sampler.start()
+            try:
+                code = process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                code = -9
+            finally:
+                sampler.stop.set()
+                sampler.join()
+    finally:
+        log = stop_server(server, log_path)
+    if code != 0:
+        tail = (out / "client.log").read_text()[-2000:]
+        return {"client": client.name, "row": asdict(row), "error": f"exit {code}: {tail}"}
+    return score(client, row, client.load(out, log), log, sampler) | {"command": shlex.join(command), "loadavg_1m": load}
+
+
+def score(client: Client, row: Row, seen: list[Seen], log: dict[str, Any], sampler: CpuSampler | None) -> dict[str, Any]:
+    """Errors against the truth log, CPU per million tokens, and the achieved token rate."""
+    truth = {r["rid"]: r for r in log["requests"]}
+    ttft_err, gap_err, gap_signed, mean_gap_err, mismatched = [], [], [], [], 0
+    matched = []
+    for s in seen:
+        t = truth.get(s.rid)
+        if t is None or not t["events"]:
+            continue
+        events = t["events"]
+        matched.append(t)
+        ttft_err.append((s.ttft - (events[0] - t["arrival"])) * 1e3)
+        true_gaps = [b - a for a, b in zip(events, events[1:])]
+        if s.gaps is not None:
+            if len(s.gaps) != len(true_gaps):
+                mismatched += 1
+            else:
+                for c, g in zip(s.gaps, true_gaps):
+                    gap_err.append(abs(c - g) * 1e3)
+                    gap_signed.append((c - g) * 1e3)
+        if s.span is not None and len(events) > 1:
+            mean_gap_err.append(abs(s.span - (events[-1] - events[0])) / (len(events) - 1) * 1e3)
+    result: dict[str, Any] = {"client": client.name, "row": asdict(row), "matched": len(matched),
+                              "server_requests": len(log["requests"]), "event_count_mismatch": mismatched}
+    result |= _stats("ttft_err_ms", ttft_err) | _stats("itl_err_ms", gap_err) | _stats("mean_gap_err_ms", mean_gap_err)
+    result["itl_err_signed_median_ms"] = statistics.median(gap_signed) if gap_signed else None
+    lateness = [(e - (t["arrival"] + (t["ttft_ms"] + i * t["itl_ms"]) / 1e3)) * 1e3
+                for t in matched for i, e in enumerate(t["events"])]
+    result |= _stats("server_lateness_ms", lateness)
+    if matched:
+        begin = min(t["arrival"] for t in matched)
+        end = max(t["events"][-1] for t in matched)
+        tokens = sum(sum(t["tokens"]) for t in matched)
+        result["window_s"] = end - begin
+        result["tokens"] = tokens
+        result["token_rate"] = tokens / (end - begin)
+        if sampler is not None and sampler.samples:
+            cpu = sampler.at(end) - sampler.at(begin)
+            result["client_cpu_s"] = cpu
+            result["cpu_s_per_mtok"] = cpu / tokens * 1e6
+    return result
+
+
+def _stats(name: str, values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {f"{name}_median": None, f"{name}_p99": None}
+    ordered = sorted(values)
+    rank = 0.99 * (len(ordered) - 1)
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    p99 = ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    return {f"{name}_median": statistics.median(ordered), f"{name}_p99": p99}
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}f}" if abs(value) < 100 else f"{value:.0f}"
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    lines = ["| client | row (c, tokens/event, output) | TTFT error median / p99 (ms) | per-gap ITL error median / p99 (ms)"
+             " | per-request mean-gap error median (ms) | client CPU s per 1M tokens | token rate (tok/s) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        row = r["row"]
+        label = f"{row['shape']} c={row['concurrency']} ({row['tokens_per_event']}, {row['output_len']})"
+        if "error" in r:
+            lines.append(f"| {r['client']} | {label} | failed: {r['error'][:80]!r} | | | | |")
+            continue
+        itl = ("n/a (keeps a per-request mean only)" if r["itl_err_ms_median"] is None
+               else f"{_fmt(r['itl_err_ms_median'], 3)} / {_fmt(r['itl_err_ms_p99'])}")
+        lines.append(f"| {r['client']} | {label} | {_fmt(r['ttft_err_ms_median'])} / {_fmt(r['ttft_err_ms_p99'])} | {itl}"
+                     f" | {_fmt(r['mean_gap_err_ms_median'], 3)} | {_fmt(r.get('cpu_s_per_mtok'), 1)}"
+                     f" | {_fmt(r.get('token_rate'), 0)} |")
+    lines += ["", "Highest token rate with a median ITL error under 1 ms (per-gap; GuideLLM: per-request mean gap):", ""]
+    for name in dict.fromkeys(r["client"] for r in results):
+        rates = [r["token_rate"] for r in results if r["client"] == name and "error" not in r
+                 and ((r["itl_err_ms_median"] if r["itl_err_ms_median"] is not None else r["mean_gap_err_ms_median"]) or 99) < 1.0]
+        lines.append(f"- {name}: {max(rates):.0f} tokens/s" if rates else f"- {name}: none of the rows")
+    return "\n".join(lines)
+
+
+def verdicts(results: list[dict[str, Any]], subject: str = "kitt") -> str:
+    """For each row: ``subject``'s figure against half of the best other tool (vllm bench serve, GuideLLM)."""
+    others = {"vllm bench serve", f"GuideLLM {GUIDELLM_VERSION}"}
+    metrics = (("TTFT error median", "ttft_err_ms_median"), ("TTFT error p99", "ttft_err_ms_p99"),
+               ("ITL error median", "itl_err_ms_median"), ("ITL error p99", "itl_err_ms_p99"),
+               ("CPU per 1M tokens", "cpu_s_per_mtok"))
+    lines = ["| row | " + " | ".join(f"{name}: {subject} / half of best other" for name, _ in metrics) + " |",
+             "|---|" + "---|" * len(metrics)]
+    rows = dict.fromkeys((r["row"]["shape"], r["row"]["concurrency"]) for r in results)
+    for shape, concurrency in rows:
+        same = [r for r in results if (r["row"]["shape"], r["row"]["concurrency"]) == (shape, concurrency) and "error" not in r]
+        mine = next((r for r in same if r["client"] == subject), None)
+        if mine is None:
+            continue
+        cells = []
+        for _, key in metrics:
+            best = [r[key] for r in same if r["client"] in others and r.get(key) is not None]
+            if mine.get(key) is None or not best:
+                cells.append("n/a")
+                continue
+            half = min(best) / 2
+            cells.append(f"{_fmt(mine[key], 3)} / {_fmt(half, 3)} {'ok' if mine[key] <= half else '**missed**'}")
+        lines.append(f"| {shape} c={concurrency} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in subprocess.run(
+        ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), "?")
+    return f"{model}, {os.cpu_count()} CPUs, Python {platform.python_version()}, Linux {platform.release()}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("/tmp/kitt-accuracy"))
+    parser.add_argument("--clients", default="kitt,vllm,guidellm")
+    parser.add_argument("--rows", default="short,chunked,long", help="shapes to run, or row names like short-c64")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every row's request count")
+    parser.add_argument("--vllm-python", type=Path, help="the vLLM venv's python (default: tests/e2e/vllm_cpu.ensure_env)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per client run")
+    parser.add_argument("--render", type=Path, help="print the tables of a saved results.json; measure nothing")
+    args = parser.parse_args(argv)
+    if args.render:
+        saved = json.loads(args.render.read_text())
+        print(f"{saved['date']}; {saved['machine']}; load average before {' '.join(saved['loadavg_before'])}\n")
+        print(markdown(saved["results"]) + "\n\n" + verdicts(saved["results"]))
+        return
+
+    wanted = args.rows.split(",")
+    rows = [r for r in default_rows() if r.shape in wanted or r.name in wanted]
+    rows = [Row(r.shape, r.concurrency, r.tokens_per_event, r.output_len,
+                max(int(r.requests * args.scale), r.concurrency)) for r in rows]
+    clients: list[Client] = []
+    names = args.clients.split(",")
+    tokenizer_python: Path | None = None
+    if "kitt-aiohttp" in names:
+        clients.append(Kitt(aiohttp=True))
+    if "kitt" in names:
+        clients.append(Kitt())
+    if "vllm" in names:
+        python = args.vllm_python
+        if python is None:
+            sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+            import vllm_cpu
+
+            python = vllm_cpu.ensure_env() / "python"
+        tokenizer_python = python
+        clients.append(VllmBench(python, CACHE / "tiny-model"))
+    if "guidellm" in names:
+        bin_dir = ensure_guidellm()
+        tokenizer_python = tokenizer_python or bin_dir / "python"
+        clients.append(GuideLLM(bin_dir, CACHE / "tiny-model"))
+    if tokenizer_python is not None:
+        ensure_tokenizer(tokenizer_python)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    results = []
+    for row in rows:
+        for client in clients:
+            slug = re.sub(r"\W+", "-", client.name.lower()).strip("-")
+            result = run_one(client, row, args.out / f"{row.name}-{slug}", args.timeout)
+            results.append(result)
+            print(json.dumps({k: v for k, v in result.items() if k != "command"}), file=sys.stderr, flush=True)
+    summary = {"date": started, "machine": machine(), "loadavg_before": load_before,
+               "loadavg_after": Path("/proc/loadavg").read_text().split()[:3],
+               "command": shlex.join([sys.executable, *sys.argv]), "server": {"ttft_ms": TTFT_MS, "itl_ms": ITL_MS},
+               "results": results}
+    (args.out / "results.json").write_text(json.dumps(summary, indent=1))
+    table = markdown(results) + "\n\n" + verdicts(results)
+    (args.out / "table.md").write_text(table + "\n")
+    print(f"{started}; {summary['machine']}; load average before {' '.join(load_before)}\n\n{table}")
+
+
+if __name__ == "__main__":
+    main()

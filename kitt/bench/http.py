@@ -1,0 +1,737 @@
+"""A lean HTTP/1.1 streaming client, run by one thread: the load generator's clock.
+
+A streaming benchmark is only as good as the path from the socket to the timestamp, and the
+client's own CPU cost is the other half of its fidelity (a saturated client inflates latency).
+Measured choices (``docs/performance.md``):
+
+- **Kernel receive timestamps.** On Linux each socket asks for ``SO_TIMESTAMPNS``; a read is
+  stamped with the time its last segment reached the host, not the later moment this process got
+  round to reading it, so the client's scheduling delay drops out of every figure. The kernel
+  stamps ``CLOCK_REALTIME``; a stamp becomes ``perf_counter`` time as "now minus how long ago it
+  arrived", both clocks read together. Without kernel stamps (other systems, TLS through a
+  proxy...), the moment the read returned is used. Every ``data:`` line that ends in a read gets
+  that read's stamp; no JSON decoding sits in this path (it happens after the stream ends).
+- **One thread, one poller, no asyncio in the hot path.** :class:`Pump` is a minimal event
+  loop on ``epoll`` (``selectors`` elsewhere): a readiness event costs a dictionary lookup and a
+  read, where asyncio adds a handle, a callback context and its own bookkeeping.
+- **One preallocated read buffer.** ``recv(256 KiB)`` into a new ``bytes`` (what asyncio's
+  transports do) makes CPython mmap and munmap that size on every read: three system calls and
+  page faults per SSE event.
+- **Decoding between reads.** When a stream ends, its JSON is decoded in slices between polls
+  (:meth:`Pump.defer`): closed-loop streams end together, and decoding them all at once would
+  leave sockets unread long enough for a connection's events to pile up into one read.
+
+What it supports, and no more: one request at a time per keep-alive connection, request bodies
+with ``Content-Length``; responses framed by chunked encoding, ``Content-Length`` or connection
+close; interim 1xx responses; ``http`` and ``https`` (TLS through :class:`ssl.MemoryBIO`, so TLS
+reads keep their kernel stamps); a deadline per request. HTTP error statuses and connection errors
+come back in :class:`Response` as an error string; nothing raises into the pump.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import os
+import select
+import selectors
+import socket
+import ssl as _ssl
+import struct
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+clock = time.perf_counter
+
+_MAX_HEAD = 64 * 1024
+_MAX_ERROR_BODY = 4096
+_READ_SIZE = 256 * 1024
+# SO_TIMESTAMPNS (= SCM_TIMESTAMPNS) in Linux's asm-generic socket.h; Python 3.11 lacks the name.
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_KERNEL_STAMPS = sys.platform.startswith("linux") and hasattr(socket.socket, "recvmsg_into")
+_CMSG_SPACE = socket.CMSG_SPACE(16) if _KERNEL_STAMPS else 0
+_MAX_KERNEL_LAG = 10.0  # seconds; an older kernel stamp means the wall clock stepped
+_TIMESPEC = struct.Struct("qq")
+_SLICE = 0.0002  # seconds of deferred work between two polls
+# Readiness masks are epoll's (EPOLLIN, EPOLLOUT, EPOLLERR | EPOLLHUP); the selectors fallback maps to them.
+_READ, _WRITE, _BROKEN = 0x001, 0x004, 0x008 | 0x010
+_CONNECTING = {0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY, 10035}  # 10035: WSAEWOULDBLOCK
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one URL's requests go."""
+
+    host: str
+    port: int
+    path: str
+    tls: bool
+    host_header: str
+
+    @classmethod
+    def from_url(cls, url: str) -> Endpoint:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        tls = parts.scheme == "https"
+        port = parts.port or (443 if tls else 80)
+        host = parts.hostname
+        shown = f"[{host}]" if ":" in host else host
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(host, port, path, tls, shown if port == (443 if tls else 80) else f"{shown}:{port}")
+
+
+@dataclass(slots=True)
+class Response:
+    """What one request brought back. ``lines``: (arrival stamp, ``data:`` line) pairs."""
+
+    status: int | None = None
+    lines: list[tuple[float, bytes]] = field(default_factory=list)
+    error: str | None = None
+    end: float | None = None
+    body: bytes = b""  # the start of a non-200 body, for the error message
+
+
+# ------------------------------------------------------------------------------------ pump
+
+
+class Pump:
+    """A minimal event loop for one thread: readiness callbacks, timers and a wake-up socket.
+
+    On Linux it polls ``select.epoll`` directly (a handler per file descriptor); elsewhere it
+    goes through :mod:`selectors`. Everything but :meth:`stop` must be called from the thread
+    that runs :meth:`run`, or before it starts.
+    """
+
+    def __init__(self, use_epoll: bool = True) -> None:
+        self.handlers: dict[int, Callable[[int], None]] = {}
+        self._epoll = select.epoll() if use_epoll and hasattr(select, "epoll") else None
+        self._selector = None if self._epoll is not None else selectors.DefaultSelector()
+        self.timers: list[tuple[float, int, list[Any]]] = []
+        self.soon: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self.later: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._seq = 0
+        self._stopped = False
+        self._waker_r, self._waker_w = socket.socketpair()
+        self._waker_r.setblocking(False)
+        self._waker_w.setblocking(False)
+        self.watch(self._waker_r.fileno(), _READ, self._drain_waker, None)
+
+    # -- registrations, timers, stopping ----------------------------------------------------
+
+    def watch(self, fd: int, mask: int, handler: Callable[[int], None], previous: int | None) -> None:
+        """Call ``handler(mask)`` when ``fd`` is ready for ``mask`` (``previous``: its old mask)."""
+        self.handlers[fd] = handler
+        if self._epoll is not None:
+            (self._epoll.modify if previous else self._epoll.register)(fd, mask)
+        else:
+            assert self._selector is not None
+            events = (selectors.EVENT_READ if mask & _READ else 0) | (selectors.EVENT_WRITE if mask & _WRITE else 0)
+            (self._selector.modify if previous else self._selector.register)(fd, events, handler)
+
+    def unwatch(self, fd: int) -> None:
+        if self.handlers.pop(fd, None) is None:
+            return
+        try:
+            if self._epoll is not None:
+                self._epoll.unregister(fd)
+            else:
+                assert self._selector is not None
+                self._selector.unregister(fd)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> list[Any]:
+        """Run ``callback(*args)`` at ``when`` (perf_counter s); cancel with :meth:`cancel`."""
+        entry = [callback, args]
+        self._seq += 1
+        heapq.heappush(self.timers, (when, self._seq, entry))
+        return entry
+
+    @staticmethod
+    def cancel(entry: list[Any]) -> None:
+        entry[0] = None
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` on the next turn of the loop (never re-entrantly)."""
+        self.soon.append((callback, args))
+
+    def defer(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` between polls, a slice at a time: work that must not delay reads.
+
+        When many streams end together (closed-loop streams run in step), decoding them all at
+        once would leave every socket unread for tens of milliseconds; events would pile up on a
+        connection and share one read's stamp. Deferred work runs for at most ``_SLICE`` seconds
+        between two polls.
+        """
+        self.later.append((callback, args))
+
+    def stop(self) -> None:
+        """Make :meth:`run` return; safe from any thread."""
+        self._stopped = True
+        try:
+            self._waker_w.send(b"x")
+        except OSError:
+            pass
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _poll(self, timeout: float | None) -> list[tuple[int, int]]:
+        if self._epoll is not None:
+            return self._epoll.poll(-1 if timeout is None else timeout, 1024)
+        assert self._selector is not None
+        return [(key.fd, (_READ if events & selectors.EVENT_READ else 0) | (_WRITE if events & selectors.EVENT_WRITE else 0))
+                for key, events in self._selector.select(timeout)]
+
+    def run(self) -> None:
+        """Serve callbacks until :meth:`stop`; then close every connection (also on an error)."""
+        try:
+            self._loop()
+        finally:
+            self.close()
+
+    def _loop(self) -> None:
+        timers, soon, later, handlers, poll = self.timers, self.soon, self.later, self.handlers, self._poll
+        while not self._stopped:
+            timeout = None
+            if soon or later:
+                timeout = 0.0
+            elif timers:
+                timeout = max(timers[0][0] - clock(), 0.0)
+            for fd, mask in poll(timeout):
+                handler = handlers.get(fd)
+                if handler is not None:
+                    handler(mask)
+            while timers and timers[0][0] <= clock():
+                _, _, entry = heapq.heappop(timers)
+                if entry[0] is not None:
+                    entry[0](*entry[1])
+            for _ in range(len(soon)):
+                callback, args = soon.popleft()
+                callback(*args)
+            if later:
+                until = clock() + _SLICE
+                while later and clock() < until:
+                    callback, args = later.popleft()
+                    callback(*args)
+
+    def _drain_waker(self, mask: int) -> None:
+        try:
+            self._waker_r.recv(4096)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for handler in list(self.handlers.values()):
+            owner = getattr(handler, "__self__", None)
+            if isinstance(owner, Connection):
+                owner.close()
+        self.unwatch(self._waker_r.fileno())
+        (self._epoll or self._selector).close()  # type: ignore[union-attr]
+        self._waker_r.close()
+        self._waker_w.close()
+
+
+# ------------------------------------------------------------------------------ connection
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection: socket I/O on a :class:`Pump`, and the response parser."""
+
+    def __init__(self, pump: Pump, sock: socket.socket, read_buffer: memoryview,
+                 tls: tuple[_ssl.SSLObject, _ssl.MemoryBIO, _ssl.MemoryBIO] | None = None) -> None:
+        self.pump, self.sock = pump, sock
+        self.closed = False
+        self.reusable = True
+        self.ready = False  # connected (and TLS handshake done)
+        self._view = read_buffer
+        self._buffers = [read_buffer]
+        self._tls, self._tls_in, self._tls_out = tls if tls is not None else (None, None, None)
+        self._on_open: Callable[[Connection, str | None], None] | None = None
+        self._on_done: Callable[[Response], None] | None = None
+        self._deadline: list[Any] | None = None
+        self._response: Response | None = None
+        self._unsent = b""
+        self._mask = 0
+        self._fd = sock.fileno()
+        self._last_read = 0.0
+        self.kernel_stamps = False
+        self._buffer = b""
+        self._state = "idle"  # idle, head, chunk-size, chunk-data, chunk-crlf, trailers, length, until-close
+        self._left = 0  # bytes left in the current chunk, chunk terminator or body
+        self._sse = b""  # an SSE line cut by a read or chunk boundary
+        self._keep = False  # a non-200 body: keep its start for the error message
+
+    # -- opening ----------------------------------------------------------------------------
+
+    def _start_connect(self, address: Any, timeout: float, on_open: Callable[[Connection, str | None], None]) -> None:
+        self._on_open = on_open
+        sock = self.sock
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        if _KERNEL_STAMPS:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                self.kernel_stamps = True
+            except OSError:
+                pass
+        self._deadline = self.pump.call_at(clock() + timeout, self._open_failed, f"TimeoutError: no connection within {timeout:g} s")
+        code = sock.connect_ex(address)
+        if code not in _CONNECTING:
+            self._open_failed(f"ConnectionError: {os.strerror(code)} ({address[0]}:{address[1]})")
+            return
+        self._watch(_WRITE)
+
+    def _connected(self) -> None:
+        code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            self._open_failed(f"ConnectionError: {os.strerror(code)}")
+            return
+        if self._tls is not None:
+            self._handshake()
+        else:
+            self._opened()
+
+    def _handshake(self) -> None:
+        assert self._tls is not None
+        try:
+            self._tls.do_handshake()
+        except _ssl.SSLWantReadError:
+            self._flush_tls()
+            self._watch(_READ | (_WRITE if self._unsent else 0))
+            return
+        except (_ssl.SSLError, OSError) as exc:
+            self._open_failed(f"{type(exc).__name__}: {exc}")
+            return
+        self._flush_tls()
+        self._opened()
+
+    def _opened(self) -> None:
+        self.ready = True
+        self._cancel_deadline()
+        self._watch(_READ | (_WRITE if self._unsent else 0))
+        callback, self._on_open = self._on_open, None
+        if callback is not None:
+            callback(self, None)
+
+    def _open_failed(self, reason: str) -> None:
+        self.close()
+        callback, self._on_open = self._on_open, None
+        if callback is not None:
+            callback(self, reason)
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def request(self, payload: bytes, timeout: float, on_done: Callable[[Response], None]) -> None:
+        """Write one complete request; ``on_done(response)`` runs when its response has ended."""
+        if self._response is not None or self.closed or not self.ready:
+            raise RuntimeError("a connection carries one request at a time, and only once open")
+        self._on_done = on_done
+        self._response = Response()
+        self._state, self._buffer, self._sse = "head", b"", b""
+        self._deadline = self.pump.call_at(clock() + timeout, self.abort,
+                                           f"TimeoutError: no complete response within {timeout:g} s")
+        self._send(payload)
+
+    def abort(self, reason: str) -> None:
+        """Give up on the request in flight (a timeout or a cancellation) and drop the connection."""
+        self.reusable = False
+        self._settle(reason)
+        self.close()
+
+    def close(self) -> None:
+        self.reusable = False
+        if self.closed:
+            return
+        self.closed = True
+        self._cancel_deadline()
+        if self._mask:
+            self.pump.unwatch(self._fd)
+            self._mask = 0
+        self.sock.close()
+
+    # -- socket I/O -------------------------------------------------------------------------
+
+    def _watch(self, mask: int) -> None:
+        if self.closed or mask == self._mask:
+            return
+        self.pump.watch(self._fd, mask, self._on_ready, self._mask)
+        self._mask = mask
+
+    def _on_ready(self, mask: int) -> None:
+        if self.ready and mask == _READ:  # the hot path: data on an open connection
+            self._read()
+            return
+        if mask & _BROKEN:
+            mask |= _READ | (_WRITE if not self.ready or self._unsent else 0)  # the read or write reports it
+        if not self.ready:
+            if self._tls is not None and self._on_open is not None and self._mask & _READ and mask & _READ:
+                if not self._read():
+                    return
+                self._handshake()
+            elif mask & _WRITE and self._unsent:
+                self._flush()
+            elif mask & _WRITE:
+                self._connected()
+            return
+        if mask & _READ:
+            self._read()
+        if mask & _WRITE and not self.closed:
+            self._flush()
+
+    def _read(self) -> bool:
+        """One read: feed the parser (or the TLS layer). False when the connection ended."""
+        try:
+            if self.kernel_stamps:
+                nbytes, ancillary, _, _ = self.sock.recvmsg_into(self._buffers, _CMSG_SPACE)
+            else:
+                nbytes, ancillary = self.sock.recv_into(self._view), None
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError as exc:
+            self._lost(exc)
+            return False
+        now = clock()
+        if ancillary:  # the one control message asked for: SCM_TIMESTAMPNS, a struct timespec
+            stamp = ancillary[0][2]
+            if len(stamp) >= 16:
+                lag = (time.time_ns() - _seconds_ns(stamp)) / 1e9
+                if 0.0 <= lag < _MAX_KERNEL_LAG:
+                    now -= lag
+        if now < self._last_read:
+            now = self._last_read  # never before an earlier read of this connection
+        self._last_read = now
+        if nbytes == 0:
+            self._lost(None)
+            return False
+        data = self._view[:nbytes].tobytes()
+        if self._tls is not None:
+            return self._tls_received(data, now)
+        if self._state == "chunk-size" and not self._buffer and not self._sse:
+            data = self._whole_chunks(data, now)
+        if data:
+            self.data_received(data, now)
+        return True
+
+    def _whole_chunks(self, data: bytes, now: float) -> bytes:
+        """The usual read, taken in one pass: whole chunks of whole SSE lines. Returns what is left.
+
+        The state machine in :meth:`_consume` handles everything; this only saves its per-chunk
+        overhead for the common case, and leaves the parser at a chunk boundary.
+        """
+        assert self._response is not None
+        append = self._response.lines.append
+        pos, size = 0, len(data)
+        while pos < size:
+            eol = data.find(b"\r\n", pos)
+            if eol < 0:
+                break
+            try:
+                length = int(data[pos:eol], 16)
+            except ValueError:
+                break
+            start = eol + 2
+            end = start + length
+            if length <= 0 or data[end - 1:end + 2] != b"\n\r\n":  # the terminator, or a cut chunk or line
+                break
+            for line in data[start:end - 1].split(b"\n"):
+                if line[:5] == b"data:":
+                    append((now, line))
+            pos = end + 2
+        return data[pos:] if pos else data
+
+    def _tls_received(self, data: bytes, now: float) -> bool:
+        assert self._tls is not None and self._tls_in is not None
+        self._tls_in.write(data)
+        if not self.ready:
+            return True
+        pieces = []
+        while True:
+            try:
+                piece = self._tls.read(_READ_SIZE)
+            except _ssl.SSLWantReadError:
+                break
+            except _ssl.SSLZeroReturnError:
+                self._lost(None)
+                return False
+            except _ssl.SSLError as exc:
+                self._lost(exc)
+                return False
+            if not piece:
+                break
+            pieces.append(piece)
+        self._flush_tls()
+        if pieces:
+            self.data_received(b"".join(pieces), now)
+        return True
+
+    def _send(self, payload: bytes) -> None:
+        if self._tls is not None:
+            self._tls.write(payload)
+            self._flush_tls()
+            return
+        self._unsent += payload
+        self._flush()
+
+    def _flush_tls(self) -> None:
+        assert self._tls_out is not None
+        pending = self._tls_out.read()
+        if pending:
+            self._unsent += pending
+            if self._mask:  # connected: send now; during connect the socket is not writable yet
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._unsent:
+            return
+        try:
+            sent = self.sock.send(self._unsent)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._lost(exc)
+            return
+        self._unsent = self._unsent[sent:]
+        self._watch(_READ | (_WRITE if self._unsent else 0))
+
+    def _lost(self, exc: BaseException | None) -> None:
+        self.close()
+        if self._on_open is not None:
+            self._open_failed(f"{type(exc).__name__}: {exc}" if exc else "the server closed the connection")
+            return
+        if self._response is None:
+            return
+        if self._state == "until-close":
+            self._finish()
+            return
+        reason = f"{type(exc).__name__}: {exc}" if exc else "the server closed the connection"
+        where = "before a response" if self._state == "head" else "mid-response"
+        self._settle(f"connection closed {where} ({reason})")
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            Pump.cancel(self._deadline)
+            self._deadline = None
+
+    # -- parsing ----------------------------------------------------------------------------
+
+    def data_received(self, data: bytes, now: float) -> None:
+        """Feed one read's (plaintext) bytes, stamped ``now``."""
+        if self._response is None:
+            self.reusable = False  # bytes nobody asked for: do not trust this connection again
+            return
+        if self._buffer:
+            data, self._buffer = self._buffer + data, b""
+        try:
+            self._consume(data, now)
+        except ValueError as exc:
+            self.reusable = False
+            self._settle(f"malformed HTTP response: {exc}")
+            self.close()
+
+    def _consume(self, data: bytes, now: float) -> None:
+        """Run the framing state machine over one read; body bytes reach ``_body`` once per read."""
+        pos, size = 0, len(data)
+        body: list[bytes] = []
+        while pos < size and self._response is not None:
+            state = self._state
+            if state == "chunk-size":
+                eol = data.find(b"\r\n", pos)
+                if eol < 0:
+                    self._hold(data[pos:])
+                    break
+                self._left = _chunk_size(data[pos:eol])
+                pos = eol + 2
+                end = pos + self._left
+                if not self._left:
+                    self._state = "trailers"
+                elif data[end:end + 2] == b"\r\n":  # the whole chunk is in this read: the usual case
+                    body.append(data[pos:end])
+                    pos = end + 2
+                else:
+                    self._state = "chunk-data"
+            elif state == "chunk-data" or state == "length":
+                take = min(self._left, size - pos)
+                body.append(data[pos:pos + take])
+                pos += take
+                self._left -= take
+                if self._left:
+                    continue
+                if state == "length":
+                    self._body(body, now)
+                    body = []
+                    self._finish()
+                else:
+                    self._state, self._left = "chunk-crlf", 2
+            elif state == "chunk-crlf":
+                take = min(self._left, size - pos)
+                pos += take
+                self._left -= take
+                if not self._left:
+                    self._state = "chunk-size"
+            elif state == "head" or state == "trailers":
+                eol = data.find(b"\r\n\r\n" if state == "head" else b"\r\n", pos)
+                if eol < 0:
+                    self._hold(data[pos:])
+                    break
+                line = data[pos:eol]
+                pos = eol + (4 if state == "head" else 2)
+                if state == "head":
+                    self._head(line)
+                elif not line:  # the blank line after the trailers ends the response
+                    self._body(body, now)
+                    body = []
+                    self._finish()
+            elif state == "until-close":
+                body.append(data[pos:])
+                pos = size
+            else:
+                break
+        if body:
+            self._body(body, now)
+        if pos < size and self._response is None:
+            self.reusable = False  # bytes after the end of the response
+
+    def _hold(self, rest: bytes) -> None:
+        if len(rest) > _MAX_HEAD:
+            raise ValueError("a header block or chunk-size line is too long")
+        self._buffer = rest
+
+    def _head(self, head: bytes) -> None:
+        lines = head.decode("latin-1").split("\r\n")
+        version, _, rest = lines[0].partition(" ")
+        if not version.startswith("HTTP/") or not rest[:3].isdigit():
+            raise ValueError(f"bad status line {lines[0][:80]!r}")
+        status = int(rest[:3])
+        if 100 <= status < 200:  # an interim response (100 Continue): the real one follows
+            return
+        response = self._response
+        assert response is not None
+        response.status = status
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        connection = headers.get("connection", "").lower()
+        if "close" in connection or (version == "HTTP/1.0" and "keep-alive" not in connection):
+            self.reusable = False
+        self._keep = status != 200
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self._state = "chunk-size"
+        elif "content-length" in headers:
+            self._left = int(headers["content-length"])
+            self._state = "length"
+            if not self._left:
+                self._finish()
+        elif status in (204, 304):
+            self._finish()
+        else:
+            self._state = "until-close"
+            self.reusable = False
+
+    def _body(self, pieces: list[bytes], now: float) -> None:
+        """Keep the ``data:`` lines that end in this read, each stamped with the read's time."""
+        response = self._response
+        if response is None or not pieces:
+            return
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if self._keep:
+            room = _MAX_ERROR_BODY - len(response.body)
+            if room > 0:
+                response.body += data[:room]
+            return
+        lines = (self._sse + data if self._sse else data).split(b"\n")
+        self._sse = lines.pop()
+        append = response.lines.append
+        for line in lines:
+            if line[:5] == b"data:":
+                append((now, line))
+
+    def _finish(self) -> None:
+        response = self._response
+        if response is not None and self._sse[:5] == b"data:":  # a last line without its newline
+            response.lines.append((clock(), self._sse))
+        self._settle(None)
+
+    def _settle(self, error: str | None) -> None:
+        response, callback = self._response, self._on_done
+        if response is None:
+            return
+        response.error = error
+        response.end = clock()
+        self._response, self._on_done = None, None
+        self._state, self._sse, self._buffer = "idle", b"", b""
+        self._cancel_deadline()
+        if callback is not None:
+            callback(response)
+
+
+def _seconds_ns(timespec: bytes) -> int:
+    seconds, nanoseconds = _TIMESPEC.unpack_from(timespec)
+    return seconds * 1_000_000_000 + nanoseconds
+
+
+def _chunk_size(line: bytes) -> int:
+    try:
+        size = int(line, 16)
+    except ValueError:
+        size = int(line.split(b";", 1)[0].strip(), 16)  # a chunk extension; raises when malformed
+    if size < 0:
+        raise ValueError(f"negative chunk size {line[:20]!r}")
+    return size
+
+
+# ---------------------------------------------------------------------------------- client
+
+
+class Client:
+    """Builds request bytes for one endpoint and opens connections to it on a :class:`Pump`.
+
+    A client and its connections share one read buffer: they belong to one pump (one thread).
+    """
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None, *, connect_timeout: float = 30.0,
+                 ssl_context: _ssl.SSLContext | None = None) -> None:
+        from kitt import __version__
+
+        self.endpoint = Endpoint.from_url(url)
+        self.connect_timeout = connect_timeout
+        self.ssl = (ssl_context or _ssl.create_default_context()) if self.endpoint.tls else None
+        lines = [f"POST {self.endpoint.path} HTTP/1.1", f"Host: {self.endpoint.host_header}",
+                 f"User-Agent: kitt/{__version__}", "Accept: text/event-stream, application/json",
+                 "Content-Type: application/json"]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()
+                  if name.lower() not in ("host", "content-length", "transfer-encoding", "connection")]
+        self._head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
+        self._read_buffer = memoryview(bytearray(_READ_SIZE))
+        self._addresses: list[tuple[Any, ...]] | None = None
+
+    def request_bytes(self, body: bytes) -> bytes:
+        return b"%s%d\r\n\r\n%s" % (self._head, len(body), body)
+
+    def resolve(self) -> None:
+        """Look the host up once (blocking); call it before the pump runs, off the timing path."""
+        self._addresses = socket.getaddrinfo(self.endpoint.host, self.endpoint.port, type=socket.SOCK_STREAM)
+
+    def open(self, pump: Pump, on_open: Callable[[Connection, str | None], None]) -> Connection:
+        """Start connecting; ``on_open(connection, error)`` runs on the pump when done or failed."""
+        if self._addresses is None:
+            self.resolve()
+        assert self._addresses
+        family, kind, proto, _, address = self._addresses[0]
+        sock = socket.socket(family, kind, proto)
+        tls = None
+        if self.ssl is not None:
+            incoming, outgoing = _ssl.MemoryBIO(), _ssl.MemoryBIO()
+            tls = (self.ssl.wrap_bio(incoming, outgoing, server_hostname=self.endpoint.host), incoming, outgoing)
+        connection = Connection(pump, sock, self._read_buffer, tls)
+        connection._start_connect(address, self.connect_timeout, on_open)
+        return connection
+
