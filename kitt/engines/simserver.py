@@ -298,15 +298,16 @@ class Connection:
             self.transport.close()
             return
         rid = len(server.requests)
+        rng = random.Random(f"{o.seed}:{rid}")
+        ttft = lognormal(rng, ttft_ms, o.ttft_cv) / 1e3
         log: dict[str, Any] = {"rid": rid, "arrival": arrival, "prompt_head": prompt[:48], "chat": chat,
+                               "ttft_ms": ttft * 1e3, "itl_ms": itl_ms, "max_tokens": tokens,
                                "events": [], "tokens": [], "end": None}
         server.requests.append(log)
         if o.fail_every and (rid + 1) % o.fail_every == 0:
             self._reply(_response("500 Internal Server Error", b'{"error":{"message":"simulated failure"}}',
                                   close=self.close_after))
             return
-        rng = random.Random(f"{o.seed}:{rid}")
-        ttft = lognormal(rng, ttft_ms, o.ttft_cv) / 1e3
         prompt_tokens = max(len(prompt.split()), 1)
         stream = Stream(self, rid, chat, arrival + ttft, lambda: lognormal(rng, itl_ms, o.itl_cv) / 1e3,
                         per_event, tokens, prompt_tokens, body.get("stream_options") or {}, log)
