@@ -25,31 +25,12 @@ import asyncio
 import json
 import random
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from kitt.bench.loadgen import Progress, Target  # the same data types as today's load generator
 from kitt.bench.records import RequestRecord
 from kitt.bench.workload import RequestSpec, api_path, request_body
 from kitt.config import Level
-
-
-@dataclass
-class Target:
-    """Where and how to send requests."""
-
-    base_url: str
-    model: str
-    api: str = "completions"
-    stream_options: dict[str, Any] = field(default_factory=lambda: {"include_usage": True})
-    extra_body: dict[str, Any] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    request_timeout: float = 600.0
-
-
-@dataclass
-class Progress:
-    done: int = 0
-    total: int = 0
 
 
 async def run_level(

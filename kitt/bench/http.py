@@ -31,19 +31,17 @@ come back in :class:`Response` as an error string; nothing raises into the pump.
 from __future__ import annotations
 
 import errno
-import heapq
 import os
-import select
-import selectors
 import socket
 import ssl as _ssl
 import struct
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlsplit
+
+from kitt.bench.pump import BROKEN, READ, WRITE, Pump
 
 clock = time.perf_counter
 
@@ -56,9 +54,6 @@ _KERNEL_STAMPS = sys.platform.startswith("linux") and hasattr(socket.socket, "re
 _CMSG_SPACE = socket.CMSG_SPACE(16) if _KERNEL_STAMPS else 0
 _MAX_KERNEL_LAG = 10.0  # seconds; an older kernel stamp means the wall clock stepped
 _TIMESPEC = struct.Struct("qq")
-_SLICE = 0.0002  # seconds of deferred work between two polls
-# Readiness masks are epoll's (EPOLLIN, EPOLLOUT, EPOLLERR | EPOLLHUP); the selectors fallback maps to them.
-_READ, _WRITE, _BROKEN = 0x001, 0x004, 0x008 | 0x010
 _CONNECTING = {0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY, 10035}  # 10035: WSAEWOULDBLOCK
 
 
@@ -94,146 +89,6 @@ class Response:
     error: str | None = None
     end: float | None = None
     body: bytes = b""  # the start of a non-200 body, for the error message
-
-
-# ------------------------------------------------------------------------------------ pump
-
-
-class Pump:
-    """A minimal event loop for one thread: readiness callbacks, timers and a wake-up socket.
-
-    On Linux it polls ``select.epoll`` directly (a handler per file descriptor); elsewhere it
-    goes through :mod:`selectors`. Everything but :meth:`stop` must be called from the thread
-    that runs :meth:`run`, or before it starts.
-    """
-
-    def __init__(self, use_epoll: bool = True) -> None:
-        self.handlers: dict[int, Callable[[int], None]] = {}
-        self._epoll = select.epoll() if use_epoll and hasattr(select, "epoll") else None
-        self._selector = None if self._epoll is not None else selectors.DefaultSelector()
-        self.timers: list[tuple[float, int, list[Any]]] = []
-        self.soon: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
-        self.later: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
-        self._seq = 0
-        self._stopped = False
-        self._waker_r, self._waker_w = socket.socketpair()
-        self._waker_r.setblocking(False)
-        self._waker_w.setblocking(False)
-        self.watch(self._waker_r.fileno(), _READ, self._drain_waker, None)
-
-    # -- registrations, timers, stopping ----------------------------------------------------
-
-    def watch(self, fd: int, mask: int, handler: Callable[[int], None], previous: int | None) -> None:
-        """Call ``handler(mask)`` when ``fd`` is ready for ``mask`` (``previous``: its old mask)."""
-        self.handlers[fd] = handler
-        if self._epoll is not None:
-            (self._epoll.modify if previous else self._epoll.register)(fd, mask)
-        else:
-            assert self._selector is not None
-            events = (selectors.EVENT_READ if mask & _READ else 0) | (selectors.EVENT_WRITE if mask & _WRITE else 0)
-            (self._selector.modify if previous else self._selector.register)(fd, events, handler)
-
-    def unwatch(self, fd: int) -> None:
-        if self.handlers.pop(fd, None) is None:
-            return
-        try:
-            if self._epoll is not None:
-                self._epoll.unregister(fd)
-            else:
-                assert self._selector is not None
-                self._selector.unregister(fd)
-        except (KeyError, ValueError, OSError):
-            pass
-
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> list[Any]:
-        """Run ``callback(*args)`` at ``when`` (perf_counter s); cancel with :meth:`cancel`."""
-        entry = [callback, args]
-        self._seq += 1
-        heapq.heappush(self.timers, (when, self._seq, entry))
-        return entry
-
-    @staticmethod
-    def cancel(entry: list[Any]) -> None:
-        entry[0] = None
-
-    def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
-        """Run ``callback(*args)`` on the next turn of the loop (never re-entrantly)."""
-        self.soon.append((callback, args))
-
-    def defer(self, callback: Callable[..., Any], *args: Any) -> None:
-        """Run ``callback(*args)`` between polls, a slice at a time: work that must not delay reads.
-
-        When many streams end together (closed-loop streams run in step), decoding them all at
-        once would leave every socket unread for tens of milliseconds; events would pile up on a
-        connection and share one read's stamp. Deferred work runs for at most ``_SLICE`` seconds
-        between two polls.
-        """
-        self.later.append((callback, args))
-
-    def stop(self) -> None:
-        """Make :meth:`run` return; safe from any thread."""
-        self._stopped = True
-        try:
-            self._waker_w.send(b"x")
-        except OSError:
-            pass
-
-    # -- the loop ---------------------------------------------------------------------------
-
-    def _poll(self, timeout: float | None) -> list[tuple[int, int]]:
-        if self._epoll is not None:
-            return self._epoll.poll(-1 if timeout is None else timeout, 1024)
-        assert self._selector is not None
-        return [(key.fd, (_READ if events & selectors.EVENT_READ else 0) | (_WRITE if events & selectors.EVENT_WRITE else 0))
-                for key, events in self._selector.select(timeout)]
-
-    def run(self) -> None:
-        """Serve callbacks until :meth:`stop`; then close every connection (also on an error)."""
-        try:
-            self._loop()
-        finally:
-            self.close()
-
-    def _loop(self) -> None:
-        timers, soon, later, handlers, poll = self.timers, self.soon, self.later, self.handlers, self._poll
-        while not self._stopped:
-            timeout = None
-            if soon or later:
-                timeout = 0.0
-            elif timers:
-                timeout = max(timers[0][0] - clock(), 0.0)
-            for fd, mask in poll(timeout):
-                handler = handlers.get(fd)
-                if handler is not None:
-                    handler(mask)
-            while timers and timers[0][0] <= clock():
-                _, _, entry = heapq.heappop(timers)
-                if entry[0] is not None:
-                    entry[0](*entry[1])
-            for _ in range(len(soon)):
-                callback, args = soon.popleft()
-                callback(*args)
-            if later:
-                until = clock() + _SLICE
-                while later and clock() < until:
-                    callback, args = later.popleft()
-                    callback(*args)
-
-    def _drain_waker(self, mask: int) -> None:
-        try:
-            self._waker_r.recv(4096)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        for handler in list(self.handlers.values()):
-            owner = getattr(handler, "__self__", None)
-            if isinstance(owner, Connection):
-                owner.close()
-        self.unwatch(self._waker_r.fileno())
-        (self._epoll or self._selector).close()  # type: ignore[union-attr]
-        self._waker_r.close()
-        self._waker_w.close()
 
 
 # ------------------------------------------------------------------------------ connection
@@ -287,7 +142,7 @@ class Connection:
         if code not in _CONNECTING:
             self._open_failed(f"ConnectionError: {os.strerror(code)} ({address[0]}:{address[1]})")
             return
-        self._watch(_WRITE)
+        self._watch(WRITE)
 
     def _connected(self) -> None:
         code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -305,7 +160,7 @@ class Connection:
             self._tls.do_handshake()
         except _ssl.SSLWantReadError:
             self._flush_tls()
-            self._watch(_READ | (_WRITE if self._unsent else 0))
+            self._watch(READ | (WRITE if self._unsent else 0))
             return
         except (_ssl.SSLError, OSError) as exc:
             self._open_failed(f"{type(exc).__name__}: {exc}")
@@ -316,7 +171,7 @@ class Connection:
     def _opened(self) -> None:
         self.ready = True
         self._cancel_deadline()
-        self._watch(_READ | (_WRITE if self._unsent else 0))
+        self._watch(READ | (WRITE if self._unsent else 0))
         callback, self._on_open = self._on_open, None
         if callback is not None:
             callback(self, None)
@@ -366,24 +221,24 @@ class Connection:
         self._mask = mask
 
     def _on_ready(self, mask: int) -> None:
-        if self.ready and mask == _READ:  # the hot path: data on an open connection
+        if self.ready and mask == READ:  # the hot path: data on an open connection
             self._read()
             return
-        if mask & _BROKEN:
-            mask |= _READ | (_WRITE if not self.ready or self._unsent else 0)  # the read or write reports it
+        if mask & BROKEN:
+            mask |= READ | (WRITE if not self.ready or self._unsent else 0)  # the read or write reports it
         if not self.ready:
-            if self._tls is not None and self._on_open is not None and self._mask & _READ and mask & _READ:
+            if self._tls is not None and self._on_open is not None and self._mask & READ and mask & READ:
                 if not self._read():
                     return
                 self._handshake()
-            elif mask & _WRITE and self._unsent:
+            elif mask & WRITE and self._unsent:
                 self._flush()
-            elif mask & _WRITE:
+            elif mask & WRITE:
                 self._connected()
             return
-        if mask & _READ:
+        if mask & READ:
             self._read()
-        if mask & _WRITE and not self.closed:
+        if mask & WRITE and not self.closed:
             self._flush()
 
     def _read(self) -> bool:
@@ -499,7 +354,7 @@ class Connection:
             self._lost(exc)
             return
         self._unsent = self._unsent[sent:]
-        self._watch(_READ | (_WRITE if self._unsent else 0))
+        self._watch(READ | (WRITE if self._unsent else 0))
 
     def _lost(self, exc: BaseException | None) -> None:
         self.close()

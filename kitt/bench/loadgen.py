@@ -11,7 +11,7 @@ time) is recorded, so client-side queueing is never hidden: in the open loop, op
 connection shows there. Closed-loop streams connect before the clock starts and keep their
 connections alive. Request bodies are encoded before the clock starts too.
 
-The I/O runs on :class:`kitt.bench.http.Pump`, a small event loop in a thread of its own, with
+The I/O runs on :class:`kitt.bench.pump.Pump`, a small event loop in a thread of its own, with
 kernel receive timestamps where the system has them; ``run_level`` is a coroutine that waits for
 it. Each SSE line is stamped by the read that completed it; JSON is decoded once a stream has
 ended, all of a stream's events in one call. ``docs/performance.md`` has the measurements behind
@@ -28,7 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kitt.bench.http import Client, Connection, Pump, Response
+from kitt.bench.http import Client, Connection, Response
+from kitt.bench.pump import Pump
 from kitt.bench.records import RequestRecord
 from kitt.bench.workload import RequestSpec, api_path, request_body
 from kitt.config import Level
@@ -69,7 +70,7 @@ async def run_level(
     Returns (start, end) in perf_counter seconds: the first due time and the last end.
     ``sink`` is owned by the caller so records survive a cancellation.
 
-    The requests run on a :class:`~kitt.bench.http.Pump` in a thread of their own; this coroutine
+    The requests run on a :class:`~kitt.bench.pump.Pump` in a thread of their own; this coroutine
     waits for it, and a cancellation stops it and records the requests in flight as cancelled.
     """
     progress = progress or Progress()

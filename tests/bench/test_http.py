@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from kitt.bench.http import Client, Connection, Pump, Response
+from kitt.bench.http import Client, Connection, Response
+from kitt.bench.pump import Pump
 from kitt.bench.loadgen import Target, run_level
 from kitt.bench.records import RequestRecord
 from kitt.bench.workload import RequestSpec

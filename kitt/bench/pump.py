@@ -1,0 +1,160 @@
+"""The load generator's event loop: readiness callbacks, timers and deferred work, for one thread.
+
+asyncio costs a handle, a callback context and its own bookkeeping per readiness event; this
+loop costs a dictionary lookup. On Linux it polls ``select.epoll`` directly (a handler per file
+descriptor); elsewhere it goes through :mod:`selectors`. ``docs/performance.md`` has the
+measurements behind it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import select
+import selectors
+import socket
+import time
+from collections import deque
+from typing import Any, Callable
+
+clock = time.perf_counter
+
+SLICE = 0.0002  # seconds of deferred work between two polls
+# Readiness masks are epoll's (EPOLLIN, EPOLLOUT, EPOLLERR | EPOLLHUP); the selectors fallback maps to them.
+READ, WRITE, BROKEN = 0x001, 0x004, 0x008 | 0x010
+
+
+class Pump:
+    """A minimal event loop for one thread: readiness callbacks, timers and a wake-up socket.
+
+    On Linux it polls ``select.epoll`` directly (a handler per file descriptor); elsewhere it
+    goes through :mod:`selectors`. Everything but :meth:`stop` must be called from the thread
+    that runs :meth:`run`, or before it starts.
+    """
+
+    def __init__(self, use_epoll: bool = True) -> None:
+        self.handlers: dict[int, Callable[[int], None]] = {}
+        self._epoll = select.epoll() if use_epoll and hasattr(select, "epoll") else None
+        self._selector = None if self._epoll is not None else selectors.DefaultSelector()
+        self.timers: list[tuple[float, int, list[Any]]] = []
+        self.soon: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self.later: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._seq = 0
+        self._stopped = False
+        self._waker_r, self._waker_w = socket.socketpair()
+        self._waker_r.setblocking(False)
+        self._waker_w.setblocking(False)
+        self.watch(self._waker_r.fileno(), READ, self._drain_waker, None)
+
+    # -- registrations, timers, stopping ----------------------------------------------------
+
+    def watch(self, fd: int, mask: int, handler: Callable[[int], None], previous: int | None) -> None:
+        """Call ``handler(mask)`` when ``fd`` is ready for ``mask`` (``previous``: its old mask)."""
+        self.handlers[fd] = handler
+        if self._epoll is not None:
+            (self._epoll.modify if previous else self._epoll.register)(fd, mask)
+        else:
+            assert self._selector is not None
+            events = (selectors.EVENT_READ if mask & READ else 0) | (selectors.EVENT_WRITE if mask & WRITE else 0)
+            (self._selector.modify if previous else self._selector.register)(fd, events, handler)
+
+    def unwatch(self, fd: int) -> None:
+        if self.handlers.pop(fd, None) is None:
+            return
+        try:
+            if self._epoll is not None:
+                self._epoll.unregister(fd)
+            else:
+                assert self._selector is not None
+                self._selector.unregister(fd)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> list[Any]:
+        """Run ``callback(*args)`` at ``when`` (perf_counter s); cancel with :meth:`cancel`."""
+        entry = [callback, args]
+        self._seq += 1
+        heapq.heappush(self.timers, (when, self._seq, entry))
+        return entry
+
+    @staticmethod
+    def cancel(entry: list[Any]) -> None:
+        entry[0] = None
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` on the next turn of the loop (never re-entrantly)."""
+        self.soon.append((callback, args))
+
+    def defer(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` between polls, a slice at a time: work that must not delay reads.
+
+        When many streams end together (closed-loop streams run in step), decoding them all at
+        once would leave every socket unread for tens of milliseconds; events would pile up on a
+        connection and share one read's stamp. Deferred work runs for at most ``SLICE`` seconds
+        between two polls.
+        """
+        self.later.append((callback, args))
+
+    def stop(self) -> None:
+        """Make :meth:`run` return; safe from any thread."""
+        self._stopped = True
+        try:
+            self._waker_w.send(b"x")
+        except OSError:
+            pass
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _poll(self, timeout: float | None) -> list[tuple[int, int]]:
+        if self._epoll is not None:
+            return self._epoll.poll(-1 if timeout is None else timeout, 1024)
+        assert self._selector is not None
+        return [(key.fd, (READ if events & selectors.EVENT_READ else 0) | (WRITE if events & selectors.EVENT_WRITE else 0))
+                for key, events in self._selector.select(timeout)]
+
+    def run(self) -> None:
+        """Serve callbacks until :meth:`stop`; then close every connection (also on an error)."""
+        try:
+            self._loop()
+        finally:
+            self.close()
+
+    def _loop(self) -> None:
+        timers, soon, later, handlers, poll = self.timers, self.soon, self.later, self.handlers, self._poll
+        while not self._stopped:
+            timeout = None
+            if soon or later:
+                timeout = 0.0
+            elif timers:
+                timeout = max(timers[0][0] - clock(), 0.0)
+            for fd, mask in poll(timeout):
+                handler = handlers.get(fd)
+                if handler is not None:
+                    handler(mask)
+            while timers and timers[0][0] <= clock():
+                _, _, entry = heapq.heappop(timers)
+                if entry[0] is not None:
+                    entry[0](*entry[1])
+            for _ in range(len(soon)):
+                callback, args = soon.popleft()
+                callback(*args)
+            if later:
+                until = clock() + SLICE
+                while later and clock() < until:
+                    callback, args = later.popleft()
+                    callback(*args)
+
+    def _drain_waker(self, mask: int) -> None:
+        try:
+            self._waker_r.recv(4096)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for handler in list(self.handlers.values()):
+            owner = getattr(handler, "__self__", None)
+            if owner is not None and owner is not self:
+                owner.close()  # a connection: it unwatches itself
+        self.unwatch(self._waker_r.fileno())
+        (self._epoll or self._selector).close()  # type: ignore[union-attr]
+        self._waker_r.close()
+        self._waker_w.close()
