@@ -388,8 +388,3 @@ def holm_adjust(p: np.ndarray) -> np.ndarray:
     out = np.empty_like(p)
     np.put_along_axis(out, order, adjusted, axis=-1)
     return np.where(tested, out, np.nan)
-
-
-def holm(p: np.ndarray, alpha: float) -> np.ndarray:
-    """Holm's step-down rejections at family level ``alpha`` along the last axis."""
-    return holm_adjust(p) <= alpha

@@ -26,7 +26,6 @@ import numpy as np
 from kitt.bench.records import RequestRecord
 
 STATS = ("mean", "median", "std", "p90", "p95", "p99")
-LATENCIES = ("ttft", "tpot", "itl", "e2el")
 
 
 def summarize(values: Iterable[float], name: str) -> dict[str, float | None]:

@@ -22,7 +22,6 @@ class EngineSpec:
     modes: tuple[str, ...]  # subset of docker, native, sim, endpoint; the first is the default
     image: str | None = None
     container_port: int = 8000
-    default_port: int = 8000
     server_args: tuple[str, ...] = ()
     native_command: tuple[str, ...] = ()  # prefix before server_args in native mode
     docker_command: tuple[str, ...] = ()  # prefix before server_args inside the container

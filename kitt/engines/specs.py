@@ -15,7 +15,6 @@ VLLM = EngineSpec(
     modes=("docker", "native"),
     image="vllm/vllm-openai:latest",
     container_port=8000,
-    default_port=8000,
     # The image's entrypoint is the API server, so Docker mode passes only the arguments.
     server_args=("--model", "{model}", "--served-model-name", "{served}", "--host", "{host}", "--port", "{port}"),
     native_command=("python3", "-m", "vllm.entrypoints.openai.api_server"),
@@ -34,7 +33,6 @@ SGLANG = EngineSpec(
     modes=("docker", "native"),
     image="lmsysorg/sglang:latest",
     container_port=30000,
-    default_port=30000,
     server_args=(
         "--model-path", "{model}", "--served-model-name", "{served}",
         "--host", "{host}", "--port", "{port}", "--enable-metrics",
@@ -53,7 +51,6 @@ TGI = EngineSpec(
     modes=("docker", "native"),
     image="ghcr.io/huggingface/text-generation-inference:latest",
     container_port=80,
-    default_port=8080,
     server_args=("--model-id", "{model}", "--hostname", "{host}", "--port", "{port}"),
     native_command=("text-generation-launcher",),
     docker_flags=("--shm-size=1g",),
@@ -73,7 +70,6 @@ LLAMA_CPP = EngineSpec(
     modes=("docker", "native"),
     image="ghcr.io/ggml-org/llama.cpp:server-cuda",
     container_port=8080,
-    default_port=8080,
     server_args=(
         "--model", "{model}", "--alias", "{served}", "--host", "{host}", "--port", "{port}",
         "--n-gpu-layers", "999", "--metrics",
@@ -92,7 +88,6 @@ OLLAMA = EngineSpec(
     modes=("docker", "native"),
     image="ollama/ollama:latest",
     container_port=11434,
-    default_port=11434,
     server_args=(),
     native_command=("ollama", "serve"),
     native_env={"OLLAMA_HOST": "{host}:{port}"},
@@ -111,7 +106,6 @@ SIM = EngineSpec(
     name="sim",
     description="built-in simulated OpenAI-compatible streaming server (no GPU needed)",
     modes=("sim",),
-    default_port=0,
     server_args=("--model", "{served}", "--host", "{host}", "--port", "{port}"),
     native_command=("{python}", "-m", "kitt.engines.simserver"),
     generation_tokens_metric="kitt_sim:generation_tokens_total",

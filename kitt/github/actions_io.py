@@ -27,7 +27,6 @@ class ActionsContext:
     server_url: str
     repository: str | None
     run_id: str | None
-    event_name: str | None
     event_path: Path | None
     output_path: Path | None
     summary_path: Path | None
@@ -54,7 +53,6 @@ class ActionsContext:
             server_url=env.get("GITHUB_SERVER_URL") or "https://github.com",
             repository=env.get("GITHUB_REPOSITORY") or None,
             run_id=env.get("GITHUB_RUN_ID") or None,
-            event_name=env.get("GITHUB_EVENT_NAME") or None,
             event_path=path("GITHUB_EVENT_PATH"),
             output_path=path("GITHUB_OUTPUT"),
             summary_path=path("GITHUB_STEP_SUMMARY"),
