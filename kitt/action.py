@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from kitt.errors import GitHubError, KittError, ResultsError, UsageError
-from kitt.github.actions_io import ActionsContext, Annotations, append_summary, mask, set_output
+from kitt.github.actions_io import ActionsContext, Annotations, mask, set_output
 
 MODES = ("benchmark", "report")
 COMMENT_POLICIES = ("always", "on-regression", "never")
@@ -171,6 +171,7 @@ class ActionRun:
             "report": "",
             "metrics": "{}",
             "comment-url": "",
+            "verdict": "error",
         }
 
     def fail(self, error: KittError) -> None:
@@ -259,38 +260,45 @@ class ActionRun:
     # ------------------------------------------------------------------ report
 
     def _report(self, benchmark_ok: bool) -> None:
-        from kitt.ci import ReportOptions, build_report
+        from kitt.ci import ReportOptions, build_report, publish_report
 
         pr, base_ref = self._pull_request()
         baseline_dir = self._baseline(base_ref)
         options = ReportOptions(
             results_dir=self.inputs.results_dir,
             baseline_dir=baseline_dir,
+            github_token=self.inputs.github_token or None,
+            repo=self.context.repository if pr is not None else None,
+            pr=pr,
             threshold=self.inputs.threshold,
             thresholds_file=self.inputs.thresholds,
             fail_on_regression=self.inputs.fail_on_regression,
             comment_key=self.inputs.comment_key,
+            summary=True,
+            comment_policy=self.inputs.comment,
+            report_file=self.inputs.results_dir / REPORT_FILE,
+            print_report=False,
+            summary_path=self.context.summary_path,
+            api_url=self.context.api_url,
             run_url=self.context.run_url,
         )
         report = build_report(options)
-        for notice in report.notices:
+        if pr is not None and self.inputs.comment != "never" and not (self.context.repository and self.inputs.github_token):
+            self.notes.warning("No comment: GITHUB_REPOSITORY or the github-token input is missing.")
+        # The gate is decided in build_report, before anything is posted: nothing that happens
+        # to the comment changes it.
+        outcome = publish_report(report, options)
+        for notice in outcome.notices:
             getattr(self.notes, notice.level)(notice.message)
-        report_path = self.inputs.results_dir / REPORT_FILE
-        report_path.write_text(report.markdown, encoding="utf-8")
-        append_summary(report.full_markdown or report.markdown, self.context.summary_path)
-        comparison = report.comparison
+        self.exit_code = max(self.exit_code, outcome.exit_code, 0 if benchmark_ok else 1)
         self.outputs.update(
-            report=str(report_path),
+            report=str(options.report_file),
             regressions=str(report.regressions),
             metrics=compact_metrics(report.key_metrics),
-            passed="true" if benchmark_ok and not comparison.gate_failed else "false",
+            passed="true" if benchmark_ok and not report.comparison.gate_failed else "false",
+            verdict=report.comparison.verdict,
+            **{"comment-url": outcome.comment_url or ""},
         )
-        # Decide before posting: nothing that happens to the comment changes the verdict.
-        if report.exit_code:
-            self.exit_code = max(self.exit_code, report.exit_code)
-        if not benchmark_ok:
-            self.exit_code = max(self.exit_code, 1)
-        self._comment(report.markdown, pr, bad_news=comparison.gate_failed or not benchmark_ok)
 
     def _pull_request(self) -> tuple[int | None, str | None]:
         """The PR to comment on and its base branch. In report mode the PR named by the (untrusted)
@@ -332,31 +340,6 @@ class ActionRun:
             self.notes.notice(f"No baseline: {found.reason}.")
             return None
         return found.path
-
-    def _comment(self, markdown: str, pr: int | None, bad_news: bool) -> None:
-        policy = self.inputs.comment
-        if policy == "never" or pr is None:
-            return
-        if not self.context.repository or not self.inputs.github_token:
-            self.notes.warning("No comment: GITHUB_REPOSITORY or the github-token input is missing.")
-            return
-        from kitt.github.comments import CommentForbidden, upsert_pr_comment
-
-        try:
-            # on-regression: a clean run only corrects an existing comment, it never opens one.
-            result = upsert_pr_comment(
-                token=self.inputs.github_token, repo=self.context.repository, pr=pr, body=markdown,
-                key=self.inputs.comment_key, api_url=self.context.api_url,
-                create=policy == "always" or bad_news,
-            )  # fmt: skip
-        except CommentForbidden as error:
-            self.notes.warning(f"{error} The report is in the job summary.")
-            return
-        except GitHubError as error:
-            self.fail(error)
-            return
-        if result is not None:
-            self.outputs["comment-url"] = result.url
 
     # ------------------------------------------------------------------ outputs
 

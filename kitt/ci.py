@@ -22,13 +22,10 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from kitt.compare import Comparison, MetricRow, compare_result_sets
-from kitt.thresholds import load_thresholds
 from kitt.errors import GitHubError, KittError, ResultsError, UsageError
+from kitt.github.platform import COMMENT_LIMIT, SUMMARY_LIMIT, comment_size
 from kitt.results import METRICS_FILE, ResultSet, load_result_set
-
-DEFAULT_MARKER = "<!-- kitt-benchmark -->"
-# A job summary holds 1 MiB per step; leave room for what other steps append.
-SUMMARY_LIMIT = 512 * 1024
+from kitt.thresholds import load_thresholds
 
 
 @dataclass
@@ -48,6 +45,11 @@ class ReportOptions:
     summary: bool = False
     allow_hardware_mismatch: bool = False
     require_comment: bool = False
+    # always: create or update the comment; on-regression: create it only when the gate fails
+    # (a clean run still corrects an earlier one); never.
+    comment_policy: str = "always"
+    report_file: Path | None = None  # also keep a copy of the report here (the action's report.md)
+    print_report: bool = True  # print the report when it goes nowhere else (the CLI; not the action)
     # Passed in by the shell layer (from GITHUB_STEP_SUMMARY, GITHUB_API_URL, GITHUB_SERVER_URL...).
     summary_path: Path | None = None
     api_url: str | None = None
@@ -135,10 +137,11 @@ def row_as_dict(row: MetricRow) -> dict[str, Any]:
 
 def build_report(options: ReportOptions) -> Report:
     """Load both result sets, compare, render and decide the exit code. Raises KittError."""
-    from kitt.report.render import COMMENT_LIMIT, render_report, report_size
+    from kitt.github.comments import comment_marker
+    from kitt.report.render import render_report
 
     thresholds = load_thresholds(options.thresholds_file, options.threshold)
-    marker = _marker(options.comment_key)
+    marker = comment_marker(options.comment_key)
     current = load_result_set(Path(options.results_dir))
     if not current.results:
         raise ResultsError(
@@ -150,7 +153,7 @@ def build_report(options: ReportOptions) -> Report:
         current, baseline, thresholds, allow_hardware_mismatch=options.allow_hardware_mismatch
     )
     full = render_report(comparison, marker=marker, run_url=options.run_url, limit=SUMMARY_LIMIT)
-    markdown = full if report_size(full) < COMMENT_LIMIT else render_report(comparison, marker=marker, run_url=options.run_url)
+    markdown = full if comment_size(full) < COMMENT_LIMIT else render_report(comparison, marker=marker, run_url=options.run_url)
     notices = _comparison_notices(comparison, options)
     exit_code = 1 if options.fail_on_regression and comparison.gate_failed else 0
     return Report(comparison, markdown, exit_code, notices, full_markdown=full)
@@ -174,34 +177,22 @@ def load_baseline(directory: Path | None) -> ResultSet | None:
     return baseline if baseline.results else None
 
 
-def _marker(key: str | None) -> str:
-    if not key:
-        return DEFAULT_MARKER
-    from kitt.github.comments import comment_marker
-
-    return comment_marker(key)
-
-
 def _comparison_notices(comparison: Comparison, options: ReportOptions) -> list[Notice]:
+    from kitt.report.render import hardware_note, problem_lines, regression_line
+
     notices: list[Notice] = []
     if comparison.baseline is None:
         where = f" under {options.baseline_dir}" if options.baseline_dir else ""
         notices.append(Notice("notice", f"No baseline yet{where}: the report shows this run without a comparison."))
     if comparison.hardware_mismatch:
         level: Literal["notice", "warning"] = "notice" if comparison.gating else "warning"
-        notices.append(Notice(level, next(n for n in comparison.notes if n.startswith("Hardware differs"))))
+        notices.append(Notice(level, hardware_note(comparison) or "Hardware differs."))
     level_for_gate: Literal["error", "warning"] = "error" if options.fail_on_regression else "warning"
-    for problem in comparison.problems:
-        notices.append(Notice(level_for_gate, problem))
-    for row in comparison.regressions:
-        change = f"{row.change_pct:+.1f}%" if row.change_pct is not None else "changed"
-        prefix = "" if comparison.gating else "not gated (hardware differs): "
-        notices.append(
-            Notice(
-                level_for_gate if comparison.gating else "warning",
-                f"{prefix}{row.test} {row.metric} regressed {change} (threshold {row.threshold_pct:g}%)",
-            )
-        )
+    notices += [Notice(level_for_gate, line) for line in problem_lines(comparison)]
+    notices += [
+        Notice(level_for_gate if comparison.gating else "warning", regression_line(row, comparison.gating))
+        for row in comparison.regressions
+    ]
     return notices
 
 
@@ -218,28 +209,25 @@ def publish_report(
     stdout: TextIO | None = None,
     upsert: Upsert | None = None,
 ) -> ReportOutcome:
-    """Deliver the report where the options say, and settle the exit code.
+    """Deliver the report where the options say, and settle the exit code. Both shells use it.
 
     ``--output`` writes a file instead of posting. Token, repo and PR together post (or update)
-    the PR comment. With neither, the report is printed. ``summary`` appends it to
+    the PR comment, as ``comment_policy`` allows. With neither, the report is printed. ``summary`` appends it to
     ``summary_path``; so does a failed comment (or, without a summary file, the report is printed),
     so the report is never lost. A comment failure sets exit code 1 (a 403 only with
     ``require_comment``) and never clears a gate failure.
     """
     out = stdout or sys.stdout
     outcome = ReportOutcome(exit_code=report.exit_code, report=report, notices=list(report.notices))
-    if options.output is not None:
-        path = Path(options.output)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(report.markdown, encoding="utf-8")
-        except OSError as exc:
-            raise KittError(f"could not write the report to {path} ({exc.strerror or exc})") from None
-        outcome.output_path = path
+    for path in (options.output, options.report_file):
+        if path is not None:
+            _write_report(Path(path), report.markdown)
+    outcome.output_path = Path(options.output) if options.output is not None else None
     if options.summary:
         _append_summary(outcome, options, report.full_markdown or report.markdown)
-    want_comment = options.output is None and all((options.github_token, options.repo, options.pr))
-    if options.output is None and not want_comment:
+    can_comment = options.output is None and all((options.github_token, options.repo, options.pr))
+    want_comment = can_comment and options.comment_policy != "never"
+    if options.output is None and not can_comment and options.print_report:
         missing = [n for n, v in (("--github-token", options.github_token), ("--repo", options.repo), ("--pr", options.pr)) if not v]
         if len(missing) < 3:
             outcome.notices.append(Notice("warning", f"Not posting a PR comment: {', '.join(missing)} not given."))
@@ -256,6 +244,14 @@ def publish_report(
     return outcome
 
 
+def _write_report(path: Path, markdown: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(markdown, encoding="utf-8")
+    except OSError as exc:
+        raise KittError(f"could not write the report to {path} ({exc.strerror or exc})") from None
+
+
 def _comment(outcome: ReportOutcome, report: Report, options: ReportOptions, upsert: Upsert | None, out: TextIO) -> None:
     from kitt.github.comments import CommentForbidden, upsert_pr_comment
 
@@ -264,6 +260,7 @@ def _comment(outcome: ReportOutcome, report: Report, options: ReportOptions, ups
         result = post(
             token=str(options.github_token), repo=str(options.repo), pr=int(options.pr or 0), body=report.markdown,
             key=options.comment_key or None, api_url=options.api_url,
+            create=options.comment_policy == "always" or report.comparison.gate_failed,
         )  # fmt: skip
     except GitHubError as exc:
         if isinstance(exc, CommentForbidden) and not options.require_comment:
@@ -271,6 +268,8 @@ def _comment(outcome: ReportOutcome, report: Report, options: ReportOptions, ups
         else:
             _fail(outcome, exc)
         _keep_report(outcome, options, report, out)
+        return
+    if result is None:  # on-regression, a clean run and no earlier comment: nothing to correct
         return
     outcome.comment_url = str(result.url)
     outcome.comment_action = str(result.action)

@@ -1,10 +1,15 @@
-"""Compare a current result set with a baseline: matching, directions, thresholds and verdicts.
+"""Compare a current result set with a baseline: matching, statistics and verdicts, as data.
 
 Results are matched by test and load level (concurrency or request rate); the repeats of a
 test (its ``run_number``\\s) are the samples. A gated metric is a regression only when its
 change is beyond its threshold in the worse direction AND the moderated t of ``kitt.stats``,
 Holm-corrected over every gated metric of the report, calls it significant. With one repeat on
 either side there is no test, and the plain threshold decides.
+
+The :class:`Comparison` this module returns is complete and holds no words: every number the
+report shows (centres, spreads, changes, intervals, chart series) and every fact it explains
+(hardware, tests or metrics on one side only, failed tests) is a field. ``kitt.report`` only
+formats it; nothing downstream computes a statistic again.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from kitt.thresholds import DEFAULT_GATED, LOAD_PARAMETERS, LOWER, Thresholds, i
 # The chance of any false alarm in a report (the whole family of gated metrics).
 FAMILY_ALPHA = 0.01
 CONFIDENCE = 0.95
+# The key metrics drawn across a sweep of load levels.
+CHART_METRICS = ("output_throughput", "median_e2el_ms")
 _LEVEL_SUFFIX = re.compile(r"^(?P<base>.+?)-(?P<kind>[cr])(?P<level>\d+(?:\.\d+)?)$")
 
 # --------------------------------------------------------------------------- matching
@@ -37,13 +44,6 @@ class MatchKey:
     base: str
     kind: str  # "concurrency", "rate" or "" (no level known)
     level: float
-
-    @property
-    def level_label(self) -> str:
-        if not self.kind:
-            return ""
-        number = f"{self.level:g}"
-        return f"concurrency {number}" if self.kind == "concurrency" else f"{number} req/s"
 
 
 def match_key(result: Result) -> MatchKey:
@@ -90,6 +90,36 @@ def metric_sort_key(name: str) -> tuple[int, int, str]:
     return (1 if is_known_metric(name) else 2, 0, name)
 
 
+@dataclass(frozen=True)
+class Spread:
+    """The repeats of one metric on one side: the typical value and how they vary."""
+
+    n: int
+    center: float | None
+    cv_pct: float | None  # sample standard deviation over |mean|, with two or more repeats
+    low: float | None
+    high: float | None
+
+    @classmethod
+    def of(cls, values: list[float]) -> Spread:
+        typical = center(values)
+        cv = None
+        if len(values) >= 2 and typical:
+            mean = sum(values) / len(values)
+            sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+            cv = 100.0 * sd / abs(mean) if mean else None
+        return cls(len(values), typical, cv, min(values, default=None), max(values, default=None))
+
+
+def center(values: list[float]) -> float | None:
+    """The typical value of the repeats: the geometric mean when all are positive, else the mean."""
+    if not values:
+        return None
+    if all(v > 0 for v in values):
+        return float(math.exp(sum(math.log(v) for v in values) / len(values)))
+    return float(sum(values) / len(values))
+
+
 # --------------------------------------------------------------------------- verdicts
 
 
@@ -103,6 +133,19 @@ class Verdict(str, Enum):
     ONLY_CURRENT = "only in current"
 
 
+class Reason(str, Enum):
+    """Why a row got its verdict; the report words each one."""
+
+    SIGNIFICANT = "significant"
+    WITHIN_NOISE = "within noise"
+    WITHIN_THRESHOLD = "within threshold"
+    SINGLE_REPEAT = "single repeat"
+    NOT_GATED = "not gated"
+    NO_DIRECTION = "no direction"
+    MISSING = "missing"
+    NONE = ""
+
+
 @dataclass
 class MetricRow:
     """One metric of one test, compared. Changes and intervals are in percent."""
@@ -112,36 +155,104 @@ class MetricRow:
     metric: str
     direction: str | None
     threshold_pct: float | None
-    baseline: float | None
-    current: float | None
-    n_baseline: int
-    n_current: int
+    baseline_spread: Spread | None
+    current_spread: Spread | None
     change_pct: float | None = None
     ci_low_pct: float | None = None
     ci_high_pct: float | None = None
     p_value: float | None = None  # Holm-adjusted, one-sided in the direction the metric moved
     method: str = "none"  # "moderated t", "threshold only" or "none"
     verdict: Verdict = Verdict.NOT_GATED
-    reason: str = ""
+    reason: Reason = Reason.NONE
 
     @property
     def gated(self) -> bool:
         return self.threshold_pct is not None
 
+    @property
+    def baseline(self) -> float | None:
+        return self.baseline_spread.center if self.baseline_spread else None
+
+    @property
+    def current(self) -> float | None:
+        return self.current_spread.center if self.current_spread else None
+
+    @property
+    def n_baseline(self) -> int:
+        return self.baseline_spread.n if self.baseline_spread else 0
+
+    @property
+    def n_current(self) -> int:
+        return self.current_spread.n if self.current_spread else 0
+
+
+@dataclass
+class TestComparison:
+    """One test at one load level: its repeats on each side and its rows, in metric order."""
+
+    key: MatchKey
+    name: str
+    n_baseline: int  # repeats; 0 when the test is only in the current run (or there is no baseline)
+    n_current: int
+    rows: list[MetricRow]
+
+
+@dataclass(frozen=True)
+class ChartSeries:
+    """One key metric across the load levels of one test family, per side."""
+
+    family: str
+    kind: str
+    metric: str
+    levels: list[float]
+    current: list[float]
+    baseline: list[float] | None
+
+
+@dataclass(frozen=True)
+class FailedTest:
+    name: str
+    error: str | None
+
 
 @dataclass
 class Comparison:
-    """A whole comparison: rows per test and metric, and what the gate concluded."""
+    """A whole comparison: every test and metric compared, and the facts the gate weighed."""
 
     current: ResultSet
     baseline: ResultSet | None
-    rows: list[MetricRow]
+    tests: list[TestComparison] = field(default_factory=list)
+    charts: list[ChartSeries] = field(default_factory=list)
     hardware_mismatch: bool = False
-    gating: bool = True  # False: shown only (no baseline, or other hardware not allowed)
-    notes: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # fail the gate like a regression
+    allow_hardware_mismatch: bool = False
+    failed_tests: list[FailedTest] = field(default_factory=list)
+    missing_gated: dict[str, list[str]] = field(default_factory=dict)  # test -> gated metrics it lacks
+    tests_only_in_baseline: list[str] = field(default_factory=list)
+    tests_only_in_current: list[str] = field(default_factory=list)
     alpha: float = FAMILY_ALPHA
     prior: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> list[MetricRow]:
+        return [row for test in self.tests for row in test.rows]
+
+    @property
+    def gating(self) -> bool:
+        """False: shown only (no baseline, or other hardware not allowed)."""
+        return self.baseline is not None and (not self.hardware_mismatch or self.allow_hardware_mismatch)
+
+    @property
+    def unknown_fingerprint(self) -> str | None:
+        """"baseline" or "current" when that side has no hardware fingerprint (so no check)."""
+        if self.baseline is None:
+            return None
+        for side, result_set in (("baseline", self.baseline), ("current", self.current)):
+            if not result_set.fingerprint:
+                return side
+        return None
+
+    def metrics_only_in(self, verdict: Verdict) -> list[str]:
+        return sorted({r.metric for r in self.rows if r.verdict is verdict})
 
     @property
     def regressions(self) -> list[MetricRow]:
@@ -156,8 +267,13 @@ class Comparison:
         return [r for r in self.rows if r.verdict is Verdict.UNCHANGED]
 
     @property
+    def problems(self) -> bool:
+        """Results that fail the gate like a regression: failed tests, missing gated metrics."""
+        return bool(self.failed_tests or self.missing_gated)
+
+    @property
     def gate_failed(self) -> bool:
-        return bool(self.problems) or (self.gating and bool(self.regressions))
+        return self.problems or (self.gating and bool(self.regressions))
 
     @property
     def verdict(self) -> str:
@@ -186,91 +302,74 @@ def compare_result_sets(
     """Match, test and judge every metric; ``baseline=None`` gives a current-only comparison."""
     thresholds = thresholds or Thresholds()
     current_groups = group_tests(current)
-    problems = [
-        f"{g.name} failed in the current run" + (f": {errors[0]}" if (errors := _errors(g)) else "")
+    comparison = Comparison(current, baseline, allow_hardware_mismatch=allow_hardware_mismatch, alpha=alpha)
+    comparison.failed_tests = [
+        FailedTest(g.name, next((e for r in g.repeats for e in r.errors), None))
         for g in current_groups.values()
         if not all(r.passed for r in g.repeats)
     ]
     if baseline is None:
-        rows = [
-            _current_only_row(group, metric, thresholds)
-            for group in current_groups.values()
-            for metric in group.metric_names()
-            if group.samples(metric)
-        ]
-        note = "No baseline yet: nothing to compare against, so nothing is gated. This run can become the baseline."
-        return Comparison(current, None, rows, gating=False, notes=[note], problems=problems, alpha=alpha)
+        comparison.tests = [_current_only(group, thresholds) for group in current_groups.values()]
+        comparison.charts = _charts(current_groups, None)
+        return comparison
 
-    comparison = Comparison(current, baseline, [], problems=problems, alpha=alpha)
-    _check_hardware(comparison, allow_hardware_mismatch)
+    base_fp, cur_fp = baseline.fingerprint, current.fingerprint
+    comparison.hardware_mismatch = bool(base_fp and cur_fp and base_fp != cur_fp)
     baseline_groups = group_tests(baseline)
-    paired: list[_Pending] = []
+    pending: list[_Pending] = []
     for key in sorted(set(current_groups) | set(baseline_groups)):
         base_group, cur_group = baseline_groups.get(key), current_groups.get(key)
         if base_group is None or cur_group is None:
-            name, where = (base_group.name, "baseline") if base_group else (cur_group.name, "current run")  # type: ignore[union-attr]
-            comparison.notes.append(f"Test {name} is only in the {where}, so it is not compared.")
+            if base_group is not None:
+                comparison.tests_only_in_baseline.append(base_group.name)
+            elif cur_group is not None:
+                comparison.tests_only_in_current.append(cur_group.name)
             continue
         names = sorted(set(base_group.metric_names()) | set(cur_group.metric_names()), key=metric_sort_key)
-        pairs = (_paired_row(base_group, cur_group, name, thresholds) for name in names)
-        paired.extend(p for p in pairs if p.base or p.cur)  # all null on both sides (no GPU): nothing to show
-    comparison.rows = [p.row for p in paired]
-    _judge(comparison, paired)
-    _summarise_notes(comparison)
+        items = [_paired_row(base_group, cur_group, name, thresholds) for name in names]
+        items = [p for p in items if p.base or p.cur]  # all null on both sides (no GPU): nothing to show
+        pending.extend(items)
+        comparison.tests.append(
+            TestComparison(key, cur_group.name, len(base_group.repeats), len(cur_group.repeats), [p.row for p in items])
+        )
+    _judge(comparison, pending)
+    comparison.charts = _charts(current_groups, baseline_groups)
     return comparison
 
 
-def _errors(group: RepeatGroup) -> list[str]:
-    return [e for r in group.repeats for e in r.errors]
+def _current_only(group: RepeatGroup, thresholds: Thresholds) -> TestComparison:
+    rows = []
+    for metric in group.metric_names():
+        values = group.samples(metric)
+        if values:  # null in every repeat (no GPU, say): nothing to show
+            rows.append(MetricRow(
+                test=group.name, key=group.key, metric=metric, direction=metric_direction(metric),
+                threshold_pct=thresholds.for_metric(metric), baseline_spread=None, current_spread=Spread.of(values),
+                verdict=Verdict.ONLY_CURRENT,
+            ))  # fmt: skip
+    return TestComparison(group.key, group.name, 0, len(group.repeats), rows)
 
 
-def _check_hardware(comparison: Comparison, allow: bool) -> None:
-    base, cur = comparison.baseline.fingerprint, comparison.current.fingerprint  # type: ignore[union-attr]
-    if base and cur and base != cur:
-        comparison.hardware_mismatch = True
-        comparison.gating = allow
-        described = f"baseline {hardware_label(comparison.baseline)} ({base}), current {hardware_label(comparison.current)} ({cur})"  # type: ignore[arg-type]
-        if allow:
-            comparison.notes.append(f"Hardware differs ({described}); gated anyway because of --allow-hardware-mismatch.")
-        else:
-            comparison.notes.append(
-                f"Hardware differs ({described}), so the comparison is shown but not gated: "
-                "numbers from different machines are not comparable. Pass --allow-hardware-mismatch to gate anyway."
-            )
-    elif not (base and cur):
-        side = "baseline" if not base else "current run"
-        comparison.notes.append(f"The {side} has no hardware fingerprint (hardware.json), so the hardware could not be checked.")
-
-
-def hardware_label(result_set: ResultSet) -> str:
-    """A short description of the hardware, e.g. ``1× NVIDIA H100 80GB HBM3``."""
-    hw = result_set.hardware
-    gpus = hw.get("gpus")
-    names = [str(g["name"]) for g in gpus if isinstance(g, dict) and g.get("name")] if isinstance(gpus, list) else []
-    if names:
-        count = hw.get("gpu_count") if isinstance(hw.get("gpu_count"), int) else len(names)
-        return f"{count}× {names[0]}"
-    if hw.get("cpu_model"):
-        return f"CPU {hw['cpu_model']}"
-    return "unknown hardware"
-
-
-def _current_only_row(group: RepeatGroup, metric: str, thresholds: Thresholds) -> MetricRow:
-    values = group.samples(metric)
-    return MetricRow(
-        test=group.name, key=group.key, metric=metric, direction=metric_direction(metric),
-        threshold_pct=thresholds.for_metric(metric), baseline=None, current=center(values),
-        n_baseline=0, n_current=len(values), verdict=Verdict.ONLY_CURRENT,
-    )  # fmt: skip
-
-
-def center(values: list[float]) -> float | None:
-    """The typical value of the repeats: the geometric mean when all are positive, else the mean."""
-    if not values:
-        return None
-    if all(v > 0 for v in values):
-        return float(math.exp(sum(math.log(v) for v in values) / len(values)))
-    return float(sum(values) / len(values))
+def _charts(current: dict[MatchKey, RepeatGroup], baseline: dict[MatchKey, RepeatGroup] | None) -> list[ChartSeries]:
+    """Each key metric across every test family swept over two or more load levels."""
+    families: dict[tuple[str, str], list[MatchKey]] = {}
+    for key in current:
+        if key.kind and (baseline is None or key in baseline):
+            families.setdefault((key.base, key.kind), []).append(key)
+    charts = []
+    for (base, kind), keys in families.items():
+        if len(keys) < 2:
+            continue
+        keys.sort(key=lambda k: k.level)
+        for metric in CHART_METRICS:
+            sides = [current] if baseline is None else [current, baseline]
+            lines = [[center(groups[k].samples(metric)) for k in keys] for groups in sides]
+            if any(v is None for line in lines for v in line):
+                continue
+            numbers: list[list[float]] = [[float(v) for v in line if v is not None] for line in lines]
+            charts.append(ChartSeries(base, kind, metric, [k.level for k in keys], numbers[0],
+                                      numbers[1] if baseline is not None else None))  # fmt: skip
+    return charts
 
 
 @dataclass
@@ -284,8 +383,8 @@ def _paired_row(base: RepeatGroup, cur: RepeatGroup, metric: str, thresholds: Th
     b, c = base.samples(metric), cur.samples(metric)
     row = MetricRow(
         test=cur.name, key=cur.key, metric=metric, direction=metric_direction(metric),
-        threshold_pct=thresholds.for_metric(metric), baseline=center(b), current=center(c),
-        n_baseline=len(b), n_current=len(c),
+        threshold_pct=thresholds.for_metric(metric),
+        baseline_spread=Spread.of(b) if b else None, current_spread=Spread.of(c) if c else None,
     )  # fmt: skip
     return _Pending(row, b, c)
 
@@ -294,29 +393,24 @@ def _judge(comparison: Comparison, paired: list[_Pending]) -> None:
     """Decide every row's verdict; the statistics run once over the whole family of gated rows."""
     log_rows: list[_Pending] = []
     linear_rows: list[_Pending] = []
-    missing: dict[str, list[str]] = {}
     for item in paired:
         row, b, c = item.row, item.base, item.cur
         if not b or not c:
             row.verdict = Verdict.ONLY_CURRENT if c else Verdict.ONLY_BASELINE
             if row.gated and b and not c:
-                row.verdict, row.reason = Verdict.MISSING, "gated metric missing from the current run"
-                missing.setdefault(row.test, []).append(row.metric)
+                row.verdict, row.reason = Verdict.MISSING, Reason.MISSING
+                comparison.missing_gated.setdefault(row.test, []).append(row.metric)
             continue
         row.change_pct = _change_pct(b, c)
         if not row.gated:
-            row.verdict, row.reason = Verdict.NOT_GATED, "not gated" if row.direction else "no known direction"
+            row.verdict, row.reason = Verdict.NOT_GATED, Reason.NOT_GATED if row.direction else Reason.NO_DIRECTION
         elif len(b) < 2 or len(c) < 2:
             row.method = "threshold only"
             row.verdict = _threshold_verdict(row)
-            row.reason = "one repeat on a side: plain threshold, no significance test"
+            row.reason = Reason.SINGLE_REPEAT
         else:
             row.method = "moderated t"
             (log_rows if min(b + c) > 0 else linear_rows).append(item)
-    for test, names in missing.items():
-        comparison.problems.append(
-            f"{test}: gated metrics missing from the current run (present in the baseline): {', '.join(names)}."
-        )
     _test_family(comparison, log_rows, linear_rows)
 
 
@@ -409,13 +503,13 @@ def _test_family(comparison: Comparison, log_rows: list[_Pending], linear_rows: 
         p_side = decision.p_better if moved_better else decision.p_worse
         row.p_value, row.ci_low_pct, row.ci_high_pct = float(p_side[index]), low, high
         if decision.regression[index]:
-            row.verdict, row.reason = Verdict.REGRESSION, "beyond threshold and significant"
+            row.verdict, row.reason = Verdict.REGRESSION, Reason.SIGNIFICANT
         elif decision.improvement[index]:
-            row.verdict, row.reason = Verdict.IMPROVEMENT, "beyond threshold and significant"
+            row.verdict, row.reason = Verdict.IMPROVEMENT, Reason.SIGNIFICANT
         elif decision.worse_beyond[index] or decision.better_beyond[index]:
-            row.verdict, row.reason = Verdict.UNCHANGED, "beyond threshold but within noise"
+            row.verdict, row.reason = Verdict.UNCHANGED, Reason.WITHIN_NOISE
         else:
-            row.verdict, row.reason = Verdict.UNCHANGED, "within threshold"
+            row.verdict, row.reason = Verdict.UNCHANGED, Reason.WITHIN_THRESHOLD
 
 
 def _linear_ci(item: _Pending, low: float, high: float) -> tuple[float | None, float | None]:
@@ -423,22 +517,3 @@ def _linear_ci(item: _Pending, low: float, high: float) -> tuple[float | None, f
     if base == 0:
         return None, None
     return low / abs(base) * 100.0, high / abs(base) * 100.0
-
-
-def _summarise_notes(comparison: Comparison) -> None:
-    single = [r for r in comparison.rows if r.method == "threshold only"]
-    if single:
-        comparison.notes.append(
-            f"{len(single)} gated metrics have a single repeat on a side, so only the plain threshold "
-            "applies: the significance test needs repeats (set `repeats: 5` in the suite)."
-        )
-    few = min((min(r.n_baseline, r.n_current) for r in comparison.rows if r.method == "moderated t"), default=5)
-    if few < 5:
-        comparison.notes.append(
-            f"Some gated metrics have only {few} repeats on a side, so the significance test is weak: by simulation, "
-            "a 10% regression of one metric is caught about 2 times in 3 with 3 repeats, 95% of the time with 5."
-        )
-    for side, verdict in (("baseline", Verdict.ONLY_BASELINE), ("current run", Verdict.ONLY_CURRENT)):
-        names = sorted({r.metric for r in comparison.rows if r.verdict is verdict})
-        if names:
-            comparison.notes.append(f"Only in the {side}, so not compared: {', '.join(names)}.")

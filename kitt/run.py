@@ -349,10 +349,11 @@ class BenchmarkRun:
             extra={"hardware_fingerprint": hw.get("fingerprint"), "notes": self.notes, "failures": self.failures},
         )
         rs.write_json(self.out / rs.METRICS_FILE, document)
+        from kitt.compare import compare_result_sets
         from kitt.report import render_summary
 
-        (self.out / rs.SUMMARY_FILE).write_text(render_summary(rs.load_metrics_file(self.out / rs.METRICS_FILE)),
-                                                encoding="utf-8")
+        written = rs.load_metrics_file(self.out / rs.METRICS_FILE)
+        (self.out / rs.SUMMARY_FILE).write_text(render_summary(compare_result_sets(written, None)), encoding="utf-8")
 
 
 def run_benchmark(config: RunConfig, reporter: Reporter | None = None) -> RunOutcome:

@@ -13,8 +13,11 @@ import pytest
 from kitt import cli
 from kitt.ci import Notice, ReportOptions, execute_ci_report
 from kitt.errors import GitHubError, ResultsError, UsageError
+from kitt.github.http import RetryPolicy
 from kitt.github.comments import CommentForbidden, CommentResult, upsert_pr_comment
 from kitt.results import write_json
+
+FAST_RETRY = RetryPolicy(first_delay_s=0.01)
 
 PR = 7
 WIGGLE = (-0.02, 0.0, 0.015, 0.01, -0.012)
@@ -290,7 +293,7 @@ def test_other_api_errors_are_exit_one_with_the_report_kept(regressed: Path) -> 
 def test_comment_created_then_updated_through_the_github_double(regressed: Path, github_double: Any) -> None:
     github_double.add_pull(PR)
     repo = github_double.repo.full_name
-    upsert = functools.partial(upsert_pr_comment, retry_delay=0.01)
+    upsert = functools.partial(upsert_pr_comment, retry=FAST_RETRY)
     opts = options(regressed, github_token=github_double.token, repo=repo, pr=PR, api_url=github_double.api_url)
     first = execute_ci_report(opts, upsert=upsert)
     write_run(regressed / "current", timestamp="2025-05-03T10:00:00.000Z")  # the fix is pushed
@@ -308,7 +311,7 @@ def test_read_only_token_through_the_github_double(regressed: Path, github_doubl
         regressed, github_token=github_double.read_only_token, repo=github_double.repo.full_name, pr=PR,
         api_url=github_double.api_url, summary_path=summary, fail_on_regression=True,
     )  # fmt: skip
-    outcome = execute_ci_report(opts, upsert=functools.partial(upsert_pr_comment, retry_delay=0.01))
+    outcome = execute_ci_report(opts, upsert=functools.partial(upsert_pr_comment, retry=FAST_RETRY))
     assert outcome.exit_code == 1  # the regression, not the 403
     assert github_double.comments(PR) == [] and summary.read_text().startswith("<!-- kitt-benchmark -->")
     assert github_double.read_only_token not in " ".join(n.message for n in outcome.notices)

@@ -10,7 +10,19 @@ import numpy as np
 import pytest
 
 from kitt import stats
-from kitt.compare import FAMILY_ALPHA, Comparison, MetricRow, Verdict, compare_result_sets, gate_family, match_key
+from kitt.compare import (
+    FAMILY_ALPHA,
+    Comparison,
+    FailedTest,
+    MatchKey,
+    MetricRow,
+    Reason,
+    Verdict,
+    compare_result_sets,
+    gate_family,
+    match_key,
+)
+from kitt.report.render import hardware_note
 from kitt.thresholds import DEFAULT_GATED, LOWER, Thresholds, load_thresholds, metric_direction
 from kitt.errors import UsageError
 from kitt.results import ResultSet
@@ -124,7 +136,7 @@ def test_level_comes_from_the_metrics_or_the_name() -> None:
     upstream = Result("throughput", 1, True, {"concurrency": 16.0})
     by_name = Result("throughput-c16", 1, True, {})
     assert match_key(ours) == match_key(upstream) == match_key(by_name)
-    assert match_key(Result("poisson-r4", 1, True, {"request_rate": 4.0})).level_label == "4 req/s"
+    assert match_key(Result("poisson-r4", 1, True, {"request_rate": 4.0})) == MatchKey("poisson", "rate", 4.0)
     assert match_key(Result("poisson-r0.5", 1, True, {})).kind == "rate"
     assert match_key(Result("warmup", 1, True, {})).kind == ""
     # A name whose suffix is not its level keeps its full name.
@@ -163,7 +175,7 @@ def test_change_beyond_threshold_within_noise_is_unchanged() -> None:
     base = result_set({"throughput-c8": noisy_repeats(rng, 3, cv=0.25)})
     cur = result_set({"throughput-c8": noisy_repeats(rng, 3, {"median_ttft_ms": 1.08}, cv=0.25)})
     rows = by_metric(compare_result_sets(cur, base))
-    noisy = [r for r in rows.values() if r.reason == "beyond threshold but within noise"]
+    noisy = [r for r in rows.values() if r.reason is Reason.WITHIN_NOISE]
     assert noisy and all(r.verdict is Verdict.UNCHANGED for r in noisy)
 
 
@@ -175,7 +187,7 @@ def test_single_repeat_falls_back_to_the_plain_threshold_and_says_so() -> None:
     assert rows["median_tpot_ms"].verdict is Verdict.REGRESSION  # +6.25% > 5%
     assert rows["p99_tpot_ms"].verdict is Verdict.UNCHANGED  # +1.8%
     assert rows["median_tpot_ms"].method == "threshold only" and rows["median_tpot_ms"].ci_low_pct is None
-    assert any("significance test needs repeats" in note for note in comparison.notes)
+    assert rows["median_tpot_ms"].reason is Reason.SINGLE_REPEAT
 
 
 def test_other_hardware_is_shown_but_not_gated_unless_allowed() -> None:
@@ -185,7 +197,7 @@ def test_other_hardware_is_shown_but_not_gated_unless_allowed() -> None:
     assert shown.hardware_mismatch and not shown.gating
     assert [r.metric for r in shown.regressions] == ["median_ttft_ms"]  # visible...
     assert not shown.gate_failed and shown.verdict == "not gated"  # ...but not failing
-    assert any("Hardware differs" in n and "--allow-hardware-mismatch" in n for n in shown.notes)
+    assert "--allow-hardware-mismatch" in (hardware_note(shown) or "")
     allowed = compare_result_sets(cur, base, allow_hardware_mismatch=True)
     assert allowed.gating and allowed.gate_failed
 
@@ -193,7 +205,8 @@ def test_other_hardware_is_shown_but_not_gated_unless_allowed() -> None:
 def test_unknown_fingerprint_is_noted_not_treated_as_a_mismatch() -> None:
     comparison = compare_result_sets(result_set({"t": [dict(BASE_VALUES)]}), result_set({"t": [dict(BASE_VALUES)]}, fingerprint=None))
     assert not comparison.hardware_mismatch and comparison.gating
-    assert any("baseline has no hardware fingerprint" in n for n in comparison.notes)
+    assert comparison.unknown_fingerprint == "baseline"
+    assert "baseline has no hardware fingerprint" in (hardware_note(comparison) or "")
 
 
 def test_metrics_and_tests_on_one_side_only() -> None:
@@ -206,17 +219,14 @@ def test_metrics_and_tests_on_one_side_only() -> None:
     assert rows["new_metric"].verdict is Verdict.ONLY_CURRENT
     assert "gpu_peak_memory_mib" not in rows  # null everywhere (no GPU): skipped
     assert rows["p99_itl_ms"].verdict is Verdict.MISSING
-    assert comparison.problems == [
-        "throughput-c8: gated metrics missing from the current run (present in the baseline): p99_itl_ms."
-    ]
+    assert comparison.missing_gated == {"throughput-c8": ["p99_itl_ms"]}
     assert comparison.gate_failed and comparison.verdict == "problem"
-    notes = " ".join(comparison.notes)
-    assert "Test gone-c1 is only in the baseline" in notes and "Test new-c2 is only in the current run" in notes
+    assert comparison.tests_only_in_baseline == ["gone-c1"] and comparison.tests_only_in_current == ["new-c2"]
 
 
 def test_failed_test_in_the_current_run_is_a_problem_never_a_pass() -> None:
     comparison = compare_result_sets(result_set({"t": [dict(BASE_VALUES)]}, passed=False), result_set({"t": [dict(BASE_VALUES)]}))
-    assert comparison.problems == ["t failed in the current run: engine died"]
+    assert comparison.failed_tests == [FailedTest("t", "engine died")]
     assert comparison.gate_failed
 
 

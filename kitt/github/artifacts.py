@@ -21,10 +21,9 @@ import hashlib
 import json
 import os
 import tempfile
-import time
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, Union
@@ -33,6 +32,7 @@ from urllib.parse import quote
 import requests
 
 from kitt.errors import ArtifactError, UsageError
+from kitt.github.http import ARTIFACT_RETRY, IDEMPOTENT_METHODS, Attempts, RetryPolicy, send
 
 TWIRP_SERVICE = "twirp/github.actions.results.api.v1.ArtifactService"
 FORBIDDEN_NAME_CHARACTERS = ('"', ":", "<", ">", "|", "*", "?", "\r", "\n", "\\", "/")
@@ -41,7 +41,6 @@ BLOCK_SIZE = 8 * 1024 * 1024
 # Any service version newer than the SAS version works; this one supports 4000 MiB blocks.
 AZURE_STORAGE_VERSION = "2023-11-03"
 MAX_RETENTION_DAYS = 90
-HTTP_TIMEOUT_S = 60.0
 ENVIRONMENT_HINT = (
     "Only Docker container and JavaScript actions get these variables: use the Docker flavour, "
     "or upload with actions/upload-artifact@v4 after a composite action."
@@ -72,24 +71,6 @@ class BackendIds:
     workflow_job_run_backend_id: str
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Retry 429, 5xx and connection errors: ``attempts`` tries, delays growing by ``multiplier``."""
-
-    attempts: int = 5
-    first_delay_s: float = 3.0
-    multiplier: float = 1.5
-    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
-
-    def delays(self) -> Iterator[float]:
-        """The waits between tries: 3, 4.5, 6.75, ... (one fewer than ``attempts``)."""
-        delay = self.first_delay_s
-        for _ in range(self.attempts - 1):
-            yield delay
-            delay *= self.multiplier
-
-
-DEFAULT_RETRY = RetryPolicy()
 
 
 def validate_artifact_name(name: str) -> str:
@@ -187,31 +168,25 @@ def send_with_retry(
     url: str,
     *,
     what: str,
-    retry: RetryPolicy = DEFAULT_RETRY,
+    retry: RetryPolicy = ARTIFACT_RETRY,
+    idempotent: bool | None = None,
     **kwargs: Any,
 ) -> requests.Response:
-    """Send one request, retrying 429, 5xx and connection errors; return the final response.
+    """Send one request under kitt's network policy (``kitt.github.http``); return the final response.
 
     ``what`` names the step in errors, because the URL may carry a signature.
     A 4xx other than 429 comes back to the caller, who knows what it means.
     """
-    delays = retry.delays()
-    kwargs.setdefault("timeout", HTTP_TIMEOUT_S)
-    while True:
-        try:
-            response = session.request(method, url, **kwargs)
-            if response.status_code != 429 and response.status_code < 500:
-                return response
-            failure = f"HTTP {response.status_code}"
-        except (requests.ConnectionError, requests.Timeout) as error:
-            failure = type(error).__name__
-        delay = next(delays, None)
-        if delay is None:
-            raise ArtifactError(
-                f"{what} failed after {retry.attempts} tries (last: {failure}).",
-                "GitHub's artifact service may be degraded: re-run the job, and see https://www.githubstatus.com.",
-            )
-        retry.sleep(delay)
+    attempts = Attempts()
+    response = send(session, method, url, policy=retry, idempotent=idempotent, attempts=attempts, **kwargs)
+    if response is not None and response.status_code != 429 and response.status_code < 500:
+        return response
+    hint = "GitHub's artifact service may be degraded: re-run the job, and see https://www.githubstatus.com."
+    if attempts.count >= retry.attempts:
+        raise ArtifactError(f"{what} failed after {attempts.count} tries (last: {attempts.last}).", hint)
+    why = ("it asked to wait longer than kitt waits" if response is not None and response.status_code == 429
+           else "it is not safe to repeat: the service may have done it anyway")  # fmt: skip
+    raise ArtifactError(f"{what} failed ({attempts.last}) and was not retried: {why}.", hint)
 
 
 def _twirp(
@@ -229,6 +204,7 @@ def _twirp(
         f"{results_url.rstrip('/')}/{TWIRP_SERVICE}/{method}",
         what=f"{method} on the artifact service",
         retry=retry,
+        idempotent=method != "CreateArtifact",  # finalizing twice is harmless; creating twice is not
         json=body,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
@@ -283,7 +259,7 @@ def upload_blocks(
     signed_url: str,
     zip_file: IO[bytes],
     *,
-    retry: RetryPolicy = DEFAULT_RETRY,
+    retry: RetryPolicy = ARTIFACT_RETRY,
     block_size: int = BLOCK_SIZE,
 ) -> tuple[int, str]:
     """Upload ``zip_file`` as an Azure block blob; return its size and sha256 hex.
@@ -316,7 +292,7 @@ def upload_artifact(
     runtime_token: str,
     results_url: str,
     retention_days: int | None = None,
-    retry: RetryPolicy = DEFAULT_RETRY,
+    retry: RetryPolicy = ARTIFACT_RETRY,
     session: requests.Session | None = None,
     block_size: int = BLOCK_SIZE,
 ) -> UploadResult:

@@ -21,7 +21,6 @@ import re
 import shutil
 import stat
 import tempfile
-import time
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -32,11 +31,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from kitt.errors import ArtifactError, GitHubError, UsageError
+from kitt.github.http import GITHUB_RETRY, RetryPolicy, send
+from kitt.github.platform import DEFAULT_API_URL, USER_AGENT
 
 if TYPE_CHECKING:
     import requests
 
-DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # unpacked; a result set is a few MB
 DEFAULT_MAX_FILES = 1000
 MAX_PAGES = 50  # 5,000 artifacts of one name is far past any real retention window
@@ -63,19 +63,19 @@ class ArtifactDownload:
 class _Client:
     """GitHub REST GETs with the token, a bounded retry, and kitt's error messages."""
 
-    def __init__(self, token: str, repo: str, api_url: str | None, retry_delay: float, timeout: float) -> None:
+    def __init__(self, token: str, repo: str, api_url: str | None, retry: RetryPolicy) -> None:
         import requests
 
         if repo.count("/") != 1 or not all(repo.split("/")):
             raise UsageError(f"repository {repo!r} is not in owner/name form", hint="Pass e.g. `octo-org/my-repo`.")
-        self.token, self.repo = token, repo
+        self.token, self.repo, self.retry = token, repo, retry
         self.api_url = (api_url or DEFAULT_API_URL).rstrip("/")
-        self.retry_delay, self.timeout = retry_delay, timeout
+        self.timeout = retry.timeout_s
         self.session = requests.Session()
         self.session.headers.update({
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": "2022-11-28",
-            "User-Agent": "kitt-benchmark-action",
+            "User-Agent": USER_AGENT,
         })
 
     def close(self) -> None:
@@ -83,37 +83,23 @@ class _Client:
 
     def get(self, url: str, doing: str, *, params: dict[str, Any] | None = None,
             redirects: bool = True) -> requests.Response:
-        """GET an API URL, raising GitHubError when it cannot be had.
+        """GET an API URL under kitt's network policy, raising GitHubError when it cannot be had.
 
-        Three tries: 5xx and network errors back off, a rate limit with a short
-        ``retry-after`` waits that long. The token goes only to the API's own host.
+        The token goes only to the API's own host.
         """
-        import requests
-
         if urlsplit(url).netloc != urlsplit(self.api_url).netloc:
             raise GitHubError(f"GitHub sent a link to another host while trying to {doing}: {url[:200]}")
-        headers = {"Authorization": f"Bearer {self.token}"}
-        for attempt in range(3):
-            last = attempt == 2
-            try:
-                response = self.session.get(url, params=params, headers=headers, timeout=self.timeout,
-                                            allow_redirects=redirects)
-            except requests.RequestException as error:
-                if last:
-                    raise GitHubError(
-                        f"Could not reach GitHub at {self.api_url} to {doing} ({type(error).__name__})",
-                        hint="Check the network and `GITHUB_API_URL`; re-run the job if it was a glitch.",
-                    ) from None
-                time.sleep(self.retry_delay * (2**attempt))
-                continue
-            limited = _rate_limit_wait(response)
-            if response.status_code < 500 and (limited is None or last):
-                return response
-            if last:
-                raise GitHubError(f"GitHub failed to {doing} (HTTP {response.status_code})",
-                                  hint="This is usually temporary on GitHub's side: re-run the job.")
-            time.sleep(limited if limited is not None else self.retry_delay * (2**attempt))
-        raise AssertionError("unreachable")
+        response = send(self.session, "GET", url, policy=self.retry, params=params,
+                        headers={"Authorization": f"Bearer {self.token}"}, allow_redirects=redirects)
+        if response is None:
+            raise GitHubError(
+                f"Could not reach GitHub at {self.api_url} to {doing}",
+                hint="Check the network and `GITHUB_API_URL`; re-run the job if it was a glitch.",
+            )
+        if response.status_code >= 500:
+            raise GitHubError(f"GitHub failed to {doing} (HTTP {response.status_code})",
+                              hint="This is usually temporary on GitHub's side: re-run the job.")
+        return response
 
     def fail(self, response: requests.Response, doing: str) -> GitHubError:
         message = _message(response)
@@ -140,14 +126,6 @@ class _Client:
                           hint="Delete old artifacts or use a more specific artifact name.")
 
 
-def _rate_limit_wait(response: requests.Response) -> float | None:
-    """Seconds a 403/429 rate-limit answer asks to wait, if it asks for at most a minute."""
-    after = response.headers.get("retry-after", "").strip()
-    if response.status_code in (403, 429) and after.isdigit() and int(after) <= 60:
-        return float(after)
-    return None
-
-
 def _message(response: requests.Response) -> str:
     try:
         data = response.json()
@@ -172,8 +150,7 @@ def download_baseline(
     api_url: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_files: int = DEFAULT_MAX_FILES,
-    retry_delay: float = 1.0,
-    timeout: float = 60.0,
+    retry: RetryPolicy = GITHUB_RETRY,
 ) -> ArtifactDownload:
     """Unpack into ``dest`` the newest live artifact ``name`` from ``repo``'s own runs on the base branch.
 
@@ -184,7 +161,7 @@ def download_baseline(
     Raises GitHubError when listing fails (401/403/404 say which permission to grant) and
     ArtifactError for an archive that cannot be unpacked safely.
     """
-    client = _Client(token, repo, api_url, retry_delay, timeout)
+    client = _Client(token, repo, api_url, retry)
     try:
         if not base_branch:
             response = client.get(f"{client.api_url}/repos/{repo}", "read the repository's default branch")
@@ -216,15 +193,14 @@ def download_run_artifact(
     api_url: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_files: int = DEFAULT_MAX_FILES,
-    retry_delay: float = 1.0,
-    timeout: float = 60.0,
+    retry: RetryPolicy = GITHUB_RETRY,
 ) -> ArtifactDownload:
     """Unpack into ``dest`` the artifact ``name`` uploaded by workflow run ``run_id``.
 
     For the ``workflow_run`` report mode: the run may have built a fork's pull request,
     so the contents are untrusted and unpacked with :func:`safe_extract`.
     """
-    client = _Client(token, repo, api_url, retry_delay, timeout)
+    client = _Client(token, repo, api_url, retry)
     try:
         doing = f"list the artifacts of run {run_id}"
         found = [a for a in client.pages(f"/repos/{repo}/actions/runs/{int(run_id)}/artifacts", {"name": name}, doing)
@@ -246,9 +222,9 @@ class PullRequest:
 
 
 def get_pull_request(*, token: str, repo: str, pr: int, api_url: str | None = None,
-                     retry_delay: float = 1.0, timeout: float = 60.0) -> PullRequest:
+                     retry: RetryPolicy = GITHUB_RETRY) -> PullRequest:
     """The pull request's head commit and base branch, as GitHub has them (not as an artifact says)."""
-    client = _Client(token, repo, api_url, retry_delay, timeout)
+    client = _Client(token, repo, api_url, retry)
     try:
         doing = f"read pull request #{int(pr)}"
         response = client.get(f"{client.api_url}/repos/{repo}/pulls/{int(pr)}", doing)
@@ -290,7 +266,7 @@ def _download(client: _Client, artifact: dict[str, Any], dest: Path, max_bytes: 
         try:
             # A fresh request: the signed URL is on another host and must not get the token.
             with requests.get(location, stream=True, timeout=client.timeout, allow_redirects=False,
-                              headers={"User-Agent": "kitt-benchmark-action"}) as blob:
+                              headers={"User-Agent": USER_AGENT}) as blob:
                 if blob.status_code != 200:
                     raise ArtifactError(f"The artifact storage refused to {doing} (HTTP {blob.status_code})",
                                         hint="The download link lasts one minute; re-run the job.")

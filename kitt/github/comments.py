@@ -12,29 +12,28 @@ Choices worth knowing:
   and deleting comments is not ours to do.
 - An identical body is not sent again (no "edited" noise, one less write).
 - PyGithub never retries a PATCH, and a retried POST can duplicate a comment. So
-  urllib3 retries only GETs here; edits are retried by this module (5xx, network errors,
-  secondary rate limits, honouring ``retry-after``), and after a create that failed
-  ambiguously (5xx, timeout) the comments are listed again before creating again.
+  urllib3 retries only GETs here; writes are retried by this module under kitt's network
+  policy (``kitt.github.http``), and after a create that failed ambiguously (5xx, timeout)
+  the comments are listed again before creating again.
+- A comment deleted between the listing and the edit (404 on the edit) is created afresh.
 - Bodies over GitHub's 65,536-character limit are cut with a visible note.
 - Messages never contain the token.
 """
 
 from __future__ import annotations
 
-import time
 import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from kitt.errors import GitHubError, UsageError
+from kitt.github.http import GITHUB_RETRY, RetryPolicy
+from kitt.github.platform import COMMENT_LIMIT, DEFAULT_API_URL, MARKER_NAME, comment_size
 
 if TYPE_CHECKING:
     from github.Issue import Issue
     from github.IssueComment import IssueComment
 
-DEFAULT_API_URL = "https://api.github.com"
-MARKER_NAME = "kitt-benchmark"
-MAX_COMMENT_CHARS = 65536
 MAX_KEY_CHARS = 100
 TRUNCATION_NOTE = (
     "\n\n---\n> [!NOTE]\n> kitt cut this comment to fit GitHub's 65,536-character limit. "
@@ -85,15 +84,16 @@ def comment_marker(key: str | None = None) -> str:
     return f"<!-- {MARKER_NAME}:{key} -->"
 
 
-def fit_comment_body(body: str, limit: int = MAX_COMMENT_CHARS) -> str:
-    """``body`` if it fits in ``limit`` characters, else a cut at a line end with a note.
+def fit_comment_body(body: str, limit: int = COMMENT_LIMIT) -> str:
+    """``body`` if it fits in ``limit`` characters (as GitHub counts them), else a cut at a line
+    end with a note.
 
     A code fence or ``<details>`` block left open by the cut is closed, so the rest of
     the comment still renders.
     """
-    if len(body) <= limit:
+    if comment_size(body) <= limit:
         return body
-    budget = limit - len(TRUNCATION_NOTE)
+    budget = limit - comment_size(TRUNCATION_NOTE)
     for _ in range(4):  # closing tags take room; a few shrinking passes always suffice
         cut = body[:budget]
         line_end = cut.rfind("\n")
@@ -104,10 +104,10 @@ def fit_comment_body(body: str, limit: int = MAX_COMMENT_CHARS) -> str:
             closers += "\n```"
         closers += "\n</details>" * max(0, cut.count("<details") - cut.count("</details>"))
         fitted = cut + closers + TRUNCATION_NOTE
-        if len(fitted) <= limit:
+        if comment_size(fitted) <= limit:
             return fitted
-        budget -= len(fitted) - limit
-    return body[: limit - len(TRUNCATION_NOTE)] + TRUNCATION_NOTE
+        budget -= comment_size(fitted) - limit
+    return body[: (limit - comment_size(TRUNCATION_NOTE)) // 2] + TRUNCATION_NOTE
 
 
 def _with_marker(body: str, marker: str) -> str:
@@ -122,9 +122,7 @@ def upsert_pr_comment(
     body: str,
     key: str | None = None,
     api_url: str | None = None,
-    retry_delay: float = 1.0,
-    max_attempts: int = 4,
-    max_retry_wait: float = 60.0,
+    retry: RetryPolicy = GITHUB_RETRY,
     create: bool = True,
 ) -> CommentResult | None:
     """Create kitt's comment on pull request ``pr`` of ``repo`` ("owner/name"), or edit it.
@@ -133,10 +131,9 @@ def upsert_pr_comment(
     when there is none): the action's ``comment: on-regression`` uses it to correct an earlier
     regression comment once the regression is gone, without opening a new one.
 
-    ``api_url`` is GitHub's REST base (the caller reads ``GITHUB_API_URL``).
-    ``retry_delay`` is the base delay between retried writes (doubling per attempt) and
-    the least gap PyGithub keeps between writes; tests pass a small value. A
-    ``retry-after`` longer than ``max_retry_wait`` seconds is not waited for.
+    ``api_url`` is GitHub's REST base (the caller reads ``GITHUB_API_URL``). ``retry`` is the
+    network policy for writes; its first delay is also the least gap PyGithub keeps between
+    writes (tests pass a small one).
 
     Raises CommentForbidden on 403, GitHubError on other failures, UsageError on bad
     arguments.
@@ -147,7 +144,7 @@ def upsert_pr_comment(
         raise UsageError(f"pull request number {pr!r} is not a positive integer")
     marker = comment_marker(key)
     text = fit_comment_body(_with_marker(body, marker))
-    session = _Session(token, repo, pr, api_url or DEFAULT_API_URL, retry_delay, max_attempts, max_retry_wait)
+    session = _Session(token, repo, pr, api_url or DEFAULT_API_URL, retry)
     try:
         return session.upsert(marker, text, create=create)
     finally:
@@ -157,23 +154,22 @@ def upsert_pr_comment(
 class _Session:
     """One upsert's PyGithub client plus the retry policy around its writes."""
 
-    def __init__(self, token: str, repo: str, pr: int, api_url: str, retry_delay: float,
-                 max_attempts: int, max_retry_wait: float) -> None:
+    def __init__(self, token: str, repo: str, pr: int, api_url: str, retry: RetryPolicy) -> None:
         from github import Auth, Github, GithubRetry
 
         self.token, self.repo, self.pr, self.api_url = token, repo, pr, api_url.rstrip("/")
-        self.retry_delay, self.max_attempts, self.max_retry_wait = retry_delay, max(1, max_attempts), max_retry_wait
-        retry = GithubRetry(
-            total=3,
-            backoff_factor=retry_delay,
+        self.retry = retry
+        get_retry = GithubRetry(
+            total=retry.attempts - 1,
+            backoff_factor=retry.first_delay_s,
             allowed_methods=frozenset({"GET"}),  # POST and PATCH are retried below, knowingly
-            secondary_rate_wait=min(60.0, max_retry_wait),
+            secondary_rate_wait=retry.max_wait_s,
         )
         # GitHub asks for serial requests and about a second between writes; an upsert makes a
         # handful of serial requests, so only writes are paced.
         self.client = Github(auth=Auth.Token(token), base_url=self.api_url, per_page=100, lazy=True,
-                             retry=retry, seconds_between_requests=None,
-                             seconds_between_writes=retry_delay or None)
+                             retry=get_retry, seconds_between_requests=None,
+                             seconds_between_writes=retry.first_delay_s or None, timeout=int(retry.timeout_s))
         self.issue: Issue = self.client.get_repo(repo).get_issue(pr)
 
     def close(self) -> None:
@@ -181,11 +177,11 @@ class _Session:
 
     def upsert(self, marker: str, text: str, create: bool = True) -> CommentResult | None:
         tried_create = False
-        for attempt in range(self.max_attempts):
+        for attempt in range(self.retry.attempts):
             existing = self._find(marker)
             if existing is not None:
-                if existing.body != text:
-                    self._edit(existing, text)
+                if existing.body != text and not self._edit(existing, text):
+                    continue  # deleted meanwhile: look again, then create a fresh one
                 return CommentResult(existing.html_url, existing.id, "created" if tried_create else "updated")
             if not create:
                 return None
@@ -194,6 +190,7 @@ class _Session:
                 return CommentResult(created.html_url, created.id, "created")
             except Exception as error:
                 tried_create = True
+                # A create that failed ambiguously is safe to try again: the loop lists first.
                 self._wait_before_retry(error, "create the pull request comment", attempt)
         raise self._failure("create the pull request comment", None)
 
@@ -208,39 +205,41 @@ class _Session:
             raise self._failure("list the pull request's comments", error) from None
         return max(matches, key=lambda c: (c.created_at, c.id), default=None)
 
-    def _edit(self, comment: IssueComment, text: str) -> None:
-        for attempt in range(self.max_attempts):
+    def _edit(self, comment: IssueComment, text: str) -> bool:
+        """Edit the comment; False when it no longer exists (404), so the caller creates one."""
+        for attempt in range(self.retry.attempts):
             try:
                 comment.edit(text)
-                return
+                return True
             except Exception as error:
+                if getattr(error, "status", None) == 404:
+                    return False
                 self._wait_before_retry(error, "edit the pull request comment", attempt)
         raise self._failure("edit the pull request comment", None)
 
     def _wait_before_retry(self, error: Exception, doing: str, attempt: int) -> None:
-        """Sleep if ``error`` is worth retrying (and attempts remain), else raise kitt's error."""
+        """Sleep if ``error`` is worth retrying under the policy, else raise kitt's error.
+
+        Both writes count as idempotent: an edit sets the same body again, and a create is
+        retried only after listing the comments again.
+        """
         import requests
         from github import GithubException
 
         if not isinstance(error, (GithubException, requests.RequestException)):
             raise error  # a bug, not GitHub's answer: let it show as one
-        wait = self._retry_wait(error, attempt)
-        if wait is None or attempt + 1 >= self.max_attempts:
+        status = getattr(error, "status", None)
+        headers = getattr(error, "headers", None) or {}
+        if status in (403, 429):
+            # A plain 403 is a refusal whatever its headers; a secondary rate limit that names
+            # no wait asks for a minute (GitHub's docs).
+            headers = {"retry-after": _header(error, "retry-after") or "60"} if _is_secondary_rate_limit(error) else {}
+            status = 429 if headers else status
+        wait = self.retry.wait_before_retry(attempt, status if isinstance(status, int) else None, headers,
+                                            idempotent=True)
+        if wait is None:
             raise self._failure(doing, error) from None
-        time.sleep(wait)
-
-    def _retry_wait(self, error: Any, attempt: int) -> float | None:
-        """Seconds to wait before retrying after ``error``, or None when retrying cannot help."""
-        backoff = self.retry_delay * (2**attempt)
-        if not isinstance(getattr(error, "status", None), int):  # network error or timeout
-            return backoff
-        if error.status >= 500:
-            return backoff
-        if _is_secondary_rate_limit(error):
-            after = _header(error, "retry-after")
-            wait = float(after) if after and after.isdigit() else 60.0
-            return wait if wait <= self.max_retry_wait else None
-        return None
+        self.retry.sleep(wait)
 
     def _failure(self, doing: str, error: Exception | None) -> GitHubError:
         """kitt's one-line error for a failed ``doing``; never contains the token."""

@@ -1,7 +1,8 @@
 """Render comparisons and run summaries to Markdown with the jinja2 templates beside this module.
 
-Python turns a ``Comparison`` (or a ``ResultSet``) into a view of preformatted strings; the
-templates only lay them out. A PR comment must stay under GitHub's 65,536-character limit,
+Python turns a finished ``kitt.compare.Comparison`` into a view of preformatted strings; the
+templates only lay them out. This module owns every word and label the reader sees and
+computes no statistic: each number comes from the comparison. A PR comment must stay under GitHub's 65,536-character limit,
 so ``render_report`` cuts the details first (with a note), then the charts and the unchanged
 rows of the key table, and never the verdict.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import timezone
 from functools import lru_cache
@@ -18,21 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from kitt import __version__
-from kitt.compare import (
-    Comparison,
-    MetricRow,
-    RepeatGroup,
-    Verdict,
-    center,
-    group_tests,
-    hardware_label,
-)
+from kitt.compare import ChartSeries, Comparison, MatchKey, MetricRow, Reason, Spread, TestComparison, Verdict
+from kitt.github.platform import COMMENT_LIMIT, comment_size
 from kitt.results import ResultSet
 from kitt.thresholds import DEFAULT_GATED, LOWER
 
-COMMENT_LIMIT = 65_536
-DEFAULT_MARKER = "<!-- kitt-benchmark -->"
-_CHART_METRICS = (("output_throughput", "output tokens/s"), ("median_e2el_ms", "median E2E latency (ms)"))
+_REASON_WORDS = {
+    Reason.SIGNIFICANT: "beyond threshold and significant",
+    Reason.WITHIN_NOISE: "beyond threshold but within noise",
+    Reason.WITHIN_THRESHOLD: "within threshold",
+    Reason.SINGLE_REPEAT: "one repeat on a side: plain threshold, no significance test",
+    Reason.NOT_GATED: "not gated",
+    Reason.NO_DIRECTION: "no known direction",
+    Reason.MISSING: "gated metric missing from the current run",
+    Reason.NONE: "",
+}
+_CHART_LABELS = {"output_throughput": "output tokens/s", "median_e2el_ms": "median E2E latency (ms)"}
 _VERDICT_LABELS = {
     Verdict.REGRESSION: "🔴 regression",
     Verdict.IMPROVEMENT: "🟢 improvement",
@@ -42,11 +43,6 @@ _VERDICT_LABELS = {
     Verdict.ONLY_BASELINE: "only in baseline",
     Verdict.ONLY_CURRENT: "only in current",
 }
-
-
-def report_size(text: str) -> int:
-    """Characters as GitHub's limit may count them (UTF-16 units; never fewer than code points)."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 # --------------------------------------------------------------------------- formatting
@@ -139,12 +135,24 @@ class _View:
     cut_notes: list[str] = field(default_factory=list)
 
 
-def iter_tests(rows: Iterable[MetricRow]) -> list[tuple[str, list[MetricRow]]]:
-    """Rows grouped by test, in the order the rows come."""
-    grouped: dict[str, list[MetricRow]] = {}
-    for row in rows:
-        grouped.setdefault(row.test, []).append(row)
-    return list(grouped.items())
+def hardware_label(result_set: ResultSet) -> str:
+    """A short description of the hardware, e.g. ``1× NVIDIA H100 80GB HBM3``."""
+    hw = result_set.hardware
+    gpus = hw.get("gpus")
+    names = [str(g["name"]) for g in gpus if isinstance(g, dict) and g.get("name")] if isinstance(gpus, list) else []
+    if names:
+        count = hw.get("gpu_count") if isinstance(hw.get("gpu_count"), int) else len(names)
+        return f"{count}× {names[0]}"
+    if hw.get("cpu_model"):
+        return f"CPU {hw['cpu_model']}"
+    return "unknown hardware"
+
+
+def level_label(key: MatchKey) -> str:
+    if not key.kind:
+        return ""
+    number = f"{key.level:g}"
+    return f"concurrency {number}" if key.kind == "concurrency" else f"{number} req/s"
 
 
 def _run_row(side: str, result_set: ResultSet) -> dict[str, str]:
@@ -156,10 +164,6 @@ def _run_row(side: str, result_set: ResultSet) -> dict[str, str]:
         "hardware": md(hardware_label(result_set)),
         "date": result_set.timestamp.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
-
-
-def _test_label(row: MetricRow) -> str:
-    return code(row.test)
 
 
 def _verdict_label(row: MetricRow, gating: bool) -> str:
@@ -175,7 +179,7 @@ def _bullet(row: MetricRow) -> str:
     arrow = f"{fmt_value(row.baseline)} → {fmt_value(row.current)} {unit(row.metric)}".rstrip()
     better = "lower" if row.direction == LOWER else "higher"
     return (
-        f"{_test_label(row)} {code(row.metric)}: {arrow} (**{fmt_pct(row.change_pct)}**{ci}; "
+        f"{code(row.test)} {code(row.metric)}: {arrow} (**{fmt_pct(row.change_pct)}**{ci}; "
         f"threshold {row.threshold_pct:g}%, {better} is better, {how})"
     )
 
@@ -193,25 +197,86 @@ def _headline(comparison: Comparison) -> str:
     }[comparison.verdict]
 
 
+def hardware_note(comparison: Comparison) -> str | None:
+    """The sentence about the hardware of the two sides, when there is something to say."""
+    if comparison.hardware_mismatch:
+        base, cur = comparison.baseline, comparison.current
+        assert base is not None
+        described = (f"baseline {hardware_label(base)} ({base.fingerprint}), "
+                     f"current {hardware_label(cur)} ({cur.fingerprint})")  # fmt: skip
+        if comparison.gating:
+            return f"Hardware differs ({described}); gated anyway because of --allow-hardware-mismatch."
+        return (
+            f"Hardware differs ({described}), so the comparison is shown but not gated: "
+            "numbers from different machines are not comparable. Pass --allow-hardware-mismatch to gate anyway."
+        )
+    side = comparison.unknown_fingerprint
+    if side:
+        side = "current run" if side == "current" else side
+        return f"The {side} has no hardware fingerprint (hardware.json), so the hardware could not be checked."
+    return None
+
+
+def problem_lines(comparison: Comparison) -> list[str]:
+    """What fails the gate besides regressions, one sentence each (plain text)."""
+    lines = [f"{t.name} failed in the current run" + (f": {t.error}" if t.error else "") for t in comparison.failed_tests]
+    lines += [
+        f"{test}: gated metrics missing from the current run (present in the baseline): {', '.join(names)}."
+        for test, names in comparison.missing_gated.items()
+    ]
+    return lines
+
+
+def regression_line(row: MetricRow, gating: bool) -> str:
+    """One regression as an annotation (plain text)."""
+    change = f"{row.change_pct:+.1f}%" if row.change_pct is not None else "changed"
+    prefix = "" if gating else "not gated (hardware differs): "
+    return f"{prefix}{row.test} {row.metric} regressed {change} (threshold {row.threshold_pct:g}%)"
+
+
+def _notes(comparison: Comparison) -> list[str]:
+    if comparison.baseline is None:
+        return ["No baseline yet: nothing to compare against, so nothing is gated. This run can become the baseline."]
+    notes = [note] if (note := hardware_note(comparison)) else []
+    notes += [f"Test {name} is only in the baseline, so it is not compared." for name in comparison.tests_only_in_baseline]
+    notes += [f"Test {name} is only in the current run, so it is not compared." for name in comparison.tests_only_in_current]
+    single = [r for r in comparison.rows if r.method == "threshold only"]
+    if single:
+        notes.append(
+            f"{len(single)} gated metrics have a single repeat on a side, so only the plain threshold "
+            "applies: the significance test needs repeats (set `repeats: 5` in the suite)."
+        )
+    few = min((min(r.n_baseline, r.n_current) for r in comparison.rows if r.method == "moderated t"), default=5)
+    if few < 5:
+        notes.append(
+            f"Some gated metrics have only {few} repeats on a side, so the significance test is weak: by simulation, "
+            "a 10% regression of one metric is caught about 2 times in 3 with 3 repeats, 95% of the time with 5."
+        )
+    for side, verdict in (("baseline", Verdict.ONLY_BASELINE), ("current run", Verdict.ONLY_CURRENT)):
+        if names := comparison.metrics_only_in(verdict):
+            notes.append(f"Only in the {side}, so not compared: {', '.join(names)}.")
+    return notes
+
+
 def _comparison_view(comparison: Comparison, marker: str, run_url: str | None) -> _View:
     current, baseline = comparison.current, comparison.baseline
     gated_rows = [r for r in comparison.rows if r.gated]
-    tests = iter_tests(comparison.rows)
-    repeats = max((r.n_current for r in comparison.rows), default=0)
+    tests = [t for t in comparison.tests if t.rows]
     lead = f"{md(current.model)} on {md(current.engine)}, suite {md(current.suite_name)}"
     if baseline is not None:
+        repeats = max((r.n_current for r in comparison.rows), default=0)
         tested = sum(1 for r in gated_rows if r.change_pct is not None)
         lead += f": {plural(tested, 'gated metric')} compared across {plural(len(tests), 'test')}, up to {plural(repeats, 'repeat')} per side."
     else:
-        groups = group_tests(current)
-        lead += f": {plural(len(groups), 'test')}, up to {plural(max((len(g.repeats) for g in groups.values()), default=0), 'repeat')} each."
+        repeats = max((t.n_current for t in comparison.tests), default=0)
+        lead += f": {plural(len(comparison.tests), 'test')}, up to {plural(repeats, 'repeat')} each."
     runs = ([_run_row("Baseline", baseline)] if baseline is not None else []) + [_run_row("Current", current)]
     if baseline is None:
-        key_header, key_rows = _current_table(group_tests(current))
+        key_header, key_rows = _current_table(comparison.tests)
     else:
         key_header = ["Test", "Metric", "Baseline", "Current", "Change", "95% CI", "Verdict"]
         key_rows = [
-            [_test_label(r), code(r.metric), fmt_value(r.baseline), fmt_value(r.current), fmt_pct(r.change_pct),
+            [code(r.test), code(r.metric), fmt_value(r.baseline), fmt_value(r.current), fmt_pct(r.change_pct),
              fmt_ci(r), _verdict_label(r, comparison.gating)]
             for r in gated_rows
         ]  # fmt: skip
@@ -226,13 +291,13 @@ def _comparison_view(comparison: Comparison, marker: str, run_url: str | None) -
         unchanged=f"{unchanged} gated metric{'' if unchanged == 1 else 's'} unchanged (within threshold or noise)."
         if baseline is not None
         else "",
-        problems=[md(p) for p in comparison.problems],
-        notes=[md(n) for n in comparison.notes],
+        problems=[md(p) for p in problem_lines(comparison)],
+        notes=[md(n) for n in _notes(comparison)],
         runs=runs,
         key_header=key_header,
         key_rows=key_rows,
-        charts=_charts(group_tests(current), group_tests(baseline) if baseline is not None else None),
-        details=[_details_table(test, rows, comparison.gating) for test, rows in tests] if baseline is not None else _current_details(current),
+        charts=_charts(comparison.charts),
+        details=[_details_table(t, comparison.gating) for t in tests] if baseline is not None else _current_details(comparison.tests),
         footer=_footer(run_url, comparison),
     )
 
@@ -248,84 +313,65 @@ def _footer(run_url: str | None, comparison: Comparison | None) -> str:
     return " · ".join(parts)
 
 
-def _details_table(test: str, rows: list[MetricRow], gating: bool) -> dict[str, Any]:
+def _title(test: TestComparison) -> str:
+    level = level_label(test.key)
+    return code(test.name) + (f" ({level})" if level else "")
+
+
+def _details_table(test: TestComparison, gating: bool) -> dict[str, Any]:
     header = ["Metric", "Better", "Baseline (n)", "Current (n)", "Change", "95% CI", "p (Holm)", "Threshold", "Verdict"]
     body = [
         [code(r.metric), {"lower": "lower", "higher": "higher"}.get(r.direction or "", "—"),
          f"{fmt_value(r.baseline)} ({r.n_baseline})", f"{fmt_value(r.current)} ({r.n_current})",
          fmt_pct(r.change_pct), fmt_ci(r), fmt_p(r.p_value),
          f"{r.threshold_pct:g}%" if r.threshold_pct is not None else "—",
-         _verdict_label(r, gating) + (f": {r.reason}" if r.reason and r.verdict is Verdict.UNCHANGED else "")]
-        for r in rows
+         _verdict_label(r, gating) + (f": {_REASON_WORDS[r.reason]}" if r.verdict is Verdict.UNCHANGED and r.reason is not Reason.NONE else "")]
+        for r in test.rows
     ]  # fmt: skip
-    level = rows[0].key.level_label if rows else ""
-    return {"title": f"{code(test)}" + (f" ({level})" if level else ""), "header": header, "rows": body}
+    return {"title": _title(test), "header": header, "rows": body}
 
 
-def _current_table(groups: dict[Any, RepeatGroup]) -> tuple[list[str], list[list[str]]]:
-    present = [m for m in DEFAULT_GATED if any(g.samples(m) for g in groups.values())]
+def _current_table(tests: list[TestComparison]) -> tuple[list[str], list[list[str]]]:
+    spreads = [{r.metric: r.current_spread for r in t.rows} for t in tests]
+    present = [m for m in DEFAULT_GATED if any(m in s for s in spreads)]
     header = ["Test", "Repeats", *present]
-    rows = [
-        [code(g.name), str(len(g.repeats)), *(_value_with_spread(g.samples(m)) for m in present)]
-        for g in groups.values()
-    ]
+    rows = [[code(t.name), str(t.n_current), *(_value_with_spread(s.get(m)) for m in present)] for t, s in zip(tests, spreads)]
     return header, rows
 
 
-def _value_with_spread(values: list[float]) -> str:
+def _value_with_spread(spread: Spread | None) -> str:
     """The typical value and, with repeats, their coefficient of variation."""
-    typical = center(values)
-    if len(values) < 2 or not typical:
-        return fmt_value(typical)
-    mean = sum(values) / len(values)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{fmt_value(typical)} ±{100 * sd / abs(mean):.1f}%"
+    if spread is None:
+        return fmt_value(None)
+    if spread.cv_pct is None:
+        return fmt_value(spread.center)
+    return f"{fmt_value(spread.center)} ±{spread.cv_pct:.1f}%"
 
 
-def _current_details(result_set: ResultSet) -> list[dict[str, Any]]:
-    tables = []
-    for group in group_tests(result_set).values():
-        rows = []
-        for metric in group.metric_names():
-            values = group.samples(metric)
-            if not values:  # null in every repeat (no GPU, say)
-                continue
-            rows.append([code(metric), unit(metric) or "—", str(len(values)), _value_with_spread(values),
-                         fmt_value(min(values)), fmt_value(max(values))])  # fmt: skip
-        level = group.key.level_label
-        tables.append({
-            "title": code(group.name) + (f" ({level})" if level else ""),
-            "header": ["Metric", "Unit", "n", "Typical ±CV", "Min", "Max"],
-            "rows": rows,
-        })  # fmt: skip
-    return tables
+def _current_details(tests: list[TestComparison]) -> list[dict[str, Any]]:
+    return [{
+        "title": _title(t),
+        "header": ["Metric", "Unit", "n", "Typical ±CV", "Min", "Max"],
+        "rows": [[code(r.metric), unit(r.metric) or "—", str(r.n_current), _value_with_spread(r.current_spread),
+                  fmt_value(r.current_spread.low if r.current_spread else None),
+                  fmt_value(r.current_spread.high if r.current_spread else None)] for r in t.rows],
+    } for t in tests]  # fmt: skip
 
 
-def _charts(current: dict[Any, RepeatGroup], baseline: dict[Any, RepeatGroup] | None) -> list[dict[str, Any]]:
-    """One throughput and one latency chart per test family swept over two or more load levels."""
-    families: dict[tuple[str, str], list[Any]] = {}
-    for key in current:
-        if key.kind and (baseline is None or key in baseline):
-            families.setdefault((key.base, key.kind), []).append(key)
+def _charts(series: list[ChartSeries]) -> list[dict[str, Any]]:
     charts = []
-    for (base, kind), keys in families.items():
-        if len(keys) < 2:
-            continue
-        keys.sort(key=lambda k: k.level)
-        x_label = "concurrency" if kind == "concurrency" else "request rate (req/s)"
-        for metric, y_label in _CHART_METRICS:
-            sides = [("current", current)] if baseline is None else [("baseline", baseline), ("current", current)]
-            lines = [[center(groups[k].samples(metric)) for k in keys] for _, groups in sides]
-            if any(v is None for line in lines for v in line):
-                continue
-            charts.append({
-                "title": _chart_label(f"{base}: {y_label} vs {x_label}"),
-                "x_label": x_label,
-                "categories": ", ".join(f'"{k.level:g}"' for k in keys),
-                "y_label": _chart_label(y_label),
-                "lines": [", ".join(f"{v:.4g}" for v in line) for line in lines],
-                "caption": "" if baseline is None else "First line: baseline; second line: current.",
-            })  # fmt: skip
+    for s in series:
+        x_label = "concurrency" if s.kind == "concurrency" else "request rate (req/s)"
+        y_label = _CHART_LABELS.get(s.metric, s.metric)
+        lines = [s.current] if s.baseline is None else [s.baseline, s.current]
+        charts.append({
+            "title": _chart_label(f"{s.family}: {y_label} vs {x_label}"),
+            "x_label": x_label,
+            "categories": ", ".join(f'"{level:g}"' for level in s.levels),
+            "y_label": _chart_label(y_label),
+            "lines": [", ".join(f"{v:.4g}" for v in line) for line in lines],
+            "caption": "" if s.baseline is None else "First line: baseline; second line: current.",
+        })  # fmt: skip
     return charts
 
 
@@ -354,13 +400,14 @@ def _render(template: str, view: _View) -> str:
 def render_report(
     comparison: Comparison,
     *,
-    marker: str = DEFAULT_MARKER,
+    marker: str,
     run_url: str | None = None,
     limit: int = COMMENT_LIMIT - 1,
 ) -> str:
     """The PR comment / job summary for a comparison, at most ``limit`` characters.
 
-    ``marker`` is the hidden first line (``kitt.github.comments.comment_marker(key)``).
+    ``marker`` is the hidden first line (``kitt.github.comments.comment_marker(key)``); the
+    default ``limit`` is GitHub's for a comment.
     """
     view = _comparison_view(comparison, marker, run_url)
     return _fit(view, limit)
@@ -370,7 +417,7 @@ def _fit(view: _View, limit: int) -> str:
     """The richest rendering within ``limit``: the details go first, then the charts and the
     unchanged key rows, then everything but the verdict."""
     text = _render("report.md.j2", view)
-    if report_size(text) <= limit:
+    if comment_size(text) <= limit:
         return text
     if limit < COMMENT_LIMIT:
         where = "the full report is in the job summary, and every number in the uploaded metrics.json"
@@ -391,11 +438,11 @@ def _fit(view: _View, limit: int) -> str:
             return _render("report.md.j2", replace(base, details=base.details[:keep], cut_notes=[note]))
 
         low, high = 0, total  # the most detail tables that fit, if any count does
-        if report_size(attempt(0)) > limit:
+        if comment_size(attempt(0)) > limit:
             continue
         while low < high:
             middle = (low + high + 1) // 2
-            if report_size(attempt(middle)) <= limit:
+            if comment_size(attempt(middle)) <= limit:
                 low = middle
             else:
                 high = middle - 1
@@ -405,7 +452,7 @@ def _fit(view: _View, limit: int) -> str:
     candidate = replace(view, details=[], charts=[], key_rows=[], cut_notes=[note])
     for keep in (len(view.regressions), 200, 50, 10):
         text = _render("report.md.j2", _shorten(candidate, keep))
-        if report_size(text) <= limit:
+        if comment_size(text) <= limit:
             return text
     return text[: limit - 2] + "…\n"
 
@@ -423,22 +470,23 @@ def _strings(value: object) -> list[str]:
     return [str(item) for item in value] if isinstance(value, list) else []
 
 
-def render_summary(result_set: ResultSet, *, run_url: str | None = None) -> str:
-    """The summary.md of one run (no baseline): what ran, key metrics, charts, all metrics."""
-    groups = group_tests(result_set)
-    key_header, key_rows = _current_table(groups)
-    failed = [g.name for g in groups.values() if not all(r.passed for r in g.repeats)]
+def render_summary(comparison: Comparison, *, run_url: str | None = None) -> str:
+    """The summary.md of one run: a current-only comparison (``compare_result_sets(rs, None)``)
+    as what ran, key metrics, charts and all metrics."""
+    result_set = comparison.current
+    failed = [t.name for t in comparison.failed_tests]
+    key_header, key_rows = _current_table(comparison.tests)
     view = _View(
         marker="",
         headline=f"kitt benchmark: {md(result_set.model)} on {md(result_set.engine)}",
-        lead=f"Suite {md(result_set.suite_name)}: {plural(len(groups), 'test')}"
+        lead=f"Suite {md(result_set.suite_name)}: {plural(len(comparison.tests), 'test')}"
         + (f", {len(failed)} failed" if failed else ", all passed") + ".",
         regressions=[], regressions_title="", improvements=[], unchanged="",
         problems=[f"{code(name)} failed" for name in failed] + [md(f) for f in _strings(result_set.raw.get("failures"))],
         notes=[md(note) for note in _strings(result_set.raw.get("notes"))],
         runs=[_run_row("Run", result_set)],
         key_header=key_header, key_rows=key_rows,
-        charts=_charts(groups, None), details=_current_details(result_set),
+        charts=_charts(comparison.charts), details=_current_details(comparison.tests),
         footer=_footer(run_url, None),
     )  # fmt: skip
     return _render("summary.md.j2", view)

@@ -7,6 +7,8 @@ artifact server implements the v4 protocol, and reads the artifact back.
 
 from __future__ import annotations
 
+import dataclasses
+
 import base64
 import hashlib
 import io
@@ -28,7 +30,8 @@ import pytest
 
 from kitt.errors import ArtifactError, UsageError
 from kitt.github import artifacts
-from kitt.github.artifacts import RetryPolicy, backend_ids_from_token, upload_artifact, validate_artifact_name
+from kitt.github.artifacts import backend_ids_from_token, upload_artifact, validate_artifact_name
+from kitt.github.http import ARTIFACT_RETRY
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TWIRP = "/twirp/github.actions.results.api.v1.ArtifactService"
@@ -267,7 +270,7 @@ def _upload(service: FakeService, payload: Path, sleeper: Recorder, **kwargs: An
         paths_or_dir=payload,
         runtime_token=TOKEN,
         results_url=service.url + "/",  # runners give it with a trailing slash
-        retry=RetryPolicy(sleep=sleeper),
+        retry=dataclasses.replace(ARTIFACT_RETRY, sleep=sleeper),
         **kwargs,
     )
 
@@ -346,7 +349,7 @@ def test_connection_errors_are_retried(tmp_path: Path) -> None:
             paths_or_dir=_payload(tmp_path / "results"),
             runtime_token=TOKEN,
             results_url=closed,
-            retry=RetryPolicy(sleep=sleeper),
+            retry=dataclasses.replace(ARTIFACT_RETRY, sleep=sleeper),
         )
     assert len(sleeper.delays) == 4
 

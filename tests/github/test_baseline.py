@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from kitt.errors import ArtifactError, GitHubError
+from kitt.github.http import RetryPolicy
 from kitt.github.baseline import download_baseline, download_run_artifact, safe_extract
 
 REPO = "octo-org/kitt-demo"
@@ -21,7 +22,7 @@ T0 = datetime(2024, 6, 1, tzinfo=timezone.utc)
 
 def fetch(double: Any, dest: Path, **kwargs: Any) -> Any:
     options: dict[str, Any] = dict(token=double.token, repo=REPO, name=NAME, dest=dest, api_url=double.api_url,
-                                   retry_delay=0.01)
+                                   retry=RetryPolicy(first_delay_s=0.01))
     options.update(kwargs)
     return download_baseline(**options)
 
@@ -119,7 +120,7 @@ def test_5xx_and_a_short_rate_limit_on_listing_are_retried(github_double: Any, t
 
 
 def test_a_lasting_rate_limit_is_not_blamed_on_permissions(github_double: Any, tmp_path: Path) -> None:
-    github_double.rate_limit_next("actions/list-artifacts-for-repo", retry_after=0, times=3)
+    github_double.rate_limit_next("actions/list-artifacts-for-repo", retry_after=0, times=4)
     with pytest.raises(GitHubError, match="rate limit") as caught:
         fetch(github_double, tmp_path / "b", base_branch="main")
     assert "actions: read" not in str(caught.value)

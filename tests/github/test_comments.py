@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from kitt.errors import GitHubError, UsageError
+from kitt.github.http import RetryPolicy
+from kitt.github.platform import COMMENT_LIMIT
 from kitt.github.comments import (
-    MAX_COMMENT_CHARS,
     TRUNCATION_NOTE,
     CommentForbidden,
     comment_marker,
@@ -23,10 +24,11 @@ PR = 7
 UNKEYED = "<!-- kitt-benchmark -->"
 
 
-def upsert(double: Any, body: str, **kwargs: Any) -> Any:
-    options: dict[str, Any] = dict(token=double.token, repo=REPO, pr=PR, api_url=double.api_url, retry_delay=0.01)
-    options.update(kwargs)
-    return upsert_pr_comment(body=body, **options)
+def upsert(double: Any, body: str, attempts: int = 4, max_wait_s: float = 60.0, **kwargs: Any) -> Any:
+    """Upsert with a fast retry policy (``attempts`` and ``max_wait_s`` are its fields)."""
+    retry = RetryPolicy(attempts=attempts, first_delay_s=0.01, max_wait_s=max_wait_s)
+    options: dict[str, Any] = dict(token=double.token, repo=REPO, pr=PR, api_url=double.api_url, retry=retry)
+    return upsert_pr_comment(body=body, **{**options, **kwargs})
 
 
 @pytest.fixture
@@ -127,7 +129,7 @@ def test_edit_gives_up_after_max_attempts(double: Any) -> None:
     double.add_comment(PR, f"{UNKEYED}\nold")
     double.fail_next("issues/update-comment", 502, times=5)
     with pytest.raises(GitHubError, match="HTTP 502") as caught:
-        upsert(double, "new", max_attempts=3)
+        upsert(double, "new", attempts=3)
     assert not isinstance(caught.value, CommentForbidden)
     assert len(double.requests_for("issues/update-comment")) == 3
 
@@ -145,7 +147,7 @@ def test_retry_after_beyond_the_cap_is_not_waited_for(double: Any) -> None:
     double.add_comment(PR, f"{UNKEYED}\nold")
     double.rate_limit_next("issues/update-comment", retry_after=600)
     with pytest.raises(GitHubError, match="secondary rate limit") as caught:
-        upsert(double, "new", max_retry_wait=5)
+        upsert(double, "new", max_wait_s=5)
     assert not isinstance(caught.value, CommentForbidden)
 
 
@@ -169,7 +171,7 @@ def test_body_of_200_kb_is_cut_with_a_visible_note(double: Any) -> None:
     body = "| model | ttft |\n|---|---|\n" + "| m | 1.0 |\n" * 20_000
     result = upsert(double, body, key="big")
     stored = double.comment_by_id(result.id).body
-    assert len(body) > 200_000 and len(stored) <= MAX_COMMENT_CHARS
+    assert len(body) > 200_000 and len(stored) <= COMMENT_LIMIT
     assert stored.startswith("<!-- kitt-benchmark:big -->\n| model |")
     assert stored.endswith(TRUNCATION_NOTE)
     assert "| m | 1.0 |\n\n---" in stored  # cut at a line end, not mid-row

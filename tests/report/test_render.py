@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 
 from kitt.compare import compare_result_sets
-from kitt.report import COMMENT_LIMIT, render_report, render_summary, report_size
+from kitt.github.platform import COMMENT_LIMIT
+from kitt.github.platform import comment_size as report_size
+from kitt.report import render_report, render_summary
 from kitt.report import render as render_module
 from kitt.results import ResultSet
 from kitt.results import TestResult as Result
 
 GOLDEN = Path(__file__).parent / "golden"
 RUN_URL = "https://github.com/octo/serving/actions/runs/42"
+MARKER = "<!-- kitt-benchmark -->"
 LEVELS = (1, 4, 16)
 H100 = {"fingerprint": "h100-3f9a", "gpu_count": 1, "gpus": [{"name": "NVIDIA H100 80GB HBM3", "memory_total_mib": 81559}]}
 A100 = {"fingerprint": "a100-77c1", "gpu_count": 2, "gpus": [{"name": "NVIDIA A100-SXM4-40GB", "memory_total_mib": 40960}]}
@@ -72,6 +75,10 @@ def result_set(
     )  # fmt: skip
 
 
+def render_summary_of(result_set: ResultSet, **kwargs: str) -> str:
+    return render_summary(compare_result_sets(result_set, None), **kwargs)
+
+
 def check_golden(name: str, text: str) -> None:
     path = GOLDEN / name
     if os.environ.get("KITT_UPDATE_GOLDEN") == "1":
@@ -95,27 +102,27 @@ def test_regression_report_matches_golden() -> None:
 
 def test_no_baseline_report_matches_golden() -> None:
     comparison = compare_result_sets(result_set(repeats=3), None)
-    text = render_report(comparison, run_url=RUN_URL)
+    text = render_report(comparison, marker=MARKER, run_url=RUN_URL)
     assert text.startswith("<!-- kitt-benchmark -->\n## 📊 kitt: no baseline yet")
     check_golden("no_baseline.md", text)
 
 
 def test_hardware_mismatch_report_matches_golden() -> None:
     comparison = compare_result_sets(result_set(change={"median_e2el_ms": 1.3}, levels=(8,)), result_set(hardware=A100, levels=(8,)))
-    text = render_report(comparison)
+    text = render_report(comparison, marker=MARKER)
     assert "not gated, the hardware differs" in text and "🟠 regression (not gated)" in text
     check_golden("hardware_mismatch.md", text)
 
 
 def test_single_repeat_report_matches_golden() -> None:
     comparison = compare_result_sets(result_set(repeats=1, change={"median_itl_ms": 1.07}, levels=(2,)), result_set(repeats=1, levels=(2,)))
-    text = render_report(comparison)
+    text = render_report(comparison, marker=MARKER)
     assert "plain threshold, 1 repeat" in text and "significance test needs repeats" in text
     check_golden("single_repeat.md", text)
 
 
 def test_run_summary_matches_golden() -> None:
-    text = render_summary(result_set(repeats=3), run_url=RUN_URL)
+    text = render_summary_of(result_set(repeats=3), run_url=RUN_URL)
     assert text.startswith("## kitt benchmark: meta-llama/Llama-3.1-8B-Instruct on vllm")
     assert "<!--" not in text
     check_golden("summary.md", text)
@@ -137,13 +144,13 @@ def test_huge_report_cuts_details_with_a_note_but_never_the_verdict() -> None:
 
 def test_untrusted_names_are_escaped() -> None:
     current = result_set(model="evil|model <img src=x> @octocat `x`", levels=(1,))
-    text = render_report(compare_result_sets(current, result_set(levels=(1,))))
+    text = render_report(compare_result_sets(current, result_set(levels=(1,))), marker=MARKER)
     assert "evil\\|model &lt;img src=x&gt; @\u200boctocat `x`" in text
     assert "<img" not in text and "@octocat" not in text
 
 
 def test_only_a_sweep_gets_charts() -> None:
-    single = render_report(compare_result_sets(result_set(levels=(4,)), result_set(levels=(4,))))
+    single = render_report(compare_result_sets(result_set(levels=(4,)), result_set(levels=(4,))), marker=MARKER)
     assert "xychart-beta" not in single
-    sweep = render_summary(result_set(levels=(1, 4)))
+    sweep = render_summary_of(result_set(levels=(1, 4)))
     assert sweep.count("xychart-beta") == 2 and 'x-axis "concurrency" ["1", "4"]' in sweep
