@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNTIME_MODULES = "github, numpy, aiohttp, jinja2, yaml, requests, pynvml, actions_toolkit.core"
+RUNTIME_MODULES = "github, numpy, jinja2, yaml, requests, pynvml, actions_toolkit.core"
 
 
 def timed(command: list[str], runs: int, cwd: Path = ROOT) -> float:

@@ -3,7 +3,7 @@
 The fingerprint covers what decides performance and stays put between runs on the same kind of
 machine: GPU models, count and memory, CPU model and core count. It leaves out what differs
 between identical machines or changes under maintenance (hostname, GPU UUIDs, driver and kernel
-versions, free memory); those are still recorded, and the report shows them.
+versions, free memory); those are still recorded in hardware.json.
 """
 
 from __future__ import annotations

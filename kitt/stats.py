@@ -1,5 +1,11 @@
 """The statistics behind the regression gate, in numpy and the standard library (no scipy).
 
+``math.lgamma`` and ``statistics.NormalDist`` serve where they can; the regularised incomplete
+beta function (Student's t tail) and the digamma/trigamma functions of the prior are written
+here because the standard library lacks them, and scipy would cost every runner more install
+time than the gate is worth (the measurement is in docs/architecture.md; the tests check these
+functions against scipy where scipy is installed).
+
 The gate works on the logarithms of the repeats, so a change is a ratio and every metric's
 noise is in the same relative units. For each gated metric it pools the two sides' variances
 (``n_b + n_c - 2`` degrees of freedom), then moderates that variance with an empirical-Bayes
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -39,17 +46,7 @@ _erfc = np.vectorize(math.erfc, otypes=[float])
 # --------------------------------------------------------------------------- special functions
 
 
-def _lgamma(x: np.ndarray) -> np.ndarray:
-    """log Γ(x) for x > 0: recurrence up to 8, then Stirling's series (|error| < 1e-14)."""
-    x = np.array(x, dtype=float, copy=True)
-    shift = np.zeros_like(x)
-    while (small := x < 8.0).any():
-        shift = np.where(small, shift - np.log(np.where(small, x, 1.0)), shift)
-        x = np.where(small, x + 1.0, x)
-    inv = 1.0 / x
-    inv2 = inv * inv
-    series = inv * (1 / 12 - inv2 * (1 / 360 - inv2 * (1 / 1260 - inv2 / 1680)))
-    return shift + (x - 0.5) * np.log(x) - x + 0.5 * math.log(2.0 * math.pi) + series
+_lgamma = np.vectorize(math.lgamma, otypes=[float])
 
 
 def betainc(a: np.ndarray | float, b: np.ndarray | float, x: np.ndarray | float) -> np.ndarray:
@@ -143,27 +140,13 @@ def t_ppf(q: np.ndarray | float, df: np.ndarray | float) -> np.ndarray:
     """
     q, df = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(df, dtype=float))
     upper = np.where(q >= 0.5, q, 1.0 - q)
-    t = np.vectorize(_normal_quantile, otypes=[float])(upper)
+    t = np.vectorize(NormalDist().inv_cdf, otypes=[float])(upper)
     for _ in range(200):
         step = (upper - t_cdf(t, df)) / t_pdf(t, df)
         t = t + step
         if np.all(np.abs(step) <= 1e-12 * np.maximum(1.0, np.abs(t))):
             break
     return np.where(q >= 0.5, t, -t)
-
-
-def _normal_quantile(q: float) -> float:
-    """The standard normal quantile for 0.5 <= q < 1, by bisection on erfc."""
-    low, high = 0.0, 40.0
-    for _ in range(200):
-        middle = 0.5 * (low + high)
-        if 1.0 - 0.5 * math.erfc(middle / math.sqrt(2.0)) < q:
-            low = middle
-        else:
-            high = middle
-        if high - low < 1e-15:
-            break
-    return 0.5 * (low + high)
 
 
 def digamma(x: np.ndarray | float) -> np.ndarray:

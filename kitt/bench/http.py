@@ -8,8 +8,8 @@ Measured choices (``docs/performance.md``):
   stamped with the time its last segment reached the host, not the later moment this process got
   round to reading it, so the client's scheduling delay drops out of every figure. The kernel
   stamps ``CLOCK_REALTIME``; a stamp becomes ``perf_counter`` time as "now minus how long ago it
-  arrived", both clocks read together. Without kernel stamps (other systems, TLS through a
-  proxy...), the moment the read returned is used. Every ``data:`` line that ends in a read gets
+  arrived", both clocks read together. Without kernel stamps (systems other than
+  Linux), the moment the read returned is used. Every ``data:`` line that ends in a read gets
   that read's stamp; no JSON decoding sits in this path (it happens after the stream ends).
 - **One thread, one poller, no asyncio in the hot path.** :class:`Pump` is a minimal event
   loop on ``epoll`` (``selectors`` elsewhere): a readiness event costs a dictionary lookup and a

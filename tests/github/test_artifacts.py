@@ -183,6 +183,7 @@ class FakeService:
     """Scripted Twirp endpoints plus an Azure-like blob; records what it received."""
 
     create_statuses: list[int] = field(default_factory=list)
+    finalize_statuses: list[int] = field(default_factory=list)
     block_statuses: list[int] = field(default_factory=list)
     block_delay_s: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -216,6 +217,8 @@ class FakeService:
             upload = f"{self.url}/blob/kitt-results.zip?sv=2023-11-03&sig=secret%2Bsignature"
             return 200, json.dumps({"ok": True, "signed_upload_url": upload}).encode()
         if call == "FinalizeArtifact":
+            if self.finalize_statuses:
+                return self.finalize_statuses.pop(0), b'{"code": "internal", "msg": "no"}'
             return 200, json.dumps({"ok": True, "artifact_id": "4242"}).encode()
         if call == "PUT block":
             with self.lock:
@@ -321,6 +324,25 @@ def test_create_artifact_is_retried_after_two_503s(tmp_path: Path, service: Fake
     result = _upload(service, _payload(tmp_path / "results"), sleeper)
     assert service.calls()[:3] == ["CreateArtifact"] * 3
     assert sleeper.delays == [3.0, 4.5] and result.id == 4242
+
+
+@pytest.mark.parametrize("status", [500, 504])
+def test_create_artifact_is_not_repeated_after_an_answer_that_may_mean_it_was_created(
+    tmp_path: Path, service: FakeService, status: int
+) -> None:
+    service.create_statuses = [status]
+    sleeper = Recorder()
+    with pytest.raises(ArtifactError, match=f"HTTP {status}.*not retried.*may have done it") as caught:
+        _upload(service, _payload(tmp_path / "results"), sleeper)
+    assert service.calls() == ["CreateArtifact"] and sleeper.delays == []
+    assert TOKEN not in str(caught.value)
+
+
+def test_finalize_is_retried_after_a_500(tmp_path: Path, service: FakeService) -> None:
+    service.finalize_statuses = [500]
+    sleeper = Recorder()
+    assert _upload(service, _payload(tmp_path / "results"), sleeper).id == 4242
+    assert service.calls().count("FinalizeArtifact") == 2 and sleeper.delays == [3.0]
 
 
 def test_a_throttled_block_is_resent(tmp_path: Path, service: FakeService) -> None:

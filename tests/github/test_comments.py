@@ -125,6 +125,16 @@ def test_502_then_success_on_edit(double: Any) -> None:
     assert double.comment_by_id(ours.id).body == f"{UNKEYED}\nnew"
 
 
+def test_a_comment_deleted_before_its_edit_is_created_afresh(double: Any) -> None:
+    ours = double.add_comment(PR, f"{UNKEYED}\nold", user="github-actions[bot]")
+    double.delete_comment_before_next("issues/update-comment", ours.id)
+    result = upsert(double, "new")
+    assert [r.status for r in double.requests_for("issues/update-comment")] == [404]
+    (fresh,) = double.comments(PR)
+    assert result.action == "created" and result.id == fresh.id != ours.id
+    assert fresh.body == f"{UNKEYED}\nnew"
+
+
 def test_edit_gives_up_after_max_attempts(double: Any) -> None:
     double.add_comment(PR, f"{UNKEYED}\nold")
     double.fail_next("issues/update-comment", 502, times=5)

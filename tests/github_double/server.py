@@ -71,6 +71,7 @@ class GitHubDouble:
         self.violations: list[str] = []
         self._comments: dict[int, Comment] = {}
         self._faults: dict[str, collections.deque[Fault]] = collections.defaultdict(collections.deque)
+        self._before: dict[str, collections.deque[Any]] = collections.defaultdict(collections.deque)
         self._ids = itertools.count(1_000_001)
         self._clock = itertools.count(1)
         self._lock = threading.RLock()
@@ -157,6 +158,11 @@ class GitHubDouble:
 
     def comment_by_id(self, comment_id: int) -> Comment | None:
         return self._comments.get(comment_id)
+
+    def delete_comment_before_next(self, operation: str, comment_id: int) -> None:
+        """Someone deletes the comment just before the next ``operation`` request arrives (a race)."""
+        with self._lock:
+            self._before[operation].append(lambda: self._comments.pop(comment_id, None))
 
     def add_artifact(
         self,
@@ -290,6 +296,8 @@ class GitHubDouble:
         elif (denied := self._authorize(headers.get("authorization", ""), write=method != "get")) is not None:
             reply = denied
         else:
+            if self._before.get(operation):
+                self._before[operation].popleft()()
             queue = self._faults.get(operation)
             fault = queue.popleft() if queue else None
             repo = self.repos.get(f"{match['owner']}/{match['repo']}")
