@@ -51,6 +51,8 @@ class ActionInputs:
     engine: str
     suite: str
     baseline_artifact: str
+    baseline_history: int
+    allow_mismatch: bool
     results_artifact: str
     run_id: int | None
     pr: int | None
@@ -89,6 +91,8 @@ class ActionInputs:
             engine=engine,
             suite=suite,
             baseline_artifact=get("baseline-artifact"),
+            baseline_history=_whole(get("baseline-history", "10"), "baseline-history") or 10,
+            allow_mismatch=_boolean(get("allow-mismatch", "false"), "allow-mismatch"),
             results_artifact=results_artifact,
             run_id=_whole(get("run-id"), "run-id"),
             pr=_whole(get("pr"), "pr"),
@@ -195,6 +199,12 @@ class ActionRun:
         """Put the results in place. True: measured; False: the benchmark failed; None: nothing to report."""
         if self.inputs.mode == "report":
             self._download_results()
+            # Fail closed: a benchmark run that was cancelled or failed never reports a pass,
+            # whatever its (partial) artifact says.
+            conclusion = (self.context.event().get("workflow_run") or {}).get("conclusion")
+            if conclusion is not None and conclusion != "success":
+                self.notes.error(f"The benchmark run's conclusion is {str(conclusion)[:40]!r}, so its results cannot pass.")
+                return False
             return True
         from kitt.config import Overrides, RunConfig, apply_overrides, load_suite
         from kitt.progress import Reporter
@@ -274,6 +284,9 @@ class ActionRun:
             thresholds_file=self.inputs.thresholds,
             fail_on_regression=self.inputs.fail_on_regression,
             comment_key=self.inputs.comment_key,
+            allow_mismatch=self.inputs.allow_mismatch,
+            baseline_history=self.inputs.baseline_history,
+            upstream_failure=None if benchmark_ok else self._upstream_failure(),
             summary=True,
             comment_policy=self.inputs.comment,
             report_file=self.inputs.results_dir / REPORT_FILE,
@@ -299,6 +312,13 @@ class ActionRun:
             verdict=report.comparison.verdict,
             **{"comment-url": outcome.comment_url or ""},
         )
+
+    def _upstream_failure(self) -> str:
+        """How the benchmark went wrong, for the report: the workflow run's conclusion in report mode."""
+        conclusion = (self.context.event().get("workflow_run") or {}).get("conclusion")
+        if self.inputs.mode == "report" and isinstance(conclusion, str):
+            return conclusion[:40]
+        return "failure"
 
     def _pull_request(self) -> tuple[int | None, str | None]:
         """The PR to comment on and its base branch. In report mode the PR named by the (untrusted)
@@ -332,6 +352,7 @@ class ActionRun:
             found = download_baseline(
                 token=self.inputs.github_token, repo=self.context.repository, name=self.inputs.baseline_artifact,
                 dest=scratch / "baseline", base_branch=base_ref, api_url=self.context.api_url,
+                history=self.inputs.baseline_history,
             )  # fmt: skip
         except GitHubError as error:
             self.fail(error)  # an API error is a failure, but the report still goes out, uncompared

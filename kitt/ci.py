@@ -44,6 +44,9 @@ class ReportOptions:
     comment_key: str | None = None
     summary: bool = False
     allow_hardware_mismatch: bool = False
+    allow_mismatch: bool = False  # gate even when model, engine or suite differ
+    baseline_history: int = 10  # at most this many baseline jobs (newest first) from baseline_dir
+    upstream_failure: str | None = None  # the benchmark job's conclusion when not a success (report mode)
     require_comment: bool = False
     # always: create or update the comment; on-regression: create it only when the gate fails
     # (a clean run still corrects an earlier one); never.
@@ -108,7 +111,7 @@ class ReportOutcome:
 
     @property
     def outputs(self) -> dict[str, str]:
-        """Step outputs: verdict, regressions, comment-url, key-metrics (JSON)."""
+        """Step outputs: verdict (the report's one word), regressions, comment-url, key-metrics (JSON)."""
         if self.report is None:
             return {"verdict": "error", "regressions": "0", "comment-url": "", "key-metrics": "{}"}
         return {
@@ -148,9 +151,10 @@ def build_report(options: ReportOptions) -> Report:
             f"{current.metrics_path} holds no test results",
             hint="The benchmark produced nothing to report; check the run's log.",
         )
-    baseline = load_baseline(options.baseline_dir)
+    history = load_baseline_history(options.baseline_dir, options.baseline_history)
     comparison = compare_result_sets(
-        current, baseline, thresholds, allow_hardware_mismatch=options.allow_hardware_mismatch
+        current, history or None, thresholds, allow_hardware_mismatch=options.allow_hardware_mismatch,
+        allow_mismatch=options.allow_mismatch, upstream_failure=options.upstream_failure,
     )
     full = render_report(comparison, marker=marker, run_url=options.run_url, limit=SUMMARY_LIMIT)
     markdown = full if comment_size(full) < COMMENT_LIMIT else render_report(comparison, marker=marker, run_url=options.run_url)
@@ -159,22 +163,28 @@ def build_report(options: ReportOptions) -> Report:
     return Report(comparison, markdown, exit_code, notices, full_markdown=full)
 
 
-def load_baseline(directory: Path | None) -> ResultSet | None:
-    """The newest baseline result set, or None when there is none yet (missing or empty folder).
+def load_baseline_history(directory: Path | None, limit: int = 10) -> list[ResultSet]:
+    """The baseline jobs under ``directory``, newest first, at most ``limit``; [] when there are none yet.
 
-    A baseline that exists but cannot be read is an error, never "no baseline".
+    ``directory`` holds one result set (its own metrics.json, or one subfolder), or several, one
+    per subfolder (each a baseline job, as downloaded). A baseline that exists but cannot be read
+    is an error, never "no baseline".
     """
     if directory is None:
-        return None
+        return []
     directory = Path(directory)
     if not directory.exists():
-        return None
+        return []
     if not directory.is_dir():
         raise ResultsError(f"baseline path {directory} is not a directory", hint="Pass the folder holding metrics.json.")
-    if next(directory.rglob(METRICS_FILE), None) is None:
-        return None
-    baseline = load_result_set(directory)
-    return baseline if baseline.results else None
+    if (directory / METRICS_FILE).is_file():
+        jobs = [directory]
+    else:
+        jobs = sorted(p for p in directory.iterdir() if p.is_dir() and next(p.rglob(METRICS_FILE), None) is not None)
+        if not jobs and next(directory.rglob(METRICS_FILE), None) is not None:
+            jobs = [directory]
+    sets = [result_set for job in jobs if (result_set := load_result_set(job)).results]
+    return sorted(sets, key=lambda r: r.timestamp, reverse=True)[: max(1, limit)]
 
 
 def _comparison_notices(comparison: Comparison, options: ReportOptions) -> list[Notice]:

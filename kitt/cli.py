@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--baseline-dir", type=Path, help="directory with the baseline metrics.json (optional)")
     report.add_argument("--baseline-artifact", metavar="NAME",
                         help="download the baseline: the newest artifact NAME from the base branch (needs --repo)")
+    report.add_argument("--baseline-history", type=_positive_int, default=10, metavar="N",
+                        help="compare with up to N baseline jobs, newest first (downloaded with --baseline-artifact, "
+                        "or one per subfolder of --baseline-dir); 3 or more measure run-to-run drift (default 10)")
     report.add_argument("--base-branch", help="with --baseline-artifact: the branch (default: $GITHUB_BASE_REF, "
                         "else the repository's default branch)")
     report.add_argument("--github-token", help="token to post the PR comment (default: $GITHUB_TOKEN)")
@@ -120,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--summary", action="store_true", help="append the report to $GITHUB_STEP_SUMMARY")
     report.add_argument("--allow-hardware-mismatch", action="store_true",
                         help="gate even when the baseline ran on different hardware")
+    report.add_argument("--allow-mismatch", action="store_true",
+                        help="gate even when the baseline measured another model, engine or suite")
     report.add_argument("--require-comment", action="store_true",
                         help="fail when the comment cannot be posted (e.g. a fork's read-only token)")
     report.set_defaults(handler=_cmd_ci_report)
@@ -233,6 +238,8 @@ def _cmd_ci_report(args: argparse.Namespace) -> int:
         comment_key=args.comment_key,
         summary=args.summary,
         allow_hardware_mismatch=args.allow_hardware_mismatch,
+        allow_mismatch=args.allow_mismatch,
+        baseline_history=args.baseline_history,
         require_comment=args.require_comment,
         summary_path=context.summary_path,
         api_url=context.api_url,
@@ -262,7 +269,7 @@ def _download_baseline(
     found = download_baseline(
         token=token, repo=args.repo, name=args.baseline_artifact,
         dest=Path(tempfile.mkdtemp(prefix="kitt-baseline-", dir=context.temp_dir)) / "baseline",
-        base_branch=args.base_branch or context.base_ref, api_url=context.api_url,
+        base_branch=args.base_branch or context.base_ref, api_url=context.api_url, history=args.baseline_history,
     )  # fmt: skip
     if not found:
         annotations.notice(f"No baseline: {found.reason}.")

@@ -1,10 +1,15 @@
-"""Compare a current result set with a baseline: matching, statistics and verdicts, as data.
+"""Compare a current result set with its baseline jobs: matching, identity, coverage and verdicts, as data.
 
 Results are matched by test and load level (concurrency or request rate); the repeats of a
-test (its ``run_number``\\s) are the samples. A gated metric is a regression only when its
-change is beyond its threshold in the worse direction AND the moderated t of ``kitt.stats``,
-Holm-corrected over every gated metric of the report, calls it significant. With one repeat on
-either side there is no test, and the plain threshold decides.
+test (its ``run_number``\\s) are the samples. The baseline is one job or a history of jobs
+(newest first); ``kitt.gate`` decides each gated metric: a regression only when its change is
+beyond its threshold in the worse direction AND significant after Holm's correction over the
+whole report. Beyond the threshold but not significant is *inconclusive*, never "unchanged".
+
+The gate fails closed: a current run that did not pass, a failed repeat, a missing repeat or a
+test that the baseline has and the current run lacks makes the comparison *incomplete*, and
+an incomplete comparison never passes. Another model, engine or suite on the baseline side is
+shown but not gated (like other hardware) unless the caller allows it.
 
 The :class:`Comparison` this module returns is complete and holds no words: every number the
 report shows (centres, spreads, changes, intervals, chart series) and every fact it explains
@@ -18,18 +23,13 @@ import math
 import re
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
 
-import numpy as np
-
-from kitt import stats
+from kitt import gate
 from kitt.results import ResultSet
 from kitt.results import TestResult as Result
-from kitt.thresholds import DEFAULT_GATED, LOAD_PARAMETERS, LOWER, Thresholds, is_known_metric, metric_direction
+from kitt.thresholds import DEFAULT_GATED, LOAD_PARAMETERS, Thresholds, is_known_metric, metric_direction
 
-# The chance of any false alarm in a report (the whole family of gated metrics).
-FAMILY_ALPHA = 0.01
-CONFIDENCE = 0.95
+FAMILY_ALPHA = gate.FAMILY_ALPHA  # the chance of any false alarm in a report
 # The key metrics drawn across a sweep of load levels.
 CHART_METRICS = ("output_throughput", "median_e2el_ms")
 _LEVEL_SUFFIX = re.compile(r"^(?P<base>.+?)-(?P<kind>[cr])(?P<level>\d+(?:\.\d+)?)$")
@@ -127,8 +127,9 @@ class Verdict(str, Enum):
     REGRESSION = "regression"
     IMPROVEMENT = "improvement"
     UNCHANGED = "unchanged"
+    INCONCLUSIVE = "inconclusive"  # may be beyond threshold, but noise leaves it undecided
+    INCOMPLETE = "incomplete"  # a gated metric the baseline has and the current run lacks
     NOT_GATED = "not gated"
-    MISSING = "missing"
     ONLY_BASELINE = "only in baseline"
     ONLY_CURRENT = "only in current"
 
@@ -155,15 +156,17 @@ class MetricRow:
     metric: str
     direction: str | None
     threshold_pct: float | None
-    baseline_spread: Spread | None
+    baseline_spread: Spread | None  # every baseline repeat (all jobs)
     current_spread: Spread | None
     change_pct: float | None = None
     ci_low_pct: float | None = None
     ci_high_pct: float | None = None
     p_value: float | None = None  # Holm-adjusted, one-sided in the direction the metric moved
-    method: str = "none"  # "moderated t", "threshold only" or "none"
+    method: str = "none"  # "history t", "moderated t", "threshold only" or "none"
     verdict: Verdict = Verdict.NOT_GATED
     reason: Reason = Reason.NONE
+    baseline_jobs: int = 0
+    repeats_to_settle: int | None = None  # inconclusive: repeats a side that would decide it
 
     @property
     def gated(self) -> bool:
@@ -192,7 +195,7 @@ class TestComparison:
 
     key: MatchKey
     name: str
-    n_baseline: int  # repeats; 0 when the test is only in the current run (or there is no baseline)
+    n_baseline: int  # repeats of the newest baseline job; 0 when only in the current run
     n_current: int
     rows: list[MetricRow]
 
@@ -215,21 +218,47 @@ class FailedTest:
     error: str | None
 
 
+@dataclass(frozen=True)
+class Incomplete:
+    """Why the current results cannot be trusted to pass: each field names what is missing."""
+
+    run_failed: bool = False  # metrics.json says the run did not pass (cancelled, crashed...)
+    upstream: str | None = None  # the benchmark job's own conclusion, when not a success
+    failed_tests: tuple[FailedTest, ...] = ()
+    missing_tests: tuple[str, ...] = ()  # in the newest baseline job, not in the current run
+    missing_repeats: tuple[tuple[str, int, int], ...] = ()  # (test, repeats run, repeats expected)
+    missing_metrics: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (test, gated metrics it lacks)
+
+    def __bool__(self) -> bool:
+        return bool(self.run_failed or self.upstream or self.failed_tests or self.missing_tests
+                    or self.missing_repeats or self.missing_metrics)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What was measured on each side; another model, engine or suite is not the same thing."""
+
+    differs: tuple[tuple[str, str, str], ...] = ()  # (field, baseline value, current value)
+    image_digest: tuple[str, str] | None = None  # (baseline, current) when the engine image changed
+
+
 @dataclass
 class Comparison:
     """A whole comparison: every test and metric compared, and the facts the gate weighed."""
 
     current: ResultSet
-    baseline: ResultSet | None
+    baseline: ResultSet | None  # the newest baseline job
+    history: list[ResultSet] = field(default_factory=list)  # every baseline job, newest first
     tests: list[TestComparison] = field(default_factory=list)
     charts: list[ChartSeries] = field(default_factory=list)
     hardware_mismatch: bool = False
     allow_hardware_mismatch: bool = False
-    failed_tests: list[FailedTest] = field(default_factory=list)
-    missing_gated: dict[str, list[str]] = field(default_factory=dict)  # test -> gated metrics it lacks
+    identity: Identity = field(default_factory=Identity)
+    allow_mismatch: bool = False
+    incomplete: Incomplete = field(default_factory=Incomplete)
     tests_only_in_baseline: list[str] = field(default_factory=list)
     tests_only_in_current: list[str] = field(default_factory=list)
-    alpha: float = FAMILY_ALPHA
+    alpha: float = gate.FAMILY_ALPHA
     prior: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -238,8 +267,18 @@ class Comparison:
 
     @property
     def gating(self) -> bool:
-        """False: shown only (no baseline, or other hardware not allowed)."""
-        return self.baseline is not None and (not self.hardware_mismatch or self.allow_hardware_mismatch)
+        """False: shown only (no baseline, other hardware, or another model/engine/suite, not allowed)."""
+        if self.baseline is None:
+            return False
+        hardware_ok = not self.hardware_mismatch or self.allow_hardware_mismatch
+        return hardware_ok and (not self.identity.differs or self.allow_mismatch)
+
+    @property
+    def design(self) -> str:
+        """How drift was handled: "history" (3+ baseline jobs), "single" (one job) or "none"."""
+        if self.baseline is None:
+            return "none"
+        return "history" if len(self.history) >= gate.MIN_HISTORY else "single"
 
     @property
     def unknown_fingerprint(self) -> str | None:
@@ -254,69 +293,86 @@ class Comparison:
     def metrics_only_in(self, verdict: Verdict) -> list[str]:
         return sorted({r.metric for r in self.rows if r.verdict is verdict})
 
+    def rows_with(self, verdict: Verdict) -> list[MetricRow]:
+        return [r for r in self.rows if r.verdict is verdict]
+
     @property
     def regressions(self) -> list[MetricRow]:
-        return [r for r in self.rows if r.verdict is Verdict.REGRESSION]
+        return self.rows_with(Verdict.REGRESSION)
 
     @property
     def improvements(self) -> list[MetricRow]:
-        return [r for r in self.rows if r.verdict is Verdict.IMPROVEMENT]
+        return self.rows_with(Verdict.IMPROVEMENT)
 
     @property
     def unchanged(self) -> list[MetricRow]:
-        return [r for r in self.rows if r.verdict is Verdict.UNCHANGED]
+        return self.rows_with(Verdict.UNCHANGED)
 
     @property
-    def problems(self) -> bool:
-        """Results that fail the gate like a regression: failed tests, missing gated metrics."""
-        return bool(self.failed_tests or self.missing_gated)
+    def inconclusive(self) -> list[MetricRow]:
+        return self.rows_with(Verdict.INCONCLUSIVE)
 
     @property
     def gate_failed(self) -> bool:
-        return self.problems or (self.gating and bool(self.regressions))
+        """Fail closed: incomplete results fail like a regression, gated or not."""
+        return bool(self.incomplete) or (self.gating and bool(self.regressions))
 
     @property
     def verdict(self) -> str:
-        """One of: regression, problem, not gated, no baseline, nothing compared, improvement, unchanged."""
+        """One word for the whole report: regression, incomplete, not gated, no baseline,
+        nothing compared, inconclusive, improvement or unchanged."""
         if self.gating and self.regressions:
             return "regression"
-        if self.problems:
-            return "problem"
+        if self.incomplete:
+            return "incomplete"
         if self.baseline is None:
             return "no baseline"
-        if self.hardware_mismatch and not self.gating:
+        if not self.gating:
             return "not gated"
         if not any(r.gated and r.baseline is not None and r.current is not None for r in self.rows):
             return "nothing compared"
+        if self.inconclusive:
+            return "inconclusive"
         return "improvement" if self.improvements else "unchanged"
 
 
 def compare_result_sets(
     current: ResultSet,
-    baseline: ResultSet | None,
+    baseline: ResultSet | list[ResultSet] | None,
     thresholds: Thresholds | None = None,
     *,
     allow_hardware_mismatch: bool = False,
-    alpha: float = FAMILY_ALPHA,
+    allow_mismatch: bool = False,
+    upstream_failure: str | None = None,
+    alpha: float = gate.FAMILY_ALPHA,
 ) -> Comparison:
-    """Match, test and judge every metric; ``baseline=None`` gives a current-only comparison."""
+    """Match, test and judge every metric.
+
+    ``baseline`` is one result set, a history of them (one per baseline job, any order: the
+    newest by timestamp is "the baseline"), or None for a current-only comparison.
+    ``upstream_failure`` is the benchmark job's own conclusion when it was not a success
+    (report mode reads it from the workflow run), which makes the results incomplete.
+    """
     thresholds = thresholds or Thresholds()
+    history = sorted(baseline if isinstance(baseline, list) else [baseline] if baseline else [],
+                     key=lambda r: r.timestamp, reverse=True)  # fmt: skip
+    newest = history[0] if history else None
+    comparison = Comparison(current, newest, history, allow_hardware_mismatch=allow_hardware_mismatch,
+                            allow_mismatch=allow_mismatch, alpha=alpha)  # fmt: skip
     current_groups = group_tests(current)
-    comparison = Comparison(current, baseline, allow_hardware_mismatch=allow_hardware_mismatch, alpha=alpha)
-    comparison.failed_tests = [
-        FailedTest(g.name, next((e for r in g.repeats for e in r.errors), None))
-        for g in current_groups.values()
-        if not all(r.passed for r in g.repeats)
-    ]
-    if baseline is None:
+    if newest is None:
+        comparison.incomplete = _incompleteness(current, current_groups, None, upstream_failure, {})
         comparison.tests = [_current_only(group, thresholds) for group in current_groups.values()]
         comparison.charts = _charts(current_groups, None)
         return comparison
 
-    base_fp, cur_fp = baseline.fingerprint, current.fingerprint
+    base_fp, cur_fp = newest.fingerprint, current.fingerprint
     comparison.hardware_mismatch = bool(base_fp and cur_fp and base_fp != cur_fp)
-    baseline_groups = group_tests(baseline)
-    pending: list[_Pending] = []
+    comparison.identity = _identity(newest, current)
+    job_groups = [group_tests(job) for job in history]
+    baseline_groups = job_groups[0]
+    pending: list[gate.Pending] = []
+    missing_metrics: dict[str, list[str]] = {}
     for key in sorted(set(current_groups) | set(baseline_groups)):
         base_group, cur_group = baseline_groups.get(key), current_groups.get(key)
         if base_group is None or cur_group is None:
@@ -325,16 +381,71 @@ def compare_result_sets(
             elif cur_group is not None:
                 comparison.tests_only_in_current.append(cur_group.name)
             continue
+        jobs = [groups[key] for groups in job_groups if key in groups]
         names = sorted(set(base_group.metric_names()) | set(cur_group.metric_names()), key=metric_sort_key)
-        items = [_paired_row(base_group, cur_group, name, thresholds) for name in names]
+        items = [_pending(jobs, cur_group, name, thresholds) for name in names]
         items = [p for p in items if p.base or p.cur]  # all null on both sides (no GPU): nothing to show
-        pending.extend(items)
+        for item in items:
+            if _classify(item):
+                pending.append(item)
+            elif item.row.verdict is Verdict.INCOMPLETE:
+                missing_metrics.setdefault(item.row.test, []).append(item.row.metric)
         comparison.tests.append(
             TestComparison(key, cur_group.name, len(base_group.repeats), len(cur_group.repeats), [p.row for p in items])
         )
-    _judge(comparison, pending)
+    comparison.prior = gate.judge(pending, alpha)
+    comparison.incomplete = _incompleteness(current, current_groups, baseline_groups, upstream_failure, missing_metrics)
     comparison.charts = _charts(current_groups, baseline_groups)
     return comparison
+
+
+def _identity(baseline: ResultSet, current: ResultSet) -> Identity:
+    differs = tuple(
+        (name, str(b), str(c))
+        for name, b, c in (("model", baseline.model, current.model), ("engine", baseline.engine, current.engine),
+                           ("suite", baseline.suite_name, current.suite_name))
+        if b != c and "unknown" not in (b, c)
+    )  # fmt: skip
+    digests = (baseline.config.get("engine_image_digest"), current.config.get("engine_image_digest"))
+    changed = tuple(str(d) for d in digests) if all(digests) and digests[0] != digests[1] else None
+    return Identity(differs, changed)  # type: ignore[arg-type]
+
+
+def _expected_repeats(current: ResultSet) -> int | None:
+    suite = current.config.get("suite")
+    repeats = suite.get("repeats") if isinstance(suite, dict) else None
+    return repeats if isinstance(repeats, int) and not isinstance(repeats, bool) and repeats > 0 else None
+
+
+def _incompleteness(
+    current: ResultSet,
+    current_groups: dict[MatchKey, RepeatGroup],
+    baseline_groups: dict[MatchKey, RepeatGroup] | None,
+    upstream: str | None,
+    missing_metrics: dict[str, list[str]],
+) -> Incomplete:
+    failed = tuple(
+        FailedTest(g.name, next((e for r in g.repeats for e in r.errors), None))
+        for g in current_groups.values()
+        if not all(r.passed for r in g.repeats)
+    )
+    missing_tests = tuple(
+        g.name for key, g in (baseline_groups or {}).items() if key not in current_groups
+    )
+    expected = _expected_repeats(current)
+    short = []
+    for key, group in current_groups.items():
+        want = expected or (len(baseline_groups[key].repeats) if baseline_groups and key in baseline_groups else 0)
+        if len(group.repeats) < want:
+            short.append((group.name, len(group.repeats), want))
+    return Incomplete(
+        run_failed=not current.passed,
+        upstream=upstream,
+        failed_tests=failed,
+        missing_tests=missing_tests,
+        missing_repeats=tuple(short),
+        missing_metrics=tuple((test, tuple(names)) for test, names in missing_metrics.items()),
+    )
 
 
 def _current_only(group: RepeatGroup, thresholds: Thresholds) -> TestComparison:
@@ -372,46 +483,40 @@ def _charts(current: dict[MatchKey, RepeatGroup], baseline: dict[MatchKey, Repea
     return charts
 
 
-@dataclass
-class _Pending:
-    row: MetricRow
-    base: list[float]
-    cur: list[float]
-
-
-def _paired_row(base: RepeatGroup, cur: RepeatGroup, metric: str, thresholds: Thresholds) -> _Pending:
-    b, c = base.samples(metric), cur.samples(metric)
+def _pending(jobs: list[RepeatGroup], cur: RepeatGroup, metric: str, thresholds: Thresholds) -> gate.Pending:
+    """A row for ``metric`` with the samples of every baseline job (newest first) and the current run."""
+    per_job = [samples for job in jobs if (samples := job.samples(metric))]
+    newest = jobs[0].samples(metric)
+    pooled = [v for samples in per_job for v in samples]
+    c = cur.samples(metric)
     row = MetricRow(
         test=cur.name, key=cur.key, metric=metric, direction=metric_direction(metric),
         threshold_pct=thresholds.for_metric(metric),
-        baseline_spread=Spread.of(b) if b else None, current_spread=Spread.of(c) if c else None,
+        baseline_spread=Spread.of(pooled) if pooled else None, current_spread=Spread.of(c) if c else None,
+        baseline_jobs=len(per_job),
     )  # fmt: skip
-    return _Pending(row, b, c)
+    return gate.Pending(row, newest, c, per_job)
 
 
-def _judge(comparison: Comparison, paired: list[_Pending]) -> None:
-    """Decide every row's verdict; the statistics run once over the whole family of gated rows."""
-    log_rows: list[_Pending] = []
-    linear_rows: list[_Pending] = []
-    for item in paired:
-        row, b, c = item.row, item.base, item.cur
-        if not b or not c:
-            row.verdict = Verdict.ONLY_CURRENT if c else Verdict.ONLY_BASELINE
-            if row.gated and b and not c:
-                row.verdict, row.reason = Verdict.MISSING, Reason.MISSING
-                comparison.missing_gated.setdefault(row.test, []).append(row.metric)
-            continue
-        row.change_pct = _change_pct(b, c)
-        if not row.gated:
-            row.verdict, row.reason = Verdict.NOT_GATED, Reason.NOT_GATED if row.direction else Reason.NO_DIRECTION
-        elif len(b) < 2 or len(c) < 2:
-            row.method = "threshold only"
-            row.verdict = _threshold_verdict(row)
-            row.reason = Reason.SINGLE_REPEAT
-        else:
-            row.method = "moderated t"
-            (log_rows if min(b + c) > 0 else linear_rows).append(item)
-    _test_family(comparison, log_rows, linear_rows)
+def _classify(item: gate.Pending) -> bool:
+    """Settle rows that need no test; pick the design of the rest. True: the gate must judge it."""
+    row, b, c = item.row, item.base, item.cur
+    if not b or not c:
+        row.verdict = Verdict.ONLY_CURRENT if c else Verdict.ONLY_BASELINE
+        if row.gated and b and not c:
+            row.verdict, row.reason = Verdict.INCOMPLETE, Reason.MISSING
+        return False
+    history = len(item.jobs) >= gate.MIN_HISTORY and min(v for job in item.jobs for v in job) > 0 and min(c) > 0
+    row.change_pct = _change_pct([center(job) or 0.0 for job in item.jobs] if history else b, c)
+    if not row.gated:
+        row.verdict, row.reason = Verdict.NOT_GATED, Reason.NOT_GATED if row.direction else Reason.NO_DIRECTION
+        return False
+    if history:
+        item.method = gate.HISTORY
+    elif len(b) < 2 or len(c) < 2:
+        item.method = gate.THRESHOLD
+    row.method = item.method
+    return True
 
 
 def _change_pct(b: list[float], c: list[float]) -> float:
@@ -422,98 +527,3 @@ def _change_pct(b: list[float], c: list[float]) -> float:
     if base == 0:
         return math.copysign(math.inf, cur)
     return (cur / base - 1.0) * 100.0 if base > 0 and cur > 0 else (cur - base) / abs(base) * 100.0
-
-
-def beyond_threshold(change_pct: Any, lower_is_better: Any, threshold_pct: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(worse, better): is the change past the threshold in the worse or the better direction?"""
-    change, lower, limit = np.asarray(change_pct, float), np.asarray(lower_is_better, bool), np.asarray(threshold_pct, float)
-    worse = np.where(lower, change > limit, change < -limit)
-    better = np.where(lower, change < -limit, change > limit)
-    return worse, better
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """The gate's rule applied to a family (the last axis); p-values are Holm-adjusted."""
-
-    regression: np.ndarray
-    improvement: np.ndarray
-    worse_beyond: np.ndarray
-    better_beyond: np.ndarray
-    p_worse: np.ndarray
-    p_better: np.ndarray
-
-
-def gate_family(
-    change_pct: np.ndarray,
-    p_increase: np.ndarray,
-    p_decrease: np.ndarray,
-    lower_is_better: np.ndarray,
-    threshold_pct: np.ndarray,
-    alpha: float = FAMILY_ALPHA,
-) -> GateDecision:
-    """A regression is past its threshold in the worse direction AND significant after Holm's
-    correction over the whole family; improvements are judged the same way, on their own side,
-    so an improvement can never fail the gate. Works on any leading axes (the simulation)."""
-    lower = np.asarray(lower_is_better, bool)
-    p_worse = stats.holm_adjust(np.where(lower, p_increase, p_decrease))
-    p_better = stats.holm_adjust(np.where(lower, p_decrease, p_increase))
-    worse, better = beyond_threshold(change_pct, lower, threshold_pct)
-    return GateDecision(worse & (p_worse <= alpha), better & (p_better <= alpha), worse, better, p_worse, p_better)
-
-
-def _threshold_verdict(row: MetricRow) -> Verdict:
-    worse, better = beyond_threshold(row.change_pct, row.direction == LOWER, row.threshold_pct)
-    return Verdict.REGRESSION if worse else Verdict.IMPROVEMENT if better else Verdict.UNCHANGED
-
-
-def _test_family(comparison: Comparison, log_rows: list[_Pending], linear_rows: list[_Pending]) -> None:
-    pending = log_rows + linear_rows
-    if not pending:
-        return
-    summaries = np.array([stats.log_summary(p.base, p.cur) for p in log_rows]).reshape(-1, 4)
-    log_test = stats.moderated_t(*summaries.T, confidence=CONFIDENCE)
-    prior = log_test.prior
-    inliers = ~prior.outlier & (prior.d0 > 0)
-    if inliers.any():
-        comparison.prior = {
-            "d0": float(prior.d0[inliers][0]),
-            "s0_pct": 100.0 * math.sqrt(float(prior.s0_sq[inliers][0])),
-            "outliers": float(prior.outlier.sum()),
-        }
-    linear = np.array([stats.linear_summary(p.base, p.cur) for p in linear_rows]).reshape(-1, 4)
-    # Values at or below zero (counts such as `failed`) have no logarithm: a plain t on the raw scale.
-    linear_test = stats.moderated_t(*linear.T, confidence=CONFIDENCE, min_family=10**9)
-    decision = gate_family(
-        np.array([p.row.change_pct for p in pending], dtype=float),
-        np.concatenate([log_test.p_increase, linear_test.p_increase]),
-        np.concatenate([log_test.p_decrease, linear_test.p_decrease]),
-        np.array([p.row.direction == LOWER for p in pending]),
-        np.array([p.row.threshold_pct for p in pending], dtype=float),
-        comparison.alpha,
-    )
-    ci: list[tuple[float | None, float | None]] = [
-        (math.expm1(lo) * 100, math.expm1(hi) * 100) for lo, hi in zip(log_test.ci_low, log_test.ci_high)
-    ]
-    ci += [_linear_ci(p, lo, hi) for p, lo, hi in zip(linear_rows, linear_test.ci_low, linear_test.ci_high)]
-    for index, (item, (low, high)) in enumerate(zip(pending, ci)):
-        row = item.row
-        change = row.change_pct or 0.0
-        moved_better = change < 0 if row.direction == LOWER else change > 0
-        p_side = decision.p_better if moved_better else decision.p_worse
-        row.p_value, row.ci_low_pct, row.ci_high_pct = float(p_side[index]), low, high
-        if decision.regression[index]:
-            row.verdict, row.reason = Verdict.REGRESSION, Reason.SIGNIFICANT
-        elif decision.improvement[index]:
-            row.verdict, row.reason = Verdict.IMPROVEMENT, Reason.SIGNIFICANT
-        elif decision.worse_beyond[index] or decision.better_beyond[index]:
-            row.verdict, row.reason = Verdict.UNCHANGED, Reason.WITHIN_NOISE
-        else:
-            row.verdict, row.reason = Verdict.UNCHANGED, Reason.WITHIN_THRESHOLD
-
-
-def _linear_ci(item: _Pending, low: float, high: float) -> tuple[float | None, float | None]:
-    base = float(np.mean(item.base))
-    if base == 0:
-        return None, None
-    return low / abs(base) * 100.0, high / abs(base) * 100.0

@@ -212,6 +212,48 @@ def linear_summary(baseline: list[float] | np.ndarray, current: list[float] | np
     return float(cur.mean() - base.mean()), squares / df if df > 0 else math.nan, df, math.sqrt(1 / base.size + 1 / cur.size)
 
 
+def history_terms(
+    job_means: np.ndarray, job_sizes: np.ndarray, within_ss: np.ndarray, within_df: np.ndarray,
+    current_mean: np.ndarray, current_size: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The history test's ``(delta, s2, df, scale)`` from K baseline jobs (the last axis of
+    ``job_means`` and ``job_sizes``: each job's mean log value and repeat count) and one current job.
+
+    The current job is judged against the distribution of baseline jobs, a prediction interval:
+    ``s2`` is the variance of the job means (``K - 1`` degrees of freedom), which holds the
+    job-to-job shift as well as the repeats' noise; ``scale`` turns it into the variance of
+    ``delta = current mean - mean of the job means``:
+
+        var(delta) = s2 / K + tau2 + sigma2 / n_current,   tau2 = max(s2 - sigma2 / n_jobs, 0)
+
+    where ``sigma2`` is the repeats' variance within jobs (pooled: ``within_ss / within_df``)
+    and ``n_jobs`` the jobs' harmonic-mean size. With equal sizes this is ``s2 (1 + 1/K)``.
+    Broadcasts over leading axes, so the simulation runs the very function the gate uses.
+    """
+    job_means, job_sizes = np.asarray(job_means, float), np.asarray(job_sizes, float)
+    k = job_means.shape[-1]
+    s2 = job_means.var(axis=-1, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sigma2 = np.where(within_df > 0, within_ss / np.where(within_df > 0, within_df, 1), 0.0)
+        n_jobs = k / (1.0 / job_sizes).sum(axis=-1)
+        tau2 = np.maximum(s2 - sigma2 / n_jobs, 0.0)
+        variance = s2 / k + tau2 + sigma2 / np.asarray(current_size, float)
+        scale = np.where(s2 > 0, np.sqrt(variance / np.where(s2 > 0, s2, 1.0)), math.sqrt(1 + 1 / k))
+    delta = np.asarray(current_mean, float) - job_means.mean(axis=-1)
+    return delta, s2, np.full(np.shape(s2), k - 1.0), scale
+
+
+def history_summary(jobs: list[list[float]], current: list[float]) -> tuple[float, float, float, float]:
+    """:func:`history_terms` for one metric: positive values of each baseline job and of the current one."""
+    logs = [np.log(np.asarray(job, float)) for job in jobs]
+    cur = np.log(np.asarray(current, float))
+    within_ss = sum(float(((j - j.mean()) ** 2).sum()) for j in logs) + float(((cur - cur.mean()) ** 2).sum())
+    within_df = sum(j.size - 1 for j in logs) + cur.size - 1
+    terms = history_terms(np.array([j.mean() for j in logs]), np.array([j.size for j in logs]),
+                          np.float64(within_ss), np.float64(within_df), np.float64(cur.mean()), np.float64(cur.size))
+    return tuple(float(v) for v in terms)  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class Prior:
     """The empirical-Bayes prior, per metric (shaped like the variances).
@@ -225,7 +267,8 @@ class Prior:
     outlier: np.ndarray
 
 
-def fit_prior(s2: np.ndarray, df: np.ndarray, *, min_family: int = MIN_PRIOR_FAMILY) -> Prior:
+def fit_prior(s2: np.ndarray, df: np.ndarray, *, min_family: int = MIN_PRIOR_FAMILY,
+              max_d0: float | np.ndarray = np.inf) -> Prior:
     """Fit the prior along the last axis by Smyth's moments of the log-variances.
 
     The spread of the log-variances beyond what sampling alone gives (trigamma(d/2)) is the
@@ -254,14 +297,14 @@ def fit_prior(s2: np.ndarray, df: np.ndarray, *, min_family: int = MIN_PRIOR_FAM
         )
         return n, s_e, s_e2, s_trig, s_df
 
-    d0_all, s0_all = _prior_from_sums(*sums(usable), min_family=min_family)
+    d0_all, s0_all = _prior_from_sums(*sums(usable), min_family=min_family, max_d0=max_d0)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(usable & (s0_all > 0), s2 / np.where(s0_all > 0, s0_all, 1.0), 0.0)
         nu = np.where(d0_all > 0, d0_all, 1.0)
         d = np.where(usable, df, 1.0)
         tail = betainc(nu / 2.0, d / 2.0, nu / (nu + d * ratio))
     outlier = usable & (d0_all > 0) & (tail < OUTLIER_P)
-    d0, s0_sq = _prior_from_sums(*sums(usable & ~outlier), min_family=min_family)
+    d0, s0_sq = _prior_from_sums(*sums(usable & ~outlier), min_family=min_family, max_d0=max_d0)
     shape = s2.shape
     return Prior(
         d0=np.where(outlier, 0.0, np.broadcast_to(d0, shape)),
@@ -271,7 +314,8 @@ def fit_prior(s2: np.ndarray, df: np.ndarray, *, min_family: int = MIN_PRIOR_FAM
 
 
 def _prior_from_sums(
-    n: np.ndarray, s_e: np.ndarray, s_e2: np.ndarray, s_trig: np.ndarray, s_df: np.ndarray, min_family: int
+    n: np.ndarray, s_e: np.ndarray, s_e2: np.ndarray, s_trig: np.ndarray, s_df: np.ndarray, min_family: int,
+    max_d0: float | np.ndarray = np.inf,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(d0, s0²) from the count, sum and sum of squares of the centred log-variances ``e``,
     the sum of their sampling variances (trigamma) and of their degrees of freedom."""
@@ -280,7 +324,7 @@ def _prior_from_sums(
         spread = np.maximum(s_e2 - n * e_mean * e_mean, 0.0) / np.maximum(n - 1, 1)
         excess = spread - s_trig / np.maximum(n, 1)
     d0 = np.where(excess > 0, 2.0 * trigamma_inverse(np.where(excess > 0, excess, 1.0)), np.inf)
-    d0 = np.minimum(d0, s_df)
+    d0 = np.minimum(np.minimum(d0, s_df), max_d0)
     half_d0 = np.maximum(d0, 1e-8) / 2.0
     s0_sq = np.exp(e_mean + digamma(half_d0) - np.log(half_d0))
     enough = n >= min_family
@@ -308,6 +352,7 @@ def moderated_t(
     *,
     confidence: float | None = 0.95,
     min_family: int = MIN_PRIOR_FAMILY,
+    max_d0: float | np.ndarray = np.inf,
 ) -> FamilyTest:
     """One-sided p-values (and a two-sided CI of ``delta``) for every metric of the family.
 
@@ -315,7 +360,7 @@ def moderated_t(
     part in the prior. ``confidence=None`` skips the interval (the simulation needs speed).
     """
     delta, s2, df, scale = (np.asarray(v, dtype=float) for v in (delta, s2, df, scale))
-    prior = fit_prior(s2, df, min_family=min_family)
+    prior = fit_prior(s2, df, min_family=min_family, max_d0=max_d0)
     d0, s0_sq = prior.d0, prior.s0_sq
     with np.errstate(invalid="ignore", divide="ignore"):
         moderated = np.where(np.isinf(d0), s0_sq, (d0 * s0_sq + df * s2) / (d0 + df))

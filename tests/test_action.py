@@ -90,3 +90,67 @@ def test_metrics_output_stays_small_for_huge_sweeps():
     huge = {f"sweep-c{i}": {f"m{j}": row for j in range(9)} for i in range(400)}
     out = compact_metrics(huge)
     assert len(out) <= 64 * 1024 and json.loads(out)["sweep-c1"]["m0"] == 2.0
+
+
+def _report_mode_env(tmp_path, double, conclusion):
+    from test_ci import write_run
+
+    results = write_run(tmp_path / "artifact")
+    double.add_artifact("kitt-results", {"metrics.json": (results / "metrics.json").read_bytes(),
+                                         "hardware.json": (results / "hardware.json").read_bytes()}, run_id=4242)
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"workflow_run": {"id": 4242, "conclusion": conclusion, "head_sha": "a" * 40}}))
+    output, summary = tmp_path / "output", tmp_path / "summary"
+    output.touch()
+    summary.touch()
+    env = {
+        "GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": double.repo.full_name, "GITHUB_API_URL": double.api_url,
+        "GITHUB_EVENT_PATH": str(event), "GITHUB_EVENT_NAME": "workflow_run", "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(summary), "KITT_ACTION_FLAVOUR": "docker", "INPUT_MODE": "report",
+        "INPUT_GITHUB-TOKEN": double.token, "INPUT_RESULTS-DIR": str(tmp_path / "results"),
+        "INPUT_COMMENT": "never", "INPUT_UPLOAD-ARTIFACT": "false",
+    }  # fmt: skip
+    return env, output
+
+
+def _outputs(path):
+    lines, values = path.read_text().splitlines(), {}
+    for index, line in enumerate(lines):
+        if "<<" in line:
+            values[line.split("<<", 1)[0]] = lines[index + 1]
+    return values
+
+
+@pytest.mark.parametrize("conclusion", ["cancelled", "failure", "timed_out"])
+def test_report_mode_fails_closed_when_the_benchmark_run_did_not_succeed(tmp_path, github_double, conclusion, capsys):
+    from kitt.action import main
+
+    env, output = _report_mode_env(tmp_path, github_double, conclusion)
+    assert main(env) == 1
+    values = _outputs(output)
+    assert values["passed"] == "false" and values["verdict"] == "incomplete"
+    assert f"conclusion is '{conclusion}'" in capsys.readouterr().out
+
+
+def test_report_mode_passes_a_successful_run(tmp_path, github_double):
+    from kitt.action import main
+
+    env, output = _report_mode_env(tmp_path, github_double, "success")
+    assert main(env) == 0
+    assert _outputs(output)["passed"] == "true" and _outputs(output)["verdict"] == "no baseline"
+
+
+def test_an_unexpected_exception_never_writes_passed_true(tmp_path, github_double, monkeypatch):
+    from kitt import ci
+    from kitt.action import main
+
+    env, output = _report_mode_env(tmp_path, github_double, "success")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(ci, "build_report", broken)
+    with pytest.raises(RuntimeError):
+        main(env)
+    values = _outputs(output)
+    assert values["passed"] == "false" and values["verdict"] == "error"

@@ -58,6 +58,9 @@ def write_run(
     fingerprint: str = "h100-3f9a",
     timestamp: str = "2025-05-01T10:00:00.000Z",
     levels: tuple[int, ...] = (8,),
+    passed: bool = True,
+    model: str = "meta-llama/Llama-3.1-8B",
+    config: dict[str, Any] | None = None,
 ) -> Path:
     """A result set as ``kitt run`` writes it, with fixed (not random) repeat-to-repeat noise."""
     results = []
@@ -70,10 +73,12 @@ def write_run(
             results.append({"test_name": f"throughput-c{level}", "run_number": run, "passed": True, "metrics": metrics, "errors": []})
     document = {
         "schema_version": 1, "kitt_version": "0.1.0", "suite_name": "standard", "timestamp": timestamp,
-        "engine": "vllm", "model": "meta-llama/Llama-3.1-8B", "passed": True, "total_time_seconds": 400.0,
+        "engine": "vllm", "model": model, "passed": passed, "total_time_seconds": 400.0,
         "results": results,
     }  # fmt: skip
     write_json(directory / "metrics.json", document)
+    if config is not None:
+        write_json(directory / "config.json", config)
     write_json(directory / "hardware.json", {"fingerprint": fingerprint, "gpu_count": 1, "gpus": [{"name": "NVIDIA H100 80GB HBM3"}]})
     return directory
 
@@ -220,7 +225,7 @@ def test_metric_missing_from_current_is_a_clear_problem(tmp_path: Path) -> None:
     code, printed, notices = run(options(tmp_path))
     assert code == 0 and notices[0].level == "warning"
     assert "gated metrics missing from the current run (present in the baseline): p99_itl_ms" in notices[0].message
-    assert "## ⚠️ kitt: the current results are incomplete" in printed
+    assert "## ⚠️ kitt: incomplete results, so the gate fails" in printed
     assert run(options(tmp_path, fail_on_regression=True))[0] == 1
 
 
@@ -408,3 +413,59 @@ def test_baseline_artifact_flag_downloads_the_base_branch_baseline(regressed: Pa
                              cwd=REPO, timeout=120)
     assert missing.returncode == 0 and "No baseline: no artifact named 'absent'" in missing.stderr
     assert "no baseline yet" in (regressed / "report.md").read_text().lower()
+
+
+# --------------------------------------------------------------------------- verdicts that fail closed
+
+
+def test_a_run_cancelled_after_one_of_ten_repeats_is_incomplete_and_fails(tmp_path: Path) -> None:
+    write_run(tmp_path / "baseline", repeats=10)
+    write_run(tmp_path / "current", repeats=1, passed=False, timestamp="2025-05-02T10:00:00.000Z",
+              config={"suite": {"repeats": 10}})
+    code, text, notices = run(options(tmp_path, fail_on_regression=True))
+    assert code == 1
+    headline = text.splitlines()[1]
+    assert "✅" not in headline and "incomplete" in headline
+    assert "throughput-c8 ran 1 of 10 repeats." in text and "passed: false" in text
+    assert any(n.level == "error" and "1 of 10 repeats" in n.message for n in notices)
+
+
+def test_a_failed_benchmark_job_upstream_makes_the_report_incomplete(tmp_path: Path) -> None:
+    write_run(tmp_path / "baseline")
+    write_run(tmp_path / "current", timestamp="2025-05-02T10:00:00.000Z")
+    outcome = execute_ci_report(options(tmp_path, upstream_failure="cancelled", fail_on_regression=True),
+                                stdout=io.StringIO())
+    assert outcome.exit_code == 1 and outcome.outputs["verdict"] == "incomplete"
+    assert "conclusion: cancelled" in outcome.report.markdown  # type: ignore[union-attr]
+
+
+def test_another_model_is_shown_not_gated_unless_allowed(tmp_path: Path) -> None:
+    write_run(tmp_path / "baseline", model="other/model")
+    write_run(tmp_path / "current", change={"p99_tpot_ms": 1.3}, timestamp="2025-05-02T10:00:00.000Z")
+    code, text, _ = run(options(tmp_path, fail_on_regression=True))
+    assert code == 0 and "not gated, the model differs" in text and "--allow-mismatch" in text
+    code, _, _ = run(options(tmp_path, fail_on_regression=True, allow_mismatch=True))
+    assert code == 1
+
+
+def test_a_changed_engine_image_is_named_in_the_headline_and_does_not_block(tmp_path: Path) -> None:
+    write_run(tmp_path / "baseline", config={"engine_image_digest": "sha256:" + "ab" * 32})
+    write_run(tmp_path / "current", timestamp="2025-05-02T10:00:00.000Z", config={"engine_image_digest": "sha256:" + "cd" * 32})
+    code, text, _ = run(options(tmp_path, fail_on_regression=True))
+    assert code == 0
+    assert "✅" in text.splitlines()[1] and "vllm image changed: sha256:abababababab… → sha256:cdcdcdcdcdcd…" in text
+
+
+def test_a_history_of_baseline_jobs_is_read_newest_first_and_named(tmp_path: Path) -> None:
+    for day in (1, 2, 3, 4):
+        write_run(tmp_path / "baseline" / f"job-{day}", timestamp=f"2025-04-0{day}T10:00:00.000Z",
+                  change={"median_ttft_ms": 1 + 0.01 * day})
+    write_run(tmp_path / "current", timestamp="2025-05-02T10:00:00.000Z")
+    outcome = execute_ci_report(options(tmp_path, baseline_history=3), stdout=io.StringIO())
+    comparison = outcome.report.comparison  # type: ignore[union-attr]
+    assert comparison.design == "history" and len(comparison.history) == 3
+    assert [r.timestamp.day for r in comparison.history] == [4, 3, 2]
+    assert "Compared with 3 baseline jobs (2025-04-02 to 2025-04-04)" in outcome.report.markdown  # type: ignore[union-attr]
+    single = execute_ci_report(options(tmp_path, baseline_history=1), stdout=io.StringIO()).report
+    assert single.comparison.design == "single"  # type: ignore[union-attr]
+    assert "run-to-run drift was not measured" in single.markdown  # type: ignore[union-attr]

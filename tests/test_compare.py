@@ -19,9 +19,9 @@ from kitt.compare import (
     Reason,
     Verdict,
     compare_result_sets,
-    gate_family,
     match_key,
 )
+from kitt.gate import gate_family
 from kitt.report.render import hardware_note
 from kitt.thresholds import DEFAULT_GATED, LOWER, Thresholds, load_thresholds, metric_direction
 from kitt.errors import UsageError
@@ -170,13 +170,13 @@ def test_improvements_are_reported_and_never_fail() -> None:
     assert not comparison.gate_failed and comparison.verdict == "improvement"
 
 
-def test_change_beyond_threshold_within_noise_is_unchanged() -> None:
+def test_change_beyond_threshold_within_noise_is_inconclusive_not_unchanged() -> None:
     rng = np.random.default_rng(3)
     base = result_set({"throughput-c8": noisy_repeats(rng, 3, cv=0.25)})
     cur = result_set({"throughput-c8": noisy_repeats(rng, 3, {"median_ttft_ms": 1.08}, cv=0.25)})
     rows = by_metric(compare_result_sets(cur, base))
     noisy = [r for r in rows.values() if r.reason is Reason.WITHIN_NOISE]
-    assert noisy and all(r.verdict is Verdict.UNCHANGED for r in noisy)
+    assert noisy and all(r.verdict is Verdict.INCONCLUSIVE for r in noisy)
 
 
 def test_single_repeat_falls_back_to_the_plain_threshold_and_says_so() -> None:
@@ -218,15 +218,17 @@ def test_metrics_and_tests_on_one_side_only() -> None:
     assert rows["old_metric"].verdict is Verdict.ONLY_BASELINE
     assert rows["new_metric"].verdict is Verdict.ONLY_CURRENT
     assert "gpu_peak_memory_mib" not in rows  # null everywhere (no GPU): skipped
-    assert rows["p99_itl_ms"].verdict is Verdict.MISSING
-    assert comparison.missing_gated == {"throughput-c8": ["p99_itl_ms"]}
-    assert comparison.gate_failed and comparison.verdict == "problem"
+    assert rows["p99_itl_ms"].verdict is Verdict.INCOMPLETE
+    assert comparison.incomplete.missing_metrics == (("throughput-c8", ("p99_itl_ms",)),)
+    assert comparison.incomplete.missing_tests == ("gone-c1",)  # the baseline has it: fail closed
+    assert comparison.gate_failed and comparison.verdict == "incomplete"
     assert comparison.tests_only_in_baseline == ["gone-c1"] and comparison.tests_only_in_current == ["new-c2"]
 
 
 def test_failed_test_in_the_current_run_is_a_problem_never_a_pass() -> None:
     comparison = compare_result_sets(result_set({"t": [dict(BASE_VALUES)]}, passed=False), result_set({"t": [dict(BASE_VALUES)]}))
-    assert comparison.failed_tests == [FailedTest("t", "engine died")]
+    assert comparison.incomplete.failed_tests == (FailedTest("t", "engine died"),)
+    assert comparison.verdict == "incomplete"
     assert comparison.gate_failed
 
 
@@ -273,7 +275,7 @@ def simulate_reports(reports: int, shift: np.ndarray, seed: int, *, cvs: np.ndar
 
     Log-normal repeats with a 3% coefficient of variation; ``shift`` multiplies the current
     side's true values (metrics 0..7 latencies, lower is better; metric 8 throughput). The very
-    functions the gate uses decide: kitt.stats.moderated_t, then kitt.compare.gate_family.
+    functions the gate uses decide: kitt.stats.moderated_t, then kitt.gate.gate_family.
     """
     rng = np.random.default_rng(seed)
     cvs = np.full(9, CV) if cvs is None else cvs

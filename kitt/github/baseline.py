@@ -55,6 +55,7 @@ class ArtifactDownload:
     artifact_id: int | None = None
     run_id: int | None = None
     created_at: str | None = None
+    jobs: int = 1  # baseline jobs unpacked (one subfolder each when more than one was asked for)
 
     def __bool__(self) -> bool:
         return self.path is not None
@@ -151,8 +152,13 @@ def download_baseline(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_files: int = DEFAULT_MAX_FILES,
     retry: RetryPolicy = GITHUB_RETRY,
+    history: int = 1,
 ) -> ArtifactDownload:
     """Unpack into ``dest`` the newest live artifact ``name`` from ``repo``'s own runs on the base branch.
+
+    With ``history`` above 1, the newest ``history`` such artifacts (one per baseline job) are
+    unpacked into subfolders of ``dest``, newest first (``01-run<id>``, ``02-run<id>``, ...), under
+    the same rules; ``jobs`` in the answer says how many there were.
 
     ``base_branch`` is the pull request's base ref; without it, the repository's default
     branch is asked for. ``api_url`` is GitHub's REST base (the caller reads
@@ -177,8 +183,20 @@ def download_baseline(
                       f"no live artifact named {name!r} from a run of {repo} on branch {base_branch!r} "
                       f"({len(found)} found: expired, from forks or from other branches)")
             return ArtifactDownload(None, reason + "; the comparison is skipped until the base branch uploads one")
-        newest = max(ours, key=_created)
-        return _download(client, newest, Path(dest), max_bytes, max_files)
+        chosen = sorted(ours, key=_created, reverse=True)[: max(1, history)]
+        if history <= 1:
+            return _download(client, chosen[0], Path(dest), max_bytes, max_files)
+        for index, artifact in enumerate(chosen, start=1):
+            run = _run_field(artifact, "id")
+            got = _download(client, artifact, Path(dest) / f"{index:02d}-run{run}", max_bytes, max_files)
+            if not got:  # expired between the listing and the download: skip that job
+                continue
+        jobs = sum(1 for p in Path(dest).iterdir() if p.is_dir()) if Path(dest).is_dir() else 0
+        if not jobs:
+            return ArtifactDownload(None, f"every listed artifact named {name!r} expired before it could be downloaded")
+        newest = chosen[0]
+        return ArtifactDownload(Path(dest), artifact_id=int(newest["id"]), run_id=_run_field(newest, "id"),
+                                created_at=newest.get("created_at"), jobs=jobs)
     finally:
         client.close()
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from kitt import __version__
 from kitt.compare import ChartSeries, Comparison, MatchKey, MetricRow, Reason, Spread, TestComparison, Verdict
+from kitt.gate import MIN_HISTORY
 from kitt.github.platform import COMMENT_LIMIT, comment_size
 from kitt.results import ResultSet
 from kitt.thresholds import DEFAULT_GATED, LOWER
@@ -39,7 +40,8 @@ _VERDICT_LABELS = {
     Verdict.IMPROVEMENT: "🟢 improvement",
     Verdict.UNCHANGED: "⚪ unchanged",
     Verdict.NOT_GATED: "not gated",
-    Verdict.MISSING: "⚠️ missing",
+    Verdict.INCONCLUSIVE: "🟡 inconclusive",
+    Verdict.INCOMPLETE: "⚠️ incomplete",
     Verdict.ONLY_BASELINE: "only in baseline",
     Verdict.ONLY_CURRENT: "only in current",
 }
@@ -123,6 +125,7 @@ class _View:
     regressions: list[str]
     regressions_title: str
     improvements: list[str]
+    inconclusive: list[str]
     unchanged: str
     problems: list[str]
     notes: list[str]
@@ -184,17 +187,45 @@ def _bullet(row: MetricRow) -> str:
     )
 
 
+def _settle(row: MetricRow, comparison: Comparison) -> str:
+    """What would decide an inconclusive row."""
+    if row.method == "history t":
+        return ("the change is within this runner's job-to-job spread; rerun the job, or judge it "
+                "against more baseline jobs")
+    if row.repeats_to_settle:
+        return f"about {row.repeats_to_settle} repeats a side would settle it, if the change is real"
+    return "more repeats, or a history of baseline jobs, would settle it"
+
+
 def _headline(comparison: Comparison) -> str:
-    n_reg, n_imp = len(comparison.regressions), len(comparison.improvements)
-    return {
+    n_reg, n_imp, n_open = len(comparison.regressions), len(comparison.improvements), len(comparison.inconclusive)
+    headline = {
         "regression": f"❌ kitt: {plural(n_reg, 'performance regression')}",
-        "problem": "⚠️ kitt: the current results are incomplete",
-        "not gated": "⚠️ kitt: not gated, the hardware differs",
+        "incomplete": "⚠️ kitt: incomplete results, so the gate fails",
+        "not gated": f"⚠️ kitt: not gated, the {_what_differs(comparison)} differs",
         "no baseline": "📊 kitt: no baseline yet",
         "nothing compared": "⚠️ kitt: nothing to compare",
+        "inconclusive": f"🟡 kitt: no regression proven, {n_open} inconclusive",
         "improvement": f"✅ kitt: no regressions, {plural(n_imp, 'improvement')}",
         "unchanged": "✅ kitt: no regressions",
     }[comparison.verdict]
+    if comparison.verdict == "regression" and comparison.incomplete:
+        headline += ", and the results are incomplete"
+    digest = comparison.identity.image_digest
+    if digest:
+        headline += f" · {md(comparison.current.engine)} image changed: {_short_digest(digest[0])} → {_short_digest(digest[1])}"
+    return headline
+
+
+def _what_differs(comparison: Comparison) -> str:
+    if comparison.hardware_mismatch and not comparison.allow_hardware_mismatch:
+        return "hardware"
+    return " and ".join(name for name, _, _ in comparison.identity.differs) or "hardware"
+
+
+def _short_digest(digest: str) -> str:
+    algorithm, _, value = digest.partition(":")
+    return md(f"{algorithm}:{value[:12]}…" if value else digest[:19])
 
 
 def hardware_note(comparison: Comparison) -> str | None:
@@ -218,11 +249,19 @@ def hardware_note(comparison: Comparison) -> str | None:
 
 
 def problem_lines(comparison: Comparison) -> list[str]:
-    """What fails the gate besides regressions, one sentence each (plain text)."""
-    lines = [f"{t.name} failed in the current run" + (f": {t.error}" if t.error else "") for t in comparison.failed_tests]
+    """Why the results are incomplete (which fails the gate), one sentence each (plain text)."""
+    gap = comparison.incomplete
+    lines = []
+    if gap.upstream:
+        lines.append(f"The benchmark job did not succeed (its conclusion: {gap.upstream}), so these results cannot pass.")
+    if gap.run_failed:
+        lines.append("The current run did not finish cleanly (metrics.json says passed: false), so it cannot pass.")
+    lines += [f"{t.name} failed in the current run" + (f": {t.error}" if t.error else "") for t in gap.failed_tests]
+    lines += [f"{name} is in the baseline but missing from the current run." for name in gap.missing_tests]
+    lines += [f"{name} ran {ran} of {want} repeats." for name, ran, want in gap.missing_repeats]
     lines += [
         f"{test}: gated metrics missing from the current run (present in the baseline): {', '.join(names)}."
-        for test, names in comparison.missing_gated.items()
+        for test, names in gap.missing_metrics
     ]
     return lines
 
@@ -234,10 +273,35 @@ def regression_line(row: MetricRow, gating: bool) -> str:
     return f"{prefix}{row.test} {row.metric} regressed {change} (threshold {row.threshold_pct:g}%)"
 
 
+def _identity_notes(comparison: Comparison) -> list[str]:
+    differs = comparison.identity.differs
+    if not differs:
+        return []
+    described = "; ".join(f"{name}: baseline {b}, current {c}" for name, b, c in differs)
+    if comparison.allow_mismatch:
+        return [f"The two sides measured different things ({described}); gated anyway because of --allow-mismatch."]
+    return [f"The two sides measured different things ({described}), so the comparison is shown but not gated. "
+            "Pass --allow-mismatch to gate anyway."]
+
+
+def _design_note(comparison: Comparison) -> str:
+    jobs = len(comparison.history)
+    if comparison.design == "history":
+        dates = sorted(r.timestamp.astimezone(timezone.utc).strftime("%Y-%m-%d") for r in comparison.history)
+        return (f"Compared with {jobs} baseline jobs ({dates[0]} to {dates[-1]}): the gate measures how much a "
+                "whole job shifts from run to run and judges this run against that spread.")
+    few = f"Only {plural(jobs, 'baseline job')}, so compared with the newest: " if jobs > 1 else "One baseline job: "
+    return (few + "run-to-run drift was not measured, so a shift of the whole runner (clocks, thermals, "
+            "neighbours) can look like a change. For a verdict that holds under CI noise, keep a history of "
+            f"baseline jobs (`baseline-history`, at least {MIN_HISTORY}; the default downloads the last 10).")
+
+
 def _notes(comparison: Comparison) -> list[str]:
     if comparison.baseline is None:
         return ["No baseline yet: nothing to compare against, so nothing is gated. This run can become the baseline."]
     notes = [note] if (note := hardware_note(comparison)) else []
+    notes += _identity_notes(comparison)
+    notes.append(_design_note(comparison))
     notes += [f"Test {name} is only in the baseline, so it is not compared." for name in comparison.tests_only_in_baseline]
     notes += [f"Test {name} is only in the current run, so it is not compared." for name in comparison.tests_only_in_current]
     single = [r for r in comparison.rows if r.method == "threshold only"]
@@ -288,7 +352,8 @@ def _comparison_view(comparison: Comparison, marker: str, run_url: str | None) -
         regressions=[_bullet(r) for r in comparison.regressions],
         regressions_title="Regressions" if comparison.gating else "Regressions (shown, not gated)",
         improvements=[_bullet(r) for r in comparison.improvements],
-        unchanged=f"{unchanged} gated metric{'' if unchanged == 1 else 's'} unchanged (within threshold or noise)."
+        inconclusive=[f"{_bullet(r)}: {_settle(r, comparison)}" for r in comparison.inconclusive],
+        unchanged=f"{unchanged} gated metric{'' if unchanged == 1 else 's'} unchanged (within threshold)."
         if baseline is not None
         else "",
         problems=[md(p) for p in problem_lines(comparison)],
@@ -306,9 +371,11 @@ def _footer(run_url: str | None, comparison: Comparison | None) -> str:
     parts = [f"[Workflow run]({run_url})"] if run_url else []
     parts.append(f"kitt {__version__}")
     if comparison is not None and comparison.baseline is not None:
+        test = "against the baseline jobs' spread" if comparison.design == "history" else "moderated t on log values"
         parts.append(
-            "a regression is a change beyond its threshold that is also significant "
-            f"(moderated t on log values, Holm-corrected, family α = {comparison.alpha:g})"
+            "regression / improvement: beyond the threshold and significant "
+            f"({test}, Holm-corrected, family α = {comparison.alpha:g}); inconclusive: beyond the threshold "
+            "but within the noise; unchanged: within the threshold; incomplete: missing from the current run"
         )
     return " · ".join(parts)
 
@@ -462,7 +529,7 @@ def _shorten(view: _View, keep: int) -> _View:
         return items if len(items) <= keep else [*items[:keep], f"… and {len(items) - keep} more"]
 
     return replace(view, regressions=cut(view.regressions), improvements=cut(view.improvements),
-                   problems=cut(view.problems), notes=cut(view.notes))  # fmt: skip
+                   inconclusive=cut(view.inconclusive), problems=cut(view.problems), notes=cut(view.notes))  # fmt: skip
 
 
 def _strings(value: object) -> list[str]:
@@ -474,14 +541,14 @@ def render_summary(comparison: Comparison, *, run_url: str | None = None) -> str
     """The summary.md of one run: a current-only comparison (``compare_result_sets(rs, None)``)
     as what ran, key metrics, charts and all metrics."""
     result_set = comparison.current
-    failed = [t.name for t in comparison.failed_tests]
+    failed = [t.name for t in comparison.incomplete.failed_tests]
     key_header, key_rows = _current_table(comparison.tests)
     view = _View(
         marker="",
         headline=f"kitt benchmark: {md(result_set.model)} on {md(result_set.engine)}",
         lead=f"Suite {md(result_set.suite_name)}: {plural(len(comparison.tests), 'test')}"
         + (f", {len(failed)} failed" if failed else ", all passed") + ".",
-        regressions=[], regressions_title="", improvements=[], unchanged="",
+        regressions=[], regressions_title="", improvements=[], inconclusive=[], unchanged="",
         problems=[f"{code(name)} failed" for name in failed] + [md(f) for f in _strings(result_set.raw.get("failures"))],
         notes=[md(note) for note in _strings(result_set.raw.get("notes"))],
         runs=[_run_row("Run", result_set)],

@@ -154,3 +154,20 @@ def test_only_a_sweep_gets_charts() -> None:
     assert "xychart-beta" not in single
     sweep = render_summary_of(result_set(levels=(1, 4)))
     assert sweep.count("xychart-beta") == 2 and 'x-axis "concurrency" ["1", "4"]' in sweep
+
+
+def test_history_report_with_inconclusive_and_incomplete_matches_golden() -> None:
+    import dataclasses
+    from datetime import timedelta
+
+    history = [dataclasses.replace(result_set(levels=(4,), change={"median_e2el_ms": 1 + 0.04 * (day % 3)}),
+                                   timestamp=datetime(2025, 3, 1 + day, tzinfo=timezone.utc)) for day in range(5)]
+    current = result_set(levels=(4,), change={"median_e2el_ms": 1.09, "p99_ttft_ms": 1.4})
+    current = dataclasses.replace(current, timestamp=history[0].timestamp + timedelta(days=9),
+                                  results=[r for r in current.results if r.run_number < 5], passed=False)
+    text = render_report(compare_result_sets(current, history), marker=MARKER, run_url=RUN_URL)
+    assert text.startswith(f"{MARKER}\n## ❌ kitt: 1 performance regression, and the results are incomplete")
+    assert "**Inconclusive**" in text and "job-to-job spread" in text
+    assert "Compared with 5 baseline jobs (2025-03-01 to 2025-03-05)" in text
+    assert "throughput-c4 ran 4 of 5 repeats." in text
+    check_golden("history.md", text)
