@@ -16,6 +16,7 @@ from kitt import __version__
 from kitt.errors import KittError, UsageError
 
 if TYPE_CHECKING:
+    from kitt.config import BaselineArm
     from kitt.github.actions_io import ActionsContext, Annotations
 
 DESCRIPTION = "Benchmark LLM inference engines and gate pull requests on performance regressions."
@@ -85,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=_positive_int, help="host port for the engine (default: a free one)")
     run.add_argument("--native", action="store_true", help="run the engine's own server command, not Docker")
     run.add_argument("--ready-timeout", type=_positive_float, default=900.0, help="seconds to wait for the engine")
+    ab = run.add_argument_group("A/B in one job", "Any of these runs a baseline arm beside the candidate (the options "
+                                "above) in balanced interleaved pairs, writing OUTPUT/baseline and OUTPUT/candidate")
+    ab.add_argument("--baseline-engine-image", metavar="IMAGE", help="the baseline arm's Docker image")
+    ab.add_argument("--baseline-engine-arg", action="append", metavar="ARG",
+                    help="the baseline arm's server argument, repeatable (replaces --engine-arg for that arm)")
+    ab.add_argument("--baseline-model", metavar="MODEL", help="the baseline arm's model")
+    ab.add_argument("--baseline-endpoint", metavar="URL", help="the baseline arm's running server (engine openai)")
+    ab.add_argument("--ab-schedule", choices=("interleaved", "blocks"), default="interleaved",
+                    help="interleaved: both servers up, pairs back to back (default); blocks: one server at a time, "
+                    "ABBA, for models that fit only once")
     run.set_defaults(handler=_cmd_run)
 
     engines = commands.add_parser("engines", help="list engines, prepare one, or remove leftovers")
@@ -169,11 +180,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
         port=args.port,
         native=args.native,
         ready_timeout=args.ready_timeout,
+        baseline=baseline_arm(args.baseline_model, args.baseline_engine_image, args.baseline_engine_arg,
+                              args.baseline_endpoint),
+        ab_schedule=args.ab_schedule,
     )
     context = ActionsContext.from_environment()
     outcome = run_benchmark(config, Reporter(groups=context.in_actions))
     print(f"Results written to {outcome.output}")
+    if config.baseline is not None:
+        print(f"Compare: kitt ci report --results-dir {outcome.output / 'candidate'} "
+              f"--baseline-dir {outcome.output / 'baseline'}")
     return 0
+
+
+def baseline_arm(model: str | None, image: str | None, args: list[str] | None, endpoint: str | None) -> BaselineArm | None:
+    """The A/B baseline arm the options name, or None when none is named (a plain run)."""
+    from kitt.config import BaselineArm
+
+    if model is None and image is None and args is None and endpoint is None:
+        return None
+    return BaselineArm(model=model, engine_image=image, engine_args=tuple(args) if args is not None else None,
+                       endpoint=endpoint)
 
 
 def _cmd_engines_list(args: argparse.Namespace) -> int:

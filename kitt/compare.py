@@ -258,6 +258,8 @@ class Comparison:
     incomplete: Incomplete = field(default_factory=Incomplete)
     tests_only_in_baseline: list[str] = field(default_factory=list)
     tests_only_in_current: list[str] = field(default_factory=list)
+    paired: bool = False  # an A/B run in one job: the two sides are its arms
+    pairs_dropped: dict[str, int] = field(default_factory=dict)  # test -> pairs dropped to rebalance the order
     alpha: float = gate.FAMILY_ALPHA
     prior: dict[str, float] = field(default_factory=dict)
 
@@ -275,9 +277,12 @@ class Comparison:
 
     @property
     def design(self) -> str:
-        """How drift was handled: "history" (3+ baseline jobs), "single" (one job) or "none"."""
+        """How drift was handled: "paired" (A/B in one job), "history" (3+ baseline jobs), "single"
+        (one job) or "none"."""
         if self.baseline is None:
             return "none"
+        if self.paired:
+            return "paired"
         return "history" if len(self.history) >= gate.MIN_HISTORY else "single"
 
     @property
@@ -368,7 +373,10 @@ def compare_result_sets(
 
     base_fp, cur_fp = newest.fingerprint, current.fingerprint
     comparison.hardware_mismatch = bool(base_fp and cur_fp and base_fp != cur_fp)
-    comparison.identity = _identity(newest, current)
+    positions = _ab_positions(newest, current) if len(history) == 1 else None
+    comparison.paired = positions is not None
+    # The arms of an A/B run differ on purpose (that is what it measures): only other runs are a mismatch.
+    comparison.identity = _identity(newest, current, arms=comparison.paired)
     job_groups = [group_tests(job) for job in history]
     baseline_groups = job_groups[0]
     pending: list[gate.Pending] = []
@@ -385,6 +393,12 @@ def compare_result_sets(
         names = sorted(set(base_group.metric_names()) | set(cur_group.metric_names()), key=metric_sort_key)
         items = [_pending(jobs, cur_group, name, thresholds) for name in names]
         items = [p for p in items if p.base or p.cur]  # all null on both sides (no GPU): nothing to show
+        if positions is not None:
+            kept, dropped = _balanced_pairs(base_group, cur_group, positions.get(cur_group.name, []))
+            if dropped:
+                comparison.pairs_dropped[cur_group.name] = dropped
+            for item in items:
+                item.pairs = _pair_values(kept, item.row.metric)
         for item in items:
             if _classify(item):
                 pending.append(item)
@@ -399,8 +413,49 @@ def compare_result_sets(
     return comparison
 
 
-def _identity(baseline: ResultSet, current: ResultSet) -> Identity:
-    differs = tuple(
+def _ab_positions(baseline: ResultSet, current: ResultSet) -> dict[str, list[int]] | None:
+    """The candidate arm's place in each pair, per test, when the two sides are the arms of one A/B run."""
+    base_ab, cur_ab = baseline.config.get("ab"), current.config.get("ab")
+    if not (isinstance(base_ab, dict) and isinstance(cur_ab, dict)):
+        return None
+    if base_ab.get("run_id") != cur_ab.get("run_id") or (base_ab.get("arm"), cur_ab.get("arm")) != ("baseline", "candidate"):
+        return None
+    positions = cur_ab.get("positions")
+    if not isinstance(positions, dict):
+        return None
+    return {str(k): [p for p in v if p in (0, 1)] for k, v in positions.items() if isinstance(v, list)}
+
+
+def _balanced_pairs(base: RepeatGroup, cur: RepeatGroup, positions: list[int]) -> tuple[list[tuple[Result, Result]], int]:
+    """The pairs whose two repeats both passed, with the order kept balanced: when a failure leaves
+    more baseline-first pairs than candidate-first ones (or the reverse) by more than the design's
+    one, the majority's last pairs are dropped. Returns the kept pairs and how many were dropped."""
+    by_run = {r.run_number: r for r in base.repeats}
+    complete = []
+    for index, position in enumerate(positions):
+        pair = (by_run.get(index + 1), next((r for r in cur.repeats if r.run_number == index + 1), None))
+        if pair[0] is not None and pair[1] is not None and pair[0].passed and pair[1].passed:
+            complete.append((pair[0], pair[1], position))
+    dropped = 0
+    while True:
+        candidate_first = [p for p in complete if p[2] == 0]
+        baseline_first = [p for p in complete if p[2] == 1]
+        if abs(len(candidate_first) - len(baseline_first)) <= 1:
+            break
+        majority = candidate_first if len(candidate_first) > len(baseline_first) else baseline_first
+        complete.remove(majority[-1])
+        dropped += 1
+    return [(b, c) for b, c, _ in complete], dropped
+
+
+def _pair_values(pairs: list[tuple[Result, Result]], metric: str) -> list[tuple[float, float]]:
+    values = [(b.metrics.get(metric), c.metrics.get(metric)) for b, c in pairs]
+    return [(float(b), float(c)) for b, c in values
+            if b is not None and c is not None and math.isfinite(b) and math.isfinite(c)]  # fmt: skip
+
+
+def _identity(baseline: ResultSet, current: ResultSet, *, arms: bool = False) -> Identity:
+    differs = () if arms else tuple(
         (name, str(b), str(c))
         for name, b, c in (("model", baseline.model, current.model), ("engine", baseline.engine, current.engine),
                            ("suite", baseline.suite_name, current.suite_name))
@@ -513,6 +568,10 @@ def _classify(item: gate.Pending) -> bool:
         return False
     if history:
         item.method = gate.HISTORY
+    elif item.pairs is not None and len(item.pairs) >= 2 and min(min(p) for p in item.pairs) > 0:
+        item.method = gate.PAIRED
+        base_values, cur_values = zip(*item.pairs)
+        row.change_pct = _change_pct(list(base_values), list(cur_values))
     elif len(b) < 2 or len(c) < 2:
         item.method = gate.THRESHOLD
     row.method = item.method

@@ -92,8 +92,23 @@ class Overrides:
 
 
 @dataclass(frozen=True)
+class BaselineArm:
+    """A/B mode: what the baseline arm changes against the candidate (None: the same)."""
+
+    model: str | None = None
+    engine_image: str | None = None
+    engine_args: tuple[str, ...] | None = None
+    endpoint: str | None = None
+
+
+AB_SCHEDULES = ("interleaved", "blocks")
+
+
+@dataclass(frozen=True)
 class RunConfig:
-    """Everything ``kitt run`` needs, resolved."""
+    """Everything ``kitt run`` needs, resolved. With ``baseline`` set the run is an A/B run:
+    the candidate is this configuration, the baseline arm this configuration with the changes
+    ``baseline`` names, measured side by side in balanced interleaved pairs (``ab_schedule``)."""
 
     model: str
     engine: str
@@ -106,6 +121,8 @@ class RunConfig:
     native: bool = False
     ready_timeout: float = 900.0
     extra: dict[str, Any] = field(default_factory=dict)
+    baseline: BaselineArm | None = None
+    ab_schedule: str = "interleaved"
 
 
 def load_suite(name_or_path: str) -> Suite:

@@ -6,6 +6,9 @@ tested under:
 - ``history t``: three or more baseline jobs. The current job is judged against the spread of
   the baseline jobs' means (a prediction interval, ``kitt.stats.history_terms``), so the shift
   that every CI job gives all of its metrics is measured, not mistaken for a change.
+- ``paired t``: an A/B run in one job (``kitt run --baseline-…``): the two arms' repeats ran as
+  back-to-back pairs in balanced order, and the test is on the per-pair log differences, so the
+  job's shift and slow drift cancel.
 - ``moderated t``: one baseline job, two or more repeats a side. Only the repeats' noise is
   measured; a shift of the whole job is not (the report says so).
 - ``threshold only``: one repeat on a side; the plain threshold decides.
@@ -39,7 +42,7 @@ HISTORY_PRIOR_WEIGHT = 2.0
 # Beyond this many repeats a side, more repeats are not a practical way to settle a verdict.
 MAX_SUGGESTED_REPEATS = 50
 
-HISTORY, SINGLE, THRESHOLD = "history t", "moderated t", "threshold only"
+HISTORY, PAIRED, SINGLE, THRESHOLD = "history t", "paired t", "moderated t", "threshold only"
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Pending:
     cur: list[float]
     jobs: list[list[float]]  # every baseline job's repeats, newest first (history design)
     method: str = SINGLE
+    pairs: list[tuple[float, float]] | None = None  # (baseline, current) per kept A/B pair
 
 
 def beyond_threshold(change_pct: Any, lower_is_better: Any, threshold_pct: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +143,7 @@ def judge(items: list[Pending], alpha: float = FAMILY_ALPHA) -> dict[str, float]
                 row.verdict, row.reason = Verdict.IMPROVEMENT, Reason.SIGNIFICANT
             elif decision.worse_beyond[index] or decision.better_beyond[index]:
                 row.verdict, row.reason = Verdict.INCONCLUSIVE, Reason.WITHIN_NOISE
-                if item.method == SINGLE and group.log:
+                if item.method in (SINGLE, PAIRED) and group.log:
                     row.repeats_to_settle = _repeats_to_settle(item, float(group.test.se[position]), z_settle)
             else:
                 row.verdict, row.reason = Verdict.UNCHANGED, Reason.WITHIN_THRESHOLD
@@ -155,6 +159,12 @@ def _run_tests(items: list[Pending]) -> list[_Tested]:
         summaries = np.array([stats.history_summary(i.jobs, i.cur) for i in history]).reshape(-1, 4)
         cap = history_prior_cap(min(len(i.jobs) for i in history))
         groups.append(_Tested(history, stats.moderated_t(*summaries.T, confidence=CONFIDENCE, max_d0=cap), True))
+    paired = [i for i in items if i.method == PAIRED]
+    if paired:
+        summaries = np.array([stats.paired_summary(*zip(*(i.pairs or []))) for i in paired]).reshape(-1, 4)
+        # The metrics of one pair share what happened to that pair, like those of one job.
+        cap = HISTORY_PRIOR_WEIGHT * min(len(i.pairs or []) - 1 for i in paired)
+        groups.append(_Tested(paired, stats.moderated_t(*summaries.T, confidence=CONFIDENCE, max_d0=cap), True))
     single = [i for i in items if i.method == SINGLE]
     log_rows = [i for i in single if min(i.base + i.cur) > 0]
     linear_rows = [i for i in single if min(i.base + i.cur) <= 0]
@@ -183,7 +193,8 @@ def _repeats_to_settle(item: Pending, se: float, z: float) -> int | None:
     delta = abs(math.log1p((item.row.change_pct or 0.0) / 100.0))
     if not (delta > 0 and math.isfinite(se)):
         return None
-    needed = math.ceil(min(len(item.base), len(item.cur)) * (z * se / delta) ** 2)
+    n = len(item.pairs) if item.pairs is not None else min(len(item.base), len(item.cur))
+    needed = math.ceil(n * (z * se / delta) ** 2)
     return needed if needed <= MAX_SUGGESTED_REPEATS else None
 
 

@@ -32,7 +32,7 @@ from kitt.config import Level, RunConfig, TestSpec, suite_to_dict
 from kitt.engines import choose_mode, create_runner, get_engine
 from kitt.engines.base import EngineSpec, Runner, ServerHandle
 from kitt.engines.readiness import wait_until_ready
-from kitt.errors import BenchmarkError, Cancelled, EngineDied, KittError
+from kitt.errors import BenchmarkError, Cancelled, EngineDied, EngineNotReady, KittError, UsageError
 from kitt.progress import Reporter
 from kitt import results as rs
 from kitt import telemetry, hardware
@@ -95,34 +95,33 @@ class _EngineWatch:
         self._thread.join()
 
 
-class BenchmarkRun:
-    def __init__(self, config: RunConfig, reporter: Reporter) -> None:
-        self.config = config
-        self.reporter = reporter
+class Arm:
+    """One engine under test and everything measured on it: its own result set in ``out``.
+
+    A plain run has one arm. An A/B run has two, ``baseline`` and ``candidate``, that differ
+    only in what the baseline arm's options change (image, arguments, model or endpoint).
+    """
+
+    def __init__(self, name: str | None, config: RunConfig, out: Path, run_id: str, reporter: Reporter) -> None:
+        self.name, self.config, self.out, self.run_id, self.reporter = name, config, out, run_id, reporter
         self.spec: EngineSpec = get_engine(config.engine)
         self.mode = choose_mode(self.spec, native=config.native, endpoint=config.endpoint)
         self.suite = config.suite
         self.api = self.suite.api or self.spec.api
-        self.run_id = time.strftime("%Y%m%d%H%M%S") + "-" + os.urandom(3).hex()
-        self.out = config.output
+        self.label = f"{name} arm" if name else self.spec.name
         self.records: list[RequestRecord] = []
         self.results: list[rs.TestResult] = []
         self.notes: list[str] = []
         self.failures: list[str] = []
+        self.positions: dict[str, list[int]] = {}  # A/B: per test, this arm's place in each pair (0 first)
+        self.handle: ServerHandle | None = None
         self._written = 0
 
-    # ------------------------------------------------------------------ orchestration
-
-    def execute(self) -> RunOutcome:
+    def prepare(self, nvml: Any, gpu_note: str | None, hw: dict[str, Any]) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        started_at = rs.utc_timestamp()
-        started = time.monotonic()
-        nvml, gpu_note = telemetry.load_nvml()
-        if gpu_note:
-            self.notes.append(gpu_note)
-        hw = hardware.collect(nvml, gpu_note)
+        self.hw = hw
         rs.write_json(self.out / rs.HARDWARE_FILE, hw)
-        runner = create_runner(
+        self.runner = create_runner(
             self.spec,
             mode=self.mode,
             model=self.config.model,
@@ -133,102 +132,96 @@ class BenchmarkRun:
             run_id=self.run_id,
             log_path=self.out / "engine.log",
         )
-        handle: ServerHandle | None = None
-        samples = rs.SamplesWriter(self.out / rs.SAMPLES_FILE)
+        self.samples = rs.SamplesWriter(self.out / rs.SAMPLES_FILE)
         self.sampler = telemetry.GpuSampler(nvml, gpu_note)
-        try:
-            with cancel_on_signals():
-                try:
-                    handle = self._start(runner)
-                    self._write_config(handle, started_at, hw)
-                    for test in self.suite.tests:
-                        for level in test.levels:
-                            self._run_level(runner, handle, test, level, samples)
-                finally:
-                    self.reporter.line(f"Stopping {self.spec.name} ({self.mode})")
-                    runner.stop()
-        except KittError as exc:
-            self.failures.append(str(exc))
-            raise
-        finally:
-            self._flush_samples(samples)
-            samples.close()
-            if handle is None:
-                self._write_config(None, started_at, hw)
-            self._write_metrics(started_at, time.monotonic() - started, hw)
-        if self.failures:
-            raise BenchmarkError(self.failures[0], hint=f"Results so far are in {self.out}.")
-        return RunOutcome(self.out, passed=True, notes=self.notes)
+        if gpu_note:
+            self.notes.append(gpu_note)
 
-    def _start(self, runner: Runner) -> ServerHandle:
+    # ------------------------------------------------------------------ engine
+
+    def start(self, started_at: str, ab: dict[str, Any] | None) -> None:
         if self.mode in ("docker", "native"):
-            self.reporter.line(f"Starting {self.spec.name} in {self.mode} mode for {self.config.model}")
-        handle = runner.start()
-        timeout = min(self.config.ready_timeout, 30.0) if self.mode == "endpoint" else self.config.ready_timeout
-        wait_until_ready(
-            runner,
-            handle,
-            api=self.api,
-            timeout=timeout,
-            on_stage=lambda stage: self.reporter.line(f"  waiting for {stage}"),
-        )
-        self.reporter.line(f"{self.spec.name} is ready at {handle.base_url}")
-        return handle
+            self.reporter.line(f"Starting {self.spec.name} in {self.mode} mode for {self.config.model}"
+                               + (f" ({self.label})" if self.name else ""))
+        handle = self.runner.start()
+        timeout = self.config.ready_timeout if self.mode != "endpoint" else min(self.config.ready_timeout, 30.0)
+        try:
+            wait_until_ready(self.runner, handle, api=self.api, timeout=timeout,
+                             on_stage=lambda stage: self.reporter.line(f"  waiting for {stage}"))
+        except EngineNotReady as exc:
+            if not self.name:
+                raise
+            raise EngineNotReady(f"the {self.label}: {exc.message}", hint=exc.hint, log_tail=exc.log_tail) from None
+        self.handle = handle
+        self.reporter.line(f"{self.spec.name} is ready at {handle.base_url}" + (f" ({self.label})" if self.name else ""))
+        self.write_config(started_at, ab)
 
-    def _target(self, handle: ServerHandle) -> Target:
+    def stop(self) -> None:
+        self.reporter.line(f"Stopping {self.spec.name} ({self.mode})" + (f", {self.label}" if self.name else ""))
+        self.runner.stop()
+
+    def _target(self) -> Target:
+        assert self.handle is not None
         extra = dict(self.spec.exact_length_fields or {})
-        return Target(base_url=handle.base_url, model=handle.served_model, api=self.api,
+        return Target(base_url=self.handle.base_url, model=self.handle.served_model, api=self.api,
                       stream_options=dict(self.spec.stream_options), extra_body=extra)
 
-    def _run_level(self, runner: Runner, handle: ServerHandle, test: TestSpec, level: Level,
-                   samples: rs.SamplesWriter) -> None:
-        name = test.test_name(level)
-        target = self._target(handle)
-        seed = self.suite.seed
-        with self.reporter.group(f"{name}: {test.num_requests} requests x {self.suite.repeats} repeats"):
-            if self.suite.warmup:
-                warm = build_requests(self.suite.warmup, test.input_len, test.output_len, seed, f"{name}:warmup")
-                warm_level = level if level.kind == "concurrency" else Level("concurrency", min(4, len(warm)))
-                self._measure(runner, target, warm, warm_level, name, 0)
-                self._flush_samples(samples)
-            for run_number in range(1, self.suite.repeats + 1):
-                requests = build_requests(test.num_requests, test.input_len, test.output_len, seed, f"{name}:{run_number}")
-                before = self._scrape(handle)
-                cpu_before = _cpu_seconds()
-                self.sampler.start()
-                try:
-                    start, end, records = self._measure(runner, target, requests, level, name, run_number)
-                finally:
-                    self.sampler.stop()
-                    self._flush_samples(samples)
-                cpu = _cpu_seconds() - cpu_before
-                after = self._scrape(handle)
-                result = self._result(name, run_number, level, records, end - start, cpu, before, after, handle)
-                self.results.append(result)
-                self.reporter.line(_one_line(result))
-                if not result.passed:
-                    self.failures.append(f"{name} run {run_number}: {result.errors[0]}")
+    # ------------------------------------------------------------------ measuring
 
-    def _measure(self, runner: Runner, target: Target, requests: list[Any], level: Level, name: str,
+    def warm_up(self, test: TestSpec, level: Level) -> None:
+        if not self.suite.warmup:
+            return
+        name = test.test_name(level)
+        warm = build_requests(self.suite.warmup, test.input_len, test.output_len, self.suite.seed, f"{name}:warmup")
+        warm_level = level if level.kind == "concurrency" else Level("concurrency", min(4, len(warm)))
+        self._measure(warm, warm_level, name, 0)
+        self.flush_samples()
+
+    def repeat(self, test: TestSpec, level: Level, run_number: int, position: int | None = None) -> None:
+        """One measured repeat; ``position`` is this arm's place in its A/B pair."""
+        name = test.test_name(level)
+        requests = build_requests(test.num_requests, test.input_len, test.output_len, self.suite.seed,
+                                  f"{name}:{run_number}")
+        before = self._scrape()
+        cpu_before = _cpu_seconds()
+        self.sampler.start()
+        try:
+            start, end, records = self._measure(requests, level, name, run_number)
+        finally:
+            self.sampler.stop()
+            self.flush_samples()
+        cpu = _cpu_seconds() - cpu_before
+        after = self._scrape()
+        result = self._result(name, run_number, level, records, end - start, cpu, before, after)
+        self.results.append(result)
+        if position is not None:
+            self.positions.setdefault(name, []).append(position)
+        self.reporter.line(_one_line(result) + (f" ({self.label})" if self.name else ""))
+        if not result.passed:
+            self.failures.append(f"{name} run {run_number}{' of the ' + self.label if self.name else ''}: "
+                                 f"{result.errors[0]}")
+
+    def _measure(self, requests: list[Any], level: Level, name: str,
                  run_number: int) -> tuple[float, float, list[RequestRecord]]:
         first = len(self.records)
         progress = Progress()
-
         phase = f"{name} " + ("warm-up" if run_number == 0 else f"run {run_number}")
+        if self.name:
+            phase += f" of the {self.label}"
 
         def died(status: int) -> EngineDied:
             return EngineDied(
                 f"{self.spec.name} exited with status {status} during {phase}",
                 hint="See the engine log; the samples measured so far are kept.",
-                log_tail=runner.log_tail(50),
+                log_tail=self.runner.log_tail(50),
             )
 
         async def measured() -> tuple[float, float]:
             task = asyncio.current_task()
             assert task is not None
-            with _EngineWatch(runner, asyncio.get_running_loop(), task) as watch:
+            with _EngineWatch(self.runner, asyncio.get_running_loop(), task) as watch:
                 try:
-                    return await run_level(target, requests, level, test_name=name, run_number=run_number,
+                    return await run_level(self._target(), requests, level, test_name=name, run_number=run_number,
                                            seed=self.suite.seed, sink=self.records, progress=progress)
                 except asyncio.CancelledError:
                     if watch.status is not None:
@@ -236,10 +229,10 @@ class BenchmarkRun:
                     raise
 
         label = f"{name} " + ("warm-up" if run_number == 0 else f"run {run_number}/{self.suite.repeats}")
-        with self.reporter.track(label, progress):
+        with self.reporter.track(label + (f" ({self.label})" if self.name else ""), progress):
             start, end = asyncio.run(measured())
         # Requests to a dead engine fail fast, so the level can end before the watch looks.
-        status = runner.exit_status()
+        status = self.runner.exit_status()
         if status is not None:
             raise died(status)
         return start, end, self.records[first:]
@@ -247,8 +240,7 @@ class BenchmarkRun:
     # ------------------------------------------------------------------ results
 
     def _result(self, name: str, run_number: int, level: Level, records: list[RequestRecord], duration: float,
-                cpu: float, before: dict[str, float] | None, after: dict[str, float] | None,
-                handle: ServerHandle) -> rs.TestResult:
+                cpu: float, before: dict[str, float] | None, after: dict[str, float] | None) -> rs.TestResult:
         metrics: dict[str, float | None] = {level.kind if level.kind == "concurrency" else "request_rate": level.value}
         metrics.update(compute_metrics(records, duration, self.suite.slo or None))
         client_tokens = sum(r.output_tokens for r in records)
@@ -261,7 +253,7 @@ class BenchmarkRun:
             )
         server_tokens = telemetry.counter_delta(before, after, self.spec.generation_tokens_metric)
         if server_tokens is not None and server_tokens != client_tokens:
-            after = self._settle(handle, before, client_tokens) or after
+            after = self._settle(before, client_tokens) or after
             server_tokens = telemetry.counter_delta(before, after, self.spec.generation_tokens_metric)
         if server_tokens is not None:
             metrics["server_generation_tokens"] = server_tokens
@@ -288,29 +280,30 @@ class BenchmarkRun:
         self.notes.append(text)
         self.reporter.warn(text)
 
-    def _scrape(self, handle: ServerHandle) -> dict[str, float] | None:
-        if not self.spec.metrics_path:
+    def _scrape(self) -> dict[str, float] | None:
+        if not self.spec.metrics_path or self.handle is None:
             return None
-        return telemetry.scrape(handle.base_url.rstrip("/") + self.spec.metrics_path)
+        return telemetry.scrape(self.handle.base_url.rstrip("/") + self.spec.metrics_path)
 
-    def _settle(self, handle: ServerHandle, before: dict[str, float] | None, expected: int) -> dict[str, float] | None:
+    def _settle(self, before: dict[str, float] | None, expected: int) -> dict[str, float] | None:
         """Counters can trail the last response by a logging interval: scrape again for a moment."""
         deadline = time.monotonic() + COUNTER_SETTLE_SECONDS
         latest = None
         while time.monotonic() < deadline:
             time.sleep(0.2)
-            latest = self._scrape(handle)
+            latest = self._scrape()
             if telemetry.counter_delta(before, latest, self.spec.generation_tokens_metric) == expected:
                 break
         return latest
 
-    def _flush_samples(self, samples: rs.SamplesWriter) -> None:
+    def flush_samples(self) -> None:
         if self._written < len(self.records):
             origin = self.records[0].scheduled if self.records else 0.0
-            samples.write_many(r.to_sample(origin) for r in self.records[self._written :])
+            self.samples.write_many(r.to_sample(origin) for r in self.records[self._written :])
             self._written = len(self.records)
 
-    def _write_config(self, handle: ServerHandle | None, started_at: str, hw: dict[str, Any]) -> None:
+    def write_config(self, started_at: str, ab: dict[str, Any] | None) -> None:
+        handle = self.handle
         config = {
             "kitt_version": __version__,
             "run_id": self.run_id,
@@ -331,11 +324,17 @@ class BenchmarkRun:
             "ready_timeout_s": self.config.ready_timeout,
             "seed": self.suite.seed,
             "suite": suite_to_dict(self.suite),
-            "hardware_fingerprint": hw.get("fingerprint"),
+            "hardware_fingerprint": self.hw.get("fingerprint"),
         }
+        if ab is not None:
+            config["ab"] = {**ab, "arm": self.name, "positions": self.positions}
         rs.write_json(self.out / rs.CONFIG_FILE, config)
 
-    def _write_metrics(self, started_at: str, elapsed: float, hw: dict[str, Any]) -> None:
+    def finish(self, started_at: str, elapsed: float, ab: dict[str, Any] | None) -> None:
+        """Write everything measured, whatever happened: samples, config, metrics and summary."""
+        self.flush_samples()
+        self.samples.close()
+        self.write_config(started_at, ab)
         passed = not self.failures and bool(self.results) and all(r.passed for r in self.results)
         document = rs.metrics_document(
             suite_name=self.suite.name,
@@ -346,7 +345,7 @@ class BenchmarkRun:
             total_time_seconds=elapsed,
             results=self.results,
             passed=passed,
-            extra={"hardware_fingerprint": hw.get("fingerprint"), "notes": self.notes, "failures": self.failures},
+            extra={"hardware_fingerprint": self.hw.get("fingerprint"), "notes": self.notes, "failures": self.failures},
         )
         rs.write_json(self.out / rs.METRICS_FILE, document)
         from kitt.compare import compare_result_sets
@@ -354,6 +353,169 @@ class BenchmarkRun:
 
         written = rs.load_metrics_file(self.out / rs.METRICS_FILE)
         (self.out / rs.SUMMARY_FILE).write_text(render_summary(compare_result_sets(written, None)), encoding="utf-8")
+
+
+class BenchmarkRun:
+    """``kitt run``: one arm, or the two arms of an A/B run scheduled in balanced pairs."""
+
+    def __init__(self, config: RunConfig, reporter: Reporter) -> None:
+        self.config = config
+        self.reporter = reporter
+        self.run_id = time.strftime("%Y%m%d%H%M%S") + "-" + os.urandom(3).hex()
+        self.out = config.output
+        self.suite = config.suite
+        if config.baseline is None:
+            self.arms = [Arm(None, config, self.out, self.run_id, reporter)]
+            self.ab: dict[str, Any] | None = None
+        else:
+            base, notes = ab_arm_configs(config)
+            self.arms = [Arm("baseline", base, self.out / "baseline", self.run_id, reporter),
+                         Arm("candidate", config, self.out / "candidate", self.run_id, reporter)]
+            self.ab = {"run_id": self.run_id, "schedule": config.ab_schedule,
+                       "order_seed": self.suite.seed, "differs": ab_differences(base, config)}
+            for note in notes:
+                for arm in self.arms:
+                    arm.notes.append(note)
+                reporter.warn(note)
+
+    def execute(self) -> RunOutcome:
+        started_at = rs.utc_timestamp()
+        started = time.monotonic()
+        self.out.mkdir(parents=True, exist_ok=True)
+        nvml, gpu_note = telemetry.load_nvml()
+        hw = hardware.collect(nvml, gpu_note)
+        for arm in self.arms:
+            arm.prepare(nvml, gpu_note, hw)
+        try:
+            with cancel_on_signals():
+                try:
+                    if self.ab is not None and self.config.ab_schedule == "blocks":
+                        self._blocks(started_at)
+                    else:
+                        for arm in self.arms:
+                            arm.start(started_at, self.ab)
+                        for test in self.suite.tests:
+                            for level in test.levels:
+                                self._level(test, level)
+                finally:
+                    for arm in self.arms:
+                        arm.stop()
+        except KittError as exc:
+            for arm in self.arms:
+                arm.failures.append(str(exc))
+            raise
+        finally:
+            for arm in self.arms:
+                arm.finish(started_at, time.monotonic() - started, self.ab)
+        failures = [f for arm in self.arms for f in arm.failures]
+        if failures:
+            raise BenchmarkError(failures[0], hint=f"Results so far are in {self.out}.")
+        return RunOutcome(self.out, passed=True, notes=[n for arm in self.arms for n in arm.notes])
+
+    def _level(self, test: TestSpec, level: Level) -> None:
+        name = test.test_name(level)
+        pairs = f" x {self.suite.repeats} pairs (A/B)" if self.ab is not None else f" x {self.suite.repeats} repeats"
+        with self.reporter.group(f"{name}: {test.num_requests} requests{pairs}"):
+            for arm in self.arms:
+                arm.warm_up(test, level)
+            if self.ab is None:
+                for run_number in range(1, self.suite.repeats + 1):
+                    self.arms[0].repeat(test, level, run_number)
+                return
+            baseline, candidate = self.arms
+            for run_number, baseline_first in enumerate(pair_orders(self.suite.repeats, f"{self.suite.seed}:{name}"), 1):
+                order = (baseline, candidate) if baseline_first else (candidate, baseline)
+                for position, arm in enumerate(order):
+                    arm.repeat(test, level, run_number, position)
+
+    def _blocks(self, started_at: str) -> None:
+        """ABBA blocks, for models that fit only once: A runs the first half of every level's repeats,
+        then B the first half and (without a restart) the second, then A the second half. Pair i is
+        A's and B's repeat i; the first half has A first, the second B first."""
+        baseline, candidate = self.arms
+        half = (self.suite.repeats + 1) // 2
+        plan = [(baseline, range(1, half + 1), 0), (candidate, range(1, half + 1), 1),
+                (candidate, range(half + 1, self.suite.repeats + 1), 0),
+                (baseline, range(half + 1, self.suite.repeats + 1), 1)]
+        running: Arm | None = None
+        for arm, runs, position in plan:
+            if not runs:
+                continue
+            if arm is not running:
+                if running is not None:
+                    running.stop()
+                arm.start(started_at, self.ab)
+                running, warmed = arm, False
+            for test in self.suite.tests:
+                for level in test.levels:
+                    if not warmed:
+                        arm.warm_up(test, level)
+                    for run_number in runs:
+                        arm.repeat(test, level, run_number, position)
+            warmed = True
+
+
+def pair_orders(pairs: int, seed: str) -> list[bool]:
+    """Seeded, shuffled pair orders (True: baseline first) with as many of each as can be: the
+    halves differ by one at most, so drift that grows through the level biases neither arm."""
+    import random
+
+    orders = [index % 2 == 0 for index in range(pairs)]
+    random.Random(seed).shuffle(orders)
+    return orders
+
+
+def ab_arm_configs(config: RunConfig) -> tuple[RunConfig, list[str]]:
+    """The baseline arm's configuration, checked against the engine's mode; and notes to show."""
+    from dataclasses import replace
+
+    from kitt.config import AB_SCHEDULES
+
+    arm = config.baseline
+    assert arm is not None
+    spec = get_engine(config.engine)
+    mode = choose_mode(spec, native=config.native, endpoint=config.endpoint)
+    if config.ab_schedule not in AB_SCHEDULES:
+        raise UsageError(f"--ab-schedule must be one of {', '.join(AB_SCHEDULES)}, got {config.ab_schedule!r}")
+    if arm.endpoint is not None and mode != "endpoint":
+        raise UsageError("--baseline-endpoint needs -e openai and --endpoint (the candidate)",
+                         hint="For an engine kitt starts, use --baseline-engine-image, --baseline-engine-arg or --baseline-model.")
+    if mode == "endpoint" and (arm.model or arm.engine_image or arm.engine_args is not None):
+        raise UsageError("--baseline-model, --baseline-engine-image and --baseline-engine-arg need an engine kitt starts",
+                         hint="Against running servers, give --baseline-endpoint (and --endpoint for the candidate).")
+    if arm.engine_image is not None and mode != "docker":
+        raise UsageError(f"--baseline-engine-image needs Docker mode; {spec.name} runs in {mode} mode here",
+                         hint="Drop --native, or compare arguments or models instead.")
+    if mode == "endpoint" and config.ab_schedule == "blocks":
+        raise UsageError("--ab-schedule blocks starts and stops engines; running endpoints cannot be",
+                         hint="Use the default, interleaved.")
+    base = replace(
+        config,
+        model=arm.model or config.model,
+        engine_image=arm.engine_image or config.engine_image,
+        engine_args=arm.engine_args if arm.engine_args is not None else config.engine_args,
+        endpoint=arm.endpoint or config.endpoint,
+        port=None,  # both arms are up at once: the baseline takes a free port
+        baseline=None,
+    )
+    notes = []
+    if not ab_differences(base, config):
+        notes.append("Both arms of this A/B run are identical, so it is an A/A run: any difference is noise.")
+    if config.ab_schedule == "blocks":
+        notes.append("ABBA blocks: the engines start 3 times (baseline, candidate, baseline), and pairs are "
+                     "further apart in time than interleaved ones, so slow drift cancels less well.")
+    return base, notes
+
+
+def ab_differences(baseline: RunConfig, candidate: RunConfig) -> dict[str, list[Any]]:
+    """What differs between the arms, as {field: [baseline, candidate]} (no secrets: URLs redacted)."""
+    fields = {
+        "model": (baseline.model, candidate.model),
+        "engine_image": (baseline.engine_image, candidate.engine_image),
+        "engine_args": (list(baseline.engine_args), list(candidate.engine_args)),
+        "endpoint": (_redact_url(baseline.endpoint or ""), _redact_url(candidate.endpoint or "")),
+    }
+    return {name: list(pair) for name, pair in fields.items() if pair[0] != pair[1]}
 
 
 def run_benchmark(config: RunConfig, reporter: Reporter | None = None) -> RunOutcome:

@@ -204,6 +204,16 @@ def log_summary(baseline: list[float] | np.ndarray, current: list[float] | np.nd
     return float(cur.mean() - base.mean()), s2, df, math.sqrt(1.0 / base.size + 1.0 / cur.size)
 
 
+def paired_summary(baseline: list[float] | np.ndarray, current: list[float] | np.ndarray) -> tuple[float, float, int, float]:
+    """``log_summary`` for paired repeats (``baseline[i]`` and ``current[i]`` ran back to back):
+    the mean and variance of the per-pair log differences, ``n - 1`` degrees of freedom and
+    ``sqrt(1/n)``. What the two repeats of a pair share (the job's shift, slow drift) cancels."""
+    diff = np.log(np.asarray(current, dtype=float)) - np.log(np.asarray(baseline, dtype=float))
+    df = diff.size - 1
+    s2 = float(diff.var(ddof=1)) if df > 0 else math.nan
+    return float(diff.mean()), s2, df, math.sqrt(1.0 / diff.size)
+
+
 def linear_summary(baseline: list[float] | np.ndarray, current: list[float] | np.ndarray) -> tuple[float, float, int, float]:
     """``log_summary`` on the raw scale, for values that can be zero (counts such as ``failed``)."""
     base, cur = np.asarray(baseline, dtype=float), np.asarray(current, dtype=float)

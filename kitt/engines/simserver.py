@@ -67,6 +67,14 @@ def lognormal(rng: random.Random, mean: float, cv: float) -> float:
     return rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
 
 
+def speed_factor(options: argparse.Namespace, wall_time: float) -> float:
+    """How much slower than configured a request arriving at ``wall_time`` is served: the arm's
+    slowdown times the drift. The drift follows the wall clock, so two sims on one host (the two
+    arms of an A/B run) drift together, as two servers on one runner do."""
+    drift = 1.0 + options.drift_pct / 100.0 * math.sin(2 * math.pi * wall_time / options.drift_period_s)
+    return options.slowdown * drift
+
+
 class Stream:
     """One streaming response: its schedule, its pre-built bytes and its truth record."""
 
@@ -299,6 +307,8 @@ class Connection:
             return
         rid = len(server.requests)
         rng = random.Random(f"{o.seed}:{rid}")
+        speed = speed_factor(o, time.time())
+        ttft_ms, itl_ms = ttft_ms * speed, itl_ms * speed
         ttft = lognormal(rng, ttft_ms, o.ttft_cv) / 1e3
         log: dict[str, Any] = {"rid": rid, "arrival": arrival, "prompt_head": prompt[:48], "chat": chat,
                                "ttft_ms": ttft * 1e3, "itl_ms": itl_ms, "max_tokens": tokens,
@@ -362,10 +372,18 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
     parser.add_argument("--miscount", type=int, default=0, help="/metrics over-counts N tokens per request")
     parser.add_argument("--log", help="write the truth log here (JSON) on SIGTERM/SIGINT")
     parser.add_argument("--backlog", type=int, default=1024)
+    parser.add_argument("--slowdown", type=float, default=1.0,
+                        help="multiply every TTFT and gap by this factor (an A/B arm made slower, say 1.1)")
+    parser.add_argument("--drift-pct", type=float, default=0.0,
+                        help="a slow drift of the whole server's speed: TTFT and gaps scaled by "
+                        "1 + P/100 * sin(2 pi * wall-clock time / period), the same for every sim on the host")
+    parser.add_argument("--drift-period-s", type=float, default=60.0, help="the drift's period in seconds")
     parser.set_defaults(**defaults)
     options = parser.parse_args(argv)
     if options.ttft_ms <= 0 or options.itl_ms <= 0 or options.tokens_per_event < 1:
         parser.error("--ttft-ms and --itl-ms must be greater than 0, --tokens-per-event at least 1")
+    if not (options.slowdown > 0 and 0 <= options.drift_pct < 100 and options.drift_period_s > 0):
+        parser.error("--slowdown and --drift-period-s must be greater than 0, --drift-pct from 0 to under 100")
     return options
 
 

@@ -286,6 +286,21 @@ def _identity_notes(comparison: Comparison) -> list[str]:
 
 def _design_note(comparison: Comparison) -> str:
     jobs = len(comparison.history)
+    if comparison.design == "paired":
+        pairs = max((r.n_current for r in comparison.rows if r.method == "paired t"), default=0)
+        ab = comparison.current.config.get("ab") or {}
+        differs = ab.get("differs") if isinstance(ab.get("differs"), dict) else {}
+        what = "; ".join(f"{name}: {code(values[0])} → {code(values[1])}" for name, values in differs.items()
+                         if isinstance(values, list) and len(values) == 2)
+        note = (f"A/B in one job ({md(ab.get('schedule', 'interleaved'))}): baseline and candidate ran as up to "
+                f"{plural(pairs, 'back-to-back pair')} per test, in balanced order, so the runner's shift and slow "
+                "drift cancel; each metric is judged on its per-pair differences.")
+        note += f" The arms differ in {what}." if what else " The arms are identical (an A/A run)."
+        dropped = comparison.pairs_dropped
+        if dropped:
+            note += " Pairs dropped to keep the order balanced after failed repeats: " + ", ".join(
+                f"{md(test)} {count}" for test, count in dropped.items()) + "."
+        return note
     if comparison.design == "history":
         dates = sorted(r.timestamp.astimezone(timezone.utc).strftime("%Y-%m-%d") for r in comparison.history)
         return (f"Compared with {jobs} baseline jobs ({dates[0]} to {dates[-1]}): the gate measures how much a "
