@@ -206,6 +206,27 @@ class Connection:
                                            f"TimeoutError: no complete response within {timeout:g} s")
         self._send(payload)
 
+    def alive(self) -> bool:
+        """Whether this idle connection can carry another request: reusable, and not closed by the peer.
+
+        One non-blocking peek, before the send time is taken: a close (or stray bytes) that has
+        already arrived is seen here, so the request goes out on a fresh connection at once
+        instead of failing on this one and being retried. A close still in flight is caught by
+        the retry (:attr:`Response.retryable`).
+        """
+        if not self.reusable or self.closed:
+            return False
+        try:
+            pending = self.sock.recv(1, socket.MSG_PEEK)  # the socket is non-blocking
+        except (BlockingIOError, InterruptedError):
+            return True  # nothing to read: still open
+        except OSError:
+            pending = b""
+        if pending and self._tls is not None:
+            return True  # a TLS record (a session ticket, say): the TLS layer's to read
+        self.close()  # closed by the peer, or plaintext bytes nobody asked for
+        return False
+
     def abort(self, reason: str) -> None:
         """Give up on the request in flight (a timeout or a cancellation) and drop the connection."""
         self.reusable = False

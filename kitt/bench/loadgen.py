@@ -188,7 +188,7 @@ class _Run:
         connection = None
         while self.idle and connection is None:
             candidate = self.idle.pop()
-            connection = candidate if candidate.reusable else None
+            connection = candidate if candidate.alive() else None
         if connection is not None:
             self._write(connection, record, position)
         else:

@@ -3,8 +3,9 @@
 A server may close an idle keep-alive connection just as the client sends the next request on
 it (llama.cpp's server does it often). The load generator then sends that request once more on a
 fresh connection, takes the send time again there, and records the retry in samples.jsonl. A
-server that fails the fresh attempt too is a real failure. The servers here are small loopback
-servers on plain sockets whose every close is scripted.
+server that fails the fresh attempt too is a real failure. Before a reuse, one peek drops a
+connection whose close has already arrived. The servers here are small loopback servers on plain
+sockets whose every close is scripted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from kitt.bench.http import Connection
 from kitt.bench.loadgen import Target, run_level
+from kitt.bench.pump import Pump
 from kitt.bench.records import RequestRecord
 from kitt.bench.workload import RequestSpec
 from kitt.config import Level
@@ -186,3 +189,22 @@ def test_connection_close_is_honoured(tmp_path: Path) -> None:
     rows = run(server, 3, 1, tmp_path / "samples.jsonl")
     assert [(row["error"], row["retries"]) for row in rows] == [(None, 0)] * 3
     assert [number for _, number, _ in server.arrivals] == [1, 2, 3]
+
+
+def test_an_idle_connection_the_peer_closed_is_not_reused() -> None:
+    # Before a reuse, one peek sees a close that has already arrived: no failed attempt at all.
+    def pair() -> tuple[Connection, socket.socket]:
+        here, there = socket.socketpair()
+        here.setblocking(False)
+        connection = Connection(Pump(), here, memoryview(bytearray(4096)))
+        connection.ready = True
+        return connection, there
+
+    open_one, peer = pair()
+    assert open_one.alive() and not open_one.closed
+    peer.close()
+    assert not open_one.alive() and open_one.closed
+    stray, peer = pair()
+    peer.sendall(b"HTTP/1.1 200 OK\r\n")  # bytes nobody asked for: not an answer to the next request
+    assert not stray.alive() and stray.closed
+    peer.close()
