@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -89,17 +90,21 @@ def test_quick_suite_on_real_llama_cpp(llama, tmp_path):
         # One event per token here; a retried request's events are the fresh attempt's only.
         assert len(s["event_ms"]) == 64
 
-    # TPOT stays right on a server this fast (a token every fraction of a millisecond, where
-    # events that arrive in one read share its stamp): at concurrency 1, each request's TPOT
-    # matches llama.cpp's own decode time per token for it, from its log, in the same order.
-    # Both clock the same stretch, first token to last; 25% leaves room for scheduling noise.
+    # TPOT stays right on a server this fast (a token every 0.1-0.3 ms, where events that arrive
+    # in one read share its stamp and many ITL gaps are 0): at concurrency 1, each request's TPOT
+    # is compared with llama.cpp's own decode time per token for it, from its log, in the same
+    # order. Both clock the same stretch, first token to last. A request whose events all came
+    # in one read has TPOT 0 (they did arrive together; see docs/performance.md), so the check
+    # is on the median over the repeats' requests, and 10% leaves room for scheduling noise.
     serial = [s for s in samples if s["test_name"] == "latency-c1"]
     log = (out / "engine.log").read_text(errors="replace")
     decoded = [(float(ms), int(n)) for ms, n in EVAL_TIME.findall(log) if int(n) == 64][:len(serial)]
     assert len(decoded) == len(serial)
-    for s, (ms, n) in zip(serial, decoded):
-        tpot = (s["event_ms"][-1] - s["event_ms"][0]) / (s["completion_tokens"] - 1)
-        assert tpot == pytest.approx(ms / (n - 1), rel=0.25), (s["index"], s["run_number"])
+    differences = [
+        abs((s["event_ms"][-1] - s["event_ms"][0]) / (s["completion_tokens"] - 1) - ms / (n - 1)) / (ms / (n - 1))
+        for s, (ms, n) in zip(serial, decoded) if not s["warmup"]
+    ]
+    assert len(differences) == 16 and statistics.median(differences) < 0.10, differences
 
     config = json.loads((out / "config.json").read_text())
     assert config["mode"] == "native" and config["served_model"] == gguf.stem
