@@ -90,6 +90,7 @@ def server_dir(cache_dir: Path | None = None) -> Path:
 
 
 def _require_tools() -> None:
+    """Fail at once, saying what to install, rather than after the download."""
     missing = [tool for tool in ("cmake", "c++") if shutil.which(tool) is None]
     if missing:
         raise RuntimeError(
@@ -100,7 +101,6 @@ def _require_tools() -> None:
 
 def _build_into(work: Path, dest: Path) -> None:
     """Download the sdist and build llama-server in ``work``; fill ``dest``."""
-    _require_tools()
     vllm_cpu._run(
         [
             sys.executable, "-m", "pip", "download", "--quiet",
@@ -138,9 +138,12 @@ def ensure_server(cache_dir: Path | None = None) -> Path:
     with vllm_cpu._locked(dest.parent / f"{dest.name}.lock"):
         if (dest / _STAMP).is_file() and binary.is_file():
             return binary
+        _require_tools()
         _log(f"building llama-server {LLAMA_CPP_PYTHON_VERSION} into {dest}")
         started = time.monotonic()
         dest.parent.mkdir(parents=True, exist_ok=True)
+        for stale in dest.parent.glob(f".{dest.name}-*"):  # a build killed mid-way (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
         with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}-") as tmp:
             staged = Path(tmp) / "out"
             _build_into(Path(tmp), staged)
