@@ -25,7 +25,11 @@ What it supports, and no more: one request at a time per keep-alive connection, 
 with ``Content-Length``; responses framed by chunked encoding, ``Content-Length`` or connection
 close; interim 1xx responses; ``http`` and ``https`` (TLS through :class:`ssl.MemoryBIO`, so TLS
 reads keep their kernel stamps); a deadline per request. HTTP error statuses and connection errors
-come back in :class:`Response` as an error string; nothing raises into the pump.
+come back in :class:`Response` as an error string; nothing raises into the pump. A response
+that ended on a *reused* connection before its first byte is marked ``retryable``: a server may
+close an idle keep-alive connection just as the client sends on it (llama.cpp's server often
+does), and the load generator then sends the request once more on a fresh connection, as curl
+does. ``Connection: close`` (and HTTP/1.0 without keep-alive) makes a connection not reusable.
 """
 
 from __future__ import annotations
@@ -89,6 +93,9 @@ class Response:
     error: str | None = None
     end: float | None = None
     body: bytes = b""  # the start of a non-200 body, for the error message
+    # The connection had carried an earlier request and ended before any byte of this response:
+    # the server closed an idle keep-alive connection as it was reused. Safe to send again.
+    retryable: bool = False
 
 
 # ------------------------------------------------------------------------------ connection
@@ -115,6 +122,8 @@ class Connection:
         self._fd = sock.fileno()
         self._last_read = 0.0
         self.kernel_stamps = False
+        self.requests = 0  # requests written on this connection
+        self._interim = False  # a 1xx response arrived for the request in flight
         self._buffer = b""
         self._state = "idle"  # idle, head, chunk-size, chunk-data, chunk-crlf, trailers, length, until-close
         self._left = 0  # bytes left in the current chunk, chunk terminator or body
@@ -190,10 +199,33 @@ class Connection:
             raise RuntimeError("a connection carries one request at a time, and only once open")
         self._on_done = on_done
         self._response = Response()
+        self.requests += 1
+        self._interim = False
         self._state, self._buffer, self._sse = "head", b"", b""
         self._deadline = self.pump.call_at(clock() + timeout, self.abort,
                                            f"TimeoutError: no complete response within {timeout:g} s")
         self._send(payload)
+
+    def alive(self) -> bool:
+        """Whether this idle connection can carry another request: reusable, and not closed by the peer.
+
+        One non-blocking peek, before the send time is taken: a close (or stray bytes) that has
+        already arrived is seen here, so the request goes out on a fresh connection at once
+        instead of failing on this one and being retried. A close still in flight is caught by
+        the retry (:attr:`Response.retryable`).
+        """
+        if not self.reusable or self.closed:
+            return False
+        try:
+            pending = self.sock.recv(1, socket.MSG_PEEK)  # the socket is non-blocking
+        except (BlockingIOError, InterruptedError):
+            return True  # nothing to read: still open
+        except OSError:
+            pending = b""
+        if pending and self._tls is not None:
+            return True  # a TLS record (a session ticket, say): the TLS layer's to read
+        self.close()  # closed by the peer, or plaintext bytes nobody asked for
+        return False
 
     def abort(self, reason: str) -> None:
         """Give up on the request in flight (a timeout or a cancellation) and drop the connection."""
@@ -368,6 +400,8 @@ class Connection:
             return
         reason = f"{type(exc).__name__}: {exc}" if exc else "the server closed the connection"
         where = "before a response" if self._state == "head" else "mid-response"
+        if self._state == "head" and not self._buffer and not self._interim and self.requests > 1:
+            self._response.retryable = True  # a reused connection, not one response byte: see Response
         self._settle(f"connection closed {where} ({reason})")
 
     def _cancel_deadline(self) -> None:
@@ -466,6 +500,7 @@ class Connection:
             raise ValueError(f"bad status line {lines[0][:80]!r}")
         status = int(rest[:3])
         if 100 <= status < 200:  # an interim response (100 Continue): the real one follows
+            self._interim = True
             return
         response = self._response
         assert response is not None

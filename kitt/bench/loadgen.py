@@ -188,10 +188,13 @@ class _Run:
         connection = None
         while self.idle and connection is None:
             candidate = self.idle.pop()
-            connection = candidate if candidate.reusable else None
+            connection = candidate if candidate.alive() else None
         if connection is not None:
             self._write(connection, record, position)
-            return
+        else:
+            self._open_and_write(record, position)
+
+    def _open_and_write(self, record: RequestRecord, position: int) -> None:
         record.sent = time.perf_counter()  # a new connection: its set-up shows as schedule lag
 
         def opened(connection: Connection, error: str | None) -> None:
@@ -205,9 +208,17 @@ class _Run:
     def _write(self, connection: Connection, record: RequestRecord, position: int) -> None:
         record.sent = time.perf_counter()
         connection.request(self.payloads[position], self.target.request_timeout,
-                           lambda response: self._exchanged(connection, record, response))
+                           lambda response: self._exchanged(connection, record, response, position))
 
-    def _exchanged(self, connection: Connection, record: RequestRecord, response: Response) -> None:
+    def _exchanged(self, connection: Connection, record: RequestRecord, response: Response, position: int) -> None:
+        if response.retryable and not record.retries:
+            # The server closed a kept-alive connection as this request went out on it, before any
+            # response byte: send it once more on a fresh connection. The send time is taken again
+            # there, so TTFT runs from the real send; the retry is kept in the record.
+            connection.close()
+            record.retries, record.retry_error = 1, response.error
+            self._open_and_write(record, position)
+            return
         record.status = response.status
         record.end = response.end
         if response.error is not None:

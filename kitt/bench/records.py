@@ -26,6 +26,8 @@ class RequestRecord:
     requested_output_tokens: int = 0
     status: int | None = None
     error: str | None = None
+    retries: int = 0  # sent again on a fresh connection after a reused one closed unanswered
+    retry_error: str | None = None  # how the first attempt ended, when there was a retry
 
     @property
     def warmup(self) -> bool:
@@ -62,4 +64,6 @@ class RequestRecord:
             "requested_output_tokens": self.requested_output_tokens,
             "status": self.status,
             "error": self.error,
+            "retries": self.retries,
+            "retry_error": self.retry_error,
         }

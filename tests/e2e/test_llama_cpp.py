@@ -1,0 +1,160 @@
+"""`kitt run -e llama-cpp --native` against a real llama.cpp `llama-server` serving a tiny GGUF.
+
+The server is built from the llama-cpp-python sdist's vendored llama.cpp and the GGUF is
+converted from the tiny test model, both once into the test cache (tests/e2e/llama_cpp.py).
+kitt starts the server itself, with the argument template Docker mode uses too. llama.cpp's
+server closes kept-alive connections as the client reuses them, so these runs also exercise the
+load generator's retry on a fresh connection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kitt.engines import get_engine, served_name
+from kitt.engines.docker import docker_run_command
+from support import REPO, clean_environ, free_port, processes_with, run_kitt
+
+pytestmark = pytest.mark.llama
+
+from e2e import llama_cpp  # noqa: E402  (tests/ is on the path: pyproject)
+
+# llama-server's per-request timing line: "eval time = 13.85 ms / 64 tokens (...)".
+EVAL_TIME = re.compile(r"\|\s+eval time =\s+([\d.]+) ms /\s+(\d+) tokens")
+# One generation thread: the tiny model needs no more, and the test machines are shared.
+ENGINE_ARGS = ["--engine-arg=--threads", "--engine-arg=1"]
+
+
+@pytest.fixture(scope="module")
+def llama():
+    """(llama-server binary, tiny GGUF): built on first use, then reused from the cache."""
+    return llama_cpp.tiny_gguf()
+
+
+def kitt_env(binary: Path) -> dict[str, str]:
+    """kitt's environment with llama-server first on PATH, as a user who installed it would have."""
+    return clean_environ(PATH=f"{binary.parent}{os.pathsep}{os.environ['PATH']}")
+
+
+def servers_on(port: int) -> list[str]:
+    return [p for p in processes_with("llama-server") if f"--port {port}" in p]
+
+
+def wait_until_gone(port: int, timeout: float = 10.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while servers_on(port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return servers_on(port)
+
+
+def test_quick_suite_on_real_llama_cpp(llama, tmp_path):
+    binary, gguf = llama
+    out = tmp_path / "results"
+    port = free_port()
+    done = run_kitt(
+        "run", "-e", "llama-cpp", "--native", "-m", str(gguf), "-s", "quick", "-o", str(out),
+        "--port", str(port), "--repeats", "2", *ENGINE_ARGS, env=kitt_env(binary), timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["passed"] is True and metrics["engine"] == "llama-cpp"
+    assert [r["test_name"] for r in metrics["results"]] == ["latency-c1"] * 2 + ["throughput-c8"] * 2
+    for result in metrics["results"]:
+        m = result["metrics"]
+        requested = 8 if result["test_name"] == "latency-c1" else 32
+        assert m["completed"] == requested and m["failed"] == 0, result
+        # ignore_eos makes every output exactly the requested 64 tokens.
+        assert m["output_len_mismatch"] == 0 and m["total_output_tokens"] == requested * 64
+        assert m["median_ttft_ms"] < m["median_e2el_ms"] and m["p99_ttft_ms"] < m["p99_e2el_ms"]
+        # llama.cpp's own counter (llamacpp:tokens_predicted_total) agrees with the client's count.
+        assert m["server_generation_tokens"] == m["total_output_tokens"]
+        assert m["token_count_mismatch"] == 0
+        assert m["mean_tpot_ms"] > 0
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    measured = [s for s in samples if not s["warmup"]]
+    assert len(measured) == 2 * (8 + 32)
+    for s in measured:
+        assert s["error"] is None and s["usage_from_server"] and s["completion_tokens"] == 64
+        assert 0 < s["event_ms"][0] <= s["event_ms"][-1]  # TTFT below E2E latency, per request
+        assert s["retries"] in (0, 1) and (s["retries"] == 1) == (s["retry_error"] is not None)
+        # One event per token here; a retried request's events are the fresh attempt's only.
+        assert len(s["event_ms"]) == 64
+
+    # TPOT stays right on a server this fast (a token every 0.1-0.3 ms, where events that arrive
+    # in one read share its stamp and many ITL gaps are 0): at concurrency 1, each request's TPOT
+    # is compared with llama.cpp's own decode time per token for it, from its log, in the same
+    # order. Both clock the same stretch, first token to last. A request whose events all came
+    # in one read has TPOT 0 (they did arrive together; see docs/performance.md), so the check
+    # is on the median over the repeats' requests, and 10% leaves room for scheduling noise.
+    serial = [s for s in samples if s["test_name"] == "latency-c1"]
+    log = (out / "engine.log").read_text(errors="replace")
+    decoded = [(float(ms), int(n)) for ms, n in EVAL_TIME.findall(log) if int(n) == 64][:len(serial)]
+    assert len(decoded) == len(serial)
+    differences = [
+        abs((s["event_ms"][-1] - s["event_ms"][0]) / (s["completion_tokens"] - 1) - ms / (n - 1)) / (ms / (n - 1))
+        for s, (ms, n) in zip(serial, decoded) if not s["warmup"]
+    ]
+    assert len(differences) == 16 and statistics.median(differences) < 0.10, differences
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["mode"] == "native" and config["served_model"] == gguf.stem
+    command = config["server_command"]
+    assert command[0] == "llama-server" and command[command.index("--model") + 1] == str(gguf)
+    assert "--metrics" in command and config["exact_output_len"] is True
+    # Docker mode passes the same arguments to the image; only host and port differ.
+    spec = get_engine("llama-cpp")
+    docker = docker_run_command(
+        spec, image=spec.image or "", model=str(gguf), served=served_name(spec, str(gguf)), host_port=port,
+        extra_args=tuple(command[len(spec.native_command) + len(spec.server_args):]), name="n", run_id="r",
+        environ={"HOME": str(tmp_path)}, owner_pid=1, owner_host="h",
+    )
+    docker_args = docker[docker.index(spec.image) + 1:]
+    swap = {"0.0.0.0": "127.0.0.1", str(spec.container_port): str(port), f"/models/{gguf.name}": str(gguf)}
+    assert [swap.get(a, a) for a in docker_args] == command[len(spec.native_command):]
+    assert "llama-cpp" in (out / "summary.md").read_text()
+    assert wait_until_gone(port) == []
+
+
+def test_llama_cpp_killed_mid_run(llama, tmp_path):
+    binary, gguf = llama
+    out = tmp_path / "results"
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kitt", "run", "-e", "llama-cpp", "--native", "-m", str(gguf), "-s", "quick",
+         "-o", str(out), "--port", str(port), "--concurrency", "2", "--num-requests", "2000", "--repeats", "1",
+         "--output-len", "64", *ENGINE_ARGS],
+        cwd=REPO, env=kitt_env(binary), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        samples = out / "samples.jsonl"
+        deadline = time.monotonic() + 300
+        # Wait until the warm-up is written, then give the measured repeat a moment.
+        while not (samples.exists() and samples.read_text().strip()):
+            assert process.poll() is None, process.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "llama-server did not get through the warm-up in time"
+            time.sleep(0.2)
+        time.sleep(2)
+        server = servers_on(port)
+        assert len(server) == 1, server
+        os.kill(int(server[0].split(":")[0]), signal.SIGKILL)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("kitt: error: ")]
+    assert len(errors) == 1 and "llama-cpp exited with status -9 during latency-c2 run 1" in errors[0], stderr[-3000:]
+    kept = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert any(s["error"] is None and not s["warmup"] for s in kept)  # what was measured is kept
+    assert json.loads((out / "metrics.json").read_text())["passed"] is False
+    assert wait_until_gone(port) == []
