@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from kitt.config import AB_SCHEDULES
 from kitt.errors import GitHubError, KittError, ResultsError, UsageError
 from kitt.github.actions_io import ActionsContext, Annotations, mask, set_output
 
@@ -64,6 +65,11 @@ class ActionInputs:
     endpoint: str | None
     engine_image: str | None
     engine_args: tuple[str, ...]
+    baseline_engine_image: str | None
+    baseline_engine_args: tuple[str, ...] | None
+    baseline_model: str | None
+    baseline_endpoint: str | None
+    ab_schedule: str
     repeats: int | None
     native: bool
     comment: str
@@ -103,7 +109,12 @@ class ActionInputs:
             results_dir=Path(get("results-dir", "kitt-results") or "kitt-results"),
             endpoint=get("endpoint") or None,
             engine_image=get("engine-image") or None,
-            engine_args=tuple(line.strip() for line in get("engine-args").splitlines() if line.strip()),
+            engine_args=_lines(get("engine-args")),
+            baseline_engine_image=get("baseline-engine-image") or None,
+            baseline_engine_args=_lines(get("baseline-engine-args")) if get("baseline-engine-args") else None,
+            baseline_model=get("baseline-model") or None,
+            baseline_endpoint=get("baseline-endpoint") or None,
+            ab_schedule=_choice(get("ab-schedule", "interleaved"), "ab-schedule", AB_SCHEDULES),
             repeats=_whole(get("repeats"), "repeats"),
             native=_boolean(get("native", "false"), "native"),
             comment=_choice(get("comment", "always"), "comment", COMMENT_POLICIES),
@@ -124,6 +135,10 @@ def derive_comment_key(engine: str, model: str, suite: str) -> str:
 def artifact_name_for(prefix: str, key: str) -> str:
     """An artifact name GitHub accepts (no " : < > | * ? \\ / or newlines) derived from the key."""
     return re.sub(r'[":<>|*?\\/\r\n]+', "-", f"{prefix}-{key}").strip("-")
+
+
+def _lines(value: str) -> tuple[str, ...]:
+    return tuple(line.strip() for line in value.splitlines() if line.strip())
 
 
 def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
@@ -206,7 +221,7 @@ class ActionRun:
                 self.notes.error(f"The benchmark run's conclusion is {str(conclusion)[:40]!r}, so its results cannot pass.")
                 return False
             return True
-        from kitt.config import Overrides, RunConfig, apply_overrides, load_suite
+        from kitt.config import BaselineArm, Overrides, RunConfig, apply_overrides, load_suite
         from kitt.progress import Reporter
         from kitt.run import run_benchmark
 
@@ -222,6 +237,9 @@ class ActionRun:
             engine_image=self.inputs.engine_image,
             engine_args=self.inputs.engine_args,
             native=self.inputs.native,
+            baseline=BaselineArm.named(self.inputs.baseline_model, self.inputs.baseline_engine_image,
+                                       self.inputs.baseline_engine_args, self.inputs.baseline_endpoint),
+            ab_schedule=self.inputs.ab_schedule,
         )
         self._write_pull_request()
         try:
@@ -230,7 +248,7 @@ class ActionRun:
             raise
         except KittError as error:
             self.fail(error)
-            if not (self.inputs.results_dir / "metrics.json").is_file():
+            if next(self.inputs.results_dir.rglob("metrics.json"), None) is None:
                 return None
             return False
         return True
@@ -272,8 +290,11 @@ class ActionRun:
     def _report(self, benchmark_ok: bool) -> None:
         from kitt.ci import ReportOptions, build_report, publish_report
 
+        from kitt.ci import ab_layout
+
         pr, base_ref = self._pull_request()
-        baseline_dir = self._baseline(base_ref)
+        # An A/B run brings its own baseline arm: no baseline artifact is needed or downloaded.
+        baseline_dir = None if ab_layout(self.inputs.results_dir) else self._baseline(base_ref)
         options = ReportOptions(
             results_dir=self.inputs.results_dir,
             baseline_dir=baseline_dir,

@@ -145,13 +145,17 @@ def build_report(options: ReportOptions) -> Report:
 
     thresholds = load_thresholds(options.thresholds_file, options.threshold)
     marker = comment_marker(options.comment_key)
-    current = load_result_set(Path(options.results_dir))
+    results_dir, baseline_dir = Path(options.results_dir), options.baseline_dir
+    arms = ab_layout(results_dir)
+    if arms is not None and baseline_dir is None:  # an A/B run's folder: its arms are the two sides
+        results_dir, baseline_dir = arms
+    current = load_result_set(results_dir)
     if not current.results:
         raise ResultsError(
             f"{current.metrics_path} holds no test results",
             hint="The benchmark produced nothing to report; check the run's log.",
         )
-    history = load_baseline_history(options.baseline_dir, options.baseline_history)
+    history = load_baseline_history(baseline_dir, options.baseline_history)
     comparison = compare_result_sets(
         current, history or None, thresholds, allow_hardware_mismatch=options.allow_hardware_mismatch,
         allow_mismatch=options.allow_mismatch, upstream_failure=options.upstream_failure,
@@ -161,6 +165,14 @@ def build_report(options: ReportOptions) -> Report:
     notices = _comparison_notices(comparison, options)
     exit_code = 1 if options.fail_on_regression and comparison.gate_failed else 0
     return Report(comparison, markdown, exit_code, notices, full_markdown=full)
+
+
+def ab_layout(directory: Path) -> tuple[Path, Path] | None:
+    """(candidate, baseline) when ``directory`` is what ``kitt run`` writes in A/B mode, else None."""
+    candidate, baseline = Path(directory) / "candidate", Path(directory) / "baseline"
+    if (candidate / METRICS_FILE).is_file() and (baseline / METRICS_FILE).is_file():
+        return candidate, baseline
+    return None
 
 
 def load_baseline_history(directory: Path | None, limit: int = 10) -> list[ResultSet]:

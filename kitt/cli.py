@@ -16,7 +16,6 @@ from kitt import __version__
 from kitt.errors import KittError, UsageError
 
 if TYPE_CHECKING:
-    from kitt.config import BaselineArm
     from kitt.github.actions_io import ActionsContext, Annotations
 
 DESCRIPTION = "Benchmark LLM inference engines and gate pull requests on performance regressions."
@@ -151,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from kitt.config import Overrides, RunConfig, apply_overrides, load_suite, parse_concurrency_list
+    from kitt.config import BaselineArm, Overrides, RunConfig, apply_overrides, load_suite, parse_concurrency_list
     from kitt.github.actions_io import ActionsContext
     from kitt.progress import Reporter
     from kitt.run import run_benchmark
@@ -180,8 +179,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         port=args.port,
         native=args.native,
         ready_timeout=args.ready_timeout,
-        baseline=baseline_arm(args.baseline_model, args.baseline_engine_image, args.baseline_engine_arg,
-                              args.baseline_endpoint),
+        baseline=BaselineArm.named(args.baseline_model, args.baseline_engine_image, args.baseline_engine_arg,
+                                   args.baseline_endpoint),
         ab_schedule=args.ab_schedule,
     )
     context = ActionsContext.from_environment()
@@ -191,16 +190,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"Compare: kitt ci report --results-dir {outcome.output / 'candidate'} "
               f"--baseline-dir {outcome.output / 'baseline'}")
     return 0
-
-
-def baseline_arm(model: str | None, image: str | None, args: list[str] | None, endpoint: str | None) -> BaselineArm | None:
-    """The A/B baseline arm the options name, or None when none is named (a plain run)."""
-    from kitt.config import BaselineArm
-
-    if model is None and image is None and args is None and endpoint is None:
-        return None
-    return BaselineArm(model=model, engine_image=image, engine_args=tuple(args) if args is not None else None,
-                       endpoint=endpoint)
 
 
 def _cmd_engines_list(args: argparse.Namespace) -> int:

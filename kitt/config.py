@@ -100,6 +100,14 @@ class BaselineArm:
     engine_args: tuple[str, ...] | None = None
     endpoint: str | None = None
 
+    @classmethod
+    def named(cls, model: str | None, image: str | None, args: list[str] | tuple[str, ...] | None,
+              endpoint: str | None) -> BaselineArm | None:
+        """The arm the options name, or None when they name none (a plain run)."""
+        if model is None and image is None and args is None and endpoint is None:
+            return None
+        return cls(model, image, tuple(args) if args is not None else None, endpoint)
+
 
 AB_SCHEDULES = ("interleaved", "blocks")
 

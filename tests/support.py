@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,3 +55,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def unique_model() -> str:
+    """A model name no other test uses, so its engine processes can be found by name."""
+    return f"sim-{uuid.uuid4().hex[:10]}"
+
+
+def assert_no_engine_left(model: str) -> None:
+    deadline = time.monotonic() + 5
+    while processes_with(model) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_with(model) == []
+
+
+def assert_one_line_error(stderr: str, *fragments: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("kitt: error: ")]
+    assert len(lines) == 1, stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]

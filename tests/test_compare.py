@@ -347,3 +347,47 @@ def test_compare_result_sets_decides_exactly_like_the_simulation() -> None:
         moved_better = np.where(lower, summaries[:, 0] < 0, summaries[:, 0] > 0)
         p_moved = np.where(moved_better, expected.p_better, expected.p_worse)
         assert [rows[m].p_value for m in names] == pytest.approx(p_moved.tolist())
+
+
+# --------------------------------------------------------------------------- A/B pairs
+
+
+def ab_sides(rng: np.random.Generator, positions: list[int], shift: dict[str, float] | None = None,
+             run_id: str = "run-1") -> tuple[ResultSet, ResultSet]:
+    """The two arms of an A/B run, pair by pair sharing a drift that the pairing must cancel."""
+    base_repeats, cur_repeats = [], []
+    for pair in range(len(positions)):
+        drift = 1 + 0.2 * math.sin(pair)  # a large swing between pairs, none within one
+        base_repeats.append({k: v * drift for k, v in noisy_repeats(rng, 1, cv=0.01)[0].items()})
+        cur_repeats.append({k: v * drift for k, v in noisy_repeats(rng, 1, shift, cv=0.01)[0].items()})
+    base, cur = result_set({"throughput-c8": base_repeats}), result_set({"throughput-c8": cur_repeats})
+    base.config = {"ab": {"run_id": run_id, "arm": "baseline", "positions": {"throughput-c8": [1 - p for p in positions]}}}
+    cur.config = {"ab": {"run_id": "run-1", "arm": "candidate", "positions": {"throughput-c8": positions}}}
+    return base, cur
+
+
+def test_paired_arms_cancel_drift_that_an_unpaired_test_cannot() -> None:
+    rng = np.random.default_rng(31)
+    base, cur = ab_sides(rng, [0, 1, 1, 0, 1, 0], {"median_tpot_ms": 1.08})
+    paired = compare_result_sets(cur, base)
+    assert paired.design == "paired"
+    rows = by_metric(paired)
+    assert all(r.method == "paired t" for r in rows.values() if r.gated)
+    assert [r.metric for r in paired.regressions] == ["median_tpot_ms"]
+    # The same numbers from two unrelated runs: the drift swamps the 8% change.
+    base, cur = ab_sides(np.random.default_rng(31), [0, 1, 1, 0, 1, 0], {"median_tpot_ms": 1.08}, run_id="other")
+    unpaired = compare_result_sets(cur, base)
+    assert unpaired.design == "single" and unpaired.regressions == []
+
+
+def test_a_failed_repeat_drops_pairs_until_the_order_is_balanced() -> None:
+    rng = np.random.default_rng(32)
+    base, cur = ab_sides(rng, [0, 0, 1, 1, 0, 1])
+    failed = [r for r in base.results if r.run_number in (3, 4)]  # two baseline-first pairs fail
+    for result in failed:
+        result.passed = False
+    comparison = compare_result_sets(cur, base)
+    # Left: three candidate-first pairs and one baseline-first: one is dropped to balance them.
+    assert comparison.pairs_dropped == {"throughput-c8": 1}
+    assert {r.n_current for r in comparison.rows} == {6}
+    assert min(r.change_pct is not None for r in comparison.rows if r.gated)

@@ -96,3 +96,32 @@ def test_compare_result_sets_decides_history_exactly_like_the_simulation_functio
                                     np.full(METRICS, 5.0))  # fmt: skip
         assert [rows[m].verdict is Verdict.REGRESSION for m in names] == expected.regression.tolist()
         assert all(rows[m].method == "history t" for m in names)
+
+
+# --------------------------------------------------------------------------- A/B in one job, under drift
+
+
+def test_paired_a_b_holds_false_alarms_and_catches_ten_percent_under_drift() -> None:
+    from gate_sim import simulate_ab
+
+    # The runner's speed drifts by ±5% over the job (and the job itself is 3% off): 5 pairs.
+    common = dict(pairs=5, drift_pct=5.0, repeat_cv=REPEAT_CV)
+    assert simulate_ab(REPORTS, seed=21, **common).any(axis=-1).mean() <= 0.01
+    assert simulate_ab(REPORTS, shift=one_metric_worse(10), seed=22, **common)[:, 0].mean() >= 0.95
+
+
+def test_the_same_drift_judged_from_two_separate_runs_cries_wolf() -> None:
+    from gate_sim import simulate_ab
+
+    separate = simulate_ab(REPORTS, pairs=5, drift_pct=5.0, repeat_cv=REPEAT_CV, paired=False, seed=23)
+    assert separate.any(axis=-1).mean() > 0.10
+
+
+def test_pair_orders_are_balanced_and_seeded() -> None:
+    from kitt.run import pair_orders
+
+    for pairs in range(1, 12):
+        orders = pair_orders(pairs, "seed:test-c8")
+        assert len(orders) == pairs and abs(2 * sum(orders) - pairs) <= 1
+        assert orders == pair_orders(pairs, "seed:test-c8")
+    assert len({tuple(pair_orders(10, f"s{i}")) for i in range(20)}) > 1  # shuffled, not fixed

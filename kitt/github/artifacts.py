@@ -32,7 +32,7 @@ from urllib.parse import quote
 import requests
 
 from kitt.errors import ArtifactError, UsageError
-from kitt.github.http import ARTIFACT_RETRY, IDEMPOTENT_METHODS, Attempts, RetryPolicy, send
+from kitt.github.http import ARTIFACT_RETRY, Attempts, RetryPolicy, send
 
 TWIRP_SERVICE = "twirp/github.actions.results.api.v1.ArtifactService"
 FORBIDDEN_NAME_CHARACTERS = ('"', ":", "<", ">", "|", "*", "?", "\r", "\n", "\\", "/")

@@ -9,12 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from support import REPO, clean_environ, processes_with, run_kitt
+from support import REPO, assert_no_engine_left, assert_one_line_error, clean_environ, processes_with, run_kitt, unique_model
 
 
 def _gpu_present() -> bool:
@@ -36,27 +35,8 @@ GPU_PRESENT = _gpu_present()
 SMALL = ["--num-requests", "4", "--repeats", "2", "--warmup", "1", "--output-len", "8", "--input-len", "16"]
 
 
-def unique_model() -> str:
-    return f"sim-{uuid.uuid4().hex[:10]}"
-
-
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
-
-
-def assert_no_engine_left(model: str) -> None:
-    deadline = time.monotonic() + 5
-    while processes_with(model) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert processes_with(model) == []
-
-
-def assert_one_line_error(stderr: str, *fragments: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.startswith("kitt: error: ")]
-    assert len(lines) == 1, stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def test_full_result_set(tmp_path):

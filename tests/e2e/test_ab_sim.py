@@ -1,0 +1,78 @@
+"""A/B in one job, end to end on the sim engine: two servers whose speed drifts together.
+
+The sims drift by a wall-clock sine shared by every sim on the host (as two servers on one runner
+do). A candidate arm 15% slower is caught; an A/A run under the same drift is not; the bad inputs
+the issue names end in one line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from support import assert_no_engine_left, assert_one_line_error, run_kitt, unique_model
+
+DRIFT = ["--engine-arg=--drift-pct=10", "--engine-arg=--drift-period-s=20"]
+LOAD = ["--concurrency", "4", "--num-requests", "8", "--repeats", "6", "--warmup", "2", "--output-len", "16",
+        "--seed", "7"]  # fmt: skip
+
+
+def ab_run(out: Path, model: str, candidate: list[str], baseline: list[str]) -> None:
+    args = ["run", "-m", model, "-e", "sim", "-s", "quick", "-o", str(out), *LOAD, *DRIFT, *candidate]
+    args += [f"--baseline-engine-arg={a}" for a in DRIFT_ARGS + baseline]
+    done = run_kitt(*args, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+DRIFT_ARGS = ["--drift-pct=10", "--drift-period-s=20"]
+
+
+def report(out: Path, tmp: Path) -> tuple[int, str, dict]:
+    outputs = tmp / "outputs"
+    done = run_kitt("ci", "report", "--results-dir", str(out / "candidate"), "--baseline-dir", str(out / "baseline"),
+                    "--fail-on-regression", "--output", str(tmp / "report.md"))
+    return done.returncode, (tmp / "report.md").read_text(), {"stderr": done.stderr, "outputs": outputs}
+
+
+def test_a_slower_candidate_is_caught_and_an_a_a_run_is_not(tmp_path: Path) -> None:
+    model = unique_model()
+    slower = tmp_path / "ab"
+    ab_run(slower, model, ["--engine-arg=--slowdown=1.15"], [])
+    for arm in ("baseline", "candidate"):
+        config = json.loads((slower / arm / "config.json").read_text())
+        assert config["ab"]["arm"] == arm and config["ab"]["schedule"] == "interleaved"
+        positions = config["ab"]["positions"]["latency-c4"]
+        assert len(positions) == 6 and sorted(positions) == [0, 0, 0, 1, 1, 1]  # balanced
+        assert (slower / arm / "metrics.json").is_file() and (slower / arm / "summary.md").is_file()
+    code, text, _ = report(slower, tmp_path)
+    assert code == 1 and "A/B in one job (interleaved)" in text and "paired" not in text.splitlines()[1]
+    regressions = text.split("**Regressions**", 1)[1].split("\n\n", 1)[0]
+    assert "`median_tpot_ms`" in regressions and "`median_e2el_ms`" in regressions
+
+    same = tmp_path / "aa"
+    ab_run(same, model, [], [])
+    code, text, _ = report(same, tmp_path)
+    assert code == 0, text[:3000]
+    assert "The arms are identical (an A/A run)" in text
+    assert_no_engine_left(model)
+
+
+def test_ab_flags_an_engine_cannot_take_are_usage_errors(tmp_path: Path) -> None:
+    model = unique_model()
+    base = ["run", "-m", model, "-e", "sim", "-s", "quick", "-o", str(tmp_path / "r")]
+    done = run_kitt(*base, "--baseline-engine-image", "vllm/vllm-openai:v0.9.0")
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, "--baseline-engine-image needs Docker mode")
+    done = run_kitt(*base, "--baseline-endpoint", "http://127.0.0.1:9")
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, "--baseline-endpoint needs -e openai")
+    assert not (tmp_path / "r").exists()  # refused before anything started
+
+
+def test_an_arm_that_never_gets_ready_is_named_and_both_are_torn_down(tmp_path: Path) -> None:
+    model = unique_model()
+    done = run_kitt("run", "-m", model, "-e", "sim", "-s", "quick", "-o", str(tmp_path / "r"), *LOAD,
+                    "--baseline-engine-arg=--never-ready", "--ready-timeout", "3", timeout=120)
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "the baseline arm")
+    assert_no_engine_left(model)

@@ -1,0 +1,48 @@
+"""A/B in one job against two real vLLM CPU servers of the tiny model, up at the same time.
+
+The candidate arm runs with ``--max-num-seqs=1``, which makes vLLM serve four concurrent streams
+one at a time: measurably slower. The A/B run must catch it; an A/A run (both arms alike) must not
+find a regression.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from support import run_kitt
+
+pytestmark = pytest.mark.vllm
+
+from e2e.test_vllm_cpu import ENGINE_ARGS, kitt_env, vllm, wait_until_gone  # noqa: E402,F401  (the fixture)
+
+LOAD = ["-s", "quick", "--concurrency", "4", "--num-requests", "8", "--repeats", "4", "--warmup", "2",
+        "--output-len", "32"]  # fmt: skip
+BASELINE_ARGS = [arg.replace("--engine-arg=", "--baseline-engine-arg=") for arg in ENGINE_ARGS]
+
+
+def ab(vllm, tmp_path, name: str, candidate_extra: list[str]) -> tuple[int, str]:
+    bin_dir, model_dir = vllm
+    out = tmp_path / name
+    done = run_kitt("run", "-e", "vllm", "--native", "-m", str(model_dir), "-o", str(out), *LOAD, *ENGINE_ARGS,
+                    *candidate_extra, *BASELINE_ARGS, env=kitt_env(bin_dir, tmp_path), timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert wait_until_gone() == [], "both vLLM servers must be gone"
+    for arm in ("baseline", "candidate"):
+        metrics = json.loads((out / arm / "metrics.json").read_text())
+        assert metrics["passed"] and all(r["metrics"]["failed"] == 0 for r in metrics["results"])
+    report = tmp_path / f"{name}.md"
+    done = run_kitt("ci", "report", "--results-dir", str(out), "--fail-on-regression", "--output", str(report))
+    return done.returncode, report.read_text()
+
+
+def test_a_slower_vllm_arm_is_caught_and_an_a_a_pair_is_not(vllm, tmp_path):
+    code, text = ab(vllm, tmp_path, "slower", ["--engine-arg=--max-num-seqs=1"])
+    assert code == 1, text[:4000]
+    assert "A/B in one job (interleaved)" in text and "--max-num-seqs=1" in text
+    regressions = text.split("**Regressions**", 1)[1].split("\n\n", 1)[0]
+    assert "`output_throughput`" in regressions and "`median_ttft_ms`" in regressions
+    code, text = ab(vllm, tmp_path, "same", [])
+    assert code == 0, text[:4000]
+    assert "The arms are identical (an A/A run)" in text
