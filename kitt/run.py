@@ -132,6 +132,8 @@ class BenchmarkRun:
             endpoint=self.config.endpoint,
             run_id=self.run_id,
             log_path=self.out / "engine.log",
+            container_cli=self.config.container_cli,
+            gpus=self.config.gpus,
         )
         handle: ServerHandle | None = None
         samples = rs.SamplesWriter(self.out / rs.SAMPLES_FILE)

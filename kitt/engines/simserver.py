@@ -347,6 +347,9 @@ class Connection:
 def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m kitt.engines.simserver", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="sim-model")
+    # vLLM's name for it: with it the sim takes vLLM's server arguments, so an image with the sim
+    # inside stands in for vLLM's image (the Podman tests of Docker mode).
+    parser.add_argument("--served-model-name", help="the name requests use (default: --model)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed on stdout)")
     parser.add_argument("--ttft-ms", type=float, default=40.0, help="mean time from arrival to the first event")
@@ -364,6 +367,7 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
     parser.add_argument("--backlog", type=int, default=1024)
     parser.set_defaults(**defaults)
     options = parser.parse_args(argv)
+    options.model = options.served_model_name or options.model
     if options.ttft_ms <= 0 or options.itl_ms <= 0 or options.tokens_per_event < 1:
         parser.error("--ttft-ms and --itl-ms must be greater than 0, --tokens-per-event at least 1")
     return options
