@@ -87,22 +87,23 @@ def run_cli(cli: str, *args: str, timeout: float = 120, check: bool = True) -> s
 
 def failure(cli: str, args: tuple[str, ...], output: str) -> BenchmarkError | UsageError:
     """The one error for a failed ``cli args`` call, from the CLI's own output."""
+    first = next((line.strip() for line in output.splitlines() if line.strip()), "no output")
     gpu = _gpu_request(args)
     if gpu and _gpu_refused(cli, output):
-        return gpu_unavailable(cli, gpu)
-    first = next((line.strip() for line in output.splitlines() if line.strip()), "no output")
+        return gpu_unavailable(cli, gpu, first)
     return BenchmarkError(f"`{cli} {args[0]}` failed: {first}", hint=_hint(cli, first))
 
 
-def gpu_unavailable(cli: str, request: str) -> UsageError:
+def gpu_unavailable(cli: str, request: str, said: str) -> UsageError:
+    """The GPU request ``request`` was refused; ``said`` is the runtime's own line."""
     if cli == "podman":
         return UsageError(
-            f"podman cannot give the container the GPU {request}: no CDI specification names it",
+            f"podman cannot give the container the GPU {request}: no CDI specification names it ({said})",
             hint="Install the NVIDIA Container Toolkit and run `sudo nvidia-ctk cdi generate "
             f"--output=/etc/cdi/nvidia.yaml` ({CDI_URL}); or pass --gpus none for an image that needs no GPU.",
         )
     return UsageError(
-        f"docker cannot give the container GPUs ({request}): no NVIDIA runtime is set up",
+        f"docker cannot give the container GPUs ({request}): {said}",
         hint=f"Install the NVIDIA Container Toolkit and restart Docker ({TOOLKIT_URL}); "
         "or pass --gpus none for an image that needs no GPU.",
     )
