@@ -90,3 +90,15 @@ def test_metrics_output_stays_small_for_huge_sweeps():
     huge = {f"sweep-c{i}": {f"m{j}": row for j in range(9)} for i in range(400)}
     out = compact_metrics(huge)
     assert len(out) <= 64 * 1024 and json.loads(out)["sweep-c1"]["m0"] == 2.0
+
+
+def test_container_cli_and_gpus_inputs():
+    inputs = ActionInputs.from_environment({"INPUT_MODEL": "m"})
+    assert inputs.container_cli is None and inputs.gpus == "all"
+    inputs = ActionInputs.from_environment({"INPUT_MODEL": "m", "INPUT_CONTAINER-CLI": "podman", "INPUT_GPUS": "0, 1"})
+    assert inputs.container_cli == "podman" and inputs.gpus == "0,1"
+    assert ActionInputs.from_environment({"INPUT_MODEL": "m", "KITT_CONTAINER_CLI": "podman"}).container_cli == "podman"
+    with pytest.raises(UsageError, match="'container-cli' must be one of docker, podman"):
+        ActionInputs.from_environment({"INPUT_MODEL": "m", "INPUT_CONTAINER_CLI": "nerdctl"})
+    with pytest.raises(UsageError, match="'gpus' must be all, none or GPU indexes"):
+        ActionInputs.from_environment({"INPUT_MODEL": "m", "INPUT_GPUS": "two"})

@@ -81,3 +81,12 @@ def test_other_failures_keep_the_first_line():
 def test_a_missing_cli_names_the_other():
     with pytest.raises(UsageError, match="the no-such-cli command is not installed"):
         run_cli("no-such-cli", "ps")
+
+
+def test_cli_reads_kitt_container_cli_and_rejects_bad_gpus():
+    from support import clean_environ, run_kitt
+
+    done = run_kitt("engines", "cleanup", env=clean_environ(KITT_CONTAINER_CLI="nerdctl"), timeout=60)
+    assert done.returncode == 2 and "unknown container CLI 'nerdctl'" in done.stderr
+    done = run_kitt("run", "-m", "m", "-e", "vllm", "-o", "/tmp/kitt-never", "--gpus", "two", timeout=60)
+    assert done.returncode == 2 and "argument --gpus: expected all, none or GPU indexes like 0,1" in done.stderr
