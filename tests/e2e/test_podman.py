@@ -10,7 +10,10 @@ Then the repository's Dockerfile is built on the Debian base image and run the w
 Docker action (``/github/workspace`` as the working directory, ``/github/file_commands``,
 ``/github/workflow/event.json``, an ``INPUT_*`` variable for every input of report/action.yml),
 in report mode against the GitHub double. This is a direct ``podman run`` that copies the
-runner's command line, not act: act's Docker action path needs a Docker API socket.
+runner's command line, not act under Podman's Docker API (see the report for why).
+
+The real docker CLI also drives Docker mode through Podman's Docker-compatible API
+(``podman system service``), so both CLIs' commands run for real here.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import io
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -211,19 +215,27 @@ def test_gpus_all_with_podman(tmp_path, engine, kitt_env):
     assert kitt_containers(engine) == []
 
 
-def docker_daemon() -> dict | None:
-    """`docker info` as JSON when a Docker daemon answers here, else None."""
-    try:
-        info = subprocess.run(["docker", "info", "--format", "{{json .}}"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
+def docker_daemon(env: dict[str, str]) -> dict | None:
+    """`docker info` as JSON when a real Docker daemon (not Podman's Docker API) answers, else None."""
+    def docker(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=30, env=env)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    components = docker("version", "--format", "{{json .Server.Components}}")
+    info = docker("info", "--format", "{{json .}}")
+    if components is None or info is None or "Podman Engine" in components:
         return None
-    return json.loads(info.stdout) if info.returncode == 0 and info.stdout.strip().startswith("{") else None
+    return json.loads(info)
 
 
 def test_gpus_all_with_docker(tmp_path, engine, kitt_env):
     """The same check through Docker where a daemon runs (a GPU runner): with the NVIDIA runtime the
-    run works, without it the one line names the NVIDIA Container Toolkit."""
-    info = docker_daemon()
+    run works, without it the one line names the NVIDIA Container Toolkit. (Podman's Docker API
+    ignores GPU requests, so it cannot stand in here.)"""
+    info = docker_daemon(kitt_env)
     if info is None:
         pytest.skip("no Docker daemon answers here (`docker info` failed); Podman covers Docker mode above")
     saved = subprocess.run(f"podman save {engine} | docker load", shell=True, capture_output=True, text=True,
@@ -239,6 +251,52 @@ def test_gpus_all_with_docker(tmp_path, engine, kitt_env):
             assert "NVIDIA Container Toolkit" in done.stderr.strip().splitlines()[-1]
     finally:
         subprocess.run(["docker", "rmi", "--force", engine], capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def podman_docker_api(tmp_path):
+    """Podman's Docker-compatible API on a private socket, for the real docker CLI to talk to."""
+    if shutil.which("docker") is None:
+        pytest.skip("the docker CLI is not installed (Debian: docker.io); Podman's own CLI is tested above")
+    sock = tmp_path / "podman.sock"
+    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists() and time.monotonic() < deadline and service.poll() is None:
+            time.sleep(0.1)
+        assert sock.exists(), "podman system service did not open its socket"
+        yield f"unix://{sock}"
+    finally:
+        service.terminate()
+        try:
+            service.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait(timeout=15)
+
+
+def test_the_docker_cli_drives_docker_mode_through_podmans_docker_api(tmp_path, engine, kitt_env,
+                                                                      podman_docker_api):
+    """Every docker command kitt runs (run with labels, inspect, logs, ps with label filters, rm,
+    image inspect), by the real docker CLI, against Podman's Docker-compatible API."""
+    env = {**kitt_env, "DOCKER_HOST": podman_docker_api}
+    done = run_kitt(*vllm_args(engine, tmp_path / "out", suite_file(tmp_path))[:-2], "--container-cli", "docker",
+                    "--gpus", "none", env=env, timeout=180)
+    assert done.returncode == 0, done.stderr
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["server_command"][:2] == ["docker", "run"] and "@sha256:" in config["engine_image_digest"]
+    assert kitt_containers(engine) == []
+
+    killed = start_until_ready([*vllm_args(engine, tmp_path / "killed", suite_file(tmp_path, repeats=1, requests=2000))[:-2],
+                                "--container-cli", "docker", "--gpus", "none"], env)
+    (orphan,) = kitt_containers(engine)
+    killed.kill()
+    killed.communicate(timeout=30)
+    cleanup = run_kitt("engines", "cleanup", env=env, timeout=120)  # docker: the default CLI
+    assert cleanup.returncode == 0, cleanup.stderr
+    assert cleanup.stdout.strip() == f"removed 1 container(s): {orphan[:12]}"
+    assert kitt_containers(engine) == []
 
 
 # ------------------------------------------------------------------ the Docker flavour's image
