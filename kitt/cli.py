@@ -215,11 +215,11 @@ def _cmd_engines_setup(args: argparse.Namespace) -> int:
         else:
             print(f"{spec.name}: nothing to set up ({spec.description})")
         return 0
-    from kitt.engines.container import resolve_cli
+    from kitt.engines.container import qualified_image, resolve_cli
     from kitt.engines.docker import ensure_image, image_digest
 
     cli = resolve_cli(args.container_cli)
-    image = args.engine_image or spec.image or ""
+    image = qualified_image(cli, args.engine_image or spec.image or "")
     ensure_image(image, cli=cli)
     print(f"{spec.name}: {image} is present ({image_digest(image, cli=cli) or 'no registry digest'})")
     return 0

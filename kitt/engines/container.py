@@ -62,6 +62,18 @@ def gpu_flags(cli: str, gpus: str) -> list[str]:
     return ["--gpus=all"] if gpus == "all" else [f'--gpus="device={gpus}"']
 
 
+def qualified_image(cli: str, image: str) -> str:
+    """The image as ``cli`` must be given it: Podman refuses Docker Hub short names such as
+    ``vllm/vllm-openai:TAG`` unless registries.conf lists a search registry (and prompts for one
+    in enforcing mode), so they are spelled out as Docker reads them: ``docker.io/vllm/...``."""
+    if cli != "podman" or not image:
+        return image
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return image  # already names its registry
+    return f"docker.io/{image}" if rest else f"docker.io/library/{image}"
+
+
 def remove_args(cli: str) -> list[str]:
     """``rm`` that kills at once: Podman's ``rm --force`` first waits 10 s for SIGTERM, Docker's does not."""
     return ["rm", "--force", "--time=0"] if cli == "podman" else ["rm", "--force"]

@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 from kitt.engines.base import EngineSpec, ServerHandle
-from kitt.engines.container import gpu_flags, remove_args, run_cli
+from kitt.engines.container import gpu_flags, qualified_image, remove_args, run_cli
 
 LABEL = "kitt.managed=true"
 MODEL_MOUNT = "/models"
@@ -154,7 +154,7 @@ class DockerRunner:
         gpus: str = "all",
     ) -> None:
         self.spec = spec
-        self.image = image
+        self.image = qualified_image(cli, image)
         self.served = served
         self.port = port
         self.cli = cli
@@ -162,7 +162,7 @@ class DockerRunner:
         self.environ = dict(os.environ)
         self.command = docker_run_command(
             spec,
-            image=image,
+            image=self.image,
             model=model,
             served=served,
             host_port=port,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kitt.engines.container import failure, parse_gpus, remove_args, resolve_cli, run_cli
+from kitt.engines.container import failure, parse_gpus, qualified_image, remove_args, resolve_cli, run_cli
 from kitt.errors import BenchmarkError, UsageError
 
 
@@ -90,3 +90,20 @@ def test_cli_reads_kitt_container_cli_and_rejects_bad_gpus():
     assert done.returncode == 2 and "unknown container CLI 'nerdctl'" in done.stderr
     done = run_kitt("run", "-m", "m", "-e", "vllm", "-o", "/tmp/kitt-never", "--gpus", "two", timeout=60)
     assert done.returncode == 2 and "argument --gpus: expected all, none or GPU indexes like 0,1" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("image", "for_podman"),
+    [
+        ("vllm/vllm-openai:v0.21.0", "docker.io/vllm/vllm-openai:v0.21.0"),
+        ("ubuntu:24.04", "docker.io/library/ubuntu:24.04"),
+        ("ghcr.io/huggingface/text-generation-inference:3.3.5", "ghcr.io/huggingface/text-generation-inference:3.3.5"),
+        ("localhost/kitt-test-vllm:abc", "localhost/kitt-test-vllm:abc"),
+        ("registry.local:5000/team/vllm:1", "registry.local:5000/team/vllm:1"),
+        ("docker.io/vllm/vllm-openai@sha256:" + "0" * 64, "docker.io/vllm/vllm-openai@sha256:" + "0" * 64),
+    ],
+)
+def test_podman_gets_fully_qualified_images(image, for_podman):
+    """Podman refuses short names without a search registry (Debian's registries.conf has none)."""
+    assert qualified_image("podman", image) == for_podman
+    assert qualified_image("docker", image) == image  # Docker users see the names they wrote

@@ -148,6 +148,17 @@ def test_podman_takes_the_same_command_with_cdi_gpus(engine):
     assert [swap.get(part, part) for part in docker_line] == podman_line
 
 
+def test_podman_runner_names_the_registry():
+    from kitt.engines.docker import DockerRunner
+
+    runner = DockerRunner(get_engine("vllm"), image="vllm/vllm-openai:v0.21.0", model="m", served="m", port=18000,
+                          extra_args=(), run_id="r1", cli="podman", gpus="none")
+    assert runner.image == "docker.io/vllm/vllm-openai:v0.21.0" and runner.image in runner.command
+    docker = DockerRunner(get_engine("vllm"), image="vllm/vllm-openai:v0.21.0", model="m", served="m", port=18000,
+                          extra_args=(), run_id="r1")
+    assert docker.image == "vllm/vllm-openai:v0.21.0" and docker.command[0] == "docker"
+
+
 @pytest.mark.parametrize(
     ("cli", "gpus", "flags"),
     [
