@@ -9,7 +9,8 @@ says why when Podman cannot run here. The images:
 - the *action image*: the repository's Dockerfile, built with the base image as ``BASE_IMAGE``
   (no registry serves the python image here).
 
-Both are tagged by a hash of what goes into them, so an unchanged image is built once per machine.
+The fixtures (``base``, ``remove_containers``, ``podman_docker_api``) are imported by the
+podman test modules. Both images are tagged by a hash of what goes into them, so an unchanged image is built once per machine.
 Containers the tests start themselves carry ``TEST_LABEL``; kitt's and act's are found by the
 test image they run (``ancestor=``), so a cleanup never touches anything else on the machine.
 """
@@ -21,8 +22,11 @@ import shutil
 import ssl
 import subprocess
 import tempfile
+import time
 from functools import lru_cache
 from pathlib import Path
+
+import pytest
 
 from support import REPO
 
@@ -126,3 +130,65 @@ def remove_test_containers(images: list[str]) -> list[str]:
     if found:
         podman("rm", "--force", "--time=0", *found, check=False)
     return found
+
+
+# ------------------------------------------------------------------ fixtures for the podman tests
+
+SUITE = """name: podman-e2e
+warmup: 1
+repeats: {repeats}
+tests:
+  - name: chat
+    concurrency: [2]
+    num_requests: {requests}
+    input_len: 16
+    output_len: 8
+"""
+
+
+@pytest.fixture(scope="module")
+def base() -> str:
+    image, why = base_image()
+    if image is None:
+        pytest.skip(f"Podman cannot run containers here: {why}")
+    return image
+
+
+@pytest.fixture(autouse=True)
+def remove_containers(request):
+    """Whatever a test leaves behind (it failed, or kitt did) is removed, and a leak fails it."""
+    yield
+    images = [request.getfixturevalue(name) for name in ("base", "engine") if name in request.fixturenames]
+    images += getattr(request.node, "kitt_images", [])
+    if images:
+        left = remove_test_containers(images)
+        assert not left, f"containers left behind: {left}"
+
+
+def suite_file(tmp_path: Path, *, repeats: int = 2, requests: int = 6) -> Path:
+    path = tmp_path / f"suite-{repeats}-{requests}.yaml"
+    path.write_text(SUITE.format(repeats=repeats, requests=requests))
+    return path
+
+
+@pytest.fixture
+def podman_docker_api(tmp_path):
+    """Podman's Docker-compatible API on a private socket, for the real docker CLI to talk to."""
+    if shutil.which("docker") is None:
+        pytest.skip("the docker CLI is not installed (Debian: docker.io); Podman's own CLI is tested above")
+    sock = tmp_path / "podman.sock"
+    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists() and time.monotonic() < deadline and service.poll() is None:
+            time.sleep(0.1)
+        assert sock.exists(), "podman system service did not open its socket"
+        yield f"unix://{sock}"
+    finally:
+        service.terminate()
+        try:
+            service.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait(timeout=15)
