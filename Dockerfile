@@ -1,7 +1,10 @@
 # Image of the Docker flavour of kitt/benchmark-action (report/action.yml): the fork-safe report
 # step. release.yml builds and pushes it for every release, and report/action.yml names it by its
 # full version, so a workflow that uses the action never builds anything.
-FROM python:3.12-slim-bookworm
+# BASE_IMAGE is for tests that build this image where no registry serves the python image
+# (tests/e2e/test_podman.py builds it on a Debian image with python3 and pip); releases use the default.
+ARG BASE_IMAGE=python:3.12-slim-bookworm
+FROM ${BASE_IMAGE}
 
 WORKDIR /action
 COPY requirements.lock pyproject.toml README.md LICENSE ./

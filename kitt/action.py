@@ -77,6 +77,8 @@ class ActionInputs:
     artifact_name: str
     upload_artifact: bool
     hf_token: str
+    container_cli: str | None = None  # None: docker, else podman when only podman is installed
+    gpus: str = "all"
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> "ActionInputs":
@@ -122,6 +124,8 @@ class ActionInputs:
             artifact_name=get("artifact-name") or artifact_name_for(prefix, key),
             upload_artifact=_boolean(get("upload-artifact", "true"), "upload-artifact"),
             hf_token=get("hf-token"),
+            container_cli=_container_cli(get("container-cli") or env.get("KITT_CONTAINER_CLI", "")),
+            gpus=_gpus(get("gpus", "all") or "all"),
         )
 
 
@@ -161,6 +165,19 @@ def _whole(value: str, name: str) -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise UsageError(f"input '{name}' must be a positive whole number, got {value!r}")
     return int(value)
+
+
+def _container_cli(value: str) -> str | None:
+    return _choice(value, "container-cli", ("docker", "podman")) if value else None
+
+
+def _gpus(value: str) -> str:
+    from kitt.engines.container import parse_gpus
+
+    try:
+        return parse_gpus(value)
+    except UsageError:
+        raise UsageError(f"input 'gpus' must be all, none or GPU indexes like 0,1, got {value!r}") from None
 
 
 def _number(value: str, name: str) -> float:
@@ -240,6 +257,8 @@ class ActionRun:
             baseline=BaselineArm.named(self.inputs.baseline_model, self.inputs.baseline_engine_image,
                                        self.inputs.baseline_engine_args, self.inputs.baseline_endpoint),
             ab_schedule=self.inputs.ab_schedule,
+            container_cli=self.inputs.container_cli,
+            gpus=self.inputs.gpus,
         )
         self._write_pull_request()
         try:

@@ -95,6 +95,8 @@ class Arm:
             endpoint=self.config.endpoint,
             run_id=self.run_id,
             log_path=self.out / "engine.log",
+            container_cli=self.config.container_cli,
+            gpus=self.config.gpus,
         )
         self.samples = rs.SamplesWriter(self.out / rs.SAMPLES_FILE)
         self.sampler = telemetry.GpuSampler(nvml, gpu_note)

@@ -57,6 +57,23 @@ def _percentage(text: str) -> float:
     return _float_above(text, 0.0, inclusive=True)
 
 
+def _gpus(text: str) -> str:
+    from kitt.engines.container import parse_gpus
+
+    try:
+        return parse_gpus(text)
+    except UsageError:
+        raise argparse.ArgumentTypeError(f"expected all, none or GPU indexes like 0,1, got {text!r}") from None
+
+
+def _add_container_cli(parser: argparse.ArgumentParser) -> None:
+    import os
+
+    parser.add_argument("--container-cli", choices=("docker", "podman"), default=os.environ.get("KITT_CONTAINER_CLI") or None,
+                        help="container CLI for Docker mode (default: $KITT_CONTAINER_CLI, else docker, "
+                        "else podman when only podman is installed)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kitt", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"kitt {__version__}")
@@ -84,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="extra server argument, repeatable (use --engine-arg=--flag for dashes)")
     run.add_argument("--port", type=_positive_int, help="host port for the engine (default: a free one)")
     run.add_argument("--native", action="store_true", help="run the engine's own server command, not Docker")
+    _add_container_cli(run)
+    run.add_argument("--gpus", type=_gpus, default="all",
+                     help="GPUs for the container: all (default), none, or indexes like 0,1")
     run.add_argument("--ready-timeout", type=_positive_float, default=900.0, help="seconds to wait for the engine")
     ab = run.add_argument_group("A/B in one job", "Any of these runs a baseline arm beside the candidate (the options "
                                 "above) in balanced interleaved pairs, writing OUTPUT/baseline and OUTPUT/candidate")
@@ -105,9 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("name")
     setup.add_argument("--native", action="store_true")
     setup.add_argument("--engine-image")
+    _add_container_cli(setup)
     setup.set_defaults(handler=_cmd_engines_setup)
     cleanup = engine_commands.add_parser("cleanup", help="remove engine containers left by dead kitt runs")
     cleanup.add_argument("--all", action="store_true", help="remove every kitt container on this host")
+    _add_container_cli(cleanup)
     cleanup.set_defaults(handler=_cmd_engines_cleanup)
 
     ci = commands.add_parser("ci", help="CI helpers")
@@ -182,6 +204,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         baseline=BaselineArm.named(args.baseline_model, args.baseline_engine_image, args.baseline_engine_arg,
                                    args.baseline_endpoint),
         ab_schedule=args.ab_schedule,
+        container_cli=args.container_cli,
+        gpus=args.gpus,
     )
     context = ActionsContext.from_environment()
     outcome = run_benchmark(config, Reporter(groups=context.in_actions))
@@ -212,18 +236,21 @@ def _cmd_engines_setup(args: argparse.Namespace) -> int:
         else:
             print(f"{spec.name}: nothing to set up ({spec.description})")
         return 0
+    from kitt.engines.container import qualified_image, resolve_cli
     from kitt.engines.docker import ensure_image, image_digest
 
-    image = args.engine_image or spec.image or ""
-    ensure_image(image)
-    print(f"{spec.name}: {image} is present ({image_digest(image) or 'no registry digest'})")
+    cli = resolve_cli(args.container_cli)
+    image = qualified_image(cli, args.engine_image or spec.image or "")
+    ensure_image(image, cli=cli)
+    print(f"{spec.name}: {image} is present ({image_digest(image, cli=cli) or 'no registry digest'})")
     return 0
 
 
 def _cmd_engines_cleanup(args: argparse.Namespace) -> int:
+    from kitt.engines.container import resolve_cli
     from kitt.engines.docker import remove_orphans
 
-    removed = remove_orphans(everything=args.all)
+    removed = remove_orphans(everything=args.all, cli=resolve_cli(args.container_cli))
     print(f"removed {len(removed)} container(s)" + (f": {' '.join(removed)}" if removed else ""))
     return 0
 

@@ -128,6 +128,8 @@ class RunConfig:
     port: int | None = None
     native: bool = False
     ready_timeout: float = 900.0
+    container_cli: str | None = None  # docker or podman; None: docker, else podman if only it is installed
+    gpus: str = "all"  # all, none, or indexes like 0,1 (see kitt.engines.container.parse_gpus)
     extra: dict[str, Any] = field(default_factory=dict)
     baseline: BaselineArm | None = None
     ab_schedule: str = "interleaved"

@@ -154,3 +154,13 @@ def test_an_unexpected_exception_never_writes_passed_true(tmp_path, github_doubl
         main(env)
     values = _outputs(output)
     assert values["passed"] == "false" and values["verdict"] == "error"
+def test_container_cli_and_gpus_inputs():
+    inputs = ActionInputs.from_environment({"INPUT_MODEL": "m"})
+    assert inputs.container_cli is None and inputs.gpus == "all"
+    inputs = ActionInputs.from_environment({"INPUT_MODEL": "m", "INPUT_CONTAINER-CLI": "podman", "INPUT_GPUS": "0, 1"})
+    assert inputs.container_cli == "podman" and inputs.gpus == "0,1"
+    assert ActionInputs.from_environment({"INPUT_MODEL": "m", "KITT_CONTAINER_CLI": "podman"}).container_cli == "podman"
+    with pytest.raises(UsageError, match="'container-cli' must be one of docker, podman"):
+        ActionInputs.from_environment({"INPUT_MODEL": "m", "INPUT_CONTAINER_CLI": "nerdctl"})
+    with pytest.raises(UsageError, match="'gpus' must be all, none or GPU indexes"):
+        ActionInputs.from_environment({"INPUT_MODEL": "m", "INPUT_GPUS": "two"})

@@ -1,6 +1,6 @@
 """Engines by name: specs, and the runner that starts one in the mode asked for.
 
-    vllm, sglang, tgi, llama-cpp, ollama   docker (default) or native (--native)
+    vllm, sglang, tgi, llama-cpp, ollama   docker (default; the docker or podman CLI) or native (--native)
     sim                                     the built-in simulated server, for trying kitt anywhere
     openai                                  an already running endpoint (--endpoint URL)
 """
@@ -61,6 +61,8 @@ def create_runner(
     endpoint: str | None,
     run_id: str,
     log_path: Path,
+    container_cli: str | None = None,
+    gpus: str = "all",
 ) -> Runner:
     served = served_name(spec, model)
     if mode == "endpoint":
@@ -68,6 +70,7 @@ def create_runner(
 
         return EndpointRunner(spec, endpoint=endpoint or "", served=served)
     if mode == "docker":
+        from kitt.engines.container import parse_gpus, resolve_cli
         from kitt.engines.docker import DockerRunner
 
         return DockerRunner(
@@ -78,6 +81,8 @@ def create_runner(
             port=port or free_port(),
             extra_args=extra_args,
             run_id=run_id,
+            cli=resolve_cli(container_cli),
+            gpus=parse_gpus(gpus),
         )
     from kitt.engines.native import NativeRunner
 

@@ -1,22 +1,23 @@
 """Docker mode: the engine in a container with GPUs, torn down whatever happens.
 
-Every container carries labels (``kitt.managed``, ``kitt.run-id``, ``kitt.owner-host``,
-``kitt.owner-pid``) so that a later run on the same host removes containers left behind by a
-kitt process that no longer exists (one killed with SIGKILL, or a lost runner). ``HF_TOKEN`` is
-passed by name (``--env HF_TOKEN``): its value never appears on a command line or in a log.
+Docker mode drives ``docker`` or ``podman`` (``kitt.engines.container`` chooses the CLI and its GPU
+flags); both take every command here. Every container carries labels (``kitt.managed``,
+``kitt.run-id``, ``kitt.owner-host``, ``kitt.owner-pid``) so that a later run on the same host
+removes containers left behind by a kitt process that no longer exists (one killed with SIGKILL,
+or a lost runner). ``HF_TOKEN`` is passed by name (``--env HF_TOKEN``): its value never appears
+on a command line or in a log.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 from pathlib import Path
 
 from kitt.engines.base import EngineSpec, ServerHandle
-from kitt.errors import BenchmarkError, UsageError
+from kitt.engines.container import gpu_flags, qualified_image, remove_args, run_cli
 
 LABEL = "kitt.managed=true"
 MODEL_MOUNT = "/models"
@@ -51,29 +52,30 @@ def docker_run_command(
     owner_pid: int,
     owner_host: str,
     gpus: str = "all",
+    cli: str = "docker",
 ) -> list[str]:
-    """The exact ``docker run`` command line for ``spec``; pure, so tests can check every flag."""
+    """The exact ``docker run`` (or ``podman run``) command line for ``spec``; pure, so tests can check every flag."""
     model_in_container, model_volumes = container_model_path(spec, model)
     values = {"model": model_in_container, "served": served, "host": "0.0.0.0", "port": str(spec.container_port)}
     command = [
-        "docker", "run", "--detach",
+        cli, "run", "--detach",
         f"--name={name}",
         f"--label={LABEL}",
         f"--label=kitt.run-id={run_id}",
         f"--label=kitt.owner-host={owner_host}",
         f"--label=kitt.owner-pid={owner_pid}",
         f"--label=kitt.engine={spec.name}",
-        f"--gpus={gpus}",
+        *gpu_flags(cli, gpus),
         # Publish on loopback only: the benchmark client runs on this host.
         f"--publish=127.0.0.1:{host_port}:{spec.container_port}",
         *spec.docker_flags,
         *model_volumes,
     ]
-    if spec.hf_cache_target:
-        cache = hf_cache_dir(environ) / spec.hf_cache_subdir if spec.hf_cache_subdir else hf_cache_dir(environ)
+    cache = hf_cache_volume(spec, environ)
+    if cache:
         command.append(f"--volume={cache}:{spec.hf_cache_target}")
     if "HF_TOKEN" in environ:
-        command.append("--env=HF_TOKEN")  # by name: docker reads the value from our environment
+        command.append("--env=HF_TOKEN")  # by name: the CLI reads the value from our environment
     command.append(image)
     command += list(spec.docker_command)
     command += [part.format(**values) for part in spec.server_args]
@@ -81,33 +83,15 @@ def docker_run_command(
     return command
 
 
-def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the docker CLI; a missing CLI or an unreachable daemon becomes one clear error."""
-    if shutil.which("docker") is None:
-        raise UsageError(
-            "the docker command is not installed",
-            hint="Install Docker and the NVIDIA Container Toolkit, or use --native or --endpoint.",
-        )
-    try:
-        result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise BenchmarkError(f"`docker {args[0]}` did not answer within {timeout:.0f} s") from None
-    if check and result.returncode != 0:
-        first = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[0]
-        raise BenchmarkError(f"`docker {args[0]}` failed: {first}", hint=_docker_hint(first))
-    return result
+def hf_cache_volume(spec: EngineSpec, environ: dict[str, str]) -> Path | None:
+    """The host folder mounted as the engine's Hugging Face cache, if the engine has one."""
+    if not spec.hf_cache_target:
+        return None
+    return hf_cache_dir(environ) / spec.hf_cache_subdir if spec.hf_cache_subdir else hf_cache_dir(environ)
 
 
-def _docker_hint(line: str) -> str:
-    if "Cannot connect to the Docker daemon" in line or "permission denied" in line:
-        return "Start the Docker daemon and let the runner's user reach it (the docker group)."
-    if "could not select device driver" in line or "nvidia" in line.lower():
-        return "Install the NVIDIA Container Toolkit so that `docker run --gpus all` works."
-    return "Run the same docker command by hand to see the full error."
-
-
-def image_digest(image: str) -> str | None:
-    result = docker("image", "inspect", "--format", "{{json .RepoDigests}}", image, check=False)
+def image_digest(image: str, cli: str = "docker") -> str | None:
+    result = run_cli(cli, "image", "inspect", "--format", "{{json .RepoDigests}}", image, check=False)
     if result.returncode != 0:
         return None
     try:
@@ -117,24 +101,31 @@ def image_digest(image: str) -> str | None:
     return digests[0] if digests else None
 
 
-def ensure_image(image: str) -> None:
-    if docker("image", "inspect", image, check=False).returncode != 0:
-        docker("pull", image, timeout=3600)
+def ensure_image(image: str, cli: str = "docker") -> None:
+    if run_cli(cli, "image", "inspect", image, check=False).returncode != 0:
+        run_cli(cli, "pull", image, timeout=3600)
 
 
-def remove_orphans(owner_host: str | None = None, *, everything: bool = False) -> list[str]:
+def remove_orphans(owner_host: str | None = None, *, everything: bool = False, cli: str = "docker") -> list[str]:
     """Remove kitt containers whose owning process is gone (or all of them with ``everything``)."""
     owner_host = owner_host or socket.gethostname()
-    listing = docker(
-        "ps", "--all", f"--filter=label={LABEL}",
-        "--format", '{{.ID}}\t{{.Label "kitt.owner-host"}}\t{{.Label "kitt.owner-pid"}}',
-    )
+    # Docker and Podman format `ps` rows differently (Podman has no .Label), but both read
+    # a container's labels the same way in `inspect`.
+    listing = run_cli(cli, "ps", "--all", "--quiet", "--no-trunc", f"--filter=label={LABEL}")
+    containers = listing.stdout.split()
+    if not containers:
+        return []
+    owners = run_cli(
+        cli, "inspect", "--type=container", "--format",
+        '{{.Id}}\t{{index .Config.Labels "kitt.owner-host"}}\t{{index .Config.Labels "kitt.owner-pid"}}',
+        *containers, check=False,
+    )  # fmt: skip
     removed = []
-    for line in listing.stdout.splitlines():
+    for line in owners.stdout.splitlines():
         container, host, pid = (line.split("\t") + ["", ""])[:3]
-        if everything or (host == owner_host and not _pid_alive(pid)):
-            docker("rm", "--force", container, check=False)
-            removed.append(container)
+        if container and (everything or (host == owner_host and not _pid_alive(pid))):
+            run_cli(cli, *remove_args(cli), container, check=False)
+            removed.append(container[:12])
     return removed
 
 
@@ -159,46 +150,59 @@ class DockerRunner:
         port: int,
         extra_args: tuple[str, ...],
         run_id: str,
+        cli: str = "docker",
+        gpus: str = "all",
     ) -> None:
         self.spec = spec
-        self.image = image
+        self.image = qualified_image(cli, image)
         self.served = served
         self.port = port
+        self.cli = cli
         self.name = f"kitt-{spec.name}-{run_id}"
+        self.environ = dict(os.environ)
         self.command = docker_run_command(
             spec,
-            image=image,
+            image=self.image,
             model=model,
             served=served,
             host_port=port,
             extra_args=extra_args,
             name=self.name,
             run_id=run_id,
-            environ=dict(os.environ),
+            environ=self.environ,
             owner_pid=os.getpid(),
             owner_host=socket.gethostname(),
+            gpus=gpus,
+            cli=cli,
         )
         self._container: str | None = None
 
+    def _cli(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_cli(self.cli, *args, timeout=timeout, check=check)
+
     def start(self) -> ServerHandle:
-        remove_orphans()
-        ensure_image(self.image)
+        remove_orphans(cli=self.cli)
+        ensure_image(self.image, cli=self.cli)
+        cache = hf_cache_volume(self.spec, self.environ)
+        if cache:
+            # Docker would create a missing host folder as root; Podman refuses to mount one.
+            cache.mkdir(parents=True, exist_ok=True)
         self._container = self.name  # from here on, stop() must remove it even if run fails
-        result = docker(*self.command[1:], timeout=300)
+        result = self._cli(*self.command[1:], timeout=300)
         self._container = result.stdout.strip().splitlines()[-1]
         return ServerHandle(
             base_url=f"http://127.0.0.1:{self.port}",
             served_model=self.served,
             mode="docker",
             image=self.image,
-            image_digest=image_digest(self.image),
+            image_digest=image_digest(self.image, cli=self.cli),
             command=list(self.command),
         )
 
     def exit_status(self) -> int | None:
         if self._container is None:
             return None
-        result = docker("inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", self._container, check=False)
+        result = self._cli("inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", self._container, check=False)
         if result.returncode != 0:
             return -1  # the container is gone
         running, code = (result.stdout.split() + ["", ""])[:2]
@@ -207,11 +211,11 @@ class DockerRunner:
     def log_tail(self, lines: int = 50) -> str:
         if self._container is None:
             return ""
-        result = docker("logs", "--tail", str(lines), self._container, check=False)
+        result = self._cli("logs", "--tail", str(lines), self._container, check=False)
         return result.stdout + result.stderr
 
     def stop(self) -> None:
         container, self._container = self._container, None
         if container is not None:
             # A cancelled CI job gives seconds, not minutes: remove at once, no graceful stop.
-            docker("rm", "--force", container, check=False, timeout=60)
+            self._cli(*remove_args(self.cli), container, check=False, timeout=60)

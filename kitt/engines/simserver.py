@@ -357,6 +357,9 @@ class Connection:
 def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m kitt.engines.simserver", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="sim-model")
+    # vLLM's name for it: with it the sim takes vLLM's server arguments, so an image with the sim
+    # inside stands in for vLLM's image (the Podman tests of Docker mode).
+    parser.add_argument("--served-model-name", help="the name requests use (default: --model)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed on stdout)")
     parser.add_argument("--ttft-ms", type=float, default=40.0, help="mean time from arrival to the first event")
@@ -380,6 +383,7 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
     parser.add_argument("--drift-period-s", type=float, default=60.0, help="the drift's period in seconds")
     parser.set_defaults(**defaults)
     options = parser.parse_args(argv)
+    options.model = options.served_model_name or options.model
     if options.ttft_ms <= 0 or options.itl_ms <= 0 or options.tokens_per_event < 1:
         parser.error("--ttft-ms and --itl-ms must be greater than 0, --tokens-per-event at least 1")
     if not (options.slowdown > 0 and 0 <= options.drift_pct < 100 and options.drift_period_s > 0):

@@ -1,8 +1,9 @@
 """One spec per engine, with flags taken from each engine's own documentation.
 
-Default images are the engines' documented tags. They move; kitt records the resolved image
-digest in config.json and the report flags a changed digest, but pin ``--engine-image`` in CI
-when you want the engine held still.
+Default images are pinned release tags of each engine's own image, never ``:latest``, so a run
+today and a run next month start the same engine. kitt records the resolved image digest in
+config.json. To move a default, change the tag here (README: "Moving the default images"); to
+hold an engine still in CI without waiting for a kitt release, pin ``--engine-image``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ VLLM = EngineSpec(
     name="vllm",
     description="vLLM OpenAI-compatible server",
     modes=("docker", "native"),
-    image="vllm/vllm-openai:latest",
+    image="vllm/vllm-openai:v0.21.0",
     container_port=8000,
     # The image's entrypoint is the API server, so Docker mode passes only the arguments.
     server_args=("--model", "{model}", "--served-model-name", "{served}", "--host", "{host}", "--port", "{port}"),
@@ -31,7 +32,7 @@ SGLANG = EngineSpec(
     name="sglang",
     description="SGLang server",
     modes=("docker", "native"),
-    image="lmsysorg/sglang:latest",
+    image="lmsysorg/sglang:v0.5.12-cu130",
     container_port=30000,
     server_args=(
         "--model-path", "{model}", "--served-model-name", "{served}",
@@ -49,7 +50,7 @@ TGI = EngineSpec(
     name="tgi",
     description="Hugging Face Text Generation Inference (Messages API)",
     modes=("docker", "native"),
-    image="ghcr.io/huggingface/text-generation-inference:latest",
+    image="ghcr.io/huggingface/text-generation-inference:3.3.5",
     container_port=80,
     server_args=("--model-id", "{model}", "--hostname", "{host}", "--port", "{port}"),
     native_command=("text-generation-launcher",),
@@ -68,7 +69,7 @@ LLAMA_CPP = EngineSpec(
     name="llama-cpp",
     description="llama.cpp llama-server (a GGUF file)",
     modes=("docker", "native"),
-    image="ghcr.io/ggml-org/llama.cpp:server-cuda",
+    image="ghcr.io/ggml-org/llama.cpp:server-cuda12-b9603",
     container_port=8080,
     server_args=(
         "--model", "{model}", "--alias", "{served}", "--host", "{host}", "--port", "{port}",
@@ -86,7 +87,7 @@ OLLAMA = EngineSpec(
     name="ollama",
     description="Ollama (the model is pulled, then pre-loaded with keep-alive)",
     modes=("docker", "native"),
-    image="ollama/ollama:latest",
+    image="ollama/ollama:0.18.4",
     container_port=11434,
     server_args=(),
     native_command=("ollama", "serve"),

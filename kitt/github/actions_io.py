@@ -57,7 +57,8 @@ class ActionsContext:
             output_path=path("GITHUB_OUTPUT"),
             summary_path=path("GITHUB_STEP_SUMMARY"),
             base_ref=env.get("GITHUB_BASE_REF") or None,
-            temp_dir=path("RUNNER_TEMP"),
+            # A Docker action gets the host's RUNNER_TEMP without the folder (actions/runner#1984).
+            temp_dir=temp if (temp := path("RUNNER_TEMP")) and temp.is_dir() else None,
             flavour=env.get("KITT_ACTION_FLAVOUR") or "cli",
         )
 

@@ -124,7 +124,54 @@ def test_native_and_docker_share_the_argument_template(engine):
     assert [swap.get(a, a) for a in docker_args] == native_args
 
 
-def test_every_engine_with_docker_mode_has_an_image():
+def test_every_engine_with_docker_mode_has_a_pinned_image():
     for spec in ENGINES.values():
         if "docker" in spec.modes:
-            assert spec.image and ":" in spec.image
+            assert spec.image, spec.name
+            name, _, tag = spec.image.rpartition(":")
+            assert "/" in name and tag and tag != "latest", spec.image
+            assert any(ch.isdigit() for ch in tag), f"{spec.image}: the tag names no release"
+
+
+# ---------------------------------------------------------------- podman, and the GPU flags
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "tgi", "llama-cpp", "ollama"])
+def test_podman_takes_the_same_command_with_cdi_gpus(engine):
+    spec, docker_line = build(engine)
+    _, podman_line = build(engine, cli="podman")
+    assert podman_line[:3] == ["podman", "run", "--detach"]
+    assert "--device=nvidia.com/gpu=all" in podman_line
+    # Podman 4 accepts --gpus and silently ignores it: it must never be passed.
+    assert not any(part.startswith("--gpus") for part in podman_line)
+    swap = {"--gpus=all": "--device=nvidia.com/gpu=all", "docker": "podman"}
+    assert [swap.get(part, part) for part in docker_line] == podman_line
+
+
+def test_podman_runner_names_the_registry():
+    from kitt.engines.docker import DockerRunner
+
+    runner = DockerRunner(get_engine("vllm"), image="vllm/vllm-openai:v0.21.0", model="m", served="m", port=18000,
+                          extra_args=(), run_id="r1", cli="podman", gpus="none")
+    assert runner.image == "docker.io/vllm/vllm-openai:v0.21.0" and runner.image in runner.command
+    docker = DockerRunner(get_engine("vllm"), image="vllm/vllm-openai:v0.21.0", model="m", served="m", port=18000,
+                          extra_args=(), run_id="r1")
+    assert docker.image == "vllm/vllm-openai:v0.21.0" and docker.command[0] == "docker"
+
+
+@pytest.mark.parametrize(
+    ("cli", "gpus", "flags"),
+    [
+        ("docker", "all", ["--gpus=all"]),
+        ("docker", "0,1", ['--gpus="device=0,1"']),
+        ("docker", "2", ['--gpus="device=2"']),  # an index, not docker's "any 2 GPUs"
+        ("docker", "none", []),
+        ("podman", "all", ["--device=nvidia.com/gpu=all"]),
+        ("podman", "0,1", ["--device=nvidia.com/gpu=0", "--device=nvidia.com/gpu=1"]),
+        ("podman", "none", []),
+    ],
+)
+def test_gpu_flags(cli, gpus, flags):
+    _, command = build("vllm", cli=cli, gpus=gpus)
+    gpu_parts = [p for p in command if p.startswith(("--gpus", "--device"))]
+    assert gpu_parts == flags

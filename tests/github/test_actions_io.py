@@ -66,3 +66,9 @@ def test_context_from_the_runner_environment(tmp_path):
     bare = ActionsContext.from_environment({})
     assert bare.api_url == "https://api.github.com" and bare.run_url is None and bare.event() == {}
     assert bare.flavour == "cli" and not bare.in_actions
+
+
+def test_runner_temp_that_is_not_there_is_ignored(tmp_path):
+    """A Docker action gets the host's RUNNER_TEMP, unmounted (actions/runner#1984): use the system's."""
+    assert ActionsContext.from_environment({"RUNNER_TEMP": str(tmp_path)}).temp_dir == tmp_path
+    assert ActionsContext.from_environment({"RUNNER_TEMP": str(tmp_path / "absent")}).temp_dir is None
