@@ -208,15 +208,10 @@ class Arm:
     def _result(self, name: str, run_number: int, level: Level, records: list[RequestRecord], duration: float,
                 cpu: float, before: dict[str, float] | None, after: dict[str, float] | None) -> rs.TestResult:
         metrics: dict[str, float | None] = {level.kind if level.kind == "concurrency" else "request_rate": level.value}
-        metrics.update(compute_metrics(records, duration, self.suite.slo or None))
+        metrics.update(compute_metrics(records, duration, self.suite.slo or None, cpu_seconds=cpu,
+                                       exact_length=self.spec.exact_length_fields is not None))
         client_tokens = sum(r.output_tokens for r in records)
         metrics.update(self.sampler.summary(metrics["total_output_tokens"] or 0))
-        metrics["client_cpu_seconds"] = cpu
-        metrics["client_cpu_util_pct"] = 100.0 * cpu / duration if duration > 0 else None
-        if self.spec.exact_length_fields is not None:
-            metrics["output_len_mismatch"] = float(
-                sum(1 for r in records if r.ok and r.output_tokens != r.requested_output_tokens)
-            )
         server_tokens = telemetry.counter_delta(before, after, self.spec.generation_tokens_metric)
         if server_tokens is not None and server_tokens != client_tokens:
             after = self._settle(before, client_tokens) or after

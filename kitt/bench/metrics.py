@@ -59,8 +59,15 @@ def compute_metrics(
     records: list[RequestRecord],
     duration: float,
     slo_ms: dict[str, float] | None = None,
+    *,
+    cpu_seconds: float | None = None,
+    exact_length: bool = False,
 ) -> dict[str, float | None]:
-    """Metrics of one repeat at one load level. Warmup records must already be excluded."""
+    """Metrics of one repeat at one load level. Warmup records must already be excluded.
+
+    ``cpu_seconds`` is the load generator's own CPU time during the repeat (client_cpu_*);
+    ``exact_length``: the engine was asked for exact output lengths, so count the misses.
+    """
     ok = [r for r in records if r.ok]
     failed = len(records) - len(ok)
     ttfts: list[float] = []
@@ -95,6 +102,11 @@ def compute_metrics(
         metrics["request_goodput"] = per_second(good)
     for name, values in (("ttft", ttfts), ("tpot", tpots), ("itl", itls), ("e2el", e2els)):
         metrics.update(summarize(values, name))
+    if cpu_seconds is not None:
+        metrics["client_cpu_seconds"] = cpu_seconds
+        metrics["client_cpu_util_pct"] = 100.0 * cpu_seconds / duration if duration > 0 else None
+    if exact_length:
+        metrics["output_len_mismatch"] = float(sum(1 for r in ok if r.output_tokens != r.requested_output_tokens))
     if lags:
         lag_ms = np.asarray(lags) * 1e3
         metrics["mean_schedule_lag_ms"] = float(lag_ms.mean())

@@ -111,3 +111,13 @@ def test_stream_without_text_is_an_error():
     r = RequestRecord(index=0, test_name="t", run_number=1, scheduled=0.0)
     parse_events([(0.1, sse({"choices": [], "usage": {"completion_tokens": 0}}))], r)
     assert not r.ok and "without any generated text" in r.error
+
+
+def test_client_cpu_and_output_length_misses_are_metrics_of_the_repeat():
+    exact, short = record(0.0, [0.1, 0.2], tokens=2), record(0.0, [0.1], tokens=1)
+    exact.requested_output_tokens = short.requested_output_tokens = 2
+    m = compute_metrics([exact, short], duration=2.0, cpu_seconds=0.5, exact_length=True)
+    assert m["client_cpu_seconds"] == 0.5 and m["client_cpu_util_pct"] == pytest.approx(25.0)
+    assert m["output_len_mismatch"] == 1.0
+    plain = compute_metrics([exact], duration=2.0)
+    assert "output_len_mismatch" not in plain and "client_cpu_seconds" not in plain
