@@ -37,7 +37,9 @@ def ab(vllm, tmp_path, name: str, candidate_extra: list[str]) -> tuple[int, str]
     return done.returncode, report.read_text()
 
 
-def test_a_slower_vllm_arm_is_caught_and_an_a_a_pair_is_not(vllm, tmp_path):
+def test_vllm_ab(vllm, tmp_path):
+    """A slower vLLM arm is caught and an A/A pair is not. (A short name: vLLM's IPC sockets live in
+    the test's tmp folder, and a Unix socket path must stay under 108 characters.)"""
     code, text = ab(vllm, tmp_path, "slower", ["--engine-arg=--max-num-seqs=1"])
     assert code == 1, text[:4000]
     assert "A/B in one job (interleaved)" in text and "--max-num-seqs=1" in text
