@@ -75,3 +75,29 @@ def assert_one_line_error(stderr: str, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+def assert_exact_quick_suite(out: Path, engine: str, *, repeats: int = 2, tokens: int = 64) -> list[dict]:
+    """What a real engine with exact output lengths must give on the quick suite: every request
+    complete with ``tokens`` tokens, the server's token counter equal to the client's count, and
+    TTFT below E2E latency. Returns the measured samples.jsonl rows for engine-specific checks."""
+    import json
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["passed"] is True and metrics["engine"] == engine
+    assert [r["test_name"] for r in metrics["results"]] == ["latency-c1"] * repeats + ["throughput-c8"] * repeats
+    for result in metrics["results"]:
+        m = result["metrics"]
+        requested = 8 if result["test_name"] == "latency-c1" else 32
+        assert m["completed"] == requested and m["failed"] == 0, result
+        assert m["output_len_mismatch"] == 0 and m["total_output_tokens"] == requested * tokens
+        assert m["median_ttft_ms"] < m["median_e2el_ms"] and m["p99_ttft_ms"] < m["p99_e2el_ms"]
+        # The engine's own Prometheus counter agrees with the client's token count for the repeat.
+        assert m["server_generation_tokens"] == m["total_output_tokens"] and m["token_count_mismatch"] == 0
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    measured = [s for s in samples if not s["warmup"]]
+    assert len(measured) == repeats * (8 + 32)
+    for s in measured:
+        assert s["error"] is None and s["usage_from_server"] and s["completion_tokens"] == tokens
+        assert 0 < s["event_ms"][0] <= s["event_ms"][-1]  # TTFT below E2E latency, per request
+    return measured

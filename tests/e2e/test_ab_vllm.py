@@ -44,7 +44,10 @@ def test_vllm_ab(vllm, tmp_path):
     assert code == 1, text[:4000]
     assert "A/B in one job (interleaved)" in text and "--max-num-seqs=1" in text
     regressions = text.split("**Regressions**", 1)[1].split("\n\n", 1)[0]
-    assert "`output_throughput`" in regressions and "`median_ttft_ms`" in regressions
+    assert "`median_ttft_ms`" in regressions  # four streams served one at a time: the queue shows first
+    # Throughput falls too; with four pairs its spread may leave it inconclusive, never unchanged.
+    undecided = text.split("**Inconclusive**", 1)[1].split("\n\n", 1)[0] if "**Inconclusive**" in text else ""
+    assert "`output_throughput`" in regressions + undecided
     code, text = ab(vllm, tmp_path, "same", [])
     assert code == 0, text[:4000]
     assert "The arms are identical (an A/A run)" in text

@@ -23,7 +23,7 @@ import pytest
 
 from kitt.engines import get_engine, served_name
 from kitt.engines.docker import docker_run_command
-from support import REPO, clean_environ, free_port, processes_with, run_kitt
+from support import REPO, assert_exact_quick_suite, clean_environ, free_port, processes_with, run_kitt
 
 pytestmark = pytest.mark.llama
 
@@ -66,26 +66,11 @@ def test_quick_suite_on_real_llama_cpp(llama, tmp_path):
         "--port", str(port), "--repeats", "2", *ENGINE_ARGS, env=kitt_env(binary), timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    measured = assert_exact_quick_suite(out, "llama-cpp")
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["passed"] is True and metrics["engine"] == "llama-cpp"
-    assert [r["test_name"] for r in metrics["results"]] == ["latency-c1"] * 2 + ["throughput-c8"] * 2
-    for result in metrics["results"]:
-        m = result["metrics"]
-        requested = 8 if result["test_name"] == "latency-c1" else 32
-        assert m["completed"] == requested and m["failed"] == 0, result
-        # ignore_eos makes every output exactly the requested 64 tokens.
-        assert m["output_len_mismatch"] == 0 and m["total_output_tokens"] == requested * 64
-        assert m["median_ttft_ms"] < m["median_e2el_ms"] and m["p99_ttft_ms"] < m["p99_e2el_ms"]
-        # llama.cpp's own counter (llamacpp:tokens_predicted_total) agrees with the client's count.
-        assert m["server_generation_tokens"] == m["total_output_tokens"]
-        assert m["token_count_mismatch"] == 0
-        assert m["mean_tpot_ms"] > 0
+    assert all(r["metrics"]["mean_tpot_ms"] > 0 for r in metrics["results"])
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    measured = [s for s in samples if not s["warmup"]]
-    assert len(measured) == 2 * (8 + 32)
     for s in measured:
-        assert s["error"] is None and s["usage_from_server"] and s["completion_tokens"] == 64
-        assert 0 < s["event_ms"][0] <= s["event_ms"][-1]  # TTFT below E2E latency, per request
         assert s["retries"] in (0, 1) and (s["retries"] == 1) == (s["retry_error"] is not None)
         # One event per token here; a retried request's events are the fresh attempt's only.
         assert len(s["event_ms"]) == 64
