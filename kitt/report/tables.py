@@ -148,19 +148,25 @@ def _title(test: TestComparison) -> str:
 
 
 def details_tables(comparison: Comparison) -> list[dict[str, Any]]:
-    """Every metric of every compared test: values, change, interval, p, threshold, verdict."""
+    """Every metric of every compared test: values, change, interval, p, verdict (and the threshold,
+    in the title when every gated metric of the test shares one, else as a column)."""
     tables = []
     for test in (t for t in comparison.tests if t.rows):
+        limits = {r.threshold_pct for r in test.rows if r.threshold_pct is not None}
+        column = len(limits) > 1
         body = [
             [f"{code(r.metric)} {arrow(r.direction)}".rstrip(), fmt_value(r.baseline), fmt_value(r.current),
              fmt_pct(r.change_pct), fmt_ci(r), fmt_p(r.p_value),
-             f"{r.threshold_pct:g}%" if r.threshold_pct is not None else "—", verdict_word(r, comparison.gating)]
+             *([f"{r.threshold_pct:g}%" if r.threshold_pct is not None else "—"] if column else []),
+             verdict_word(r, comparison.gating)]
             for r in test.rows
         ]  # fmt: skip
+        shared = f" · threshold {limits.pop():g}%" if len(limits) == 1 else ""
         tables.append({
-            "title": f"{_title(test)} · {test.n_baseline} vs {test.n_current} repeats",
-            "header": ["Metric", "Baseline", "Current", "Change", "95% CI", "p (Holm)", "Threshold", "Verdict"],
-            "align": ["l", "r", "r", "r", "r", "r", "r", "l"],
+            "title": f"{_title(test)} · {test.n_baseline} vs {test.n_current} repeats{shared}",
+            "header": ["Metric", "Baseline", "Current", "Change", "95% CI", "p", *(["Threshold"] if column else []),
+                       "Verdict"],
+            "align": ["l", "r", "r", "r", "r", "r", *(["r"] if column else []), "l"],
             "rows": body,
         })  # fmt: skip
     return tables
