@@ -470,3 +470,35 @@ def test_a_history_of_baseline_jobs_is_read_newest_first_and_named(tmp_path: Pat
     single = execute_ci_report(options(tmp_path, baseline_history=1), stdout=io.StringIO()).report
     assert single.comparison.design == "single"  # type: ignore[union-attr]
     assert "run-to-run drift was not measured" in single.markdown  # type: ignore[union-attr]
+
+
+def test_ci_report_on_several_result_sets_writes_one_report_with_each_jobs_own_baseline(tmp_path: Path, capsys) -> None:
+    from kitt.cli import main
+
+    write_run(tmp_path / "jobs" / "vllm-llama", change={"median_e2el_ms": 1.4})
+    write_run(tmp_path / "jobs" / "sglang-llama", change={"median_e2el_ms": 1.4})
+    # Only vllm-llama has a baseline; sglang-llama's regression cannot be seen without one.
+    write_run(tmp_path / "base" / "vllm-llama", timestamp="2025-04-30T10:00:00.000Z")
+    args = ["ci", "report", "--baseline-dir", str(tmp_path / "base"), "--fail-on-regression"]
+    code = main([*args, "--results-dir", str(tmp_path / "jobs" / "vllm-llama"),
+                 "--results-dir", str(tmp_path / "jobs" / "sglang-llama")])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 1 and printed.count("<!-- kitt-benchmark") == 1
+    assert printed.splitlines()[1] == "## ❌ 1 of 2 jobs regressed · 1 without a baseline"
+    assert "### vllm-llama: ❌ 1 regression: median E2E +40%" in printed
+    assert "### sglang-llama: 📊 No baseline yet" in printed
+    # --jobs-dir: the same jobs as subfolders of one folder (as download-artifact's pattern writes them).
+    assert main([*args, "--jobs-dir", str(tmp_path / "jobs")]) == 1
+    again = capsys.readouterr().out
+    assert again.index("### sglang-llama") < again.index("### vllm-llama")  # sorted by name
+
+
+def test_ci_report_refuses_two_jobs_of_one_name_and_no_results(tmp_path: Path, capsys) -> None:
+    from kitt.cli import main
+
+    write_run(tmp_path / "a" / "job")
+    write_run(tmp_path / "b" / "job")
+    assert main(["ci", "report", "--results-dir", str(tmp_path / "a" / "job"), "--results-dir", str(tmp_path / "b" / "job")]) == 2
+    assert "same name" in capsys.readouterr().err
+    assert main(["ci", "report"]) == 2
+    assert "--results-dir (once per job) or --jobs-dir" in capsys.readouterr().err
