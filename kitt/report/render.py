@@ -23,7 +23,7 @@ from kitt.gate import MIN_HISTORY
 from kitt.github.platform import COMMENT_LIMIT, comment_size
 from kitt.report import tables
 from kitt.report.words import (
-    LEGEND, code, commit_link, commit_of, date_label, hardware_label, headline, matrix_headline, md, plural,
+    code, commit_link, commit_of, date_label, hardware_label, headline, legend, matrix_headline, md, plural,
 )  # fmt: skip
 from kitt.results import ResultSet
 
@@ -226,7 +226,8 @@ def _job(comparison: Comparison, name: str, repo_url: str | None) -> _Job:
         warnings=_warnings(comparison),
         key_title="What changed" if compared else "Key metrics (typical value of the repeats, ± their CV)",
         key_tables=key_tables,
-        legend=LEGEND if compared and key_tables else "",
+        legend=legend({tables.mark(r, comparison.gating) for r in comparison.rows if r.gated}) if compared and key_tables
+        else "",
         after_key=_after_key(comparison),
         charts=tables.charts(comparison.charts, comparison),
         details=tables.details_tables(comparison) if compared else tables.current_details(comparison.tests),

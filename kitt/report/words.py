@@ -172,8 +172,16 @@ VERDICT_MARKS = {
     Verdict.INCONCLUSIVE: "🟡",
     Verdict.INCOMPLETE: "⚠️",
 }
-LEGEND = ("🔴 regression · 🟢 improvement · 🟡 inconclusive: beyond the threshold but within the noise · "
-          "⚠️ incomplete: missing from this run · unmarked: unchanged · ↓ lower is better, ↑ higher is better")  # fmt: skip
+_LEGEND = (
+    ("🔴", "regression"), ("🟠", "regression, shown but not gated"), ("🟢", "improvement"),
+    ("🟡", "inconclusive: beyond the threshold but within the noise"), ("⚠️", "incomplete: missing from this run"),
+)  # fmt: skip
+
+
+def legend(marks: set[str]) -> str:
+    """One line that explains the marks a table uses (unmarked cells are unchanged) and the arrows."""
+    words = [f"{mark} {word}" for mark, word in _LEGEND if mark in marks]
+    return " · ".join([*words, "unmarked: unchanged", "↓ lower is better, ↑ higher is better"])
 
 
 def _range(changes: list[float]) -> str:
