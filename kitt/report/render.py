@@ -302,7 +302,7 @@ def render_matrix(
     if len(jobs) == 1:
         return render_report(jobs[0][1], marker=marker, run_url=run_url, repo_url=repo_url, limit=limit)
     sections = [_job(comparison, name, repo_url) for name, comparison in jobs]
-    overview = [[code(job.name), job.headline] for job in sections]
+    overview = [[code(name), job.headline] for (name, _), job in zip(jobs, sections)]
     view = _View(marker, matrix_headline([j.verdict for j in sections]), overview, sections,
                  _footer(run_url, [c for _, c in jobs]))  # fmt: skip
     return _fit(view, limit)

@@ -243,3 +243,11 @@ def test_huge_matrix_fits_one_comment_cutting_details_first() -> None:
     assert text.splitlines()[1] == "## ❌ 12 of 12 jobs regressed"
     assert all(f"### job-{i:02d}: ❌ 40 regressions" in text for i in range(12))  # every job's verdict stays
     assert "cut" in text and text.rstrip().endswith("</sub>")
+
+
+def test_untrusted_job_names_are_escaped_in_a_matrix() -> None:
+    comparison = compare_result_sets(result_set(levels=(1,)), None)
+    text = render_matrix([("evil|job <img src=x> @octocat", comparison), ("ok", comparison)], marker=MARKER)
+    assert "| `evil\\|job &lt;img src=x&gt; @\u200boctocat` |" in text
+    assert "### evil\\|job &lt;img src=x&gt; @\u200boctocat: " in text
+    assert "<img" not in text and "@octocat" not in text
