@@ -91,6 +91,7 @@ body {{ margin: 0; background: {background}; }}
 <script>
 const SOURCE = {source};
 const OPEN = {open_details};
+const MEASURE = {measure};
 async function main() {{
   const md = window.markdownit({{html: true, linkify: true}});
   const defaultFence = md.renderer.rules.fence;
@@ -108,8 +109,8 @@ async function main() {{
     .find(el => el.offsetParent !== null && el.innerText.trim());
   result.first_visible = visible ? visible.innerText.trim().split("\\n")[0] : null;
   result.first_tag = visible ? visible.tagName : null;
-  result.closed_height = Math.ceil(document.documentElement.scrollHeight);
-  if (OPEN) body.querySelectorAll("details").forEach(d => d.open = true);
+  const closed = Array.from(body.querySelectorAll("details")).filter(d => !d.open);
+  if (OPEN) closed.forEach(d => d.open = true);
   mermaid.initialize({{startOnLoad: false, theme: "{theme}"}});
   const blocks = Array.from(body.querySelectorAll("pre.mermaid"));
   for (const block of blocks) {{
@@ -133,7 +134,9 @@ async function main() {{
     result.tables.push({{scroll: table.scrollWidth, client: table.clientWidth,
                         head: table.rows[0] ? table.rows[0].innerText.slice(0, 80) : ""}});
   }}
-  result.height = Math.ceil(document.documentElement.scrollHeight);
+  result.height = Math.ceil(body.getBoundingClientRect().bottom) + 8;
+  if (MEASURE) closed.forEach(d => d.open = false);  // as a reviewer first sees it
+  result.closed_height = Math.ceil(body.getBoundingClientRect().bottom) + 8;
   document.getElementById("kitt-result").textContent = JSON.stringify(result);
 }}
 main().catch(error => {{
@@ -151,7 +154,7 @@ class Rendered:
     screenshot: Path
 
 
-def _page(markdown: str, modules: Path, *, open_details: bool, dark: bool) -> str:
+def _page(markdown: str, modules: Path, *, open_details: bool, dark: bool, measure: bool = False) -> str:
     css = "github-markdown-dark.css" if dark else "github-markdown-light.css"
     return _PAGE.format(
         css=(modules / "github-markdown-css" / css).as_uri(),
@@ -159,6 +162,7 @@ def _page(markdown: str, modules: Path, *, open_details: bool, dark: bool) -> st
         mermaid=(modules / "mermaid" / "dist" / "mermaid.min.js").as_uri(),
         source=json.dumps(markdown).replace("</", "<\\/"),
         open_details="true" if open_details else "false",
+        measure="true" if measure else "false",
         width=COMMENT_WIDTH,
         background="#0d1117" if dark else "#ffffff",
         theme="dark" if dark else "default",
@@ -181,7 +185,7 @@ def render(markdown: str, out: Path, name: str, *, shot_open: bool = False, dark
     modules = modules or ensure_packages()
     out.mkdir(parents=True, exist_ok=True)
     measure_page, shot_page = out / f"{name}.measure.html", out / f"{name}.html"
-    measure_page.write_text(_page(markdown, modules, open_details=True, dark=dark), encoding="utf-8")
+    measure_page.write_text(_page(markdown, modules, open_details=True, dark=dark, measure=True), encoding="utf-8")
     shot_page.write_text(_page(markdown, modules, open_details=shot_open, dark=dark), encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="kitt-chromium-") as profile:
         dumped = _chromium(chromium, Path(profile), f"--window-size={WINDOW_WIDTH},2000", "--dump-dom",
