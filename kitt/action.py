@@ -210,6 +210,13 @@ class ActionRun:
             "verdict": "error",
         }
 
+    @property
+    def matrix(self) -> bool:
+        """Report mode on every artifact matching a pattern (``kitt-results-*``): one comment for all."""
+        from kitt.github.baseline import is_pattern
+
+        return self.inputs.mode == "report" and is_pattern(self.inputs.results_artifact)
+
     def fail(self, error: KittError) -> None:
         self.notes.error(str(error))
         self.exit_code = max(self.exit_code, error.exit_code)
@@ -298,6 +305,9 @@ class ActionRun:
             token=self.inputs.github_token, repo=self.context.repository, run_id=int(run_id),
             name=self.inputs.results_artifact, dest=self.inputs.results_dir, api_url=self.context.api_url,
         )  # fmt: skip
+        if found and self.matrix:
+            self.notes.notice(f"Reporting on {found.jobs} results artifacts matching {self.inputs.results_artifact!r} "
+                              "in one comment.")
         if not found:
             raise ResultsError(
                 f"no results to report on: {found.reason}",
@@ -316,6 +326,7 @@ class ActionRun:
         baseline_dir = None if ab_layout(self.inputs.results_dir) else self._baseline(base_ref)
         options = ReportOptions(
             results_dir=self.inputs.results_dir,
+            results_are_jobs=self.matrix,
             baseline_dir=baseline_dir,
             github_token=self.inputs.github_token or None,
             repo=self.context.repository if pr is not None else None,
@@ -334,6 +345,7 @@ class ActionRun:
             summary_path=self.context.summary_path,
             api_url=self.context.api_url,
             run_url=self.context.run_url,
+            repo_url=f"{self.context.server_url.rstrip('/')}/{self.context.repository}" if self.context.repository else None,
         )
         report = build_report(options)
         if pr is not None and self.inputs.comment != "never" and not (self.context.repository and self.inputs.github_token):
@@ -348,8 +360,8 @@ class ActionRun:
             report=str(options.report_file),
             regressions=str(report.regressions),
             metrics=compact_metrics(report.key_metrics),
-            passed="true" if benchmark_ok and not report.comparison.gate_failed else "false",
-            verdict=report.comparison.verdict,
+            passed="true" if benchmark_ok and not report.gate_failed else "false",
+            verdict=report.verdict,
             **{"comment-url": outcome.comment_url or ""},
         )
 
@@ -367,7 +379,7 @@ class ActionRun:
             return self.inputs.pr, self.context.base_ref
         from kitt.github.baseline import get_pull_request
 
-        claimed = self.inputs.pr or _claimed_pr(self.inputs.results_dir / PULL_REQUEST_FILE)
+        claimed = self.inputs.pr or self._claimed_pr()
         if claimed is None:
             self.notes.warning("The results name no pull request (pull_request.json), so no comment is posted.")
             return None, None
@@ -380,25 +392,56 @@ class ActionRun:
             return None, pull.base_ref
         return claimed, pull.base_ref
 
+    def _claimed_pr(self) -> int | None:
+        """The PR the results name; in a matrix every job's pull_request.json must name the same one."""
+        if not self.matrix:
+            return _claimed_pr(self.inputs.results_dir / PULL_REQUEST_FILE)
+        claims = {_claimed_pr(path) for path in sorted(self.inputs.results_dir.glob(f"*/{PULL_REQUEST_FILE}"))}
+        claims.discard(None)
+        if len(claims) > 1:
+            self.notes.warning(f"The results artifacts name different pull requests ({sorted(claims)}).")
+            return None
+        return claims.pop() if claims else None
+
     def _baseline(self, base_ref: str | None) -> Path | None:
+        """The baseline folder: one baseline (history), or in a matrix one subfolder per job, named
+        after the job's artifact (each job's baseline is the base branch's artifact of its own name)."""
         if not self.inputs.baseline_artifact:
             return None
-        from kitt.github.baseline import download_baseline
+        from kitt.github.baseline import is_pattern
 
         if not self.context.repository:
             raise UsageError("baseline-artifact needs GITHUB_REPOSITORY", hint="Run inside GitHub Actions.")
-        scratch = Path(tempfile.mkdtemp(prefix="kitt-baseline-", dir=self.context.temp_dir))
+        scratch = Path(tempfile.mkdtemp(prefix="kitt-baseline-", dir=self.context.temp_dir)) / "baseline"
+        if not self.matrix:
+            return self._one_baseline(self.inputs.baseline_artifact, scratch, base_ref)
+        if not is_pattern(self.inputs.baseline_artifact):
+            raise UsageError(
+                "with a results-artifact pattern, baseline-artifact must be a pattern too",
+                hint="Set `baseline-artifact` to the same pattern: each job is compared with the base branch's "
+                "artifact of its own name.",
+            )
+        import fnmatch
+
+        for job in sorted(p.name for p in self.inputs.results_dir.iterdir() if p.is_dir()):
+            if fnmatch.fnmatchcase(job, self.inputs.baseline_artifact):
+                self._one_baseline(job, scratch / job, base_ref)
+        return scratch
+
+    def _one_baseline(self, name: str, dest: Path, base_ref: str | None) -> Path | None:
+        from kitt.github.baseline import download_baseline
+
         try:
             found = download_baseline(
-                token=self.inputs.github_token, repo=self.context.repository, name=self.inputs.baseline_artifact,
-                dest=scratch / "baseline", base_branch=base_ref, api_url=self.context.api_url,
+                token=self.inputs.github_token, repo=self.context.repository or "", name=name,
+                dest=dest, base_branch=base_ref, api_url=self.context.api_url,
                 history=self.inputs.baseline_history,
             )  # fmt: skip
         except GitHubError as error:
             self.fail(error)  # an API error is a failure, but the report still goes out, uncompared
             return None
         if not found:
-            self.notes.notice(f"No baseline: {found.reason}.")
+            self.notes.notice(f"No baseline{f' for {name}' if self.matrix else ''}: {found.reason}.")
             return None
         return found.path
 

@@ -34,6 +34,10 @@ class ReportOptions:
 
     results_dir: Path
     baseline_dir: Path | None = None
+    # A matrix in one comment: more result sets (one job each), or ``results_dir`` holds one result
+    # set per subfolder. A job is named after its folder; its baseline is ``baseline_dir/<name>``.
+    more_results: tuple[Path, ...] = ()
+    results_are_jobs: bool = False
     github_token: str | None = None
     repo: str | None = None
     pr: int | None = None
@@ -57,6 +61,7 @@ class ReportOptions:
     summary_path: Path | None = None
     api_url: str | None = None
     run_url: str | None = None
+    repo_url: str | None = None  # $GITHUB_SERVER_URL/owner/repo, to link the commits
 
 
 @dataclass(frozen=True)
@@ -69,30 +74,53 @@ class Notice:
 
 @dataclass
 class Report:
-    """A rendered comparison and the gate's decision.
+    """Rendered comparisons (one per job; a matrix has several) and the gate's decision.
 
     ``markdown`` fits a PR comment (65,536 characters) and is what is posted, printed or written
     with --output; ``full_markdown`` is cut only at SUMMARY_LIMIT and goes to the step summary.
     """
 
-    comparison: Comparison
+    comparison: Comparison  # the first job's (the only one outside a matrix)
     markdown: str
     exit_code: int
     notices: list[Notice] = field(default_factory=list)
     full_markdown: str = ""
+    jobs: list[tuple[str, Comparison]] = field(default_factory=list)  # (name, comparison) per job
+
+    @property
+    def comparisons(self) -> list[Comparison]:
+        return [c for _, c in self.jobs] or [self.comparison]
 
     @property
     def regressions(self) -> int:
-        return len(self.comparison.regressions) if self.comparison.gating else 0
+        return sum(len(c.regressions) for c in self.comparisons if c.gating)
 
     @property
-    def key_metrics(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """Gated metrics per test: baseline, current, change_pct, ci_pct, p_value, verdict."""
-        table: dict[str, dict[str, dict[str, Any]]] = {}
-        for row in self.comparison.rows:
-            if row.gated:
-                table.setdefault(row.test, {})[row.metric] = row_as_dict(row)
-        return table
+    def gate_failed(self) -> bool:
+        return any(c.gate_failed for c in self.comparisons)
+
+    @property
+    def verdict(self) -> str:
+        """The report's one word: the worst job's verdict."""
+        from kitt.report.words import worst_verdict
+
+        return worst_verdict(c.verdict for c in self.comparisons)
+
+    @property
+    def key_metrics(self) -> dict[str, Any]:
+        """Gated metrics per test: baseline, current, change_pct, ci_pct, p_value, verdict; in a
+        matrix, per job name first."""
+        if len(self.jobs) > 1:
+            return {name: _key_metrics(comparison) for name, comparison in self.jobs}
+        return _key_metrics(self.comparison)
+
+
+def _key_metrics(comparison: Comparison) -> dict[str, dict[str, dict[str, Any]]]:
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in comparison.rows:
+        if row.gated:
+            table.setdefault(row.test, {})[row.metric] = row_as_dict(row)
+    return table
 
 
 @dataclass
@@ -115,7 +143,7 @@ class ReportOutcome:
         if self.report is None:
             return {"verdict": "error", "regressions": "0", "comment-url": "", "key-metrics": "{}"}
         return {
-            "verdict": self.report.comparison.verdict,
+            "verdict": self.report.verdict,
             "regressions": str(self.report.regressions),
             "comment-url": self.comment_url or "",
             "key-metrics": json.dumps(self.report.key_metrics, sort_keys=True, allow_nan=False),
@@ -139,32 +167,62 @@ def row_as_dict(row: MetricRow) -> dict[str, Any]:
 
 
 def build_report(options: ReportOptions) -> Report:
-    """Load both result sets, compare, render and decide the exit code. Raises KittError."""
+    """Load every job's result sets, compare, render and decide the exit code. Raises KittError."""
     from kitt.github.comments import comment_marker
-    from kitt.report.render import render_report
+    from kitt.report.render import render_matrix
 
     thresholds = load_thresholds(options.thresholds_file, options.threshold)
     marker = comment_marker(options.comment_key)
-    results_dir, baseline_dir = Path(options.results_dir), options.baseline_dir
-    arms = ab_layout(results_dir)
-    if arms is not None and baseline_dir is None:  # an A/B run's folder: its arms are the two sides
-        results_dir, baseline_dir = arms
-    current = load_result_set(results_dir)
-    if not current.results:
-        raise ResultsError(
-            f"{current.metrics_path} holds no test results",
-            hint="The benchmark produced nothing to report; check the run's log.",
+    jobs = []
+    notices: list[Notice] = []
+    for name, directory in result_jobs(options):
+        baseline_dir = options.baseline_dir
+        arms = ab_layout(directory)
+        if arms is not None and baseline_dir is None:  # an A/B run's folder: its arms are the two sides
+            directory, baseline_dir = arms
+        current = load_result_set(directory)
+        if not current.results:
+            raise ResultsError(
+                f"{current.metrics_path} holds no test results",
+                hint="The benchmark produced nothing to report; check the run's log.",
+            )
+        if baseline_dir is not None and name is not None and arms is None:
+            baseline_dir = Path(baseline_dir) / name  # each job of a matrix has its own baseline
+        history = load_baseline_history(baseline_dir, options.baseline_history)
+        comparison = compare_result_sets(
+            current, history or None, thresholds, allow_hardware_mismatch=options.allow_hardware_mismatch,
+            allow_mismatch=options.allow_mismatch, upstream_failure=options.upstream_failure,
         )
-    history = load_baseline_history(baseline_dir, options.baseline_history)
-    comparison = compare_result_sets(
-        current, history or None, thresholds, allow_hardware_mismatch=options.allow_hardware_mismatch,
-        allow_mismatch=options.allow_mismatch, upstream_failure=options.upstream_failure,
-    )
-    full = render_report(comparison, marker=marker, run_url=options.run_url, limit=SUMMARY_LIMIT)
-    markdown = full if comment_size(full) < COMMENT_LIMIT else render_report(comparison, marker=marker, run_url=options.run_url)
-    notices = _comparison_notices(comparison, options)
-    exit_code = 1 if options.fail_on_regression and comparison.gate_failed else 0
-    return Report(comparison, markdown, exit_code, notices, full_markdown=full)
+        jobs.append((name or "", comparison))
+        notices += [Notice(n.level, f"{name}: {n.message}" if name else n.message)
+                    for n in _comparison_notices(comparison, options, baseline_dir)]  # fmt: skip
+    links = dict(marker=marker, run_url=options.run_url, repo_url=options.repo_url)
+    full = render_matrix(jobs, limit=SUMMARY_LIMIT, **links)
+    markdown = full if comment_size(full) < COMMENT_LIMIT else render_matrix(jobs, **links)
+    report = Report(jobs[0][1], markdown, 0, notices, full_markdown=full, jobs=jobs)
+    report.exit_code = 1 if options.fail_on_regression and report.gate_failed else 0
+    return report
+
+
+def result_jobs(options: ReportOptions) -> list[tuple[str | None, Path]]:
+    """(job name, folder) of each result set to report on; the name is None outside a matrix."""
+    folders = [Path(options.results_dir), *(Path(p) for p in options.more_results)]
+    if options.results_are_jobs:
+        root = folders[0]
+        if not root.is_dir():
+            raise ResultsError(f"results directory {root} does not exist", hint="Check the path.")
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and next(p.rglob(METRICS_FILE), None) is not None)
+        if not folders:
+            raise ResultsError(f"no result sets under {root}",
+                               hint="Each job's result set goes in its own subfolder (as download-artifact's "
+                               "`pattern:` writes them).")  # fmt: skip
+    if len(folders) == 1:
+        return [(None if not options.results_are_jobs else folders[0].name, folders[0])]
+    names = [p.name for p in folders]
+    if len(set(names)) != len(names):
+        raise UsageError("two result folders have the same name, so their jobs cannot be told apart",
+                         hint="Give each job's result set a folder of its own name (its artifact name).")
+    return list(zip(names, folders))
 
 
 def ab_layout(directory: Path) -> tuple[Path, Path] | None:
@@ -199,12 +257,12 @@ def load_baseline_history(directory: Path | None, limit: int = 10) -> list[Resul
     return sorted(sets, key=lambda r: r.timestamp, reverse=True)[: max(1, limit)]
 
 
-def _comparison_notices(comparison: Comparison, options: ReportOptions) -> list[Notice]:
+def _comparison_notices(comparison: Comparison, options: ReportOptions, baseline_dir: Path | None) -> list[Notice]:
     from kitt.report.render import hardware_note, problem_lines, regression_line
 
     notices: list[Notice] = []
     if comparison.baseline is None:
-        where = f" under {options.baseline_dir}" if options.baseline_dir else ""
+        where = f" under {baseline_dir}" if baseline_dir else ""
         notices.append(Notice("notice", f"No baseline yet{where}: the report shows this run without a comparison."))
     if comparison.hardware_mismatch:
         level: Literal["notice", "warning"] = "notice" if comparison.gating else "warning"
@@ -282,7 +340,7 @@ def _comment(outcome: ReportOutcome, report: Report, options: ReportOptions, ups
         result = post(
             token=str(options.github_token), repo=str(options.repo), pr=int(options.pr or 0), body=report.markdown,
             key=options.comment_key or None, api_url=options.api_url,
-            create=options.comment_policy == "always" or report.comparison.gate_failed,
+            create=options.comment_policy == "always" or report.gate_failed,
         )  # fmt: skip
     except GitHubError as exc:
         if isinstance(exc, CommentForbidden) and not options.require_comment:

@@ -135,10 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     ci = commands.add_parser("ci", help="CI helpers")
     ci_commands = ci.add_subparsers(dest="ci_command", required=True, metavar="ACTION")
     report = ci_commands.add_parser("report", help="compare with a baseline, report, comment and gate")
-    report.add_argument("--results-dir", required=True, type=Path, help="directory with the new metrics.json")
-    report.add_argument("--baseline-dir", type=Path, help="directory with the baseline metrics.json (optional)")
+    report.add_argument("--results-dir", type=Path, action="append", default=[], metavar="DIR",
+                        help="directory with the new metrics.json; repeat it to report on a matrix's jobs in one "
+                        "comment (each job is named after its folder)")
+    report.add_argument("--jobs-dir", type=Path, metavar="DIR",
+                        help="instead of --results-dir: a folder with one result set per subfolder (one per matrix "
+                        "job, as download-artifact's `pattern:` writes them), all in one comment")
+    report.add_argument("--baseline-dir", type=Path, help="directory with the baseline metrics.json (optional); "
+                        "for several jobs, one subfolder per job, named like the job's folder")
     report.add_argument("--baseline-artifact", metavar="NAME",
-                        help="download the baseline: the newest artifact NAME from the base branch (needs --repo)")
+                        help="download the baseline: the newest artifact NAME from the base branch (needs --repo); "
+                        "for several jobs, a pattern: each job's baseline is the artifact of its folder's name")
     report.add_argument("--baseline-history", type=_positive_int, default=10, metavar="N",
                         help="compare with up to N baseline jobs, newest first (downloaded with --baseline-artifact, "
                         "or one per subfolder of --baseline-dir); 3 or more measure run-to-run drift (default 10)")
@@ -265,11 +272,17 @@ def _cmd_ci_report(args: argparse.Namespace) -> int:
     token = args.github_token or os.environ.get("GITHUB_TOKEN") or None
     mask(token, context.in_actions)
     annotations = Annotations(enabled=context.in_actions)
+    if bool(args.results_dir) == bool(args.jobs_dir):
+        raise UsageError("give --results-dir (once per job) or --jobs-dir, one of the two",
+                         hint="e.g. `kitt ci report --results-dir kitt-results`.")
+    first, *more = args.results_dir or [args.jobs_dir]
     baseline_dir = args.baseline_dir
     if args.baseline_artifact:
         baseline_dir = _download_baseline(args, token, context, annotations)
     options = ReportOptions(
-        results_dir=args.results_dir,
+        results_dir=first,
+        more_results=tuple(more),
+        results_are_jobs=args.jobs_dir is not None,
         baseline_dir=baseline_dir,
         github_token=token,
         repo=args.repo,
@@ -287,6 +300,7 @@ def _cmd_ci_report(args: argparse.Namespace) -> int:
         summary_path=context.summary_path,
         api_url=context.api_url,
         run_url=context.run_url,
+        repo_url=f"{context.server_url.rstrip('/')}/{args.repo}" if args.repo else None,
     )
     outcome = execute_ci_report(options)
     for notice in outcome.notices:
@@ -309,6 +323,11 @@ def _download_baseline(
         raise UsageError("--baseline-artifact needs --repo and a token (--github-token or GITHUB_TOKEN)")
     if args.baseline_dir:
         raise UsageError("give --baseline-dir or --baseline-artifact, not both")
+    jobs = [p for p in args.results_dir if p.is_dir()] if len(args.results_dir) > 1 else []
+    if args.jobs_dir and args.jobs_dir.is_dir():
+        jobs = [p for p in args.jobs_dir.iterdir() if p.is_dir()]
+    if jobs:
+        return _download_job_baselines(args, token, context, annotations, jobs)
     found = download_baseline(
         token=token, repo=args.repo, name=args.baseline_artifact,
         dest=Path(tempfile.mkdtemp(prefix="kitt-baseline-", dir=context.temp_dir)) / "baseline",
@@ -318,6 +337,31 @@ def _download_baseline(
         annotations.notice(f"No baseline: {found.reason}.")
         return None
     return found.path
+
+
+def _download_job_baselines(
+    args: argparse.Namespace, token: str, context: ActionsContext, annotations: Annotations, jobs: list[Path]
+) -> Path:
+    """One baseline per job, the base branch's artifact of the job folder's name (matching the pattern)."""
+    import fnmatch
+    import tempfile
+
+    from kitt.github.baseline import download_baseline, is_pattern
+
+    if not is_pattern(args.baseline_artifact):
+        raise UsageError("for several jobs, --baseline-artifact must be a pattern (e.g. 'kitt-results-*')",
+                         hint="Each job is compared with the base branch's artifact named like its folder.")
+    root = Path(tempfile.mkdtemp(prefix="kitt-baseline-", dir=context.temp_dir)) / "baseline"
+    for job in sorted(p.name for p in jobs):
+        if not fnmatch.fnmatchcase(job, args.baseline_artifact):
+            continue
+        found = download_baseline(
+            token=token, repo=args.repo, name=job, dest=root / job, base_branch=args.base_branch or context.base_ref,
+            api_url=context.api_url, history=args.baseline_history,
+        )  # fmt: skip
+        if not found:
+            annotations.notice(f"No baseline for {job}: {found.reason}.")
+    return root
 
 
 def _cmd_ci_upload(args: argparse.Namespace) -> int:

@@ -92,12 +92,13 @@ def test_metrics_output_stays_small_for_huge_sweeps():
     assert len(out) <= 64 * 1024 and json.loads(out)["sweep-c1"]["m0"] == 2.0
 
 
-def _report_mode_env(tmp_path, double, conclusion):
+def _report_mode_env(tmp_path, double, conclusion, artifact=True):
     from test_ci import write_run
 
-    results = write_run(tmp_path / "artifact")
-    double.add_artifact("kitt-results", {"metrics.json": (results / "metrics.json").read_bytes(),
-                                         "hardware.json": (results / "hardware.json").read_bytes()}, run_id=4242)
+    if artifact:
+        results = write_run(tmp_path / "artifact")
+        double.add_artifact("kitt-results", {"metrics.json": (results / "metrics.json").read_bytes(),
+                                             "hardware.json": (results / "hardware.json").read_bytes()}, run_id=4242)
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"workflow_run": {"id": 4242, "conclusion": conclusion, "head_sha": "a" * 40}}))
     output, summary = tmp_path / "output", tmp_path / "summary"
@@ -164,3 +165,50 @@ def test_container_cli_and_gpus_inputs():
         ActionInputs.from_environment({"INPUT_MODEL": "m", "INPUT_CONTAINER_CLI": "nerdctl"})
     with pytest.raises(UsageError, match="'gpus' must be all, none or GPU indexes"):
         ActionInputs.from_environment({"INPUT_MODEL": "m", "INPUT_GPUS": "two"})
+
+
+def test_report_mode_with_a_pattern_writes_one_comment_for_the_whole_matrix(tmp_path, github_double):
+    """results-artifact: kitt-results-* downloads every matching artifact of the run; each job is
+    compared with the base branch's artifact of its own name, and one comment covers them all."""
+    from datetime import datetime, timedelta, timezone
+
+    from kitt.action import main
+    from test_ci import write_run
+
+    double = github_double
+    double.add_pull(7, base_ref="main")
+
+    def files(directory):
+        found = {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+        return {**found, "pull_request.json": json.dumps({"number": 7, "head_sha": "a" * 40})}
+
+    earlier = datetime.now(timezone.utc) - timedelta(hours=1)
+    slow = write_run(tmp_path / "jobs" / "a", change={"median_itl_ms": 1.5, "median_tpot_ms": 1.5})
+    same = write_run(tmp_path / "jobs" / "b")
+    double.add_artifact("kitt-results-vllm", files(slow), run_id=4242)
+    double.add_artifact("kitt-results-sglang", files(same), run_id=4242)
+    double.add_artifact("coverage", {"x.txt": "not results"}, run_id=4242)
+    for name in ("kitt-results-vllm", "kitt-results-sglang"):
+        base = write_run(tmp_path / "base" / name, timestamp="2025-04-30T10:00:00.000Z")
+        double.add_artifact(name, files(base), head_branch="main", created_at=earlier)
+    env, output = _report_mode_env(tmp_path, double, "success", artifact=False)
+    env.update({"INPUT_RESULTS-ARTIFACT": "kitt-results-*", "INPUT_BASELINE-ARTIFACT": "kitt-results-*",
+                "INPUT_COMMENT": "always", "INPUT_BASELINE-HISTORY": "1"})  # fmt: skip
+    assert main(env) == 1  # one job regressed: the gate fails for the whole matrix
+    values = _outputs(output)
+    assert values["verdict"] == "regression" and values["passed"] == "false"
+    (comment,) = double.comments(7)
+    body = comment.body
+    assert body.startswith("<!-- kitt-benchmark:kitt-results-* -->\n## ❌ 1 of 2 jobs regressed · 1 unchanged\n")
+    assert "### kitt-results-vllm: ❌ 2 regressions: median TPOT +50% and median ITL +50%" in body
+    assert "### kitt-results-sglang: ✅ No regressions" in body and "coverage" not in body
+    assert set(json.loads(values["metrics"])) == {"kitt-results-vllm", "kitt-results-sglang"}
+
+
+def test_a_pattern_results_artifact_needs_a_pattern_baseline(tmp_path, github_double, capsys):
+    from kitt.action import main
+
+    env, _ = _report_mode_env(tmp_path, github_double, "success")
+    env.update({"INPUT_RESULTS-ARTIFACT": "kitt-*", "INPUT_BASELINE-ARTIFACT": "kitt-results-main"})
+    assert main(env) == 2
+    assert "baseline-artifact must be a pattern too" in capsys.readouterr().out

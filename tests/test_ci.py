@@ -108,7 +108,7 @@ def regressed(tmp_path: Path) -> Path:
 def test_prints_the_report_without_token_or_output(regressed: Path) -> None:
     code, printed, notices = run(options(regressed))
     assert code == 0  # a regression alone does not fail without --fail-on-regression
-    assert printed.startswith("<!-- kitt-benchmark -->\n## ❌ kitt: 1 performance regression")
+    assert printed.startswith("<!-- kitt-benchmark -->\n## ❌ 1 regression: ")
     assert [n.level for n in notices] == ["warning"] and "p99_tpot_ms regressed +20.0%" in notices[0].message
 
 
@@ -129,7 +129,7 @@ def test_newest_metrics_json_is_used_recursively(tmp_path: Path) -> None:
     write_run(tmp_path / "current" / "old", change={"median_ttft_ms": 2.0}, timestamp="2025-05-01T09:00:00Z")
     write_run(tmp_path / "current" / "new", timestamp="2025-05-01T11:00:00Z")
     code, printed, _ = run(options(tmp_path, fail_on_regression=True))
-    assert code == 0 and "## ✅ kitt: no regressions" in printed
+    assert code == 0 and "## ✅ No regressions" in printed
 
 
 def test_summary_appends_to_the_given_path(regressed: Path) -> None:
@@ -189,7 +189,7 @@ def test_missing_or_empty_baseline_says_no_baseline_yet(tmp_path: Path, make: st
     if make == "no_metrics":
         (tmp_path / "baseline" / "notes.txt").write_text("nothing here")
     code, printed, notices = run(options(tmp_path, fail_on_regression=True))
-    assert code == 0 and "## 📊 kitt: no baseline yet" in printed
+    assert code == 0 and "## 📊 No baseline yet" in printed
     assert notices == [Notice("notice", f"No baseline yet under {tmp_path / 'baseline'}: the report shows this run without a comparison.")]
 
 
@@ -197,7 +197,7 @@ def test_baseline_from_other_hardware_is_shown_not_gated(tmp_path: Path) -> None
     write_run(tmp_path / "baseline", fingerprint="a100-77c1")
     write_run(tmp_path / "current", change={"median_ttft_ms": 1.5})
     code, printed, notices = run(options(tmp_path, fail_on_regression=True))
-    assert code == 0 and "## ⚠️ kitt: not gated, the hardware differs" in printed
+    assert code == 0 and "## ⚠️ Not gated: the hardware differs" in printed
     assert notices[0].level == "warning" and "--allow-hardware-mismatch" in notices[0].message
     code, _, _ = run(options(tmp_path, fail_on_regression=True, allow_hardware_mismatch=True))
     assert code == 1
@@ -209,7 +209,8 @@ def test_upstream_kitt_baseline_is_matched_and_compared(tmp_path: Path) -> None:
     write_run(tmp_path / "current", repeats=2, change={"median_ttft_ms": 1.3})
     code, printed, _ = run(options(tmp_path, fail_on_regression=True))
     assert code == 1  # median_ttft_ms +30%: matched by test name and concurrency 8
-    assert "`throughput-c8` `median_ttft_ms`" in printed.split("**Unchanged:**")[0]
+    changed = printed.split("### What changed")[1].split("<details>")[0]
+    assert "**median TTFT** ms ↓" in changed and "`throughput` at concurrency | 8 |" in changed
     assert "avg_latency_ms" in printed and "tokens_per_second" in printed  # unknown: shown, not gated
     assert "The baseline has no hardware fingerprint" in printed
     assert "Only in the current run, so not compared: " in printed
@@ -225,7 +226,7 @@ def test_metric_missing_from_current_is_a_clear_problem(tmp_path: Path) -> None:
     code, printed, notices = run(options(tmp_path))
     assert code == 0 and notices[0].level == "warning"
     assert "gated metrics missing from the current run (present in the baseline): p99_itl_ms" in notices[0].message
-    assert "## ⚠️ kitt: incomplete results, so the gate fails" in printed
+    assert "## ⚠️ Results incomplete, so the gate fails" in printed
     assert run(options(tmp_path, fail_on_regression=True))[0] == 1
 
 
@@ -306,7 +307,7 @@ def test_comment_created_then_updated_through_the_github_double(regressed: Path,
     assert (first.comment_action, second.comment_action) == ("created", "updated")
     assert first.comment_url == second.comment_url
     (comment,) = github_double.comments(PR)
-    assert comment.body.startswith("<!-- kitt-benchmark -->\n## ✅ kitt: no regressions")
+    assert comment.body.startswith("<!-- kitt-benchmark -->\n## ✅ No regressions")
 
 
 def test_read_only_token_through_the_github_double(regressed: Path, github_double: Any, tmp_path: Path) -> None:
@@ -348,7 +349,7 @@ def test_big_report_is_cut_for_the_comment_but_not_for_the_step_summary(tmp_path
     opts = options(tmp_path, github_token="t", repo="o/r", pr=PR, summary=True, summary_path=summary)
     outcome = execute_ci_report(opts, upsert=fake_upsert)
     (body,) = bodies
-    assert len(body) < 65_536 and "limit for a comment" in body and body.startswith("<!-- kitt-benchmark -->\n## ❌ kitt: 150")
+    assert len(body) < 65_536 and "limit for a comment" in body and body.startswith("<!-- kitt-benchmark -->\n## ❌ 150")
     full = summary.read_text()
     assert len(full) > 65_536 and "cut" not in full and full.count("#### `throughput-c") == 150
     assert outcome.exit_code == 0 and outcome.summary_written
@@ -443,7 +444,7 @@ def test_another_model_is_shown_not_gated_unless_allowed(tmp_path: Path) -> None
     write_run(tmp_path / "baseline", model="other/model")
     write_run(tmp_path / "current", change={"p99_tpot_ms": 1.3}, timestamp="2025-05-02T10:00:00.000Z")
     code, text, _ = run(options(tmp_path, fail_on_regression=True))
-    assert code == 0 and "not gated, the model differs" in text and "--allow-mismatch" in text
+    assert code == 0 and "Not gated: the model differs" in text and "--allow-mismatch" in text
     code, _, _ = run(options(tmp_path, fail_on_regression=True, allow_mismatch=True))
     assert code == 1
 
@@ -469,3 +470,35 @@ def test_a_history_of_baseline_jobs_is_read_newest_first_and_named(tmp_path: Pat
     single = execute_ci_report(options(tmp_path, baseline_history=1), stdout=io.StringIO()).report
     assert single.comparison.design == "single"  # type: ignore[union-attr]
     assert "run-to-run drift was not measured" in single.markdown  # type: ignore[union-attr]
+
+
+def test_ci_report_on_several_result_sets_writes_one_report_with_each_jobs_own_baseline(tmp_path: Path, capsys) -> None:
+    from kitt.cli import main
+
+    write_run(tmp_path / "jobs" / "vllm-llama", change={"median_e2el_ms": 1.4})
+    write_run(tmp_path / "jobs" / "sglang-llama", change={"median_e2el_ms": 1.4})
+    # Only vllm-llama has a baseline; sglang-llama's regression cannot be seen without one.
+    write_run(tmp_path / "base" / "vllm-llama", timestamp="2025-04-30T10:00:00.000Z")
+    args = ["ci", "report", "--baseline-dir", str(tmp_path / "base"), "--fail-on-regression"]
+    code = main([*args, "--results-dir", str(tmp_path / "jobs" / "vllm-llama"),
+                 "--results-dir", str(tmp_path / "jobs" / "sglang-llama")])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 1 and printed.count("<!-- kitt-benchmark") == 1
+    assert printed.splitlines()[1] == "## ❌ 1 of 2 jobs regressed · 1 without a baseline"
+    assert "### vllm-llama: ❌ 1 regression: median E2E +40%" in printed
+    assert "### sglang-llama: 📊 No baseline yet" in printed
+    # --jobs-dir: the same jobs as subfolders of one folder (as download-artifact's pattern writes them).
+    assert main([*args, "--jobs-dir", str(tmp_path / "jobs")]) == 1
+    again = capsys.readouterr().out
+    assert again.index("### sglang-llama") < again.index("### vllm-llama")  # sorted by name
+
+
+def test_ci_report_refuses_two_jobs_of_one_name_and_no_results(tmp_path: Path, capsys) -> None:
+    from kitt.cli import main
+
+    write_run(tmp_path / "a" / "job")
+    write_run(tmp_path / "b" / "job")
+    assert main(["ci", "report", "--results-dir", str(tmp_path / "a" / "job"), "--results-dir", str(tmp_path / "b" / "job")]) == 2
+    assert "same name" in capsys.readouterr().err
+    assert main(["ci", "report"]) == 2
+    assert "--results-dir (once per job) or --jobs-dir" in capsys.readouterr().err

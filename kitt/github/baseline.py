@@ -6,7 +6,9 @@ Two uses:
   base branch *of this repository* uploaded. A fork can name its branch ``main`` too,
   so runs whose head repository differs are skipped.
 - :func:`download_run_artifact`: the artifact ``name`` of one run (the fork-safe
-  ``workflow_run`` report mode, where that run built a fork's pull request).
+  ``workflow_run`` report mode, where that run built a fork's pull request); a name with
+  ``*`` or ``?`` is a pattern, and each matching artifact (a matrix job's results) is
+  unpacked into a subfolder of its own name.
 
 Both return an :class:`ArtifactDownload`; when nothing usable exists, ``path`` is None
 and ``reason`` says why, for the caller to show as a notice. The archive comes from a
@@ -16,6 +18,7 @@ short-lived URL on another host, fetched without the token, and is unpacked by
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import shutil
@@ -43,7 +46,7 @@ MAX_PAGES = 50  # 5,000 artifacts of one name is far past any real retention win
 PERMISSION_HINT = "Give the job `permissions: actions: read` (and `contents: read` for a private repository)."
 
 __all__ = ["ArtifactDownload", "PullRequest", "download_baseline", "download_run_artifact", "get_pull_request",
-           "safe_extract"]
+           "is_pattern", "safe_extract"]
 
 
 @dataclass(frozen=True)
@@ -216,20 +219,48 @@ def download_run_artifact(
     """Unpack into ``dest`` the artifact ``name`` uploaded by workflow run ``run_id``.
 
     For the ``workflow_run`` report mode: the run may have built a fork's pull request,
-    so the contents are untrusted and unpacked with :func:`safe_extract`.
+    so the contents are untrusted and unpacked with :func:`safe_extract`. A ``name`` with
+    ``*`` or ``?`` (``kitt-results-*``) matches every artifact of the run it fits (fnmatch,
+    case-sensitive); each is unpacked into ``dest/<its name>``, and ``jobs`` says how many.
     """
     client = _Client(token, repo, api_url, retry)
     try:
         doing = f"list the artifacts of run {run_id}"
-        found = [a for a in client.pages(f"/repos/{repo}/actions/runs/{int(run_id)}/artifacts", {"name": name}, doing)
-                 if a.get("name") == name]
+        query = {} if is_pattern(name) else {"name": name}
+        listed = list(client.pages(f"/repos/{repo}/actions/runs/{int(run_id)}/artifacts", query, doing))
+        found = [a for a in listed if fnmatch.fnmatchcase(str(a.get("name")), name)]
         live = [a for a in found if a.get("expired") is False]
         if not live:
             state = "has expired" if found else "was not uploaded"
+            if is_pattern(name):
+                expired = f" ({len(found)} matching expired)" if found else ""
+                return ArtifactDownload(None, f"no live artifact of run {run_id} matches {name!r}{expired}")
             return ArtifactDownload(None, f"artifact {name!r} of run {run_id} {state}")
-        return _download(client, max(live, key=_created), Path(dest), max_bytes, max_files)
+        if not is_pattern(name):
+            return _download(client, max(live, key=_created), Path(dest), max_bytes, max_files)
+        newest: dict[str, dict[str, Any]] = {}
+        for artifact in sorted(live, key=_created):
+            newest[str(artifact["name"])] = artifact
+        if len(newest) > DEFAULT_MAX_JOBS:
+            raise ArtifactError(f"{len(newest)} artifacts of run {run_id} match {name!r}, more than {DEFAULT_MAX_JOBS}",
+                                hint="Use a narrower results-artifact pattern.")
+        for artifact_name, artifact in sorted(newest.items()):
+            if not _SAFE_NAME.match(artifact_name):
+                raise ArtifactError(f"artifact name {artifact_name[:100]!r} cannot be a folder name",
+                                    hint="Name the results artifacts with letters, digits, '.', '_' and '-'.")
+            _download(client, artifact, Path(dest) / artifact_name, max_bytes, max_files)
+        return ArtifactDownload(Path(dest), run_id=run_id, jobs=len(newest))
     finally:
         client.close()
+
+
+DEFAULT_MAX_JOBS = 256  # a matrix's jobs in one comment
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,199}$")
+
+
+def is_pattern(name: str) -> bool:
+    """A results-artifact name with wildcards: every matching artifact is a job of a matrix."""
+    return any(ch in name for ch in "*?[")
 
 
 @dataclass(frozen=True)

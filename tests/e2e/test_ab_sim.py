@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from support import assert_no_engine_left, assert_one_line_error, run_kitt, unique_model
+from support import assert_no_engine_left, assert_one_line_error, clean_environ, run_kitt, unique_model
 
 DRIFT = ["--engine-arg=--drift-pct=10", "--engine-arg=--drift-period-s=20"]
 LOAD = ["--concurrency", "4", "--num-requests", "8", "--repeats", "6", "--warmup", "2", "--output-len", "16",
@@ -27,11 +27,16 @@ def ab_run(out: Path, model: str, candidate: list[str], baseline: list[str]) -> 
 DRIFT_ARGS = ["--drift-pct=10", "--drift-period-s=20"]
 
 
-def report(out: Path, tmp: Path) -> tuple[int, str, dict]:
+def report(out: Path, tmp: Path) -> tuple[int, str, dict[str, str]]:
+    """kitt ci report on an A/B run's folder, as a step would run it: exit code, report, verdict per metric."""
     outputs = tmp / "outputs"
-    done = run_kitt("ci", "report", "--results-dir", str(out / "candidate"), "--baseline-dir", str(out / "baseline"),
-                    "--fail-on-regression", "--output", str(tmp / "report.md"))
-    return done.returncode, (tmp / "report.md").read_text(), {"stderr": done.stderr, "outputs": outputs}
+    outputs.write_text("")
+    done = run_kitt("ci", "report", "--results-dir", str(out), "--fail-on-regression", "--output", str(tmp / "report.md"),
+                    env=clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(outputs)))
+    lines = outputs.read_text().splitlines()
+    key = json.loads(lines[lines.index(next(l for l in lines if l.startswith("key-metrics<<"))) + 1])
+    verdicts = {f"{test}:{metric}": row["verdict"] for test, rows in key.items() for metric, row in rows.items()}
+    return done.returncode, (tmp / "report.md").read_text(), verdicts
 
 
 def test_a_slower_candidate_is_caught_and_an_a_a_run_is_not(tmp_path: Path) -> None:
@@ -44,15 +49,15 @@ def test_a_slower_candidate_is_caught_and_an_a_a_run_is_not(tmp_path: Path) -> N
         positions = config["ab"]["positions"]["latency-c4"]
         assert len(positions) == 6 and sorted(positions) == [0, 0, 0, 1, 1, 1]  # balanced
         assert (slower / arm / "metrics.json").is_file() and (slower / arm / "summary.md").is_file()
-    code, text, _ = report(slower, tmp_path)
-    assert code == 1 and "A/B in one job (interleaved)" in text and "paired" not in text.splitlines()[1]
-    regressions = text.split("**Regressions**", 1)[1].split("\n\n", 1)[0]
-    assert "`median_tpot_ms`" in regressions and "`median_e2el_ms`" in regressions
+    code, text, verdicts = report(slower, tmp_path)
+    assert code == 1 and "A/B in one job (interleaved)" in text
+    for test in ("latency-c4", "throughput-c4"):
+        assert verdicts[f"{test}:median_tpot_ms"] == verdicts[f"{test}:median_e2el_ms"] == "regression", verdicts
 
     same = tmp_path / "aa"
     ab_run(same, model, [], [])
-    code, text, _ = report(same, tmp_path)
-    assert code == 0, text[:3000]
+    code, text, verdicts = report(same, tmp_path)
+    assert code == 0 and "regression" not in verdicts.values(), text[:3000]
     assert "The arms are identical (an A/A run)" in text
     assert_no_engine_left(model)
 

@@ -12,6 +12,7 @@ import json
 import pytest
 
 from support import run_kitt
+from e2e.test_ab_sim import report
 
 pytestmark = pytest.mark.vllm
 
@@ -22,32 +23,32 @@ LOAD = ["-s", "quick", "--concurrency", "4", "--num-requests", "8", "--repeats",
 BASELINE_ARGS = [arg.replace("--engine-arg=", "--baseline-engine-arg=") for arg in ENGINE_ARGS]
 
 
-def ab(vllm, tmp_path, name: str, candidate_extra: list[str]) -> tuple[int, str]:
+def ab(vllm, tmp_path, name: str, candidate_extra: list[str]) -> tuple[int, str, dict[str, str]]:
     bin_dir, model_dir = vllm
-    out = tmp_path / name
+    out, scratch = tmp_path / name, tmp_path / f"{name}-env"
+    scratch.mkdir()
     done = run_kitt("run", "-e", "vllm", "--native", "-m", str(model_dir), "-o", str(out), *LOAD, *ENGINE_ARGS,
-                    *candidate_extra, *BASELINE_ARGS, env=kitt_env(bin_dir, tmp_path), timeout=1200)
+                    *candidate_extra, *BASELINE_ARGS, env=kitt_env(bin_dir, scratch), timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     assert wait_until_gone() == [], "both vLLM servers must be gone"
     for arm in ("baseline", "candidate"):
         metrics = json.loads((out / arm / "metrics.json").read_text())
         assert metrics["passed"] and all(r["metrics"]["failed"] == 0 for r in metrics["results"])
-    report = tmp_path / f"{name}.md"
-    done = run_kitt("ci", "report", "--results-dir", str(out), "--fail-on-regression", "--output", str(report))
-    return done.returncode, report.read_text()
+    scratch = tmp_path / f"{name}-report"
+    scratch.mkdir()
+    return report(out, scratch)
 
 
 def test_vllm_ab(vllm, tmp_path):
     """A slower vLLM arm is caught and an A/A pair is not. (A short name: vLLM's IPC sockets live in
     the test's tmp folder, and a Unix socket path must stay under 108 characters.)"""
-    code, text = ab(vllm, tmp_path, "slower", ["--engine-arg=--max-num-seqs=1"])
+    code, text, verdicts = ab(vllm, tmp_path, "slower", ["--engine-arg=--max-num-seqs=1"])
     assert code == 1, text[:4000]
     assert "A/B in one job (interleaved)" in text and "--max-num-seqs=1" in text
-    regressions = text.split("**Regressions**", 1)[1].split("\n\n", 1)[0]
-    assert "`median_ttft_ms`" in regressions  # four streams served one at a time: the queue shows first
+    # Four streams served one at a time: the queue shows in TTFT first.
+    assert verdicts["throughput-c4:median_ttft_ms"] == "regression", verdicts
     # Throughput falls too; with four pairs its spread may leave it inconclusive, never unchanged.
-    undecided = text.split("**Inconclusive**", 1)[1].split("\n\n", 1)[0] if "**Inconclusive**" in text else ""
-    assert "`output_throughput`" in regressions + undecided
-    code, text = ab(vllm, tmp_path, "same", [])
-    assert code == 0, text[:4000]
+    assert verdicts["throughput-c4:output_throughput"] in ("regression", "inconclusive"), verdicts
+    code, text, verdicts = ab(vllm, tmp_path, "same", [])
+    assert code == 0 and "regression" not in verdicts.values(), text[:4000]
     assert "The arms are identical (an A/A run)" in text

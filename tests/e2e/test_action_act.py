@@ -171,7 +171,7 @@ def test_action_benchmarks_comments_and_gates(tmp_path, github_double, baseline)
     errors = [e["msg"] for e in slow.events if "::error" in str(e.get("msg", ""))]
     assert any("regressed" in message for message in errors), errors  # one annotation names each regression
     summary = "\n".join(slow.summaries())
-    assert summary.startswith(marker) and "performance regression" in summary
+    assert summary.startswith(marker) and summary.splitlines()[1].startswith("## ❌ ") and "regression" in summary
     (comment,) = [c for c in double.comments(PR) if c.body.startswith(marker)]
     assert comment.id == int(outputs["comment-url"].rsplit("-", 1)[-1]) and "regression" in comment.body.lower()
     if os.environ.get("KITT_EXAMPLE_COMMENT"):  # how docs/example-comment.md is made
@@ -184,9 +184,9 @@ def test_action_benchmarks_comments_and_gates(tmp_path, github_double, baseline)
     outputs = same.outputs("kitt")
     assert outputs["passed"] == "true" and outputs["regressions"] == "0"
     assert "median_ttft_ms" in json.loads(outputs["metrics"])["chat-c2"]
-    assert "no regressions" in "\n".join(same.summaries())
+    assert "## ✅ No regressions" in "\n".join(same.summaries())
     marked = [c for c in double.comments(PR) if c.body.startswith(marker)]
-    assert [c.id for c in marked] == [comment.id] and "no regressions" in marked[0].body
+    assert [c.id for c in marked] == [comment.id] and "No regressions" in marked[0].body
 
     # 3. The fork-safe report job (Docker flavour's entrypoint) on the uploaded results of run 1.
     double.add_artifact(ARTIFACT, content=zip_dir(kept), head_branch="feature", run_id=4242,

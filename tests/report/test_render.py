@@ -15,7 +15,7 @@ import pytest
 from kitt.compare import compare_result_sets
 from kitt.github.platform import COMMENT_LIMIT
 from kitt.github.platform import comment_size as report_size
-from kitt.report import render_report, render_summary
+from kitt.report import render_matrix, render_report, render_summary
 from kitt.report import render as render_module
 from kitt.results import ResultSet
 from kitt.results import TestResult as Result
@@ -92,39 +92,51 @@ def test_regression_report_matches_golden() -> None:
     current = result_set(change={"p99_ttft_ms": 1.18, "median_tpot_ms": 0.85, "output_throughput": 1.01})
     comparison = compare_result_sets(current, result_set())
     text = render_report(comparison, marker="<!-- kitt-benchmark:llama-h100 -->", run_url=RUN_URL)
-    assert text.startswith("<!-- kitt-benchmark:llama-h100 -->\n## ❌ kitt: 3 performance regressions")
-    # The verdict comes first: regressions, then improvements, then unchanged, then the rest.
-    order = [text.index(s) for s in ("**Regressions**", "**Improvements**", "**Unchanged:**", "| **Baseline** |",
-                                      "### Key metrics", "xychart-beta", "<details>", RUN_URL)]  # fmt: skip
+    # The headline names the cause; then one line of metadata, the table of what changed, the
+    # legend, and everything else collapsed.
+    assert text.startswith("<!-- kitt-benchmark:llama-h100 -->\n## ❌ 3 regressions: p99 TTFT +18% at every concurrency\n")
+    order = [text.index(s) for s in ("**meta-llama/Llama-3.1-8B-Instruct** · vllm · suite standard", "### What changed",
+                                      "| **p99 TTFT** ms ↓ | 🔴 **+18.0%**", "| **median TPOT** ms ↓ | 🟢 **-15.0%**",
+                                      "🔴 regression · 🟢 improvement", "21 other gated metrics unchanged",
+                                      "<summary>Charts (2)</summary>", "<summary>All metrics", RUN_URL)]  # fmt: skip
     assert order == sorted(order)
+    changed = text.split("### What changed")[1].split("<sub>")[0]
+    assert "median_ttft_ms" not in changed and "output throughput" not in changed  # unchanged rows stay out
+    assert "| `throughput` at concurrency | 1 | 4 | 16 |\n|---|---:|---:|---:|" in changed
+    assert "| `completed` ↑ | 64 | 64 |" in text  # counts without decimals
     check_golden("regression.md", text)
 
 
 def test_no_baseline_report_matches_golden() -> None:
     comparison = compare_result_sets(result_set(repeats=3), None)
     text = render_report(comparison, marker=MARKER, run_url=RUN_URL)
-    assert text.startswith("<!-- kitt-benchmark -->\n## 📊 kitt: no baseline yet")
+    assert text.startswith("<!-- kitt-benchmark -->\n## 📊 No baseline yet")
+    assert "### Key metrics" in text and "| `throughput` at concurrency | 1 | 4 | 16 |" in text
     check_golden("no_baseline.md", text)
 
 
 def test_hardware_mismatch_report_matches_golden() -> None:
     comparison = compare_result_sets(result_set(change={"median_e2el_ms": 1.3}, levels=(8,)), result_set(hardware=A100, levels=(8,)))
     text = render_report(comparison, marker=MARKER)
-    assert "not gated, the hardware differs" in text and "🟠 regression (not gated)" in text
+    assert "## ⚠️ Not gated: the hardware differs (1 regression shown: median E2E +30%)" in text
+    assert "🟠 regression (not gated)" in text and "> [!WARNING]\n> Hardware differs" in text
+    assert "1× NVIDIA A100-SXM4-40GB → 1× NVIDIA H100 80GB HBM3" not in text  # A100 is 2×
+    assert "2× NVIDIA A100-SXM4-40GB → 1× NVIDIA H100 80GB HBM3" in text
     check_golden("hardware_mismatch.md", text)
 
 
 def test_single_repeat_report_matches_golden() -> None:
     comparison = compare_result_sets(result_set(repeats=1, change={"median_itl_ms": 1.07}, levels=(2,)), result_set(repeats=1, levels=(2,)))
     text = render_report(comparison, marker=MARKER)
-    assert "plain threshold, 1 repeat" in text and "significance test needs repeats" in text
+    assert text.splitlines()[1].startswith("## ❌ 1 regression: median ITL +7.0%")
+    assert "1 repeat a side" in text and "significance test needs repeats" in text
     check_golden("single_repeat.md", text)
 
 
 def test_run_summary_matches_golden() -> None:
     text = render_summary_of(result_set(repeats=3), run_url=RUN_URL)
-    assert text.startswith("## kitt benchmark: meta-llama/Llama-3.1-8B-Instruct on vllm")
-    assert "<!--" not in text
+    assert text.startswith("## kitt benchmark: meta-llama/Llama-3.1-8B-Instruct on vllm\n")
+    assert "<!--" not in text and "3 tests, all passed" in text.splitlines()[2]
     check_golden("summary.md", text)
 
 
@@ -136,9 +148,12 @@ def test_huge_report_cuts_details_with_a_note_but_never_the_verdict() -> None:
     assert len(comparison.regressions) == 120
     text = render_report(comparison, marker="<!-- kitt-benchmark:big -->", run_url=RUN_URL)
     assert report_size(text) < COMMENT_LIMIT
-    assert text.startswith("<!-- kitt-benchmark:big -->\n## ❌ kitt: 120 performance regressions")
-    assert text.count("- `throughput-c") == 120  # every regression is listed
+    assert text.startswith("<!-- kitt-benchmark:big -->\n## ❌ 120 regressions: p99 TTFT +30% at every concurrency")
+    assert text.count("🔴 **+30.0%**") == 120  # every regression is in the table of what changed
     assert "cut" in text and "65,536-character limit" in text
+    top = text.split("<details>")[0]
+    widest = max(len(line.split(" | ")) for line in top.splitlines() if line.startswith("| "))
+    assert widest <= 1 + 5 + 1  # at most five load levels side by side
     assert text.rstrip().endswith("</sub>")  # the footer survives
 
 
@@ -154,6 +169,8 @@ def test_only_a_sweep_gets_charts() -> None:
     assert "xychart-beta" not in single
     sweep = render_summary_of(result_set(levels=(1, 4)))
     assert sweep.count("xychart-beta") == 2 and 'x-axis "concurrency" ["1", "4"]' in sweep
+    assert 'y-axis "output throughput (tok/s)" 0 --> ' in sweep and 'line "this run" [' in sweep
+    assert '"height": 320' in sweep and "higher is better" in sweep
 
 
 def test_history_report_with_inconclusive_and_incomplete_matches_golden() -> None:
@@ -166,8 +183,71 @@ def test_history_report_with_inconclusive_and_incomplete_matches_golden() -> Non
     current = dataclasses.replace(current, timestamp=history[0].timestamp + timedelta(days=9),
                                   results=[r for r in current.results if r.run_number < 5], passed=False)
     text = render_report(compare_result_sets(current, history), marker=MARKER, run_url=RUN_URL)
-    assert text.startswith(f"{MARKER}\n## ❌ kitt: 1 performance regression, and the results are incomplete")
-    assert "**Inconclusive**" in text and "job-to-job spread" in text
+    assert text.startswith(f"{MARKER}\n## ❌ 1 regression: p99 TTFT +39%, and the results are incomplete")
+    assert "🟡 **+5.2%**" in text and "job-to-job spread" in text
     assert "Compared with 5 baseline jobs (2025-03-01 to 2025-03-05)" in text
     assert "throughput-c4 ran 4 of 5 repeats." in text
     check_golden("history.md", text)
+
+
+def test_commits_are_linked_when_the_results_know_them() -> None:
+    import dataclasses
+
+    base = dataclasses.replace(result_set(levels=(1,)), config={"commit": "0123456789abcdef0123456789abcdef01234567"})
+    current = dataclasses.replace(result_set(levels=(1,)), config={"commit": {"sha": "fedcba9876543210fedcba9876543210fedcba98"}})
+    text = render_report(compare_result_sets(current, base), marker=MARKER, repo_url="https://github.com/octo/serving")
+    meta = text.splitlines()[3]
+    assert "baseline [`0123456`](https://github.com/octo/serving/commit/0123456789abcdef0123456789abcdef01234567)" in meta
+    assert "this run [`fedcba9`](https://github.com/octo/serving/commit/fedcba98" in meta
+    bad = dataclasses.replace(current, config={"commit": "](javascript:alert(1))"})
+    assert "javascript" not in render_report(compare_result_sets(bad, base), marker=MARKER, repo_url="https://x")
+
+
+def test_a_gpu_less_run_keeps_its_nvml_note_out_of_the_headline_area() -> None:
+    import dataclasses
+
+    run = result_set(repeats=2, levels=(1,))
+    run = dataclasses.replace(run, raw={"notes": ["NVML unavailable (NVMLError_LibraryNotFound); GPU fields are null"]})
+    text = render_summary_of(run)
+    before = text.split("<details>")[0]
+    assert "NVML" not in before and "NVML unavailable" in text
+
+
+def matrix_jobs() -> list[tuple[str, object]]:
+    slow = result_set(levels=LEVELS, change={"median_itl_ms": 1.5, "median_e2el_ms": 1.48})
+    return [
+        ("kitt-results-vllm-llama", compare_result_sets(slow, result_set())),
+        ("kitt-results-sglang-llama", compare_result_sets(result_set(), result_set())),
+        ("kitt-results-vllm-qwen", compare_result_sets(result_set(model="Qwen/Qwen2.5-7B"), None)),
+    ]
+
+
+def test_matrix_report_matches_golden() -> None:
+    text = render_matrix(matrix_jobs(), marker="<!-- kitt-benchmark:kitt-results-* -->", run_url=RUN_URL)
+    lines = text.splitlines()
+    assert lines[1] == "## ❌ 1 of 3 jobs regressed · 1 without a baseline · 1 unchanged"
+    assert "| `kitt-results-vllm-llama` | ❌ 6 regressions: median ITL +50% and median E2E +48% at every concurrency |" in text
+    order = [text.index(f"### {name}: ") for name in ("kitt-results-vllm-llama", "kitt-results-sglang-llama",
+                                                       "kitt-results-vllm-qwen")]  # fmt: skip
+    assert order == sorted(order)
+    assert text.count("<!-- kitt-benchmark") == 1
+    check_golden("matrix.md", text)
+
+
+def test_huge_matrix_fits_one_comment_cutting_details_first() -> None:
+    levels = tuple(range(1, 41))
+    jobs = [(f"job-{i:02d}", compare_result_sets(result_set(levels=levels, change={"p99_ttft_ms": 1.3}),
+                                                 result_set(levels=levels))) for i in range(12)]  # fmt: skip
+    text = render_matrix(jobs, marker=MARKER, run_url=RUN_URL)
+    assert report_size(text) < COMMENT_LIMIT
+    assert text.splitlines()[1] == "## ❌ 12 of 12 jobs regressed"
+    assert all(f"### job-{i:02d}: ❌ 40 regressions" in text for i in range(12))  # every job's verdict stays
+    assert "cut" in text and text.rstrip().endswith("</sub>")
+
+
+def test_untrusted_job_names_are_escaped_in_a_matrix() -> None:
+    comparison = compare_result_sets(result_set(levels=(1,)), None)
+    text = render_matrix([("evil|job <img src=x> @octocat", comparison), ("ok", comparison)], marker=MARKER)
+    assert "| `evil\\|job &lt;img src=x&gt; @\u200boctocat` |" in text
+    assert "### evil\\|job &lt;img src=x&gt; @\u200boctocat: " in text
+    assert "<img" not in text and "@octocat" not in text
