@@ -106,6 +106,8 @@ class RunConfig:
     native: bool = False
     ready_timeout: float = 900.0
     extra: dict[str, Any] = field(default_factory=dict)
+    commit: str | None = None  # the source measured (GITHUB_SHA); None: ask git (kitt.provenance)
+    branch: str | None = None  # its branch (GITHUB_REF_NAME)
 
 
 def load_suite(name_or_path: str) -> Suite:

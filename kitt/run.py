@@ -34,6 +34,7 @@ from kitt.engines.base import EngineSpec, Runner, ServerHandle
 from kitt.engines.readiness import wait_until_ready
 from kitt.errors import BenchmarkError, Cancelled, EngineDied, KittError
 from kitt.progress import Reporter
+from kitt.provenance import source_revision
 from kitt import results as rs
 from kitt import telemetry, hardware
 
@@ -332,6 +333,7 @@ class BenchmarkRun:
             "seed": self.suite.seed,
             "suite": suite_to_dict(self.suite),
             "hardware_fingerprint": hw.get("fingerprint"),
+            **source_revision(self.config.commit, self.config.branch),
         }
         rs.write_json(self.out / rs.CONFIG_FILE, config)
 

@@ -33,6 +33,9 @@ class ActionsContext:
     base_ref: str | None
     temp_dir: Path | None = None
     flavour: str = "cli"  # composite | docker | cli: set by each action file, read in one place
+    event_name: str | None = None
+    sha: str | None = None  # the commit the workflow run is for
+    ref_name: str | None = None  # its branch or tag
 
     @property
     def run_url(self) -> str | None:
@@ -59,6 +62,9 @@ class ActionsContext:
             base_ref=env.get("GITHUB_BASE_REF") or None,
             temp_dir=path("RUNNER_TEMP"),
             flavour=env.get("KITT_ACTION_FLAVOUR") or "cli",
+            event_name=env.get("GITHUB_EVENT_NAME") or None,
+            sha=env.get("GITHUB_SHA") or None,
+            ref_name=env.get("GITHUB_REF_NAME") or None,
         )
 
     def event(self) -> dict[str, Any]:
