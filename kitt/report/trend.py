@@ -102,16 +102,25 @@ def _when(point: ChangePoint) -> str:
     return point.timestamp[:16].replace("T", " ") + " UTC"
 
 
-def change_line(point: ChangePoint, trend: Trend) -> str:
-    """One change point as a bullet: what moved, where, how much and how sure."""
-    mark = "🔴" if point.direction == SLOWER else "🟢"
-    arrow = f"{fmt_value(point.before)} → {fmt_value(point.after)} {unit(point.metric)}".rstrip()
-    return (
-        f"{mark} {code(point.test)} {code(point.metric)} got **{point.direction}** from commit "
-        f"{code(short_commit(point.commit))} (job {point.index + 1} of {len(trend.jobs)}, {_when(point)}): "
-        f"{arrow} (**{fmt_pct(point.change_pct)}**, 95% CI {fmt_pct(point.ci_low_pct)} … {fmt_pct(point.ci_high_pct)}, "
-        f"p{_p(point.p_value)})"
-    )
+def _by_job(points: list[ChangePoint]) -> list[tuple[int, str, list[ChangePoint]]]:
+    """(job index, direction, its change points, largest first): one commit moves many series together."""
+    groups: dict[tuple[int, str], list[ChangePoint]] = {}
+    for point in points:
+        groups.setdefault((point.index, point.direction), []).append(point)
+    return [(index, direction, sorted(group, key=lambda c: (-abs(c.change_pct), c.test, c.metric)))
+            for (index, direction), group in sorted(groups.items())]
+
+
+def change_line(index: int, direction: str, group: list[ChangePoint], trend: Trend) -> str:
+    """The change points of one job in one direction as a bullet: where, which commit, how much and how sure."""
+    mark = "🔴" if direction == SLOWER else "🟢"
+    top = group[0]
+    largest = ", ".join(f"{code(c.test)} {code(c.metric)} **{fmt_pct(c.change_pct)}** "
+                        f"(95% CI {fmt_pct(c.ci_low_pct)} … {fmt_pct(c.ci_high_pct)}, p{_p(c.p_value)})"
+                        for c in group[:3])  # fmt: skip
+    more = f", and {len(group) - 3} more" if len(group) > 3 else ""
+    return (f"{mark} commit {code(short_commit(top.commit))} (job {index + 1} of {len(trend.jobs)}, {_when(top)}): "
+            f"{len(group)} series got **{direction}**: {largest}{more}")
 
 
 def _p(p: float) -> str:
@@ -122,13 +131,8 @@ def _p(p: float) -> str:
 def warning_lines(points: list[ChangePoint], trend: Trend) -> list[str]:
     """The ``::warning`` texts for change points that made serving slower: one per job, since one
     commit usually moves many metrics together, naming its commit and its largest changes."""
-    by_job: dict[int, list[ChangePoint]] = {}
-    for point in points:
-        if point.direction == SLOWER:
-            by_job.setdefault(point.index, []).append(point)
     lines = []
-    for index, group in sorted(by_job.items()):
-        group.sort(key=lambda c: (-abs(c.change_pct), c.test, c.metric))
+    for index, _, group in _by_job([p for p in points if p.direction == SLOWER]):
         named = ", ".join(f"{c.metric} of {c.test} {fmt_pct(c.change_pct)}" for c in group[:3])
         more = f" and {len(group) - 3} more" if len(group) > 3 else ""
         lines.append(f"kitt trend: serving got slower from commit {short_commit(group[0].commit)} "
@@ -155,14 +159,15 @@ def render_trend(trend: Trend, *, new: list[ChangePoint] | None = None, heading:
     out += [span, ""]
     if new is not None:
         out += ["**New in this job's history**", ""]
-        out += [f"- {change_line(p, trend)}" for p in new] if new else ["None."]
+        out += [f"- {change_line(*job, trend)}" for job in _by_job(new)] if new else ["None."]
         out.append("")
     if trend.change_points:
+        fresh = {id(p) for p in new or []}
         out += ["| Job | Date | Commit | Test | Metric | Before → after | Change | 95% CI | p |",
                 "|---|---|---|---|---|---|---|---|---|"]
         for p in sorted(trend.change_points, key=lambda c: (c.index, c.test, c.metric)):
             out.append(
-                f"| {p.index + 1} | {_when(p)} | {code(short_commit(p.commit))} | {code(p.test)} | {code(p.metric)} "
+                f"| {p.index + 1}{' 🆕' if id(p) in fresh else ''} | {_when(p)} | {code(short_commit(p.commit))} | {code(p.test)} | {code(p.metric)} "
                 f"| {fmt_value(p.before)} → {fmt_value(p.after)} | {'🔴' if p.direction == SLOWER else '🟢'} "
                 f"{fmt_pct(p.change_pct)} {md(p.direction)} | {fmt_pct(p.ci_low_pct)} … {fmt_pct(p.ci_high_pct)} "
                 f"| {fmt_p(p.p_value)} |"

@@ -99,6 +99,8 @@ def test_full_result_set(tmp_path):
                 "engine_image", "engine_image_digest", "exact_output_len", "stream_options", "hardware_fingerprint"):
         assert key in config
     assert config["mode"] == "sim" and config["suite"]["repeats"] == 2 and config["exact_output_len"] is True
+    # The source measured, for the trend: git's answer here (the test runs in the repository), or null.
+    assert set(config) >= {"commit", "branch"} and (config["commit"] is None or len(config["commit"]) == 40)
 
     hardware = read_json(out / "hardware.json")
     for key in ("gpu_count", "gpus", "driver_version", "cuda_version", "cpu_model", "cpu_count", "ram_total_gib",
