@@ -183,8 +183,10 @@ def analyse(
     alpha: float = ALPHA,
     min_segment: int = MIN_SEGMENT,
     window: int = WINDOW,
+    pooled: bool = True,
 ) -> Trend:
-    """Find the change points of every gated metric and test over ``result_sets`` (any order)."""
+    """Find the change points of every gated metric and test over ``result_sets`` (any order).
+    ``pooled=False`` scores splits with Welch's t instead (measured worse: docs/trend.md)."""
     thresholds = thresholds or Thresholds()
     ordered = order_jobs(result_sets)
     jobs = [_job(r, i) for i, r in enumerate(ordered)]
@@ -204,7 +206,7 @@ def analyse(
     points: list[ChangePoint] = []
     for series in gated:
         found = change_points(np.log(series.values), alpha=alpha, family=len(gated), min_segment=min_segment,
-                              window=window)  # fmt: skip
+                              window=window, pooled=pooled)  # fmt: skip
         points += _describe(series, found, jobs)
     return Trend(jobs, gated, points, _charts(all_series, len(jobs)), alpha, min_segment)
 
@@ -349,7 +351,8 @@ def _charts(series: list[Series], n_jobs: int) -> list[TrendChart]:
         if s.metric in CHART_METRICS:
             families.setdefault((s.key.base, s.key.kind, s.metric), []).append(s)
     charts = []
-    for (family, kind, metric), members in sorted(families.items(), key=lambda f: (f[0][0], f[0][1], CHART_METRICS.index(f[0][2]))):
+    order = sorted(families, key=lambda f: (f[0], f[1], CHART_METRICS.index(f[2])))
+    for (family, kind, metric), members in ((f, families[f]) for f in order):
         members.sort(key=lambda s: s.key.level)
         shared = sorted(set(range(n_jobs)).intersection(*(s.jobs for s in members)))
         if len(shared) < 2:

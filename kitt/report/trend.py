@@ -162,12 +162,13 @@ def render_trend(trend: Trend, *, new: list[ChangePoint] | None = None, heading:
         out += [f"- {change_line(*job, trend)}" for job in _by_job(new)] if new else ["None."]
         out.append("")
     if trend.change_points:
-        fresh = {id(p) for p in new or []}
+        fresh = new or []
         out += ["| Job | Date | Commit | Test | Metric | Before → after | Change | 95% CI | p |",
                 "|---|---|---|---|---|---|---|---|---|"]
         for p in sorted(trend.change_points, key=lambda c: (c.index, c.test, c.metric)):
             out.append(
-                f"| {p.index + 1}{' 🆕' if id(p) in fresh else ''} | {_when(p)} | {code(short_commit(p.commit))} | {code(p.test)} | {code(p.metric)} "
+                f"| {p.index + 1}{' 🆕' if p in fresh else ''} | {_when(p)} | {code(short_commit(p.commit))} "
+                f"| {code(p.test)} | {code(p.metric)} "
                 f"| {fmt_value(p.before)} → {fmt_value(p.after)} | {'🔴' if p.direction == SLOWER else '🟢'} "
                 f"{fmt_pct(p.change_pct)} {md(p.direction)} | {fmt_pct(p.ci_low_pct)} … {fmt_pct(p.ci_high_pct)} "
                 f"| {fmt_p(p.p_value)} |"
