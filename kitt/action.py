@@ -314,7 +314,9 @@ class ActionRun:
             verdict=report.comparison.verdict,
             **{"comment-url": outcome.comment_url or ""},
         )
-        if self.context.event_name == "push" and baseline_dir is not None:
+        default_branch = (self.context.event().get("repository") or {}).get("default_branch")
+        # The history is the default branch's (no base ref on a push): only its own pushes extend it.
+        if self.context.event_name == "push" and baseline_dir is not None and self.context.ref_name == default_branch:
             self._trend(baseline_dir)
 
     def _trend(self, baseline_dir: Path) -> None:

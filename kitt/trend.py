@@ -18,9 +18,9 @@ recursive binary segmentation with a t-test split, deterministic and windowed.
   at most ``alpha`` (0.05: at most a 5% chance of any false change point per history).
 - An accepted split divides its segment, and both halves are searched again.
 
-The size of a change is measured between the segments on either side (up to the neighbouring
-change points): percent, with a 95% Welch interval. Nothing is random, so the same history
-always gives the same change points. The method and its measured accuracy: docs/trend.md.
+The size of a change is measured between the segments on either side: percent, with a 95%
+Welch interval. Nothing is random: the same history always gives the same change points.
+Method and measured accuracy: docs/trend.md.
 """
 
 from __future__ import annotations
@@ -332,15 +332,10 @@ def _describe(series: Series, found: list[tuple[int, float]], jobs: list[Job]) -
     return points
 
 
-@lru_cache(maxsize=1024)
-def _welch_quantile(df: float) -> float:
-    return float(stats.t_ppf(0.5 + CONFIDENCE / 2, df))
-
-
 def _quantile(df: float) -> float:
     """The interval's t quantile at Welch's df rounded down to a whole number (a slightly wider
     interval), so that each quantile is computed once however long the history."""
-    return _welch_quantile(float(max(1, math.floor(min(df, 1e6)))))
+    return _critical_t(float(max(1, math.floor(min(df, 1e6)))), 0.5 - CONFIDENCE / 2)
 
 
 def _charts(series: list[Series], n_jobs: int) -> list[TrendChart]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import trend_sim
 from support import run_kitt
 
@@ -45,13 +47,15 @@ def test_cli_unreadable_history_is_exit_1_with_one_line(tmp_path):
     assert missing.returncode == 1 and "does not exist" in missing.stderr
 
 
-def _push_env(tmp_path, double, sha):
-    output, summary = tmp_path / "output", tmp_path / "summary"
+def _push_env(tmp_path, double, sha, branch="main"):
+    output, summary, event = tmp_path / "output", tmp_path / "summary", tmp_path / "event.json"
     output.touch()
     summary.touch()
+    event.write_text(json.dumps({"ref": f"refs/heads/{branch}", "after": sha, "repository": {"default_branch": "main"}}))
     return {
         "GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": double.repo.full_name, "GITHUB_API_URL": double.api_url,
-        "GITHUB_EVENT_NAME": "push", "GITHUB_SHA": sha, "GITHUB_REF_NAME": "main", "GITHUB_OUTPUT": str(output),
+        "GITHUB_EVENT_NAME": "push", "GITHUB_SHA": sha, "GITHUB_REF_NAME": branch, "GITHUB_OUTPUT": str(output),
+        "GITHUB_EVENT_PATH": str(event),
         "GITHUB_STEP_SUMMARY": str(summary), "KITT_ACTION_FLAVOUR": "composite", "INPUT_MODEL": "sim-model",
         "INPUT_ENGINE": "sim", "INPUT_GITHUB-TOKEN": double.token, "INPUT_RESULTS-DIR": str(tmp_path / "results"),
         "INPUT_BASELINE-ARTIFACT": "kitt-results", "INPUT_BASELINE-HISTORY": "20", "INPUT_COMMENT": "never",
@@ -90,12 +94,15 @@ def test_push_adds_the_trend_and_warns_about_a_new_slowdown(tmp_path, github_dou
     assert len(warnings) == 1 and "commit 09c0ffe" in warnings[0] and "slower" in warnings[0]
 
 
-def test_a_pull_request_gets_no_trend(tmp_path, github_double, monkeypatch, capsys):
+@pytest.mark.parametrize("event, branch", [("pull_request", "main"), ("push", "feature")])
+def test_no_trend_on_a_pull_request_or_a_push_to_another_branch(tmp_path, github_double, monkeypatch, capsys,
+                                                                event, branch):
     from kitt.action import main
 
     sets = trend_sim.history(8, steps={5: 1.12}, seed=3)
     _stage(tmp_path, github_double, monkeypatch, sets, "e" * 40)
-    env, summary = _push_env(tmp_path, github_double, "e" * 40)
-    env["GITHUB_EVENT_NAME"] = "pull_request"
+    env, summary = _push_env(tmp_path, github_double, "e" * 40, branch)
+    env["GITHUB_EVENT_NAME"] = event
     assert main(env) == 0
-    assert "kitt trend" not in summary.read_text() and "kitt trend" not in capsys.readouterr().out
+    text = summary.read_text()
+    assert "kitt" in text and "kitt trend" not in text and "kitt trend" not in capsys.readouterr().out
