@@ -266,6 +266,8 @@ class ActionRun:
             ab_schedule=self.inputs.ab_schedule,
             container_cli=self.inputs.container_cli,
             gpus=self.inputs.gpus,
+            commit=self.context.sha,
+            branch=self.context.ref_name,
         )
         self._write_pull_request()
         try:
@@ -364,6 +366,29 @@ class ActionRun:
             verdict=report.verdict,
             **{"comment-url": outcome.comment_url or ""},
         )
+        default_branch = (self.context.event().get("repository") or {}).get("default_branch")
+        # The history is the default branch's (no base ref on a push): only its own pushes extend it.
+        if self.context.event_name == "push" and baseline_dir is not None and self.context.ref_name == default_branch:
+            self._trend(baseline_dir)
+
+    def _trend(self, baseline_dir: Path) -> None:
+        """On a push to the base branch: the history's trend (with this job) and its new change points
+        in the job summary; a new one that made serving slower is a warning naming its commit."""
+        from kitt.github.actions_io import append_summary
+        from kitt.report.trend import render_trend, warning_lines
+        from kitt.results import load_result_set
+        from kitt.thresholds import load_thresholds
+        from kitt.trend import load_history, trend_with_newest
+
+        try:
+            jobs = [*load_history(baseline_dir), load_result_set(self.inputs.results_dir)]
+            update = trend_with_newest(jobs, load_thresholds(self.inputs.thresholds, self.inputs.threshold))
+        except KittError as error:
+            self.notes.warning(f"No trend of the base branch: {error}")
+            return
+        append_summary(render_trend(update.trend, new=update.new), self.context.summary_path)
+        for line in warning_lines(update.new, update.trend):
+            self.notes.warning(line)
 
     def _upstream_failure(self) -> str:
         """How the benchmark went wrong, for the report: the workflow run's conclusion in report mode."""

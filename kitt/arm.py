@@ -28,6 +28,7 @@ from kitt.engines.base import EngineSpec, Runner, ServerHandle
 from kitt.engines.readiness import wait_until_ready
 from kitt.errors import EngineDied, EngineNotReady
 from kitt.progress import Reporter
+from kitt.provenance import source_revision
 
 COUNTER_SETTLE_SECONDS = 3.0
 CLIENT_SATURATION_PCT = 90.0
@@ -286,6 +287,7 @@ class Arm:
             "seed": self.suite.seed,
             "suite": suite_to_dict(self.suite),
             "hardware_fingerprint": self.hw.get("fingerprint"),
+            **source_revision(self.config.commit, self.config.branch),
         }
         if ab is not None:
             config["ab"] = {**ab, "arm": self.name, "positions": self.positions}

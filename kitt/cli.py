@@ -167,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--require-comment", action="store_true",
                         help="fail when the comment cannot be posted (e.g. a fork's read-only token)")
     report.set_defaults(handler=_cmd_ci_report)
+    trend = ci_commands.add_parser("trend", help="find change points in the base branch's history of jobs",
+                                   description="Find where each gated metric's level changed over a history of "
+                                   "jobs (one result set per subfolder of --history-dir), and which commit it was.")
+    trend.add_argument("--history-dir", required=True, type=Path, help="folder with one result set per subfolder")
+    trend.add_argument("--output", type=Path, help="write the Markdown here instead of printing it")
+    trend.add_argument("--json", type=Path, help="write the change points as JSON here")
+    trend.add_argument("--thresholds", type=Path, help="YAML of per-metric thresholds: which metrics are searched")
+    trend.add_argument("--summary", action="store_true", help="append the Markdown to $GITHUB_STEP_SUMMARY")
+    trend.set_defaults(handler=_cmd_ci_trend)
     upload = ci_commands.add_parser("upload-artifact", help="upload files as an artifact of this workflow run",
                                     description="Upload files with GitHub's artifacts v4 protocol. Needs "
                                     "ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL, which the runner gives to "
@@ -179,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from kitt.config import BaselineArm, Overrides, RunConfig, apply_overrides, load_suite, parse_concurrency_list
     from kitt.github.actions_io import ActionsContext
     from kitt.progress import Reporter
@@ -215,6 +226,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         gpus=args.gpus,
     )
     context = ActionsContext.from_environment()
+    config = replace(config, commit=context.sha, branch=context.ref_name)  # recorded in config.json
     outcome = run_benchmark(config, Reporter(groups=context.in_actions))
     print(f"Results written to {outcome.output}")
     if config.baseline is not None:
@@ -362,6 +374,34 @@ def _download_job_baselines(
         if not found:
             annotations.notice(f"No baseline for {job}: {found.reason}.")
     return root
+
+
+def _cmd_ci_trend(args: argparse.Namespace) -> int:
+    from kitt.github.actions_io import ActionsContext, append_summary
+    from kitt.report.trend import render_trend
+    from kitt.thresholds import load_thresholds
+    from kitt.trend import analyse, load_history, write_change_points
+
+    thresholds = load_thresholds(args.thresholds)
+    trend = analyse(load_history(args.history_dir), thresholds)
+    markdown = render_trend(trend)
+    if args.json:
+        write_change_points(args.json, trend.change_points)
+    if args.output:
+        write_text(args.output, markdown)
+    else:
+        sys.stdout.write(markdown)
+    if args.summary:
+        append_summary(markdown, ActionsContext.from_environment().summary_path)
+    return 0
+
+
+def write_text(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise KittError(f"could not write {path} ({exc.strerror or exc})") from None
 
 
 def _cmd_ci_upload(args: argparse.Namespace) -> int:

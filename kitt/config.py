@@ -133,6 +133,8 @@ class RunConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     baseline: BaselineArm | None = None
     ab_schedule: str = "interleaved"
+    commit: str | None = None  # the source measured (GITHUB_SHA); None: ask git (kitt.provenance)
+    branch: str | None = None  # its branch (GITHUB_REF_NAME)
 
 
 def load_suite(name_or_path: str) -> Suite:

@@ -33,6 +33,9 @@ class ActionsContext:
     base_ref: str | None
     temp_dir: Path | None = None
     flavour: str = "cli"  # composite | docker | cli: set by each action file, read in one place
+    event_name: str | None = None
+    sha: str | None = None  # the commit the workflow run is for
+    ref_name: str | None = None  # its branch or tag
 
     @property
     def run_url(self) -> str | None:
@@ -60,6 +63,9 @@ class ActionsContext:
             # A Docker action gets the host's RUNNER_TEMP without the folder (actions/runner#1984).
             temp_dir=temp if (temp := path("RUNNER_TEMP")) and temp.is_dir() else None,
             flavour=env.get("KITT_ACTION_FLAVOUR") or "cli",
+            event_name=env.get("GITHUB_EVENT_NAME") or None,
+            sha=env.get("GITHUB_SHA") or None,
+            ref_name=env.get("GITHUB_REF_NAME") or None,
         )
 
     def event(self) -> dict[str, Any]:

@@ -42,7 +42,8 @@ def read_json(path: Path) -> dict:
 def test_full_result_set(tmp_path):
     model = unique_model()
     out = tmp_path / "results"
-    done = run_kitt("run", "-m", model, "-e", "sim", "-s", "quick", "-o", str(out), "--concurrency", "1,3", *SMALL)
+    done = run_kitt("run", "-m", model, "-e", "sim", "-s", "quick", "-o", str(out), "--concurrency", "1,3", *SMALL,
+                    env=clean_environ(GITHUB_SHA="ab" * 20, GITHUB_REF_NAME="main"))
     assert done.returncode == 0, done.stderr
     assert {p.name for p in out.iterdir()} >= {"metrics.json", "samples.jsonl", "hardware.json", "config.json", "summary.md"}
 
@@ -79,6 +80,8 @@ def test_full_result_set(tmp_path):
                 "engine_image", "engine_image_digest", "exact_output_len", "stream_options", "hardware_fingerprint"):
         assert key in config
     assert config["mode"] == "sim" and config["suite"]["repeats"] == 2 and config["exact_output_len"] is True
+    # The source measured, for the trend: the CI's GITHUB_SHA and GITHUB_REF_NAME (else git's answer).
+    assert config["commit"] == "ab" * 20 and config["branch"] == "main"
 
     hardware = read_json(out / "hardware.json")
     for key in ("gpu_count", "gpus", "driver_version", "cuda_version", "cpu_model", "cpu_count", "ram_total_gib",
