@@ -184,9 +184,13 @@ def test_action_benchmarks_comments_and_gates(tmp_path, github_double, baseline)
     outputs = same.outputs("kitt")
     assert outputs["passed"] == "true" and outputs["regressions"] == "0"
     assert "median_ttft_ms" in json.loads(outputs["metrics"])["chat-c2"]
-    assert "## ✅ No regressions" in "\n".join(same.summaries())
+    # No regression; a metric that moved past 5% by chance on this busy machine is inconclusive
+    # (never a failure), so the headline is ✅ or 🟡, and never ❌.
+    assert outputs["verdict"] in ("unchanged", "improvement", "inconclusive"), outputs["verdict"]
+    headline = "\n".join(same.summaries()).splitlines()[1]
+    assert headline.startswith(("## ✅ No regressions", "## 🟡 No regression proven")), headline
     marked = [c for c in double.comments(PR) if c.body.startswith(marker)]
-    assert [c.id for c in marked] == [comment.id] and "No regressions" in marked[0].body
+    assert [c.id for c in marked] == [comment.id] and marked[0].body.splitlines()[1] == headline
 
     # 3. The fork-safe report job (Docker flavour's entrypoint) on the uploaded results of run 1.
     double.add_artifact(ARTIFACT, content=zip_dir(kept), head_branch="feature", run_id=4242,
