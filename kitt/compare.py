@@ -213,6 +213,16 @@ class ChartSeries:
 
 
 @dataclass(frozen=True)
+class HistorySeries:
+    """One key metric of one test across the baseline jobs (oldest to newest) and this run."""
+
+    test: str
+    metric: str
+    jobs: list[float]
+    current: float
+
+
+@dataclass(frozen=True)
 class FailedTest:
     name: str
     error: str | None
@@ -251,6 +261,7 @@ class Comparison:
     history: list[ResultSet] = field(default_factory=list)  # every baseline job, newest first
     tests: list[TestComparison] = field(default_factory=list)
     charts: list[ChartSeries] = field(default_factory=list)
+    history_series: list[HistorySeries] = field(default_factory=list)  # with a history of baseline jobs
     hardware_mismatch: bool = False
     allow_hardware_mismatch: bool = False
     identity: Identity = field(default_factory=Identity)
@@ -410,7 +421,23 @@ def compare_result_sets(
     comparison.prior = gate.judge(pending, alpha)
     comparison.incomplete = _incompleteness(current, current_groups, baseline_groups, upstream_failure, missing_metrics)
     comparison.charts = _charts(current_groups, baseline_groups)
+    if comparison.design == "history":
+        comparison.history_series = _history_series(job_groups, current_groups)
     return comparison
+
+
+def _history_series(job_groups: list[dict[MatchKey, RepeatGroup]],
+                    current_groups: dict[MatchKey, RepeatGroup]) -> list[HistorySeries]:
+    """The key metrics of every test across the baseline jobs, oldest first, and this run."""
+    series = []
+    for key, group in current_groups.items():
+        for metric in CHART_METRICS:
+            now = center(group.samples(metric))
+            jobs = [center(groups[key].samples(metric)) for groups in reversed(job_groups) if key in groups]
+            values = [v for v in jobs if v is not None]
+            if now is not None and len(values) >= 2:
+                series.append(HistorySeries(group.name, metric, values, now))
+    return series
 
 
 def _ab_positions(baseline: ResultSet, current: ResultSet) -> dict[str, list[int]] | None:

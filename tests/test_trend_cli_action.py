@@ -89,7 +89,7 @@ def test_push_adds_the_trend_and_warns_about_a_new_slowdown(tmp_path, github_dou
     assert seen == {"commit": "f" * 40, "branch": "main"}  # what config.json will record
     text = summary.read_text()
     assert "## 📉 kitt trend: 18 change points in the last 12 jobs" in text
-    assert "**New in this job's history**" in text and "```mermaid\nxychart-beta" in text
+    assert "**New in this job's history**" in text and "```mermaid\n%%{init:" in text and "\nxychart-beta\n" in text
     warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::warning") and "kitt trend" in line]
     assert len(warnings) == 1 and "commit 09c0ffe" in warnings[0] and "slower" in warnings[0]
 

@@ -48,6 +48,7 @@ class _Job:
     details: list[dict[str, Any]]
     notes: list[str]
     verdict: str = ""
+    history_charts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -248,7 +249,22 @@ def _job(comparison: Comparison, name: str, repo_url: str | None) -> _Job:
         details=tables.details_tables(comparison) if compared else tables.current_details(comparison.tests),
         notes=[md(n) for n in _notes(comparison)],
         verdict=comparison.verdict,
+        history_charts=_history_charts(comparison),
     )
+
+
+# The base branch's recent jobs beside this run, for the first tests of a history comparison.
+MAX_HISTORY_CHARTS = 4
+
+
+def _history_charts(comparison: Comparison) -> list[str]:
+    from kitt.report.trend import history_chart
+    from kitt.thresholds import metric_direction
+
+    return [
+        history_chart(s.metric, metric_direction(s.metric) or "lower", s.jobs, s.current, title_prefix=f"{s.test}: ")
+        for s in comparison.history_series[:MAX_HISTORY_CHARTS]
+    ]
 
 
 def _footer(run_url: str | None, comparisons: list[Comparison]) -> str:
@@ -344,7 +360,7 @@ def _fit(view: _View, limit: int) -> str:
     else:
         where = "every number is in the uploaded metrics.json"
         limit_text = f"to keep this report under {limit:,} characters"
-    lighter = replace(view, jobs=[replace(j, charts=[], notes=[]) for j in view.jobs])
+    lighter = replace(view, jobs=[replace(j, charts=[], history_charts=[], notes=[]) for j in view.jobs])
     for base, prefix in ((view, ""), (lighter, "Charts and notes were cut, and d")):
         total = sum(len(j.details) for j in base.jobs)
 

@@ -13,6 +13,7 @@ import math
 import re
 from datetime import timezone
 
+from kitt.report.tables import BASELINE_COLOUR, CHART_HEIGHT, NEUTRAL
 from kitt.report.words import code, fmt_p, fmt_pct, fmt_value, md, plural
 from kitt.thresholds import LOWER
 from kitt.trend import SLOWER, ChangePoint, Trend, TrendChart
@@ -42,16 +43,29 @@ def _number(value: float) -> str:
     return f"{value:.4g}"
 
 
+# Lines of a trend, one per load level: the comment's blue first, then colours that read in light
+# and dark themes and are never the baseline's grey or a verdict's red and green.
+LEVEL_COLOURS = (NEUTRAL, "#8250df", "#bf8700", "#1b7c83", "#e16f24", "#bf3989")
+_COLOUR_WORDS = ("blue", "purple", "ochre", "teal", "orange", "pink")
+
+
 def mermaid_chart(title: str, x_label: str, categories: list[str], y_label: str, lines: list[list[float]],
-                  bars: list[list[float]] | None = None) -> str:
-    """One ``xychart-beta`` block: y from 0, one ``line`` per series (and ``bar`` series first)."""
+                  bars: list[list[float]] | None = None, *, palette: list[str] | None = None,
+                  line_names: list[str] | None = None) -> str:
+    """One ``xychart-beta`` block: y from 0, one ``line`` per series (and ``bar`` series first), at
+    the comment's chart height, in ``palette`` (bars first, then lines)."""
     top = _axis_max([v for series in [*lines, *(bars or [])] for v in series] or [1.0])
+    colours = palette or [LEVEL_COLOURS[i % len(LEVEL_COLOURS)] for i in range(len(bars or []) + len(lines))]
+    init = ('%%{init: {"xyChart": {"height": ' + str(CHART_HEIGHT) + ', "width": 700}, '
+            '"themeVariables": {"xyChart": {"plotColorPalette": "' + ", ".join(colours) + '"}}}}%%')
+    names = line_names or [""] * len(lines)
     body = [
-        "```mermaid", "xychart-beta", f'    title "{_label(title)}"',
+        "```mermaid", init, "xychart-beta", f'    title "{_label(title)}"',
         f'    x-axis "{_label(x_label)}" [{", ".join(chr(34) + _label(c) + chr(34) for c in categories)}]',
         f'    y-axis "{_label(y_label)}" 0 --> {_number(top)}',
         *(f"    bar [{', '.join(_number(v) for v in series)}]" for series in bars or []),
-        *(f"    line [{', '.join(_number(v) for v in series)}]" for series in lines),
+        *(f"    line{' ' + chr(34) + _label(name) + chr(34) if name else ''} [{', '.join(_number(v) for v in series)}]"
+          for name, series in zip(names, lines)),
         "```",
     ]  # fmt: skip
     return "\n".join(body)
@@ -73,12 +87,11 @@ def trend_chart(chart: TrendChart, trend: Trend) -> str:
     family = chart.family or "all tests"
     title = f"{family}: {label}, last {len(chart.jobs)} jobs ({_better(chart.direction)})"
     categories = [str(j + 1) for j in chart.jobs]
-    block = mermaid_chart(title, "job, oldest to newest", categories, label, [list(line) for line in chart.lines])
     names = [_level_name(chart.kind, level) for level in chart.levels]
-    if len(names) == 1:
-        caption = f"One line: {names[0]}."
-    else:
-        caption = "Lines in order: " + ", ".join(f"{i}. {n}" for i, n in enumerate(names, start=1)) + "."
+    block = mermaid_chart(title, "job, oldest to newest", categories, label, [list(line) for line in chart.lines],
+                          line_names=names)
+    caption = "Lines: " + ", ".join(
+        f"**{_COLOUR_WORDS[i % len(_COLOUR_WORDS)]}** {name}" for i, name in enumerate(names)) + "."
     return f"{block}\n{caption}"
 
 
@@ -86,16 +99,18 @@ def history_chart(metric: str, direction: str, base_values: list[float], pr_valu
                   title_prefix: str = "") -> str:
     """The base branch's recent jobs and this PR's point for one key metric, for the PR comment:
     one bar per job, oldest to newest, then the PR's bar; the line is the base jobs' median, so
-    the PR's bar reads against it. (Not wired into the comment yet: kitt/report/render.py owns it.)"""
+    the PR's bar reads against it. The comment shows it for a comparison with a history of jobs."""
     label = _METRIC_LABELS.get(metric, metric)
     ordered = sorted(base_values)
     middle = len(ordered) // 2
     median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
     categories = [str(i) for i in range(1, len(base_values) + 1)] + ["PR"]
-    title = f"{title_prefix}{label}: base branch jobs and this PR ({_better(direction)})"
+    title = f"{title_prefix}{label} ({_better(direction)})"
     block = mermaid_chart(title, "base-branch job, oldest to newest, then this PR", categories, label,
-                          [[median] * len(categories)], bars=[[*base_values, pr_value]])  # fmt: skip
-    return f"{block}\nBars: the base branch's last {plural(len(base_values), 'job')}, then this PR; line: their median."
+                          [[median] * len(categories)], bars=[[*base_values, pr_value]],
+                          palette=[NEUTRAL, BASELINE_COLOUR], line_names=["baseline"])  # fmt: skip
+    return (f"{block}\nBars (**blue**): the base branch's last {plural(len(base_values), 'job')}, then this PR; "
+            "line (**grey**): their median.")
 
 
 def _when(point: ChangePoint) -> str:

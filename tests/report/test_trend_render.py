@@ -12,6 +12,7 @@ DOM; tests/report/test_trend_mermaid.py does that (tests/mermaid_parse.py, jsdom
 from __future__ import annotations
 
 import os
+import json
 import re
 from pathlib import Path
 
@@ -41,6 +42,10 @@ def check_golden(name: str, text: str) -> None:
 def check_xychart(block: str) -> None:
     """Raise AssertionError unless ``block`` is a well-formed xychart-beta with y from 0."""
     lines = block.rstrip("\n").split("\n")
+    if lines[0].startswith("%%{init:"):  # the comment's chart height and palette, as JSON
+        config = json.loads(lines[0].removeprefix("%%{init:").removesuffix("}%%").strip())
+        assert config["xyChart"]["height"] <= 320 and config["themeVariables"]["xyChart"]["plotColorPalette"]
+        lines = lines[1:]
     assert lines[0] == "xychart-beta", lines[0]
     rest = lines[1:]
     assert re.fullmatch(rf"    title {_QUOTED}", rest[0]), rest[0]
@@ -52,7 +57,7 @@ def check_xychart(block: str) -> None:
     series = rest[3:]
     assert series, "no data series"
     for line in series:
-        match = re.fullmatch(rf"    (bar|line) \[({_LIST})\]", line)
+        match = re.fullmatch(rf"    (bar|line)(?: {_QUOTED})? \[({_LIST})\]", line)
         assert match, line
         values = [float(v) for v in match.group(2).split(", ")]
         assert len(values) == len(categories), (len(values), len(categories))
@@ -74,7 +79,7 @@ def test_trend_summary_matches_golden():
     assert len(blocks) == 2 and "(higher is better)" in blocks[0] and "(lower is better)" in blocks[1]
     for block in blocks:
         check_xychart(block)
-    assert "Lines in order: 1. concurrency 1, 2. concurrency 8." in text
+    assert "Lines: **blue** concurrency 1, **purple** concurrency 8." in text
 
 
 def test_flat_trend_says_so():
@@ -94,7 +99,7 @@ def test_pr_history_chart_is_valid_and_ends_with_the_pr():
     text = history_chart("median_e2el_ms", "lower", [1000.0, 1010.0, 990.0, 1005.0], 1100.0)
     (block,) = mermaid_blocks(text)
     check_xychart(block)
-    assert '"PR"]' in block and "bar [1000, 1010, 990, 1005, 1100]" in block and "line [1002, 1002" in block
+    assert '"PR"]' in block and "bar [1000, 1010, 990, 1005, 1100]" in block and "line \"baseline\" [1002, 1002" in block
 
 
 @pytest.mark.parametrize("bad", [
