@@ -298,9 +298,11 @@ def _design_note(comparison: Comparison) -> str:
 
 def _notes(comparison: Comparison) -> list[str]:
     if comparison.baseline is None:
-        return ["No baseline yet: nothing to compare against, so nothing is gated. This run can become the baseline."]
+        return ["No baseline yet: nothing to compare against, so nothing is gated. This run can become the baseline.",
+                *comparison.current.definitions]
     notes = [note] if (note := hardware_note(comparison)) else []
     notes += _identity_notes(comparison)
+    notes += list(dict.fromkeys(comparison.current.definitions + comparison.baseline.definitions))
     notes.append(_design_note(comparison))
     notes += [f"Test {name} is only in the baseline, so it is not compared." for name in comparison.tests_only_in_baseline]
     notes += [f"Test {name} is only in the current run, so it is not compared." for name in comparison.tests_only_in_current]
