@@ -31,8 +31,8 @@ _RATES = {"requests_per_second": "request_throughput", "output_tokens_per_second
           "tokens_per_second": "total_token_throughput"}  # fmt: skip
 DEFINITIONS = [
     "GuideLLM's inter-token latency is per request (last token - first token) / (tokens - 1): shown as kitt's "
-    "TPOT; its TPOT includes the first token, so it is shown as e2el_per_token and not gated; it reports no "
-    "per-gap ITL.",
+    "TPOT (its percentiles weigh each request by its tokens); its TPOT includes the first token, so it is shown "
+    "as e2el_per_token and not gated; it reports no per-gap ITL.",
 ]  # fmt: skip
 
 

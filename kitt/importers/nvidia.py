@@ -24,13 +24,18 @@ _THROUGHPUT = {"request_throughput": "request_throughput", "output_token_through
 _UNIT_TO_MS = {"ms": 1.0, "s": 1000.0, "sec": 1000.0, "us": 1e-3, "ns": 1e-6}
 
 
-def _definitions(tool: str) -> list[str]:
-    return [f"{tool}'s inter-token latency is per request (latency - TTFT) / (tokens - 1): shown as kitt's TPOT; "
-            f"{tool} reports no per-gap ITL."]  # fmt: skip
+def _definitions(tool: str, data: dict[str, Any]) -> list[str]:
+    lines = [f"{tool}'s inter-token latency is per request (latency - TTFT) / (tokens - 1): shown as kitt's TPOT; "
+             f"{tool} reports no per-gap ITL."]  # fmt: skip
+    endpoint = (data.get("input_config") or {}).get("endpoint")
+    if tool == "AIPerf" and isinstance(endpoint, dict) and not endpoint.get("use_server_token_count"):
+        lines.append("AIPerf counted output tokens with its own tokenizer, not the server's usage as kitt does, so "
+                     "its TPOT and token rates use that count (`--use-server-token-count` changes it).")
+    return lines
 
 
 def _metric_blocks(data: dict[str, Any]) -> dict[str, Any]:
-    """The metric blocks: at the top level (genai-perf), or under ``records`` (AIPerf, some versions)."""
+    """The metric blocks: at the top level (AIPerf 0.13, genai-perf), or under ``records`` (older AIPerf)."""
     records = data.get("records")
     return records if isinstance(records, dict) else data
 
@@ -46,21 +51,34 @@ def _read(data: dict[str, Any], tool: str, base: str) -> ToolFile:
         block = blocks.get(theirs)
         if isinstance(block, dict) and (value := number(block.get("avg"))) is not None:
             metrics[ours] = value
-    completed = _count(blocks.get("request_count"))
-    failed = _count(blocks.get("error_request_count")) or 0.0
+    completed = _count(blocks.get("completed_request_count")) or _count(blocks.get("request_count"))
+    failed = _count(blocks.get("error_request_count"))
+    if failed is None:
+        failed = sum(number(e.get("count")) or 0.0 for e in data.get("error_summary") or [] if isinstance(e, dict))
     if completed is not None:
         metrics["completed"], metrics["failed"] = completed, failed
     config = data.get("input_config") or {}
-    loadgen = config.get("loadgen") if isinstance(config.get("loadgen"), dict) else config
-    name, level = level_name(base, number(loadgen.get("concurrency")), number(loadgen.get("request_rate")))
+    load = _load(config)
+    name, level = level_name(base, number(load.get("concurrency")), number(load.get("request_rate", load.get("rate"))))
     errors = request_errors(completed, failed) if completed is not None else []
+    if data.get("was_cancelled") is True or data.get("is_complete") is False:
+        errors.append(f"the {tool} run was cancelled or did not complete")
     return ToolFile(
         tool=tool,
         levels=[Level(name, {**metrics, **level}, passed=not errors, errors=errors)],
         timestamp=parse_time(data.get("start_time") or data.get("benchmark_start_time")),
         model=_model(config),
-        definitions=_definitions(tool),
+        definitions=_definitions(tool, data),
     )
+
+
+def _load(config: dict[str, Any]) -> dict[str, Any]:
+    """The load settings: AIPerf's profiling phase, or genai-perf's flat input_config."""
+    phases = config.get("phases")
+    if isinstance(phases, list):
+        profiling = [p for p in phases if isinstance(p, dict) and p.get("kind", "profiling") == "profiling"]
+        return profiling[-1] if profiling else {}
+    return config
 
 
 def _count(block: Any) -> float | None:
@@ -68,15 +86,17 @@ def _count(block: Any) -> float | None:
 
 
 def _model(config: dict[str, Any]) -> str:
-    names = config.get("model_names") or config.get("model") or (config.get("endpoint") or {}).get("model_names")
+    models = config.get("models")
+    if isinstance(models, dict) and isinstance(models.get("items"), list) and models["items"]:
+        return str((models["items"][0] or {}).get("name") or "unknown")
+    names = config.get("model_names") or config.get("model")
     if isinstance(names, list) and names:
         return str(names[0])
     return str(names) if isinstance(names, str) and names else "unknown"
 
 
 def _is_aiperf(data: dict[str, Any]) -> bool:
-    config = data.get("input_config")
-    return isinstance(config, dict) and ("loadgen" in config or "endpoint" in config or "aiperf_version" in data)
+    return "aiperf_version" in data
 
 
 def recognise_genai_perf(data: dict[str, Any]) -> bool:
