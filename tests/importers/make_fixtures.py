@@ -3,14 +3,14 @@
 For each tool, three sides: ``baseline`` and ``same`` (the same server, another seed: an A/A
 pair) and ``slower`` (TTFT and ITL 30% longer: a regression). Each side is three repeats at
 two load levels, concurrency 2 and 6 (AIPerf, which runs one level per start and is slow to
-start, only 2). The files land in ``OUT/<tool>/<side>/`` exactly as the tool wrote them. Used by ``tests/importers/test_harness_tools.py`` (marker ``harness``)
-at test time, and, once, to produce the committed files under ``tests/importers/fixtures``::
+start, only 2). The files land in ``OUT/<tool>/<side>/`` exactly as the tool wrote them.
+Used by ``tests/importers/test_harness_tools.py`` (marker ``harness``) at test time, and, once, to produce the committed files under ``tests/importers/fixtures``::
 
     python tests/importers/make_fixtures.py --tool vllm --out tests/importers/fixtures
     python tests/importers/make_fixtures.py --tool guidellm --out tests/importers/fixtures
     python tests/importers/make_fixtures.py --tool aiperf --out tests/importers/fixtures
 
-Standard library only; the tools run in their own environments (``tools.py``).
+Standard library only; the tools run in their own environments (``harness_tools.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-import tools  # noqa: E402
+import harness_tools as tools  # noqa: E402
 
 SIDES = {"baseline": (40.0, 8.0, 1), "same": (40.0, 8.0, 2), "slower": (52.0, 10.4, 3)}  # ttft ms, itl ms, seed
 LEVELS = (2, 6)

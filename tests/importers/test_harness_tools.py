@@ -22,7 +22,7 @@ from kitt.ci import ReportOptions, build_report
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import make_fixtures  # noqa: E402
-import tools  # noqa: E402
+import harness_tools as tools  # noqa: E402
 
 pytestmark = pytest.mark.harness
 
@@ -37,7 +37,7 @@ def _venv_ready(name: str, version: str) -> bool:
 def _needs(name: str, version: str) -> None:
     if not _venv_ready(name, version) and os.environ.get("KITT_TEST_HARNESS_INSTALL") != "1":
         pytest.skip(f"{name} {version}'s venv is not cached ({tools.vllm_cpu.cache_root()}); build it with "
-                    f"`python tests/importers/tools.py {name}` or set KITT_TEST_HARNESS_INSTALL=1")
+                    f"`python tests/importers/harness_tools.py {name}` or set KITT_TEST_HARNESS_INSTALL=1")
 
 
 def _check(folders: dict[str, Path]) -> None:

@@ -10,7 +10,7 @@ The pins are pip's own resolution (``pip install --dry-run --report r.json TOOL=
 fresh venv), less torch, triton and the nvidia-*/cuda-* wheels.
 
 The cache is ``$KITT_TEST_CACHE`` or ``~/.cache/kitt-tests``. A venv is reused when its stamp
-matches its pins; build one by hand with ``python tests/importers/tools.py guidellm``.
+matches its pins; build one by hand with ``python tests/importers/harness_tools.py guidellm``.
 Standard library only.
 """
 
