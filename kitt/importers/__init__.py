@@ -37,7 +37,7 @@ MAX_FILE_BYTES = 512 * 1024 * 1024  # genai-perf's raw profile_export.json can b
 
 @dataclass
 class Level:
-    """One load level of one file: a test name carrying its level (``serve-c8``), and metrics."""
+    """One load level of one file: a test name carrying its level (``concurrency-c8``), and metrics."""
 
     test_name: str
     metrics: dict[str, float | None]
@@ -214,13 +214,16 @@ def stats(block: Any, metric: str, names: dict[str, str], scale: float = 1.0) ->
     return out
 
 
-def level_name(base: str, concurrency: float | None, rate: float | None) -> tuple[str, dict[str, float | None]]:
-    """A test name that carries the load level the way kitt's do, and the level as a metric."""
+def level_name(concurrency: float | None, rate: float | None, unbounded: str = "throughput") -> tuple[str, dict[str, float | None]]:
+    """A test name that carries the load level the way kitt's do, and the level as a metric.
+
+    Every tool names a level alike (``concurrency-c8``, ``rate-r4``), so that two tools' runs
+    line up test by test when shown side by side; the tool itself is the result set's suite."""
     if rate is not None and rate != float("inf") and rate > 0:
-        return f"{base}-r{rate:g}", {"request_rate": rate}
+        return f"rate-r{rate:g}", {"request_rate": rate}
     if concurrency is not None and concurrency > 0:
-        return f"{base}-c{concurrency:g}", {"concurrency": concurrency}
-    return base, {}
+        return f"concurrency-c{concurrency:g}", {"concurrency": concurrency}
+    return unbounded, {}
 
 
 def request_errors(completed: float | None, failed: float | None) -> list[str]:

@@ -53,12 +53,10 @@ def _successful(metric: Any) -> dict[str, Any]:
 
 def _level(benchmark: dict[str, Any]) -> tuple[str, dict[str, float | None]]:
     strategy = (benchmark.get("config") or {}).get("strategy") or {}
-    kind = str(strategy.get("type_") or strategy.get("type") or "benchmark")
+    kind = str(strategy.get("type_") or strategy.get("type") or "throughput")
     if kind == "synchronous":
-        return level_name(kind, 1.0, None)
-    streams = number(strategy.get("streams"))
-    rate = number(strategy.get("rate"))
-    return level_name(kind, streams, rate)
+        return level_name(1.0, None)
+    return level_name(number(strategy.get("streams")), number(strategy.get("rate")), unbounded=kind)
 
 
 def _read_benchmark(benchmark: dict[str, Any]) -> Level:

@@ -3,7 +3,7 @@
 Read from inference-perf's published report schema (``load_summary``, ``successes.latency.*``
 with ``mean``/``median``/``p90``/``p95``/``p99``, ``successes.throughput``, ``failures``), not from a
 file produced here. Each file is one repeat; the level is the requested rate of
-``load_summary`` (``inference-perf-r10``).
+``load_summary`` (``rate-r10``).
 
 Its ``time_per_output_token`` is kitt's TPOT ((latency - TTFT) / (tokens - 1)) and its
 ``inter_token_latency`` holds the gaps between tokens, kitt's ITL; its
@@ -43,7 +43,7 @@ def read(data: dict[str, Any], path: Path) -> ToolFile:
             metrics[ours] = value
     completed, failed = number(successes.get("count")), number(failures.get("count"))
     metrics |= {k: v for k, v in (("completed", completed), ("failed", failed)) if v is not None}
-    name, level = level_name("inference-perf", None, number(load.get("requested_rate")))
+    name, level = level_name(None, number(load.get("requested_rate")))
     errors = request_errors(completed, failed)
     return ToolFile(tool=TOOL, levels=[Level(name, {**metrics, **level}, passed=not errors, errors=errors)],
                     definitions=list(DEFINITIONS))  # fmt: skip

@@ -50,7 +50,7 @@ def read(data: dict[str, Any], path: Path) -> ToolFile:
                        ("request_throughput", per_minute / 60.0 if per_minute is not None else None)):  # fmt: skip
         if value is not None:
             metrics[key] = value
-    name, level = level_name("llmperf", number(data.get("num_concurrent_requests")), None)
+    name, level = level_name(number(data.get("num_concurrent_requests")), None)
     errors = request_errors(completed, failed)
     return ToolFile(
         tool=TOOL,

@@ -40,7 +40,7 @@ def _metric_blocks(data: dict[str, Any]) -> dict[str, Any]:
     return records if isinstance(records, dict) else data
 
 
-def _read(data: dict[str, Any], tool: str, base: str) -> ToolFile:
+def _read(data: dict[str, Any], tool: str) -> ToolFile:
     blocks = _metric_blocks(data)
     metrics: dict[str, float | None] = {}
     for theirs, ours in _LATENCIES.items():
@@ -59,7 +59,7 @@ def _read(data: dict[str, Any], tool: str, base: str) -> ToolFile:
         metrics["completed"], metrics["failed"] = completed, failed
     config = data.get("input_config") or {}
     load = _load(config)
-    name, level = level_name(base, number(load.get("concurrency")), number(load.get("request_rate", load.get("rate"))))
+    name, level = level_name(number(load.get("concurrency")), number(load.get("request_rate", load.get("rate"))))
     errors = request_errors(completed, failed) if completed is not None else []
     if data.get("was_cancelled") is True or data.get("is_complete") is False:
         errors.append(f"the {tool} run was cancelled or did not complete")
@@ -111,6 +111,6 @@ def recognise_aiperf(data: dict[str, Any]) -> bool:
 
 
 READERS = [
-    Reader("aiperf", recognise_aiperf, lambda data, path: _read(data, "AIPerf", "aiperf")),
-    Reader("genai_perf", recognise_genai_perf, lambda data, path: _read(data, "genai-perf", "genai-perf")),
+    Reader("aiperf", recognise_aiperf, lambda data, path: _read(data, "AIPerf")),
+    Reader("genai_perf", recognise_genai_perf, lambda data, path: _read(data, "genai-perf")),
 ]

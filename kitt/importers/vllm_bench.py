@@ -2,8 +2,8 @@
 
 One file is one repeat of one load level. The metric names are already kitt's (kitt follows
 vLLM's serving benchmark), so they are taken as they are; the per-request lists that
-``--save-detailed`` adds are left out. The level is ``max_concurrency`` (``serve-c8``) or, with
-a finite ``request_rate``, the rate (``serve-r4``).
+``--save-detailed`` adds are left out. The level is ``max_concurrency`` (``concurrency-c8``) or,
+with a finite ``request_rate``, the rate (``rate-r4``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def read(data: dict[str, Any], path: Path) -> ToolFile:
                 metrics[key] = figure
     rate = data.get("request_rate")
     rate = float("inf") if rate in (None, "inf", "Infinity") else number(rate)
-    name, level = level_name("serve", number(data.get("max_concurrency")), rate)
+    name, level = level_name(number(data.get("max_concurrency")), rate)
     errors = request_errors(metrics.get("completed"), metrics.get("failed"))
     return ToolFile(
         tool=TOOL,

@@ -4,7 +4,8 @@ For each tool, three sides: ``baseline`` and ``same`` (the same server, another 
 pair) and ``slower`` (TTFT and ITL 30% longer: a regression). Each side is three repeats at
 two load levels, concurrency 2 and 6 (AIPerf, which runs one level per start and is slow to
 start, only 2). The files land in ``OUT/<tool>/<side>/`` exactly as the tool wrote them.
-Used by ``tests/importers/test_harness_tools.py`` (marker ``harness``) at test time, and, once, to produce the committed files under ``tests/importers/fixtures``::
+Used by ``tests/importers/test_harness_tools.py`` (marker ``harness``) at test time, and, once, to
+produce the committed files under ``tests/importers/fixtures``::
 
     python tests/importers/make_fixtures.py --tool vllm --out tests/importers/fixtures
     python tests/importers/make_fixtures.py --tool guidellm --out tests/importers/fixtures

@@ -50,5 +50,5 @@ def test_engine_none_reports_and_gates_a_tools_files(tmp_path):
     done, outputs = _entrypoint(tmp_path, **{"RESULTS-DIR": str(results)})
     assert done.returncode == 0, done.stdout + done.stderr  # no baseline: nothing to gate
     assert outputs["verdict"] == "no baseline" and outputs["passed"] == "true"
-    assert "serve-c2" in (results / "report.md").read_text()
+    assert "concurrency-c2" in (results / "report.md").read_text()
     assert "vllm bench serve" in (tmp_path / "summary").read_text()

@@ -83,7 +83,7 @@ def test_the_cli_gates_a_tools_files(tmp_path):
                     str(FIXTURES / "vllm" / "baseline"), "--fail-on-regression", "--output", str(tmp_path / "r.md"))
     assert done.returncode == 1, done.stdout + done.stderr
     text = (tmp_path / "r.md").read_text()
-    assert "serve-c2" in text and "regress" in text.lower()
+    assert "concurrency-c2" in text and "regress" in text.lower()
 
 
 def test_a_baseline_from_another_tool_is_shown_not_gated():
