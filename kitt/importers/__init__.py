@@ -130,7 +130,9 @@ def has_results(directory: Path) -> bool:
 
 def has_results_file(path: Path) -> bool:
     """True when the JSON file at ``path`` is one that another tool wrote."""
-    if not path.is_file() or path.name == METRICS_FILE or path.name.startswith(".") or path.stat().st_size > MAX_FILE_BYTES:
+    if not path.is_file() or path.name == METRICS_FILE or path.name.startswith("."):
+        return False
+    if path.stat().st_size > MAX_FILE_BYTES:
         return False
     return recognise(_parse(path)) is not None
 
@@ -214,7 +216,9 @@ def stats(block: Any, metric: str, names: dict[str, str], scale: float = 1.0) ->
     return out
 
 
-def level_name(concurrency: float | None, rate: float | None, unbounded: str = "throughput") -> tuple[str, dict[str, float | None]]:
+def level_name(
+    concurrency: float | None, rate: float | None, unbounded: str = "throughput"
+) -> tuple[str, dict[str, float | None]]:
     """A test name that carries the load level the way kitt's do, and the level as a metric.
 
     Every tool names a level alike (``concurrency-c8``, ``rate-r4``), so that two tools' runs

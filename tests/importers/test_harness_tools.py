@@ -48,7 +48,7 @@ def _check(folders: dict[str, Path]) -> None:
                                         fail_on_regression=True))  # fmt: skip
     assert slower.comparison.verdict == "regression" and slower.exit_code == 1
     tpot = [r.change_pct for r in slower.comparison.rows if r.metric == "median_tpot_ms"]
-    assert tpot and all(15 < change < 45 for change in tpot), tpot
+    assert tpot and all(10 < change < 50 for change in tpot), tpot  # slowed by 30%, diluted by client overhead
 
 
 @pytest.mark.parametrize(
