@@ -60,10 +60,10 @@ def stop_sim(server: subprocess.Popen[str]) -> None:
         server.wait()
 
 
-def vllm_commands(url: str, out: Path, tokenizer: Path) -> list[list[str]]:
+def vllm_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...]) -> list[list[str]]:
     runs: list[str] = []
     for repeat in range(1, REPEATS + 1):
-        for level in LEVELS:
+        for level in levels:
             runs += ["--next", "--backend", "openai", "--base-url", url, "--endpoint", "/v1/completions",
                      "--model", MODEL, "--tokenizer", str(tokenizer), "--dataset-name", "random",
                      "--random-input-len", str(INPUT_LEN), "--random-output-len", str(OUTPUT_LEN),
@@ -75,8 +75,8 @@ def vllm_commands(url: str, out: Path, tokenizer: Path) -> list[list[str]]:
     return [[str(tools.vllm_python()), str(HERE / "vllm_bench_runs.py"), *runs]]
 
 
-def guidellm_commands(url: str, out: Path, tokenizer: Path) -> list[list[str]]:
-    streams = ",".join(map(str, LEVELS))
+def guidellm_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...]) -> list[list[str]]:
+    streams = ",".join(map(str, levels))
     return [[str(tools.guidellm_bin()), "run",
              "--backend", f"kind=openai_http,target={url},model={MODEL},request_format=/v1/completions",
              "--profile", "kind=concurrent", "--override", "profile.streams", streams,
@@ -87,35 +87,35 @@ def guidellm_commands(url: str, out: Path, tokenizer: Path) -> list[list[str]]:
             for repeat in range(1, REPEATS + 1)]  # fmt: skip
 
 
-def aiperf_commands(url: str, out: Path, tokenizer: Path) -> list[list[str]]:
+def aiperf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...]) -> list[list[str]]:
     return [[str(tools.aiperf_bin()), "profile", "--model", MODEL, "--url", url, "--endpoint-type", "completions",
              "--streaming", "--use-server-token-count", "--concurrency", str(level), "--request-count", str(REQUESTS),
              "--synthetic-input-tokens-mean", str(INPUT_LEN), "--synthetic-input-tokens-stddev", "0",
              "--output-tokens-mean", str(OUTPUT_LEN), "--output-tokens-stddev", "0", "--extra-inputs", "ignore_eos:true",
              "--tokenizer", str(tokenizer), "--random-seed", str(repeat), "--ui-type", "none",
              "--artifact-dir", str(out / f"c{level}-run{repeat}")]
-            for repeat in range(1, REPEATS + 1) for level in AIPERF_LEVELS]  # fmt: skip
+            for repeat in range(1, REPEATS + 1) for level in levels]  # fmt: skip
 
 
 COMMANDS = {"vllm": vllm_commands, "guidellm": guidellm_commands, "aiperf": aiperf_commands}
+DEFAULT_LEVELS = {"vllm": LEVELS, "guidellm": LEVELS, "aiperf": AIPERF_LEVELS}
 
 
-def make(tool: str, out: Path, sides: tuple[str, ...] = tuple(SIDES), timeout: float = 300) -> dict[str, Path]:
+def make(tool: str, out: Path, levels: tuple[int, ...] | None = None, timeout: float = 300) -> dict[str, Path]:
     """Run ``tool`` against the sim server for each side; return each side's folder."""
     tokenizer = tools.tokenizer_dir()
     folders = {}
-    for side in sides:
-        ttft, itl, seed = SIDES[side]
+    for side, (ttft, itl, seed) in SIDES.items():
         folder = out / tool / side
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         server, url = start_sim(ttft, itl, seed)
         try:
-            for command in COMMANDS[tool](url, folder, tokenizer):
+            for command in COMMANDS[tool](url, folder, tokenizer, levels or DEFAULT_LEVELS[tool]):
                 log = folder.parent / f".{side}.log"
                 with open(log, "a") as sink:
-                    code = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT, env=tools.tool_env(offline=tool != "aiperf"),
-                                          timeout=timeout, stdin=subprocess.DEVNULL).returncode
+                    code = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          env=tools.tool_env(offline=tool != "aiperf"), timeout=timeout).returncode
                 if code != 0:
                     raise RuntimeError(f"{tool} exited {code}; see {log}:\n{log.read_text()[-3000:]}")
         finally:
