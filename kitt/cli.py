@@ -103,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     ci = commands.add_parser("ci", help="CI helpers")
     ci_commands = ci.add_subparsers(dest="ci_command", required=True, metavar="ACTION")
     report = ci_commands.add_parser("report", help="compare with a baseline, report, comment and gate")
-    report.add_argument("--results-dir", required=True, type=Path, help="directory with the new metrics.json")
-    report.add_argument("--baseline-dir", type=Path, help="directory with the baseline metrics.json (optional)")
+    report.add_argument("--results-dir", required=True, type=Path, help="directory with the new metrics.json, or another tool's result files (vllm bench serve, GuideLLM, AIPerf...)")
+    report.add_argument("--baseline-dir", type=Path, help="directory with the baseline metrics.json or tool files (optional)")
     report.add_argument("--baseline-artifact", metavar="NAME",
                         help="download the baseline: the newest artifact NAME from the base branch (needs --repo)")
     report.add_argument("--baseline-history", type=_positive_int, default=10, metavar="N",
