@@ -60,14 +60,15 @@ def stop_sim(server: subprocess.Popen[str]) -> None:
         server.wait()
 
 
-def vllm_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...]) -> list[list[str]]:
+def vllm_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
+                  requests: int) -> list[list[str]]:  # fmt: skip
     runs: list[str] = []
-    for repeat in range(1, REPEATS + 1):
+    for repeat in range(1, repeats + 1):
         for level in levels:
             runs += ["--next", "--backend", "openai", "--base-url", url, "--endpoint", "/v1/completions",
                      "--model", MODEL, "--tokenizer", str(tokenizer), "--dataset-name", "random",
                      "--random-input-len", str(INPUT_LEN), "--random-output-len", str(OUTPUT_LEN),
-                     "--num-prompts", str(REQUESTS), "--max-concurrency", str(level), "--ignore-eos",
+                     "--num-prompts", str(requests), "--max-concurrency", str(level), "--ignore-eos",
                      "--ready-check-timeout-sec", "0", "--disable-tqdm", "--seed", str(repeat),
                      "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,90,99",
                      "--save-result", "--result-dir", str(out),
@@ -75,33 +76,36 @@ def vllm_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...])
     return [[str(tools.vllm_python()), str(HERE / "vllm_bench_runs.py"), *runs]]
 
 
-def guidellm_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...]) -> list[list[str]]:
+def guidellm_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
+                     requests: int) -> list[list[str]]:  # fmt: skip
     streams = ",".join(map(str, levels))
     return [[str(tools.guidellm_bin()), "run",
              "--backend", f"kind=openai_http,target={url},model={MODEL},request_format=/v1/completions",
              "--profile", "kind=concurrent", "--override", "profile.streams", streams,
-             "--constraint", f"kind=max_requests,count={REQUESTS}",
+             "--constraint", f"kind=max_requests,count={requests}",
              "--data", f"kind=synthetic_text,prompt_tokens={INPUT_LEN},output_tokens={OUTPUT_LEN}",
              "--tokenizer", f"kind=huggingface_auto,model={tokenizer}",
              "--output", f"kind=json,path={out / f'guidellm-run{repeat}.json'}", "--disable-console-interactive"]
-            for repeat in range(1, REPEATS + 1)]  # fmt: skip
+            for repeat in range(1, repeats + 1)]  # fmt: skip
 
 
-def aiperf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...]) -> list[list[str]]:
+def aiperf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
+                    requests: int) -> list[list[str]]:  # fmt: skip
     return [[str(tools.aiperf_bin()), "profile", "--model", MODEL, "--url", url, "--endpoint-type", "completions",
-             "--streaming", "--use-server-token-count", "--concurrency", str(level), "--request-count", str(REQUESTS),
+             "--streaming", "--use-server-token-count", "--concurrency", str(level), "--request-count", str(requests),
              "--synthetic-input-tokens-mean", str(INPUT_LEN), "--synthetic-input-tokens-stddev", "0",
              "--output-tokens-mean", str(OUTPUT_LEN), "--output-tokens-stddev", "0", "--extra-inputs", "ignore_eos:true",
              "--tokenizer", str(tokenizer), "--random-seed", str(repeat), "--ui-type", "none",
              "--artifact-dir", str(out / f"c{level}-run{repeat}")]
-            for repeat in range(1, REPEATS + 1) for level in levels]  # fmt: skip
+            for repeat in range(1, repeats + 1) for level in levels]  # fmt: skip
 
 
 COMMANDS = {"vllm": vllm_commands, "guidellm": guidellm_commands, "aiperf": aiperf_commands}
 DEFAULT_LEVELS = {"vllm": LEVELS, "guidellm": LEVELS, "aiperf": AIPERF_LEVELS}
 
 
-def make(tool: str, out: Path, levels: tuple[int, ...] | None = None, timeout: float = 300) -> dict[str, Path]:
+def make(tool: str, out: Path, levels: tuple[int, ...] | None = None, repeats: int = REPEATS,
+         requests: int = REQUESTS, timeout: float = 300) -> dict[str, Path]:  # fmt: skip
     """Run ``tool`` against the sim server for each side; return each side's folder."""
     tokenizer = tools.tokenizer_dir()
     folders = {}
@@ -111,7 +115,7 @@ def make(tool: str, out: Path, levels: tuple[int, ...] | None = None, timeout: f
         folder.mkdir(parents=True)
         server, url = start_sim(ttft, itl, seed)
         try:
-            for command in COMMANDS[tool](url, folder, tokenizer, levels or DEFAULT_LEVELS[tool]):
+            for command in COMMANDS[tool](url, folder, tokenizer, levels or DEFAULT_LEVELS[tool], repeats, requests):
                 log = folder.parent / f".{side}.log"
                 with open(log, "a") as sink:
                     code = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
