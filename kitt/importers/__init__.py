@@ -99,9 +99,17 @@ def _json_files(directory: Path) -> list[Path]:
                   and not p.name.startswith(".") and p.stat().st_size <= MAX_FILE_BYTES)  # fmt: skip
 
 
-def _parse(path: Path) -> Any:
+def _parse(path: Path) -> list[Any]:
+    """The JSON documents in ``path``: one, or one a line (``vllm bench serve --append-result``)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        try:
+            return [json.loads(text)]
+        except json.JSONDecodeError as exc:
+            lines = [line for line in text.splitlines() if line.strip()]
+            if len(lines) < 2:
+                raise exc from None
+            return [json.loads(line) for line in lines]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ResultsError(
             f"{path} is not valid JSON ({exc})",
@@ -110,13 +118,13 @@ def _parse(path: Path) -> Any:
 
 
 def tool_files(directory: Path) -> list[tuple[Path, Reader, dict[str, Any]]]:
-    """Every recognised tool file under ``directory``: (path, reader, parsed document)."""
+    """Every recognised tool document under ``directory``: (path, reader, parsed document)."""
     found = []
     for path in _json_files(directory):
-        data = _parse(path)
-        reader = recognise(data)
-        if reader is not None:
-            found.append((path, reader, data))
+        for data in _parse(path):
+            reader = recognise(data)
+            if reader is not None:
+                found.append((path, reader, data))
     return found
 
 
@@ -125,7 +133,7 @@ def has_results(directory: Path) -> bool:
     directory = Path(directory)
     if next(directory.rglob(METRICS_FILE), None) is not None:
         return True
-    return any(recognise(_parse(path)) for path in _json_files(directory))
+    return any(recognise(data) for path in _json_files(directory) for data in _parse(path))
 
 
 def has_results_file(path: Path) -> bool:
@@ -134,7 +142,7 @@ def has_results_file(path: Path) -> bool:
         return False
     if path.stat().st_size > MAX_FILE_BYTES:
         return False
-    return recognise(_parse(path)) is not None
+    return any(recognise(data) is not None for data in _parse(path))
 
 
 def load_results(directory: Path) -> ResultSet:

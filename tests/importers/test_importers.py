@@ -127,6 +127,14 @@ def test_a_corrupt_or_mixed_folder_is_an_error(tmp_path):
         load_results(tmp_path / "empty")
 
 
+def test_vllm_append_result_files_hold_one_repeat_a_line(tmp_path):
+    # What `vllm bench serve --append-result` writes: each run's json.dump, one a line.
+    runs = [path.read_text() for path in sorted((FIXTURES / "vllm" / "baseline").glob("vllm-c2-run*.json"))]
+    (tmp_path / "appended.json").write_text("\n".join(runs))
+    result_set = load_results(tmp_path)
+    assert [(r.test_name, r.run_number) for r in result_set.results] == [("concurrency-c2", n) for n in (1, 2, 3)]
+
+
 def test_a_failed_request_fails_closed(tmp_path):
     source = sorted((FIXTURES / "vllm" / "same").glob("*.json"))
     for path in source:
