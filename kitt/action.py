@@ -1,7 +1,9 @@
 """The GitHub Action, for both flavours: inputs -> benchmark -> baseline -> report -> comment -> gate.
 
     mode benchmark (composite action on a GPU host, or the Docker action against an endpoint):
-        run the suite, write pull_request.json beside the results for a later report job
+        run the suite, write pull_request.json beside the results for a later report job;
+        with ``engine: none``, run nothing: ``results-dir`` holds what an earlier step's own
+        tool wrote (vllm bench serve, GuideLLM, AIPerf..., see kitt.importers)
     mode report (the Docker action in a workflow_run workflow, the fork-safe recipe):
         download the triggering run's results; the PR number they name is checked against GitHub
 
@@ -31,6 +33,7 @@ from kitt.github.actions_io import ActionsContext, Annotations, mask, set_output
 MODES = ("benchmark", "report")
 COMMENT_POLICIES = ("always", "on-regression", "never")
 PULL_REQUEST_FILE = "pull_request.json"
+NO_ENGINE = "none"  # engine: none, bring your own harness: report on files in results-dir
 REPORT_FILE = "report.md"
 _TRUE, _FALSE = ("true", "True", "TRUE"), ("false", "False", "FALSE")
 
@@ -87,7 +90,7 @@ class ActionInputs:
         engine = get("engine", "vllm")
         suite = get("suite", "quick")
         model = get("model")
-        if mode == "benchmark" and not model:
+        if mode == "benchmark" and not model and engine != NO_ENGINE:
             raise UsageError("input 'model' is required to benchmark", hint="Set `with: model: <model id or path>`.")
         results_artifact = get("results-artifact", "kitt-results")
         # In report mode the results artifact tells the matrix jobs apart; else engine/model/suite do.
@@ -245,6 +248,10 @@ class ActionRun:
                 self.notes.error(f"The benchmark run's conclusion is {str(conclusion)[:40]!r}, so its results cannot pass.")
                 return False
             return True
+        if self.inputs.engine == NO_ENGINE:
+            self._check_own_results()
+            self._write_pull_request()
+            return True
         from kitt.config import BaselineArm, Overrides, RunConfig, apply_overrides, load_suite
         from kitt.progress import Reporter
         from kitt.run import run_benchmark
@@ -280,6 +287,19 @@ class ActionRun:
                 return None
             return False
         return True
+
+    def _check_own_results(self) -> None:
+        """engine: none: the results must be there before anything else is done."""
+        from kitt.importers import has_results
+
+        folder = self.inputs.results_dir
+        if not folder.is_dir() or not has_results(folder):
+            what = "does not exist" if not folder.is_dir() else "holds no metrics.json and no result file kitt knows"
+            raise UsageError(
+                f"engine 'none' reports on results-dir, but {folder} {what}",
+                hint="Point `results-dir` at the folder your benchmark step wrote (vllm bench serve --save-result, "
+                "GuideLLM's JSON report, AIPerf, genai-perf, inference-perf or LLMPerf), or set an engine.",
+            )
 
     def _write_pull_request(self) -> None:
         """Record which pull request these results belong to, for a workflow_run report job."""

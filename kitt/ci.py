@@ -24,7 +24,8 @@ from typing import Any, Literal, TextIO
 from kitt.compare import Comparison, MetricRow, compare_result_sets
 from kitt.errors import GitHubError, KittError, ResultsError, UsageError
 from kitt.github.platform import COMMENT_LIMIT, SUMMARY_LIMIT, comment_size
-from kitt.results import METRICS_FILE, ResultSet, load_result_set
+from kitt.importers import has_results, has_results_file, load_results
+from kitt.results import METRICS_FILE, ResultSet
 from kitt.thresholds import load_thresholds
 
 
@@ -180,7 +181,7 @@ def build_report(options: ReportOptions) -> Report:
         arms = ab_layout(directory)
         if arms is not None and baseline_dir is None:  # an A/B run's folder: its arms are the two sides
             directory, baseline_dir = arms
-        current = load_result_set(directory)
+        current = load_results(directory)
         if not current.results:
             raise ResultsError(
                 f"{current.metrics_path} holds no test results",
@@ -211,7 +212,7 @@ def result_jobs(options: ReportOptions) -> list[tuple[str | None, Path]]:
         root = folders[0]
         if not root.is_dir():
             raise ResultsError(f"results directory {root} does not exist", hint="Check the path.")
-        folders = sorted(p for p in root.iterdir() if p.is_dir() and next(p.rglob(METRICS_FILE), None) is not None)
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and has_results(p))
         if not folders:
             raise ResultsError(f"no result sets under {root}",
                                hint="Each job's result set goes in its own subfolder (as download-artifact's "
@@ -237,8 +238,9 @@ def load_baseline_history(directory: Path | None, limit: int = 10) -> list[Resul
     """The baseline jobs under ``directory``, newest first, at most ``limit``; [] when there are none yet.
 
     ``directory`` holds one result set (its own metrics.json, or one subfolder), or several, one
-    per subfolder (each a baseline job, as downloaded). A baseline that exists but cannot be read
-    is an error, never "no baseline".
+    per subfolder (each a baseline job, as downloaded). Another tool's files count as a result
+    set (``kitt.importers``): those directly in ``directory`` are one job. A baseline that exists
+    but cannot be read is an error, never "no baseline".
     """
     if directory is None:
         return []
@@ -247,13 +249,14 @@ def load_baseline_history(directory: Path | None, limit: int = 10) -> list[Resul
         return []
     if not directory.is_dir():
         raise ResultsError(f"baseline path {directory} is not a directory", hint="Pass the folder holding metrics.json.")
-    if (directory / METRICS_FILE).is_file():
+    top_level = (directory / METRICS_FILE).is_file() or any(has_results_file(p) for p in directory.glob("*.json"))
+    if top_level:
         jobs = [directory]
     else:
-        jobs = sorted(p for p in directory.iterdir() if p.is_dir() and next(p.rglob(METRICS_FILE), None) is not None)
-        if not jobs and next(directory.rglob(METRICS_FILE), None) is not None:
+        jobs = sorted(p for p in directory.iterdir() if p.is_dir() and has_results(p))
+        if not jobs and has_results(directory):
             jobs = [directory]
-    sets = [result_set for job in jobs if (result_set := load_result_set(job)).results]
+    sets = [result_set for job in jobs if (result_set := load_results(job)).results]
     return sorted(sets, key=lambda r: r.timestamp, reverse=True)[: max(1, limit)]
 
 

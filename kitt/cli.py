@@ -136,12 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     ci_commands = ci.add_subparsers(dest="ci_command", required=True, metavar="ACTION")
     report = ci_commands.add_parser("report", help="compare with a baseline, report, comment and gate")
     report.add_argument("--results-dir", type=Path, action="append", default=[], metavar="DIR",
-                        help="directory with the new metrics.json; repeat it to report on a matrix's jobs in one "
+                        help="directory with the new metrics.json (or another tool's result files: vllm bench serve, GuideLLM, AIPerf...); repeat it to report on a matrix's jobs in one "
                         "comment (each job is named after its folder)")
     report.add_argument("--jobs-dir", type=Path, metavar="DIR",
                         help="instead of --results-dir: a folder with one result set per subfolder (one per matrix "
                         "job, as download-artifact's `pattern:` writes them), all in one comment")
-    report.add_argument("--baseline-dir", type=Path, help="directory with the baseline metrics.json (optional); "
+    report.add_argument("--baseline-dir", type=Path, help="directory with the baseline metrics.json or tool files (optional); "
                         "for several jobs, one subfolder per job, named like the job's folder")
     report.add_argument("--baseline-artifact", metavar="NAME",
                         help="download the baseline: the newest artifact NAME from the base branch (needs --repo); "

@@ -419,7 +419,11 @@ def compare_result_sets(
             TestComparison(key, cur_group.name, len(base_group.repeats), len(cur_group.repeats), [p.row for p in items])
         )
     comparison.prior = gate.judge(pending, alpha)
-    comparison.incomplete = _incompleteness(current, current_groups, baseline_groups, upstream_failure, missing_metrics)
+    # A baseline of another model, engine, suite or tool measured something else: the tests and
+    # metrics it has and this run lacks are no sign that this run is incomplete.
+    same_thing = not comparison.identity.differs or allow_mismatch
+    comparison.incomplete = _incompleteness(current, current_groups, baseline_groups if same_thing else None,
+                                            upstream_failure, missing_metrics if same_thing else {})  # fmt: skip
     comparison.charts = _charts(current_groups, baseline_groups)
     if comparison.design == "history":
         comparison.history_series = _history_series(job_groups, current_groups)

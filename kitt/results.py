@@ -69,6 +69,8 @@ class ResultSet:
     hardware: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    # One line per figure whose definition differs from kitt's (another tool's files, kitt.importers).
+    definitions: list[str] = field(default_factory=list)
 
     @property
     def fingerprint(self) -> str | None:

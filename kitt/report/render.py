@@ -159,8 +159,10 @@ def _settle(row: MetricRow, comparison: Comparison) -> str:
 
 def _notes(comparison: Comparison) -> list[str]:
     if comparison.baseline is None:
-        return ["No baseline yet: nothing to compare against, so nothing is gated. This run can become the baseline."]
-    notes = [_design_note(comparison)]
+        return ["No baseline yet: nothing to compare against, so nothing is gated. This run can become the baseline.",
+                *comparison.current.definitions]
+    notes = list(dict.fromkeys(comparison.current.definitions + comparison.baseline.definitions))
+    notes.append(_design_note(comparison))
     notes += [f"Test {name} is only in the baseline, so it is not compared." for name in comparison.tests_only_in_baseline]
     notes += [f"Test {name} is only in the current run, so it is not compared." for name in comparison.tests_only_in_current]
     single = [r for r in comparison.rows if r.method == "threshold only"]

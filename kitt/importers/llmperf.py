@@ -1,0 +1,64 @@
+"""LLMPerf's ``*_summary.json`` (ray-project/llmperf ``token_benchmark_ray.py``).
+
+Read from LLMPerf's published output (its ``results_<metric>_<stat>`` keys, in seconds), not
+from a file produced here: LLMPerf needs Ray and is not on PyPI under that name. Each file is
+one repeat of one level, ``num_concurrent_requests``.
+
+LLMPerf's ``inter_token_latency_s`` is a request's whole latency, first token included, over
+its output tokens: not kitt's ITL nor TPOT, so it is kept as ``*_e2el_per_token_ms`` (shown,
+not gated). Its TTFT and end-to-end latency are kitt's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kitt.importers import Level, Reader, ToolFile, level_name, number, parse_time, request_errors
+
+TOOL = "LLMPerf"
+_STATS = {"mean": "mean", "median": "quantiles_p50", "std": "stddev", "p90": "quantiles_p90",
+          "p95": "quantiles_p95", "p99": "quantiles_p99"}  # fmt: skip
+DEFINITIONS = ["LLMPerf's inter-token latency is a request's whole latency (first token included) over its "
+               "output tokens, so it is shown as e2el_per_token, not as kitt's ITL or TPOT; LLMPerf reports "
+               "neither of those."]  # fmt: skip
+
+
+def recognise(data: dict[str, Any]) -> bool:
+    return "num_concurrent_requests" in data and any(key.startswith("results_ttft_s_") for key in data)
+
+
+def _seconds(data: dict[str, Any], theirs: str, ours: str) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for stat, suffix in _STATS.items():
+        value = number(data.get(f"results_{theirs}_{suffix}"))
+        if value is not None:
+            out[f"{stat}_{ours}_ms"] = value * 1000.0
+    return out
+
+
+def read(data: dict[str, Any], path: Path) -> ToolFile:
+    metrics: dict[str, float | None] = {}
+    metrics |= _seconds(data, "ttft_s", "ttft")
+    metrics |= _seconds(data, "end_to_end_latency_s", "e2el")
+    metrics |= _seconds(data, "inter_token_latency_s", "e2el_per_token")
+    completed = number(data.get("results_num_completed_requests"))
+    failed = number(data.get("results_number_errors"))
+    per_minute = number(data.get("results_num_completed_requests_per_min"))
+    for key, value in (("completed", completed), ("failed", failed),
+                       ("output_throughput", number(data.get("results_mean_output_throughput_token_per_s"))),
+                       ("request_throughput", per_minute / 60.0 if per_minute is not None else None)):  # fmt: skip
+        if value is not None:
+            metrics[key] = value
+    name, level = level_name(number(data.get("num_concurrent_requests")), None)
+    errors = request_errors(completed, failed)
+    return ToolFile(
+        tool=TOOL,
+        levels=[Level(name, {**metrics, **level}, passed=not errors, errors=errors)],
+        timestamp=parse_time(data.get("timestamp")),
+        model=str(data.get("model") or "unknown"),
+        definitions=list(DEFINITIONS),
+    )
+
+
+READER = Reader("llmperf", recognise, read)

@@ -1,0 +1,92 @@
+"""The real benchmark tools for the bring-your-own-harness tests, each in its own cached venv.
+
+    vllm bench serve   the vLLM CPU venv that tests/e2e/vllm_cpu.py builds (already part of the suite)
+    GuideLLM 0.8.1     <cache>/guidellm-0.8.1, the pins in pins/guidellm-0.8.1.txt installed with
+                       --no-deps, without torch: GuideLLM requires torch, but its HTTP benchmark
+                       never imports it, and torch would pull a multi-GB CUDA build
+    AIPerf 0.13.0      <cache>/aiperf-0.13.0, pins/aiperf-0.13.0.txt the same way
+
+The pins are pip's own resolution (``pip install --dry-run --report r.json TOOL==VERSION`` in a
+fresh venv), less torch, triton and the nvidia-*/cuda-* wheels.
+
+The cache is ``$KITT_TEST_CACHE`` or ``~/.cache/kitt-tests``. A venv is reused when its stamp
+matches its pins; build one by hand with ``python tests/importers/harness_tools.py guidellm``.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "e2e"))
+import vllm_cpu  # noqa: E402
+
+GUIDELLM_VERSION = "0.8.1"
+AIPERF_VERSION = "0.13.0"
+_STAMP = "kitt-stamp.json"
+
+
+def tool_env(offline: bool = True) -> dict[str, str]:
+    """What every tool runs with: offline, no proxy for loopback, no caller's PYTHONPATH.
+
+    AIPerf 0.13.0 in HF offline mode looks a local tokenizer folder up as a cached hub repo
+    and fails; online, it loads the folder directly (and asks no hub for a local path)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", DO_NOT_TRACK="1",
+               VLLM_NO_USAGE_STATS="1", PYTHONUNBUFFERED="1")  # fmt: skip
+    if offline:
+        env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    else:
+        for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            env.pop(key, None)
+    return env
+
+
+def vllm_python() -> Path:
+    return vllm_cpu.ensure_env() / "python"
+
+
+def tokenizer_dir() -> Path:
+    """The tiny model's folder (a BPE tokenizer.json) that every tool's synthetic prompts use."""
+    return vllm_cpu.make_tiny_model(vllm_cpu.default_model_dir(), vllm_python())
+
+
+def _venv(name: str, version: str, check: str) -> Path:
+    root = vllm_cpu.cache_root() / f"{name}-{version}"
+    bin_dir = root / "bin"
+    pins = (HERE / "pins" / f"{name}-{version}.txt").read_text().split()
+    wanted = {"pins": pins, "flags": ["--no-deps"]}
+    with vllm_cpu._locked(root.parent / f"{root.name}.lock"):
+        if vllm_cpu._read_json(root / _STAMP) == wanted and (bin_dir / "python").exists():
+            return bin_dir
+        started = time.monotonic()
+        shutil.rmtree(root, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, stdout=sys.stderr)
+        requirements = root / "requirements.txt"
+        requirements.write_text("\n".join(pins) + "\n")
+        subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--progress-bar",
+                        "off", "--disable-pip-version-check", "-r", str(requirements)],
+                       check=True, stdout=sys.stderr, env=tool_env())  # fmt: skip
+        subprocess.run([str(bin_dir / "python"), "-c", check], check=True, stdout=sys.stderr, env=tool_env())
+        (root / _STAMP).write_text(json.dumps(wanted, sort_keys=True) + "\n")
+        print(f"[tools] {name} {version} venv ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return bin_dir
+
+
+def guidellm_bin() -> Path:
+    return _venv("guidellm", GUIDELLM_VERSION, "import guidellm.__main__") / "guidellm"
+
+
+def aiperf_bin() -> Path:
+    return _venv("aiperf", AIPERF_VERSION, "import aiperf.cli") / "aiperf"
+
+
+if __name__ == "__main__":
+    print({"guidellm": guidellm_bin, "aiperf": aiperf_bin, "vllm": vllm_python}[sys.argv[1]]())

@@ -1,0 +1,137 @@
+"""Produce the other tools' result files with the REAL tools, against kitt's sim server.
+
+For each tool, three sides: ``baseline`` and ``same`` (the same server, another seed: an A/A
+pair) and ``slower`` (TTFT and ITL 30% longer: a regression). Each side is three repeats at
+two load levels, concurrency 2 and 6 (AIPerf, which runs one level per start and is slow to
+start, only 2). The files land in ``OUT/<tool>/<side>/`` exactly as the tool wrote them.
+Used by ``tests/importers/test_harness_tools.py`` (marker ``harness``) at test time, and, once, to
+produce the committed files under ``tests/importers/fixtures``::
+
+    python tests/importers/make_fixtures.py --tool vllm --out tests/importers/fixtures
+    python tests/importers/make_fixtures.py --tool guidellm --out tests/importers/fixtures
+    python tests/importers/make_fixtures.py --tool aiperf --out tests/importers/fixtures
+
+Standard library only; the tools run in their own environments (``harness_tools.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+import harness_tools as tools  # noqa: E402
+
+SIDES = {"baseline": (40.0, 8.0, 1), "same": (40.0, 8.0, 2), "slower": (52.0, 10.4, 3)}  # ttft ms, itl ms, seed
+LEVELS = (2, 6)
+AIPERF_LEVELS = (2,)  # AIPerf starts a dozen services per run: about 2 minutes a run on a busy 2-core machine
+REPEATS = 3
+REQUESTS = 12  # per level and repeat
+INPUT_LEN, OUTPUT_LEN = 16, 16
+MODEL = "sim-model"
+
+
+def start_sim(ttft: float, itl: float, seed: int) -> tuple[subprocess.Popen[str], str]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "kitt.engines.simserver", "--port", "0", "--model", MODEL, "--ttft-ms", str(ttft),
+         "--itl-ms", str(itl), "--seed", str(seed)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )  # fmt: skip
+    line = server.stdout.readline() if server.stdout else ""
+    if not line.startswith("listening "):
+        server.kill()
+        raise RuntimeError(f"the sim server did not start: {line!r}")
+    return server, f"http://127.0.0.1:{line.split()[1]}"
+
+
+def stop_sim(server: subprocess.Popen[str]) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def vllm_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
+                  requests: int) -> list[list[str]]:  # fmt: skip
+    runs: list[str] = []
+    for repeat in range(1, repeats + 1):
+        for level in levels:
+            runs += ["--next", "--backend", "openai", "--base-url", url, "--endpoint", "/v1/completions",
+                     "--model", MODEL, "--tokenizer", str(tokenizer), "--dataset-name", "random",
+                     "--random-input-len", str(INPUT_LEN), "--random-output-len", str(OUTPUT_LEN),
+                     "--num-prompts", str(requests), "--max-concurrency", str(level), "--ignore-eos",
+                     "--ready-check-timeout-sec", "0", "--disable-tqdm", "--seed", str(repeat),
+                     "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,90,99",
+                     "--save-result", "--result-dir", str(out),
+                     "--result-filename", f"vllm-c{level}-run{repeat}.json"]  # fmt: skip
+    return [[str(tools.vllm_python()), str(HERE / "vllm_bench_runs.py"), *runs]]
+
+
+def guidellm_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
+                     requests: int) -> list[list[str]]:  # fmt: skip
+    streams = ",".join(map(str, levels))
+    return [[str(tools.guidellm_bin()), "run",
+             "--backend", f"kind=openai_http,target={url},model={MODEL},request_format=/v1/completions",
+             "--profile", "kind=concurrent", "--override", "profile.streams", streams,
+             "--constraint", f"kind=max_requests,count={requests}",
+             "--data", f"kind=synthetic_text,prompt_tokens={INPUT_LEN},output_tokens={OUTPUT_LEN}",
+             "--tokenizer", f"kind=huggingface_auto,model={tokenizer}",
+             "--output", f"kind=json,path={out / f'guidellm-run{repeat}.json'}", "--disable-console-interactive"]
+            for repeat in range(1, repeats + 1)]  # fmt: skip
+
+
+def aiperf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
+                    requests: int) -> list[list[str]]:  # fmt: skip
+    return [[str(tools.aiperf_bin()), "profile", "--model", MODEL, "--url", url, "--endpoint-type", "completions",
+             "--streaming", "--use-server-token-count", "--concurrency", str(level), "--request-count", str(requests),
+             "--synthetic-input-tokens-mean", str(INPUT_LEN), "--synthetic-input-tokens-stddev", "0",
+             "--output-tokens-mean", str(OUTPUT_LEN), "--output-tokens-stddev", "0", "--extra-inputs", "ignore_eos:true",
+             "--tokenizer", str(tokenizer), "--random-seed", str(repeat), "--ui-type", "none",
+             "--artifact-dir", str(out / f"c{level}-run{repeat}")]
+            for repeat in range(1, repeats + 1) for level in levels]  # fmt: skip
+
+
+COMMANDS = {"vllm": vllm_commands, "guidellm": guidellm_commands, "aiperf": aiperf_commands}
+DEFAULT_LEVELS = {"vllm": LEVELS, "guidellm": LEVELS, "aiperf": AIPERF_LEVELS}
+
+
+def make(tool: str, out: Path, levels: tuple[int, ...] | None = None, repeats: int = REPEATS,
+         requests: int = REQUESTS, timeout: float = 300) -> dict[str, Path]:  # fmt: skip
+    """Run ``tool`` against the sim server for each side; return each side's folder."""
+    tokenizer = tools.tokenizer_dir()
+    folders = {}
+    for side, (ttft, itl, seed) in SIDES.items():
+        folder = out / tool / side
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        server, url = start_sim(ttft, itl, seed)
+        try:
+            for command in COMMANDS[tool](url, folder, tokenizer, levels or DEFAULT_LEVELS[tool], repeats, requests):
+                log = folder.parent / f".{side}.log"
+                with open(log, "a") as sink:
+                    code = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          env=tools.tool_env(offline=tool != "aiperf"), timeout=timeout).returncode
+                if code != 0:
+                    raise RuntimeError(f"{tool} exited {code}; see {log}:\n{log.read_text()[-3000:]}")
+        finally:
+            stop_sim(server)
+        folders[side] = folder
+    return folders
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tool", choices=sorted(COMMANDS), required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    for side, folder in make(args.tool, args.out).items():
+        print(side, folder)
