@@ -28,7 +28,7 @@ from kitt.bench.loadgen import Progress, Target, run_level
 from kitt.bench.metrics import compute_metrics
 from kitt.bench.records import RequestRecord
 from kitt.bench.workload import build_requests
-from kitt.config import Level, RunConfig, TestSpec, suite_to_dict
+from kitt.config import Level, RunConfig, TestSpec, check_run_config, suite_to_dict
 from kitt.engines import choose_mode, create_runner, get_engine
 from kitt.engines.base import EngineSpec, Runner, ServerHandle
 from kitt.engines.readiness import wait_until_ready
@@ -171,6 +171,7 @@ class BenchmarkRun:
             api=self.api,
             timeout=timeout,
             on_stage=lambda stage: self.reporter.line(f"  waiting for {stage}"),
+            timeout_capped=self.mode == "endpoint",
         )
         self.reporter.line(f"{self.spec.name} is ready at {handle.base_url}")
         return handle
@@ -357,6 +358,9 @@ class BenchmarkRun:
 
 
 def run_benchmark(config: RunConfig, reporter: Reporter | None = None) -> RunOutcome:
+    # Bad values and an unusable output folder fail here, before an engine loads a model.
+    check_run_config(config)
+    rs.prepare_output_dir(config.output)
     return BenchmarkRun(config, reporter or Reporter()).execute()
 
 
