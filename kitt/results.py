@@ -254,13 +254,18 @@ def _parse_result(entry: Any, path: Path, index: int) -> TestResult:
     if isinstance(run_number, bool) or not isinstance(run_number, int) or run_number < 1:
         raise ResultsError(f"{where}.run_number must be a positive integer, got {run_number!r}")
     errors = entry.get("errors") or []
-    return TestResult(
-        test_name=name,
-        run_number=run_number,
-        passed=bool(entry.get("passed", True)),
-        metrics=flat,
-        errors=[str(e) for e in errors] if isinstance(errors, list) else [str(errors)],
-    )
+    errors = [str(e) for e in errors] if isinstance(errors, list) else [str(errors)]
+    passed = bool(entry.get("passed", True))
+    measured = [v for k, v in flat.items() if v is not None and metric_direction(k) is not None and k not in _ZERO_IS_GOOD]
+    if measured and not any(measured):
+        # Zero latency and zero throughput: nothing was measured. Mark it, so it fails the gate
+        # as a failed test instead of passing as "unchanged" (or a -100% "improvement").
+        passed = False
+        errors.insert(0, "every metric is zero: nothing was measured")
+    return TestResult(test_name=name, run_number=run_number, passed=passed, metrics=flat, errors=errors)
+
+
+_ZERO_IS_GOOD = frozenset({"failed", "token_count_mismatch", "output_len_mismatch"})
 
 
 def _read_json(path: Path) -> dict[str, Any]:
