@@ -234,8 +234,8 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
 
 
 def check_suite_limits(suite: Suite) -> Suite:
-    """Refuse values past kitt's limits, and a concurrency above the requests that could fill it
-    (a level labelled c64 with 16 requests never has more than 16 in flight)."""
+    """Refuse values past kitt's limits. A concurrency above ``num_requests`` is lowered to it: a
+    level labelled c64 with 16 requests never has more than 16 in flight, so it is named c16."""
     hint = "Change it in the suite file or on the command line; see Limits in the README."
 
     def fail(problem: str) -> None:
@@ -256,12 +256,19 @@ def check_suite_limits(suite: Suite) -> Suite:
             fail(f"{where}: num_requests x input_len is {test.num_requests * test.input_len:,} prompt tokens, "
                  f"above the limit of {MAX_PROMPT_TOKENS:,} per level")
         for level in test.levels:
-            if level.kind == "concurrency" and level.value > test.num_requests:
-                fail(f"{where}: concurrency {level.value:g} is above num_requests {test.num_requests}, so at most "
-                     f"{test.num_requests} requests would ever be in flight")
             if level.kind == "rate" and not (math.isfinite(level.value) and MIN_RATE <= level.value <= MAX_RATE):
                 fail(f"{where}: request_rate {level.value:g} must be between {MIN_RATE:g} and {MAX_RATE:g} requests/s")
-    return suite
+    return replace(suite, tests=tuple(_cap_concurrency(test) for test in suite.tests))
+
+
+def _cap_concurrency(test: TestSpec) -> TestSpec:
+    levels: list[Level] = []
+    for level in test.levels:
+        if level.kind == "concurrency" and level.value > test.num_requests:
+            level = Level("concurrency", test.num_requests)
+        if level not in levels:
+            levels.append(level)
+    return replace(test, levels=tuple(levels))
 
 
 def check_run_config(config: RunConfig) -> None:

@@ -208,7 +208,6 @@ def test_an_unwritable_summary_after_a_real_benchmark(tmp_path: Path, suite_file
         (["--input-len", "2000000"], "input_len 2000000 is above the limit of 1,000,000 tokens"),
         (["--output-len", "99999999999"], "output_len 99999999999 is above the limit of 1,000,000 tokens"),
         (["--num-requests", "200000", "--input-len", "1000"], "above the limit of 100,000,000 per level"),
-        (["--concurrency", "64", "--num-requests", "8"], "concurrency 64 is above num_requests 8"),
     ],
 )
 def test_out_of_range_run_values_are_usage_errors(tmp_path: Path, suite_file: Path, args: list[str], fragment: str,
@@ -240,6 +239,14 @@ def test_out_of_range_suite_values_are_usage_errors(tmp_path: Path, field: str, 
     with pytest.raises(UsageError, match=fragment) as caught:
         load_suite(str(path))
     assert "\n" not in str(caught.value)
+
+
+def test_concurrency_above_the_requests_is_capped_and_named_for_what_it_is() -> None:
+    from kitt.config import Overrides, apply_overrides, load_suite
+
+    suite = apply_overrides(load_suite("standard"), Overrides(concurrency=(1, 4, 64, 100), num_requests=8))
+    first = suite.tests[0]
+    assert [first.test_name(level) for level in first.levels] == [f"{first.name}-c{c}" for c in (1, 4, 8)]
 
 
 # --------------------------------------------------------------------------- usage errors under Actions
