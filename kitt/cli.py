@@ -231,7 +231,7 @@ def _cmd_ci_report(args: argparse.Namespace) -> int:
     import os
 
     from kitt.ci import ReportOptions, execute_ci_report
-    from kitt.github.actions_io import ActionsContext, Annotations, mask, set_output
+    from kitt.github.actions_io import ActionsContext, Annotations, mask, set_outputs
 
     context = ActionsContext.from_environment()
     token = args.github_token or os.environ.get("GITHUB_TOKEN") or None
@@ -265,8 +265,7 @@ def _cmd_ci_report(args: argparse.Namespace) -> int:
         getattr(annotations, notice.level)(notice.message)
     annotations.flush()
     if context.in_actions:
-        for name, value in outcome.outputs.items():
-            set_output(name, value, context.output_path)
+        set_outputs(outcome.outputs, context.output_path, annotations)
     return outcome.exit_code
 
 
