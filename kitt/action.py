@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from kitt.config import AB_SCHEDULES
-from kitt.errors import GitHubError, KittError, ResultsError, UsageError
-from kitt.github.actions_io import ActionsContext, Annotations, mask, set_output
+from kitt.errors import GitHubError, KittError, ResultsError, UsageError, print_engine_log
+from kitt.github.actions_io import ActionsContext, Annotations, mask, set_outputs
 
 MODES = ("benchmark", "report")
+MAX_HISTORY = 100  # baseline jobs to download
 COMMENT_POLICIES = ("always", "on-regression", "never")
 PULL_REQUEST_FILE = "pull_request.json"
 NO_ENGINE = "none"  # engine: none, bring your own harness: report on files in results-dir
@@ -102,7 +103,7 @@ class ActionInputs:
             engine=engine,
             suite=suite,
             baseline_artifact=get("baseline-artifact"),
-            baseline_history=_whole(get("baseline-history", "10"), "baseline-history") or 10,
+            baseline_history=_whole(get("baseline-history", "10"), "baseline-history", MAX_HISTORY) or 10,
             allow_mismatch=_boolean(get("allow-mismatch", "false"), "allow-mismatch"),
             results_artifact=results_artifact,
             run_id=_whole(get("run-id"), "run-id"),
@@ -162,11 +163,13 @@ def _boolean(value: str, name: str) -> bool:
     raise UsageError(f"input '{name}' must be true or false, got {value!r}")
 
 
-def _whole(value: str, name: str) -> int | None:
+def _whole(value: str, name: str, maximum: int | None = None) -> int | None:
     if not value:
         return None
-    if not value.isdigit() or int(value) < 1:
-        raise UsageError(f"input '{name}' must be a positive whole number, got {value!r}")
+    # ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() rejects or reads.
+    if not re.fullmatch(r"[0-9]{1,15}", value) or int(value) < 1 or (maximum is not None and int(value) > maximum):
+        limit = f" up to {maximum}" if maximum is not None else ""
+        raise UsageError(f"input '{name}' must be a positive whole number{limit}, got {value[:40]!r}")
     return int(value)
 
 
@@ -184,13 +187,10 @@ def _gpus(value: str) -> str:
 
 
 def _number(value: str, name: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not number >= 0:
-        raise UsageError(f"input '{name}' must be a number of 0 or more, got {value!r}")
-    return number
+    # Plain decimal notation: float() would also take "inf", "nan", "1_0" and non-ASCII digits.
+    if not re.fullmatch(r"[0-9]{1,9}(\.[0-9]{1,9})?", value):
+        raise UsageError(f"input '{name}' must be a number of 0 or more like 5 or 2.5, got {value[:40]!r}")
+    return float(value)
 
 
 # --------------------------------------------------------------------------- the run
@@ -221,11 +221,13 @@ class ActionRun:
         return self.inputs.mode == "report" and is_pattern(self.inputs.results_artifact)
 
     def fail(self, error: KittError) -> None:
+        print_engine_log(error)
         self.notes.error(str(error))
         self.exit_code = max(self.exit_code, error.exit_code)
 
     def execute(self) -> int:
         try:
+            self._preflight()
             benchmark_ok = self._results()
             if benchmark_ok is not None:
                 self._report(benchmark_ok)
@@ -235,6 +237,61 @@ class ActionRun:
             self._finish()
         return self.exit_code
 
+    # ------------------------------------------------------------------ inputs
+
+    def _preflight(self) -> None:
+        """Check every input that can be checked before anything expensive starts (the engine, a
+        download), so a typo in `thresholds` fails in seconds, not after the benchmark."""
+        from kitt.github.comments import comment_marker
+        from kitt.results import prepare_output_dir
+        from kitt.thresholds import load_thresholds
+
+        inputs = self.inputs
+        _as_input("threshold", lambda: load_thresholds(None, inputs.threshold))
+        _as_input("thresholds", lambda: load_thresholds(inputs.thresholds, inputs.threshold))
+        _as_input("comment-key", lambda: comment_marker(inputs.comment_key))
+        if self.context.flavour == "docker" and inputs.upload_artifact:
+            from kitt.github.artifacts import validate_artifact_name
+
+            _as_input("artifact-name", lambda: validate_artifact_name(inputs.artifact_name))
+        if inputs.engine != NO_ENGINE:  # with engine none the folder holds another tool's files already
+            _as_input("results-dir", lambda: prepare_output_dir(inputs.results_dir, "directory"))
+        if inputs.mode == "benchmark" and inputs.engine != NO_ENGINE:
+            self._config = self._run_config()
+
+    def _run_config(self) -> Any:
+        from kitt.config import BaselineArm, Overrides, RunConfig, apply_overrides, check_run_config, load_suite
+        from kitt.engines import choose_mode, get_engine
+
+        inputs = self.inputs
+        spec = _as_input("engine", lambda: get_engine(inputs.engine))
+        _as_input("endpoint", lambda: choose_mode(spec, native=inputs.native, endpoint=inputs.endpoint))
+        suite = _as_input("suite", lambda: apply_overrides(load_suite(inputs.suite), Overrides(repeats=inputs.repeats)))
+        config = RunConfig(
+            model=inputs.model,
+            engine=inputs.engine,
+            suite=suite,
+            output=inputs.results_dir,
+            endpoint=inputs.endpoint,
+            engine_image=inputs.engine_image,
+            engine_args=inputs.engine_args,
+            native=inputs.native,
+            baseline=BaselineArm.named(inputs.baseline_model, inputs.baseline_engine_image,
+                                       inputs.baseline_engine_args, inputs.baseline_endpoint),
+            ab_schedule=inputs.ab_schedule,
+            container_cli=inputs.container_cli,
+            gpus=inputs.gpus,
+            commit=self.context.sha,
+            branch=self.context.ref_name,
+        )
+        _as_input("endpoint" if inputs.endpoint else "model", lambda: check_run_config(config))
+        if config.baseline is not None:
+            from kitt.run import ab_arm_configs
+
+            _as_input("baseline-engine-image" if inputs.baseline_engine_image else "baseline-endpoint"
+                      if inputs.baseline_endpoint else "baseline-engine-args", lambda: ab_arm_configs(config))
+        return config
+
     # ------------------------------------------------------------------ results
 
     def _results(self) -> bool | None:
@@ -243,7 +300,7 @@ class ActionRun:
             self._download_results()
             # Fail closed: a benchmark run that was cancelled or failed never reports a pass,
             # whatever its (partial) artifact says.
-            conclusion = (self.context.event().get("workflow_run") or {}).get("conclusion")
+            conclusion = self.context.event_object("workflow_run").get("conclusion")
             if conclusion is not None and conclusion != "success":
                 self.notes.error(f"The benchmark run's conclusion is {str(conclusion)[:40]!r}, so its results cannot pass.")
                 return False
@@ -252,40 +309,27 @@ class ActionRun:
             self._check_own_results()
             self._write_pull_request()
             return True
-        from kitt.config import BaselineArm, Overrides, RunConfig, apply_overrides, load_suite
         from kitt.progress import Reporter
+        from kitt.results import METRICS_FILE, load_metrics_file
         from kitt.run import run_benchmark
 
         if self.inputs.hf_token:
             os.environ["HF_TOKEN"] = self.inputs.hf_token  # engines get it by name, never on a command line
-        suite = apply_overrides(load_suite(self.inputs.suite), Overrides(repeats=self.inputs.repeats))
-        config = RunConfig(
-            model=self.inputs.model,
-            engine=self.inputs.engine,
-            suite=suite,
-            output=self.inputs.results_dir,
-            endpoint=self.inputs.endpoint,
-            engine_image=self.inputs.engine_image,
-            engine_args=self.inputs.engine_args,
-            native=self.inputs.native,
-            baseline=BaselineArm.named(self.inputs.baseline_model, self.inputs.baseline_engine_image,
-                                       self.inputs.baseline_engine_args, self.inputs.baseline_endpoint),
-            ab_schedule=self.inputs.ab_schedule,
-            container_cli=self.inputs.container_cli,
-            gpus=self.inputs.gpus,
-            commit=self.context.sha,
-            branch=self.context.ref_name,
-        )
         self._write_pull_request()
         try:
-            run_benchmark(config, Reporter(groups=self.context.in_actions))
+            run_benchmark(self._config, Reporter(groups=self.context.in_actions))
         except UsageError:
             raise
         except KittError as error:
             self.fail(error)
-            if next(self.inputs.results_dir.rglob("metrics.json"), None) is None:
+            try:  # nothing measured (cancelled before the first level, say): the error above says it all
+                path = self.inputs.results_dir / METRICS_FILE
+                if not path.is_file():  # an A/B run writes its arms' result sets below
+                    path = self.inputs.results_dir / "candidate" / METRICS_FILE
+                measured = load_metrics_file(path).results
+            except KittError:
                 return None
-            return False
+            return False if measured else None
         return True
 
     def _check_own_results(self) -> None:
@@ -303,21 +347,21 @@ class ActionRun:
 
     def _write_pull_request(self) -> None:
         """Record which pull request these results belong to, for a workflow_run report job."""
-        pull = self.context.event().get("pull_request") or {}
-        number = self.inputs.pr or pull.get("number")
+        pull = self.context.event_object("pull_request")
+        number = self.inputs.pr or _positive_int(pull.get("number"))
         path = self.inputs.results_dir / PULL_REQUEST_FILE
         if not number:
             path.unlink(missing_ok=True)  # a self-hosted workspace may keep an earlier run's
             return
         self.inputs.results_dir.mkdir(parents=True, exist_ok=True)
-        record = {"number": int(number), "head_sha": (pull.get("head") or {}).get("sha")}
+        sha = self.context.event_object("pull_request", "head").get("sha")
+        record = {"number": number, "head_sha": sha if isinstance(sha, str) else None}
         path.write_text(json.dumps(record) + "\n", encoding="utf-8")
 
     def _download_results(self) -> None:
         from kitt.github.baseline import download_run_artifact
 
-        run = self.context.event().get("workflow_run") or {}
-        run_id = self.inputs.run_id or run.get("id")
+        run_id = self.inputs.run_id or _positive_int(self.context.event_object("workflow_run").get("id"))
         if not run_id or not self.context.repository:
             raise UsageError(
                 "report mode needs the benchmark run's id",
@@ -412,7 +456,7 @@ class ActionRun:
 
     def _upstream_failure(self) -> str:
         """How the benchmark went wrong, for the report: the workflow run's conclusion in report mode."""
-        conclusion = (self.context.event().get("workflow_run") or {}).get("conclusion")
+        conclusion = self.context.event_object("workflow_run").get("conclusion")
         if self.inputs.mode == "report" and isinstance(conclusion, str):
             return conclusion[:40]
         return "failure"
@@ -428,9 +472,13 @@ class ActionRun:
         if claimed is None:
             self.notes.warning("The results name no pull request (pull_request.json), so no comment is posted.")
             return None, None
-        pull = get_pull_request(token=self.inputs.github_token, repo=self.context.repository or "", pr=claimed,
-                                api_url=self.context.api_url)
-        head = (self.context.event().get("workflow_run") or {}).get("head_sha")
+        try:
+            pull = get_pull_request(token=self.inputs.github_token, repo=self.context.repository or "", pr=claimed,
+                                    api_url=self.context.api_url)
+        except GitHubError as error:
+            self.fail(error)  # no PR to comment on; the report still goes to the job summary
+            return None, None
+        head = self.context.event_object("workflow_run").get("head_sha")
         if not self.inputs.pr and head and pull.head_sha != head:
             self.notes.warning(f"Pull request #{claimed}'s head is not the commit the benchmark ran on; "
                                "no comment is posted (the PR moved on, or the artifact is not what it claims).")
@@ -496,8 +544,7 @@ class ActionRun:
         if self.context.flavour == "docker" and self.inputs.upload_artifact and self.inputs.results_dir.is_dir():
             self._upload()
         self.notes.flush()
-        for name, value in self.outputs.items():
-            set_output(name, value, self.context.output_path)
+        set_outputs(self.outputs, self.context.output_path, self.notes)
 
     def _upload(self) -> None:
         from kitt.github.artifacts import upload_from_environment
@@ -523,11 +570,29 @@ def compact_metrics(key_metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
 
 def _claimed_pr(path: Path) -> int | None:
     """The PR number an artifact claims, read as untrusted data."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8")).get("number")
-    except (OSError, ValueError, AttributeError):
+    from kitt.safeload import load_json
+
+    if not path.is_file():
         return None
+    try:
+        data = load_json(path, "pull request record", ResultsError, max_bytes=64 * 1024)
+    except ResultsError:
+        return None
+    return _positive_int(data.get("number")) if isinstance(data, dict) else None
+
+
+def _positive_int(value: Any) -> int | None:
+    """``value`` if it is a positive JSON integer (not a bool, a float or a string), else None."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _as_input(name: str, check: Any) -> Any:
+    """Run ``check``; a UsageError is re-worded to name the action input (CLI flags mean nothing here)."""
+    try:
+        return check()
+    except UsageError as error:
+        hint = error.hint if error.hint and "--" not in error.hint else None
+        raise UsageError(f"input '{name}': {error.message}", hint=hint) from None
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:
@@ -536,7 +601,9 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     try:
         inputs = ActionInputs.from_environment(env)
     except UsageError as error:
-        Annotations(enabled=context.in_actions).error(str(error))
+        notes = Annotations(enabled=context.in_actions)
+        notes.error(str(error))
+        set_outputs({"passed": "false", "verdict": "error", "regressions": "0"}, context.output_path, notes)
         return error.exit_code
     for secret in (inputs.github_token, inputs.hf_token):
         mask(secret, context.in_actions)

@@ -114,7 +114,8 @@ class Arm:
         timeout = self.config.ready_timeout if self.mode != "endpoint" else min(self.config.ready_timeout, 30.0)
         try:
             wait_until_ready(self.runner, handle, api=self.api, timeout=timeout,
-                             on_stage=lambda stage: self.reporter.line(f"  waiting for {stage}"))
+                             on_stage=lambda stage: self.reporter.line(f"  waiting for {stage}"),
+                             timeout_capped=self.mode == "endpoint")
         except EngineNotReady as exc:
             if not self.name:
                 raise

@@ -272,6 +272,9 @@ def _comparison_notices(comparison: Comparison, options: ReportOptions, baseline
         notices.append(Notice(level, hardware_note(comparison) or "Hardware differs."))
     level_for_gate: Literal["error", "warning"] = "error" if options.fail_on_regression else "warning"
     notices += [Notice(level_for_gate, line) for line in problem_lines(comparison)]
+    if comparison.nothing_compared and not comparison.incomplete:
+        notices.append(Notice(level_for_gate, "Nothing was compared: no gated metric of this run has a value in "
+                              "the baseline (another suite, or renamed metrics?), so this is a mismatch, not a pass."))
     notices += [
         Notice(level_for_gate if comparison.gating else "warning", regression_line(row, comparison.gating))
         for row in comparison.regressions

@@ -8,12 +8,13 @@ Exit codes: 0 success; 1 benchmark failure, missing results, API error, or a reg
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
 from kitt import __version__
-from kitt.errors import KittError, UsageError
+from kitt.errors import KittError, UsageError, print_engine_log
 
 if TYPE_CHECKING:
     from kitt.github.actions_io import ActionsContext, Annotations
@@ -21,14 +22,28 @@ if TYPE_CHECKING:
 DESCRIPTION = "Benchmark LLM inference engines and gate pull requests on performance regressions."
 
 
-def _whole_number(text: str, minimum: int) -> int:
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors as kitt's: one line, an ``::error`` annotation under Actions,
+    exit 2 (argparse's own prints the whole usage block). ``--help`` is unchanged."""
+
+    def error(self, message: str) -> NoReturn:
+        raise SystemExit(report_failure(UsageError(f"{self.prog}: {message}", hint=f"See `{self.prog} --help`.")))
+
+
+def _whole_number(text: str, minimum: int, maximum: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < minimum:
         raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise argparse.ArgumentTypeError(f"expected a number <= {maximum}, got {value}")
     return value
+
+
+def _port(text: str) -> int:
+    return _whole_number(text, 1, 65535)
 
 
 def _positive_int(text: str) -> int:
@@ -44,7 +59,7 @@ def _float_above(text: str, minimum: float, inclusive: bool) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < minimum or (value == minimum and not inclusive) or value != value:
+    if value < minimum or (value == minimum and not inclusive) or not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a number {'>=' if inclusive else '>'} {minimum:g}, got {text}")
     return value
 
@@ -75,7 +90,7 @@ def _add_container_cli(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kitt", description=DESCRIPTION)
+    parser = _Parser(prog="kitt", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"kitt {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -99,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine-image", help="Docker image to run instead of the engine's default")
     run.add_argument("--engine-arg", action="append", default=[], metavar="ARG",
                      help="extra server argument, repeatable (use --engine-arg=--flag for dashes)")
-    run.add_argument("--port", type=_positive_int, help="host port for the engine (default: a free one)")
+    run.add_argument("--port", type=_port, help="host port for the engine (default: a free one)")
     run.add_argument("--native", action="store_true", help="run the engine's own server command, not Docker")
     _add_container_cli(run)
     run.add_argument("--gpus", type=_gpus, default="all",
@@ -278,7 +293,7 @@ def _cmd_ci_report(args: argparse.Namespace) -> int:
     import os
 
     from kitt.ci import ReportOptions, execute_ci_report
-    from kitt.github.actions_io import ActionsContext, Annotations, mask, set_output
+    from kitt.github.actions_io import ActionsContext, Annotations, mask, set_outputs
 
     context = ActionsContext.from_environment()
     token = args.github_token or os.environ.get("GITHUB_TOKEN") or None
@@ -286,7 +301,7 @@ def _cmd_ci_report(args: argparse.Namespace) -> int:
     annotations = Annotations(enabled=context.in_actions)
     if bool(args.results_dir) == bool(args.jobs_dir):
         raise UsageError("give --results-dir (once per job) or --jobs-dir, one of the two",
-                         hint="e.g. `kitt ci report --results-dir kitt-results`.")
+                         hint="For example `--results-dir kitt-results`; see `kitt ci report --help`.")
     first, *more = args.results_dir or [args.jobs_dir]
     baseline_dir = args.baseline_dir
     if args.baseline_artifact:
@@ -319,8 +334,7 @@ def _cmd_ci_report(args: argparse.Namespace) -> int:
         getattr(annotations, notice.level)(notice.message)
     annotations.flush()
     if context.in_actions:
-        for name, value in outcome.outputs.items():
-            set_output(name, value, context.output_path)
+        set_outputs(outcome.outputs, context.output_path, annotations)
     return outcome.exit_code
 
 
@@ -426,11 +440,7 @@ def report_failure(exc: KittError) -> int:
     """Print the engine log (if any), then the one-line error, as an annotation under Actions."""
     from kitt.github.actions_io import ActionsContext, Annotations
 
-    log_tail = getattr(exc, "log_tail", "")
-    if log_tail:
-        print("---- last lines of the engine log ----", file=sys.stderr)
-        print(log_tail.rstrip(), file=sys.stderr)
-        print("--------------------------------------", file=sys.stderr)
+    print_engine_log(exc)
     context = ActionsContext.from_environment()
     if context.in_actions:
         Annotations(enabled=True).error(str(exc))

@@ -329,9 +329,17 @@ class Comparison:
         return self.rows_with(Verdict.INCONCLUSIVE)
 
     @property
+    def nothing_compared(self) -> bool:
+        """Gating, a metric that gates on one side, and not one gated metric with numbers on both
+        (say, a baseline whose metrics are all named otherwise): a mismatch, never a silent pass."""
+        gated = [r for r in self.rows if r.gated]
+        return self.gating and bool(gated) and not any(r.baseline is not None and r.current is not None for r in gated)
+
+    @property
     def gate_failed(self) -> bool:
-        """Fail closed: incomplete results fail like a regression, gated or not."""
-        return bool(self.incomplete) or (self.gating and bool(self.regressions))
+        """Fail closed: incomplete results fail like a regression, gated or not; so does a gated
+        comparison in which nothing could be compared."""
+        return bool(self.incomplete) or (self.gating and (bool(self.regressions) or self.nothing_compared))
 
     @property
     def verdict(self) -> str:

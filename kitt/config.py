@@ -22,6 +22,7 @@ Every error names the file and the field path, e.g. ``suite.tests[1].concurrency
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,14 @@ APIS = ("completions", "chat")
 _SUITE_KEYS = {"name", "description", "api", "warmup", "repeats", "seed", "max_error_rate", "slo", "tests"}
 _TEST_KEYS = {"name", "concurrency", "request_rate", "num_requests", "input_len", "output_len"}
 _SLO_KEYS = {"ttft_ms", "tpot_ms", "e2el_ms"}
+
+# Limits (README, "Limits"): past them a run would only end in a MemoryError or measure nothing.
+MAX_TOKENS = 1_000_000  # input_len and output_len
+MAX_REQUESTS = 1_000_000  # num_requests and warmup, per level
+MAX_PROMPT_TOKENS = 100_000_000  # num_requests x input_len: every prompt of a level is built up front
+MAX_REPEATS = 1_000
+MIN_RATE, MAX_RATE = 0.001, 1_000_000.0  # requests/s; below one request in 1,000 s nothing is measured
+MAX_PORT = 65535
 
 
 @dataclass(frozen=True)
@@ -139,7 +148,7 @@ class RunConfig:
 
 def load_suite(name_or_path: str) -> Suite:
     """Load a built-in suite by name, or a YAML file by path."""
-    import yaml
+    from kitt.safeload import YAML_MAX_BYTES, parse_yaml, read_text
 
     if name_or_path in BUILTIN_SUITES:
         path = Path(__file__).parent / "suites" / f"{name_or_path}.yaml"
@@ -152,11 +161,8 @@ def load_suite(name_or_path: str) -> Suite:
                 f"unknown suite {name_or_path!r}",
                 hint=f"Use one of {', '.join(BUILTIN_SUITES)}, or the path of a suite YAML file.",
             )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UsageError(f"{source}: cannot read the suite ({' '.join(str(exc).split())})") from None
-    return parse_suite(data, source)
+    text = read_text(path, "suite file", UsageError, YAML_MAX_BYTES)
+    return parse_suite(parse_yaml(text, source, UsageError), source)
 
 
 def parse_suite(data: Any, source: str) -> Suite:
@@ -183,7 +189,7 @@ def parse_suite(data: Any, source: str) -> Suite:
     max_error_rate = v.number(data.get("max_error_rate", 0.0), "suite.max_error_rate")
     if not 0.0 <= max_error_rate <= 1.0:
         v.fail("suite.max_error_rate", "must be between 0 and 1")
-    return Suite(
+    return check_suite_limits(Suite(
         name=v.string(data.get("name", Path(source).stem), "suite.name"),
         description=str(data.get("description", "")),
         api=api,
@@ -194,7 +200,7 @@ def parse_suite(data: Any, source: str) -> Suite:
         slo=slo,
         tests=tests,
         source=source,
-    )
+    ))
 
 
 def _parse_test(v: "_Validator", raw: Any, index: int) -> TestSpec:
@@ -246,14 +252,83 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
                 output_len=o.output_len or test.output_len,
             )
         )
-    return replace(
+    return check_suite_limits(replace(
         suite,
         tests=tuple(tests),
         repeats=o.repeats if o.repeats is not None else suite.repeats,
         warmup=o.warmup if o.warmup is not None else suite.warmup,
         seed=o.seed if o.seed is not None else suite.seed,
         api=o.api or suite.api,
-    )
+    ))
+
+
+def check_suite_limits(suite: Suite) -> Suite:
+    """Refuse values past kitt's limits. A concurrency above ``num_requests`` is lowered to it: a
+    level labelled c64 with 16 requests never has more than 16 in flight, so it is named c16."""
+    hint = "Change it in the suite file or on the command line; see Limits in the README."
+
+    def fail(problem: str) -> None:
+        raise UsageError(f"{suite.source}: {problem}", hint=hint)
+
+    if suite.repeats > MAX_REPEATS:
+        fail(f"repeats {suite.repeats} is above the limit of {MAX_REPEATS:,}")
+    if suite.warmup > MAX_REQUESTS:
+        fail(f"warmup {suite.warmup} is above the limit of {MAX_REQUESTS:,} requests")
+    for test in suite.tests:
+        where = f"test {test.name!r}"
+        for name, value in (("input_len", test.input_len), ("output_len", test.output_len)):
+            if value > MAX_TOKENS:
+                fail(f"{where}: {name} {value} is above the limit of {MAX_TOKENS:,} tokens")
+        if test.num_requests > MAX_REQUESTS:
+            fail(f"{where}: num_requests {test.num_requests} is above the limit of {MAX_REQUESTS:,}")
+        if test.num_requests * test.input_len > MAX_PROMPT_TOKENS:
+            fail(f"{where}: num_requests x input_len is {test.num_requests * test.input_len:,} prompt tokens, "
+                 f"above the limit of {MAX_PROMPT_TOKENS:,} per level")
+        for level in test.levels:
+            if level.kind == "rate" and not (math.isfinite(level.value) and MIN_RATE <= level.value <= MAX_RATE):
+                fail(f"{where}: request_rate {level.value:g} must be between {MIN_RATE:g} and {MAX_RATE:g} requests/s")
+    return replace(suite, tests=tuple(_cap_concurrency(test) for test in suite.tests))
+
+
+def _cap_concurrency(test: TestSpec) -> TestSpec:
+    levels: list[Level] = []
+    for level in test.levels:
+        if level.kind == "concurrency" and level.value > test.num_requests:
+            level = Level("concurrency", test.num_requests)
+        if level not in levels:
+            levels.append(level)
+    return replace(test, levels=tuple(levels))
+
+
+def check_run_config(config: RunConfig) -> None:
+    """What a suite cannot say about a run: the model, the port, the endpoint URL, the timeout."""
+    if not config.model.strip():
+        raise UsageError("the model name is empty", hint="Pass a model id or path with -m / the `model` input.")
+    if config.port is not None and not 1 <= config.port <= MAX_PORT:
+        raise UsageError(f"port {config.port} is not between 1 and {MAX_PORT}")
+    if not (math.isfinite(config.ready_timeout) and config.ready_timeout > 0):
+        raise UsageError(f"the ready timeout must be a finite number of seconds above 0, got {config.ready_timeout!r}")
+    if config.endpoint is not None:
+        check_endpoint(config.endpoint)
+
+
+def check_endpoint(endpoint: str) -> None:
+    """An http(s) URL with a host and, if any, a numeric port within 1..65535."""
+    from urllib.parse import urlsplit
+
+    problem = None
+    try:
+        parsed = urlsplit(endpoint)
+        port = parsed.port
+    except ValueError as exc:
+        problem = f"its port is not a number between 1 and {MAX_PORT} ({exc})"
+    else:
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            problem = "it is not an http(s) URL with a host"
+        elif port == 0:
+            problem = f"its port is not a number between 1 and {MAX_PORT}"
+    if problem:
+        raise UsageError(f"endpoint {endpoint[:200]!r}: {problem}", hint="Use a URL like http://127.0.0.1:8000.")
 
 
 def suite_to_dict(suite: Suite) -> dict[str, Any]:
@@ -321,10 +396,14 @@ class _Validator:
     def number(self, value: Any, path: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(path, f"must be a number, got {value!r}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            self.fail(path, "is too large a number")
+            raise
 
     def positive_number(self, value: Any, path: str) -> float:
         number = self.number(value, path)
-        if number <= 0:
-            self.fail(path, f"must be greater than 0, got {value!r}")
+        if not (number > 0 and math.isfinite(number)):
+            self.fail(path, f"must be a finite number greater than 0, got {value!r}")
         return number

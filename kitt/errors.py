@@ -17,6 +17,8 @@ A message says what went wrong; ``hint`` says what to do about it.
 
 from __future__ import annotations
 
+import sys
+
 
 class KittError(Exception):
     exit_code = 1
@@ -68,3 +70,13 @@ class GitHubError(KittError):
 
 class ArtifactError(GitHubError):
     pass
+
+
+def print_engine_log(error: KittError) -> None:
+    """Print the engine log an error carries (to stderr), before its one-line message, so that
+    a hint saying "the engine log above" is true in the CLI and the action alike."""
+    log_tail = getattr(error, "log_tail", "")
+    if log_tail:
+        print("---- last lines of the engine log ----", file=sys.stderr)
+        print(log_tail.rstrip(), file=sys.stderr)
+        print("--------------------------------------", file=sys.stderr, flush=True)

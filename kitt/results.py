@@ -22,7 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from kitt.errors import ResultsError
+from kitt.errors import ResultsError, UsageError
+from kitt.thresholds import metric_direction
 
 SCHEMA_VERSION = 1
 
@@ -110,6 +111,26 @@ def metrics_document(
     }
     document.update(extra or {})
     return document
+
+
+def prepare_output_dir(path: Path, label: str = "output directory") -> Path:
+    """Create ``path`` (and its parents) and prove it is writable, before an engine is started:
+    an existing file, a folder under a file, a read-only filesystem or a missing permission is a
+    UsageError here rather than a traceback after the model has loaded."""
+    path = Path(path)
+    hint = "Pass a directory kitt can create and write to."
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{label} {path} exists and is not a directory", hint=hint)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".kitt-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        why = "a part of it is a file, not a directory" if isinstance(exc, (NotADirectoryError, FileExistsError)) else (
+            exc.strerror or str(exc))
+        raise UsageError(f"{label} {path} cannot be created or written ({why})", hint=hint) from None
+    return path
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -224,30 +245,36 @@ def _parse_result(entry: Any, path: Path, index: int) -> TestResult:
             # Upstream files may carry strings or nested objects; they are not comparable numbers.
             continue
         else:
-            flat[str(key)] = float(value)
+            number = _finite_or_none(value)  # NaN, Infinity and ints past a float's range: no number
+            if number is not None and number < 0 and metric_direction(str(key)) is not None:
+                # No latency, throughput, count or energy is negative: the file is corrupt, and a
+                # negative baseline would read as a -200% "improvement".
+                raise ResultsError(f"{where}.metrics.{key} is negative ({number:g})",
+                                   hint="The file is corrupt or was edited; rerun the benchmark.")
+            flat[str(key)] = number
     run_number = entry.get("run_number", 1)
     if isinstance(run_number, bool) or not isinstance(run_number, int) or run_number < 1:
         raise ResultsError(f"{where}.run_number must be a positive integer, got {run_number!r}")
     errors = entry.get("errors") or []
-    return TestResult(
-        test_name=name,
-        run_number=run_number,
-        passed=bool(entry.get("passed", True)),
-        metrics=flat,
-        errors=[str(e) for e in errors] if isinstance(errors, list) else [str(errors)],
-    )
+    errors = [str(e) for e in errors] if isinstance(errors, list) else [str(errors)]
+    passed = bool(entry.get("passed", True))
+    measured = [v for k, v in flat.items() if v is not None and metric_direction(k) is not None and k not in _ZERO_IS_GOOD]
+    if measured and not any(measured):
+        # Zero latency and zero throughput: nothing was measured. Mark it, so it fails the gate
+        # as a failed test instead of passing as "unchanged" (or a -100% "improvement").
+        passed = False
+        errors.insert(0, "every metric is zero: nothing was measured")
+    return TestResult(test_name=name, run_number=run_number, passed=passed, metrics=flat, errors=errors)
+
+
+_ZERO_IS_GOOD = frozenset({"failed", "token_count_mismatch", "output_len_mismatch"})
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultsError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(
-            f"{path} is not valid JSON ({exc})",
-            hint="The run that wrote it probably failed; rerun the benchmark.",
-        ) from None
+    """A result-set file, read as untrusted: size and nesting capped (kitt.safeload)."""
+    from kitt.safeload import load_json
+
+    data = load_json(path, "result file", ResultsError)
     if not isinstance(data, dict):
         raise ResultsError(f"{path} must hold a JSON object")
     return data
@@ -259,7 +286,10 @@ def _read_optional_json(path: Path) -> dict[str, Any]:
 
 def _parse_timestamp(value: Any, path: Path) -> datetime:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), timezone.utc)
+        try:
+            return datetime.fromtimestamp(float(value), timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            pass  # past year 9999, or NaN: not a time
     if isinstance(value, str) and value:
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -276,5 +306,8 @@ def _parse_timestamp(value: Any, path: Path) -> datetime:
 def _finite_or_none(value: float | None) -> float | None:
     if value is None:
         return None
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
     return value if math.isfinite(value) else None

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 from kitt import hardware, telemetry
 from kitt import results as rs
 from kitt.arm import Arm, redact_url
-from kitt.config import Level, RunConfig, TestSpec
+from kitt.config import Level, RunConfig, TestSpec, check_run_config
 from kitt.engines import choose_mode, get_engine
 from kitt.errors import BenchmarkError, Cancelled, KittError, UsageError
 from kitt.progress import Reporter
@@ -223,6 +223,11 @@ def ab_differences(baseline: RunConfig, candidate: RunConfig) -> dict[str, list[
 
 
 def run_benchmark(config: RunConfig, reporter: Reporter | None = None) -> RunOutcome:
+    # Bad values and an unusable output folder fail here, before an engine loads a model.
+    check_run_config(config)
+    if config.baseline is not None:
+        ab_arm_configs(config)  # A/B flags an engine cannot take
+    rs.prepare_output_dir(config.output)
     return BenchmarkRun(config, reporter or Reporter()).execute()
 
 

@@ -79,14 +79,10 @@ def load_thresholds(path: Path | None, default_pct: float = DEFAULT_THRESHOLD_PC
         raise UsageError(f"--threshold must be a percentage of 0 or more, got {default_pct!r}")
     if path is None:
         return Thresholds(float(default_pct))
-    import yaml  # type: ignore[import-untyped]
+    from kitt.safeload import YAML_MAX_BYTES, parse_yaml, read_text
 
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"thresholds file {path} does not exist", hint="Check --thresholds.") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"thresholds file {path} is not valid YAML ({' '.join(str(exc).split())})") from None
+    text = read_text(Path(path), "thresholds file", UsageError, YAML_MAX_BYTES)
+    data = parse_yaml(text, f"thresholds file {path}", UsageError)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -104,7 +100,7 @@ def load_thresholds(path: Path | None, default_pct: float = DEFAULT_THRESHOLD_PC
             raise UsageError(f"{where} {why}", hint=f"Did you mean {close[0]}?" if close else None)
         if value is False or value is None:
             per_metric[name] = None
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1e300:
             raise UsageError(f"{where}: threshold must be a percentage of 0 or more, or off; got {value!r}")
         else:
             per_metric[name] = float(value)

@@ -33,7 +33,7 @@ def write(tmp_path, text):
         ("tests: [{name: a-b, concurrency: 1}]", "suite.tests[0].name"),
         ("slo: {ttft: 5}\ntests: [{name: a, concurrency: 1}]", "suite.slo.ttft: unknown key"),
         ("max_error_rate: 2\ntests: [{name: a, concurrency: 1}]", "suite.max_error_rate"),
-        ("tests: [{name: a, concurrency: 1}", "cannot read the suite"),
+        ("tests: [{name: a, concurrency: 1}", "is not valid YAML"),
     ],
 )
 def test_bad_suite_names_file_and_field(tmp_path, text, fragment):

@@ -56,7 +56,10 @@ def wait_until_ready(
     api: str,
     timeout: float,
     on_stage: Callable[[str], None] = lambda stage: None,
+    timeout_capped: bool = False,
 ) -> None:
+    """Wait for the engine; ``timeout_capped`` says --ready-timeout cannot lengthen the wait
+    (endpoint mode), so the error does not suggest raising it."""
     spec = runner.spec
     deadline = time.monotonic() + timeout
     base = handle.base_url.rstrip("/")
@@ -79,8 +82,7 @@ def wait_until_ready(
                 log_tail = runner.log_tail(50)
                 raise EngineNotReady(
                     f"{spec.name} was not ready within {timeout:.0f} s, stuck at: {stage}{detail}",
-                    hint=("Check the engine log below" if log_tail.strip() else "The engine wrote no log")
-                    + "; raise --ready-timeout for large models.",
+                    hint=_not_ready_hint(last_error, bool(log_tail.strip()), timeout_capped),
                     log_tail=log_tail,
                 )
             time.sleep(POLL_SECONDS)
@@ -101,12 +103,24 @@ def wait_until_ready(
     until("one real generation", lambda: _generate_once(base, handle.served_model, api, spec.needs_model_pull))
 
 
+def _not_ready_hint(last_error: str, has_log: bool, timeout_capped: bool) -> str:
+    """What to do: a refusal is not fixed by waiting longer, nor is a wait that is capped."""
+    if last_error.startswith(("HTTP 401", "HTTP 403")):
+        return ("The server refused kitt's requests (it wants credentials kitt does not send); "
+                "point kitt at a server that needs no API key, or check its access settings.")
+    log = "Check the engine log above" if has_log else "The engine wrote no log"
+    if timeout_capped:
+        return (f"{log}; an already running endpoint gets at most 30 s, so check that it is up, "
+                "reachable and serving the model.")
+    return f"{log}; raise --ready-timeout for large models."
+
+
 def _check_alive(runner: Runner, stage: str) -> None:
     status = runner.exit_status()
     if status is not None:
         raise EngineDied(
             f"{runner.spec.name} exited with status {status} while starting ({stage})",
-            hint="The engine log below says why; fix the model path, engine arguments or GPU setup.",
+            hint="The engine log above says why; fix the model path, engine arguments or GPU setup.",
             log_tail=runner.log_tail(50),
         )
 

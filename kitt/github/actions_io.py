@@ -8,7 +8,6 @@ summary is limited to 1 MiB per step, so an append that would pass it is cut wit
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,11 +71,22 @@ class ActionsContext:
         """The triggering event's payload (empty outside Actions or when unreadable)."""
         if self.event_path is None:
             return {}
+        from kitt.errors import KittError
+        from kitt.safeload import load_json
+
         try:
-            payload = json.loads(self.event_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            payload = load_json(self.event_path, "event payload", KittError)
+        except KittError:
             return {}
         return payload if isinstance(payload, dict) else {}
+
+    def event_object(self, *keys: str) -> dict[str, Any]:
+        """``event()[k1][k2]...`` when every step is a JSON object, else {}: a payload field of
+        the wrong type (``"pull_request": "x"``) reads as absent rather than crashing."""
+        value: Any = self.event()
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value if isinstance(value, dict) else {}
 
 
 class Annotations:
@@ -124,14 +134,33 @@ class Annotations:
                 held.clear()
 
 
-def set_output(name: str, value: str, output_path: Path | None) -> None:
-    """Write a step output (multi-line safe: actions-toolkit uses a random heredoc delimiter)."""
+def set_output(name: str, value: str, output_path: Path | None) -> bool:
+    """Write a step output (multi-line safe: actions-toolkit uses a random heredoc delimiter).
+
+    False when there is no output file or it cannot be written (the caller warns): the results
+    are already on disk, and losing an output must not turn into a traceback.
+    """
     if output_path is None:
-        return
+        return False
     from actions_toolkit.file_command import prepare_key_value_message
 
-    with output_path.open("a", encoding="utf-8", newline="") as handle:
-        handle.write(prepare_key_value_message(name, value) + os.linesep)
+    try:
+        with output_path.open("a", encoding="utf-8", newline="") as handle:
+            handle.write(prepare_key_value_message(name, value) + os.linesep)
+    except OSError:
+        return False
+    return True
+
+
+def set_outputs(outputs: Mapping[str, str], output_path: Path | None, annotations: "Annotations") -> None:
+    """Write every step output; one warning if the output file cannot be written."""
+    if output_path is None:
+        return
+    failed = [name for name, value in outputs.items() if not set_output(name, value, output_path)]
+    if failed:
+        annotations.warning(f"Could not write the step outputs ({', '.join(failed)}) to GITHUB_OUTPUT "
+                            f"{output_path}; the results are on disk, but later steps will not see these outputs.")
+        annotations.flush()
 
 
 def mask(value: str | None, enabled: bool) -> None:
@@ -148,7 +177,7 @@ def append_summary(markdown: str, summary_path: Path | None) -> bool:
     """Append to the job summary within GitHub's 1 MiB per-step limit; False when there is none."""
     if summary_path is None:
         return False
-    used = summary_path.stat().st_size if summary_path.exists() else 0
+    used = summary_path.stat().st_size if summary_path.is_file() else 0
     room = MAX_SUMMARY_BYTES - used
     data = markdown.encode("utf-8")
     if len(data) + 1 > room:

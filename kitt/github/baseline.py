@@ -28,7 +28,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -105,6 +105,18 @@ class _Client:
                               hint="This is usually temporary on GitHub's side: re-run the job.")
         return response
 
+    def json(self, response: requests.Response, doing: str) -> dict[str, Any]:
+        """The answer's JSON object; GitHubError when a 200 carries something else (a proxy's page, say)."""
+        try:
+            data = response.json()
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict):
+            raise GitHubError(f"GitHub's answer to the request to {doing} was not the JSON object its API "
+                              f"returns (HTTP {response.status_code})",
+                              hint="Check `GITHUB_API_URL`; a proxy or an outage page may be answering.")
+        return data
+
     def fail(self, response: requests.Response, doing: str) -> GitHubError:
         message = _message(response)
         text = f"Could not {doing} in {self.repo} (HTTP {response.status_code}: {message})"
@@ -124,7 +136,11 @@ class _Client:
             response = self.get(url, doing, params=query)
             if response.status_code != 200:
                 raise self.fail(response, doing)
-            yield from response.json().get("artifacts") or []
+            listed = self.json(response, doing).get("artifacts")
+            if not isinstance(listed, list):
+                raise GitHubError(f"GitHub's answer to the request to {doing} has no list of artifacts",
+                                  hint="Check `GITHUB_API_URL`; a proxy or an outage page may be answering.")
+            yield from (a for a in listed if _usable_artifact(a))
             url, query = response.links.get("next", {}).get("url"), None
         raise GitHubError(f"GitHub listed more than {MAX_PAGES} pages while trying to {doing}",
                           hint="Delete old artifacts or use a more specific artifact name.")
@@ -139,9 +155,21 @@ def _message(response: requests.Response) -> str:
     return " ".join(str(text or response.reason or "no message").split())[:200]
 
 
+def _usable_artifact(artifact: Any) -> bool:
+    """An artifact entry with the fields kitt relies on; any other entry is skipped as not ours."""
+    return (isinstance(artifact, dict) and isinstance(artifact.get("name"), str)
+            and isinstance(artifact.get("id"), int) and not isinstance(artifact.get("id"), bool))
+
+
 def _created(artifact: dict[str, Any]) -> tuple[datetime, int]:
-    stamp = artifact.get("created_at") or "1970-01-01T00:00:00Z"
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")), int(artifact.get("id") or 0)
+    stamp = artifact.get("created_at")
+    try:
+        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        moment = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment, int(artifact.get("id") or 0)
 
 
 def download_baseline(
@@ -176,7 +204,11 @@ def download_baseline(
             response = client.get(f"{client.api_url}/repos/{repo}", "read the repository's default branch")
             if response.status_code != 200:
                 raise client.fail(response, "read the repository's default branch")
-            base_branch = str(response.json()["default_branch"])
+            branch = client.json(response, "read the repository's default branch").get("default_branch")
+            if not isinstance(branch, str) or not branch:
+                raise GitHubError("GitHub's answer about the repository names no default branch",
+                                  hint="Pass the base branch (--base-branch) or run on a pull request.")
+            base_branch = branch
         found = list(client.pages(f"/repos/{repo}/actions/artifacts", {"name": name},
                                   f"list artifacts named {name!r}"))
         live = [a for a in found if a.get("name") == name and a.get("expired") is False]
@@ -191,6 +223,7 @@ def download_baseline(
             return _download(client, chosen[0], Path(dest), max_bytes, max_files)
         for index, artifact in enumerate(chosen, start=1):
             run = _run_field(artifact, "id")
+            run = run if isinstance(run, int) and not isinstance(run, bool) else 0  # a folder name: digits only
             got = _download(client, artifact, Path(dest) / f"{index:02d}-run{run}", max_bytes, max_files)
             if not got:  # expired between the listing and the download: skip that job
                 continue
@@ -279,18 +312,25 @@ def get_pull_request(*, token: str, repo: str, pr: int, api_url: str | None = No
         response = client.get(f"{client.api_url}/repos/{repo}/pulls/{int(pr)}", doing)
         if response.status_code != 200:
             raise client.fail(response, doing)
-        data = response.json()
-        return PullRequest(int(data["number"]), str(data["head"]["sha"]), str(data["base"]["ref"]))
+        data = client.json(response, doing)
+        head, base = data.get("head"), data.get("base")
+        sha = head.get("sha") if isinstance(head, dict) else None
+        ref = base.get("ref") if isinstance(base, dict) else None
+        if not (isinstance(sha, str) and isinstance(ref, str)):
+            raise GitHubError(f"GitHub's answer to the request to {doing} lacks the head commit or base branch")
+        return PullRequest(int(pr), sha, ref)
     finally:
         client.close()
 
 
 def _run_field(artifact: dict[str, Any], key: str) -> Any:
-    return (artifact.get("workflow_run") or {}).get(key)
+    run = artifact.get("workflow_run")
+    return run.get(key) if isinstance(run, dict) else None
 
 
 def _same_repo_run(artifact: dict[str, Any]) -> bool:
-    run = artifact.get("workflow_run") or {}
+    run = artifact.get("workflow_run")
+    run = run if isinstance(run, dict) else {}
     return run.get("repository_id") is not None and run.get("head_repository_id") == run.get("repository_id")
 
 
@@ -299,7 +339,7 @@ def _download(client: _Client, artifact: dict[str, Any], dest: Path, max_bytes: 
     import requests
 
     artifact_id = int(artifact["id"])
-    run_id = (artifact.get("workflow_run") or {}).get("id")
+    run_id = _run_field(artifact, "id")
     found = dict(artifact_id=artifact_id, run_id=run_id, created_at=artifact.get("created_at"))
     doing = f"download artifact {artifact_id}"
     response = client.get(f"{client.api_url}/repos/{client.repo}/actions/artifacts/{artifact_id}/zip", doing,

@@ -22,6 +22,7 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -144,11 +145,22 @@ def upsert_pr_comment(
         raise UsageError(f"pull request number {pr!r} is not a positive integer")
     marker = comment_marker(key)
     text = fit_comment_body(_with_marker(body, marker))
+    from github import BadAttributeException
+
     session = _Session(token, repo, pr, api_url or DEFAULT_API_URL, retry)
     try:
-        return session.upsert(marker, text, create=create)
+        result = session.upsert(marker, text, create=create)
+    except (TypeError, KeyError, AttributeError, ValueError, BadAttributeException) as error:
+        # PyGithub reads whatever JSON a 200 carries; a proxy's page or an API change breaks it here.
+        raise GitHubError(f"GitHub's answer while posting the comment on {repo}#{pr} was not what its API returns "
+                          f"({type(error).__name__})",
+                          hint="Check `GITHUB_API_URL`; a proxy or an outage page may be answering.") from None
     finally:
         session.close()
+    if result is not None and not (isinstance(result.url, str) and isinstance(result.id, int)):
+        raise GitHubError(f"GitHub's answer while posting the comment on {repo}#{pr} names no comment URL or id",
+                          hint="Check `GITHUB_API_URL`; a proxy or an outage page may be answering.")
+    return result
 
 
 class _Session:
@@ -169,7 +181,8 @@ class _Session:
         # handful of serial requests, so only writes are paced.
         self.client = Github(auth=Auth.Token(token), base_url=self.api_url, per_page=100, lazy=True,
                              retry=get_retry, seconds_between_requests=None,
-                             seconds_between_writes=retry.first_delay_s or None, timeout=int(retry.timeout_s))
+                             seconds_between_writes=retry.first_delay_s or None,
+                             timeout=max(1, math.ceil(retry.timeout_s)))  # type: ignore[arg-type]
         self.issue: Issue = self.client.get_repo(repo).get_issue(pr)
 
     def close(self) -> None:
