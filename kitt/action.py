@@ -20,10 +20,11 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from kitt.bench.net import NetPolicy
 from kitt.config import AB_SCHEDULES
 from kitt.errors import GitHubError, KittError, ResultsError, UsageError
 from kitt.github.actions_io import ActionsContext, Annotations, mask, set_output
@@ -79,6 +80,7 @@ class ActionInputs:
     hf_token: str
     container_cli: str | None = None  # None: docker, else podman when only podman is installed
     gpus: str = "all"
+    net: NetPolicy = field(default_factory=NetPolicy)  # the API key from the variable input api-key-env names
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> "ActionInputs":
@@ -126,6 +128,7 @@ class ActionInputs:
             hf_token=get("hf-token"),
             container_cli=_container_cli(get("container-cli") or env.get("KITT_CONTAINER_CLI", "")),
             gpus=_gpus(get("gpus", "all") or "all"),
+            net=NetPolicy.from_environ(env, api_key_env=get("api-key-env") or None),
         )
 
 
@@ -259,6 +262,7 @@ class ActionRun:
             ab_schedule=self.inputs.ab_schedule,
             container_cli=self.inputs.container_cli,
             gpus=self.inputs.gpus,
+            net=self.inputs.net,
         )
         self._write_pull_request()
         try:
@@ -450,6 +454,6 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     except UsageError as error:
         Annotations(enabled=context.in_actions).error(str(error))
         return error.exit_code
-    for secret in (inputs.github_token, inputs.hf_token):
+    for secret in (inputs.github_token, inputs.hf_token, *inputs.net.secrets()):
         mask(secret, context.in_actions)
     return ActionRun(inputs, context).execute()

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from kitt.bench.net import NetPolicy
 from kitt.errors import UsageError
 
 BUILTIN_SUITES = ("quick", "standard", "performance")
@@ -127,12 +128,13 @@ class RunConfig:
     engine_args: tuple[str, ...] = ()
     port: int | None = None
     native: bool = False
-    ready_timeout: float = 900.0
+    ready_timeout: float | None = None  # None: 900 s for an engine kitt starts, 30 s for an endpoint
     container_cli: str | None = None  # docker or podman; None: docker, else podman if only it is installed
     gpus: str = "all"  # all, none, or indexes like 0,1 (see kitt.engines.container.parse_gpus)
     extra: dict[str, Any] = field(default_factory=dict)
     baseline: BaselineArm | None = None
     ab_schedule: str = "interleaved"
+    net: NetPolicy = field(default_factory=NetPolicy)  # key, headers, proxies, timeouts (kitt.bench.net)
 
 
 def load_suite(name_or_path: str) -> Suite:
