@@ -269,3 +269,18 @@ def test_the_ready_timeout_is_not_capped_for_endpoints(tmp_path: Path) -> None:
     refused = run_kitt("run", "-m", "sim-net", "-e", "openai", "--endpoint", f"http://127.0.0.1:{port}", "-o",
                        str(tmp_path / "o2"), *RUN, "--ready-timeout", "1", env=_env(), timeout=60)
     assert refused.returncode == 1 and "check --endpoint" in refused.stderr
+
+
+def test_the_action_input_names_the_variable_and_the_key_never_prints() -> None:
+    from kitt.action import ActionInputs
+
+    inputs = ActionInputs.from_environment({"INPUT_MODEL": "m", "INPUT_ENGINE": "openai",
+                                            "INPUT_API_KEY_ENV": "GATEWAY_KEY", "GATEWAY_KEY": KEY,
+                                            "HTTPS_PROXY": "http://u:proxy-pw@127.0.0.1:3128"})
+    assert inputs.net.api_key_env == "GATEWAY_KEY" and inputs.net.api_key == KEY
+    assert inputs.net.headers_for("https://x/")["Authorization"] == f"Bearer {KEY}"
+    assert inputs.net.proxy_for("https://x/").url == "http://<redacted>@127.0.0.1:3128"
+    assert KEY not in repr(inputs) and "proxy-pw" not in repr(inputs)
+    assert KEY in inputs.net.secrets()  # masked in the runner's log by kitt.action.main
+    default = ActionInputs.from_environment({"INPUT_MODEL": "m", "OPENAI_API_KEY": KEY})
+    assert default.net.api_key_env == "OPENAI_API_KEY" and default.net.api_key == KEY
