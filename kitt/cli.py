@@ -186,11 +186,8 @@ def _net_policy(args: argparse.Namespace) -> NetPolicy:
 
     from kitt.bench.net import NetPolicy
 
-    try:
-        return NetPolicy.from_environ(os.environ, api_key_env=args.api_key_env, headers=args.header,
-                                      request_timeout=args.request_timeout)
-    except ValueError as exc:
-        raise UsageError(str(exc), hint="Write it as --header 'X-Gateway-Key: value'.") from None
+    return NetPolicy.from_environ(os.environ, api_key_env=args.api_key_env, headers=args.header,
+                                  request_timeout=args.request_timeout)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from kitt.errors import UsageError
+
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 CONNECT_TIMEOUT = 10.0
 REDACTED = "<redacted>"
@@ -72,14 +74,24 @@ class NetPolicy:
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], *, api_key_env: str | None = None,
                      headers: list[str] | tuple[str, ...] = (), request_timeout: float | None = None) -> NetPolicy:
-        """The policy the flags and ``environ`` give; raises ValueError for a bad ``--header``."""
+        """The policy the flags and ``environ`` give; a bad ``--header`` or proxy variable is a UsageError."""
         name = api_key_env or DEFAULT_KEY_ENV
+        if not name.replace("_", "a").isalnum():
+            raise UsageError(f"--api-key-env must name an environment variable, got {name[:40]!r}")
         key = environ.get(name) or None
-        parsed = tuple(parse_header(h) for h in headers)
+        try:
+            parsed = tuple(parse_header(h) for h in headers)
+        except ValueError as exc:
+            raise UsageError(str(exc), hint="Write it as --header 'X-Gateway-Key: value'.") from None
         proxies = []
         for scheme in ("http", "https", "all"):
-            value = environ.get(f"{scheme}_proxy") or environ.get(f"{scheme.upper()}_PROXY")
+            variable = f"{scheme}_proxy" if environ.get(f"{scheme}_proxy") else f"{scheme.upper()}_PROXY"
+            value = environ.get(variable)
             if value:
+                try:
+                    parse_proxy(value)
+                except ValueError as exc:
+                    raise UsageError(f"{variable}: {exc}", hint="Set it to http://host:port, or unset it.") from None
                 proxies.append((scheme, value))
         no_proxy = environ.get("no_proxy") or environ.get("NO_PROXY") or ""
         return cls(parsed, Secret(key) if key else None, name, tuple(proxies), no_proxy,

@@ -284,3 +284,9 @@ def test_the_action_input_names_the_variable_and_the_key_never_prints() -> None:
     assert KEY in inputs.net.secrets()  # masked in the runner's log by kitt.action.main
     default = ActionInputs.from_environment({"INPUT_MODEL": "m", "OPENAI_API_KEY": KEY})
     assert default.net.api_key_env == "OPENAI_API_KEY" and default.net.api_key == KEY
+
+
+def test_a_proxy_kitt_cannot_use_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_kitt("run", "-m", "x", "-e", "openai", "--endpoint", "http://127.0.0.1:9", "-o", str(tmp_path),
+                      env=_env(HTTPS_PROXY="socks5://127.0.0.1:1080"))
+    assert result.returncode == 2 and "HTTPS_PROXY: only http:// proxies are supported" in result.stderr
