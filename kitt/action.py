@@ -22,10 +22,11 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from kitt.bench.net import NetPolicy
 from kitt.config import AB_SCHEDULES
 from kitt.errors import GitHubError, KittError, ResultsError, UsageError, print_engine_log
 from kitt.github.actions_io import ActionsContext, Annotations, mask, set_outputs
@@ -83,6 +84,7 @@ class ActionInputs:
     hf_token: str
     container_cli: str | None = None  # None: docker, else podman when only podman is installed
     gpus: str = "all"
+    net: NetPolicy = field(default_factory=NetPolicy)  # the API key from the variable input api-key-env names
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> "ActionInputs":
@@ -130,6 +132,7 @@ class ActionInputs:
             hf_token=get("hf-token"),
             container_cli=_container_cli(get("container-cli") or env.get("KITT_CONTAINER_CLI", "")),
             gpus=_gpus(get("gpus", "all") or "all"),
+            net=NetPolicy.from_environ(env, api_key_env=get("api-key-env") or None),
         )
 
 
@@ -283,6 +286,7 @@ class ActionRun:
             gpus=inputs.gpus,
             commit=self.context.sha,
             branch=self.context.ref_name,
+            net=inputs.net,
         )
         _as_input("endpoint" if inputs.endpoint else "model", lambda: check_run_config(config))
         if config.baseline is not None:
@@ -605,6 +609,6 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         notes.error(str(error))
         set_outputs({"passed": "false", "verdict": "error", "regressions": "0"}, context.output_path, notes)
         return error.exit_code
-    for secret in (inputs.github_token, inputs.hf_token):
+    for secret in (inputs.github_token, inputs.hf_token, *inputs.net.secrets()):
         mask(secret, context.in_actions)
     return ActionRun(inputs, context).execute()

@@ -111,11 +111,14 @@ class Arm:
             self.reporter.line(f"Starting {self.spec.name} in {self.mode} mode for {self.config.model}"
                                + (f" ({self.label})" if self.name else ""))
         handle = self.runner.start()
-        timeout = self.config.ready_timeout if self.mode != "endpoint" else min(self.config.ready_timeout, 30.0)
+        timeout = self.ready_timeout()
+        proxy = self.config.net.proxy_for(handle.base_url)
+        if proxy is not None:
+            self._note(f"requests to {redact_url(handle.base_url)} go through the proxy {proxy.url} "
+                       "(from the environment; NO_PROXY bypasses it): its latency is in every figure")
         try:
-            wait_until_ready(self.runner, handle, api=self.api, timeout=timeout,
-                             on_stage=lambda stage: self.reporter.line(f"  waiting for {stage}"),
-                             timeout_capped=self.mode == "endpoint")
+            wait_until_ready(self.runner, handle, api=self.api, timeout=timeout, net=self.config.net,
+                             on_stage=lambda stage: self.reporter.line(f"  waiting for {stage}"))
         except EngineNotReady as exc:
             if not self.name:
                 raise
@@ -124,15 +127,21 @@ class Arm:
         self.reporter.line(f"{self.spec.name} is ready at {handle.base_url}" + (f" ({self.label})" if self.name else ""))
         self.write_config(started_at, ab)
 
+    def ready_timeout(self) -> float:
+        return ready_timeout(self.config.ready_timeout, self.mode)
+
     def stop(self) -> None:
         self.reporter.line(f"Stopping {self.spec.name} ({self.mode})" + (f", {self.label}" if self.name else ""))
         self.runner.stop()
 
-    def _target(self) -> Target:
+    def _target(self, requests: list[Any]) -> Target:
+        """Where the requests go; the request timeout is --request-timeout, else derived from the longest output."""
         assert self.handle is not None
+        timeout = self.config.net.timeout_for(max((r.max_tokens for r in requests), default=1))
         extra = dict(self.spec.exact_length_fields or {})
         return Target(base_url=self.handle.base_url, model=self.handle.served_model, api=self.api,
-                      stream_options=dict(self.spec.stream_options), extra_body=extra)
+                      stream_options=dict(self.spec.stream_options), extra_body=extra, net=self.config.net,
+                      request_timeout=timeout)
 
     # ------------------------------------------------------------------ measuring
 
@@ -189,7 +198,7 @@ class Arm:
             assert task is not None
             with _EngineWatch(self.runner, asyncio.get_running_loop(), task) as watch:
                 try:
-                    return await run_level(self._target(), requests, level, test_name=name, run_number=run_number,
+                    return await run_level(self._target(requests), requests, level, test_name=name, run_number=run_number,
                                            seed=self.suite.seed, sink=self.records, progress=progress)
                 except asyncio.CancelledError:
                     if watch.status is not None:
@@ -246,7 +255,7 @@ class Arm:
     def _scrape(self) -> dict[str, float] | None:
         if not self.spec.metrics_path or self.handle is None:
             return None
-        return telemetry.scrape(self.handle.base_url.rstrip("/") + self.spec.metrics_path)
+        return telemetry.scrape(self.handle.base_url.rstrip("/") + self.spec.metrics_path, net=self.config.net)
 
     def _settle(self, before: dict[str, float] | None, expected: int) -> dict[str, float] | None:
         """Counters can trail the last response by a logging interval: scrape again for a moment."""
@@ -284,7 +293,8 @@ class Arm:
             "stream_options": dict(self.spec.stream_options),
             "exact_output_len": self.spec.exact_length_fields is not None,
             "exact_length_fields": dict(self.spec.exact_length_fields or {}),
-            "ready_timeout_s": self.config.ready_timeout,
+            "ready_timeout_s": self.ready_timeout(),
+            "network": self.config.net.describe(handle.base_url if handle else self.config.endpoint or ""),
             "seed": self.suite.seed,
             "suite": suite_to_dict(self.suite),
             "hardware_fingerprint": self.hw.get("fingerprint"),
@@ -317,6 +327,13 @@ class Arm:
 
         written = rs.load_metrics_file(self.out / rs.METRICS_FILE)
         (self.out / rs.SUMMARY_FILE).write_text(render_summary(compare_result_sets(written, None)), encoding="utf-8")
+
+
+def ready_timeout(given: float | None, mode: str) -> float:
+    """--ready-timeout as given, never capped; unset: 30 s for an endpoint (already running), else 900 s."""
+    if given is not None:
+        return given
+    return 30.0 if mode == "endpoint" else 900.0
 
 
 def _cpu_seconds() -> float:

@@ -17,6 +17,7 @@ from kitt import __version__
 from kitt.errors import KittError, UsageError, print_engine_log
 
 if TYPE_CHECKING:
+    from kitt.bench.net import NetPolicy
     from kitt.github.actions_io import ActionsContext, Annotations
 
 DESCRIPTION = "Benchmark LLM inference engines and gate pull requests on performance regressions."
@@ -119,7 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_container_cli(run)
     run.add_argument("--gpus", type=_gpus, default="all",
                      help="GPUs for the container: all (default), none, or indexes like 0,1")
-    run.add_argument("--ready-timeout", type=_positive_float, default=900.0, help="seconds to wait for the engine")
+    run.add_argument("--ready-timeout", type=_positive_float,
+                     help="seconds to wait for the engine (default: 900, or 30 for an --endpoint)")
+    net = run.add_argument_group("network (the engine's endpoint)", "HTTP(S)_PROXY and NO_PROXY are honoured")
+    net.add_argument("--api-key-env", metavar="NAME", help="variable holding the API key, sent as a bearer token "
+                     "(default: OPENAI_API_KEY)")
+    net.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                     help="a header for every request to the engine, repeatable (values never written out)")
+    net.add_argument("--request-timeout", type=_positive_float, metavar="S",
+                     help="seconds for one whole response (default: 60 + 0.5 per output token)")
     ab = run.add_argument_group("A/B in one job", "Any of these runs a baseline arm beside the candidate (the options "
                                 "above) in balanced interleaved pairs, writing OUTPUT/baseline and OUTPUT/candidate")
     ab.add_argument("--baseline-engine-image", metavar="IMAGE", help="the baseline arm's Docker image")
@@ -202,6 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _net_policy(args: argparse.Namespace) -> NetPolicy:
+    """The network policy: the key and proxies come from the environment here, the one place the CLI reads them."""
+    import os
+
+    from kitt.bench.net import NetPolicy
+
+    return NetPolicy.from_environ(os.environ, api_key_env=args.api_key_env, headers=args.header,
+                                  request_timeout=args.request_timeout)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -239,6 +258,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ab_schedule=args.ab_schedule,
         container_cli=args.container_cli,
         gpus=args.gpus,
+        net=_net_policy(args),
     )
     context = ActionsContext.from_environment()
     config = replace(config, commit=context.sha, branch=context.ref_name)  # recorded in config.json

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from kitt.bench.net import NetPolicy
 from kitt.errors import UsageError
 
 BUILTIN_SUITES = ("quick", "standard", "performance")
@@ -136,7 +137,7 @@ class RunConfig:
     engine_args: tuple[str, ...] = ()
     port: int | None = None
     native: bool = False
-    ready_timeout: float = 900.0
+    ready_timeout: float | None = None  # None: 900 s for an engine kitt starts, 30 s for an endpoint
     container_cli: str | None = None  # docker or podman; None: docker, else podman if only it is installed
     gpus: str = "all"  # all, none, or indexes like 0,1 (see kitt.engines.container.parse_gpus)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -144,6 +145,7 @@ class RunConfig:
     ab_schedule: str = "interleaved"
     commit: str | None = None  # the source measured (GITHUB_SHA); None: ask git (kitt.provenance)
     branch: str | None = None  # its branch (GITHUB_REF_NAME)
+    net: NetPolicy = field(default_factory=NetPolicy)  # key, headers, proxies, timeouts (kitt.bench.net)
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -306,7 +308,7 @@ def check_run_config(config: RunConfig) -> None:
         raise UsageError("the model name is empty", hint="Pass a model id or path with -m / the `model` input.")
     if config.port is not None and not 1 <= config.port <= MAX_PORT:
         raise UsageError(f"port {config.port} is not between 1 and {MAX_PORT}")
-    if not (math.isfinite(config.ready_timeout) and config.ready_timeout > 0):
+    if config.ready_timeout is not None and not (math.isfinite(config.ready_timeout) and config.ready_timeout > 0):
         raise UsageError(f"the ready timeout must be a finite number of seconds above 0, got {config.ready_timeout!r}")
     if config.endpoint is not None:
         check_endpoint(config.endpoint)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
+
+from kitt.bench.net import NetPolicy, Redirected, open_url
 
 GPU_FIELDS = (
     "gpu_peak_memory_mib",
@@ -152,13 +153,15 @@ def parse_prometheus(text: str) -> dict[str, float]:
     return totals
 
 
-def scrape(url: str, timeout: float = 5.0) -> dict[str, float] | None:
-    """The engine's counters, or None when it has no /metrics (a warning, never a failure)."""
+def scrape(url: str, timeout: float = 5.0, net: NetPolicy | None = None) -> dict[str, float] | None:
+    """The engine's counters, or None when it has no /metrics (a warning, never a failure).
+
+    The scrape goes out under the run's network policy (key, headers, proxy), like every request."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return parse_prometheus(response.read().decode("utf-8", "replace"))
-    except (OSError, ValueError):
+        status, raw = open_url(net, "GET", url, timeout=timeout)
+    except (OSError, ValueError, Redirected):
         return None
+    return parse_prometheus(raw.decode("utf-8", "replace")) if status == 200 else None
 
 
 def counter_delta(before: dict[str, float] | None, after: dict[str, float] | None, name: str | None) -> float | None:

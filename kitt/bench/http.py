@@ -24,7 +24,10 @@ Measured choices (``docs/performance.md``):
 What it supports, and no more: one request at a time per keep-alive connection, request bodies
 with ``Content-Length``; responses framed by chunked encoding, ``Content-Length`` or connection
 close; interim 1xx responses; ``http`` and ``https`` (TLS through :class:`ssl.MemoryBIO`, so TLS
-reads keep their kernel stamps); a deadline per request. HTTP error statuses and connection errors
+reads keep their kernel stamps); an HTTP proxy (absolute URIs for ``http``, a ``CONNECT`` tunnel
+for ``https``; :mod:`kitt.bench.net` decides which); every resolved address tried in turn; a
+deadline per request; SSE lines capped at :data:`MAX_LINE` (checked only when a line was cut by a
+read, so the usual read pays nothing). Redirects are not followed: :attr:`Response.location`. HTTP error statuses and connection errors
 come back in :class:`Response` as an error string; nothing raises into the pump. A response
 that ended on a *reused* connection before its first byte is marked ``retryable``: a server may
 close an idle keep-alive connection just as the client sends on it (llama.cpp's server often
@@ -45,12 +48,16 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from kitt.bench.net import Proxy
 from kitt.bench.pump import BROKEN, READ, WRITE, Pump
 
 clock = time.perf_counter
 
 _MAX_HEAD = 64 * 1024
 _MAX_ERROR_BODY = 4096
+# The longest SSE line kept: a stream that never sends a newline fails once a held line passes this,
+# instead of being buffered (and re-joined on every read) without limit.
+MAX_LINE = 4 * 1024 * 1024
 _READ_SIZE = 256 * 1024
 # SO_TIMESTAMPNS (= SCM_TIMESTAMPNS) in Linux's asm-generic socket.h; Python 3.11 lacks the name.
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
@@ -93,6 +100,7 @@ class Response:
     error: str | None = None
     end: float | None = None
     body: bytes = b""  # the start of a non-200 body, for the error message
+    location: str | None = None  # a redirect's target: kitt refuses redirects and says where it pointed
     # The connection had carried an earlier request and ended before any byte of this response:
     # the server closed an idle keep-alive connection as it was reused. Safe to send again.
     retryable: bool = False
@@ -105,7 +113,8 @@ class Connection:
     """One keep-alive HTTP/1.1 connection: socket I/O on a :class:`Pump`, and the response parser."""
 
     def __init__(self, pump: Pump, sock: socket.socket, read_buffer: memoryview,
-                 tls: tuple[_ssl.SSLObject, _ssl.MemoryBIO, _ssl.MemoryBIO] | None = None) -> None:
+                 tls: tuple[_ssl.SSLObject, _ssl.MemoryBIO, _ssl.MemoryBIO] | None = None,
+                 tunnel: bytes | None = None) -> None:
         self.pump, self.sock = pump, sock
         self.closed = False
         self.reusable = True
@@ -129,6 +138,7 @@ class Connection:
         self._left = 0  # bytes left in the current chunk, chunk terminator or body
         self._sse = b""  # an SSE line cut by a read or chunk boundary
         self._keep = False  # a non-200 body: keep its start for the error message
+        self._tunnel = tunnel  # a CONNECT request to send to a proxy before the TLS handshake
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -158,10 +168,40 @@ class Connection:
         if code:
             self._open_failed(f"ConnectionError: {os.strerror(code)}")
             return
-        if self._tls is not None:
+        if self._tunnel is not None:
+            self._unsent, self._tunnel = self._tunnel, b""
+            self._flush()
+            self._watch(READ | (WRITE if self._unsent else 0))
+        elif self._tls is not None:
             self._handshake()
         else:
             self._opened()
+
+    def _tunnel_read(self) -> None:
+        """The proxy's answer to CONNECT: 200 starts the TLS handshake, anything else fails the open."""
+        try:
+            data = self.sock.recv(_MAX_HEAD)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._open_failed(f"proxy: {type(exc).__name__}: {exc}")
+            return
+        if not data:
+            self._open_failed("the proxy closed the connection during CONNECT")
+            return
+        reply = self._buffer + data
+        end = reply.find(b"\r\n\r\n")
+        if end < 0:
+            if len(reply) > _MAX_HEAD:
+                self._open_failed("the proxy's answer to CONNECT is too long")
+            self._buffer = reply
+            return
+        self._buffer, self._tunnel = b"", None
+        status_line = reply.split(b"\r\n", 1)[0].decode("latin-1")
+        if status_line.split(" ")[1:2] != ["200"]:
+            self._open_failed(f"the proxy refused CONNECT: {status_line[:120]}")
+            return
+        self._handshake()
 
     def _handshake(self) -> None:
         assert self._tls is not None
@@ -259,7 +299,12 @@ class Connection:
         if mask & BROKEN:
             mask |= READ | (WRITE if not self.ready or self._unsent else 0)  # the read or write reports it
         if not self.ready:
-            if self._tls is not None and self._on_open is not None and self._mask & READ and mask & READ:
+            if self._tunnel is not None and mask & (WRITE | READ) and self._mask & READ:
+                if mask & WRITE:
+                    self._flush()
+                if mask & READ:
+                    self._tunnel_read()
+            elif self._tls is not None and self._on_open is not None and self._mask & READ and mask & READ:
                 if not self._read():
                     return
                 self._handshake()
@@ -513,6 +558,8 @@ class Connection:
         if "close" in connection or (version == "HTTP/1.0" and "keep-alive" not in connection):
             self.reusable = False
         self._keep = status != 200
+        if 300 <= status < 400:
+            response.location = headers.get("location", "")
         if "chunked" in headers.get("transfer-encoding", "").lower():
             self._state = "chunk-size"
         elif "content-length" in headers:
@@ -537,7 +584,11 @@ class Connection:
             if room > 0:
                 response.body += data[:room]
             return
-        lines = (self._sse + data if self._sse else data).split(b"\n")
+        if self._sse:  # a line cut by the last read (never the usual case): join, within the cap
+            if len(self._sse) > MAX_LINE:
+                raise ValueError(f"an SSE line longer than {MAX_LINE // 2**20} MiB without a newline")
+            data = self._sse + data
+        lines = data.split(b"\n")
         self._sse = lines.pop()
         append = response.lines.append
         for line in lines:
@@ -588,13 +639,25 @@ class Client:
     """
 
     def __init__(self, url: str, headers: dict[str, str] | None = None, *, connect_timeout: float = 30.0,
-                 ssl_context: _ssl.SSLContext | None = None) -> None:
+                 ssl_context: _ssl.SSLContext | None = None, proxy: Proxy | None = None) -> None:
         from kitt import __version__
 
         self.endpoint = Endpoint.from_url(url)
         self.connect_timeout = connect_timeout
         self.ssl = (ssl_context or _ssl.create_default_context()) if self.endpoint.tls else None
-        lines = [f"POST {self.endpoint.path} HTTP/1.1", f"Host: {self.endpoint.host_header}",
+        self.proxy = proxy
+        self._tunnel: bytes | None = None
+        target = self.endpoint.path
+        proxy_auth = [f"Proxy-Authorization: {proxy.authorization}"] if proxy and proxy.authorization else []
+        if proxy is not None and self.endpoint.tls:  # a CONNECT tunnel, then TLS end to end
+            host = self.endpoint.host
+            authority = f"[{host}]:{self.endpoint.port}" if ":" in host else f"{host}:{self.endpoint.port}"
+            self._tunnel = "\r\n".join([f"CONNECT {authority} HTTP/1.1", f"Host: {authority}", *proxy_auth,
+                                         "", ""]).encode("latin-1")
+        elif proxy is not None:  # a plain proxy: the absolute URI, and the proxy's credentials
+            target = f"http://{self.endpoint.host_header}{self.endpoint.path}"
+        lines = [f"POST {target} HTTP/1.1", f"Host: {self.endpoint.host_header}",
+                 *(proxy_auth if self._tunnel is None else []),
                  f"User-Agent: kitt/{__version__}", "Accept: text/event-stream, application/json",
                  "Content-Type: application/json"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()
@@ -608,20 +671,36 @@ class Client:
 
     def resolve(self) -> None:
         """Look the host up once (blocking); call it before the pump runs, off the timing path."""
-        self._addresses = socket.getaddrinfo(self.endpoint.host, self.endpoint.port, type=socket.SOCK_STREAM)
+        host, port = (self.proxy.host, self.proxy.port) if self.proxy else (self.endpoint.host, self.endpoint.port)
+        self._addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
 
     def open(self, pump: Pump, on_open: Callable[[Connection, str | None], None]) -> Connection:
         """Start connecting; ``on_open(connection, error)`` runs on the pump when done or failed."""
         if self._addresses is None:
             self.resolve()
         assert self._addresses
-        family, kind, proto, _, address = self._addresses[0]
+        return self._open_at(pump, 0, on_open, [])
+
+    def _open_at(self, pump: Pump, index: int, on_open: Callable[[Connection, str | None], None],
+                 failures: list[str]) -> Connection:
+        """Connect to the ``index``-th resolved address; on failure try the next (IPv6 and IPv4, in order)."""
+        assert self._addresses is not None
+        family, kind, proto, _, address = self._addresses[index]
         sock = socket.socket(family, kind, proto)
         tls = None
         if self.ssl is not None:
             incoming, outgoing = _ssl.MemoryBIO(), _ssl.MemoryBIO()
             tls = (self.ssl.wrap_bio(incoming, outgoing, server_hostname=self.endpoint.host), incoming, outgoing)
-        connection = Connection(pump, sock, self._read_buffer, tls)
-        connection._start_connect(address, self.connect_timeout, on_open)
+        connection = Connection(pump, sock, self._read_buffer, tls, self._tunnel)
+
+        def opened(conn: Connection, error: str | None) -> None:
+            if error is not None and conn.ready is False and index + 1 < len(self._addresses or ()) \
+                    and not error.startswith(("SSL", "the proxy")):
+                failures.append(error)
+                self._open_at(pump, index + 1, on_open, failures)
+                return
+            on_open(conn, error if error is None or not failures else "; ".join([*failures, error]))
+
+        connection._start_connect(address, self.connect_timeout, opened)
         return connection
 

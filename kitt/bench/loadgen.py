@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kitt.bench.http import Client, Connection, Response
+from kitt.bench.net import NetPolicy, redact_url, strip_credentials
 from kitt.bench.pump import Pump
 from kitt.bench.records import RequestRecord
 from kitt.bench.workload import RequestSpec, api_path, request_body
@@ -46,6 +47,7 @@ class Target:
     extra_body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     request_timeout: float = 600.0
+    net: NetPolicy | None = None  # auth, proxy and connect timeout (kitt.bench.net); None: direct, no auth
 
 
 @dataclass
@@ -75,7 +77,10 @@ async def run_level(
     """
     progress = progress or Progress()
     progress.total += len(requests)
-    client = Client(target.base_url.rstrip("/") + api_path(target.api), target.headers)
+    url = target.base_url.rstrip("/") + api_path(target.api)
+    policy = target.net or NetPolicy()
+    client = Client(strip_credentials(url), {**policy.headers_for(url), **target.headers},
+                    connect_timeout=policy.connect_timeout, proxy=policy.proxy_for(url))
     loop = asyncio.get_running_loop()
     try:
         await loop.run_in_executor(None, client.resolve)
@@ -84,7 +89,7 @@ async def run_level(
         for spec in requests:
             record = RequestRecord(index=spec.index, test_name=test_name, run_number=run_number, scheduled=now,
                                    sent=now, end=now, requested_output_tokens=spec.max_tokens,
-                                   error=f"cannot resolve {client.endpoint.host}: {exc}")
+                                   error=f"cannot resolve {(client.proxy or client.endpoint).host}: {exc}")
             sink.append(record)
             progress.done += 1
         return now, now
@@ -223,6 +228,9 @@ class _Run:
         record.end = response.end
         if response.error is not None:
             record.error = response.error
+        elif response.location is not None:
+            record.error = (f"HTTP {response.status}: redirect to {redact_url(response.location)!r} refused; "
+                            "point --endpoint at the final URL")
         elif response.status != 200:
             text = response.body[:300].decode("utf-8", "replace")
             record.error = f"HTTP {response.status}: {' '.join(text.split())}"

@@ -3,31 +3,40 @@
 A health endpoint can answer 200 while weights are still loading, and a model list can name a
 model that cannot yet generate, so only a real generation ends the wait. While waiting, the
 engine's process or container is watched: if it exits, the wait ends at once with its log.
+Every request goes out under the run's :class:`~kitt.bench.net.NetPolicy` (key, headers, proxy);
+an answer that waiting cannot fix (401/403: the key; a redirect: the URL) ends the wait at once.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import urllib.error
-import urllib.request
 from typing import Any, Callable
 
+from kitt.bench.net import NetPolicy, Redirected, open_url, redact_url, scrub
 from kitt.engines.base import EngineSpec, Runner, ServerHandle
 from kitt.errors import EngineDied, EngineNotReady
 
 POLL_SECONDS = 0.5
 
 
-def http_json(method: str, url: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
-    """A small JSON request with the standard library; returns (status, parsed body or text)."""
+class Rejected(Exception):
+    """The engine refused the credentials (HTTP 401 or 403): waiting will not help."""
+
+    def __init__(self, status: int, what: str) -> None:
+        super().__init__(f"HTTP {status} to {what}")
+        self.status = status
+
+
+def http_json(method: str, url: str, body: Any = None, timeout: float = 10.0,
+              net: NetPolicy | None = None) -> tuple[int, Any]:
+    """A small JSON request under ``net``; returns (status, parsed body or text). 401/403 raise Rejected."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
+    status, raw = open_url(net, method, url, data, timeout)
+    if status in (401, 403):
+        raise Rejected(status, f"{method} {redact_url(url)}")
     try:
         return status, json.loads(raw) if raw else None
     except ValueError:
@@ -56,11 +65,13 @@ def wait_until_ready(
     api: str,
     timeout: float,
     on_stage: Callable[[str], None] = lambda stage: None,
-    timeout_capped: bool = False,
+    net: NetPolicy | None = None,
 ) -> None:
-    """Wait for the engine; ``timeout_capped`` says --ready-timeout cannot lengthen the wait
-    (endpoint mode), so the error does not suggest raising it."""
+    """Wait for the engine: health, the model listed, one real generation. A refused key stops at
+    once; a wait that runs out says what was last seen and what to do about it."""
     spec = runner.spec
+    net = net or NetPolicy()
+    call = functools.partial(http_json, net=net)
     deadline = time.monotonic() + timeout
     base = handle.base_url.rstrip("/")
 
@@ -72,8 +83,17 @@ def wait_until_ready(
             _check_alive(runner, stage)
             try:
                 problem = attempt()
+            except Rejected as exc:
+                raise EngineNotReady(
+                    f"{spec.name} refused kitt's credentials: {exc}",
+                    hint=f"Set the API key in ${net.api_key_env}" + (" (it is empty now)" if net.api_key is None else "")
+                    + "; --api-key-env names another variable, --header adds a gateway's header.",
+                ) from None
+            except Redirected as exc:
+                raise EngineNotReady(f"{spec.name} at {redact_url(base)}: {exc}",
+                                     hint="Use the URL the redirect points at as --endpoint.") from None
             except (urllib.error.URLError, OSError, ValueError) as exc:
-                problem = str(getattr(exc, "reason", exc))
+                problem = scrub(str(getattr(exc, "reason", exc)), net)
             if problem is None:
                 return
             last_error = problem or last_error
@@ -82,37 +102,25 @@ def wait_until_ready(
                 log_tail = runner.log_tail(50)
                 raise EngineNotReady(
                     f"{spec.name} was not ready within {timeout:.0f} s, stuck at: {stage}{detail}",
-                    hint=_not_ready_hint(last_error, bool(log_tail.strip()), timeout_capped),
+                    hint=_hint(handle.mode, base, last_error, log_tail),
                     log_tail=log_tail,
                 )
             time.sleep(POLL_SECONDS)
 
     def health() -> str | None:
-        status, _ = http_json("GET", base + spec.health_path)
+        status, _ = call("GET", base + spec.health_path)
         return None if status == 200 else f"HTTP {status}"
 
     def listed() -> str | None:
-        status, payload = http_json("GET", base + spec.models_path)
+        status, payload = call("GET", base + spec.models_path)
         names = listed_models(spec, payload)
         return None if model_matches(handle.served_model, names) else f"HTTP {status}, models: {names or 'none'}"
 
     until(f"GET {spec.health_path} answering 200", health)
     if spec.needs_model_pull:
-        until(f"pulling {handle.served_model}", lambda: _pull(base, handle.served_model, deadline))
+        until(f"pulling {handle.served_model}", lambda: _pull(base, handle.served_model, deadline, net))
     until(f"{handle.served_model} listed by GET {spec.models_path}", listed)
-    until("one real generation", lambda: _generate_once(base, handle.served_model, api, spec.needs_model_pull))
-
-
-def _not_ready_hint(last_error: str, has_log: bool, timeout_capped: bool) -> str:
-    """What to do: a refusal is not fixed by waiting longer, nor is a wait that is capped."""
-    if last_error.startswith(("HTTP 401", "HTTP 403")):
-        return ("The server refused kitt's requests (it wants credentials kitt does not send); "
-                "point kitt at a server that needs no API key, or check its access settings.")
-    log = "Check the engine log above" if has_log else "The engine wrote no log"
-    if timeout_capped:
-        return (f"{log}; an already running endpoint gets at most 30 s, so check that it is up, "
-                "reachable and serving the model.")
-    return f"{log}; raise --ready-timeout for large models."
+    until("one real generation", lambda: _generate_once(base, handle.served_model, api, spec.needs_model_pull, net))
 
 
 def _check_alive(runner: Runner, stage: str) -> None:
@@ -125,23 +133,35 @@ def _check_alive(runner: Runner, stage: str) -> None:
         )
 
 
-def _pull(base: str, model: str, deadline: float) -> str | None:
-    status, body = http_json("POST", base + "/api/pull", {"model": model, "stream": False}, timeout=max(deadline - time.monotonic(), 1))
+def _hint(mode: str, base: str, last_error: str, log_tail: str) -> str:
+    """What to do about a wait that ran out: the URL when nothing answered, else the log and the timeout."""
+    unreachable = any(s in last_error for s in ("refused", "not known", "No route", "unreachable", "resolution"))
+    if mode == "endpoint" and unreachable:
+        return f"Nothing answered at {redact_url(base)}: check --endpoint (host, port, http or https)."
+    if mode == "endpoint":
+        return "The endpoint answered but is not serving the model yet; raise --ready-timeout if it is still loading."
+    return (("Check the engine log above" if log_tail.strip() else "The engine wrote no log")
+            + "; raise --ready-timeout for large models.")
+
+
+def _pull(base: str, model: str, deadline: float, net: NetPolicy) -> str | None:
+    status, body = http_json("POST", base + "/api/pull", {"model": model, "stream": False},
+                             timeout=max(deadline - time.monotonic(), 1), net=net)
     if status != 200:
         raise EngineNotReady(f"ollama could not pull {model!r}: {body}", hint="Check the model name and tag.")
     return None
 
 
-def _generate_once(base: str, model: str, api: str, preload: bool) -> str | None:
+def _generate_once(base: str, model: str, api: str, preload: bool, net: NetPolicy) -> str | None:
     if preload:
         # Load the weights and keep them resident, so the first measured request does not pay for it.
-        http_json("POST", base + "/api/generate", {"model": model, "keep_alive": "60m"}, timeout=600)
+        http_json("POST", base + "/api/generate", {"model": model, "keep_alive": "60m"}, timeout=600, net=net)
     if api == "chat":
         path, body = "/v1/chat/completions", {"model": model, "messages": [{"role": "user", "content": "Hello"}]}
     else:
         path, body = "/v1/completions", {"model": model, "prompt": "Hello"}
     body.update(max_tokens=2, temperature=0.0)
-    status, payload = http_json("POST", base + path, body, timeout=300)
+    status, payload = http_json("POST", base + path, body, timeout=300, net=net)
     if status == 200 and isinstance(payload, dict) and payload.get("choices"):
         return None
     return f"HTTP {status}: {' '.join(str(payload).split())[:200]}"

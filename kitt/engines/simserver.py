@@ -21,7 +21,10 @@ receive stamp, SO_TIMESTAMPNS) and the clock reading right before each event's `
 
 Fault injection for tests: ``--never-ready``, ``--startup-delay S``, ``--die-after N`` (exit
 abruptly in the middle of request N+1), ``--fail-every N`` (every Nth request gets HTTP 500) and
-``--miscount N`` (/metrics counts N generated tokens more per request than it sent).
+``--miscount N`` (/metrics counts N generated tokens more per request than it sent). For the
+network tests: ``--api-key KEY`` (everything but /health needs ``Authorization: Bearer KEY``),
+``--stall`` (a stream's request is never answered), ``--endless-line MB`` (a stream sends one
+SSE line of MB MiB with no newline, then closes). ``--host ::1`` listens on IPv6.
 """
 
 from __future__ import annotations
@@ -275,7 +278,9 @@ class Connection:
         self.close_after = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
         path = path.split("?", 1)[0]
         server = self.server
-        if method == "POST" and path in ("/v1/completions", "/v1/chat/completions"):
+        if server.o.api_key and path != "/health" and headers.get("authorization") != f"Bearer {server.o.api_key}":
+            self._reply(_response("401 Unauthorized", b'{"error":{"message":"invalid API key"}}', close=self.close_after))
+        elif method == "POST" and path in ("/v1/completions", "/v1/chat/completions"):
             self._generate(arrival, path.endswith("chat/completions"), body)
         elif method == "GET" and path == "/health":
             ready = server.ready()
@@ -325,11 +330,27 @@ class Connection:
         server.generation_tokens += o.miscount
         server.running += 1
         self.busy, self.stream = True, stream
+        if body.get("stream") and (o.stall or o.endless_line):
+            if o.endless_line:
+                self.transport.write(_SSE_HEAD + _chunk(b"data: "))
+                self._endless(o.endless_line)
+            return  # --stall: never a byte back
         if not body.get("stream"):
             self._whole(stream, arrival + ttft + sum(stream.next_gap() for _ in range(-(-tokens // per_event) - 1)))
             return
         self.transport.write(_SSE_HEAD + (stream.role_delta() if chat else b""))
         server.scheduler.add(stream)
+
+    def _endless(self, left: int) -> None:
+        """--endless-line: 1 MiB more of one SSE line whenever the socket has room, ``left`` times, then close."""
+        transport = self.transport
+        if transport.closed or left <= 0:
+            transport.close()
+            return
+        if not transport.unsent:
+            transport.write(_chunk(b"x" * 2**20))
+            left -= 1
+        asyncio.get_running_loop().call_later(0.001, self._endless, left)
 
     def _whole(self, stream: Stream, due: float) -> None:
         def reply() -> None:
@@ -375,6 +396,10 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
     parser.add_argument("--miscount", type=int, default=0, help="/metrics over-counts N tokens per request")
     parser.add_argument("--log", help="write the truth log here (JSON) on SIGTERM/SIGINT")
     parser.add_argument("--backlog", type=int, default=1024)
+    parser.add_argument("--api-key", help="require Authorization: Bearer KEY on everything but /health")
+    parser.add_argument("--stall", action="store_true", help="never answer a streaming request")
+    parser.add_argument("--endless-line", type=int, default=0, metavar="MB",
+                        help="answer a streaming request with one SSE line of MB MiB and no newline")
     parser.add_argument("--slowdown", type=float, default=1.0,
                         help="multiply every TTFT and gap by this factor (an A/B arm made slower, say 1.1)")
     parser.add_argument("--drift-pct", type=float, default=0.0,
@@ -394,7 +419,8 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
 async def serve(options: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     server = Server(options, loop)
-    listener = socket.create_server((options.host, options.port), backlog=options.backlog)
+    family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
+    listener = socket.create_server((options.host, options.port), family=family, backlog=options.backlog)
     listener.setblocking(False)
 
     def accept() -> None:

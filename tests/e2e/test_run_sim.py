@@ -166,7 +166,7 @@ def test_unreachable_endpoint(tmp_path):
     done = run_kitt("run", "-m", "x", "-e", "openai", "--endpoint", f"http://127.0.0.1:{free_port()}", "-o", str(out),
                     "--ready-timeout", "2")
     assert done.returncode == 1
-    assert_one_line_error(done.stderr, "was not ready within 2 s", "Connection refused", "The engine wrote no log")
+    assert_one_line_error(done.stderr, "was not ready within 2 s", "Connection refused", "check --endpoint")
     assert read_json(out / "metrics.json")["passed"] is False
 
 
