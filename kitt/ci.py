@@ -307,7 +307,7 @@ def publish_report(
     outcome = ReportOutcome(exit_code=report.exit_code, report=report, notices=list(report.notices))
     for path in (options.output, options.report_file):
         if path is not None:
-            _write_report(Path(path), report.markdown)
+            write_text(Path(path), report.markdown)
     outcome.output_path = Path(options.output) if options.output is not None else None
     if options.summary:
         _append_summary(outcome, options, report.full_markdown or report.markdown)
@@ -330,12 +330,13 @@ def publish_report(
     return outcome
 
 
-def _write_report(path: Path, markdown: str) -> None:
+def write_text(path: Path, text: str, what: str = "the report") -> None:
+    """Write a report file, creating its folder; an OSError becomes one KittError line."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(markdown, encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise KittError(f"could not write the report to {path} ({exc.strerror or exc})") from None
+        raise KittError(f"could not write {what} to {path} ({exc.strerror or exc})") from None
 
 
 def _comment(outcome: ReportOutcome, report: Report, options: ReportOptions, upsert: Upsert | None, out: TextIO) -> None:

@@ -411,6 +411,7 @@ def _download_job_baselines(
 
 
 def _cmd_ci_trend(args: argparse.Namespace) -> int:
+    from kitt.ci import write_text
     from kitt.github.actions_io import ActionsContext, append_summary
     from kitt.report.trend import render_trend
     from kitt.thresholds import load_thresholds
@@ -422,20 +423,12 @@ def _cmd_ci_trend(args: argparse.Namespace) -> int:
     if args.json:
         write_change_points(args.json, trend.change_points)
     if args.output:
-        write_text(args.output, markdown)
+        write_text(args.output, markdown, "the trend")
     else:
         sys.stdout.write(markdown)
     if args.summary:
         append_summary(markdown, ActionsContext.from_environment().summary_path)
     return 0
-
-
-def write_text(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise KittError(f"could not write {path} ({exc.strerror or exc})") from None
 
 
 def _cmd_ci_upload(args: argparse.Namespace) -> int:
