@@ -310,6 +310,10 @@ def check_run_config(config: RunConfig) -> None:
         raise UsageError(f"port {config.port} is not between 1 and {MAX_PORT}")
     if config.ready_timeout is not None and not (math.isfinite(config.ready_timeout) and config.ready_timeout > 0):
         raise UsageError(f"the ready timeout must be a finite number of seconds above 0, got {config.ready_timeout!r}")
+    if config.baseline is None and config.ab_schedule != "interleaved":
+        raise UsageError(f"--ab-schedule {config.ab_schedule} needs an A/B run",
+                         hint="Name the baseline arm with --baseline-engine-image, --baseline-engine-arg, "
+                         "--baseline-model or --baseline-endpoint.")
     if config.endpoint is not None:
         check_endpoint(config.endpoint)
 

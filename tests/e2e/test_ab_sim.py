@@ -81,3 +81,27 @@ def test_an_arm_that_never_gets_ready_is_named_and_both_are_torn_down(tmp_path: 
     assert done.returncode == 1
     assert_one_line_error(done.stderr, "the baseline arm")
     assert_no_engine_left(model)
+
+
+def test_blocks_run_the_arms_one_at_a_time_in_abba_order(tmp_path: Path) -> None:
+    model = unique_model()
+    out = tmp_path / "blocks"
+    done = run_kitt("run", "-m", model, "-e", "sim", "-s", "quick", "-o", str(out), "--concurrency", "2",
+                    "--num-requests", "4", "--repeats", "4", "--warmup", "1", "--output-len", "8",
+                    "--ab-schedule", "blocks", "--engine-arg=--slowdown=1.2", "--baseline-engine-arg=--slowdown=1",
+                    timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # Three start-ups: baseline, candidate (both halves without a restart), baseline again.
+    starts = [line for line in done.stderr.splitlines() + done.stdout.splitlines() if "is ready at" in line]
+    assert [("baseline" in line, "candidate" in line) for line in starts] == [(True, False), (False, True), (True, False)]
+    for arm, first_half in (("baseline", 0), ("candidate", 1)):
+        config = json.loads((out / arm / "config.json").read_text())
+        assert config["ab"]["schedule"] == "blocks"
+        assert config["ab"]["positions"]["latency-c2"] == [first_half, first_half, 1 - first_half, 1 - first_half]
+    code, text, verdicts = report(out, tmp_path)
+    assert code == 1 and verdicts["latency-c2:median_tpot_ms"] == "regression"
+    assert "A/B in one job (blocks)" in text
+    assert_no_engine_left(model)
+    done = run_kitt("run", "-m", model, "-e", "sim", "-o", str(tmp_path / "x"), "--ab-schedule", "blocks")
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, "--ab-schedule blocks needs an A/B run")

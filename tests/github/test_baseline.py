@@ -218,3 +218,16 @@ def test_not_a_zip_and_a_non_empty_destination_are_refused(tmp_path: Path) -> No
     with pytest.raises(ArtifactError, match="not an empty folder"):
         safe_extract(archive, tmp_path / "full")
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_a_history_is_the_newest_jobs_of_the_base_branch_one_folder_each(github_double: Any, tmp_path: Path) -> None:
+    for hour in range(5):
+        github_double.add_artifact(NAME, marked(f"job{hour}"), created_at=T0 + timedelta(hours=hour))
+    github_double.add_artifact(NAME, marked("fork"), created_at=T0 + timedelta(hours=9), from_fork=True)
+    github_double.add_artifact(NAME, marked("branch"), created_at=T0 + timedelta(hours=9), head_branch="feature")
+    github_double.add_artifact(NAME, marked("expired"), created_at=T0 + timedelta(hours=9), expired=True)
+    result = fetch(github_double, tmp_path / "history", base_branch="main", history=3)
+    assert result and result.jobs == 3
+    folders = sorted((tmp_path / "history").iterdir())
+    assert [f.name.split("-")[0] for f in folders] == ["01", "02", "03"]  # newest first
+    assert [(f / "metrics.json").read_text() for f in folders] == [f'{{"from": "job{h}"}}' for h in (4, 3, 2)]
