@@ -27,12 +27,12 @@ def ab_run(out: Path, model: str, candidate: list[str], baseline: list[str]) -> 
 DRIFT_ARGS = ["--drift-pct=10", "--drift-period-s=20"]
 
 
-def report(out: Path, tmp: Path) -> tuple[int, str, dict[str, str]]:
+def report(out: Path, tmp: Path, *extra: str) -> tuple[int, str, dict[str, str]]:
     """kitt ci report on an A/B run's folder, as a step would run it: exit code, report, verdict per metric."""
     outputs = tmp / "outputs"
     outputs.write_text("")
     done = run_kitt("ci", "report", "--results-dir", str(out), "--fail-on-regression", "--output", str(tmp / "report.md"),
-                    env=clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(outputs)))
+                    *extra, env=clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(outputs)))
     lines = outputs.read_text().splitlines()
     key = json.loads(lines[lines.index(next(l for l in lines if l.startswith("key-metrics<<"))) + 1])
     verdicts = {f"{test}:{metric}": row["verdict"] for test, rows in key.items() for metric, row in rows.items()}
