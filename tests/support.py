@@ -101,3 +101,16 @@ def assert_exact_quick_suite(out: Path, engine: str, *, repeats: int = 2, tokens
         assert s["error"] is None and s["usage_from_server"] and s["completion_tokens"] == tokens
         assert 0 < s["event_ms"][0] <= s["event_ms"][-1]  # TTFT below E2E latency, per request
     return measured
+
+
+def assert_kill_left_a_clear_failure(returncode: int, stderr: str, out: Path, engine: str) -> None:
+    """After the engine was SIGKILLed mid-run: exit 1, one error line naming the engine and the
+    repeat, the samples measured so far kept, and metrics.json saying the run did not pass."""
+    import json
+
+    assert returncode == 1, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("kitt: error: ")]
+    assert len(errors) == 1 and f"{engine} exited with status -9 during latency-c2 run 1" in errors[0], stderr[-3000:]
+    kept = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert any(s["error"] is None and not s["warmup"] for s in kept)  # what was measured is kept
+    assert json.loads((out / "metrics.json").read_text())["passed"] is False

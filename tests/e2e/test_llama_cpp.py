@@ -23,7 +23,7 @@ import pytest
 
 from kitt.engines import get_engine, served_name
 from kitt.engines.docker import docker_run_command
-from support import REPO, assert_exact_quick_suite, clean_environ, free_port, processes_with, run_kitt
+from support import REPO, assert_exact_quick_suite, assert_kill_left_a_clear_failure, clean_environ, free_port, processes_with, run_kitt
 
 pytestmark = pytest.mark.llama
 
@@ -136,10 +136,5 @@ def test_llama_cpp_killed_mid_run(llama, tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 1, stderr[-3000:]
-    errors = [line for line in stderr.splitlines() if line.startswith("kitt: error: ")]
-    assert len(errors) == 1 and "llama-cpp exited with status -9 during latency-c2 run 1" in errors[0], stderr[-3000:]
-    kept = [json.loads(line) for line in samples.read_text().splitlines()]
-    assert any(s["error"] is None and not s["warmup"] for s in kept)  # what was measured is kept
-    assert json.loads((out / "metrics.json").read_text())["passed"] is False
+    assert_kill_left_a_clear_failure(process.returncode, stderr, out, "llama-cpp")
     assert wait_until_gone(port) == []

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from support import REPO, assert_exact_quick_suite, clean_environ, free_port, processes_with, run_kitt
+from support import REPO, assert_exact_quick_suite, assert_kill_left_a_clear_failure, clean_environ, free_port, processes_with, run_kitt
 
 pytestmark = pytest.mark.vllm
 
@@ -112,10 +112,5 @@ def test_vllm_killed_mid_run(vllm, tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 1, stderr[-3000:]
-    errors = [line for line in stderr.splitlines() if line.startswith("kitt: error: ")]
-    assert len(errors) == 1 and "vllm exited with status -9 during latency-c2 run 1" in errors[0], stderr[-3000:]
-    kept = [json.loads(line) for line in samples.read_text().splitlines()]
-    assert any(s["error"] is None and not s["warmup"] for s in kept)  # what was measured is kept
-    assert json.loads((out / "metrics.json").read_text())["passed"] is False
+    assert_kill_left_a_clear_failure(process.returncode, stderr, out, "vllm")
     assert wait_until_gone() == []
