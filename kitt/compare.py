@@ -396,6 +396,9 @@ def compare_result_sets(
     comparison.paired = positions is not None
     # The arms of an A/B run differ on purpose (that is what it measures): only other runs are a mismatch.
     comparison.identity = _identity(newest, current, arms=comparison.paired)
+    # A baseline of another model, engine, suite or tool measured something else: the tests and
+    # metrics it has and this run lacks are no sign that this run is incomplete.
+    same_thing = not comparison.identity.differs or allow_mismatch
     job_groups = [group_tests(job) for job in history]
     baseline_groups = job_groups[0]
     pending: list[gate.Pending] = []
@@ -421,15 +424,14 @@ def compare_result_sets(
         for item in items:
             if _classify(item):
                 pending.append(item)
+            elif item.row.verdict is Verdict.INCOMPLETE and not same_thing:
+                item.row.verdict, item.row.reason = Verdict.ONLY_BASELINE, Reason.NONE
             elif item.row.verdict is Verdict.INCOMPLETE:
                 missing_metrics.setdefault(item.row.test, []).append(item.row.metric)
         comparison.tests.append(
             TestComparison(key, cur_group.name, len(base_group.repeats), len(cur_group.repeats), [p.row for p in items])
         )
     comparison.prior = gate.judge(pending, alpha)
-    # A baseline of another model, engine, suite or tool measured something else: the tests and
-    # metrics it has and this run lacks are no sign that this run is incomplete.
-    same_thing = not comparison.identity.differs or allow_mismatch
     comparison.incomplete = _incompleteness(current, current_groups, baseline_groups if same_thing else None,
                                             upstream_failure, missing_metrics if same_thing else {})  # fmt: skip
     comparison.charts = _charts(current_groups, baseline_groups)
