@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> None:
         a: list[float] = []
         b: list[float] = []
         for a_first in balanced_orders(args.pairs, rng):
-            for tree in (trees if a_first else trees[::-1]):
-                (a if tree == trees[0] else b).append(run_once(tree, streams, requests))
+            for arm in ((0, 1) if a_first else (1, 0)):  # by arm, not by path: A and B may be one tree (A/A)
+                (a, b)[arm].append(run_once(trees[arm], streams, requests))
         ratio, low, high = ratio_interval(a, b)
         print(f"| {streams} | {args.pairs} | {statistics.median(a):.1f} | {statistics.median(b):.1f} | "
               f"{ratio:.3f} ({low:.3f} ... {high:.3f}) |", flush=True)

@@ -96,6 +96,7 @@ class Response:
     """What one request brought back. ``lines``: (arrival stamp, ``data:`` line) pairs."""
 
     status: int | None = None
+    sent: float = 0.0  # the clock read just before the request's first send system call
     lines: list[tuple[float, bytes]] = field(default_factory=list)
     error: str | None = None
     end: float | None = None
@@ -244,6 +245,7 @@ class Connection:
         self._state, self._buffer, self._sse = "head", b"", b""
         self._deadline = self.pump.call_at(clock() + timeout, self.abort,
                                            f"TimeoutError: no complete response within {timeout:g} s")
+        self._response.sent = clock()  # last, so that no bookkeeping sits between the clock and the send
         self._send(payload)
 
     def alive(self) -> bool:

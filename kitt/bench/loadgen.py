@@ -216,6 +216,7 @@ class _Run:
                            lambda response: self._exchanged(connection, record, response, position))
 
     def _exchanged(self, connection: Connection, record: RequestRecord, response: Response, position: int) -> None:
+        record.sent = response.sent or record.sent  # the send time, read right before the send system call
         if response.retryable and not record.retries:
             # The server closed a kept-alive connection as this request went out on it, before any
             # response byte: send it once more on a fresh connection. The send time is taken again
