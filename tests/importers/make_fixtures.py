@@ -29,7 +29,9 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 import harness_tools as tools  # noqa: E402
 
-SIDES = {"baseline": (40.0, 8.0, 1), "same": (40.0, 8.0, 2), "slower": (52.0, 10.4, 3)}  # ttft ms, itl ms, seed
+TTFT_MS, ITL_MS = 40.0, 8.0
+SIDES = {"baseline": 1, "same": 2, "slower": 3}  # the sim server's seed; "slower" is SLOWDOWN times slower
+SLOWDOWN = 1.3
 LEVELS = (2, 6)
 AIPERF_LEVELS = (2,)  # AIPerf starts a dozen services per run: about 2 minutes a run on a busy 2-core machine
 REPEATS = 3
@@ -90,14 +92,21 @@ def guidellm_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, .
 
 
 def aiperf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
-                    requests: int) -> list[list[str]]:  # fmt: skip
-    return [[str(tools.aiperf_bin()), "profile", "--model", MODEL, "--url", url, "--endpoint-type", "completions",
-             "--streaming", "--use-server-token-count", "--concurrency", str(level), "--request-count", str(requests),
-             "--synthetic-input-tokens-mean", str(INPUT_LEN), "--synthetic-input-tokens-stddev", "0",
-             "--output-tokens-mean", str(OUTPUT_LEN), "--output-tokens-stddev", "0", "--extra-inputs", "ignore_eos:true",
-             "--tokenizer", str(tokenizer), "--random-seed", str(repeat), "--ui-type", "none",
-             "--artifact-dir", str(out / f"c{level}-run{repeat}")]
-            for repeat in range(1, repeats + 1) for level in levels]  # fmt: skip
+                    requests: int, multi_run: bool = False) -> list[list[str]]:  # fmt: skip
+    """One AIPerf start per repeat and level; or, with ``multi_run``, one per level with
+    ``--num-profile-runs`` (AIPerf's own repeats: ``profile_runs/run_NNNN/`` and an aggregate)."""
+    def command(level: int, repeat: int, extra: list[str], folder: str) -> list[str]:
+        return [str(tools.aiperf_bin()), "profile", "--model", MODEL, "--url", url, "--endpoint-type", "completions",
+                "--streaming", "--use-server-token-count", "--concurrency", str(level), "--request-count",
+                str(requests), "--synthetic-input-tokens-mean", str(INPUT_LEN), "--synthetic-input-tokens-stddev",
+                "0", "--output-tokens-mean", str(OUTPUT_LEN), "--output-tokens-stddev", "0", "--extra-inputs",
+                "ignore_eos:true", "--tokenizer", str(tokenizer), "--random-seed", str(repeat), "--ui-type", "none",
+                *extra, "--artifact-dir", str(out / folder)]  # fmt: skip
+
+    if multi_run:
+        return [command(level, 1, ["--num-profile-runs", str(repeats)], f"c{level}") for level in levels]
+    return [command(level, repeat, [], f"c{level}-run{repeat}")
+            for repeat in range(1, repeats + 1) for level in levels]
 
 
 COMMANDS = {"vllm": vllm_commands, "guidellm": guidellm_commands, "aiperf": aiperf_commands}
@@ -105,17 +114,24 @@ DEFAULT_LEVELS = {"vllm": LEVELS, "guidellm": LEVELS, "aiperf": AIPERF_LEVELS}
 
 
 def make(tool: str, out: Path, levels: tuple[int, ...] | None = None, repeats: int = REPEATS,
-         requests: int = REQUESTS, timeout: float = 300) -> dict[str, Path]:  # fmt: skip
-    """Run ``tool`` against the sim server for each side; return each side's folder."""
+         requests: int = REQUESTS, timeout: float = 300, slowdown: float = SLOWDOWN,
+         multi_run: bool = False) -> dict[str, Path]:  # fmt: skip
+    """Run ``tool`` against the sim server for each side; return each side's folder.
+
+    ``slowdown``: how much slower the ``slower`` side's server is; ``multi_run``: AIPerf's own
+    repeats in one start (``--num-profile-runs``) instead of one start per repeat."""
     tokenizer = tools.tokenizer_dir()
     folders = {}
-    for side, (ttft, itl, seed) in SIDES.items():
+    for side, seed in SIDES.items():
+        ttft, itl = (TTFT_MS * slowdown, ITL_MS * slowdown) if side == "slower" else (TTFT_MS, ITL_MS)
         folder = out / tool / side
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         server, url = start_sim(ttft, itl, seed)
+        extra = {"multi_run": True} if multi_run else {}
         try:
-            for command in COMMANDS[tool](url, folder, tokenizer, levels or DEFAULT_LEVELS[tool], repeats, requests):
+            for command in COMMANDS[tool](url, folder, tokenizer, levels or DEFAULT_LEVELS[tool], repeats, requests,
+                                          **extra):
                 log = folder.parent / f".{side}.log"
                 with open(log, "a") as sink:
                     code = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

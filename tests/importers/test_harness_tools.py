@@ -1,61 +1,59 @@
-"""The real tools, run live against kitt's sim server: A/A passes, a 30% slower server regresses.
+"""The real tools, run live against kitt's sim server: A/A passes, a slower server regresses.
 
-Marked ``harness`` (``pytest -m harness``). ``vllm bench serve`` runs in the vLLM CPU venv that
-the suite builds anyway, at one level (about a minute), on every run of the suite. GuideLLM and
-AIPerf each need their own venv (1.5 GB and 1.2 GB; 6.5 and 9 minutes to install here) and
-start slowly (35-120 s a run on a busy 2-core machine, fifteen runs each), so their live tests run
-only when ``KITT_TEST_HARNESS_LIVE=1`` asks for them (building the venvs when not cached), and
-otherwise skip, saying so. The committed files under fixtures/ were produced by this same code
-(make_fixtures.py) with those tools, so test_importers.py checks every tool on every run.
+Marked ``harness`` (``pytest -m harness``); part of every run of the suite. ``vllm bench serve``
+runs in the vLLM CPU venv the suite builds anyway; GuideLLM 0.8.1 and AIPerf 0.13.0 in venvs of
+their own that ``scripts/test`` builds once into the test cache (harness_tools.py). Each tool
+runs three repeats per side. GuideLLM starts once per repeat (about 25 s here); AIPerf starts once
+per side and makes its repeats itself (``--num-profile-runs``, about 70 s for three), so that
+layout (``profile_runs/run_NNNN/`` beside an ``aggregate/`` file kitt leaves alone) is read live,
+and the committed fixtures cover one start per repeat.
+
+The live slower side is twice as slow: with three repeats a side, a 30% slowdown was once left
+inconclusive on a busy machine (p = 0.012 against 0.01 after Holm), and this test is about the
+files, not the gate's power. The committed fixtures (fixtures/, made by make_fixtures.py with
+the same tools) keep the 30% case, checked by test_importers.py on every run.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
 from kitt.ci import ReportOptions, build_report
+from kitt.importers import load_results
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import make_fixtures  # noqa: E402
-import harness_tools as tools  # noqa: E402
 
 pytestmark = pytest.mark.harness
 
-
-def _needs(name: str, version: str) -> None:
-    if os.environ.get("KITT_TEST_HARNESS_LIVE") != "1":
-        pytest.skip(f"{name} {version} live: set KITT_TEST_HARNESS_LIVE=1 (10-30 minutes; the committed "
-                    f"fixtures/{name} files, written by {name} {version}, are checked on every run)")
+SLOWDOWN = 2.0
 
 
-def _check(folders: dict[str, Path]) -> None:
+def _check(folders: dict[str, Path], slowdown: float) -> None:
     same = build_report(ReportOptions(results_dir=folders["same"], baseline_dir=folders["baseline"],
                                       fail_on_regression=True))  # fmt: skip
-    assert same.comparison.gating and same.comparison.regressions == [] and same.exit_code == 0
+    assert same.comparison.gating and same.comparison.regressions == [] and same.exit_code == 0, same.markdown
     slower = build_report(ReportOptions(results_dir=folders["slower"], baseline_dir=folders["baseline"],
                                         fail_on_regression=True))  # fmt: skip
-    assert slower.comparison.verdict == "regression" and slower.exit_code == 1
+    assert slower.comparison.verdict == "regression" and slower.exit_code == 1, slower.markdown
     tpot = [r.change_pct for r in slower.comparison.rows if r.metric == "median_tpot_ms"]
-    assert tpot and all(10 < change < 50 for change in tpot), tpot  # slowed by 30%, diluted by client overhead
+    expected = (slowdown - 1) * 100
+    # Slowed by `expected` percent on the server, diluted by the client's own overhead.
+    assert tpot and all(expected / 3 < change < expected * 1.5 for change in tpot), tpot
 
 
-@pytest.mark.parametrize(
-    ("tool", "needs"),
-    [("vllm", None), ("guidellm", ("guidellm", tools.GUIDELLM_VERSION)), ("aiperf", ("aiperf", tools.AIPERF_VERSION))],
-)
-def test_live_files_gate_like_the_committed_ones(tool, needs, tmp_path):
-    if needs:
-        _needs(*needs)
-    # Five repeats of 24 requests at one level: with the committed fixtures' three repeats of 12, a
-    # live GuideLLM run on a busy machine left the 30% slowdown inconclusive (p = 0.012 > 0.01).
-    folders = make_fixtures.make(tool, tmp_path, levels=(4,), repeats=5, requests=24)
-    _check(folders)
-    # Each run wrote one file per repeat (and level, for the tools that write one level per file).
-    assert all(any(folder.rglob("*.json")) for folder in folders.values())
-    assert json.loads(next(folders["baseline"].rglob("*.json")).read_text())
+@pytest.mark.parametrize(("tool", "multi_run"), [("vllm", False), ("guidellm", False), ("aiperf", True)])
+def test_live_files_gate_like_the_committed_ones(tool, multi_run, tmp_path):
+    folders = make_fixtures.make(tool, tmp_path, levels=(4,), repeats=3, requests=24, slowdown=SLOWDOWN,
+                                 multi_run=multi_run)
+    # Every side: the tool's own files, read as three repeats of the one level.
+    for folder in folders.values():
+        assert all(json.loads(p.read_text()) for p in folder.rglob("*.json"))
+        loaded = load_results(folder)
+        assert sorted((r.test_name, r.run_number) for r in loaded.results) == [("concurrency-c4", n) for n in (1, 2, 3)]
+    _check(folders, SLOWDOWN)
