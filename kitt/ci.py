@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from kitt.compare import Comparison, MetricRow, compare_result_sets
+from kitt.compare import compare_result_sets
+from kitt.comparison import Comparison, MetricRow
 from kitt.errors import GitHubError, KittError, ResultsError, UsageError
 from kitt.github.platform import COMMENT_LIMIT, SUMMARY_LIMIT, comment_size
 from kitt.importers import has_results, has_results_file, load_results

@@ -33,7 +33,7 @@ from kitt import stats
 from kitt.thresholds import LOWER
 
 if TYPE_CHECKING:
-    from kitt.compare import MetricRow
+    from kitt.comparison import MetricRow
 
 FAMILY_ALPHA = 0.01
 CONFIDENCE = 0.95
@@ -109,7 +109,7 @@ class _Tested:
 
 def judge(items: list[Pending], alpha: float = FAMILY_ALPHA) -> dict[str, float]:
     """Test, correct and judge every pending row in place; return the log-scale prior (for the report)."""
-    from kitt.compare import Reason, Verdict
+    from kitt.comparison import Reason, Verdict
 
     for item in items:
         if item.method == THRESHOLD:

@@ -3,7 +3,7 @@
 A history is a folder with one result set per subfolder, one CI job each (as
 ``kitt.github.baseline.download_baseline(..., history=N)`` unpacks them). For every gated metric
 of every test (matched by name and load level, as ``kitt.compare`` matches them), the job-level
-value is the typical value of the job's passed repeats (``kitt.compare.center``: the geometric
+value is the typical value of the job's passed repeats (``kitt.comparison.center``: the geometric
 mean). The jobs are ordered by their runs' timestamps, oldest first, and each metric's sequence
 is searched for change points in the manner of Hunter / Apache Otava (Fleming et al., ICPE 2023):
 recursive binary segmentation with a t-test split, deterministic and windowed.
@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 
 from kitt import stats
-from kitt.compare import CHART_METRICS, MatchKey, center, group_tests, metric_sort_key
+from kitt.compare import CHART_METRICS, group_tests, metric_sort_key
+from kitt.comparison import MatchKey, center
 from kitt.errors import KittError, ResultsError
 from kitt.results import METRICS_FILE, ResultSet, load_result_set, utc_timestamp
 from kitt.thresholds import LOWER, Thresholds, metric_direction

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from kitt.action import ActionInputs, artifact_name_for, compact_metrics, derive_comment_key, read_input
+from kitt.action import compact_metrics
+from kitt.action_inputs import ActionInputs, artifact_name_for, derive_comment_key, read_input
 from kitt.errors import UsageError
 from support import REPO, clean_environ
 

@@ -10,17 +10,8 @@ import numpy as np
 import pytest
 
 from kitt import stats
-from kitt.compare import (
-    FAMILY_ALPHA,
-    Comparison,
-    FailedTest,
-    MatchKey,
-    MetricRow,
-    Reason,
-    Verdict,
-    compare_result_sets,
-    match_key,
-)
+from kitt.compare import FAMILY_ALPHA, compare_result_sets, match_key
+from kitt.comparison import Comparison, FailedTest, MatchKey, MetricRow, Reason, Verdict
 from kitt.gate import gate_family
 from kitt.report.render import hardware_note
 from kitt.thresholds import DEFAULT_GATED, LOWER, Thresholds, load_thresholds, metric_direction

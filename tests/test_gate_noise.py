@@ -17,7 +17,8 @@ import pytest
 
 from gate_sim import LOWER, METRICS, one_metric_worse, simulate
 from kitt import gate, stats
-from kitt.compare import Verdict, compare_result_sets
+from kitt.compare import compare_result_sets
+from kitt.comparison import Verdict
 from kitt.results import ResultSet
 from kitt.results import TestResult as Result
 

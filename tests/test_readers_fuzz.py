@@ -181,7 +181,8 @@ def test_result_set_as_the_baseline(tmp_path: Path) -> None:
 
 def test_event_payload_reader(tmp_path: Path) -> None:
     """The runner's event payload and the pull_request.json an artifact carries: absent when unusable."""
-    from kitt.action import PULL_REQUEST_FILE, ActionInputs, ActionRun, _claimed_pr
+    from kitt.action import PULL_REQUEST_FILE, ActionRun, _claimed_pr
+    from kitt.action_inputs import ActionInputs
     from kitt.github.actions_io import ActionsContext
 
     event = tmp_path / "event.json"

@@ -28,7 +28,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kitt.bench.http import Client, Connection, Response
+from kitt.bench.client import Client
+from kitt.bench.framing import Response
+from kitt.bench.http import Connection
 from kitt.bench.net import NetPolicy, redact_url, strip_credentials
 from kitt.bench.pump import Pump
 from kitt.bench.records import RequestRecord

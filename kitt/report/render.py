@@ -1,6 +1,6 @@
 """Render comparisons and run summaries to Markdown with the jinja2 templates beside this module.
 
-Python turns finished ``kitt.compare.Comparison``\\s into views of preformatted strings; the
+Python turns finished ``kitt.comparison.Comparison``\\s into views of preformatted strings; the
 templates only lay them out. The words are in ``kitt.report.words``, the tables and charts in
 ``kitt.report.tables``; nothing here computes a statistic. A report is one job (a comparison) or
 a matrix of jobs in one comment: a headline over all, then a section per job. It must stay under
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kitt import __version__
-from kitt.compare import Comparison, MetricRow, Verdict
+from kitt.comparison import Comparison, MetricRow, Verdict
 from kitt.gate import MIN_HISTORY
 from kitt.github.platform import COMMENT_LIMIT, comment_size
 from kitt.report import tables

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kitt.compare import ChartSeries, Comparison, MetricRow, Spread, TestComparison, Verdict, metric_sort_key
+from kitt.compare import metric_sort_key
+from kitt.comparison import ChartSeries, Comparison, MetricRow, Spread, TestComparison, Verdict
 from kitt.report.words import (
     VERDICT_MARKS, arrow, chart_text, code, fmt_ci, fmt_p, fmt_pct, fmt_value, level_label, metric_label,
     metric_name, unit,

@@ -1,7 +1,7 @@
 """The report's words and number formats: escaping, units, metric names, headlines.
 
 Everything a reader sees as text is spelled here or in the templates; nothing here computes a
-statistic (each number is a field of ``kitt.compare.Comparison``). Untrusted text (names from
+statistic (each number is a field of ``kitt.comparison.Comparison``). Untrusted text (names from
 an artifact) goes through :func:`md` before it reaches Markdown.
 """
 
@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from datetime import timezone
 from typing import Any
 
-from kitt.compare import Comparison, Incomplete, MatchKey, MetricRow, Verdict, metric_sort_key
+from kitt.compare import metric_sort_key
+from kitt.comparison import Comparison, Incomplete, MatchKey, MetricRow, Verdict
 from kitt.results import ResultSet
 from kitt.thresholds import LOWER
 

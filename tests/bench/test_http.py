@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from kitt.bench.http import Client, Connection, Response
+from kitt.bench.client import Client
+from kitt.bench.framing import Response
+from kitt.bench.http import Connection
 from kitt.bench.pump import Pump
 from kitt.bench.loadgen import Target, run_level
 from kitt.bench.records import RequestRecord

@@ -19,7 +19,7 @@ from support import clean_environ, run_kitt
 
 from kitt import telemetry
 from kitt.arm import ready_timeout
-from kitt.bench.http import Client
+from kitt.bench.client import Client
 from kitt.bench.loadgen import Target, run_level
 from kitt.bench.net import NetPolicy, Redirected, bypass, open_url
 from kitt.bench.pump import Pump
