@@ -272,7 +272,7 @@ def test_the_ready_timeout_is_not_capped_for_endpoints(tmp_path: Path) -> None:
 
 
 def test_the_action_input_names_the_variable_and_the_key_never_prints() -> None:
-    from kitt.action import ActionInputs
+    from kitt.action_inputs import ActionInputs
 
     inputs = ActionInputs.from_environment({"INPUT_MODEL": "m", "INPUT_ENGINE": "openai",
                                             "INPUT_API_KEY_ENV": "GATEWAY_KEY", "GATEWAY_KEY": KEY,
