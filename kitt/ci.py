@@ -26,7 +26,7 @@ from kitt.comparison import Comparison, MetricRow
 from kitt.errors import GitHubError, KittError, ResultsError, UsageError
 from kitt.github.platform import COMMENT_LIMIT, SUMMARY_LIMIT, comment_size
 from kitt.importers import has_results, has_results_file, load_results
-from kitt.results import METRICS_FILE, ResultSet
+from kitt.results import HISTORY_JOB_FOLDER, METRICS_FILE, ResultSet
 from kitt.thresholds import load_thresholds
 
 
@@ -240,8 +240,10 @@ def load_baseline_history(directory: Path | None, limit: int = 10) -> list[Resul
 
     ``directory`` holds one result set (its own metrics.json, or one subfolder), or several, one
     per subfolder (each a baseline job, as downloaded). Another tool's files count as a result
-    set (``kitt.importers``): those directly in ``directory`` are one job. A baseline that exists
-    but cannot be read is an error, never "no baseline".
+    set (``kitt.importers``): wherever they sit under ``directory`` they are one job's runs (every
+    tool but vllm bench serve writes a folder per run), unless the subfolders are jobs as kitt's
+    history download names them (``01-run<id>``, :data:`kitt.results.HISTORY_JOB_FOLDER`) or
+    hold kitt result sets. A baseline that exists but cannot be read is an error, never "no baseline".
     """
     if directory is None:
         return []
@@ -254,9 +256,10 @@ def load_baseline_history(directory: Path | None, limit: int = 10) -> list[Resul
     if top_level:
         jobs = [directory]
     else:
-        jobs = sorted(p for p in directory.iterdir() if p.is_dir() and has_results(p))
-        if not jobs and has_results(directory):
-            jobs = [directory]
+        found = sorted(p for p in directory.iterdir() if p.is_dir() and has_results(p))
+        jobs = [p for p in found if HISTORY_JOB_FOLDER.fullmatch(p.name) or next(p.rglob(METRICS_FILE), None)]
+        if not jobs and found:
+            jobs = [directory]  # another tool's runs, a folder each: one job
     sets = [result_set for job in jobs if (result_set := load_results(job)).results]
     return sorted(sets, key=lambda r: r.timestamp, reverse=True)[: max(1, limit)]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +29,14 @@ from kitt.thresholds import metric_direction
 SCHEMA_VERSION = 1
 
 METRICS_FILE = "metrics.json"
+# A history of baseline jobs on disk: one folder per job, named as kitt's download names them
+# (kitt.github.baseline), newest first. Another tool's files in other subfolders are one job's runs.
+HISTORY_JOB_FOLDER = re.compile(r"\d+-run\d+")
+
+
+def history_job_folder(index: int, run_id: int) -> str:
+    """The folder name of the ``index``-th newest baseline job (from 1), uploaded by run ``run_id``."""
+    return f"{index:02d}-run{run_id}"
 SAMPLES_FILE = "samples.jsonl"
 HARDWARE_FILE = "hardware.json"
 CONFIG_FILE = "config.json"

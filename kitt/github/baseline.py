@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from kitt.errors import ArtifactError, GitHubError, UsageError
 from kitt.github.http import GITHUB_RETRY, RetryPolicy, send
 from kitt.github.platform import DEFAULT_API_URL, USER_AGENT
+from kitt.results import history_job_folder
 
 if TYPE_CHECKING:
     import requests
@@ -224,7 +225,7 @@ def download_baseline(
         for index, artifact in enumerate(chosen, start=1):
             run = _run_field(artifact, "id")
             run = run if isinstance(run, int) and not isinstance(run, bool) else 0  # a folder name: digits only
-            got = _download(client, artifact, Path(dest) / f"{index:02d}-run{run}", max_bytes, max_files)
+            got = _download(client, artifact, Path(dest) / history_job_folder(index, run), max_bytes, max_files)
             if not got:  # expired between the listing and the download: skip that job
                 continue
         jobs = sum(1 for p in Path(dest).iterdir() if p.is_dir()) if Path(dest).is_dir() else 0
