@@ -5,6 +5,9 @@
                        --no-deps, without torch: GuideLLM requires torch, but its HTTP benchmark
                        never imports it, and torch would pull a multi-GB CUDA build
     AIPerf 0.13.0      <cache>/aiperf-0.13.0, pins/aiperf-0.13.0.txt the same way
+    inference-perf     <cache>/inference-perf-0.7.0, pins/inference-perf-0.7.0.txt the same way (no
+      0.7.0            torch in its resolution), on a Python >= 3.12 (it requires one): python3.13,
+                       python3.12 on PATH or pyenv's; for tests/importers/make_fixtures.py only
 
 The pins are pip's own resolution (``pip install --dry-run --report r.json TOOL==VERSION`` in a
 fresh venv), less torch, triton and the nvidia-*/cuda-* wheels.
@@ -30,6 +33,7 @@ import vllm_cpu  # noqa: E402
 
 GUIDELLM_VERSION = "0.8.1"
 AIPERF_VERSION = "0.13.0"
+INFERENCE_PERF_VERSION = "0.7.0"
 _STAMP = "kitt-stamp.json"
 
 
@@ -86,6 +90,45 @@ def guidellm_bin() -> Path:
 
 def aiperf_bin() -> Path:
     return _venv("aiperf", AIPERF_VERSION, "import aiperf.cli") / "aiperf"
+
+
+
+def python312() -> Path | None:
+    """A Python >= 3.12 (inference-perf requires one), or None where this machine has none."""
+    found = [shutil.which(name) for name in ("python3.13", "python3.12")]
+    found += [str(p) for p in sorted((Path.home() / ".pyenv" / "versions").glob("3.1[23]*/bin/python"))]
+    for candidate in filter(None, found):
+        probe = subprocess.run([candidate, "-c", "import sys, venv; print(sys.version_info >= (3, 12))"],
+                               capture_output=True, text=True)  # fmt: skip
+        if probe.returncode == 0 and probe.stdout.strip() == "True":
+            return Path(candidate)
+    return None
+
+
+def inference_perf_bin() -> Path:
+    """inference-perf 0.7.0 in its own venv, built like _venv's but on a Python >= 3.12."""
+    python = python312()
+    if python is None:
+        raise RuntimeError("inference-perf needs Python >= 3.12 and none was found (python3.12, pyenv)")
+    version = INFERENCE_PERF_VERSION
+    root = vllm_cpu.cache_root() / f"inference-perf-{version}"
+    bin_dir = root / "bin"
+    pins = (HERE / "pins" / f"inference-perf-{version}.txt").read_text().split()
+    wanted = {"pins": pins, "flags": ["--no-deps"], "python": str(python)}
+    with vllm_cpu._locked(root.parent / f"{root.name}.lock"):
+        if vllm_cpu._read_json(root / _STAMP) != wanted or not (bin_dir / "inference-perf").exists():
+            started = time.monotonic()
+            shutil.rmtree(root, ignore_errors=True)
+            subprocess.run([str(python), "-m", "venv", str(root)], check=True, stdout=sys.stderr)
+            (root / "requirements.txt").write_text("\n".join(pins) + "\n")
+            subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--progress-bar",
+                            "off", "--disable-pip-version-check", "-r", str(root / "requirements.txt")],
+                           check=True, stdout=sys.stderr, env=tool_env())  # fmt: skip
+            subprocess.run([str(bin_dir / "python"), "-c", "import inference_perf.main"], check=True,
+                           stdout=sys.stderr, env=tool_env())  # fmt: skip
+            (root / _STAMP).write_text(json.dumps(wanted, sort_keys=True) + "\n")
+            print(f"[tools] inference-perf {version} venv ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return bin_dir / "inference-perf"
 
 
 if __name__ == "__main__":

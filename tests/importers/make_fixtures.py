@@ -10,6 +10,7 @@ produce the committed files under ``tests/importers/fixtures``::
     python tests/importers/make_fixtures.py --tool vllm --out tests/importers/fixtures
     python tests/importers/make_fixtures.py --tool guidellm --out tests/importers/fixtures
     python tests/importers/make_fixtures.py --tool aiperf --out tests/importers/fixtures
+    python tests/importers/make_fixtures.py --tool inference-perf --out tests/importers/fixtures
 
 Standard library only; the tools run in their own environments (``harness_tools.py``).
 """
@@ -100,8 +101,44 @@ def aiperf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...
             for repeat in range(1, repeats + 1) for level in levels]  # fmt: skip
 
 
-COMMANDS = {"vllm": vllm_commands, "guidellm": guidellm_commands, "aiperf": aiperf_commands}
-DEFAULT_LEVELS = {"vllm": LEVELS, "guidellm": LEVELS, "aiperf": AIPERF_LEVELS}
+INFERENCE_PERF_CONFIG = """\
+load:
+  type: concurrent
+  num_workers: 1
+  stages:
+{stages}
+api: {{type: completion, streaming: true}}
+server: {{type: vllm, model_name: {model}, base_url: "{url}", ignore_eos: true}}
+tokenizer: {{pretrained_model_name_or_path: "{tokenizer}"}}
+data:
+  type: random
+  input_distribution: {{min: {input_len}, max: {input_len}, mean: {input_len}, std_dev: 0, type: fixed}}
+  output_distribution: {{min: {output_len}, max: {output_len}, mean: {output_len}, std_dev: 0, type: fixed}}
+report:
+  request_lifecycle: {{summary: true, per_stage: true, per_request: false, use_server_output_tokens: true}}
+  prometheus: null
+storage:
+  local_storage: {{path: "{out}"}}
+"""
+
+
+def inference_perf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
+                            requests: int) -> list[list[str]]:  # fmt: skip
+    """One config file a repeat (inference-perf takes its load from one), next to the side's log."""
+    stages = "\n".join(f"  - {{num_requests: {requests}, concurrency_level: {level}}}" for level in levels)
+    commands = []
+    for repeat in range(1, repeats + 1):
+        config = out.parent / f".{out.name}-run{repeat}.yml"
+        config.write_text(INFERENCE_PERF_CONFIG.format(stages=stages, model=MODEL, url=url, tokenizer=tokenizer,
+                                                       input_len=INPUT_LEN, output_len=OUTPUT_LEN,
+                                                       out=out / f"run{repeat}"))  # fmt: skip
+        commands.append([str(tools.inference_perf_bin()), "--config_file", str(config)])
+    return commands
+
+
+COMMANDS = {"vllm": vllm_commands, "guidellm": guidellm_commands, "aiperf": aiperf_commands,
+            "inference-perf": inference_perf_commands}  # fmt: skip
+DEFAULT_LEVELS = {"vllm": LEVELS, "guidellm": LEVELS, "aiperf": AIPERF_LEVELS, "inference-perf": LEVELS}
 
 
 def make(tool: str, out: Path, levels: tuple[int, ...] | None = None, repeats: int = REPEATS,

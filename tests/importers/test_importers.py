@@ -21,8 +21,9 @@ from kitt.importers import has_results, load_results, readers, recognise
 from support import run_kitt
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-REAL = {"vllm": "vllm bench serve", "guidellm": "GuideLLM", "aiperf": "AIPerf"}
-SCHEMA = {"schema-genai-perf": "genai-perf", "schema-inference-perf": "inference-perf", "schema-llmperf": "LLMPerf"}
+REAL = {"vllm": "vllm bench serve", "guidellm": "GuideLLM", "aiperf": "AIPerf", "inference-perf": "inference-perf"}
+SCHEMA = {"schema-genai-perf": "genai-perf", "schema-llmperf": "LLMPerf"}
+NO_MODEL = {"inference-perf"}  # its lifecycle reports do not name the model
 GATED_LATENCY = ("median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms", "median_e2el_ms", "p99_e2el_ms")
 
 
@@ -33,7 +34,8 @@ def report(current: Path, baseline: Path | None, **extra) -> object:
 @pytest.mark.parametrize("tool", sorted(REAL))
 def test_real_files_load_as_repeats_at_each_level(tool):
     result_set = load_results(FIXTURES / tool / "baseline")
-    assert result_set.suite_name == REAL[tool] and result_set.model == "sim-model"
+    assert result_set.suite_name == REAL[tool]
+    assert result_set.model == ("unknown" if tool in NO_MODEL else "sim-model")
     names = sorted({r.test_name for r in result_set.results})
     levels = ("-c2",) if tool == "aiperf" else ("-c2", "-c6")
     assert len(names) == len(levels) and all(n.endswith(levels) for n in names), names
@@ -190,6 +192,50 @@ def test_schema_built_files_map_to_kitt_metrics(folder, tmp_path):
     regressed = {row.metric for row in built.comparison.regressions}
     assert {"median_ttft_ms", "median_e2el_ms"} <= regressed, regressed
     assert report(_scaled(source, tmp_path / "same", 1.0, latency), FIXTURES / folder).comparison.regressions == []
+
+
+def test_inference_perf_reads_stages_not_the_whole_run_summary(tmp_path):
+    run = FIXTURES / "inference-perf" / "baseline" / "run1"
+    result_set = load_results(run)
+    # load.type concurrent: each stage's "requested_rate" is its request count sent at once; the
+    # level is the concurrency. The whole-run summary beside the stage files is not a level.
+    assert sorted(r.test_name for r in result_set.results) == ["concurrency-c2", "concurrency-c6"]
+    assert json.loads((run / "stage_0_lifecycle_metrics.json").read_text())["load_summary"]["requested_rate"] == 12
+    assert any("spans every stage" in line for line in result_set.definitions)
+    shutil.copy(run / "summary_lifecycle_metrics.json", tmp_path)  # alone, the summary is read as one level
+    alone = load_results(tmp_path)
+    assert [r.test_name for r in alone.results] == ["all-stages"] and alone.results[0].metrics["completed"] == 24
+
+
+def test_inference_perf_names_apart_what_its_own_tokenizer_counted():
+    # Run with use_server_output_tokens: true: TPOT is kitt's; its tokenizer split the sim's
+    # tokens in two, so its ITL holds a gap of 0 inside each chunk and is not kitt's ITL.
+    server = load_results(FIXTURES / "inference-perf" / "baseline" / "run1").results[0].metrics
+    assert 5 < server["median_tpot_ms"] < 20 and server["median_itl_own_tokens_ms"] < 1
+    assert "median_itl_ms" not in server and "output_throughput" in server
+    # The same run without it (inference-perf's default): TPOT divided by its own count, about half.
+    own = load_results(FIXTURES / "inference-perf" / "own-count")
+    metrics = own.results[0].metrics
+    assert "median_tpot_ms" not in metrics and "output_throughput" not in metrics
+    assert metrics["median_tpot_own_tokens_ms"] < server["median_tpot_ms"] * 0.7
+    assert metrics["output_throughput_own_tokens"] > 0 and metrics["request_throughput"] > 0
+    assert any("use_server_output_tokens: true" in line for line in own.definitions)
+
+
+def test_inference_perf_files_from_its_own_repository():
+    # The project's published KubeCon demo results (constant load, seven rates), from an older
+    # release that timed every streamed line: its TPOT and ITL are kept under their own names.
+    result_set = load_results(FIXTURES / "upstream-inference-perf")
+    levels = {r.test_name: r for r in result_set.results}
+    assert len(levels) == len(result_set.results) == 7 and all(r.passed for r in result_set.results)
+    assert {"rate-r1", "rate-r18.16", "rate-r103.98"} <= set(levels)
+    first = levels["rate-r1"].metrics
+    assert first["completed"] == 60 and first["request_rate"] == 1
+    assert 20 < first["median_ttft_ms"] < 60 and first["median_e2el_ms"] > first["median_ttft_ms"]
+    assert "median_tpot_ms" not in first and "median_tpot_own_tokens_ms" in first
+    assert any("timed every streamed line" in line for line in result_set.definitions)
+    prometheus = json.loads((FIXTURES / "upstream-inference-perf" / "summary_prometheus_metrics.json").read_text())
+    assert recognise(prometheus) is None  # its server-metrics report is not a lifecycle report
 
 
 def test_genai_perf_and_aiperf_share_a_shape_but_not_an_identity():
