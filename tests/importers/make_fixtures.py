@@ -11,6 +11,9 @@ produce the committed files under ``tests/importers/fixtures``::
     python tests/importers/make_fixtures.py --tool guidellm --out tests/importers/fixtures
     python tests/importers/make_fixtures.py --tool aiperf --out tests/importers/fixtures
     python tests/importers/make_fixtures.py --tool inference-perf --out tests/importers/fixtures
+    python tests/importers/make_fixtures.py --tool llmperf --llmperf-src DIR --out tests/importers/fixtures
+
+(LLMPerf is not on PyPI: DIR is a checkout of ray-project/llmperf at harness_tools.LLMPERF_COMMIT.)
 
 Standard library only; the tools run in their own environments (``harness_tools.py``).
 """
@@ -136,9 +139,29 @@ def inference_perf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[
     return commands
 
 
+LLMPERF_SOURCE: list[Path] = []  # set by --llmperf-src
+LLMPERF_INPUT_LEN = 64  # its prompt template alone is about 50 tokens: a mean below loops forever
+
+
+def llmperf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
+                     requests: int) -> list[list[str]]:  # fmt: skip
+    """LLMPerf reads its endpoint from the environment; ``env`` passes it (and the HF home) per command."""
+    source = LLMPERF_SOURCE[0]
+    python, home = tools.llmperf_python(source), tools.llmperf_hf_home()
+    environment = ["env", f"OPENAI_API_BASE={url}/v1", "OPENAI_API_KEY=kitt-sim", f"HF_HOME={home}",
+                   "RAY_USAGE_STATS_ENABLED=0"]  # fmt: skip
+    return [[*environment, str(python), str(source / "token_benchmark_ray.py"), "--model", MODEL, "--llm-api", "openai",
+             "--num-concurrent-requests", str(level), "--max-num-completed-requests", str(requests),
+             "--mean-input-tokens", str(LLMPERF_INPUT_LEN), "--stddev-input-tokens", "0",
+             "--mean-output-tokens", str(OUTPUT_LEN), "--stddev-output-tokens", "0", "--timeout", "120",
+             "--results-dir", str(out / f"run{repeat}" / f"c{level}")]
+            for repeat in range(1, repeats + 1) for level in levels]  # fmt: skip
+
+
 COMMANDS = {"vllm": vllm_commands, "guidellm": guidellm_commands, "aiperf": aiperf_commands,
-            "inference-perf": inference_perf_commands}  # fmt: skip
-DEFAULT_LEVELS = {"vllm": LEVELS, "guidellm": LEVELS, "aiperf": AIPERF_LEVELS, "inference-perf": LEVELS}
+            "inference-perf": inference_perf_commands, "llmperf": llmperf_commands}  # fmt: skip
+DEFAULT_LEVELS = {"vllm": LEVELS, "guidellm": LEVELS, "aiperf": AIPERF_LEVELS, "inference-perf": LEVELS,
+                  "llmperf": LEVELS}  # fmt: skip
 
 
 def make(tool: str, out: Path, levels: tuple[int, ...] | None = None, repeats: int = REPEATS,
@@ -169,6 +192,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tool", choices=sorted(COMMANDS), required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--llmperf-src", type=Path, help="a checkout of ray-project/llmperf (for --tool llmperf)")
     args = parser.parse_args()
+    if args.tool == "llmperf":
+        if args.llmperf_src is None:
+            parser.error("--tool llmperf needs --llmperf-src DIR, a checkout of ray-project/llmperf")
+        LLMPERF_SOURCE.append(args.llmperf_src.resolve())
     for side, folder in make(args.tool, args.out).items():
         print(side, folder)

@@ -22,7 +22,8 @@ from support import run_kitt
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REAL = {"vllm": "vllm bench serve", "guidellm": "GuideLLM", "aiperf": "AIPerf", "inference-perf": "inference-perf"}
-SCHEMA = {"schema-genai-perf": "genai-perf", "schema-llmperf": "LLMPerf"}
+WITHOUT_TPOT = {"llmperf": "LLMPerf"}  # real files of a tool that reports no TPOT (nor per-gap ITL)
+SCHEMA = {"schema-genai-perf": "genai-perf"}
 NO_MODEL = {"inference-perf"}  # its lifecycle reports do not name the model
 GATED_LATENCY = ("median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms", "median_e2el_ms", "p99_e2el_ms")
 
@@ -61,7 +62,7 @@ def test_guidellm_names_apart_what_differs_and_says_so():
     assert "its TPOT includes the first token" in markdown
 
 
-@pytest.mark.parametrize("tool", sorted(REAL))
+@pytest.mark.parametrize("tool", sorted({**REAL, **WITHOUT_TPOT}))
 def test_an_a_a_pair_shows_no_regression(tool):
     built = report(FIXTURES / tool / "same", FIXTURES / tool / "baseline", fail_on_regression=True)
     assert built.comparison.gating
@@ -79,6 +80,35 @@ def test_a_slowed_candidate_is_a_regression(tool):
     # where the clients' own overhead on a busy 2-core machine dilutes it).
     tpot = [r for r in built.comparison.rows if r.metric == "median_tpot_ms"]
     assert tpot and all(10 < r.change_pct < 50 for r in tpot), [(r.test, r.change_pct) for r in tpot]
+
+
+def test_llmperf_files_load_as_repeats_and_keep_its_own_definitions():
+    result_set = load_results(FIXTURES / "llmperf" / "baseline")
+    assert result_set.suite_name == "LLMPerf" and result_set.model == "sim-model"
+    names = sorted({r.test_name for r in result_set.results})
+    assert names == ["concurrency-c2", "concurrency-c6"]
+    for name in names:
+        assert sorted(r.run_number for r in result_set.results if r.test_name == name) == [1, 2, 3]
+    for result in result_set.results:
+        metrics = result.metrics
+        assert result.passed and metrics["completed"] == 12 and metrics["failed"] == 0
+        assert 30 < metrics["median_ttft_ms"] < 400 and metrics["median_e2el_ms"] > metrics["median_ttft_ms"]
+        # Its "inter-token latency": time to the last chunk over the chunks streamed (16 tokens, one
+        # more chunk closing the stream), so close to E2EL / 17: neither kitt's TPOT (8 ms) nor ITL.
+        assert metrics["median_e2el_per_token_ms"] == pytest.approx(metrics["median_e2el_ms"] / 17, rel=0.15)
+        assert not any(key.endswith(("_tpot_ms", "_itl_ms")) for key in metrics)
+        assert "output_throughput" not in metrics and metrics["output_throughput_own_tokens"] > 0
+    assert any("re-tokenizing" in line for line in result_set.definitions)
+    assert any("e2el_per_token" in line for line in result_set.definitions)
+
+
+def test_a_slowed_llmperf_candidate_regresses_on_what_it_measures():
+    built = report(FIXTURES / "llmperf" / "slower", FIXTURES / "llmperf" / "baseline", fail_on_regression=True)
+    assert built.comparison.gating and built.comparison.verdict == "regression" and built.exit_code == 1
+    assert {row.metric for row in built.comparison.regressions} <= set(GATED_LATENCY)
+    e2el = [r for r in built.comparison.rows if r.metric == "median_e2el_ms"]
+    assert e2el and all(10 < r.change_pct < 50 for r in e2el), [(r.test, r.change_pct) for r in e2el]
+    assert "re-tokenizing" in built.markdown
 
 
 def test_the_cli_gates_a_tools_files(tmp_path):
