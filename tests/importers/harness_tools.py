@@ -13,6 +13,12 @@
                        editable (its sonnet.txt is no package data) over pins/llmperf-f1d6bed.txt
                        (its imports' resolution: ray, pandas, transformers<5, boto3, pydantic<2.5)
                        on Python 3.10 (it requires < 3.11); for make_fixtures.py only
+    genai-perf 0.0.16  <cache>/genai-perf-0.0.16, pins/genai-perf-0.0.16.txt as _venv does, plus the
+                       perf_analyzer it drives: PyPI's perf-analyzer is a placeholder; tritonclient
+                       2.47.0's manylinux wheel carries a perf_analyzer binary this glibc (2.36) runs
+                       (2.52-2.60 need glibc 2.38; 2.48-2.51 untried); it needs libcudart.so.12 (the
+                       nvidia-cuda-runtime-cu12 wheel, also pinned; no GPU is used) and libb64.so.0d
+                       (Debian's libb64-0d); for make_fixtures.py only
 
 The pins are pip's own resolution (``pip install --dry-run --report r.json TOOL==VERSION`` in a
 fresh venv), less torch, triton and the nvidia-*/cuda-* wheels.
@@ -40,6 +46,7 @@ GUIDELLM_VERSION = "0.8.1"
 AIPERF_VERSION = "0.13.0"
 INFERENCE_PERF_VERSION = "0.7.0"
 LLMPERF_COMMIT = "f1d6bed47e4501b0e371082b41601b59ab55269f"
+GENAI_PERF_VERSION = "0.0.16"
 LLMPERF_TOKENIZER = "hf-internal-testing/llama-tokenizer"  # hard-coded in LLMPerf
 _STAMP = "kitt-stamp.json"
 
@@ -184,6 +191,21 @@ def llmperf_hf_home() -> Path:
     (repo / "refs").mkdir(exist_ok=True)
     (repo / "refs" / "main").write_text(snapshot.name)
     return home
+
+
+
+def genai_perf_env() -> tuple[Path, list[str]]:
+    """genai-perf, and the ``NAME=value`` settings that let it find perf_analyzer and its libraries."""
+    import ctypes.util
+
+    if ctypes.util.find_library("b64") is None:
+        raise RuntimeError("perf_analyzer needs libb64.so.0d: apt-get install libb64-0d")
+    bin_dir = _venv("genai-perf", GENAI_PERF_VERSION, "import genai_perf.main")
+    if not (bin_dir / "perf_analyzer").exists():
+        raise RuntimeError(f"{bin_dir} has no perf_analyzer: the tritonclient pin must be its manylinux wheel")
+    cudart = sorted(bin_dir.parent.glob("lib/python*/site-packages/nvidia/cuda_runtime/lib"))
+    return bin_dir / "genai-perf", [f"PATH={bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                                    f"LD_LIBRARY_PATH={cudart[0] if cudart else ''}"]  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ produce the committed files under ``tests/importers/fixtures``::
     python tests/importers/make_fixtures.py --tool aiperf --out tests/importers/fixtures
     python tests/importers/make_fixtures.py --tool inference-perf --out tests/importers/fixtures
     python tests/importers/make_fixtures.py --tool llmperf --llmperf-src DIR --out tests/importers/fixtures
+    python tests/importers/make_fixtures.py --tool genai-perf --out tests/importers/fixtures
 
 (LLMPerf is not on PyPI: DIR is a checkout of ray-project/llmperf at harness_tools.LLMPERF_COMMIT.)
 
@@ -158,10 +159,23 @@ def llmperf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ..
             for repeat in range(1, repeats + 1) for level in levels]  # fmt: skip
 
 
+def genai_perf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
+                        requests: int) -> list[list[str]]:  # fmt: skip
+    """genai-perf drives perf_analyzer (one level a start); it writes into a folder it names itself."""
+    genai_perf, settings = tools.genai_perf_env()
+    return [["env", *settings, str(genai_perf), "profile", "-m", MODEL, "--endpoint-type", "completions", "--streaming",
+             "--url", url.removeprefix("http://"), "--concurrency", str(level), "--request-count", str(requests),
+             "--synthetic-input-tokens-mean", str(INPUT_LEN), "--synthetic-input-tokens-stddev", "0",
+             "--output-tokens-mean", str(OUTPUT_LEN), "--output-tokens-stddev", "0", "--random-seed", str(repeat),
+             "--tokenizer", str(tokenizer), "--artifact-dir", str(out / f"run{repeat}" / f"c{level}")]
+            for repeat in range(1, repeats + 1) for level in levels]  # fmt: skip
+
+
 COMMANDS = {"vllm": vllm_commands, "guidellm": guidellm_commands, "aiperf": aiperf_commands,
-            "inference-perf": inference_perf_commands, "llmperf": llmperf_commands}  # fmt: skip
+            "inference-perf": inference_perf_commands, "llmperf": llmperf_commands,
+            "genai-perf": genai_perf_commands}  # fmt: skip
 DEFAULT_LEVELS = {"vllm": LEVELS, "guidellm": LEVELS, "aiperf": AIPERF_LEVELS, "inference-perf": LEVELS,
-                  "llmperf": LEVELS}  # fmt: skip
+                  "llmperf": LEVELS, "genai-perf": LEVELS}  # fmt: skip
 
 
 def make(tool: str, out: Path, levels: tuple[int, ...] | None = None, repeats: int = REPEATS,
