@@ -19,9 +19,9 @@ re-tokenized count, shown as ``*_tpot_own_tokens_ms`` (and its token rates as
 tokens, each token stamped with its chunk's arrival, so a chunk of several tokens adds gaps of
 0: kitt's per-gap ITL only where the counts agree, else ``*_itl_own_tokens_ms``.
 ``normalized_time_per_output_token`` (latency over tokens, first token included) is
-``*_e2el_per_token_ms``. Reports without ``token_count_mismatches`` (releases before the
-server-count option) timed every streamed line: their TPOT and ITL are kept under the
-``own_tokens`` names too.
+``*_e2el_per_token_ms``. Reports without ``token_count_mismatches`` come from older releases
+(that of @7ff8150, 2025-11, stamped every streamed line, blank ones included, as a token): their
+TPOT and ITL are kept under the ``own_tokens`` names too.
 """
 
 from __future__ import annotations
@@ -69,8 +69,9 @@ def _counts(successes: dict[str, Any], seconds: float | None) -> tuple[bool, boo
     """(TPOT and token rates use the server's count, ITL's tokens are the server's, a note)."""
     mismatches = number(successes.get("token_count_mismatches"))
     if mismatches is None:
-        return False, False, ("this inference-perf version (no token_count_mismatches in its report) timed every "
-                              "streamed line: its TPOT and ITL are shown as tpot_own_tokens and itl_own_tokens, not gated.")  # fmt: skip
+        return False, False, ("this inference-perf report predates token_count_mismatches, so what its TPOT and ITL "
+                              "divide is unknown (late-2025 releases timed every streamed line): shown as "
+                              "tpot_own_tokens and itl_own_tokens, not gated.")  # fmt: skip
     if mismatches == 0:
         return True, True, ""
     server = number((successes.get("output_tokens") or {}).get("total"))
@@ -92,7 +93,8 @@ def read(data: dict[str, Any], path: Path) -> ToolFile:
     latency = successes["latency"]
     server_tpot, server_itl, note = _counts(successes, number(data.get("benchmark_time_seconds")))
     metrics: dict[str, float | None] = {}
-    names = {"time_to_first_token": "ttft", "request_latency": "e2el", "normalized_time_per_output_token": "e2el_per_token",
+    names = {"time_to_first_token": "ttft", "request_latency": "e2el",
+             "normalized_time_per_output_token": "e2el_per_token",
              "time_per_output_token": "tpot" if server_tpot else "tpot_own_tokens",
              "inter_token_latency": "itl" if server_itl else "itl_own_tokens"}  # fmt: skip
     for theirs, ours in names.items():
