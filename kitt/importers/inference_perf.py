@@ -30,7 +30,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kitt.importers import MAX_FILE_BYTES, Level, Reader, ToolFile, level_name, number, request_errors, stats
+from kitt.importers import Level, Reader, ToolFile, level_name, number, request_errors, stats
 
 TOOL = "inference-perf"
 _STATS = {"mean": "mean", "median": "median", "p90": "p90", "p95": "p95", "p99": "p99"}
@@ -38,6 +38,7 @@ _THROUGHPUT = {"requests_per_sec": "request_throughput", "output_tokens_per_sec"
                "total_tokens_per_sec": "total_token_throughput"}  # fmt: skip
 NTPOT_LINE = ("inference-perf's normalized time per output token (latency over tokens, first token included) "
               "is shown as e2el_per_token, not gated.")  # fmt: skip
+_STAGE_FILE_BYTES = 16 * 1024 * 1024  # a stage report is kilobytes; a per-request report beside it can be huge
 SUMMARY_LINE = ("inference-perf's summary_lifecycle_metrics.json spans every stage of a run together: read as "
                 "all-stages only where the run's per-stage files are absent.")  # fmt: skip
 
@@ -54,7 +55,7 @@ def _is_stage(data: dict[str, Any]) -> bool:
 def _run_has_stage_files(path: Path) -> bool:
     """True when a per-stage report of inference-perf lies in ``path``'s folder (by content)."""
     for sibling in path.parent.glob("*.json"):
-        if sibling == path or not sibling.is_file() or sibling.stat().st_size > MAX_FILE_BYTES:
+        if sibling == path or not sibling.is_file() or sibling.stat().st_size > _STAGE_FILE_BYTES:
             continue
         try:
             data = json.loads(sibling.read_text(encoding="utf-8"))
