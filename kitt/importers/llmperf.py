@@ -1,12 +1,20 @@
-"""LLMPerf's ``*_summary.json`` (ray-project/llmperf ``token_benchmark_ray.py``).
+"""LLMPerf's ``<model>_<in>_<out>_summary.json`` (ray-project/llmperf), in seconds.
 
-Read from LLMPerf's published output (its ``results_<metric>_<stat>`` keys, in seconds), not
-from a file produced here: LLMPerf needs Ray and is not on PyPI under that name. Each file is
-one repeat of one level, ``num_concurrent_requests``.
+Checked against the code that writes it, ray-project/llmperf@f1d6bed: ``metrics_summary`` and
+``run_token_benchmark`` in ``token_benchmark_ray.py`` (``LLMPerfResults.to_dict`` flattens it to
+``results_<metric>_quantiles_p25``..``_p99``, ``_mean``, ``_min``, ``_max``, ``_stddev``), the
+names in ``src/llmperf/common_metrics.py`` and the timing in
+``src/llmperf/ray_clients/openai_chat_completions_client.py``; and against files LLMPerf wrote
+here. Each file is one repeat of one level, ``num_concurrent_requests``; its
+``_individual_responses.json`` (a list) is not a summary and is left alone.
 
-LLMPerf's ``inter_token_latency_s`` is a request's whole latency, first token included, over
-its output tokens: not kitt's ITL nor TPOT, so it is kept as ``*_e2el_per_token_ms`` (shown,
-not gated). Its TTFT and end-to-end latency are kitt's.
+Its TTFT (the first chunk with content) and ``end_to_end_latency_s`` (to the stream's end) are
+kitt's. Its ``inter_token_latency_s`` is, per request, the time to the last content chunk over
+the number of streamed chunks (every ``data:`` event, the role and closing chunks included):
+neither kitt's ITL nor TPOT, so it is kept as ``*_e2el_per_token_ms`` (shown, not gated).
+``number_output_tokens`` and ``mean_output_throughput_token_per_s`` count the text as
+re-tokenized by a Llama tokenizer, not the server's usage as kitt does: the throughput is
+``output_throughput_own_tokens``, not gated. LLMPerf reports no TPOT and no per-gap ITL.
 """
 
 from __future__ import annotations
@@ -19,9 +27,11 @@ from kitt.importers import Level, Reader, ToolFile, level_name, number, parse_ti
 TOOL = "LLMPerf"
 _STATS = {"mean": "mean", "median": "quantiles_p50", "std": "stddev", "p90": "quantiles_p90",
           "p95": "quantiles_p95", "p99": "quantiles_p99"}  # fmt: skip
-DEFINITIONS = ["LLMPerf's inter-token latency is a request's whole latency (first token included) over its "
-               "output tokens, so it is shown as e2el_per_token, not as kitt's ITL or TPOT; LLMPerf reports "
-               "neither of those."]  # fmt: skip
+DEFINITIONS = ["LLMPerf's inter-token latency is a request's time to its last chunk over the chunks it streamed "
+               "(first token included), so it is shown as e2el_per_token, not as kitt's ITL or TPOT; LLMPerf "
+               "reports neither of those.",
+               "LLMPerf counts output tokens by re-tokenizing the text with a Llama tokenizer, not the server's "
+               "usage: its output throughput is shown as output_throughput_own_tokens, not gated."]  # fmt: skip
 
 
 def recognise(data: dict[str, Any]) -> bool:
@@ -46,7 +56,7 @@ def read(data: dict[str, Any], path: Path) -> ToolFile:
     failed = number(data.get("results_number_errors"))
     per_minute = number(data.get("results_num_completed_requests_per_min"))
     for key, value in (("completed", completed), ("failed", failed),
-                       ("output_throughput", number(data.get("results_mean_output_throughput_token_per_s"))),
+                       ("output_throughput_own_tokens", number(data.get("results_mean_output_throughput_token_per_s"))),
                        ("request_throughput", per_minute / 60.0 if per_minute is not None else None)):  # fmt: skip
         if value is not None:
             metrics[key] = value

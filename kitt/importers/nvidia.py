@@ -5,9 +5,19 @@ with a block per metric (``{"unit": "ms", "avg": ..., "p50": ..., "p99": ...}``)
 ``inter_token_latency`` what kitt calls TPOT: per request, (latency - TTFT) / (tokens - 1); it
 is read as ``*_tpot_ms``. Neither reports the gaps between tokens (kitt's ITL).
 
-The AIPerf reader is checked against files AIPerf 0.13.0 wrote here; the genai-perf reader
-follows genai-perf's published JSON export (it needs Triton's perf_analyzer, which does not
-run here).
+The AIPerf reader is checked against files AIPerf 0.13.0 wrote here. The genai-perf reader is
+checked against the code that writes its file (triton-inference-server/perf_analyzer@263c5f6,
+the same in the genai-perf 0.0.16 wheel): ``JsonExporter`` in
+``genai-perf/genai_perf/export_data/json_exporter.py`` dumps ``Statistics.stats_dict``
+(``metrics/statistics.py``: ``unit`` "ms" for times, ``avg``, ``p1``..``p99``, ``min``, ``max``,
+``std``; system metrics such as ``request_throughput``, ``output_token_throughput`` and
+``request_count`` carry ``avg`` only) and adds ``input_config``, its ``ConfigCommand`` as JSON
+(``model_names``, ``perf_analyzer.stimulus`` = ``{"concurrency": N}`` or ``{"request_rate": R}``;
+releases before its config files, perf_analyzer@9fd7980 of March 2025, wrote the flat CLI
+arguments: ``model``, ``concurrency``, ``request_rate``).
+``profile_data_parser/llm_profile_data_parser.py`` computes ``inter_token_latency`` as
+(E2EL - TTFT) / (output tokens - 1) per request, with the output tokens counted by genai-perf's
+own tokenizer on the text (there is no server-count option): kitt's TPOT, with that count.
 """
 
 from __future__ import annotations
@@ -20,7 +30,8 @@ from kitt.importers import Level, Reader, ToolFile, level_name, number, parse_ti
 _STATS = {"mean": "avg", "median": "p50", "std": "std", "p90": "p90", "p95": "p95", "p99": "p99"}
 _LATENCIES = {"time_to_first_token": "ttft", "inter_token_latency": "tpot", "request_latency": "e2el"}
 _THROUGHPUT = {"request_throughput": "request_throughput", "output_token_throughput": "output_throughput",
-               "total_token_throughput": "total_token_throughput", "goodput": "request_goodput"}  # fmt: skip
+               "total_token_throughput": "total_token_throughput", "goodput": "request_goodput",
+               "request_goodput": "request_goodput"}  # genai-perf's name  # fmt: skip
 _UNIT_TO_MS = {"ms": 1.0, "s": 1000.0, "sec": 1000.0, "us": 1e-3, "ns": 1e-6}
 
 
@@ -31,6 +42,9 @@ def _definitions(tool: str, data: dict[str, Any]) -> list[str]:
     if tool == "AIPerf" and isinstance(endpoint, dict) and not endpoint.get("use_server_token_count"):
         lines.append("AIPerf counted output tokens with its own tokenizer, not the server's usage as kitt does, so "
                      "its TPOT and token rates use that count (`--use-server-token-count` changes it).")
+    if tool == "genai-perf":
+        lines.append("genai-perf counts output tokens with its own tokenizer (`--tokenizer`), not the server's usage "
+                     "as kitt does, so its TPOT and token rates use that count.")
     return lines
 
 
@@ -73,12 +87,15 @@ def _read(data: dict[str, Any], tool: str) -> ToolFile:
 
 
 def _load(config: dict[str, Any]) -> dict[str, Any]:
-    """The load settings: AIPerf's profiling phase, or genai-perf's flat input_config."""
+    """The load settings: AIPerf's profiling phase, genai-perf's ``perf_analyzer.stimulus``, or the
+    flat input_config of genai-perf releases before its config files."""
     phases = config.get("phases")
     if isinstance(phases, list):
         profiling = [p for p in phases if isinstance(p, dict) and p.get("kind", "profiling") == "profiling"]
         return profiling[-1] if profiling else {}
-    return config
+    analyzer = config.get("perf_analyzer")
+    stimulus = analyzer.get("stimulus") if isinstance(analyzer, dict) else None
+    return stimulus if isinstance(stimulus, dict) else config
 
 
 def _count(block: Any) -> float | None:

@@ -10,6 +10,11 @@ produce the committed files under ``tests/importers/fixtures``::
     python tests/importers/make_fixtures.py --tool vllm --out tests/importers/fixtures
     python tests/importers/make_fixtures.py --tool guidellm --out tests/importers/fixtures
     python tests/importers/make_fixtures.py --tool aiperf --out tests/importers/fixtures
+    python tests/importers/make_fixtures.py --tool inference-perf --out tests/importers/fixtures
+    python tests/importers/make_fixtures.py --tool llmperf --llmperf-src DIR --out tests/importers/fixtures
+    python tests/importers/make_fixtures.py --tool genai-perf --out tests/importers/fixtures
+
+(LLMPerf is not on PyPI: DIR is a checkout of ray-project/llmperf at harness_tools.LLMPERF_COMMIT.)
 
 Standard library only; the tools run in their own environments (``harness_tools.py``).
 """
@@ -109,8 +114,77 @@ def aiperf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...
             for repeat in range(1, repeats + 1) for level in levels]
 
 
-COMMANDS = {"vllm": vllm_commands, "guidellm": guidellm_commands, "aiperf": aiperf_commands}
-DEFAULT_LEVELS = {"vllm": LEVELS, "guidellm": LEVELS, "aiperf": AIPERF_LEVELS}
+INFERENCE_PERF_CONFIG = """\
+load:
+  type: concurrent
+  num_workers: 1
+  stages:
+{stages}
+api: {{type: completion, streaming: true}}
+server: {{type: vllm, model_name: {model}, base_url: "{url}", ignore_eos: true}}
+tokenizer: {{pretrained_model_name_or_path: "{tokenizer}"}}
+data:
+  type: random
+  input_distribution: {{min: {input_len}, max: {input_len}, mean: {input_len}, std_dev: 0, type: fixed}}
+  output_distribution: {{min: {output_len}, max: {output_len}, mean: {output_len}, std_dev: 0, type: fixed}}
+report:
+  request_lifecycle: {{summary: true, per_stage: true, per_request: false, use_server_output_tokens: true}}
+  prometheus: null
+storage:
+  local_storage: {{path: "{out}"}}
+"""
+
+
+def inference_perf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
+                            requests: int) -> list[list[str]]:  # fmt: skip
+    """One config file a repeat (inference-perf takes its load from one), next to the side's log."""
+    stages = "\n".join(f"  - {{num_requests: {requests}, concurrency_level: {level}}}" for level in levels)
+    commands = []
+    for repeat in range(1, repeats + 1):
+        config = out.parent / f".{out.name}-run{repeat}.yml"
+        config.write_text(INFERENCE_PERF_CONFIG.format(stages=stages, model=MODEL, url=url, tokenizer=tokenizer,
+                                                       input_len=INPUT_LEN, output_len=OUTPUT_LEN,
+                                                       out=out / f"run{repeat}"))  # fmt: skip
+        commands.append([str(tools.inference_perf_bin()), "--config_file", str(config)])
+    return commands
+
+
+LLMPERF_SOURCE: list[Path] = []  # set by --llmperf-src
+LLMPERF_INPUT_LEN = 64  # its prompt template alone is about 50 tokens: a mean below loops forever
+
+
+def llmperf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
+                     requests: int) -> list[list[str]]:  # fmt: skip
+    """LLMPerf reads its endpoint from the environment; ``env`` passes it (and the HF home) per command."""
+    source = LLMPERF_SOURCE[0]
+    python, home = tools.llmperf_python(source), tools.llmperf_hf_home()
+    environment = ["env", f"OPENAI_API_BASE={url}/v1", "OPENAI_API_KEY=kitt-sim", f"HF_HOME={home}",
+                   "RAY_USAGE_STATS_ENABLED=0"]  # fmt: skip
+    return [[*environment, str(python), str(source / "token_benchmark_ray.py"), "--model", MODEL, "--llm-api", "openai",
+             "--num-concurrent-requests", str(level), "--max-num-completed-requests", str(requests),
+             "--mean-input-tokens", str(LLMPERF_INPUT_LEN), "--stddev-input-tokens", "0",
+             "--mean-output-tokens", str(OUTPUT_LEN), "--stddev-output-tokens", "0", "--timeout", "120",
+             "--results-dir", str(out / f"run{repeat}" / f"c{level}")]
+            for repeat in range(1, repeats + 1) for level in levels]  # fmt: skip
+
+
+def genai_perf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
+                        requests: int) -> list[list[str]]:  # fmt: skip
+    """genai-perf drives perf_analyzer (one level a start); it writes into a folder it names itself."""
+    genai_perf, settings = tools.genai_perf_env()
+    return [["env", *settings, str(genai_perf), "profile", "-m", MODEL, "--endpoint-type", "completions", "--streaming",
+             "--url", url.removeprefix("http://"), "--concurrency", str(level), "--request-count", str(requests),
+             "--synthetic-input-tokens-mean", str(INPUT_LEN), "--synthetic-input-tokens-stddev", "0",
+             "--output-tokens-mean", str(OUTPUT_LEN), "--output-tokens-stddev", "0", "--random-seed", str(repeat),
+             "--tokenizer", str(tokenizer), "--artifact-dir", str(out / f"run{repeat}" / f"c{level}")]
+            for repeat in range(1, repeats + 1) for level in levels]  # fmt: skip
+
+
+COMMANDS = {"vllm": vllm_commands, "guidellm": guidellm_commands, "aiperf": aiperf_commands,
+            "inference-perf": inference_perf_commands, "llmperf": llmperf_commands,
+            "genai-perf": genai_perf_commands}  # fmt: skip
+DEFAULT_LEVELS = {"vllm": LEVELS, "guidellm": LEVELS, "aiperf": AIPERF_LEVELS, "inference-perf": LEVELS,
+                  "llmperf": LEVELS, "genai-perf": LEVELS}  # fmt: skip
 
 
 def make(tool: str, out: Path, levels: tuple[int, ...] | None = None, repeats: int = REPEATS,
@@ -148,6 +222,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tool", choices=sorted(COMMANDS), required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--llmperf-src", type=Path, help="a checkout of ray-project/llmperf (for --tool llmperf)")
     args = parser.parse_args()
+    if args.tool == "llmperf":
+        if args.llmperf_src is None:
+            parser.error("--tool llmperf needs --llmperf-src DIR, a checkout of ray-project/llmperf")
+        LLMPERF_SOURCE.append(args.llmperf_src.resolve())
     for side, folder in make(args.tool, args.out).items():
         print(side, folder)

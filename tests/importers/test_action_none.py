@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kitt.action import ActionInputs
+from kitt.action_inputs import ActionInputs
 from support import REPO, clean_environ
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
