@@ -7,7 +7,8 @@ has one reader module here, registered by name in :data:`READERS`:
     vllm_bench      ``vllm bench serve --save-result`` JSON (one file: one repeat of one level)
     guidellm        GuideLLM's JSON report (``benchmarks[]``: one load level each)
     nvidia          AIPerf's ``profile_export_aiperf.json`` and genai-perf's ``*_genai_perf.json``
-    inference_perf  inference-perf's ``summary_lifecycle_metrics.json`` (seconds)
+    inference_perf  inference-perf's ``stage_N_lifecycle_metrics.json`` (one level each; the
+                    whole-run ``summary_lifecycle_metrics.json`` only when alone; seconds)
     llmperf         LLMPerf's ``*_summary.json`` (``results_ttft_s_*``, seconds)
 
 Every reader maps the tool's figures to kitt's (vLLM's) metric names and definitions, or gives
