@@ -147,14 +147,21 @@ def _design_note(comparison: Comparison) -> str:
             f"baseline jobs (`baseline-history`, at least {MIN_HISTORY}; the default downloads the last 10).")
 
 
-def _settle(row: MetricRow, comparison: Comparison) -> str:
-    """What would decide an inconclusive row."""
-    if row.method == "history t":
-        return ("the change is within this runner's job-to-job spread; rerun the job, or judge it "
-                "against more baseline jobs")
-    if row.repeats_to_settle:
-        return f"about {row.repeats_to_settle} repeats a side would settle it, if the change is real"
-    return "more repeats, or a history of baseline jobs, would settle it"
+def _settle(rows: list[MetricRow]) -> list[str]:
+    """What would decide the inconclusive rows: one clause per kind of advice, the repeat counts as a range."""
+    advice: dict[str, None] = {}
+    counts = sorted({r.repeats_to_settle for r in rows if r.method != "history t" and r.repeats_to_settle})
+    if counts:
+        span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+        them = "it" if len(rows) == 1 else "them"
+        advice[f"about {span} repeats a side would settle {them}, if the changes are real"] = None
+    for row in rows:
+        if row.method == "history t":
+            advice["the change is within this runner's job-to-job spread; rerun the job, or judge it "
+                   "against more baseline jobs"] = None
+        elif not row.repeats_to_settle:
+            advice["more repeats, or a history of baseline jobs, would settle it"] = None
+    return list(advice)
 
 
 def _notes(comparison: Comparison) -> list[str]:
@@ -224,8 +231,7 @@ def _warnings(comparison: Comparison) -> list[str]:
 def _after_key(comparison: Comparison) -> list[str]:
     lines = []
     if comparison.inconclusive:
-        advice = dict.fromkeys(_settle(r, comparison) for r in comparison.inconclusive)
-        lines.append("🟡 To settle the inconclusive ones: " + "; ".join(advice) + ".")
+        lines.append("🟡 To settle the inconclusive ones: " + "; ".join(_settle(comparison.inconclusive)) + ".")
     unchanged = len(comparison.unchanged)
     if unchanged and comparison.baseline is not None and (comparison.regressions or comparison.improvements
                                                           or comparison.inconclusive):  # fmt: skip

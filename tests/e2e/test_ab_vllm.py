@@ -54,10 +54,14 @@ def test_vllm_ab(vllm, tmp_path):
     code, text, verdicts = ab(vllm, tmp_path, "slower", ["--engine-arg=--max-num-seqs=1"])
     assert code == 1, text[:4000]
     assert "A/B in one job (interleaved)" in text and "--max-num-seqs=1" in text
-    # Four streams served one at a time: the queue shows in TTFT first.
-    assert verdicts["throughput-c4:median_ttft_ms"] == "regression", verdicts
-    # Throughput falls too; its spread may leave it inconclusive, never unchanged.
-    assert verdicts["throughput-c4:output_throughput"] in ("regression", "inconclusive"), verdicts
+    # Four streams served one at a time: the queue shows in TTFT first, and the gate must call it a
+    # regression in at least one test. Which test is not fixed: a real server on two shared cores
+    # spreads the pairs widely (in one CI rehearsal throughput-c4 TTFT was +234%, 95% CI +47...+661%,
+    # p = 0.014 after Holm, so inconclusive, while latency-c4's +488% was a regression).
+    ttft = {key: verdict for key, verdict in verdicts.items() if key.endswith(":median_ttft_ms")}
+    assert "regression" in ttft.values(), verdicts
+    # Every key metric moved the worse way: none may read unchanged or improved.
+    assert set(verdicts.values()) <= {"regression", "inconclusive"}, verdicts
     code, text, verdicts = ab(vllm, tmp_path, "same", [])
     assert code == 0 and "regression" not in verdicts.values(), text[:4000]
     assert "The arms are identical (an A/A run)" in text

@@ -251,3 +251,18 @@ def test_untrusted_job_names_are_escaped_in_a_matrix() -> None:
     assert "| `evil\\|job &lt;img src=x&gt; @\u200boctocat` |" in text
     assert "### evil\\|job &lt;img src=x&gt; @\u200boctocat: " in text
     assert "<img" not in text and "@octocat" not in text
+
+
+def test_the_advice_for_inconclusive_rows_is_one_clause_with_a_range_of_repeats() -> None:
+    from kitt.comparison import MetricRow, Verdict
+
+    def row(metric: str, repeats: int | None, method: str = "moderated t") -> MetricRow:
+        return MetricRow(test="t", key=None, metric=metric, direction="lower", threshold_pct=5.0,  # type: ignore[arg-type]
+                         baseline_spread=None, current_spread=None, verdict=Verdict.INCONCLUSIVE,
+                         method=method, repeats_to_settle=repeats)
+
+    rows = [row("median_ttft_ms", 6), row("median_e2el_ms", 15), row("output_throughput", 5)]
+    assert render_module._settle(rows) == ["about 5-15 repeats a side would settle them, if the changes are real"]
+    assert render_module._settle(rows[:1]) == ["about 6 repeats a side would settle it, if the changes are real"]
+    mixed = render_module._settle([*rows, row("p99_ttft_ms", None), row("median_itl_ms", None, "history t")])
+    assert len(mixed) == 3 and mixed[0].startswith("about 5-15 repeats")
