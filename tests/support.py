@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -114,3 +115,23 @@ def assert_kill_left_a_clear_failure(returncode: int, stderr: str, out: Path, en
     kept = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert any(s["error"] is None and not s["warmup"] for s in kept)  # what was measured is kept
     assert json.loads((out / "metrics.json").read_text())["passed"] is False
+
+
+def read_request(conn: socket.socket, buffer: bytes) -> bytes | None:
+    """For the tests' small HTTP servers: read one whole request (head, and the body its
+    Content-Length gives) from ``conn``, ``buffer`` holding what was read before. Returns the bytes
+    read past it, or None when the client closed first."""
+    while b"\r\n\r\n" not in buffer:
+        data = conn.recv(65536)
+        if not data:
+            return None
+        buffer += data
+    head, _, rest = buffer.partition(b"\r\n\r\n")
+    length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), b"0"))
+    while len(rest) < length:
+        data = conn.recv(65536)
+        if not data:
+            return None
+        rest += data
+    return rest[length:]

@@ -27,6 +27,7 @@ from kitt.bench.loadgen import Target, run_level
 from kitt.bench.records import RequestRecord
 from kitt.bench.workload import RequestSpec
 from kitt.config import Level
+from support import read_request
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -160,17 +161,10 @@ class ScriptedServer:
         buffer = b""
         with conn:
             while self.replies:
-                while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                head, _, rest = buffer.partition(b"\r\n\r\n")
-                length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
-                                   if line.lower().startswith(b"content-length")), b"0"))
-                while len(rest) < length:
-                    rest += conn.recv(65536)
-                buffer = rest[length:]
+                left = read_request(conn, buffer)
+                if left is None:
+                    return
+                buffer = left
                 pieces, pause, close = self.replies.pop(0)
                 for piece in pieces:
                     conn.sendall(piece)

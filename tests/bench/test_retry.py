@@ -25,6 +25,7 @@ from kitt.bench.records import RequestRecord
 from kitt.bench.workload import RequestSpec
 from kitt.config import Level
 from kitt.results import SamplesWriter
+from support import read_request
 
 clock = time.perf_counter  # the load generator's clock: server and client stamps compare directly
 ANSWER_DELAY = 0.01  # seconds from a request's arrival to its first event
@@ -79,17 +80,10 @@ class LoopbackServer:
         with conn:
             conn.settimeout(20)
             while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                head, _, rest = buffer.partition(b"\r\n\r\n")
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length:")))
-                while len(rest) < length:
-                    rest += conn.recv(65536)
-                buffer = rest[length:]
+                left = read_request(conn, buffer)
+                if left is None:
+                    return
+                buffer = left
                 arrived = clock()
                 served += 1
                 with self._lock:
