@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from pathlib import Path
 
@@ -32,10 +33,44 @@ def served_name(spec: EngineSpec, model: str) -> str:
     return model
 
 
+_LOWEST_PORT = 20000
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    """The bottom of the kernel's ephemeral port range (Linux; 32768 where it cannot be read)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A free port for an engine kitt starts, below the kernel's ephemeral range.
+
+    The engine binds it only once it has loaded (tens of seconds for vLLM). A port from the
+    ephemeral range could be taken meanwhile by any bind to port 0 or outgoing connection (the other
+    A/B arm's vLLM opens several while it starts: once it took the port picked for the first arm),
+    and those never use ports below the range. No port is handed out twice in one process.
+    """
+    low = _ephemeral_low()
+    rng = random.SystemRandom()
+    for _ in range(100 if low - _LOWEST_PORT > 1000 else 0):
+        port = rng.randrange(_LOWEST_PORT, low)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # no room below the range
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        port = int(sock.getsockname()[1])
+    _handed_out.add(port)
+    return port
 
 
 def choose_mode(spec: EngineSpec, *, native: bool, endpoint: str | None) -> str:

@@ -58,3 +58,16 @@ def test_python_module_engine_without_the_module():
                       native_command=("python3", "-m", "module_that_does_not_exist_kitt.server"))
     with pytest.raises(UsageError, match="cannot import module_that_does_not_exist_kitt"):
         check_native_command(spec)
+
+
+def test_engine_ports_are_free_distinct_and_below_the_ephemeral_range():
+    import socket
+
+    from kitt.engines import _ephemeral_low, free_port
+
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == 50  # never the same port twice in one run (two A/B arms)
+    low = _ephemeral_low()
+    assert all(port < low for port in ports) or low <= 21000, (low, ports)
+    with socket.socket() as sock:  # it was free when handed out, and nothing took it since
+        sock.bind(("127.0.0.1", ports[-1]))
