@@ -49,19 +49,22 @@ def ab(vllm, tmp_path, name: str, candidate_extra: list[str]) -> tuple[int, str,
 
 
 def test_vllm_ab(vllm, tmp_path):
-    """A slower vLLM arm is caught and an A/A pair is not. (A short name: vLLM's IPC sockets live in
+    """A slower vLLM arm never reads unchanged, a failed gate is a proven TTFT regression, and an A/A pair passes. (A short name: vLLM's IPC sockets live in
     the test's tmp folder, and a Unix socket path must stay under 108 characters.)"""
     code, text, verdicts = ab(vllm, tmp_path, "slower", ["--engine-arg=--max-num-seqs=1"])
-    assert code == 1, text[:4000]
     assert "A/B in one job (interleaved)" in text and "--max-num-seqs=1" in text
-    # Four streams served one at a time: the queue shows in TTFT first, and the gate must call it a
-    # regression in at least one test. Which test is not fixed: a real server on two shared cores
-    # spreads the pairs widely (in one CI rehearsal throughput-c4 TTFT was +234%, 95% CI +47...+661%,
-    # p = 0.014 after Holm, so inconclusive, while latency-c4's +488% was a regression).
-    ttft = {key: verdict for key, verdict in verdicts.items() if key.endswith(":median_ttft_ms")}
-    assert "regression" in ttft.values(), verdicts
-    # Every key metric moved the worse way: none may read unchanged or improved.
+    # Four streams served one at a time: every key metric must move the worse way, past the
+    # threshold, and none may read unchanged or improved. Whether six pairs also prove it is not
+    # fixed here: a real vLLM on two shared cores spreads the pairs widely. In CI rehearsals one
+    # run proved latency-c4 TTFT (+488%) and left throughput-c4 TTFT (+234%, p = 0.014 after Holm)
+    # inconclusive; another left all six inconclusive (TTFT +195% and +237%), exit 0. The sim A/B
+    # test (tests/e2e/test_ab_sim.py) holds "a slower arm is caught" on a server whose noise is known.
     assert set(verdicts.values()) <= {"regression", "inconclusive"}, verdicts
+    ttft = {key: verdict for key, verdict in verdicts.items() if key.endswith(":median_ttft_ms")}
+    assert len(ttft) == 2, verdicts
+    # A failed gate is a proven regression, and the queue shows in TTFT first.
+    assert (code == 1) == ("regression" in verdicts.values()), (code, verdicts)
+    assert code == 0 or "regression" in ttft.values(), verdicts
     code, text, verdicts = ab(vllm, tmp_path, "same", [])
     assert code == 0 and "regression" not in verdicts.values(), text[:4000]
     assert "The arms are identical (an A/A run)" in text
