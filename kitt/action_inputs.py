@@ -3,7 +3,7 @@
 Part of the action, not the library: :meth:`ActionInputs.from_environment` reads the
 environment the runner gives the action (``INPUT_*`` as both flavours spell them, and
 ``KITT_CONTAINER_CLI``, the proxy variables and the API key's variable through
-:meth:`kitt.bench.net.NetPolicy.from_environ`) from the mapping ``kitt.action.main`` passes it,
+:meth:`kitt.net.NetPolicy.from_environ`) from the mapping ``kitt.action.main`` passes it,
 ``os.environ`` under Actions. With ``kitt/action.py`` and ``kitt/github/`` it is the only code
 that reads environment variables. Each bad input is one :class:`~kitt.errors.UsageError` that
 names the input (exit 2). :func:`preflight` then checks what needs more than the string (the
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from kitt.bench.net import NetPolicy
+from kitt.net import NetPolicy
 from kitt.config import AB_SCHEDULES
 from kitt.errors import UsageError
 

@@ -24,7 +24,7 @@ from typing import Any, Literal, TextIO
 from kitt.compare import compare_result_sets
 from kitt.comparison import Comparison, MetricRow
 from kitt.errors import GitHubError, KittError, ResultsError, UsageError
-from kitt.github.platform import COMMENT_LIMIT, SUMMARY_LIMIT, comment_size
+from kitt.platform import COMMENT_LIMIT, SUMMARY_LIMIT, comment_size
 from kitt.importers import has_results, has_results_file, load_results
 from kitt.results import HISTORY_JOB_FOLDER, METRICS_FILE, ResultSet
 from kitt.thresholds import load_thresholds

@@ -17,7 +17,7 @@ from kitt import __version__
 from kitt.errors import KittError, UsageError, print_engine_log
 
 if TYPE_CHECKING:
-    from kitt.bench.net import NetPolicy
+    from kitt.net import NetPolicy
     from kitt.github.actions_io import ActionsContext, Annotations
 
 DESCRIPTION = "Benchmark LLM inference engines and gate pull requests on performance regressions."
@@ -215,7 +215,7 @@ def _net_policy(args: argparse.Namespace) -> NetPolicy:
     """The network policy: the key and proxies come from the environment here, the one place the CLI reads them."""
     import os
 
-    from kitt.bench.net import NetPolicy
+    from kitt.net import NetPolicy
 
     return NetPolicy.from_environ(os.environ, api_key_env=args.api_key_env, headers=args.header,
                                   request_timeout=args.request_timeout)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kitt.bench.net import NetPolicy
+from kitt.net import NetPolicy
 from kitt.errors import UsageError
 
 BUILTIN_SUITES = ("quick", "standard", "performance")
@@ -145,7 +145,7 @@ class RunConfig:
     ab_schedule: str = "interleaved"
     commit: str | None = None  # the source measured (GITHUB_SHA); None: ask git (kitt.provenance)
     branch: str | None = None  # its branch (GITHUB_REF_NAME)
-    net: NetPolicy = field(default_factory=NetPolicy)  # key, headers, proxies, timeouts (kitt.bench.net)
+    net: NetPolicy = field(default_factory=NetPolicy)  # key, headers, proxies, timeouts (kitt.net)
 
 
 def load_suite(name_or_path: str) -> Suite:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from kitt.bench.net import NetPolicy, Redirected, open_url
+from kitt.net import NetPolicy, Redirected, open_url
 
 GPU_FIELDS = (
     "gpu_peak_memory_mib",

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from kitt.bench.http import _READ_SIZE, Connection
-from kitt.bench.net import Proxy
+from kitt.net import Proxy
 from kitt.bench.pump import Pump
 
 

@@ -25,7 +25,7 @@ What it supports, and no more: one request at a time per keep-alive connection, 
 with ``Content-Length``; responses framed by chunked encoding, ``Content-Length`` or connection
 close; interim 1xx responses; ``http`` and ``https`` (TLS through :class:`ssl.MemoryBIO`, so TLS
 reads keep their kernel stamps); an HTTP proxy (absolute URIs for ``http``, a ``CONNECT`` tunnel
-for ``https``; :mod:`kitt.bench.net` decides which); every resolved address tried in turn; a
+for ``https``; :mod:`kitt.net` decides which); every resolved address tried in turn; a
 deadline per request; SSE lines capped at :data:`MAX_LINE` (checked only when a line was cut by a
 read, so the usual read pays nothing). Redirects are not followed: :attr:`Response.location`. HTTP error statuses and connection errors
 come back in :class:`Response` as an error string; nothing raises into the pump. A response

@@ -31,7 +31,7 @@ from typing import Any
 from kitt.bench.client import Client
 from kitt.bench.framing import Response
 from kitt.bench.http import Connection
-from kitt.bench.net import NetPolicy, redact_url, strip_credentials
+from kitt.net import NetPolicy, redact_url, strip_credentials
 from kitt.bench.pump import Pump
 from kitt.bench.records import RequestRecord
 from kitt.bench.workload import RequestSpec, api_path, request_body
@@ -49,7 +49,7 @@ class Target:
     extra_body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     request_timeout: float = 600.0
-    net: NetPolicy | None = None  # auth, proxy and connect timeout (kitt.bench.net); None: direct, no auth
+    net: NetPolicy | None = None  # auth, proxy and connect timeout (kitt.net); None: direct, no auth
 
 
 @dataclass

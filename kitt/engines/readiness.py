@@ -3,7 +3,7 @@
 A health endpoint can answer 200 while weights are still loading, and a model list can name a
 model that cannot yet generate, so only a real generation ends the wait. While waiting, the
 engine's process or container is watched: if it exits, the wait ends at once with its log.
-Every request goes out under the run's :class:`~kitt.bench.net.NetPolicy` (key, headers, proxy);
+Every request goes out under the run's :class:`~kitt.net.NetPolicy` (key, headers, proxy);
 an answer that waiting cannot fix (401/403: the key; a redirect: the URL) ends the wait at once.
 """
 
@@ -15,7 +15,7 @@ import time
 import urllib.error
 from typing import Any, Callable
 
-from kitt.bench.net import NetPolicy, Redirected, open_url, redact_url, scrub
+from kitt.net import NetPolicy, Redirected, open_url, redact_url, scrub
 from kitt.engines.base import EngineSpec, Runner, ServerHandle
 from kitt.errors import EngineDied, EngineNotReady
 

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from kitt.errors import ArtifactError, GitHubError, UsageError
 from kitt.github.http import GITHUB_RETRY, RetryPolicy, send
-from kitt.github.platform import DEFAULT_API_URL, USER_AGENT
+from kitt.platform import DEFAULT_API_URL, USER_AGENT
 from kitt.results import history_job_folder
 
 if TYPE_CHECKING:

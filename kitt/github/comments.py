@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from kitt.errors import GitHubError, UsageError
 from kitt.github.http import GITHUB_RETRY, RetryPolicy
-from kitt.github.platform import COMMENT_LIMIT, DEFAULT_API_URL, MARKER_NAME, comment_size
+from kitt.platform import COMMENT_LIMIT, DEFAULT_API_URL, MARKER_NAME, comment_size
 
 if TYPE_CHECKING:
     from github.Issue import Issue

@@ -20,7 +20,7 @@ from typing import Any
 from kitt import __version__
 from kitt.comparison import Comparison, MetricRow, Verdict
 from kitt.gate import MIN_HISTORY
-from kitt.github.platform import COMMENT_LIMIT, comment_size
+from kitt.platform import COMMENT_LIMIT, comment_size
 from kitt.report import tables
 from kitt.report.words import (
     code, commit_link, commit_of, date_label, hardware_label, headline, legend, matrix_headline, md, plural,

@@ -21,7 +21,7 @@ from kitt import telemetry
 from kitt.arm import ready_timeout
 from kitt.bench.client import Client
 from kitt.bench.loadgen import Target, run_level
-from kitt.bench.net import NetPolicy, Redirected, bypass, open_url
+from kitt.net import NetPolicy, Redirected, bypass, open_url
 from kitt.bench.pump import Pump
 from kitt.bench.records import RequestRecord
 from kitt.bench.workload import RequestSpec

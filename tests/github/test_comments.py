@@ -10,7 +10,7 @@ import pytest
 
 from kitt.errors import GitHubError, UsageError
 from kitt.github.http import RetryPolicy
-from kitt.github.platform import COMMENT_LIMIT
+from kitt.platform import COMMENT_LIMIT
 from kitt.github.comments import (
     TRUNCATION_NOTE,
     CommentForbidden,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from kitt.compare import compare_result_sets
-from kitt.github.platform import COMMENT_LIMIT
-from kitt.github.platform import comment_size as report_size
+from kitt.platform import COMMENT_LIMIT
+from kitt.platform import comment_size as report_size
 from kitt.report import render_matrix, render_report, render_summary
 from kitt.report import render as render_module
 from kitt.results import ResultSet
