@@ -41,11 +41,9 @@ from kitt.comparison import (
 )
 from kitt.results import ResultSet
 from kitt.results import TestResult as Result
-from kitt.thresholds import DEFAULT_GATED, LOAD_PARAMETERS, Thresholds, is_known_metric, metric_direction
+from kitt.thresholds import CHART_METRICS, LOAD_PARAMETERS, Thresholds, metric_direction, metric_sort_key
 
 FAMILY_ALPHA = gate.FAMILY_ALPHA  # the chance of any false alarm in a report
-# The key metrics drawn across a sweep of load levels.
-CHART_METRICS = ("output_throughput", "median_e2el_ms")
 _LEVEL_SUFFIX = re.compile(r"^(?P<base>.+?)-(?P<kind>[cr])(?P<level>\d+(?:\.\d+)?)$")
 
 # --------------------------------------------------------------------------- matching
@@ -86,13 +84,6 @@ def group_tests(result_set: ResultSet) -> dict[MatchKey, RepeatGroup]:
         key = match_key(result)
         groups.setdefault(key, RepeatGroup(key, result.test_name, [])).repeats.append(result)
     return dict(sorted(groups.items()))
-
-
-def metric_sort_key(name: str) -> tuple[int, int, str]:
-    """Default-gated metrics first, in their listed order, then known ones, then the rest."""
-    if name in DEFAULT_GATED:
-        return (0, DEFAULT_GATED.index(name), name)
-    return (1 if is_known_metric(name) else 2, 0, name)
 
 
 def compare_result_sets(

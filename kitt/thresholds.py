@@ -41,6 +41,8 @@ INFORMATIONAL = frozenset({
 })  # fmt: skip
 # Run parameters that upstream and we store among the metrics; they identify a test, not measure it.
 LOAD_PARAMETERS = frozenset({"concurrency", "request_rate", "max_concurrency", "num_prompts", "burstiness"})
+# The key metrics drawn across a sweep of load levels (and across a history of jobs).
+CHART_METRICS = ("output_throughput", "median_e2el_ms")
 
 
 def metric_direction(name: str) -> str | None:
@@ -52,6 +54,13 @@ def metric_direction(name: str) -> str | None:
 
 def is_known_metric(name: str) -> bool:
     return metric_direction(name) is not None or name in INFORMATIONAL
+
+
+def metric_sort_key(name: str) -> tuple[int, int, str]:
+    """The order metrics are listed in: default-gated ones first, in their listed order, then known ones, then the rest."""
+    if name in DEFAULT_GATED:
+        return (0, DEFAULT_GATED.index(name), name)
+    return (1 if is_known_metric(name) else 2, 0, name)
 
 
 # --------------------------------------------------------------------------- thresholds

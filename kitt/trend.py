@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 
 from kitt import stats
-from kitt.compare import CHART_METRICS, group_tests, metric_sort_key
+from kitt.compare import group_tests
 from kitt.comparison import MatchKey, center
 from kitt.errors import KittError, ResultsError
 from kitt.results import METRICS_FILE, ResultSet, load_result_set, utc_timestamp
-from kitt.thresholds import LOWER, Thresholds, metric_direction
+from kitt.thresholds import CHART_METRICS, LOWER, Thresholds, metric_direction, metric_sort_key
 
 ALPHA = 0.05  # the chance of any false change point in one history
 MIN_SEGMENT = 3  # jobs on either side of a change point
@@ -340,7 +340,7 @@ def _quantile(df: float) -> float:
 
 
 def _charts(series: list[Series], n_jobs: int) -> list[TrendChart]:
-    """The key metrics (``kitt.compare.CHART_METRICS``) per test family, one line per load level,
+    """The key metrics (``kitt.thresholds.CHART_METRICS``) per test family, one line per load level,
     over the jobs that measured every level of the family."""
     families: dict[tuple[str, str, str], list[Series]] = {}
     for s in series:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from kitt.compare import metric_sort_key
 from kitt.comparison import ChartSeries, Comparison, MetricRow, Spread, TestComparison, Verdict
 from kitt.report.words import (
     VERDICT_MARKS, arrow, chart_text, code, fmt_ci, fmt_p, fmt_pct, fmt_value, level_label, metric_label,
     metric_name, unit,
 )  # fmt: skip
-from kitt.thresholds import DEFAULT_GATED
+from kitt.thresholds import DEFAULT_GATED, metric_sort_key
 
 # At most this many load levels side by side, so a table fits a comment's ~900 px column.
 MAX_LEVEL_COLUMNS = 5

@@ -13,10 +13,9 @@ from collections.abc import Iterable
 from datetime import timezone
 from typing import Any
 
-from kitt.compare import metric_sort_key
 from kitt.comparison import Comparison, Incomplete, MatchKey, MetricRow, Verdict
 from kitt.results import ResultSet
-from kitt.thresholds import LOWER
+from kitt.thresholds import LOWER, metric_sort_key
 
 # --------------------------------------------------------------------------- escaping and numbers
 
