@@ -305,7 +305,7 @@ class Arm:
         rs.write_json(self.out / rs.CONFIG_FILE, config)
 
     def finish(self, started_at: str, elapsed: float, ab: dict[str, Any] | None) -> None:
-        """Write everything measured, whatever happened: samples, config, metrics and summary."""
+        """Write everything measured, whatever happened: samples, config and metrics (the run adds summary.md)."""
         self.flush_samples()
         self.samples.close()
         self.write_config(started_at, ab)
@@ -322,11 +322,6 @@ class Arm:
             extra={"hardware_fingerprint": self.hw.get("fingerprint"), "notes": self.notes, "failures": self.failures},
         )
         rs.write_json(self.out / rs.METRICS_FILE, document)
-        from kitt.compare import compare_result_sets
-        from kitt.report import render_summary
-
-        written = rs.load_metrics_file(self.out / rs.METRICS_FILE)
-        (self.out / rs.SUMMARY_FILE).write_text(render_summary(compare_result_sets(written, None)), encoding="utf-8")
 
 
 def ready_timeout(given: float | None, mode: str) -> float:

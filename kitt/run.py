@@ -25,10 +25,12 @@ from typing import Any, Iterator
 from kitt import hardware, telemetry
 from kitt import results as rs
 from kitt.arm import Arm, redact_url
+from kitt.compare import compare_result_sets
 from kitt.config import Level, RunConfig, TestSpec, check_run_config
 from kitt.engines import choose_mode, get_engine
 from kitt.errors import BenchmarkError, Cancelled, KittError, UsageError
 from kitt.progress import Reporter
+from kitt.report import render_summary
 
 
 @dataclass
@@ -111,6 +113,7 @@ class BenchmarkRun:
         finally:
             for arm in self.arms:
                 arm.finish(started_at, time.monotonic() - started, self.ab)
+                write_summary(arm.out)
         failures = [f for arm in self.arms for f in arm.failures]
         if failures:
             raise BenchmarkError(failures[0], hint=f"Results so far are in {self.out}.")
@@ -157,6 +160,12 @@ class BenchmarkRun:
                     for run_number in runs:
                         arm.repeat(test, level, run_number, position)
             warmed = True
+
+
+def write_summary(out: Path) -> None:
+    """summary.md beside the metrics.json just written: the result set as the report shows it alone."""
+    written = rs.load_metrics_file(out / rs.METRICS_FILE)
+    (out / rs.SUMMARY_FILE).write_text(render_summary(compare_result_sets(written, None)), encoding="utf-8")
 
 
 def pair_orders(pairs: int, seed: str) -> list[bool]:
