@@ -8,9 +8,17 @@ from __future__ import annotations
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Iterator, TextIO
+from typing import Iterator, Protocol, TextIO
 
-from kitt.bench.loadgen import Progress
+
+class Progress(Protocol):
+    """What a redraw reads: requests done of the total (``kitt.bench.loadgen.Progress`` is one)."""
+
+    @property
+    def done(self) -> int: ...
+
+    @property
+    def total(self) -> int: ...
 
 
 class Reporter:
