@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kitt import gate
 from kitt.comparison import (
     ChartSeries,
     Comparison,
+    Design,
     FailedTest,
     HistorySeries,
     Identity,
@@ -41,7 +42,7 @@ from kitt.comparison import (
 )
 from kitt.results import ResultSet
 from kitt.results import TestResult as Result
-from kitt.thresholds import CHART_METRICS, LOAD_PARAMETERS, Thresholds, metric_direction, metric_sort_key
+from kitt.thresholds import CHART_METRICS, LOAD_PARAMETERS, LOWER, Thresholds, metric_direction, metric_sort_key
 
 FAMILY_ALPHA = gate.FAMILY_ALPHA  # the chance of any false alarm in a report
 _LEVEL_SUFFIX = re.compile(r"^(?P<base>.+?)-(?P<kind>[cr])(?P<level>\d+(?:\.\d+)?)$")
@@ -127,7 +128,8 @@ def compare_result_sets(
     same_thing = not comparison.identity.differs or allow_mismatch
     job_groups = [group_tests(job) for job in history]
     baseline_groups = job_groups[0]
-    pending: list[gate.Pending] = []
+    planned: list[tuple[TestComparison, list[_Plan]]] = []
+    candidates: list[gate.Candidate] = []
     missing_metrics: dict[str, list[str]] = {}
     for key in sorted(set(current_groups) | set(baseline_groups)):
         base_group, cur_group = baseline_groups.get(key), current_groups.get(key)
@@ -139,25 +141,28 @@ def compare_result_sets(
             continue
         jobs = [groups[key] for groups in job_groups if key in groups]
         names = sorted(set(base_group.metric_names()) | set(cur_group.metric_names()), key=metric_sort_key)
-        items = [_pending(jobs, cur_group, name, thresholds) for name in names]
-        items = [p for p in items if p.base or p.cur]  # all null on both sides (no GPU): nothing to show
+        samples = [_samples(jobs, cur_group, name, thresholds) for name in names]
+        samples = [m for m in samples if m.base or m.cur]  # all null on both sides (no GPU): nothing to show
         if positions is not None:
             kept, dropped = _balanced_pairs(base_group, cur_group, positions.get(cur_group.name, []))
             if dropped:
                 comparison.pairs_dropped[cur_group.name] = dropped
-            for item in items:
-                item.pairs = _pair_values(kept, item.row.metric)
-        for item in items:
-            if _classify(item):
-                pending.append(item)
-            elif item.row.verdict is Verdict.INCOMPLETE and not same_thing:
-                item.row.verdict, item.row.reason = Verdict.ONLY_BASELINE, Reason.NONE
-            elif item.row.verdict is Verdict.INCOMPLETE:
-                missing_metrics.setdefault(item.row.test, []).append(item.row.metric)
-        comparison.tests.append(
-            TestComparison(key, cur_group.name, len(base_group.repeats), len(cur_group.repeats), [p.row for p in items])
-        )
-    comparison.prior = gate.judge(pending, alpha)
+            samples = [replace(m, pairs=_pair_values(kept, m.metric)) for m in samples]
+        plans = []
+        for metric in samples:
+            plan = _plan(metric)
+            if plan.candidate is not None:
+                plan = replace(plan, index=len(candidates))
+                candidates.append(plan.candidate)
+            elif plan.verdict is Verdict.INCOMPLETE and not same_thing:
+                plan = replace(plan, verdict=Verdict.ONLY_BASELINE, reason=Reason.NONE)
+            elif plan.verdict is Verdict.INCOMPLETE:
+                missing_metrics.setdefault(metric.test, []).append(metric.metric)
+            plans.append(plan)
+        planned.append((TestComparison(key, cur_group.name, len(base_group.repeats), len(cur_group.repeats), []), plans))
+    judgement = gate.judge(candidates, alpha)
+    comparison.prior = judgement.prior
+    comparison.tests = [replace(test, rows=[_row(plan, judgement) for plan in plans]) for test, plans in planned]
     comparison.incomplete = _incompleteness(current, current_groups, baseline_groups if same_thing else None,
                                             upstream_failure, missing_metrics if same_thing else {})  # fmt: skip
     comparison.charts = _charts(current_groups, baseline_groups)
@@ -305,44 +310,84 @@ def _charts(current: dict[MatchKey, RepeatGroup], baseline: dict[MatchKey, Repea
     return charts
 
 
-def _pending(jobs: list[RepeatGroup], cur: RepeatGroup, metric: str, thresholds: Thresholds) -> gate.Pending:
-    """A row for ``metric`` with the samples of every baseline job (newest first) and the current run."""
+@dataclass(frozen=True)
+class _Samples:
+    """One metric of one test before its verdict: what it is and its values on each side."""
+
+    test: str
+    key: MatchKey
+    metric: str
+    direction: str | None
+    threshold_pct: float | None
+    base: list[float]  # the newest baseline job's repeats
+    cur: list[float]
+    jobs: list[list[float]]  # every baseline job that has the metric, newest first
+    pairs: list[tuple[float, float]] | None = None  # (baseline, current) per kept A/B pair
+
+    @property
+    def gated(self) -> bool:
+        return self.threshold_pct is not None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How a metric is settled: a verdict that needs no test, or a candidate for the gate."""
+
+    metric: _Samples
+    change_pct: float | None = None
+    method: Design = Design.NONE
+    verdict: Verdict = Verdict.NOT_GATED
+    reason: Reason = Reason.NONE
+    candidate: gate.Candidate | None = None
+    index: int = -1  # the candidate's place in the gate's family
+
+
+def _samples(jobs: list[RepeatGroup], cur: RepeatGroup, metric: str, thresholds: Thresholds) -> _Samples:
+    """``metric``'s samples in every baseline job (newest first) and in the current run."""
     per_job = [samples for job in jobs if (samples := job.samples(metric))]
-    newest = jobs[0].samples(metric)
-    pooled = [v for samples in per_job for v in samples]
-    c = cur.samples(metric)
-    row = MetricRow(
-        test=cur.name, key=cur.key, metric=metric, direction=metric_direction(metric),
-        threshold_pct=thresholds.for_metric(metric),
-        baseline_spread=Spread.of(pooled) if pooled else None, current_spread=Spread.of(c) if c else None,
-        baseline_jobs=len(per_job),
-    )  # fmt: skip
-    return gate.Pending(row, newest, c, per_job)
+    return _Samples(cur.name, cur.key, metric, metric_direction(metric), thresholds.for_metric(metric),
+                    jobs[0].samples(metric), cur.samples(metric), per_job)  # fmt: skip
 
 
-def _classify(item: gate.Pending) -> bool:
-    """Settle rows that need no test; pick the design of the rest. True: the gate must judge it."""
-    row, b, c = item.row, item.base, item.cur
+def _plan(m: _Samples) -> _Plan:
+    """Settle what needs no test; pick the design of the rest, which the gate must judge."""
+    b, c = m.base, m.cur
     if not b or not c:
-        row.verdict = Verdict.ONLY_CURRENT if c else Verdict.ONLY_BASELINE
-        if row.gated and b and not c:
-            row.verdict, row.reason = Verdict.INCOMPLETE, Reason.MISSING
-        return False
-    history = len(item.jobs) >= gate.MIN_HISTORY and min(v for job in item.jobs for v in job) > 0 and min(c) > 0
-    row.change_pct = _change_pct([center(job) or 0.0 for job in item.jobs] if history else b, c)
-    if not row.gated:
-        row.verdict, row.reason = Verdict.NOT_GATED, Reason.NOT_GATED if row.direction else Reason.NO_DIRECTION
-        return False
+        if m.gated and b and not c:
+            return _Plan(m, verdict=Verdict.INCOMPLETE, reason=Reason.MISSING)
+        return _Plan(m, verdict=Verdict.ONLY_CURRENT if c else Verdict.ONLY_BASELINE)
+    history = len(m.jobs) >= gate.MIN_HISTORY and min(v for job in m.jobs for v in job) > 0 and min(c) > 0
+    change = _change_pct([center(job) or 0.0 for job in m.jobs] if history else b, c)
+    if not m.gated:
+        return _Plan(m, change, reason=Reason.NOT_GATED if m.direction else Reason.NO_DIRECTION)
+    design = Design.SINGLE
     if history:
-        item.method = gate.HISTORY
-    elif item.pairs is not None and len(item.pairs) >= 2 and min(min(p) for p in item.pairs) > 0:
-        item.method = gate.PAIRED
-        base_values, cur_values = zip(*item.pairs)
-        row.change_pct = _change_pct(list(base_values), list(cur_values))
+        design = Design.HISTORY
+    elif m.pairs is not None and len(m.pairs) >= 2 and min(min(p) for p in m.pairs) > 0:
+        design = Design.PAIRED
+        base_values, cur_values = zip(*m.pairs)
+        change = _change_pct(list(base_values), list(cur_values))
     elif len(b) < 2 or len(c) < 2:
-        item.method = gate.THRESHOLD
-    row.method = item.method
-    return True
+        design = Design.THRESHOLD
+    assert m.threshold_pct is not None
+    candidate = gate.Candidate(design, change, m.direction == LOWER, m.threshold_pct, b, c, m.jobs, m.pairs)
+    return _Plan(m, change, design, candidate=candidate)
+
+
+def _row(plan: _Plan, judgement: gate.Judgement) -> MetricRow:
+    """The finished row: the plan's settled verdict, or the gate's decision on its candidate."""
+    m = plan.metric
+    pooled = [v for samples in m.jobs for v in samples]
+    decision = judgement.decisions[plan.index] if plan.candidate is not None else None
+    return MetricRow(
+        test=m.test, key=m.key, metric=m.metric, direction=m.direction, threshold_pct=m.threshold_pct,
+        baseline_spread=Spread.of(pooled) if pooled else None, current_spread=Spread.of(m.cur) if m.cur else None,
+        change_pct=plan.change_pct, method=plan.method, baseline_jobs=len(m.jobs),
+        verdict=decision.verdict if decision else plan.verdict, reason=decision.reason if decision else plan.reason,
+        p_value=decision.p_value if decision else None,
+        ci_low_pct=decision.ci_low_pct if decision else None, ci_high_pct=decision.ci_high_pct if decision else None,
+        repeats_to_settle=decision.repeats_to_settle if decision else None,
+    )  # fmt: skip
 
 
 def _change_pct(b: list[float], c: list[float]) -> float:

@@ -1,4 +1,4 @@
-"""What a comparison is, as data: the types ``kitt.compare`` returns and ``kitt.gate`` judges.
+"""What a comparison is, as data: the types ``kitt.compare`` returns, built from ``kitt.gate``'s decisions.
 
 A :class:`Comparison` holds, per test, its :class:`MetricRow`\\s (each side's :class:`Spread`,
 the change, the interval, the Holm-adjusted p-value, the :class:`Verdict` and its
@@ -14,8 +14,10 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 
-from kitt import gate
 from kitt.results import ResultSet
+
+FAMILY_ALPHA = 0.01  # the chance of any false alarm in a report (Holm over every gated metric)
+MIN_HISTORY = 3  # baseline jobs from which the history design measures the shift between jobs
 
 
 @dataclass(frozen=True, order=True)
@@ -71,6 +73,16 @@ class Verdict(str, Enum):
     ONLY_CURRENT = "only in current"
 
 
+class Design(str, Enum):
+    """How a metric was tested: the gate's designs, or none (not gated, or one side only)."""
+
+    HISTORY = "history t"
+    PAIRED = "paired t"
+    SINGLE = "moderated t"
+    THRESHOLD = "threshold only"
+    NONE = "none"
+
+
 class Reason(str, Enum):
     """Why a row got its verdict; the report words each one."""
 
@@ -84,7 +96,7 @@ class Reason(str, Enum):
     NONE = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class MetricRow:
     """One metric of one test, compared. Changes and intervals are in percent."""
 
@@ -99,7 +111,7 @@ class MetricRow:
     ci_low_pct: float | None = None
     ci_high_pct: float | None = None
     p_value: float | None = None  # Holm-adjusted, one-sided in the direction the metric moved
-    method: str = "none"  # "history t", "moderated t", "threshold only" or "none"
+    method: Design = Design.NONE
     verdict: Verdict = Verdict.NOT_GATED
     reason: Reason = Reason.NONE
     baseline_jobs: int = 0
@@ -208,7 +220,7 @@ class Comparison:
     tests_only_in_current: list[str] = field(default_factory=list)
     paired: bool = False  # an A/B run in one job: the two sides are its arms
     pairs_dropped: dict[str, int] = field(default_factory=dict)  # test -> pairs dropped to rebalance the order
-    alpha: float = gate.FAMILY_ALPHA
+    alpha: float = FAMILY_ALPHA
     prior: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -231,7 +243,7 @@ class Comparison:
             return "none"
         if self.paired:
             return "paired"
-        return "history" if len(self.history) >= gate.MIN_HISTORY else "single"
+        return "history" if len(self.history) >= MIN_HISTORY else "single"
 
     @property
     def unknown_fingerprint(self) -> str | None:

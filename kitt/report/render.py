@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kitt import __version__
-from kitt.comparison import Comparison, MetricRow, Verdict
-from kitt.gate import MIN_HISTORY
+from kitt.comparison import MIN_HISTORY, Comparison, MetricRow, Verdict
 from kitt.platform import COMMENT_LIMIT, comment_size
 from kitt.report import tables
 from kitt.report.words import (
