@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kitt.importers import Level, Reader, ToolFile, level_name, number, parse_time, request_errors, stats
+from kitt.importers.base import Level, Reader, ToolFile, level_name, number, parse_time, request_errors, stats
 
 TOOL = "GuideLLM"
 _STATS = {"mean": "mean", "median": "median", "std": "std_dev"}

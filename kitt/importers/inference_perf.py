@@ -30,7 +30,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kitt.importers import Level, Reader, ToolFile, level_name, number, request_errors, stats
+from kitt.importers.base import Level, Reader, ToolFile, level_name, number, request_errors, stats
 
 TOOL = "inference-perf"
 _STATS = {"mean": "mean", "median": "median", "p90": "p90", "p95": "p95", "p99": "p99"}

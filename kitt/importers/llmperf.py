@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kitt.importers import Level, Reader, ToolFile, level_name, number, parse_time, request_errors
+from kitt.importers.base import Level, Reader, ToolFile, level_name, number, parse_time, request_errors
 
 TOOL = "LLMPerf"
 _STATS = {"mean": "mean", "median": "quantiles_p50", "std": "stddev", "p90": "quantiles_p90",

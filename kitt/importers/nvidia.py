@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kitt.importers import Level, Reader, ToolFile, level_name, number, parse_time, request_errors, stats
+from kitt.importers.base import Level, Reader, ToolFile, level_name, number, parse_time, request_errors, stats
 
 _STATS = {"mean": "avg", "median": "p50", "std": "std", "p90": "p90", "p95": "p95", "p99": "p99"}
 _LATENCIES = {"time_to_first_token": "ttft", "inter_token_latency": "tpot", "request_latency": "e2el"}

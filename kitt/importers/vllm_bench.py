@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kitt.importers import Reader, ToolFile, Level, level_name, number, parse_time, request_errors
+from kitt.importers.base import Reader, ToolFile, Level, level_name, number, parse_time, request_errors
 from kitt.thresholds import metric_direction
 
 TOOL = "vllm bench serve"
