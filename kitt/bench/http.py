@@ -34,26 +34,34 @@ close an idle keep-alive connection just as the client sends on it (llama.cpp's 
 does), and the load generator then sends the request once more on a fresh connection, as curl
 does. ``Connection: close`` (and HTTP/1.0 without keep-alive) makes a connection not reusable.
 
-This module holds :class:`Connection`'s socket I/O: the reads with their stamps, TLS records,
-writes, and the request in flight. Its other halves are mixins it inherits, so that a read costs
-no extra call or lookup: the response parser and :class:`Response` are in
-:mod:`kitt.bench.framing`, the connect, proxy tunnel and TLS handshake in
-:mod:`kitt.bench.connect`; :class:`kitt.bench.client.Client` opens connections.
+This module holds :class:`Connection`: its opening (a non-blocking connect under a deadline with
+kernel stamps and ``TCP_NODELAY`` asked for, a proxy's ``CONNECT`` and its answer, the TLS
+handshake over :class:`ssl.MemoryBIO`; ``on_open(connection, error)`` reports the outcome once),
+its socket I/O (the reads with their stamps, TLS records, writes) and the request in flight. The
+response parser and :class:`Response` are in :mod:`kitt.bench.framing`, a mixin the connection
+inherits so that a read costs no extra call or lookup; :class:`kitt.bench.client.Client` opens
+connections.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import ssl as _ssl
 import struct
+import sys
 import time
 from typing import Any, Callable
 
-from kitt.bench.connect import _KERNEL_STAMPS, ConnectionSetup
-from kitt.bench.framing import Response, ResponseParsing, clock
+from kitt.bench.framing import _MAX_HEAD, Response, ResponseParsing, clock
 from kitt.bench.pump import BROKEN, READ, WRITE, Pump
 
 _READ_SIZE = 256 * 1024
+# SO_TIMESTAMPNS (= SCM_TIMESTAMPNS) in Linux's asm-generic socket.h; Python 3.11 lacks the name.
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_KERNEL_STAMPS = sys.platform.startswith("linux") and hasattr(socket.socket, "recvmsg_into")
+_CONNECTING = {0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY, 10035}  # 10035: WSAEWOULDBLOCK
 _CMSG_SPACE = socket.CMSG_SPACE(16) if _KERNEL_STAMPS else 0
 _MAX_KERNEL_LAG = 10.0  # seconds; an older kernel stamp means the wall clock stepped
 _TIMESPEC = struct.Struct("qq")
@@ -62,7 +70,7 @@ _TIMESPEC = struct.Struct("qq")
 # ------------------------------------------------------------------------------ connection
 
 
-class Connection(ConnectionSetup, ResponseParsing):
+class Connection(ResponseParsing):
     """One keep-alive HTTP/1.1 connection: socket I/O on a :class:`Pump`, and the response parser."""
 
     def __init__(self, pump: Pump, sock: socket.socket, read_buffer: memoryview,
@@ -146,6 +154,97 @@ class Connection(ConnectionSetup, ResponseParsing):
             self.pump.unwatch(self._fd)
             self._mask = 0
         self.sock.close()
+
+    # -- opening: connect, the proxy tunnel, the TLS handshake (once per connection, never per read) --
+
+    def _start_connect(self, address: Any, timeout: float, on_open: Callable[[Connection, str | None], None]) -> None:
+        self._on_open = on_open
+        sock = self.sock
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        if _KERNEL_STAMPS:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                self.kernel_stamps = True
+            except OSError:
+                pass
+        self._deadline = self.pump.call_at(clock() + timeout, self._open_failed, f"TimeoutError: no connection within {timeout:g} s")
+        code = sock.connect_ex(address)
+        if code not in _CONNECTING:
+            self._open_failed(f"ConnectionError: {os.strerror(code)} ({address[0]}:{address[1]})")
+            return
+        self._watch(WRITE)
+
+    def _connected(self) -> None:
+        code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            self._open_failed(f"ConnectionError: {os.strerror(code)}")
+            return
+        if self._tunnel is not None:
+            self._unsent, self._tunnel = self._tunnel, b""
+            self._flush()
+            self._watch(READ | (WRITE if self._unsent else 0))
+        elif self._tls is not None:
+            self._handshake()
+        else:
+            self._opened()
+
+    def _tunnel_read(self) -> None:
+        """The proxy's answer to CONNECT: 200 starts the TLS handshake, anything else fails the open."""
+        try:
+            data = self.sock.recv(_MAX_HEAD)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._open_failed(f"proxy: {type(exc).__name__}: {exc}")
+            return
+        if not data:
+            self._open_failed("the proxy closed the connection during CONNECT")
+            return
+        reply = self._buffer + data
+        end = reply.find(b"\r\n\r\n")
+        if end < 0:
+            if len(reply) > _MAX_HEAD:
+                self._open_failed("the proxy's answer to CONNECT is too long")
+            self._buffer = reply
+            return
+        self._buffer, self._tunnel = b"", None
+        status_line = reply.split(b"\r\n", 1)[0].decode("latin-1")
+        if status_line.split(" ")[1:2] != ["200"]:
+            self._open_failed(f"the proxy refused CONNECT: {status_line[:120]}")
+            return
+        self._handshake()
+
+    def _handshake(self) -> None:
+        assert self._tls is not None
+        try:
+            self._tls.do_handshake()
+        except _ssl.SSLWantReadError:
+            self._flush_tls()
+            self._watch(READ | (WRITE if self._unsent else 0))
+            return
+        except (_ssl.SSLError, OSError) as exc:
+            self._open_failed(f"{type(exc).__name__}: {exc}")
+            return
+        self._flush_tls()
+        self._opened()
+
+    def _opened(self) -> None:
+        self.ready = True
+        self._cancel_deadline()
+        self._watch(READ | (WRITE if self._unsent else 0))
+        callback, self._on_open = self._on_open, None
+        if callback is not None:
+            callback(self, None)
+
+    def _open_failed(self, reason: str) -> None:
+        self.close()
+        callback, self._on_open = self._on_open, None
+        if callback is not None:
+            callback(self, reason)
 
     # -- socket I/O -------------------------------------------------------------------------
 
