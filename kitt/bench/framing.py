@@ -12,11 +12,10 @@ connection's own state (``_response``, ``_state``, ``_buffer``, ``_sse``...) and
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-clock = time.perf_counter
+from kitt.stamps import clock
 
 _MAX_HEAD = 64 * 1024
 _MAX_ERROR_BODY = 4096

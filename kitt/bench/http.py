@@ -49,22 +49,14 @@ import errno
 import os
 import socket
 import ssl as _ssl
-import struct
-import sys
-import time
 from typing import Any, Callable
 
-from kitt.bench.framing import _MAX_HEAD, Response, ResponseParsing, clock
+from kitt.bench.framing import _MAX_HEAD, Response, ResponseParsing
 from kitt.bench.pump import BROKEN, READ, WRITE, Pump
+from kitt.stamps import CMSG_SPACE, KERNEL_STAMPS, SO_TIMESTAMPNS, arrival, clock
 
 _READ_SIZE = 256 * 1024
-# SO_TIMESTAMPNS (= SCM_TIMESTAMPNS) in Linux's asm-generic socket.h; Python 3.11 lacks the name.
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-_KERNEL_STAMPS = sys.platform.startswith("linux") and hasattr(socket.socket, "recvmsg_into")
 _CONNECTING = {0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY, 10035}  # 10035: WSAEWOULDBLOCK
-_CMSG_SPACE = socket.CMSG_SPACE(16) if _KERNEL_STAMPS else 0
-_MAX_KERNEL_LAG = 10.0  # seconds; an older kernel stamp means the wall clock stepped
-_TIMESPEC = struct.Struct("qq")
 
 
 # ------------------------------------------------------------------------------ connection
@@ -165,9 +157,9 @@ class Connection(ResponseParsing):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        if _KERNEL_STAMPS:
+        if KERNEL_STAMPS:
             try:
-                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
                 self.kernel_stamps = True
             except OSError:
                 pass
@@ -284,7 +276,7 @@ class Connection(ResponseParsing):
         """One read: feed the parser (or the TLS layer). False when the connection ended."""
         try:
             if self.kernel_stamps:
-                nbytes, ancillary, _, _ = self.sock.recvmsg_into(self._buffers, _CMSG_SPACE)
+                nbytes, ancillary, _, _ = self.sock.recvmsg_into(self._buffers, CMSG_SPACE)
             else:
                 nbytes, ancillary = self.sock.recv_into(self._view), None
         except (BlockingIOError, InterruptedError):
@@ -294,11 +286,7 @@ class Connection(ResponseParsing):
             return False
         now = clock()
         if ancillary:  # the one control message asked for: SCM_TIMESTAMPNS, a struct timespec
-            stamp = ancillary[0][2]
-            if len(stamp) >= 16:
-                lag = (time.time_ns() - _seconds_ns(stamp)) / 1e9
-                if 0.0 <= lag < _MAX_KERNEL_LAG:
-                    now -= lag
+            now = arrival(now, ancillary[0][2])
         if now < self._last_read:
             now = self._last_read  # never before an earlier read of this connection
         self._last_read = now
@@ -415,8 +403,3 @@ class Connection(ResponseParsing):
         if self._deadline is not None:
             Pump.cancel(self._deadline)
             self._deadline = None
-
-
-def _seconds_ns(timespec: bytes) -> int:
-    seconds, nanoseconds = _TIMESPEC.unpack_from(timespec)
-    return seconds * 1_000_000_000 + nanoseconds

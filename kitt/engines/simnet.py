@@ -13,16 +13,12 @@ import asyncio
 import ctypes
 import os
 import socket
-import struct
 import sys
 import time
 from typing import Any, Protocol
 
-clock = time.perf_counter  # CLOCK_MONOTONIC on Linux: comparable with a client in another process
+from kitt.stamps import CMSG_SPACE, SO_TIMESTAMPNS, arrival, clock
 
-# SO_TIMESTAMPNS (= SCM_TIMESTAMPNS) in Linux's asm-generic socket.h; Python 3.11 lacks the name.
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-_CMSG_SPACE = socket.CMSG_SPACE(16)
 _READ_VIEW = memoryview(bytearray(256 * 1024))  # one read buffer: the server is single-threaded
 
 
@@ -43,7 +39,7 @@ class RawSocket:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             self.kernel = sys.platform.startswith("linux")
         except OSError:
             self.kernel = False
@@ -52,7 +48,7 @@ class RawSocket:
     def _readable(self) -> None:
         try:
             if self.kernel:
-                nbytes, ancillary, _, _ = self.sock.recvmsg_into([_READ_VIEW], _CMSG_SPACE)
+                nbytes, ancillary, _, _ = self.sock.recvmsg_into([_READ_VIEW], CMSG_SPACE)
             else:
                 nbytes, ancillary = self.sock.recv_into(_READ_VIEW), []
         except (BlockingIOError, InterruptedError):
@@ -63,12 +59,8 @@ class RawSocket:
         now = clock()
         if ancillary:
             level, kind, data = ancillary[0]
-            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
-                seconds, nanoseconds = struct.unpack_from("qq", data)
-                # The stamp is in CLOCK_REALTIME: convert it as "now minus how long ago".
-                lag = (time.time_ns() - seconds * 1_000_000_000 - nanoseconds) / 1e9
-                if 0.0 <= lag < 10.0:
-                    now -= lag
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                now = arrival(now, data)
         if nbytes == 0:
             self._lost(None)
             return
