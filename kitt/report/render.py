@@ -1,8 +1,9 @@
 """Render comparisons and run summaries to Markdown with the jinja2 templates beside this module.
 
 Python turns finished ``kitt.comparison.Comparison``\\s into views of preformatted strings; the
-templates only lay them out. The words are in ``kitt.report.words``, the tables and charts in
-``kitt.report.tables``; nothing here computes a statistic. A report is one job (a comparison) or
+templates only lay them out. The sentences are in ``kitt.report.sentences``, the words for single
+values in ``kitt.report.words``, the tables and charts in ``kitt.report.tables``; this module holds
+the views and the fitting, and nothing here computes a statistic. A report is one job (a comparison) or
 a matrix of jobs in one comment: a headline over all, then a section per job. It must stay under
 GitHub's 65,536-character limit, so ``_fit`` cuts the details first (with a note), then the
 charts and notes, and never the verdict.
@@ -12,15 +13,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from kitt import __version__
-from kitt.comparison import MIN_HISTORY, Comparison, MetricRow, Verdict
+from kitt.comparison import Comparison
 from kitt.platform import COMMENT_LIMIT, comment_size
-from kitt.report import tables
+from kitt.report import sentences, tables
+from kitt.report.sentences import hardware_note, problem_lines, regression_line
 from kitt.report.words import (
     code, commit_link, commit_of, date_label, hardware_label, headline, legend, matrix_headline, md, plural,
 )  # fmt: skip
@@ -60,133 +61,7 @@ class _View:
     cut_notes: list[str] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------- sentences
-
-
-def hardware_note(comparison: Comparison) -> str | None:
-    """The sentence about the hardware of the two sides, when there is something to say."""
-    if comparison.hardware_mismatch:
-        base, cur = comparison.baseline, comparison.current
-        assert base is not None
-        described = (f"baseline {hardware_label(base)} ({base.fingerprint}), "
-                     f"current {hardware_label(cur)} ({cur.fingerprint})")  # fmt: skip
-        if comparison.gating:
-            return f"Hardware differs ({described}); gated anyway because of --allow-hardware-mismatch."
-        return (
-            f"Hardware differs ({described}), so the comparison is shown but not gated: "
-            "numbers from different machines are not comparable. Pass --allow-hardware-mismatch to gate anyway."
-        )
-    side = comparison.unknown_fingerprint
-    if side:
-        side = "current run" if side == "current" else side
-        return f"The {side} has no hardware fingerprint (hardware.json), so the hardware could not be checked."
-    return None
-
-
-def problem_lines(comparison: Comparison) -> list[str]:
-    """Why the results are incomplete (which fails the gate), one sentence each (plain text)."""
-    gap = comparison.incomplete
-    lines = []
-    if gap.upstream:
-        lines.append(f"The benchmark job did not succeed (its conclusion: {gap.upstream}), so these results cannot pass.")
-    if gap.run_failed:
-        lines.append("The current run did not finish cleanly (metrics.json says passed: false), so it cannot pass.")
-    lines += [f"{t.name} failed in the current run" + (f": {t.error}" if t.error else "") for t in gap.failed_tests]
-    lines += [f"{name} is in the baseline but missing from the current run." for name in gap.missing_tests]
-    lines += [f"{name} ran {ran} of {want} repeats." for name, ran, want in gap.missing_repeats]
-    lines += [
-        f"{test}: gated metrics missing from the current run (present in the baseline): {', '.join(names)}."
-        for test, names in gap.missing_metrics
-    ]
-    return lines
-
-
-def regression_line(row: MetricRow, gating: bool) -> str:
-    """One regression as an annotation (plain text)."""
-    change = f"{row.change_pct:+.1f}%" if row.change_pct is not None else "changed"
-    prefix = "" if gating else "not gated (hardware differs): "
-    return f"{prefix}{row.test} {row.metric} regressed {change} (threshold {row.threshold_pct:g}%)"
-
-
-def _identity_notes(comparison: Comparison) -> list[str]:
-    differs = comparison.identity.differs
-    if not differs:
-        return []
-    described = "; ".join(f"{name}: baseline {b}, current {c}" for name, b, c in differs)
-    if comparison.allow_mismatch:
-        return [f"The two sides measured different things ({described}); gated anyway because of --allow-mismatch."]
-    return [f"The two sides measured different things ({described}), so the comparison is shown but not gated. "
-            "Pass --allow-mismatch to gate anyway."]
-
-
-def _design_note(comparison: Comparison) -> str:
-    jobs = len(comparison.history)
-    if comparison.design == "paired":
-        pairs = max((r.n_current for r in comparison.rows if r.method == "paired t"), default=0)
-        ab = comparison.current.config.get("ab") or {}
-        differs = ab.get("differs") if isinstance(ab.get("differs"), dict) else {}
-        what = "; ".join(f"{name}: {code(values[0])} → {code(values[1])}" for name, values in differs.items()
-                         if isinstance(values, list) and len(values) == 2)
-        note = (f"A/B in one job ({md(ab.get('schedule', 'interleaved'))}): baseline and candidate ran as up to "
-                f"{plural(pairs, 'back-to-back pair')} per test, in balanced order, so the runner's shift and slow "
-                "drift cancel; each metric is judged on its per-pair differences.")
-        note += f" The arms differ in {what}." if what else " The arms are identical (an A/A run)."
-        dropped = comparison.pairs_dropped
-        if dropped:
-            note += " Pairs dropped to keep the order balanced after failed repeats: " + ", ".join(
-                f"{md(test)} {count}" for test, count in dropped.items()) + "."
-        return note
-    if comparison.design == "history":
-        dates = sorted(r.timestamp.astimezone(timezone.utc).strftime("%Y-%m-%d") for r in comparison.history)
-        return (f"Compared with {jobs} baseline jobs ({dates[0]} to {dates[-1]}): the gate measures how much a "
-                "whole job shifts from run to run and judges this run against that spread.")
-    few = f"Only {plural(jobs, 'baseline job')}, so compared with the newest: " if jobs > 1 else "One baseline job: "
-    return (few + "run-to-run drift was not measured, so a shift of the whole runner (clocks, thermals, "
-            "neighbours) can look like a change. For a verdict that holds under CI noise, keep a history of "
-            f"baseline jobs (`baseline-history`, at least {MIN_HISTORY}; the default downloads the last 10).")
-
-
-def _settle(rows: list[MetricRow]) -> list[str]:
-    """What would decide the inconclusive rows: one clause per kind of advice, the repeat counts as a range."""
-    advice: dict[str, None] = {}
-    counts = sorted({r.repeats_to_settle for r in rows if r.method != "history t" and r.repeats_to_settle})
-    if counts:
-        span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
-        them = "it" if len(rows) == 1 else "them"
-        advice[f"about {span} repeats a side would settle {them}, if the changes are real"] = None
-    for row in rows:
-        if row.method == "history t":
-            advice["the change is within this runner's job-to-job spread; rerun the job, or judge it "
-                   "against more baseline jobs"] = None
-        elif not row.repeats_to_settle:
-            advice["more repeats, or a history of baseline jobs, would settle it"] = None
-    return list(advice)
-
-
-def _notes(comparison: Comparison) -> list[str]:
-    if comparison.baseline is None:
-        return ["No baseline yet: nothing to compare against, so nothing is gated. This run can become the baseline.",
-                *comparison.current.definitions]
-    notes = list(dict.fromkeys(comparison.current.definitions + comparison.baseline.definitions))
-    notes.append(_design_note(comparison))
-    notes += [f"Test {name} is only in the baseline, so it is not compared." for name in comparison.tests_only_in_baseline]
-    notes += [f"Test {name} is only in the current run, so it is not compared." for name in comparison.tests_only_in_current]
-    single = [r for r in comparison.rows if r.method == "threshold only"]
-    if single:
-        notes.append(
-            f"{len(single)} gated metrics have a single repeat on a side, so only the plain threshold "
-            "applies: the significance test needs repeats (set `repeats: 5` in the suite)."
-        )
-    few = min((min(r.n_baseline, r.n_current) for r in comparison.rows if r.method == "moderated t"), default=5)
-    if few < 5:
-        notes.append(
-            f"Some gated metrics have only {few} repeats on a side, so the significance test is weak: by simulation, "
-            "a 10% regression of one metric is caught about 2 times in 3 with 3 repeats, 95% of the time with 5."
-        )
-    for side, verdict in (("baseline", Verdict.ONLY_BASELINE), ("current run", Verdict.ONLY_CURRENT)):
-        if names := comparison.metrics_only_in(verdict):
-            notes.append(f"Only in the {side}, so not compared: {', '.join(names)}.")
-    return notes
+# --------------------------------------------------------------------------- views
 
 
 def _side(result_set: ResultSet, repo_url: str | None) -> str:
@@ -219,25 +94,6 @@ def _meta(comparison: Comparison, repo_url: str | None) -> str:
     return " · ".join(parts)
 
 
-def _warnings(comparison: Comparison) -> list[str]:
-    """What changes how to read the verdict: another machine, model, engine or suite."""
-    if comparison.baseline is None:
-        return []
-    warnings = [note] if (note := hardware_note(comparison)) else []
-    return [md(w) for w in warnings + _identity_notes(comparison)]
-
-
-def _after_key(comparison: Comparison) -> list[str]:
-    lines = []
-    if comparison.inconclusive:
-        lines.append("🟡 To settle the inconclusive ones: " + "; ".join(_settle(comparison.inconclusive)) + ".")
-    unchanged = len(comparison.unchanged)
-    if unchanged and comparison.baseline is not None and (comparison.regressions or comparison.improvements
-                                                          or comparison.inconclusive):  # fmt: skip
-        lines.append(f"{plural(unchanged, 'other gated metric')} unchanged (within the threshold).")
-    return lines
-
-
 def _job(comparison: Comparison, name: str, repo_url: str | None) -> _Job:
     compared = comparison.baseline is not None
     key_tables = tables.changed_tables(comparison) if compared else tables.current_tables(comparison.tests)
@@ -246,15 +102,15 @@ def _job(comparison: Comparison, name: str, repo_url: str | None) -> _Job:
         headline=headline(comparison),
         meta=_meta(comparison, repo_url),
         problems=[md(p) for p in problem_lines(comparison)],
-        warnings=_warnings(comparison),
+        warnings=sentences.warnings(comparison),
         key_title="What changed" if compared else "Key metrics (typical value of the repeats, ± their CV)",
         key_tables=key_tables,
         legend=legend({tables.mark(r, comparison.gating) for r in comparison.rows if r.gated}) if compared and key_tables
         else "",
-        after_key=_after_key(comparison),
+        after_key=sentences.after_key(comparison),
         charts=tables.charts(comparison.charts, comparison),
         details=tables.details_tables(comparison) if compared else tables.current_details(comparison.tests),
-        notes=[md(n) for n in _notes(comparison)],
+        notes=[md(n) for n in sentences.notes(comparison)],
         verdict=comparison.verdict,
         history_charts=_history_charts(comparison),
     )

@@ -17,6 +17,7 @@ from kitt.platform import COMMENT_LIMIT
 from kitt.platform import comment_size as report_size
 from kitt.report import render_matrix, render_report, render_summary
 from kitt.report import render as render_module
+from kitt.report import sentences
 from kitt.results import ResultSet
 from kitt.results import TestResult as Result
 
@@ -262,7 +263,7 @@ def test_the_advice_for_inconclusive_rows_is_one_clause_with_a_range_of_repeats(
                          method=method, repeats_to_settle=repeats)
 
     rows = [row("median_ttft_ms", 6), row("median_e2el_ms", 15), row("output_throughput", 5)]
-    assert render_module._settle(rows) == ["about 5-15 repeats a side would settle them, if the changes are real"]
-    assert render_module._settle(rows[:1]) == ["about 6 repeats a side would settle it, if the changes are real"]
-    mixed = render_module._settle([*rows, row("p99_ttft_ms", None), row("median_itl_ms", None, "history t")])
+    assert sentences.settle(rows) == ["about 5-15 repeats a side would settle them, if the changes are real"]
+    assert sentences.settle(rows[:1]) == ["about 6 repeats a side would settle it, if the changes are real"]
+    mixed = sentences.settle([*rows, row("p99_ttft_ms", None), row("median_itl_ms", None, "history t")])
     assert len(mixed) == 3 and mixed[0].startswith("about 5-15 repeats")
