@@ -15,6 +15,3 @@ def _isolate_environment(monkeypatch):
     for key in list(os.environ):
         if key.startswith(RUNNER_PREFIXES) or key == "HF_TOKEN":
             monkeypatch.delenv(key, raising=False)
-
-
-from github_double.fixtures import github_contract, github_double  # noqa: E402,F401  (shared fixtures)

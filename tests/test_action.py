@@ -11,6 +11,7 @@ import pytest
 from kitt.action import compact_metrics
 from kitt.action_inputs import ActionInputs, artifact_name_for, derive_comment_key, read_input
 from kitt.errors import UsageError
+from github_double.fixtures import github_contract, github_double  # noqa: F401  (the GitHub REST double)
 from support import REPO, clean_environ
 
 

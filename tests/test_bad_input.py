@@ -24,6 +24,7 @@ import pytest
 
 from kitt import cli
 from kitt.errors import GitHubError, KittError, ResultsError, UsageError
+from github_double.fixtures import github_contract, github_double  # noqa: F401  (the GitHub REST double)
 from support import REPO, clean_environ, run_kitt
 
 TINY_SUITE = "name: tiny\ntests:\n  - name: t\n    concurrency: [1]\n    num_requests: 2\n    input_len: 8\n    output_len: 4\n"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from github_double.fixtures import github_contract, github_double  # noqa: F401  (the GitHub REST double)
 from kitt import cli
 from kitt.ci import Notice, ReportOptions, execute_ci_report
 from kitt.errors import GitHubError, ResultsError, UsageError

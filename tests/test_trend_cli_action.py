@@ -9,6 +9,7 @@ import json
 import pytest
 
 import trend_sim
+from github_double.fixtures import github_contract, github_double  # noqa: F401  (the GitHub REST double)
 from support import run_kitt
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from github_double.fixtures import github_contract, github_double  # noqa: F401  (the GitHub REST double)
 from support import REPO, run_kitt
 
 pytestmark = pytest.mark.act

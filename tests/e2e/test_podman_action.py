@@ -27,6 +27,7 @@ import yaml
 
 from e2e import podman as pm
 from e2e.podman import base, podman_docker_api, remove_containers, suite_file  # noqa: F401  (fixtures)
+from github_double.fixtures import github_contract, github_double  # noqa: F401  (the GitHub REST double)
 from support import REPO, clean_environ, run_kitt
 
 pytestmark = pytest.mark.podman

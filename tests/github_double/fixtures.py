@@ -1,6 +1,7 @@
 """The ``github_double`` pytest fixture.
 
-Import it into ``tests/conftest.py``::
+Import it where it is used (``tests/github/conftest.py`` for the GitHub modules' tests, the test
+module itself elsewhere), so that only those tests need the double's packages::
 
     from github_double.fixtures import github_contract, github_double  # noqa: F401
 
@@ -11,6 +12,7 @@ teardown if any request or response broke GitHub's contract.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import pytest
@@ -29,10 +31,16 @@ def fail_on_violations(double: GitHubDouble) -> None:
         )
 
 
+@functools.lru_cache(maxsize=1)
+def _contract() -> Contract:
+    return Contract()
+
+
 @pytest.fixture(scope="session")
 def github_contract() -> Contract:
-    """GitHub's description, cut to what the double serves, built once per session."""
-    return Contract()
+    """GitHub's description, cut to what the double serves, built once per session (one object even
+    though several test modules import this fixture, each its own copy of it for pytest)."""
+    return _contract()
 
 
 @pytest.fixture

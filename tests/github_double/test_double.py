@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from . import objects
-from .fixtures import fail_on_violations
+from .fixtures import fail_on_violations, github_contract, github_double  # noqa: F401  (the fixtures under test)
 from .server import GitHubDouble
 from .spec import SERVED_OPERATIONS, _refs, load_cut_spec
 
