@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from support import free_port
+from support import free_port, stop_process
 
 
 @contextlib.contextmanager
@@ -36,8 +36,7 @@ def sim(*args: str, host: str = "127.0.0.1", model: str = "sim-net") -> Iterator
         shown = f"[{host}]" if ":" in host else host
         yield f"http://{shown}:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
 
 
 def tinyproxy_binary() -> str | None:
@@ -74,8 +73,7 @@ class TinyProxy:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def make_ca_and_cert(folder: Path) -> tuple[Path, Path, Path]:

@@ -1,13 +1,16 @@
-"""Helpers for tests: a clean environment, the real CLI in a child process, and a process scan."""
+"""Helpers for tests: a clean environment, the real CLI in a child process, a process scan, a free
+port, stopping a child process, zipping a folder, and golden files."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
 import sys
 import time
 import uuid
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,11 +54,42 @@ def processes_with(marker: str) -> list[str]:
 
 
 def free_port() -> int:
-    import socket
-
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stop a child the test started: SIGTERM, up to ``timeout`` seconds to exit, then SIGKILL."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
+def zip_dir(folder: Path) -> bytes:
+    """The files under ``folder`` as a zip archive (paths relative to it, in sorted order), as an
+    artifact download serves them."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+def check_golden(path: Path, text: str) -> None:
+    """``text`` must equal the golden file at ``path``; KITT_UPDATE_GOLDEN=1 rewrites the file
+    instead, to be reviewed by eye before it is committed."""
+    if os.environ.get("KITT_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"{path} is missing: run with KITT_UPDATE_GOLDEN=1 and review it"
+    assert text == path.read_text(encoding="utf-8"), f"{path.name} differs from its golden file (KITT_UPDATE_GOLDEN=1 to accept)"
 
 
 def unique_model() -> str:

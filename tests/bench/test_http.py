@@ -27,7 +27,7 @@ from kitt.bench.loadgen import Target, run_level
 from kitt.bench.records import RequestRecord
 from kitt.bench.workload import RequestSpec
 from kitt.config import Level
-from support import read_request
+from support import read_request, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -302,8 +302,7 @@ def reference_url():
         assert line.startswith("listening "), line
         yield f"http://127.0.0.1:{line.split()[1]}"
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop_process(server)
 
 
 def test_role_only_first_delta_is_not_a_token_event(reference_url: str) -> None:

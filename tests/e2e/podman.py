@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from support import REPO
+from support import REPO, stop_process
 
 TEST_LABEL = "kitt.test=podman"
 ENGINE_REPO = "localhost/kitt-test-vllm"
@@ -186,9 +186,4 @@ def podman_docker_api(tmp_path):
         assert sock.exists(), "podman system service did not open its socket"
         yield f"unix://{sock}"
     finally:
-        service.terminate()
-        try:
-            service.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait(timeout=15)
+        stop_process(service, timeout=15)

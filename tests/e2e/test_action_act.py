@@ -13,7 +13,6 @@ base branch's artifact. Runs, in order, against one pull request:
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from github_double.fixtures import github_contract, github_double  # noqa: F401  (the GitHub REST double)
-from support import REPO, run_kitt
+from support import REPO, run_kitt, zip_dir
 
 pytestmark = pytest.mark.act
 
@@ -113,15 +112,6 @@ def copy_repo(dest: Path) -> Path:
     shutil.copytree(REPO, dest, ignore=ignore)
     (dest / "act-suite.yaml").write_text(SUITE)
     return dest
-
-
-def zip_dir(folder: Path) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                archive.write(path, path.relative_to(folder).as_posix())
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ run in report mode against the GitHub double, twice:
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import subprocess
@@ -28,7 +27,7 @@ import yaml
 from e2e import podman as pm
 from e2e.podman import base, podman_docker_api, remove_containers, suite_file  # noqa: F401  (fixtures)
 from github_double.fixtures import github_contract, github_double  # noqa: F401  (the GitHub REST double)
-from support import REPO, clean_environ, run_kitt
+from support import REPO, clean_environ, run_kitt, zip_dir
 
 pytestmark = pytest.mark.podman
 
@@ -59,15 +58,6 @@ def serve_results(double, result_zips: tuple[bytes, bytes]) -> None:
                         created_at=datetime.now(timezone.utc) - timedelta(hours=1))
     double.add_artifact(ARTIFACT, content=slow, head_branch="feature", run_id=RUN_ID,
                         created_at=datetime.now(timezone.utc))
-
-
-def zip_dir(folder: Path) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                archive.write(path, path.relative_to(folder).as_posix())
-    return buffer.getvalue()
 
 
 def github_docker_action_command(image: str, root: Path, env: dict[str, str]) -> list[str]:

@@ -6,12 +6,12 @@ Regenerate the golden files after an intended change with
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+import support
 from kitt.compare import compare_result_sets
 from kitt.platform import COMMENT_LIMIT
 from kitt.platform import comment_size as report_size
@@ -81,12 +81,7 @@ def render_summary_of(result_set: ResultSet, **kwargs: str) -> str:
 
 
 def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("KITT_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"{path} is missing: run with KITT_UPDATE_GOLDEN=1 and review it"
-    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden file (KITT_UPDATE_GOLDEN=1 to accept)"
+    support.check_golden(GOLDEN / name, text)
 
 
 def test_regression_report_matches_golden() -> None:

@@ -11,13 +11,13 @@ DOM; tests/report/test_trend_mermaid.py does that (tests/mermaid_parse.py, jsdom
 
 from __future__ import annotations
 
-import os
 import json
 import re
 from pathlib import Path
 
 import pytest
 
+import support
 import trend_sim
 from mermaid_parse import mermaid_blocks
 from kitt.report.trend import history_chart, render_trend, warning_lines
@@ -31,12 +31,7 @@ _LIST = rf"{_NUMBER}(?:, {_NUMBER})*"
 
 
 def check_golden(name: str, text: str) -> None:
-    """As tests/report/test_render.py: KITT_UPDATE_GOLDEN=1 rewrites the file, to be reviewed by eye."""
-    path = GOLDEN / name
-    if os.environ.get("KITT_UPDATE_GOLDEN") == "1":
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"{path} is missing: run with KITT_UPDATE_GOLDEN=1 and review it"
-    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden file (KITT_UPDATE_GOLDEN=1 to accept)"
+    support.check_golden(GOLDEN / name, text)
 
 
 def check_xychart(block: str) -> None:
