@@ -22,10 +22,12 @@ class Progress(Protocol):
 
 
 class Reporter:
-    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None, groups: bool = False) -> None:
+    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None, groups: bool = False,
+                 redraw_s: float = 0.5) -> None:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self.groups = groups
+        self.redraw_s = redraw_s  # how often a live line is redrawn
 
     def line(self, text: str) -> None:
         self.stream.write(text + "\n")
@@ -48,14 +50,14 @@ class Reporter:
 
     @contextmanager
     def track(self, label: str, progress: Progress) -> Iterator[None]:
-        """Redraw ``label: done/total`` twice a second on a terminal; silent elsewhere."""
+        """Redraw ``label: done/total`` every ``redraw_s`` (twice a second) on a terminal; silent elsewhere."""
         if not self.live:
             yield
             return
         stop = threading.Event()
 
         def draw() -> None:
-            while not stop.wait(0.5):
+            while not stop.wait(self.redraw_s):
                 self.stream.write(f"\r  {label}: {progress.done}/{progress.total} requests\x1b[K")
                 self.stream.flush()
 

@@ -53,9 +53,13 @@ class _FakeTerminal(io.StringIO):
 def test_live_progress_line_on_a_terminal_and_groups_under_actions():
     terminal = _FakeTerminal()
     progress = Progress(done=3, total=8)
-    with Reporter(terminal).track("latency-c1 run 1/5", progress):
-        time.sleep(0.7)
-    assert "\r  latency-c1 run 1/5: 3/8 requests" in terminal.getvalue()
+    line = "\r  latency-c1 run 1/5: 3/8 requests"
+    with Reporter(terminal, redraw_s=0.01).track("latency-c1 run 1/5", progress):
+        deadline = time.monotonic() + 30  # a bound for a stuck redraw; the test waits for the line itself
+        while line not in terminal.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert line in terminal.getvalue()
+    assert terminal.getvalue().endswith("\r\x1b[K")  # the line is cleared when tracking ends
     actions = io.StringIO()
     reporter = Reporter(actions, groups=True)
     with reporter.group("latency-c1"):

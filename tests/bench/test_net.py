@@ -83,14 +83,12 @@ def test_a_missing_or_wrong_key_fails_fast_naming_the_variable(tmp_path: Path, v
     extra = {variable: "wrong-key"} if variable else {}
     args = ("--api-key-env", variable) if variable else ()
     with sim("--api-key", KEY) as url:
-        started = time.monotonic()
+        # A ready timeout far beyond the child's 60 s: waiting it out would never return in time.
         result = run_kitt("run", "-m", "sim-net", "-e", "openai", "--endpoint", url, "-o", str(tmp_path / "o"),
-                          *RUN, *args, env=_env(**extra), timeout=60)
-        elapsed = time.monotonic() - started
+                          *RUN, *args, "--ready-timeout", "3600", env=_env(**extra), timeout=60)
     assert result.returncode == 1
     assert "401" in result.stderr and f"${variable or 'OPENAI_API_KEY'}" in result.stderr
     assert "wrong-key" not in result.stdout + result.stderr
-    assert elapsed < 15, f"took {elapsed:.1f} s: a 401 must not wait out the ready timeout"
 
 
 def test_a_bad_header_is_a_usage_error(tmp_path: Path) -> None:
@@ -224,44 +222,32 @@ def test_every_resolved_address_is_tried_in_order() -> None:
 
 def test_a_stream_that_never_answers_times_out() -> None:
     with sim("--stall") as url:
-        started = time.monotonic()
         records = _level(Target(base_url=url, model="sim-net", request_timeout=0.5))
-        elapsed = time.monotonic() - started
     assert [r.error for r in records] == ["TimeoutError: no complete response within 0.5 s"] * 2
-    assert elapsed < 5
 
 
 def test_the_request_timeout_flag(tmp_path: Path) -> None:
     with sim("--stall") as url:
-        started = time.monotonic()
         result = run_kitt("run", "-m", "sim-net", "-e", "openai", "--endpoint", url, "-o", str(tmp_path / "o"), *RUN,
                           "--request-timeout", "1", env=_env(), timeout=120)
-        elapsed = time.monotonic() - started
     assert result.returncode == 1
     samples = [json.loads(line) for line in (tmp_path / "o" / "samples.jsonl").read_text().splitlines()]
     assert samples and all("no complete response within 1 s" in s["error"] for s in samples)
-    assert elapsed < 60
 
 
 def test_an_endless_sse_line_is_cut_at_the_cap() -> None:
     with sim("--endless-line", "64") as url:
-        started = time.monotonic()
         records = _level(Target(base_url=url, model="sim-net"), count=1)
-        elapsed = time.monotonic() - started
     assert records[0].error and "SSE line longer than 4 MiB" in records[0].error
-    assert elapsed < 10, f"{elapsed:.1f} s"
 
 
 def test_the_ready_timeout_is_not_capped_for_endpoints(tmp_path: Path) -> None:
     assert ready_timeout(None, "endpoint") == 30.0 and ready_timeout(None, "docker") == 900.0
     assert ready_timeout(120.0, "endpoint") == 120.0  # a user's value is never capped
     with sim() as url:
-        started = time.monotonic()
         result = run_kitt("run", "-m", "not-served-here", "-e", "openai", "--endpoint", url, "-o", str(tmp_path / "o"), *RUN,
                           "--ready-timeout", "3", env=_env(), timeout=60)
-        elapsed = time.monotonic() - started
-    assert result.returncode == 1 and "within 3 s" in result.stderr
-    assert 3 <= elapsed < 30
+    assert result.returncode == 1 and "within 3 s" in result.stderr  # the user's 3 s, not the endpoint default
     free = socket.socket()
     free.bind(("127.0.0.1", 0))
     port = free.getsockname()[1]
