@@ -266,11 +266,6 @@ def test_argparse_errors_are_one_line_and_an_annotation(argv: list[str], capsys,
     assert out.count("::error::") == 1
 
 
-def test_help_is_unchanged() -> None:
-    done = run_kitt("run", "--help")
-    assert done.returncode == 0 and done.stdout.startswith("usage: kitt run") and "--ready-timeout" in done.stdout
-
-
 # --------------------------------------------------------------------------- action inputs
 
 

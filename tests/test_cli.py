@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+import sys
 import time
+from pathlib import Path
+
+import pytest
 
 from kitt.bench.loadgen import Progress
 from kitt.errors import KittError, UsageError
 from kitt.progress import Reporter
-from support import run_kitt
+from support import check_golden, clean_environ, run_kitt
 
 
 def test_engines_list_names_every_engine_and_mode():
@@ -66,3 +70,18 @@ def test_live_progress_line_on_a_terminal_and_groups_under_actions():
         with reporter.track("x", progress):
             pass
     assert actions.getvalue() == "::group::latency-c1\n::endgroup::\n"
+
+
+HELP_GOLDEN = Path(__file__).parent / "golden" / "help"
+
+
+@pytest.mark.parametrize("command", [(), ("run",), ("ci", "report")], ids=["kitt", "run", "ci-report"])
+def test_help_matches_golden(command: tuple[str, ...]) -> None:
+    """The help a user reads, word for word (KITT_UPDATE_GOLDEN=1 rewrites it, to be reviewed by eye).
+    argparse lays help out differently across Python minor versions (3.10 says "optional
+    arguments", 3.13 prints a metavar once), so the golden text is argparse's of 3.11 and 3.12."""
+    if sys.version_info[:2] not in ((3, 11), (3, 12)):
+        pytest.skip(f"the golden help is argparse's layout of Python 3.11/3.12, not {sys.version.split()[0]}'s")
+    done = run_kitt(*command, "--help", env=clean_environ(COLUMNS="100"))
+    assert done.returncode == 0 and done.stderr == ""
+    check_golden(HELP_GOLDEN / ("-".join(("kitt", *command)) + ".txt"), done.stdout)
