@@ -13,7 +13,7 @@ from kitt.comparison import (
     FAMILY_ALPHA, MIN_HISTORY, Comparison, Design, FailedTest, Identity, Incomplete, MatchKey, MetricRow, Spread,
     Verdict, center,
 )  # fmt: skip
-from kitt.comparison import TestComparison as Tested  # not collected as a test class
+from kitt.comparison import TestComparison as OneTest  # not collected as a test class
 from kitt.results import ResultSet
 
 KEY = MatchKey("latency", "concurrency", 1.0)
@@ -32,7 +32,7 @@ def row(verdict: Verdict, *, gated: bool = True, base: float | None = 100.0, cur
 
 
 def comparison(*rows: MetricRow, baseline: ResultSet | None = None, **fields: object) -> Comparison:
-    test = Tested(KEY, "latency-c1", 1, 1, list(rows))
+    test = OneTest(KEY, "latency-c1", 1, 1, list(rows))
     return Comparison(result_set(), baseline, [baseline] if baseline else [], tests=[test], **fields)  # type: ignore[arg-type]
 
 
