@@ -105,7 +105,8 @@ def load_thresholds(path: Path | None, default_pct: float = DEFAULT_THRESHOLD_PC
         where = f"thresholds file {path}: {name}"
         if metric_direction(name) is None:
             close = difflib.get_close_matches(name, [*DEFAULT_GATED, *_DIRECTIONS], n=1)
-            why = "is informational (no better direction), so it cannot gate" if name in INFORMATIONAL else "is not a known metric"
+            why = ("is informational (no better direction), so it cannot gate" if name in INFORMATIONAL
+                   else "is not a known metric")
             raise UsageError(f"{where} {why}", hint=f"Did you mean {close[0]}?" if close else None)
         if value is False or value is None:
             per_metric[name] = None

@@ -37,7 +37,8 @@ def test_an_upward_import_breaks_the_layers(tmp_path: Path, where: str) -> None:
     loadgen = tmp_path / "kitt" / "bench" / "loadgen.py"
     text = loadgen.read_text()
     if where == "top":
-        text = text.replace("\nfrom kitt.bench.client import Client\n", "\nfrom kitt.bench.client import Client\nfrom kitt.report import render_summary\n", 1)
+        anchor = "\nfrom kitt.bench.client import Client\n"
+        text = text.replace(anchor, anchor + "from kitt.report import render_summary\n", 1)
     else:
         text += "\n\ndef _upward() -> object:\n    from kitt.report import render_summary\n\n    return render_summary\n"
     loadgen.write_text(text)

@@ -27,8 +27,9 @@ close; interim 1xx responses; ``http`` and ``https`` (TLS through :class:`ssl.Me
 reads keep their kernel stamps); an HTTP proxy (absolute URIs for ``http``, a ``CONNECT`` tunnel
 for ``https``; :mod:`kitt.net` decides which); every resolved address tried in turn; a
 deadline per request; SSE lines capped at :data:`MAX_LINE` (checked only when a line was cut by a
-read, so the usual read pays nothing). Redirects are not followed: :attr:`Response.location`. HTTP error statuses and connection errors
-come back in :class:`Response` as an error string; nothing raises into the pump. A response
+read, so the usual read pays nothing). Redirects are not followed: :attr:`Response.location`. HTTP
+error statuses and connection errors come back in :class:`Response` as an error string; nothing
+raises into the pump. A response
 that ended on a *reused* connection before its first byte is marked ``retryable``: a server may
 close an idle keep-alive connection just as the client sends on it (llama.cpp's server often
 does), and the load generator then sends the request once more on a fresh connection, as curl
@@ -163,7 +164,8 @@ class Connection(ResponseParsing):
                 self.kernel_stamps = True
             except OSError:
                 pass
-        self._deadline = self.pump.call_at(clock() + timeout, self._open_failed, f"TimeoutError: no connection within {timeout:g} s")
+        self._deadline = self.pump.call_at(clock() + timeout, self._open_failed,
+                                           f"TimeoutError: no connection within {timeout:g} s")
         code = sock.connect_ex(address)
         if code not in _CONNECTING:
             self._open_failed(f"ConnectionError: {os.strerror(code)} ({address[0]}:{address[1]})")

@@ -1,7 +1,7 @@
 """``vllm bench serve --save-result`` JSON (with or without ``--save-detailed``).
 
-One file is one repeat of one load level; a file of ``--append-result`` holds one a line. The metric names are already kitt's (kitt follows
-vLLM's serving benchmark), so they are taken as they are; the per-request lists that
+One file is one repeat of one load level; a file of ``--append-result`` holds one a line. The
+metric names are already kitt's (kitt follows vLLM's serving benchmark), so they are taken as they are; the per-request lists that
 ``--save-detailed`` adds are left out. The level is ``max_concurrency`` (``concurrency-c8``) or,
 with a finite ``request_rate``, the rate (``rate-r4``).
 """
