@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -292,41 +291,27 @@ class ActionRun:
         after the job's artifact (each job's baseline is the base branch's artifact of its own name)."""
         if not self.inputs.baseline_artifact:
             return None
+        from kitt.ci import fetch_baselines
         from kitt.github.baseline import is_pattern
 
         if not self.context.repository:
             raise UsageError("baseline-artifact needs GITHUB_REPOSITORY", hint="Run inside GitHub Actions.")
-        scratch = Path(tempfile.mkdtemp(prefix="kitt-baseline-", dir=self.context.temp_dir)) / "baseline"
-        if not self.matrix:
-            return self._one_baseline(self.inputs.baseline_artifact, scratch, base_ref)
-        if not is_pattern(self.inputs.baseline_artifact):
+        if self.matrix and not is_pattern(self.inputs.baseline_artifact):
             raise UsageError(
                 "with a results-artifact pattern, baseline-artifact must be a pattern too",
                 hint="Set `baseline-artifact` to the same pattern: each job is compared with the base branch's "
                 "artifact of its own name.",
             )
-        import fnmatch
-
-        for job in sorted(p.name for p in self.inputs.results_dir.iterdir() if p.is_dir()):
-            if fnmatch.fnmatchcase(job, self.inputs.baseline_artifact):
-                self._one_baseline(job, scratch / job, base_ref)
-        return scratch
-
-    def _one_baseline(self, name: str, dest: Path, base_ref: str | None) -> Path | None:
-        from kitt.github.baseline import download_baseline
-
-        try:
-            found = download_baseline(
-                token=self.inputs.github_token, repo=self.context.repository or "", name=name,
-                dest=dest, base_branch=base_ref, api_url=self.context.api_url,
-                history=self.inputs.baseline_history,
-            )  # fmt: skip
-        except GitHubError as error:
+        jobs = [p.name for p in self.inputs.results_dir.iterdir() if p.is_dir()] if self.matrix else None
+        found = fetch_baselines(
+            token=self.inputs.github_token, repo=self.context.repository, artifact=self.inputs.baseline_artifact,
+            jobs=jobs, base_branch=base_ref, api_url=self.context.api_url, history=self.inputs.baseline_history,
+            temp_dir=self.context.temp_dir, keep_errors=True,
+        )  # fmt: skip
+        for error in found.errors:
             self.fail(error)  # an API error is a failure, but the report still goes out, uncompared
-            return None
-        if not found:
-            self.notes.notice(f"No baseline{f' for {name}' if self.matrix else ''}: {found.reason}.")
-            return None
+        for notice in found.notices:
+            getattr(self.notes, notice.level)(notice.message)
         return found.path
 
     # ------------------------------------------------------------------ outputs

@@ -6,6 +6,7 @@ Warnings and notices come back as ``Notice`` data for the caller to print (as ``
 under Actions). The gate decision is made before publishing, so a failed comment can never
 hide a regression.
 
+    fetch_baselines(...)    -> Baselines       the base branch's artifacts, one job or one per job
     build_report(options)   -> Report          load, compare, render; raises KittError
     publish_report(report)  -> ReportOutcome   file / stdout / step summary / PR comment
     execute_ci_report(...)  -> ReportOutcome   both, errors while publishing kept as data
@@ -225,6 +226,70 @@ def result_jobs(options: ReportOptions) -> list[tuple[str | None, Path]]:
         raise UsageError("two result folders have the same name, so their jobs cannot be told apart",
                          hint="Give each job's result set a folder of its own name (its artifact name).")
     return list(zip(names, folders))
+
+
+@dataclass(frozen=True)
+class Baselines:
+    """What :func:`fetch_baselines` found: the folder to pass as ``ReportOptions.baseline_dir``
+    (None: no baseline), the jobs that have none yet, and the API errors it was told to keep."""
+
+    path: Path | None
+    notices: tuple[Notice, ...] = ()
+    errors: tuple[GitHubError, ...] = ()
+
+
+def fetch_baselines(
+    *,
+    token: str,
+    repo: str,
+    artifact: str,
+    jobs: list[str] | None,
+    base_branch: str | None,
+    api_url: str | None,
+    history: int,
+    temp_dir: Path | None = None,
+    keep_errors: bool = False,
+) -> Baselines:
+    """Download the baseline for ``kitt ci report``, for the CLI and the action alike.
+
+    One job (``jobs`` None): the base branch's newest artifact named ``artifact`` (with up to
+    ``history`` baseline jobs). A matrix (``jobs``: the job folders' names): ``artifact`` is a
+    pattern, and each job whose name it matches gets the base branch's artifact of its own name,
+    in a subfolder of that name. A job with no baseline yet is a notice, not an error. An API error
+    raises, unless ``keep_errors`` (the action: the report still goes out, uncompared, and the
+    error fails the step), when that job goes without and the error comes back in ``errors``.
+    """
+    import fnmatch
+    import tempfile
+
+    from kitt.github.baseline import download_baseline
+
+    scratch = Path(tempfile.mkdtemp(prefix="kitt-baseline-", dir=temp_dir)) / "baseline"
+    notices: list[Notice] = []
+    errors: list[GitHubError] = []
+
+    def one(name: str, dest: Path) -> Path | None:
+        try:
+            found = download_baseline(token=token, repo=repo, name=name, dest=dest, base_branch=base_branch,
+                                      api_url=api_url, history=history)  # fmt: skip
+        except GitHubError as error:
+            if not keep_errors:
+                raise
+            errors.append(error)
+            return None
+        if not found:
+            notices.append(Notice("notice", f"No baseline{f' for {name}' if jobs is not None else ''}: {found.reason}."))
+            return None
+        return found.path
+
+    if jobs is None:
+        path = one(artifact, scratch)
+    else:
+        for job in sorted(jobs):
+            if fnmatch.fnmatchcase(job, artifact):
+                one(job, scratch / job)
+        path = scratch
+    return Baselines(path, tuple(notices), tuple(errors))
 
 
 def ab_layout(directory: Path) -> tuple[Path, Path] | None:

@@ -361,9 +361,8 @@ def _cmd_ci_report(args: argparse.Namespace) -> int:
 def _download_baseline(
     args: argparse.Namespace, token: str | None, context: ActionsContext, annotations: Annotations
 ) -> Path | None:
-    import tempfile
-
-    from kitt.github.baseline import download_baseline
+    from kitt.ci import fetch_baselines
+    from kitt.github.baseline import is_pattern
 
     if not (token and args.repo):
         raise UsageError("--baseline-artifact needs --repo and a token (--github-token or GITHUB_TOKEN)")
@@ -372,42 +371,17 @@ def _download_baseline(
     jobs = [p for p in args.results_dir if p.is_dir()] if len(args.results_dir) > 1 else []
     if args.jobs_dir and args.jobs_dir.is_dir():
         jobs = [p for p in args.jobs_dir.iterdir() if p.is_dir()]
-    if jobs:
-        return _download_job_baselines(args, token, context, annotations, jobs)
-    found = download_baseline(
-        token=token, repo=args.repo, name=args.baseline_artifact,
-        dest=Path(tempfile.mkdtemp(prefix="kitt-baseline-", dir=context.temp_dir)) / "baseline",
-        base_branch=args.base_branch or context.base_ref, api_url=context.api_url, history=args.baseline_history,
-    )  # fmt: skip
-    if not found:
-        annotations.notice(f"No baseline: {found.reason}.")
-        return None
-    return found.path
-
-
-def _download_job_baselines(
-    args: argparse.Namespace, token: str, context: ActionsContext, annotations: Annotations, jobs: list[Path]
-) -> Path:
-    """One baseline per job, the base branch's artifact of the job folder's name (matching the pattern)."""
-    import fnmatch
-    import tempfile
-
-    from kitt.github.baseline import download_baseline, is_pattern
-
-    if not is_pattern(args.baseline_artifact):
+    if jobs and not is_pattern(args.baseline_artifact):
         raise UsageError("for several jobs, --baseline-artifact must be a pattern (e.g. 'kitt-results-*')",
                          hint="Each job is compared with the base branch's artifact named like its folder.")
-    root = Path(tempfile.mkdtemp(prefix="kitt-baseline-", dir=context.temp_dir)) / "baseline"
-    for job in sorted(p.name for p in jobs):
-        if not fnmatch.fnmatchcase(job, args.baseline_artifact):
-            continue
-        found = download_baseline(
-            token=token, repo=args.repo, name=job, dest=root / job, base_branch=args.base_branch or context.base_ref,
-            api_url=context.api_url, history=args.baseline_history,
-        )  # fmt: skip
-        if not found:
-            annotations.notice(f"No baseline for {job}: {found.reason}.")
-    return root
+    found = fetch_baselines(
+        token=token, repo=args.repo, artifact=args.baseline_artifact, jobs=[p.name for p in jobs] if jobs else None,
+        base_branch=args.base_branch or context.base_ref, api_url=context.api_url, history=args.baseline_history,
+        temp_dir=context.temp_dir,
+    )  # fmt: skip
+    for notice in found.notices:
+        getattr(annotations, notice.level)(notice.message)
+    return found.path
 
 
 def _cmd_ci_trend(args: argparse.Namespace) -> int:
