@@ -29,7 +29,6 @@ from kitt.errors import GitHubError, KittError, ResultsError, UsageError, print_
 from kitt.github.actions_io import ActionsContext, Annotations, mask, set_outputs
 
 PULL_REQUEST_FILE = "pull_request.json"
-REPORT_FILE = "report.md"
 
 
 # --------------------------------------------------------------------------- the run
@@ -173,36 +172,15 @@ class ActionRun:
     # ------------------------------------------------------------------ report
 
     def _report(self, benchmark_ok: bool) -> None:
-        from kitt.ci import ReportOptions, build_report, publish_report
+        from kitt.ci import build_report, publish_report
 
         from kitt.ci import ab_layout
 
         pr, base_ref = self._pull_request()
         # An A/B run brings its own baseline arm: no baseline artifact is needed or downloaded.
         baseline_dir = None if ab_layout(self.inputs.results_dir) else self._baseline(base_ref)
-        options = ReportOptions(
-            results_dir=self.inputs.results_dir,
-            results_are_jobs=self.matrix,
-            baseline_dir=baseline_dir,
-            github_token=self.inputs.github_token or None,
-            repo=self.context.repository if pr is not None else None,
-            pr=pr,
-            threshold=self.inputs.threshold,
-            thresholds_file=self.inputs.thresholds,
-            fail_on_regression=self.inputs.fail_on_regression,
-            comment_key=self.inputs.comment_key,
-            allow_mismatch=self.inputs.allow_mismatch,
-            baseline_history=self.inputs.baseline_history,
-            upstream_failure=None if benchmark_ok else self._upstream_failure(),
-            summary=True,
-            comment_policy=self.inputs.comment,
-            report_file=self.inputs.results_dir / REPORT_FILE,
-            print_report=False,
-            summary_path=self.context.summary_path,
-            api_url=self.context.api_url,
-            run_url=self.context.run_url,
-            repo_url=f"{self.context.server_url.rstrip('/')}/{self.context.repository}" if self.context.repository else None,
-        )
+        options = self.inputs.report_options(self.context, pr=pr, baseline_dir=baseline_dir, matrix=self.matrix,
+                                             upstream_failure=None if benchmark_ok else self._upstream_failure())
         report = build_report(options)
         if pr is not None and self.inputs.comment != "never" and not (self.context.repository and self.inputs.github_token):
             self.notes.warning("No comment: GITHUB_REPOSITORY or the github-token input is missing.")

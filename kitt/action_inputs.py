@@ -23,12 +23,14 @@ from kitt.config import AB_SCHEDULES
 from kitt.errors import UsageError
 
 if TYPE_CHECKING:
+    from kitt.ci import ReportOptions
     from kitt.github.actions_io import ActionsContext
 
 MODES = ("benchmark", "report")
 MAX_HISTORY = 100  # baseline jobs to download
 COMMENT_POLICIES = ("always", "on-regression", "never")
 NO_ENGINE = "none"  # engine: none, bring your own harness: report on files in results-dir
+REPORT_FILE = "report.md"  # the report's copy in results-dir (the `report` output names it)
 _TRUE, _FALSE = ("true", "True", "TRUE"), ("false", "False", "FALSE")
 
 
@@ -125,6 +127,37 @@ class ActionInputs:
             container_cli=_container_cli(get("container-cli") or env.get("KITT_CONTAINER_CLI", "")),
             gpus=_gpus(get("gpus", "all") or "all"),
             net=NetPolicy.from_environ(env, api_key_env=get("api-key-env") or None),
+        )
+
+    def report_options(self, context: ActionsContext, *, pr: int | None, baseline_dir: Path | None, matrix: bool,
+                       upstream_failure: str | None) -> ReportOptions:
+        """The report these inputs ask for: what the run found (the pull request, the baseline
+        folder, a matrix, the benchmark job's failed conclusion) joins the inputs and the runner's
+        context; the action always writes the job summary and keeps the report in results-dir."""
+        from kitt.ci import ReportOptions
+
+        return ReportOptions(
+            results_dir=self.results_dir,
+            results_are_jobs=matrix,
+            baseline_dir=baseline_dir,
+            github_token=self.github_token or None,
+            repo=context.repository if pr is not None else None,
+            pr=pr,
+            threshold=self.threshold,
+            thresholds_file=self.thresholds,
+            fail_on_regression=self.fail_on_regression,
+            comment_key=self.comment_key,
+            allow_mismatch=self.allow_mismatch,
+            baseline_history=self.baseline_history,
+            upstream_failure=upstream_failure,
+            summary=True,
+            comment_policy=self.comment,
+            report_file=self.results_dir / REPORT_FILE,
+            print_report=False,
+            summary_path=context.summary_path,
+            api_url=context.api_url,
+            run_url=context.run_url,
+            repo_url=f"{context.server_url.rstrip('/')}/{context.repository}" if context.repository else None,
         )
 
 
