@@ -49,6 +49,7 @@ import socket
 import time
 from typing import Any, Callable
 
+from kitt.engines.simmodel import Request, ServingConfig, ServingModel
 from kitt.engines.simnet import RawSocket, TimerFd, clock
 from kitt.engines.simtokens import UnknownToken, Vocabulary, chat_token_count, chat_words, message_text
 
@@ -73,8 +74,9 @@ def _bad_request(message: str, param: str | None = None, close: bool = False) ->
     return _response("400 Bad Request", json.dumps(error).encode(), close=close)
 
 
-def _usage(prompt: int, completion: int) -> bytes:
-    return b'{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}' % (prompt, completion, prompt + completion)
+def _usage(prompt: int, completion: int, details: bytes = b"") -> bytes:
+    return (b'{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d%s}'
+            % (prompt, completion, prompt + completion, details))
 
 
 def lognormal(rng: random.Random, mean: float, cv: float) -> float:
@@ -94,22 +96,30 @@ def speed_factor(options: argparse.Namespace, wall_time: float) -> float:
 
 
 class Stream:
-    """One streaming response: its schedule, its pre-built bytes and its truth record."""
+    """One response, streamed or whole: its schedule, its pre-built bytes and its truth record.
 
-    __slots__ = ("conn", "server", "rid", "chat", "deadline", "next_gap", "per_event", "remaining", "sent_tokens",
-                 "prompt_tokens", "head", "continuous", "usage", "log", "dead")
+    A whole (non-streaming) response runs the same schedule without writing its events, and
+    writes everything at its last one."""
 
-    def __init__(self, conn: Connection, rid: int, chat: bool, deadline: float, next_gap: Callable[[], float],
-                 per_event: int, tokens: int, prompt_tokens: int, stream_options: dict[str, Any], log: dict[str, Any]):
-        self.conn, self.server, self.rid, self.chat = conn, conn.server, rid, chat
-        self.deadline, self.next_gap, self.per_event = deadline, next_gap, per_event
+    __slots__ = ("chat", "conn", "continuous", "dead", "deadline", "details", "head", "held", "lag", "log", "next_gap",
+                 "per_event", "prompt_tokens", "remaining", "request", "rid", "sent_tokens", "server", "speed",
+                 "streaming", "ttft", "usage")
+
+    def __init__(self, conn: Connection, rid: int, chat: bool, streaming: bool, ttft: float,
+                 next_gap: Callable[[], float], per_event: int, tokens: int, prompt_tokens: int,
+                 stream_options: dict[str, Any], log: dict[str, Any], speed: float):
+        self.conn, self.server, self.rid, self.chat, self.streaming = conn, conn.server, rid, chat, streaming
+        self.ttft, self.next_gap, self.per_event, self.speed = ttft, next_gap, per_event, speed
+        self.deadline = self.lag = 0.0
         self.remaining, self.sent_tokens, self.prompt_tokens = tokens, 0, prompt_tokens
         self.continuous = bool(stream_options.get("continuous_usage_stats"))
         self.usage = bool(stream_options.get("include_usage")) or self.continuous
         kind = b"chat.completion.chunk" if chat else b"text_completion"
         self.head = (b'data: {"id":"cmpl-%d","object":"%s","created":%d,"model":%s,"choices":[{"index":0,'
                      % (rid, kind, int(time.time()), json.dumps(self.server.o.model).encode()))
-        self.log, self.dead = log, False
+        self.log, self.dead, self.held = log, False, False
+        self.request: Request | None = None
+        self.details = b""  # usage.prompt_tokens_details, with --enable-prompt-tokens-details
 
     def _event(self, text: bytes, last: bool) -> bytes:
         finish = b'"length"' if last else b"null"
@@ -118,7 +128,7 @@ class Stream:
         else:
             body = self.head + b'"text":"' + text + b'","logprobs":null,"finish_reason":' + finish + b"}]"
         if self.continuous:
-            body += b',"usage":' + _usage(self.prompt_tokens, self.sent_tokens)
+            body += b',"usage":' + _usage(self.prompt_tokens, self.sent_tokens, self.details)
         return _chunk(body + b"}\n\n")
 
     def role_delta(self) -> bytes:
@@ -127,33 +137,57 @@ class Stream:
 
     def emit(self) -> bool:
         """Write the next event now; True while more events remain."""
-        die_after = self.server.o.die_after
-        if die_after and self.rid >= die_after and self.sent_tokens >= 2 * self.per_event:
+        server = self.server
+        die_after = server.o.die_after
+        if die_after and self.streaming and self.rid >= die_after and self.sent_tokens >= 2 * self.per_event:
             os._exit(3)  # a crash: no goodbye, no final chunk
         count = min(self.per_event, self.remaining)
         first = self.sent_tokens == 0
         self.sent_tokens += count
         self.remaining -= count
-        self.server.generation_tokens += count
-        text = (b" r%d" % self.rid + b" tok" * (count - 1)) if first else b" tok" * count
-        data = self._event(text, last=self.remaining == 0)
+        server.generation_tokens += count
+        if first and self.request is not None:
+            server.model.prefill_done(self.request)  # type: ignore[union-attr]
         transport = self.conn.transport
-        now = clock()
-        transport.write(data)
-        self.log["events"].append(now)
-        self.log["tokens"].append(count)
+        if self.streaming:
+            text = (b" r%d" % self.rid + b" tok" * (count - 1)) if first else b" tok" * count
+            data = self._event(text, last=self.remaining == 0)
+            now = clock()
+            transport.write(data)
+            self.log["events"].append(now)
+            self.log["tokens"].append(count)
+            if now - self.deadline > self.lag:
+                self.lag = now - self.deadline
         if self.remaining:
             self.deadline += self.next_gap()
             return True
-        tail = b""
-        if self.usage:
-            tail = _chunk(self.head[: self.head.index(b'"choices"')] + b'"choices":[],"usage":'
-                          + _usage(self.prompt_tokens, self.sent_tokens) + b"}\n\n")
-        transport.write(tail + _chunk(_END) + b"0\r\n\r\n")
-        self.log["end"] = clock()
-        self.server.running -= 1
+        if self.streaming:
+            tail = b""
+            if self.usage:
+                tail = _chunk(self.head[: self.head.index(b'"choices"')] + b'"choices":[],"usage":'
+                              + _usage(self.prompt_tokens, self.sent_tokens, self.details) + b"}\n\n")
+            transport.write(tail + _chunk(_END) + b"0\r\n\r\n")
+            self.log["end"] = clock()
+        else:
+            self._write_whole(transport)
+        self.log["lag_ms"] = self.lag * 1e3
+        server.finish(self)
         self.conn.finished()
         return False
+
+    def _write_whole(self, transport: RawSocket) -> None:
+        text = " r%d" % self.rid + " tok" * (self.sent_tokens - 1)
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "length"}
+        choice.update({"message": {"role": "assistant", "content": text}} if self.chat else {"text": text})
+        body = {"id": f"cmpl-{self.rid}", "object": "chat.completion" if self.chat else "text_completion",
+                "model": self.server.o.model, "choices": [choice],
+                "usage": json.loads(_usage(self.prompt_tokens, self.sent_tokens, self.details))}
+        now = clock()
+        transport.write(_response("200 OK", json.dumps(body).encode(), close=self.conn.close_after))
+        self.lag = now - self.deadline
+        self.log["events"].append(now)
+        self.log["tokens"].append(self.sent_tokens)
+        self.log["end"] = now
 
 
 class Scheduler:
@@ -211,24 +245,75 @@ class Server:
         self.started = clock()
         self.scheduler = Scheduler(loop)
         self.requests: list[dict[str, Any]] = []
-        self.generation_tokens = self.prompt_tokens = self.running = 0
+        self.generation_tokens = self.prompt_tokens = self.running = self.succeeded = 0
         models = {"object": "list", "data": [{"id": options.model, "object": "model", "owned_by": "kitt-sim"}]}
         self.models = _response("200 OK", json.dumps(models).encode())
         self.vocabulary = Vocabulary()
+        config = serving_config(options)
+        # None when nothing is modelled: then every request starts at its arrival, as before.
+        self.model = ServingModel(config) if config.active else None
 
     def ready(self) -> bool:
         return not self.o.never_ready and clock() - self.started >= self.o.startup_delay
 
+    def begin(self, stream: Stream, start: float) -> None:
+        """``stream`` takes a slot at ``start``: its first event is due a TTFT (and a prefill) later."""
+        self.prompt_tokens += stream.prompt_tokens
+        request = stream.request
+        if request is None:
+            stream.deadline = start + stream.ttft
+        else:
+            prefill = self.model.begin(request, start) * stream.speed  # type: ignore[union-attr]
+            stream.deadline = start + stream.ttft + prefill
+            log = stream.log
+            log["queue_ms"] = (start - request.arrival) * 1e3
+            log["cached_tokens"] = request.cached
+            log["prefill_ms"] = prefill * 1e3
+            if self.o.enable_prompt_tokens_details:
+                stream.details = b',"prompt_tokens_details":{"cached_tokens":%d}' % request.cached
+        if not stream.held:
+            self.scheduler.add(stream)
+
+    def finish(self, stream: Stream) -> None:
+        """``stream`` sent its last token (at its deadline, in the plan): its slot frees."""
+        self.succeeded += 1
+        self.release(stream, stream.deadline)
+
+    def release(self, stream: Stream, now: float) -> None:
+        if stream.request is None:
+            self.running -= 1
+            return
+        for request in self.model.release(stream.request):  # type: ignore[union-attr]
+            self.begin(request.owner, now)
+
+    def abort(self, stream: Stream) -> None:
+        """``stream``'s client went away: a running request frees its slot, a waiting one leaves the queue."""
+        stream.dead = True
+        stream.log["aborted"] = True
+        if stream.request is not None and stream.request.start is None:
+            self.model.withdraw(stream.request)  # type: ignore[union-attr]
+        else:
+            self.release(stream, clock())
+
     def metrics(self) -> bytes:
-        label = '{model_name="%s"}' % self.o.model
-        lines = [
-            "# TYPE kitt_sim:generation_tokens_total counter",
-            f"kitt_sim:generation_tokens_total{label} {self.generation_tokens}",
-            "# TYPE kitt_sim:prompt_tokens_total counter",
-            f"kitt_sim:prompt_tokens_total{label} {self.prompt_tokens}",
-            "# TYPE kitt_sim:num_requests_running gauge",
-            f"kitt_sim:num_requests_running{label} {self.running}",
-        ]
+        """vLLM's counters, names and labels, so the scrape that reads vLLM reads the sim."""
+        label = '{engine="0",model_name="%s"}' % self.o.model
+        model = self.model
+        cache = model.cache if model is not None else None
+        values = (
+            ("num_requests_running", "gauge", model.running if model is not None else self.running, label),
+            ("num_requests_waiting", "gauge", len(model.waiting) if model is not None else 0, label),
+            ("prompt_tokens_total", "counter", self.prompt_tokens, label),
+            ("generation_tokens_total", "counter", self.generation_tokens, label),
+            ("request_success_total", "counter", self.succeeded,
+             '{engine="0",finished_reason="length",model_name="%s"}' % self.o.model),
+            ("prefix_cache_queries_total", "counter", cache.queries if cache is not None else 0, label),
+            ("prefix_cache_hits_total", "counter", cache.hits if cache is not None else 0, label),
+        )
+        lines = []
+        for name, kind, value, labels in values:
+            lines.append(f"# TYPE vllm:{name} {kind}")
+            lines.append(f"vllm:{name}{labels} {float(value)!r}")
         return ("\n".join(lines) + "\n").encode()
 
     def log_payload(self) -> dict[str, Any]:
@@ -236,6 +321,12 @@ class Server:
                 "settings": {k: v for k, v in vars(self.o).items() if k != "log"},
                 "timer": "timerfd" if self.scheduler.timerfd is not None else "call_at",
                 "requests": self.requests}
+
+
+def serving_config(options: argparse.Namespace) -> ServingConfig:
+    return ServingConfig(max_num_seqs=options.max_num_seqs, prefill_ms_per_token=options.prefill_ms_per_token,
+                         itl_ms_per_seq=options.itl_ms_per_seq, block_size=options.block_size,
+                         kv_cache_tokens=options.kv_cache_tokens, prefix_caching=options.enable_prefix_caching)
 
 
 class Connection:
@@ -257,9 +348,7 @@ class Connection:
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.stream is not None and not self.stream.dead:
-            self.stream.dead = True
-            self.stream.log["aborted"] = True
-            self.server.running -= 1
+            self.server.abort(self.stream)
 
     def finished(self) -> None:
         self.busy, self.stream = False, None
@@ -344,6 +433,7 @@ class Connection:
             ttft_ms = float(body.get("ref_ttft_ms", o.ttft_ms))
             itl_ms = float(body.get("ref_itl_ms", o.itl_ms))
             per_event = max(int(body.get("ref_tokens_per_event", o.tokens_per_event)), 1)
+            words: list[str] | None = None
             if chat:
                 messages = body.get("messages") or []
                 prompt_tokens = chat_token_count(messages)
@@ -353,12 +443,13 @@ class Connection:
                 if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
                     prompt = prompt[0]  # a batch of one
                 if isinstance(prompt, str):
-                    prompt_tokens = len(prompt.split())
+                    words = prompt.split()
                 elif isinstance(prompt, list) and all(type(t) is int for t in prompt):
-                    prompt_tokens = len(prompt)  # token ids
-                    prompt = " ".join(server.vocabulary.decode(prompt))
+                    words = server.vocabulary.decode(prompt)  # token ids
+                    prompt = " ".join(words)
                 else:
                     raise TypeError("prompt")
+                prompt_tokens = len(words)
         except UnknownToken as exc:
             self._reply(_bad_request(str(exc), "prompt", self.close_after))
             return
@@ -384,29 +475,45 @@ class Connection:
         ttft_ms, itl_ms = ttft_ms * speed, itl_ms * speed
         ttft = lognormal(rng, ttft_ms, o.ttft_cv) / 1e3
         log: dict[str, Any] = {"rid": rid, "arrival": arrival, "prompt_head": prompt[:48], "chat": chat,
-                               "ttft_ms": ttft * 1e3, "itl_ms": itl_ms, "max_tokens": tokens,
+                               "prompt_tokens": prompt_tokens, "queue_ms": 0.0, "cached_tokens": 0,
+                               "prefill_ms": 0.0, "ttft_ms": ttft * 1e3, "itl_ms": itl_ms, "max_tokens": tokens,
                                "events": [], "tokens": [], "end": None}
         server.requests.append(log)
         if o.fail_every and (rid + 1) % o.fail_every == 0:
             self._reply(_response("500 Internal Server Error", b'{"error":{"message":"simulated failure"}}',
                                   close=self.close_after))
             return
-        stream = Stream(self, rid, chat, arrival + ttft, lambda: lognormal(rng, itl_ms, o.itl_cv) / 1e3,
-                        per_event, tokens, prompt_tokens, body.get("stream_options") or {}, log)
-        server.prompt_tokens += prompt_tokens
+        model = server.model
+        if model is None:
+            def next_gap() -> float:
+                return lognormal(rng, itl_ms, o.itl_cv) / 1e3
+        else:
+            per_seq_ms = model.config.itl_ms_per_seq * speed
+
+            def next_gap() -> float:
+                return lognormal(rng, itl_ms + per_seq_ms * model.running, o.itl_cv) / 1e3
+        streaming = bool(body.get("stream"))
+        stream = Stream(self, rid, chat, streaming, ttft, next_gap, per_event, tokens, prompt_tokens,
+                        body.get("stream_options") or {}, log, speed)
         server.generation_tokens += o.miscount
-        server.running += 1
         self.busy, self.stream = True, stream
-        if body.get("stream") and (o.stall or o.endless_line):
+        if streaming and (o.stall or o.endless_line):
+            stream.held = True  # it takes a slot, but no event is ever due
             if o.endless_line:
                 self.transport.write(_SSE_HEAD + _chunk(b"data: "))
                 self._endless(o.endless_line)
-            return  # --stall: never a byte back
-        if not body.get("stream"):
-            self._whole(stream, arrival + ttft + sum(stream.next_gap() for _ in range(-(-tokens // per_event) - 1)))
+            # --stall: never a byte back
+        elif streaming:
+            self.transport.write(_SSE_HEAD + (stream.role_delta() if chat else b""))
+        if model is None:
+            server.running += 1
+            server.begin(stream, arrival)
             return
-        self.transport.write(_SSE_HEAD + (stream.role_delta() if chat else b""))
-        server.scheduler.add(stream)
+        if model.cache is not None and words is None:
+            words = chat_words(messages)
+        stream.request = Request(arrival, prompt_tokens, model.keys(words or ()), stream)
+        if model.arrive(stream.request):
+            server.begin(stream, arrival)
 
     def _endless(self, left: int) -> None:
         """--endless-line: 1 MiB more of one SSE line whenever the socket has room, ``left`` times, then close."""
@@ -418,28 +525,6 @@ class Connection:
             transport.write(_chunk(b"x" * 2**20))
             left -= 1
         asyncio.get_running_loop().call_later(0.001, self._endless, left)
-
-    def _whole(self, stream: Stream, due: float) -> None:
-        def reply() -> None:
-            if stream.dead:
-                return
-            self.server.running -= 1
-            self.server.generation_tokens += stream.remaining
-            text = " r%d" % stream.rid + " tok" * (stream.remaining - 1)
-            choice: dict[str, Any] = {"index": 0, "finish_reason": "length"}
-            choice.update({"message": {"role": "assistant", "content": text}} if stream.chat else {"text": text})
-            body = {"id": f"cmpl-{stream.rid}", "object": "chat.completion" if stream.chat else "text_completion",
-                    "model": self.server.o.model, "choices": [choice],
-                    "usage": json.loads(_usage(stream.prompt_tokens, stream.remaining))}
-            now = clock()
-            self.transport.write(_response("200 OK", json.dumps(body).encode(), close=self.close_after))
-            stream.log["events"].append(now)
-            stream.log["tokens"].append(stream.remaining)
-            stream.log["end"] = now
-            self.finished()
-
-        loop = asyncio.get_running_loop()
-        loop.call_at(due - clock() + loop.time(), reply)
 
 
 def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Namespace:
@@ -463,6 +548,24 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
     parser.add_argument("--die-after", type=int, default=0, help="exit abruptly during request N+1")
     parser.add_argument("--fail-every", type=int, default=0, help="answer every Nth request with HTTP 500")
     parser.add_argument("--miscount", type=int, default=0, help="/metrics over-counts N tokens per request")
+    model = parser.add_argument_group(
+        "serving model", "what a serving engine does under load (see kitt/engines/simmodel.py); all off by default, "
+        "which keeps the exact schedule of --ttft-ms and --itl-ms")
+    model.add_argument("--max-num-seqs", type=int, default=0,
+                       help="at most N requests run at once, later ones queue in arrival order (0: no limit)")
+    model.add_argument("--prefill-ms-per-token", type=float, default=0.0,
+                       help="added to TTFT for each prompt token not served from the prefix cache")
+    model.add_argument("--itl-ms-per-seq", type=float, default=0.0,
+                       help="added to each gap between events per running request")
+    model.add_argument("--kv-cache-tokens", type=int, default=0,
+                       help="the prefix cache's budget in tokens, least recently used blocks evicted (0: no cache)")
+    model.add_argument("--block-size", type=int, default=16, help="tokens per prefix-cache block")
+    model.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True,
+                       help="cache prompt prefixes within --kv-cache-tokens (vLLM's flag)")
+    model.add_argument("--enable-prompt-tokens-details", action="store_true",
+                       help="report usage.prompt_tokens_details.cached_tokens, as vLLM does with this flag")
+    model.add_argument("--no-serving-model", action="store_true",
+                       help="turn every part of the serving model off, whatever the flags before it say")
     parser.add_argument("--log", help="write the truth log here (JSON) on SIGTERM/SIGINT")
     parser.add_argument("--backlog", type=int, default=1024)
     parser.add_argument("--api-key", help="require Authorization: Bearer KEY on everything but /health")
@@ -478,6 +581,13 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
     parser.set_defaults(**defaults)
     options = parser.parse_args(argv)
     options.model = options.served_model_name or options.model
+    if options.no_serving_model:
+        options.max_num_seqs = options.kv_cache_tokens = 0
+        options.prefill_ms_per_token = options.itl_ms_per_seq = 0.0
+    if (options.max_num_seqs < 0 or options.prefill_ms_per_token < 0 or options.itl_ms_per_seq < 0
+            or options.kv_cache_tokens < 0 or options.block_size < 1):
+        parser.error("--max-num-seqs, --prefill-ms-per-token, --itl-ms-per-seq and --kv-cache-tokens must be at "
+                     "least 0, --block-size at least 1")
     if options.ttft_ms <= 0 or options.itl_ms <= 0 or options.tokens_per_event < 1 or options.max_model_len < 1:
         parser.error("--ttft-ms and --itl-ms must be greater than 0, --tokens-per-event and --max-model-len at least 1")
     if not (options.slowdown > 0 and 0 <= options.drift_pct < 100 and options.drift_period_s > 0):
@@ -506,8 +616,14 @@ async def serve(options: argparse.Namespace) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     port = listener.getsockname()[1]
+    modelled = ""
+    if server.model is not None:
+        config = server.model.config
+        modelled = (f"; {config.max_num_seqs or 'unlimited'} slots, prefill {config.prefill_ms_per_token:g} ms/token, "
+                    f"+{config.itl_ms_per_seq:g} ms ITL per running request, prefix cache "
+                    + (f"{config.kv_cache_tokens} tokens" if config.caching else "off"))
     print(f"listening {port} (kitt sim: {options.model} on http://{options.host}:{port}, "
-          f"TTFT {options.ttft_ms:g} ms, ITL {options.itl_ms:g} ms)", flush=True)
+          f"TTFT {options.ttft_ms:g} ms, ITL {options.itl_ms:g} ms{modelled})", flush=True)
     await stop.wait()
     loop.remove_reader(listener.fileno())
     listener.close()

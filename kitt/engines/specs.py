@@ -109,8 +109,9 @@ SIM = EngineSpec(
     modes=("sim",),
     server_args=("--model", "{served}", "--host", "{host}", "--port", "{port}"),
     native_command=("{python}", "-m", "kitt.engines.simserver"),
-    generation_tokens_metric="kitt_sim:generation_tokens_total",
-    prompt_tokens_metric="kitt_sim:prompt_tokens_total",
+    # The sim's /metrics speaks vLLM's names and labels, so it is read as vLLM is.
+    generation_tokens_metric="vllm:generation_tokens_total",
+    prompt_tokens_metric="vllm:prompt_tokens_total",
     stream_options={"include_usage": True, "continuous_usage_stats": True},
     exact_length_fields={"ignore_eos": True},
 )

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from kitt import telemetry
+from kitt.bench.loadgen import Target, run_level
+from kitt.bench.records import RequestRecord
+from kitt.bench.workload import RequestSpec
+from kitt.config import Level
+from kitt.engines.simmodel import PrefixCache, block_keys
+from kitt.engines.specs import SIM, VLLM
+
 
 @contextlib.contextmanager
 def sim(*args: str) -> Iterator[http.client.HTTPConnection]:
-    """A sim server with ``args``; yields a keep-alive connection to it."""
+    """A sim server with ``args`` and an exact schedule; yields a keep-alive connection to it.
+
+    The server stops (and writes its ``--log``, if given) when the block ends."""
     process = subprocess.Popen([sys.executable, "-m", "kitt.engines.simserver", "--port", "0", "--ttft-ms", "2",
                                 "--itl-ms", "1", "--ttft-cv", "0", "--itl-cv", "0", *args],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -28,6 +40,24 @@ def sim(*args: str) -> Iterator[http.client.HTTPConnection]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def send(conn: http.client.HTTPConnection, prompts: list[str], streams: int = 1, output_len: int = 4,
+         api: str = "completions") -> list[RequestRecord]:
+    """``prompts`` through kitt's own load generator, ``streams`` closed-loop streams."""
+    specs = [RequestSpec(index=i, prompt=prompt, max_tokens=output_len) for i, prompt in enumerate(prompts)]
+    records: list[RequestRecord] = []
+    target = Target(base_url=f"http://127.0.0.1:{conn.port}", model="sim-model", api=api,
+                    stream_options=dict(SIM.stream_options))
+    asyncio.run(asyncio.wait_for(run_level(target, specs, Level("concurrency", streams), test_name="t",
+                                           run_number=1, seed=0, sink=records), 60))
+    assert [r.error for r in records if r.error] == []
+    return sorted(records, key=lambda r: r.index)
+
+
+def scrape(conn: http.client.HTTPConnection) -> dict[str, float]:
+    conn.request("GET", "/metrics")
+    return telemetry.parse_prometheus(conn.getresponse().read().decode())
 
 
 def post(conn: http.client.HTTPConnection, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -79,3 +109,62 @@ def test_max_model_len_answers_vllms_400_and_shortens_the_output(server):
     assert status == 200 and reply["usage"]["completion_tokens"] == 4  # 60 + 4 = max_model_len
     status, error = post(server, "/v1/completions", {"prompt": [5, 2**30 + 3], "max_tokens": 1})
     assert status == 400 and "vocabulary" in error["error"]["message"]
+
+
+def test_a_repeated_prompt_is_served_from_the_cache_and_its_ttft_drops_by_the_prefill_it_skipped(tmp_path):
+    log = tmp_path / "truth.json"
+    prompt = " ".join(f"w{i}" for i in range(65))  # 4 full blocks of 16, and one token more
+    with sim("--prefill-ms-per-token", "1", "--kv-cache-tokens", "1024", "--enable-prompt-tokens-details",
+             "--log", str(log)) as conn:
+        first, second = send(conn, [prompt, prompt])
+        status, whole = post(conn, "/v1/completions", {"prompt": prompt, "max_tokens": 2})
+        counters = scrape(conn)
+    ttft = [(r.events[0] - r.sent) * 1e3 for r in (first, second)]
+    assert abs(ttft[0] - (2 + 65)) < 1.0 and abs(ttft[1] - (2 + 1)) < 1.0, ttft  # 64 tokens of prefill skipped
+    assert status == 200 and whole["usage"]["prompt_tokens_details"] == {"cached_tokens": 64}
+    truth = json.loads(log.read_text())["requests"]
+    assert [r["cached_tokens"] for r in truth[-3:]] == [0, 64, 64]
+    assert [r["prompt_tokens"] for r in truth[-3:]] == [65] * 3
+    queries, hits = counters["vllm:prefix_cache_queries_total"], counters["vllm:prefix_cache_hits_total"]
+    assert (queries, hits) == (3 * 65, 2 * 64)
+
+
+def test_a_kv_budget_smaller_than_the_working_set_evicts_as_the_model_predicts():
+    """Four prompts of 3 blocks cycled 4 times, one at a time: the server's hit counter matches a
+    replay through the pure cache, and falls block by block as the budget drops below 12 blocks."""
+    prompts = [" ".join(f"p{p}w{i}" for i in range(49)) for p in range(4)] * 4
+    measured = {}
+    for blocks in (12, 11, 10, 9):
+        with sim("--kv-cache-tokens", str(blocks * 16)) as conn:
+            send(conn, prompts)
+            counters = scrape(conn)
+        replay = PrefixCache(16, blocks * 16)
+        for prompt in prompts:
+            keys = block_keys(prompt.split(), 16)
+            replay.lookup(keys, 49)
+            replay.insert(keys)
+        assert counters["vllm:prefix_cache_queries_total"] == replay.queries == 16 * 49
+        measured[blocks] = counters["vllm:prefix_cache_hits_total"]
+        assert measured[blocks] == replay.hits
+    # Once warm (12 requests), each keeps budget - 9 blocks of its prompt: 3, 2, 1, 0.
+    assert measured == {12: 12 * 48, 11: 12 * 32, 10: 12 * 16, 9: 0}
+
+
+def test_counters_read_as_vllms_and_agree_with_the_client():
+    assert SIM.generation_tokens_metric == VLLM.generation_tokens_metric
+    assert SIM.prompt_tokens_metric == VLLM.prompt_tokens_metric
+    with sim("--max-num-seqs", "2", "--kv-cache-tokens", "256") as conn:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        before = telemetry.parse_prometheus(text)
+        records = send(conn, [f"{i} a b c" for i in range(6)], streams=3, output_len=5)
+        records += send(conn, [f"{i} a b c" for i in range(2)], streams=1, output_len=3, api="chat")
+        after = scrape(conn)
+    for name in ("prompt_tokens", "generation_tokens", "request_success", "prefix_cache_queries",
+                 "prefix_cache_hits"):
+        assert f'vllm:{name}_total{{engine="0",' in text and 'model_name="sim-model"' in text
+    assert telemetry.counter_delta(before, after, SIM.generation_tokens_metric) == sum(r.output_tokens for r in records)
+    assert telemetry.counter_delta(before, after, SIM.prompt_tokens_metric) == sum(r.prompt_tokens for r in records)
+    assert sum(r.prompt_tokens for r in records) == 6 * 4 + 2 * (4 + 3 + 2)
+    assert after["vllm:request_success_total"] == 8 and after["vllm:num_requests_running"] == 0
+    assert after["vllm:num_requests_waiting"] == 0 and after["vllm:prefix_cache_queries_total"] == 6 * 4 + 2 * 9
