@@ -1,20 +1,43 @@
-"""The ``sim`` engine: a lean simulated OpenAI-compatible streaming server.
+"""The ``sim`` engine: a lean simulated OpenAI-compatible streaming server that serves like an engine.
 
 ``kitt run -e sim`` starts it as ``python -m kitt.engines.simserver``, so the whole pipeline can
 be tried, and tested, without a GPU; set its options with ``--engine-arg``, e.g.
 ``--engine-arg=--ttft-ms=80 --engine-arg=--itl-ms=12``. The harness-accuracy benchmark uses the
-same server with no noise as its yardstick (``benchmarks/reference_server.py``).
+same server with no noise and no serving model as its yardstick (``benchmarks/reference_server.py``).
 
-Schedule, per request arriving at ``a``: the first event is due at ``a + TTFT``, each later one an
-ITL after the one before; an event carries ``--tokens-per-event`` tokens (fewer in the last).
-TTFT and each ITL are drawn from log-normal distributions with the given mean and coefficient of
-variation, seeded per request (``--ttft-cv 0 --itl-cv 0`` gives an exact schedule). Per-request
-overrides go in the body: ``ref_ttft_ms``, ``ref_itl_ms``, ``ref_tokens_per_event``.
+Schedule, per request starting at ``s``: the first event is due at ``s + TTFT (+ prefill)``, each
+later one an ITL after the one before; an event carries ``--tokens-per-event`` tokens (fewer in
+the last). TTFT and each ITL are drawn from log-normal distributions with the given mean and
+coefficient of variation, seeded per request (``--ttft-cv 0 --itl-cv 0`` gives an exact
+schedule). Per-request overrides go in the body: ``ref_ttft_ms``, ``ref_itl_ms``,
+``ref_tokens_per_event``. ``--slowdown`` and ``--drift-pct`` scale every time of a request (base
+TTFT, prefill, ITL and its per-request growth) by one factor taken at its arrival.
+
+The serving model (``kitt/engines/simmodel.py``, every part off unless asked for): with
+``--max-num-seqs N`` at most N requests run and later ones queue in arrival order, so ``s`` is a
+request's arrival or the moment a slot frees (the queue wait is part of its TTFT);
+``--prefill-ms-per-token`` adds a cost per prompt token not served from the prefix cache;
+``--itl-ms-per-seq`` grows each gap per running request; ``--kv-cache-tokens`` (with
+``--block-size``, 16) holds a block-hashed prefix cache with LRU eviction, off with
+``--no-enable-prefix-caching``; ``--enable-prompt-tokens-details`` reports
+``usage.prompt_tokens_details.cached_tokens``. With all of it off (the default here) every request
+starts at its arrival and the schedule is exactly the one above. The ``sim`` engine spec
+(``kitt/engines/specs.py``) turns it on as a small GPU deployment, so that ``kitt run -e sim``
+with no engine arguments shows queueing and cache hits:
+
+    --max-num-seqs 8              8 running requests, the rest queue
+    --prefill-ms-per-token 0.1    prefill at 10,000 prompt tokens/s
+    --itl-ms-per-seq 0.5          8 ms between tokens alone, 12 ms with 8 running
+    --kv-cache-tokens 65536       a 64 Ki-token prefix cache in 16-token blocks
+
+Any of them can be overridden with ``--engine-arg``, or all turned off with
+``--engine-arg=--no-serving-model``.
 
 Why it is lean: no web framework, non-blocking sockets watched by the event loop, responses
 built from pre-made byte strings, and one timer for all streams. On Linux that timer is a
 ``timerfd`` armed at an absolute CLOCK_MONOTONIC deadline with 1 ns timer slack, so events leave
 within microseconds of their deadline instead of up to 1 ms late (epoll's timeout is in ms).
+With the serving model off, the model is never called.
 
 Tokens are words (``kitt/engines/simtokens.py``): a prompt counts one token per
 whitespace-separated word, and a chat request's messages are rendered with a ChatML template that
@@ -24,15 +47,24 @@ vLLM's shapes, and a completions prompt may be a list of token ids. The usage's 
 counts the same way. A prompt longer than ``--max-model-len`` (default 32768) gets vLLM's HTTP 400
 (``{"error": {"message", "type", "param", "code"}}``), and a longer output is shortened to fit.
 
+``/metrics`` has vLLM's names and labels (``engine="0"``, ``model_name``):
+``vllm:prompt_tokens_total``, ``vllm:generation_tokens_total``, ``vllm:request_success_total``,
+``vllm:prefix_cache_queries_total`` and ``vllm:prefix_cache_hits_total`` (in tokens), and the
+gauges ``vllm:num_requests_running`` and ``vllm:num_requests_waiting``.
+
 With ``--log FILE`` it writes the truth on SIGTERM/SIGINT: per request, its arrival (the kernel's
-receive stamp, SO_TIMESTAMPNS) and the clock reading right before each event's ``send``.
+receive stamp, SO_TIMESTAMPNS), its prompt length, when it started (``start``), its queue wait,
+cached tokens and prefill (``queue_ms``, ``cached_tokens``, ``prefill_ms``), its base TTFT, the
+clock reading right before each event's ``send``, and the most any of its events left late
+against its plan (``lag_ms``).
 
 Fault injection for tests: ``--never-ready``, ``--startup-delay S``, ``--die-after N`` (exit
 abruptly in the middle of request N+1), ``--fail-every N`` (every Nth request gets HTTP 500) and
 ``--miscount N`` (/metrics counts N generated tokens more per request than it sent). For the
 network tests: ``--api-key KEY`` (everything but /health needs ``Authorization: Bearer KEY``),
-``--stall`` (a stream's request is never answered), ``--endless-line MB`` (a stream sends one
-SSE line of MB MiB with no newline, then closes). ``--host ::1`` listens on IPv6.
+``--stall`` (a stream's request is never answered; it holds its slot until its client goes),
+``--endless-line MB`` (a stream sends one SSE line of MB MiB with no newline, then closes).
+``--host ::1`` listens on IPv6.
 """
 
 from __future__ import annotations
@@ -266,6 +298,7 @@ class Server:
             prefill = self.model.begin(request, start) * stream.speed  # type: ignore[union-attr]
             stream.deadline = start + stream.ttft + prefill
             log = stream.log
+            log["start"] = start
             log["queue_ms"] = (start - request.arrival) * 1e3
             log["cached_tokens"] = request.cached
             log["prefill_ms"] = prefill * 1e3
@@ -475,7 +508,7 @@ class Connection:
         ttft_ms, itl_ms = ttft_ms * speed, itl_ms * speed
         ttft = lognormal(rng, ttft_ms, o.ttft_cv) / 1e3
         log: dict[str, Any] = {"rid": rid, "arrival": arrival, "prompt_head": prompt[:48], "chat": chat,
-                               "prompt_tokens": prompt_tokens, "queue_ms": 0.0, "cached_tokens": 0,
+                               "prompt_tokens": prompt_tokens, "start": arrival, "queue_ms": 0.0, "cached_tokens": 0,
                                "prefill_ms": 0.0, "ttft_ms": ttft * 1e3, "itl_ms": itl_ms, "max_tokens": tokens,
                                "events": [], "tokens": [], "end": None}
         server.requests.append(log)
