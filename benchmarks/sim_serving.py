@@ -8,7 +8,10 @@ streams, stops it and reads the log. Per configuration:
   (``send time - deadline``, measured by the server as it sends); shown as p50, p99 and max over
   requests, and the share of requests whose every event left within 1 ms;
 - ``token_rate``: tokens the server sent / (last event - first arrival), from its log;
-- ``ttft_err``: kitt's TTFT minus the true TTFT (first send - arrival), median and p99, ms.
+- ``ttft_err``: kitt's TTFT minus the true TTFT (first send - arrival), median and p99, ms;
+- ``server_cpu_us_per_event``: the server process's CPU time (utime + stime, whole run, start-up
+  included) per event it sent: what the model costs, much less sensitive to a busy machine than
+  lateness is.
 
 Configurations:
 
@@ -76,6 +79,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def server_cpu_s(pid: int) -> float:
+    """utime + stime of the server process so far (before it writes its log)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(name: str, config: dict[str, Any], streams: int, tree: Path, out: Path) -> dict[str, Any]:
     log = out / f"{name}-{tree.name or 'tree'}-{time.monotonic_ns()}.json"
     env = dict(os.environ, PYTHONPATH=str(tree))
@@ -92,6 +101,7 @@ def run(name: str, config: dict[str, Any], streams: int, tree: Path, out: Path) 
     try:
         asyncio.run(run_level(Target(base_url=f"http://127.0.0.1:{line.split()[1]}", model="bench"), specs,
                               Level("concurrency", streams), test_name=name, run_number=1, seed=0, sink=records))
+        cpu = server_cpu_s(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
@@ -99,8 +109,10 @@ def run(name: str, config: dict[str, Any], streams: int, tree: Path, out: Path) 
     log.unlink()
     logged = [r for r in truth["requests"] if r["events"]]
     by_head = {r["prompt_head"]: r for r in logged}
-    ttft_err = [((rec.events[0] - rec.sent) - (t["events"][0] - t["arrival"])) * 1e3
-                for rec in records if rec.events and (t := by_head.get(specs[rec.index].prompt[:48]))]
+    ttft_err = []
+    if len(by_head) == len(logged):  # requests are matched by their prompt's head (wide's heads are all alike)
+        ttft_err = [((rec.events[0] - rec.sent) - (t["events"][0] - t["arrival"])) * 1e3
+                    for rec in records if rec.events and (t := by_head.get(specs[rec.index].prompt[:48]))]
     if name == "off":  # the plan is known exactly (and older trees log no lag_ms): arrival + TTFT + i x ITL
         lag = [max((e - r["arrival"]) * 1e3 - r["ttft_ms"] - i * r["itl_ms"] for i, e in enumerate(r["events"]))
                for r in logged]
@@ -113,6 +125,7 @@ def run(name: str, config: dict[str, Any], streams: int, tree: Path, out: Path) 
         "lag_p50_ms": statistics.median(lag), "lag_p99_ms": percentile(lag, 0.99), "lag_max_ms": max(lag),
         "within_1ms_pct": 100.0 * sum(1 for v in lag if v < 1.0) / len(lag),
         "token_rate": sum(sum(r["tokens"]) for r in logged) / (end - begin),
+        "server_cpu_us_per_event": cpu / sum(len(r["events"]) for r in logged) * 1e6,
         "ttft_err_p50_ms": statistics.median(ttft_err) if ttft_err else None,
         "ttft_err_p99_ms": percentile(ttft_err, 0.99) if ttft_err else None,
         "cached_tokens_mean": statistics.mean(r.get("cached_tokens", 0) for r in logged),
@@ -128,12 +141,13 @@ def row(result: dict[str, Any]) -> str:
             f"{result['requests']} | {f(result['lag_p50_ms'], 3)} / {f(result['lag_p99_ms'], 3)} / "
             f"{f(result['lag_max_ms'], 3)} | {f(result['within_1ms_pct'], 1)} | {result['token_rate']:.0f} | "
             f"{f(result['ttft_err_p50_ms'], 3)} / {f(result['ttft_err_p99_ms'], 3)} | "
-            f"{result['cached_tokens_mean']:.0f} | {result['queue_ms_max']:.0f} | {result['loadavg_1m']} |")
+            f"{result['server_cpu_us_per_event']:.1f} | {result['cached_tokens_mean']:.0f} | "
+            f"{result['queue_ms_max']:.0f} | {result['loadavg_1m']} |")
 
 
 HEADER = ("| config | tree | streams | requests | lag p50 / p99 / max (ms) | requests within 1 ms (%) | tokens/s | "
-          "kitt TTFT error p50 / p99 (ms) | mean cached tokens | max queue wait (ms) | load avg |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|")
+          "kitt TTFT error p50 / p99 (ms) | server CPU per event (us) | mean cached tokens | max queue wait (ms) | "
+          "load avg |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -176,3 +176,49 @@ def test_counters_read_as_vllms_and_agree_with_the_client():
     assert sum(r.prompt_tokens for r in records) == 6 * 4 + 2 * (4 + 3 + 2)
     assert after["vllm:request_success_total"] == 8 and after["vllm:num_requests_running"] == 0
     assert after["vllm:num_requests_waiting"] == 0 and after["vllm:prefix_cache_queries_total"] == 6 * 4 + 2 * 9
+
+
+def test_a_lost_client_frees_its_slot_and_a_waiting_one_leaves_the_queue():
+    """One slot held by a stream that never answers (--stall): the next requests wait, the gauges
+    say so, and when the stalled client goes away the queue moves on; a waiting client that goes
+    away leaves the queue."""
+    with sim("--max-num-seqs", "1", "--stall") as conn:
+        port = conn.port
+        held = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        held.request("POST", "/v1/completions", json.dumps({"prompt": "a", "max_tokens": 2, "stream": True}))
+        quitter = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        quitter.request("POST", "/v1/completions", json.dumps({"prompt": "b", "max_tokens": 2, "stream": True}))
+        waiter = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        waiter.request("POST", "/v1/completions", json.dumps({"prompt": "c", "max_tokens": 2}))  # whole: not stalled
+        gauges = {}
+        for _ in range(200):  # until the server has read all three
+            gauges = scrape(conn)
+            if gauges["vllm:num_requests_waiting"] == 2:
+                break
+        assert gauges["vllm:num_requests_running"] == 1 and gauges["vllm:num_requests_waiting"] == 2
+        quitter.close()
+        for _ in range(200):
+            gauges = scrape(conn)
+            if gauges["vllm:num_requests_waiting"] == 1:
+                break
+        assert gauges["vllm:num_requests_running"] == 1 and gauges["vllm:num_requests_waiting"] == 1
+        held.close()  # the stalled stream's client goes: its slot goes to the waiter
+        response = waiter.getresponse()
+        assert response.status == 200 and json.loads(response.read())["usage"]["completion_tokens"] == 2
+        waiter.close()
+        after = scrape(conn)
+    assert after["vllm:num_requests_running"] == after["vllm:num_requests_waiting"] == 0
+    assert after["vllm:request_success_total"] == 1
+
+
+def test_prefix_caching_off_and_no_serving_model_keep_the_counters_at_zero():
+    prompt = " ".join(f"w{i}" for i in range(40))
+    for flags in (["--kv-cache-tokens", "1024", "--no-enable-prefix-caching"],
+                  ["--max-num-seqs", "2", "--kv-cache-tokens", "1024", "--no-serving-model"]):
+        with sim(*flags) as conn:
+            for _ in range(2):
+                status, reply = post(conn, "/v1/completions", {"prompt": prompt, "max_tokens": 1})
+                assert status == 200 and "prompt_tokens_details" not in reply["usage"]
+            counters = scrape(conn)
+        assert counters["vllm:prefix_cache_queries_total"] == counters["vllm:prefix_cache_hits_total"] == 0
+        assert counters["vllm:prompt_tokens_total"] == 80
