@@ -59,8 +59,9 @@ def test_full_result_set(tmp_path):
         assert m["completed"] == 4 and m["failed"] == 0
         assert m["total_output_tokens"] == 4 * 8 and m["output_len_mismatch"] == 0
         assert m["median_ttft_ms"] < m["median_e2el_ms"]
-        # The sim's /metrics counter and the client's token count agree exactly per repeat.
+        # The sim's /metrics counters (vLLM's names) and the client's token counts agree exactly per repeat.
         assert m["server_generation_tokens"] == 32 and m["token_count_mismatch"] == 0
+        assert m["server_prompt_tokens"] == m["total_input_tokens"] == 4 * 16
         assert m["concurrency"] in (1, 3)
         # The sim uses no GPU: with none (or no NVML) the GPU metrics are null, never a crash;
         # on a GPU machine they are measured.

@@ -222,3 +222,21 @@ def test_prefix_caching_off_and_no_serving_model_keep_the_counters_at_zero():
             counters = scrape(conn)
         assert counters["vllm:prefix_cache_queries_total"] == counters["vllm:prefix_cache_hits_total"] == 0
         assert counters["vllm:prompt_tokens_total"] == 80
+
+
+def test_slowdown_and_noise_scale_the_whole_model(tmp_path):
+    """--slowdown scales base TTFT, prefill and the per-request ITL growth alike; --ttft-cv draws
+    the base TTFT around its mean while prefill stays exact."""
+    log = tmp_path / "truth.json"
+    with sim("--slowdown", "2", "--prefill-ms-per-token", "0.5", "--itl-ms-per-seq", "1", "--ttft-cv", "0.2",
+             "--log", str(log)) as conn:
+        records = send(conn, [f"{i} " + "w " * 19 for i in range(6)], streams=2, output_len=3)
+    truth = json.loads(log.read_text())["requests"]
+    assert all(r["prefill_ms"] == 2 * 0.5 * 20 and r["itl_ms"] == 2 * 1 for r in truth)
+    assert len({round(r["ttft_ms"], 6) for r in truth}) == len(truth)  # drawn per request
+    assert len(records) == len(truth) == 6
+    for logged in truth:
+        # Two gaps, each ITL 1 ms x2 plus 1 ms x2 per running request (1 or 2 of them): 4-6 ms in
+        # the plan; the sent times differ from the plan by at most the request's logged lateness.
+        span = (logged["events"][-1] - logged["events"][0]) * 1e3
+        assert 2 * 4 - logged["lag_ms"] - 0.01 <= span <= 2 * 6 + logged["lag_ms"] + 0.01, logged
