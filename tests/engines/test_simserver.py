@@ -131,7 +131,7 @@ def test_a_repeated_prompt_is_served_from_the_cache_and_its_ttft_drops_by_the_pr
     assert [r["ttft_ms"] + r["prefill_ms"] for r in truth[:2]] == [2 + 65, 2 + 1]
     for record, logged in zip((first, second), truth):
         assert abs((record.events[0] - record.sent) - (logged["events"][0] - logged["arrival"])) < 1e-3
-        assert -0.01 < late_ms(logged) < 10  # the server's own lateness, on two shared cores
+        assert -0.01 < late_ms(logged) < 25  # its own lateness on shared cores, far below the 64 ms skipped
     assert [r["prompt_tokens"] for r in truth[-3:]] == [65] * 3
     queries, hits = counters["vllm:prefix_cache_queries_total"], counters["vllm:prefix_cache_hits_total"]
     assert (queries, hits) == (3 * 65, 2 * 64)
