@@ -6,7 +6,8 @@ streams, stops it and reads the log. Per configuration:
 
 - ``lag_ms``: per request, the most any of its events left late against the server's own plan
   (``send time - deadline``, measured by the server as it sends); shown as p50, p99 and max over
-  requests, and the share of requests whose every event left within 1 ms;
+  requests, and the share of requests whose every event left within 1 ms; and how late each
+  request's first event left (due at its start + TTFT + prefill), p50 and p99;
 - ``token_rate``: tokens the server sent / (last event - first arrival), from its log;
 - ``ttft_err``: kitt's TTFT minus the true TTFT (first send - arrival), median and p99, ms;
 - ``server_cpu_us_per_event``: the server process's CPU time (utime + stime, whole run, start-up
@@ -106,7 +107,8 @@ def run(name: str, config: dict[str, Any], streams: int, tree: Path, out: Path) 
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
     truth = json.loads(log.read_text())
-    log.unlink()
+    if not os.environ.get("KEEP_LOG"):
+        log.unlink()
     logged = [r for r in truth["requests"] if r["events"]]
     by_head = {r["prompt_head"]: r for r in logged}
     ttft_err = []
@@ -118,11 +120,15 @@ def run(name: str, config: dict[str, Any], streams: int, tree: Path, out: Path) 
                for r in logged]
     else:
         lag = [r["lag_ms"] for r in logged]
+    # First events: due at start + TTFT + prefill in every tree (older trees start at arrival).
+    first = [((r["events"][0] - r.get("start", r["arrival"])) * 1e3 - r["ttft_ms"] - r.get("prefill_ms", 0.0))
+             for r in logged]
     begin, end = min(r["arrival"] for r in logged), max(r["events"][-1] for r in logged)
     return {
         "config": name, "tree": str(tree), "streams": streams, "requests": len(logged),
         "errors": sum(1 for r in records if r.error), "loadavg_1m": load,
         "lag_p50_ms": statistics.median(lag), "lag_p99_ms": percentile(lag, 0.99), "lag_max_ms": max(lag),
+        "first_p50_ms": statistics.median(first), "first_p99_ms": percentile(first, 0.99),
         "within_1ms_pct": 100.0 * sum(1 for v in lag if v < 1.0) / len(lag),
         "token_rate": sum(sum(r["tokens"]) for r in logged) / (end - begin),
         "server_cpu_us_per_event": cpu / sum(len(r["events"]) for r in logged) * 1e6,
@@ -139,15 +145,17 @@ def row(result: dict[str, Any]) -> str:
 
     return (f"| {result['config']} | {Path(result['tree']).name or result['tree']} | {result['streams']} | "
             f"{result['requests']} | {f(result['lag_p50_ms'], 3)} / {f(result['lag_p99_ms'], 3)} / "
-            f"{f(result['lag_max_ms'], 3)} | {f(result['within_1ms_pct'], 1)} | {result['token_rate']:.0f} | "
+            f"{f(result['lag_max_ms'], 3)} | {f(result['first_p50_ms'], 3)} / {f(result['first_p99_ms'], 3)} | "
+            f"{f(result['within_1ms_pct'], 1)} | {result['token_rate']:.0f} | "
             f"{f(result['ttft_err_p50_ms'], 3)} / {f(result['ttft_err_p99_ms'], 3)} | "
             f"{result['server_cpu_us_per_event']:.1f} | {result['cached_tokens_mean']:.0f} | "
             f"{result['queue_ms_max']:.0f} | {result['loadavg_1m']} |")
 
 
-HEADER = ("| config | tree | streams | requests | lag p50 / p99 / max (ms) | requests within 1 ms (%) | tokens/s | "
+HEADER = ("| config | tree | streams | requests | lag p50 / p99 / max (ms) | first event late p50 / p99 (ms) | "
+          "requests within 1 ms (%) | tokens/s | "
           "kitt TTFT error p50 / p99 (ms) | server CPU per event (us) | mean cached tokens | max queue wait (ms) | "
-          "load avg |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "load avg |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def main(argv: list[str] | None = None) -> None:
