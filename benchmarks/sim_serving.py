@@ -26,8 +26,9 @@ Configurations:
   running request, a 64 Ki-token cache, 4 tokens per event, 256 tokens, and 512-token prompts
   whose first 256 tokens every request shares (cache hits and LRU churn on every request).
 
-``--trees A,B`` runs ``off`` from each source tree in turn, ``--pairs`` times (A B B A ...), to
-compare the yardstick before and after a change on a busy machine.
+``--trees A,B`` runs each configuration from each source tree in turn, ``--pairs`` times
+(A B B A ...), to compare the yardstick before and after a change on a busy machine (a tree from
+before the serving model runs ``off`` only). ``KEEP_LOG=1`` keeps each run's truth log in ``--out``.
 
     python benchmarks/sim_serving.py --out /tmp/sim-serving
     python benchmarks/sim_serving.py --configs off --trees /tmp/kitt-before,. --pairs 4
