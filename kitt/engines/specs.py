@@ -103,14 +103,20 @@ OLLAMA = EngineSpec(
     needs_model_pull=True,
 )
 
+SIM_SERVING_DEFAULTS = ("--max-num-seqs", "8", "--prefill-ms-per-token", "0.1", "--itl-ms-per-seq", "0.5",
+                        "--kv-cache-tokens", "65536")
+
 SIM = EngineSpec(
     name="sim",
     description="built-in simulated OpenAI-compatible streaming server (no GPU needed)",
     modes=("sim",),
-    server_args=("--model", "{served}", "--host", "{host}", "--port", "{port}"),
+    # A small GPU deployment by default (kitt/engines/simserver.py says what each number models);
+    # --engine-arg overrides any of them, --engine-arg=--no-serving-model turns them all off.
+    server_args=("--model", "{served}", "--host", "{host}", "--port", "{port}", *SIM_SERVING_DEFAULTS),
     native_command=("{python}", "-m", "kitt.engines.simserver"),
-    generation_tokens_metric="kitt_sim:generation_tokens_total",
-    prompt_tokens_metric="kitt_sim:prompt_tokens_total",
+    # The sim's /metrics speaks vLLM's names and labels, so it is read as vLLM is.
+    generation_tokens_metric="vllm:generation_tokens_total",
+    prompt_tokens_metric="vllm:prompt_tokens_total",
     stream_options={"include_usage": True, "continuous_usage_stats": True},
     exact_length_fields={"ignore_eos": True},
 )
