@@ -8,7 +8,6 @@ import http.client
 import json
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
