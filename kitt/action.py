@@ -234,7 +234,7 @@ class ActionRun:
         artifact is accepted only if GitHub says its head is the commit the benchmark run built."""
         if self.inputs.mode != "report":
             return self.inputs.pr, self.context.base_ref
-        from kitt.github.baseline import get_pull_request
+        from kitt.github.pulls import get_pull_request
 
         claimed = self.inputs.pr or self._claimed_pr()
         if claimed is None:

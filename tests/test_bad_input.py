@@ -436,8 +436,9 @@ SHAPES = [["not", "an", "object"], "text", {"artifacts": "x"}, {"artifacts": [1,
 @pytest.mark.parametrize("body", SHAPES)
 @pytest.mark.parametrize("operation", ["actions/list-artifacts-for-repo", "repos/get", "pulls/get"])
 def test_an_api_answering_200_with_the_wrong_shape(github_double, tmp_path: Path, operation: str, body: Any) -> None:
-    from kitt.github.baseline import download_baseline, get_pull_request
+    from kitt.github.baseline import download_baseline
     from kitt.github.http import RetryPolicy
+    from kitt.github.pulls import get_pull_request
 
     fast = RetryPolicy(attempts=2, first_delay_s=0.0, sleep=lambda s: None)
     common = dict(token=github_double.token, repo=github_double.repo.full_name, api_url=github_double.api_url, retry=fast)
@@ -524,9 +525,10 @@ def silent_server() -> Iterator[str]:
 def test_an_api_that_never_answers_is_bounded_by_the_policys_timeout(silent_server: str, tmp_path: Path,
                                                                      path: str) -> None:
     """Every path uses kitt.github.http's timeout: PyGithub too, and a policy's sub-second timeout."""
-    from kitt.github.baseline import download_baseline, get_pull_request
+    from kitt.github.baseline import download_baseline
     from kitt.github.comments import upsert_pr_comment
     from kitt.github.http import RetryPolicy
+    from kitt.github.pulls import get_pull_request
 
     policy = RetryPolicy(attempts=2, first_delay_s=0.0, timeout_s=0.5, sleep=lambda s: None)
     common = dict(token="t", repo="o/r", api_url=silent_server, retry=policy)

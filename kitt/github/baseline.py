@@ -1,4 +1,4 @@
-"""Find and download a results artifact from another workflow run (REST, with requests).
+"""Find and download a results artifact from another workflow run.
 
 Two uses:
 
@@ -11,43 +11,53 @@ Two uses:
   unpacked into a subfolder of its own name.
 
 Both return an :class:`ArtifactDownload`; when nothing usable exists, ``path`` is None
-and ``reason`` says why, for the caller to show as a notice. The archive comes from a
-short-lived URL on another host, fetched without the token, and is unpacked by
-:func:`safe_extract`, since its contents are untrusted data.
+and ``reason`` says why, for the caller to show as a notice. The listings go through kitt's
+GitHub client (:mod:`kitt.github.client`, PyGithub). The archive is the one call PyGithub lacks:
+``GET .../artifacts/{id}/zip`` answers 302 to a short-lived URL on another host (or 410 when the
+artifact expired), so it is asked with ``requests`` under the same retry policy, and the archive
+is fetched from that URL without the token and unpacked by :func:`kitt.github.archive.safe_extract`,
+since its contents are untrusted data.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
-import shutil
-import stat
 import tempfile
-import zipfile
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from kitt.errors import ArtifactError, GitHubError, UsageError
+import requests
+from github.Artifact import Artifact
+from github.PaginatedList import PaginatedList
+
+from kitt.errors import ArtifactError, GitHubError
+from kitt.github.archive import DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, safe_extract
+from kitt.github.client import (
+    PER_PAGE,
+    READ_ERRORS,
+    SHAPE_HINT,
+    answer_failure,
+    check_repository,
+    github_client,
+    json_object,
+    read_failure,
+    unreachable,
+)
 from kitt.github.http import GITHUB_RETRY, RetryPolicy, send
 from kitt.platform import DEFAULT_API_URL, USER_AGENT
 from kitt.results import history_job_folder
 
 if TYPE_CHECKING:
-    import requests
+    from github.Repository import Repository
 
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # unpacked; a result set is a few MB
-DEFAULT_MAX_FILES = 1000
 MAX_PAGES = 50  # 5,000 artifacts of one name is far past any real retention window
-PERMISSION_HINT = "Give the job `permissions: actions: read` (and `contents: read` for a private repository)."
+DEFAULT_MAX_JOBS = 256  # a matrix's jobs in one comment
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,199}$")
 
-__all__ = ["ArtifactDownload", "PullRequest", "download_baseline", "download_run_artifact", "get_pull_request",
-           "is_pattern", "safe_extract"]
+__all__ = ["ArtifactDownload", "download_baseline", "download_run_artifact", "is_pattern"]
 
 
 @dataclass(frozen=True)
@@ -65,86 +75,103 @@ class ArtifactDownload:
         return self.path is not None
 
 
-class _Client:
-    """GitHub REST GETs with the token, a bounded retry, and kitt's error messages."""
+def is_pattern(name: str) -> bool:
+    """A results-artifact name with wildcards: every matching artifact is a job of a matrix."""
+    return any(ch in name for ch in "*?[")
+
+
+class _Artifacts:
+    """One download's view of a repository's artifacts: the GitHub client for the listings, and a
+    ``requests`` session for the archives' redirects. Close it when done."""
 
     def __init__(self, token: str, repo: str, api_url: str | None, retry: RetryPolicy) -> None:
-        import requests
-
-        if repo.count("/") != 1 or not all(repo.split("/")):
-            raise UsageError(f"repository {repo!r} is not in owner/name form", hint="Pass e.g. `octo-org/my-repo`.")
-        self.token, self.repo, self.retry = token, repo, retry
-        self.api_url = (api_url or DEFAULT_API_URL).rstrip("/")
-        self.timeout = retry.timeout_s
+        check_repository(repo)
+        self.token, self.repo, self.api_url, self.retry = token, repo, api_url, retry
+        self.github = github_client(token, api_url, retry)
+        self.repository: Repository = self.github.get_repo(repo)  # lazy: read when a field is
         self.session = requests.Session()
-        self.session.headers.update({
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": "2022-11-28",
-            "User-Agent": USER_AGENT,
-        })
+        self.session.headers.update({"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
+                                     "User-Agent": USER_AGENT})
 
     def close(self) -> None:
         self.session.close()
+        self.github.close()
 
-    def get(self, url: str, doing: str, *, params: dict[str, Any] | None = None,
-            redirects: bool = True) -> requests.Response:
-        """GET an API URL under kitt's network policy, raising GitHubError when it cannot be had.
-
-        The token goes only to the API's own host.
-        """
-        if urlsplit(url).netloc != urlsplit(self.api_url).netloc:
-            raise GitHubError(f"GitHub sent a link to another host while trying to {doing}: {url[:200]}")
-        response = send(self.session, "GET", url, policy=self.retry, params=params,
-                        headers={"Authorization": f"Bearer {self.token}"}, allow_redirects=redirects)
-        if response is None:
-            raise GitHubError(
-                f"Could not reach GitHub at {self.api_url} to {doing}",
-                hint="Check the network and `GITHUB_API_URL`; re-run the job if it was a glitch.",
-            )
-        if response.status_code >= 500:
-            raise GitHubError(f"GitHub failed to {doing} (HTTP {response.status_code})",
-                              hint="This is usually temporary on GitHub's side: re-run the job.")
-        return response
-
-    def json(self, response: requests.Response, doing: str) -> dict[str, Any]:
-        """The answer's JSON object; GitHubError when a 200 carries something else (a proxy's page, say)."""
+    def default_branch(self) -> str:
+        doing = "read the repository's default branch"
         try:
-            data = response.json()
-        except (ValueError, RecursionError):
-            data = None
-        if not isinstance(data, dict):
-            raise GitHubError(f"GitHub's answer to the request to {doing} was not the JSON object its API "
-                              f"returns (HTTP {response.status_code})",
-                              hint="Check `GITHUB_API_URL`; a proxy or an outage page may be answering.")
-        return data
+            branch = json_object(self.repository.raw_data, doing).get("default_branch")
+        except READ_ERRORS as error:
+            raise read_failure(error, doing, self.repo, self.api_url) from None
+        if not isinstance(branch, str) or not branch:
+            raise GitHubError("GitHub's answer about the repository names no default branch",
+                              hint="Pass the base branch (--base-branch) or run on a pull request.")
+        return branch
 
-    def fail(self, response: requests.Response, doing: str) -> GitHubError:
-        message = _message(response)
-        text = f"Could not {doing} in {self.repo} (HTTP {response.status_code}: {message})"
-        if response.status_code in (403, 429) and "rate limit" in message.lower():
-            return GitHubError(text, hint="GitHub's API rate limit held; re-run the job later.")
-        if response.status_code in (401, 403, 404):
-            return GitHubError(text, hint=PERMISSION_HINT)
-        return GitHubError(text, hint="Re-run the job; if it keeps failing, report it with the job log.")
+    def named(self, name: str) -> list[dict[str, Any]]:
+        """Every artifact of the repository named ``name``, as GitHub lists them."""
+        return self._read(self.repository.get_artifacts(name=name), f"list artifacts named {name!r}")
 
-    def pages(self, path: str, params: dict[str, Any], doing: str) -> Iterator[dict[str, Any]]:
-        """Every artifact of a listing, following ``Link: rel="next"`` (bounded)."""
-        url: str | None = f"{self.api_url}{path}"
-        query: dict[str, Any] | None = {**params, "per_page": 100}
-        for _ in range(MAX_PAGES):
-            if url is None:
-                return
-            response = self.get(url, doing, params=query)
-            if response.status_code != 200:
-                raise self.fail(response, doing)
-            listed = self.json(response, doing).get("artifacts")
-            if not isinstance(listed, list):
-                raise GitHubError(f"GitHub's answer to the request to {doing} has no list of artifacts",
-                                  hint="Check `GITHUB_API_URL`; a proxy or an outage page may be answering.")
-            yield from (a for a in listed if _usable_artifact(a))
-            url, query = response.links.get("next", {}).get("url"), None
-        raise GitHubError(f"GitHub listed more than {MAX_PAGES} pages while trying to {doing}",
-                          hint="Delete old artifacts or use a more specific artifact name.")
+    def of_run(self, run_id: int, name: str) -> list[dict[str, Any]]:
+        """The artifacts of workflow run ``run_id``: those named ``name``, or all when it is a pattern."""
+        # PyGithub reaches a run's artifacts only through the run itself (one more request, and no
+        # name filter): its own PaginatedList on the endpoint, with the client's requester, does both.
+        listing = PaginatedList(Artifact, self.github.requester,
+                                f"{self.repository.url}/actions/runs/{int(run_id)}/artifacts",
+                                {} if is_pattern(name) else {"name": name}, list_item="artifacts")
+        return self._read(listing, f"list the artifacts of run {run_id}")
+
+    def _read(self, listing: PaginatedList[Artifact], doing: str) -> list[dict[str, Any]]:
+        """The listing's entries that have the fields kitt relies on (every page, bounded); an
+        entry of another shape is skipped as not ours, an answer that is no listing is an error."""
+        found: list[dict[str, Any]] = []
+        try:
+            for count, artifact in enumerate(listing):
+                if count >= MAX_PAGES * PER_PAGE:
+                    raise GitHubError(f"GitHub listed more than {MAX_PAGES} pages while trying to {doing}",
+                                      hint="Delete old artifacts or use a more specific artifact name.")
+                entry = artifact.raw_data
+                if not isinstance(entry, dict):  # PyGithub took something else for the list
+                    raise GitHubError(f"GitHub's answer to the request to {doing} has no list of artifacts",
+                                      hint=SHAPE_HINT)
+                if _usable_artifact(entry):
+                    found.append(entry)
+        except READ_ERRORS as error:
+            raise read_failure(error, doing, self.repo, self.api_url) from None
+        return found
+
+    def download(self, artifact: dict[str, Any], dest: Path, max_bytes: int, max_files: int) -> ArtifactDownload:
+        """Unpack ``artifact`` into ``dest``; a notice (``path`` None) when it expired (410)."""
+        artifact_id = int(artifact["id"])
+        found = dict(artifact_id=artifact_id, run_id=_run_field(artifact, "id"), created_at=artifact.get("created_at"))
+        doing = f"download artifact {artifact_id}"
+        api = (self.api_url or DEFAULT_API_URL).rstrip("/")
+        response = send(self.session, "GET", f"{api}/repos/{self.repo}/actions/artifacts/{artifact_id}/zip",
+                        policy=self.retry, headers={"Authorization": f"Bearer {self.token}"}, allow_redirects=False)
+        if response is None:
+            raise unreachable(doing, self.api_url)
+        if response.status_code == 410:
+            return ArtifactDownload(None, f"artifact {artifact['name']!r} ({artifact_id}) has expired (HTTP 410)",
+                                    **found)
+        location = response.headers.get("Location")
+        if response.status_code not in (301, 302, 303, 307, 308) or not location:
+            raise answer_failure(response.status_code, _message(response), doing, self.repo)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".kitt-download-") as work:
+            archive = Path(work) / "artifact.zip"
+            try:
+                # A fresh request: the signed URL is on another host and must not get the token.
+                with requests.get(location, stream=True, timeout=self.retry.timeout_s, allow_redirects=False,
+                                  headers={"User-Agent": USER_AGENT}) as blob:
+                    if blob.status_code != 200:
+                        raise ArtifactError(f"The artifact storage refused to {doing} (HTTP {blob.status_code})",
+                                            hint="The download link lasts one minute; re-run the job.")
+                    _save(blob, archive, max_bytes)
+            except requests.RequestException as error:
+                raise ArtifactError(f"Could not {doing} from the artifact storage ({type(error).__name__})",
+                                    hint="Re-run the job; the download link lasts one minute.") from None
+            safe_extract(archive, dest, max_bytes=max_bytes, max_files=max_files)
+        return ArtifactDownload(dest, "", **found)
 
 
 def _message(response: requests.Response) -> str:
@@ -173,6 +200,29 @@ def _created(artifact: dict[str, Any]) -> tuple[datetime, int]:
     return moment, int(artifact.get("id") or 0)
 
 
+def _run_field(artifact: dict[str, Any], key: str) -> Any:
+    run = artifact.get("workflow_run")
+    return run.get(key) if isinstance(run, dict) else None
+
+
+def _same_repo_run(artifact: dict[str, Any]) -> bool:
+    run = artifact.get("workflow_run")
+    run = run if isinstance(run, dict) else {}
+    return run.get("repository_id") is not None and run.get("head_repository_id") == run.get("repository_id")
+
+
+def _save(blob: requests.Response, archive: Path, max_bytes: int) -> None:
+    limit = max_bytes + (1 << 20)  # zip overhead on top of the contents' cap
+    written = 0
+    with archive.open("wb") as out:
+        for chunk in blob.iter_content(1 << 16):
+            written += len(chunk)
+            if written > limit:
+                raise ArtifactError(f"The artifact is larger than {limit} bytes, kitt's limit for results",
+                                    hint="Upload only the result set (metrics.json, samples.jsonl, ...).")
+            out.write(chunk)
+
+
 def download_baseline(
     *,
     token: str,
@@ -199,19 +249,10 @@ def download_baseline(
     Raises GitHubError when listing fails (401/403/404 say which permission to grant) and
     ArtifactError for an archive that cannot be unpacked safely.
     """
-    client = _Client(token, repo, api_url, retry)
+    artifacts = _Artifacts(token, repo, api_url, retry)
     try:
-        if not base_branch:
-            response = client.get(f"{client.api_url}/repos/{repo}", "read the repository's default branch")
-            if response.status_code != 200:
-                raise client.fail(response, "read the repository's default branch")
-            branch = client.json(response, "read the repository's default branch").get("default_branch")
-            if not isinstance(branch, str) or not branch:
-                raise GitHubError("GitHub's answer about the repository names no default branch",
-                                  hint="Pass the base branch (--base-branch) or run on a pull request.")
-            base_branch = branch
-        found = list(client.pages(f"/repos/{repo}/actions/artifacts", {"name": name},
-                                  f"list artifacts named {name!r}"))
+        base_branch = base_branch or artifacts.default_branch()
+        found = artifacts.named(name)
         live = [a for a in found if a.get("name") == name and a.get("expired") is False]
         ours = [a for a in live if _same_repo_run(a) and _run_field(a, "head_branch") == base_branch]
         if not ours:
@@ -221,11 +262,11 @@ def download_baseline(
             return ArtifactDownload(None, reason + "; the comparison is skipped until the base branch uploads one")
         chosen = sorted(ours, key=_created, reverse=True)[: max(1, history)]
         if history <= 1:
-            return _download(client, chosen[0], Path(dest), max_bytes, max_files)
+            return artifacts.download(chosen[0], Path(dest), max_bytes, max_files)
         for index, artifact in enumerate(chosen, start=1):
             run = _run_field(artifact, "id")
             run = run if isinstance(run, int) and not isinstance(run, bool) else 0  # a folder name: digits only
-            got = _download(client, artifact, Path(dest) / history_job_folder(index, run), max_bytes, max_files)
+            got = artifacts.download(artifact, Path(dest) / history_job_folder(index, run), max_bytes, max_files)
             if not got:  # expired between the listing and the download: skip that job
                 continue
         jobs = sum(1 for p in Path(dest).iterdir() if p.is_dir()) if Path(dest).is_dir() else 0
@@ -235,7 +276,7 @@ def download_baseline(
         return ArtifactDownload(Path(dest), artifact_id=int(newest["id"]), run_id=_run_field(newest, "id"),
                                 created_at=newest.get("created_at"), jobs=jobs)
     finally:
-        client.close()
+        artifacts.close()
 
 
 def download_run_artifact(
@@ -257,11 +298,9 @@ def download_run_artifact(
     ``*`` or ``?`` (``kitt-results-*``) matches every artifact of the run it fits (fnmatch,
     case-sensitive); each is unpacked into ``dest/<its name>``, and ``jobs`` says how many.
     """
-    client = _Client(token, repo, api_url, retry)
+    artifacts = _Artifacts(token, repo, api_url, retry)
     try:
-        doing = f"list the artifacts of run {run_id}"
-        query = {} if is_pattern(name) else {"name": name}
-        listed = list(client.pages(f"/repos/{repo}/actions/runs/{int(run_id)}/artifacts", query, doing))
+        listed = artifacts.of_run(run_id, name)
         found = [a for a in listed if fnmatch.fnmatchcase(str(a.get("name")), name)]
         live = [a for a in found if a.get("expired") is False]
         if not live:
@@ -271,7 +310,7 @@ def download_run_artifact(
                 return ArtifactDownload(None, f"no live artifact of run {run_id} matches {name!r}{expired}")
             return ArtifactDownload(None, f"artifact {name!r} of run {run_id} {state}")
         if not is_pattern(name):
-            return _download(client, max(live, key=_created), Path(dest), max_bytes, max_files)
+            return artifacts.download(max(live, key=_created), Path(dest), max_bytes, max_files)
         newest: dict[str, dict[str, Any]] = {}
         for artifact in sorted(live, key=_created):
             newest[str(artifact["name"])] = artifact
@@ -282,188 +321,7 @@ def download_run_artifact(
             if not _SAFE_NAME.match(artifact_name):
                 raise ArtifactError(f"artifact name {artifact_name[:100]!r} cannot be a folder name",
                                     hint="Name the results artifacts with letters, digits, '.', '_' and '-'.")
-            _download(client, artifact, Path(dest) / artifact_name, max_bytes, max_files)
+            artifacts.download(artifact, Path(dest) / artifact_name, max_bytes, max_files)
         return ArtifactDownload(Path(dest), run_id=run_id, jobs=len(newest))
     finally:
-        client.close()
-
-
-DEFAULT_MAX_JOBS = 256  # a matrix's jobs in one comment
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,199}$")
-
-
-def is_pattern(name: str) -> bool:
-    """A results-artifact name with wildcards: every matching artifact is a job of a matrix."""
-    return any(ch in name for ch in "*?[")
-
-
-@dataclass(frozen=True)
-class PullRequest:
-    number: int
-    head_sha: str
-    base_ref: str
-
-
-def get_pull_request(*, token: str, repo: str, pr: int, api_url: str | None = None,
-                     retry: RetryPolicy = GITHUB_RETRY) -> PullRequest:
-    """The pull request's head commit and base branch, as GitHub has them (not as an artifact says)."""
-    client = _Client(token, repo, api_url, retry)
-    try:
-        doing = f"read pull request #{int(pr)}"
-        response = client.get(f"{client.api_url}/repos/{repo}/pulls/{int(pr)}", doing)
-        if response.status_code != 200:
-            raise client.fail(response, doing)
-        data = client.json(response, doing)
-        head, base = data.get("head"), data.get("base")
-        sha = head.get("sha") if isinstance(head, dict) else None
-        ref = base.get("ref") if isinstance(base, dict) else None
-        if not (isinstance(sha, str) and isinstance(ref, str)):
-            raise GitHubError(f"GitHub's answer to the request to {doing} lacks the head commit or base branch")
-        return PullRequest(int(pr), sha, ref)
-    finally:
-        client.close()
-
-
-def _run_field(artifact: dict[str, Any], key: str) -> Any:
-    run = artifact.get("workflow_run")
-    return run.get(key) if isinstance(run, dict) else None
-
-
-def _same_repo_run(artifact: dict[str, Any]) -> bool:
-    run = artifact.get("workflow_run")
-    run = run if isinstance(run, dict) else {}
-    return run.get("repository_id") is not None and run.get("head_repository_id") == run.get("repository_id")
-
-
-def _download(client: _Client, artifact: dict[str, Any], dest: Path, max_bytes: int,
-              max_files: int) -> ArtifactDownload:
-    import requests
-
-    artifact_id = int(artifact["id"])
-    run_id = _run_field(artifact, "id")
-    found = dict(artifact_id=artifact_id, run_id=run_id, created_at=artifact.get("created_at"))
-    doing = f"download artifact {artifact_id}"
-    response = client.get(f"{client.api_url}/repos/{client.repo}/actions/artifacts/{artifact_id}/zip", doing,
-                          redirects=False)
-    if response.status_code == 410:
-        return ArtifactDownload(None, f"artifact {artifact['name']!r} ({artifact_id}) has expired (HTTP 410)", **found)
-    location = response.headers.get("Location")
-    if response.status_code not in (301, 302, 303, 307, 308) or not location:
-        raise client.fail(response, doing)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".kitt-download-") as work:
-        archive = Path(work) / "artifact.zip"
-        try:
-            # A fresh request: the signed URL is on another host and must not get the token.
-            with requests.get(location, stream=True, timeout=client.timeout, allow_redirects=False,
-                              headers={"User-Agent": USER_AGENT}) as blob:
-                if blob.status_code != 200:
-                    raise ArtifactError(f"The artifact storage refused to {doing} (HTTP {blob.status_code})",
-                                        hint="The download link lasts one minute; re-run the job.")
-                _save(blob, archive, max_bytes)
-        except requests.RequestException as error:
-            raise ArtifactError(f"Could not {doing} from the artifact storage ({type(error).__name__})",
-                                hint="Re-run the job; the download link lasts one minute.") from None
-        safe_extract(archive, dest, max_bytes=max_bytes, max_files=max_files)
-    return ArtifactDownload(dest, "", **found)
-
-
-def _save(blob: requests.Response, archive: Path, max_bytes: int) -> None:
-    limit = max_bytes + (1 << 20)  # zip overhead on top of the contents' cap
-    written = 0
-    with archive.open("wb") as out:
-        for chunk in blob.iter_content(1 << 16):
-            written += len(chunk)
-            if written > limit:
-                raise ArtifactError(f"The artifact is larger than {limit} bytes, kitt's limit for results",
-                                    hint="Upload only the result set (metrics.json, samples.jsonl, ...).")
-            out.write(chunk)
-
-
-
-def safe_extract(zip_path: str | Path, dest: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
-                 max_files: int = DEFAULT_MAX_FILES) -> list[Path]:
-    """Unpack an untrusted zip into ``dest`` (absent or empty) and return the files written.
-
-    Refuses, with ArtifactError and nothing left behind: absolute paths, ``..``, symlinks
-    and other special entries, duplicate names, more than ``max_files`` entries, and more
-    than ``max_bytes`` unpacked (declared sizes first, then the bytes actually inflated).
-    """
-    zip_path, dest = Path(zip_path), Path(dest)
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise ArtifactError(f"Will not unpack the artifact into {dest}: it is not an empty folder")
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise ArtifactError(f"The artifact is not a readable zip archive ({error})") from None
-    with archive:
-        entries = archive.infolist()
-        if len(entries) > max_files:
-            raise ArtifactError(f"The artifact holds {len(entries)} entries, more than the limit of {max_files}",
-                                hint="Upload only the result set, not a whole folder tree.")
-        declared = sum(entry.file_size for entry in entries)
-        if declared > max_bytes:
-            raise ArtifactError(f"The artifact declares {declared} bytes unpacked, more than the limit of "
-                                f"{max_bytes}", hint="Upload only the result set (metrics.json, samples.jsonl, ...).")
-        plan: dict[str, zipfile.ZipInfo] = {}
-        for entry in entries:
-            relative = _member_path(entry)
-            if relative in plan:
-                raise ArtifactError(f"The artifact has two entries named {relative!r}")
-            plan[relative] = entry
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".kitt-extract-"))
-        try:
-            written = _inflate(archive, plan, staging, max_bytes)
-            if dest.exists():
-                dest.rmdir()
-            os.replace(staging, dest)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    return [dest / relative for relative in written]
-
-
-def _member_path(entry: zipfile.ZipInfo) -> str:
-    """The entry's safe relative path ("a/b.json"), or ArtifactError."""
-    name = entry.filename.replace("\\", "/")
-    mode = entry.external_attr >> 16
-    problem = None
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        problem = "has an absolute path"
-    elif ".." in name.split("/"):
-        problem = "climbs out of the folder with '..'"
-    elif stat.S_ISLNK(mode):
-        problem = "is a symbolic link"
-    elif stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
-        problem = "is not a regular file or folder"
-    elif "\x00" in name or not name.strip("/."):
-        problem = "has an empty or invalid name"
-    if problem:
-        raise ArtifactError(f"Refusing to unpack the artifact: entry {entry.filename[:200]!r} {problem}",
-                            hint="Artifacts are untrusted data; rebuild it with actions/upload-artifact.")
-    parts = [part for part in name.split("/") if part not in ("", ".")]
-    return "/".join(parts) + ("/" if entry.is_dir() else "")
-
-
-def _inflate(archive: zipfile.ZipFile, plan: dict[str, zipfile.ZipInfo], root: Path, max_bytes: int) -> list[str]:
-    files: list[str] = []
-    total = 0
-    try:
-        for relative, entry in plan.items():
-            target = root.joinpath(*relative.rstrip("/").split("/"))
-            if entry.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(entry) as source, target.open("xb") as out:
-                while chunk := source.read(1 << 16):
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise ArtifactError(f"The artifact unpacks to more than {max_bytes} bytes, the limit",
-                                            hint="Upload only the result set (metrics.json, samples.jsonl, ...).")
-                    out.write(chunk)
-            files.append(relative)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as error:
-        raise ArtifactError(f"The artifact could not be unpacked ({type(error).__name__}: {error})") from None
-    return files
+        artifacts.close()

@@ -11,10 +11,11 @@ Choices worth knowing:
   newest is edited and the others are left alone: the newest is where readers look,
   and deleting comments is not ours to do.
 - An identical body is not sent again (no "edited" noise, one less write).
-- PyGithub never retries a PATCH, and a retried POST can duplicate a comment. So
-  urllib3 retries only GETs here; writes are retried by this module under kitt's network
-  policy (``kitt.github.http``), and after a create that failed ambiguously (5xx, timeout)
-  the comments are listed again before creating again.
+- Requests go through kitt's GitHub client (``kitt.github.client``), whose transport retries
+  the listing and the edit (a PATCH that sets the same body again) under kitt's network policy
+  (``kitt.github.http``). A retried POST can duplicate a comment, so the transport sends the
+  create once, and this module tries again under the same policy only after listing the
+  comments again (the create may have been stored though its answer failed).
 - A comment deleted between the listing and the edit (404 on the edit) is created afresh.
 - Bodies over GitHub's 65,536-character limit are cut with a visible note.
 - Messages never contain the token.
@@ -22,7 +23,6 @@ Choices worth knowing:
 
 from __future__ import annotations
 
-import math
 import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -133,7 +133,7 @@ def upsert_pr_comment(
     regression comment once the regression is gone, without opening a new one.
 
     ``api_url`` is GitHub's REST base (the caller reads ``GITHUB_API_URL``). ``retry`` is the
-    network policy for writes; its first delay is also the least gap PyGithub keeps between
+    network policy of every request; its first delay is also the least gap PyGithub keeps between
     writes (tests pass a small one).
 
     Raises CommentForbidden on 403, GitHubError on other failures, UsageError on bad
@@ -145,12 +145,13 @@ def upsert_pr_comment(
         raise UsageError(f"pull request number {pr!r} is not a positive integer")
     marker = comment_marker(key)
     text = fit_comment_body(_with_marker(body, marker))
-    from github import BadAttributeException
+    # Here, not at the top: checking a comment key (the action's preflight) need not import PyGithub.
+    from kitt.github.client import SHAPE_ERRORS
 
     session = _Session(token, repo, pr, api_url or DEFAULT_API_URL, retry)
     try:
         result = session.upsert(marker, text, create=create)
-    except (TypeError, KeyError, AttributeError, ValueError, BadAttributeException) as error:
+    except SHAPE_ERRORS as error:
         # PyGithub reads whatever JSON a 200 carries; a proxy's page or an API change breaks it here.
         raise GitHubError(f"GitHub's answer while posting the comment on {repo}#{pr} was not what its API returns "
                           f"({type(error).__name__})",
@@ -164,25 +165,14 @@ def upsert_pr_comment(
 
 
 class _Session:
-    """One upsert's PyGithub client plus the retry policy around its writes."""
+    """One upsert's GitHub client plus the policy's retry around the create."""
 
     def __init__(self, token: str, repo: str, pr: int, api_url: str, retry: RetryPolicy) -> None:
-        from github import Auth, Github, GithubRetry
+        from kitt.github.client import github_client
 
         self.token, self.repo, self.pr, self.api_url = token, repo, pr, api_url.rstrip("/")
         self.retry = retry
-        get_retry = GithubRetry(
-            total=retry.attempts - 1,
-            backoff_factor=retry.first_delay_s,
-            allowed_methods=frozenset({"GET"}),  # POST and PATCH are retried below, knowingly
-            secondary_rate_wait=retry.max_wait_s,
-        )
-        # GitHub asks for serial requests and about a second between writes; an upsert makes a
-        # handful of serial requests, so only writes are paced.
-        self.client = Github(auth=Auth.Token(token), base_url=self.api_url, per_page=100, lazy=True,
-                             retry=get_retry, seconds_between_requests=None,
-                             seconds_between_writes=retry.first_delay_s or None,
-                             timeout=max(1, math.ceil(retry.timeout_s)))  # type: ignore[arg-type]
+        self.client = github_client(token, self.api_url, retry)
         self.issue: Issue = self.client.get_repo(repo).get_issue(pr)
 
     def close(self) -> None:
@@ -219,22 +209,24 @@ class _Session:
         return max(matches, key=lambda c: (c.created_at, c.id), default=None)
 
     def _edit(self, comment: IssueComment, text: str) -> bool:
-        """Edit the comment; False when it no longer exists (404), so the caller creates one."""
-        for attempt in range(self.retry.attempts):
-            try:
-                comment.edit(text)
-                return True
-            except Exception as error:
-                if getattr(error, "status", None) == 404:
-                    return False
-                self._wait_before_retry(error, "edit the pull request comment", attempt)
-        raise self._failure("edit the pull request comment", None)
+        """Edit the comment (the client's transport retries the PATCH under the policy); False when
+        it no longer exists (404), so the caller creates one."""
+        import requests
+        from github import GithubException
+
+        try:
+            comment.edit(text)
+        except (GithubException, requests.RequestException) as error:
+            if getattr(error, "status", None) == 404:
+                return False
+            raise self._failure("edit the pull request comment", error) from None
+        return True
 
     def _wait_before_retry(self, error: Exception, doing: str, attempt: int) -> None:
-        """Sleep if ``error`` is worth retrying under the policy, else raise kitt's error.
+        """Sleep if the failed create is worth trying again under the policy, else raise kitt's error.
 
-        Both writes count as idempotent: an edit sets the same body again, and a create is
-        retried only after listing the comments again.
+        The create counts as idempotent here because the caller lists the comments again before
+        it creates again.
         """
         import requests
         from github import GithubException

@@ -1,15 +1,19 @@
 """One network policy for kitt's own calls to GitHub: timeouts, retries, backoff and Retry-After.
 
-The baseline download (REST GETs), the artifact upload (Twirp POSTs and blob PUTs) and the
-comment upsert (PyGithub's writes) all decide "try again?" here, so they behave alike:
+Every request kitt sends to GitHub decides "try again?" here, so they all behave alike: the REST
+calls of kitt's GitHub client (PyGithub: the artifact listings, the pull request lookup, the
+comment upsert), through ``kitt.github.client.PolicyRetry``, urllib3's retry hook asking
+:meth:`RetryPolicy.wait_before_retry`; the artifact archive's redirect and the artifact upload
+(Twirp POSTs and blob PUTs), through :func:`send`. The rules:
 
 - **Idempotent requests** (GET, HEAD, PUT, DELETE, and an edit that sets the same body again)
   are retried on 429, on 5xx and on network errors.
 - **Non-idempotent requests** (a POST that creates something) are retried only when the answer
   proves nothing was done: 429, 502 and 503 (a gateway or an overloaded front end refused it),
   and a connection that was never made. After a 500, a 504 or a timeout the server may have
-  done the work, so the caller decides: the comment upsert lists the comments again before it
-  creates; CreateArtifact fails with a message that says so.
+  done the work, so the caller decides: CreateArtifact fails with a message that says so; the
+  comment upsert, whose create PyGithub's transport sends only once, lists the comments again
+  before any second create (so it may try again after any failure this policy would retry).
 - ``Retry-After`` (seconds) is honoured, and a secondary rate limit (403 with ``Retry-After``)
   counts as a 429. A wait longer than ``max_wait_s`` is not waited for: the answer is final.
 - Every request has a timeout.
