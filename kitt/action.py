@@ -73,6 +73,10 @@ class ActionRun:
                 self._report(benchmark_ok)
         except KittError as error:
             self.fail(error)
+        except BaseException:
+            # A bug (or a cancel) after the gate was decided must not leave passed=true behind.
+            self.outputs.update(passed="false", verdict="error")
+            raise
         finally:
             self._finish()
         return self.exit_code
@@ -113,6 +117,8 @@ class ActionRun:
             raise
         except KittError as error:
             self.fail(error)
+            if error.results_dir is not None:  # kept beside an earlier result set: nothing here is this run's
+                return None
             try:  # nothing measured (cancelled before the first level, say): the error above says it all
                 path = self.inputs.results_dir / METRICS_FILE
                 if not path.is_file():  # an A/B run writes its arms' result sets below
@@ -221,7 +227,7 @@ class ActionRun:
             verdict=report.verdict,
             **{"comment-url": outcome.comment_url or ""},
         )
-        default_branch = (self.context.event().get("repository") or {}).get("default_branch")
+        default_branch = self.context.event_object("repository").get("default_branch")  # untrusted: any type
         # The history is the default branch's (no base ref on a push): only its own pushes extend it.
         if self.context.event_name == "push" and baseline_dir is not None and self.context.ref_name == default_branch:
             self._trend(baseline_dir)
@@ -387,6 +393,9 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         notes.error(str(error))
         set_outputs({"passed": "false", "verdict": "error", "regressions": "0"}, context.output_path, notes)
         return error.exit_code
-    for secret in (inputs.github_token, inputs.hf_token, *inputs.net.secrets()):
+    from kitt.redact import url_secrets
+
+    urls = (inputs.endpoint, inputs.baseline_endpoint)
+    for secret in (inputs.github_token, inputs.hf_token, *inputs.net.secrets(), *(s for u in urls for s in url_secrets(u))):
         mask(secret, context.in_actions)
     return ActionRun(inputs, context).execute()

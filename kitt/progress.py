@@ -1,6 +1,9 @@
 """Progress output: a live line on a terminal, foldable groups under GitHub Actions, plain lines otherwise.
 
 Progress goes to stderr so that stdout stays clean for whatever a command prints as its result.
+Every line carries user input (model, test names, URLs), so each passes :func:`kitt.redact.safe_line`:
+no URL password, and no line the Actions runner would take for a workflow command; the only
+commands written are the reporter's own ``::group::`` and ``::warning::``, with their text escaped.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from contextlib import contextmanager
 from typing import Iterator, TextIO
 
 from kitt.bench.loadgen import Progress
+from kitt.redact import one_line, redact_urls, safe_line
 
 
 class Reporter:
@@ -20,23 +24,29 @@ class Reporter:
         self.groups = groups
 
     def line(self, text: str) -> None:
-        self.stream.write(text + "\n")
+        self._write(safe_line(text))
+
+    def _write(self, raw: str) -> None:
+        self.stream.write(raw + "\n")
         self.stream.flush()
 
     def warn(self, text: str) -> None:
-        self.line(f"::warning::{text}" if self.groups else f"warning: {text}")
+        if self.groups:
+            self._write(f"::warning::{command_data(text)}")
+        else:
+            self.line(f"warning: {text}")
 
     @contextmanager
     def group(self, title: str) -> Iterator[None]:
         if self.groups:
-            self.line(f"::group::{title}")
+            self._write(f"::group::{command_data(title)}")
         else:
             self.line(title)
         try:
             yield
         finally:
             if self.groups:
-                self.line("::endgroup::")
+                self._write("::endgroup::")
 
     @contextmanager
     def track(self, label: str, progress: Progress) -> Iterator[None]:
@@ -60,3 +70,9 @@ class Reporter:
             thread.join()
             self.stream.write("\r\x1b[K")
             self.stream.flush()
+
+
+def command_data(text: str) -> str:
+    """A workflow command's message, escaped as the Actions toolkit does (% CR LF), on one line."""
+    text = redact_urls(one_line(text))
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
