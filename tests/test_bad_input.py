@@ -69,6 +69,7 @@ def refusing_server() -> Iterator[Any]:
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             self.rfile.read(length)
+            self.server.requests += 1  # type: ignore[attr-defined]
             body = b'{"error": "no"}'
             self.send_response(self.server.status)  # type: ignore[attr-defined]
             self.send_header("Content-Type", "application/json")
@@ -83,6 +84,7 @@ def refusing_server() -> Iterator[Any]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.status = 401  # type: ignore[attr-defined]
+    server.requests = 0  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -595,10 +597,11 @@ def test_a_cancel_is_one_error_not_two(tmp_path: Path, refusing_server: Any) -> 
     child = subprocess.Popen([sys.executable, str(REPO / "entrypoint.py")], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
+        # On an observed event: the readiness wait has reached the server (a probe was answered 503).
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not (tmp_path / "results" / "hardware.json").exists():
-            time.sleep(0.1)
-        time.sleep(0.5)
+        while refusing_server.requests == 0:
+            assert time.monotonic() < deadline and child.poll() is None
+            time.sleep(0.05)
         child.send_signal(signal.SIGTERM)
         stdout, stderr = child.communicate(timeout=30)
     finally:
