@@ -82,7 +82,7 @@ class Stream:
     """One streaming response: its schedule, its pre-built bytes and its truth record."""
 
     __slots__ = ("conn", "server", "rid", "chat", "deadline", "next_gap", "per_event", "remaining", "sent_tokens",
-                 "prompt_tokens", "head", "continuous", "usage", "log", "dead")
+                 "prompt_tokens", "head", "continuous", "usage", "log", "dead", "withheld")
 
     def __init__(self, conn: Connection, rid: int, chat: bool, deadline: float, next_gap: Callable[[], float],
                  per_event: int, tokens: int, prompt_tokens: int, stream_options: dict[str, Any], log: dict[str, Any]):
@@ -95,6 +95,9 @@ class Stream:
         self.head = (b'data: {"id":"cmpl-%d","object":"%s","created":%d,"model":%s,"choices":[{"index":0,'
                      % (rid, kind, int(time.time()), json.dumps(self.server.o.model).encode()))
         self.log, self.dead = log, False
+        # --withhold-text: this stream's events carry no text (llama.cpp holds back incomplete UTF-8).
+        withhold = self.server.o.withhold_text
+        self.withheld = bool(withhold) and (rid + 1) % withhold == 0
 
     def _event(self, text: bytes, last: bool) -> bytes:
         finish = b'"length"' if last else b"null"
@@ -121,7 +124,7 @@ class Stream:
         self.remaining -= count
         self.server.generation_tokens += count
         text = (b" r%d" % self.rid + b" tok" * (count - 1)) if first else b" tok" * count
-        data = self._event(text, last=self.remaining == 0)
+        data = self._event(b"" if self.withheld else text, last=self.remaining == 0)
         transport = self.conn.transport
         now = clock()
         transport.write(data)
@@ -132,8 +135,11 @@ class Stream:
             return True
         tail = b""
         if self.usage:
-            tail = _chunk(self.head[: self.head.index(b'"choices"')] + b'"choices":[],"usage":'
-                          + _usage(self.prompt_tokens, self.sent_tokens) + b"}\n\n")
+            usage = _usage(self.prompt_tokens, self.sent_tokens)
+            if self.server.o.usage_completion is not None:  # a server whose usage cannot be trusted
+                usage = b'{"prompt_tokens":%d,"completion_tokens":%s}' % (self.prompt_tokens,
+                                                                           self.server.o.usage_completion.encode())
+            tail = _chunk(self.head[: self.head.index(b'"choices"')] + b'"choices":[],"usage":' + usage + b"}\n\n")
         transport.write(tail + _chunk(_END) + b"0\r\n\r\n")
         self.log["end"] = clock()
         self.server.running -= 1
@@ -398,6 +404,10 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
     parser.add_argument("--backlog", type=int, default=1024)
     parser.add_argument("--api-key", help="require Authorization: Bearer KEY on everything but /health")
     parser.add_argument("--stall", action="store_true", help="never answer a streaming request")
+    parser.add_argument("--withhold-text", type=int, default=0, metavar="N",
+                        help="every Nth stream's events carry no text, its usage still counts the tokens")
+    parser.add_argument("--usage-completion", metavar="JSON",
+                        help="send this JSON value as every stream's usage.completion_tokens (e.g. -5, \"32\", 1e9)")
     parser.add_argument("--endless-line", type=int, default=0, metavar="MB",
                         help="answer a streaming request with one SSE line of MB MiB and no newline")
     parser.add_argument("--slowdown", type=float, default=1.0,
