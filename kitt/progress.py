@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Iterator, TextIO
 
 from kitt.bench.loadgen import Progress
-from kitt.redact import one_line, redact_urls, safe_line
+from kitt.redact import one_line, safe_line
 
 
 class Reporter:
@@ -74,5 +74,5 @@ class Reporter:
 
 def command_data(text: str) -> str:
     """A workflow command's message, escaped as the Actions toolkit does (% CR LF), on one line."""
-    text = redact_urls(one_line(text))
+    text = safe_line(one_line(text))
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")

@@ -261,13 +261,14 @@ def run_benchmark(config: RunConfig, reporter: Reporter | None = None) -> RunOut
     run = BenchmarkRun(config, reporter or Reporter())  # an unknown engine or a missing --endpoint
     if config.port is not None and run.arms[-1].mode != "endpoint":
         check_port_free(config.port)
-    created = not config.output.exists()
+    created = [p for p in (config.output.absolute(), *config.output.absolute().parents) if not p.exists()]
     rs.prepare_output_dir(config.output)
     try:
         return run.execute()
     except UsageError:
-        if created and config.output.is_dir() and not any(config.output.iterdir()):
-            config.output.rmdir()  # a usage error leaves no empty folder behind
+        for folder in created:  # a usage error leaves no empty folder behind, parents included
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         raise
 
 
