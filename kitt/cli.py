@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
 from kitt import __version__
 from kitt.errors import KittError, UsageError, print_engine_log
-from kitt.redact import safe_line
+from kitt.redact import neutralise, safe_line
 
 if TYPE_CHECKING:
     from kitt.bench.net import NetPolicy
@@ -436,7 +436,7 @@ def _cmd_ci_trend(args: argparse.Namespace) -> int:
     if args.output:
         write_text(args.output, markdown, "the trend")
     else:
-        sys.stdout.write(markdown)
+        sys.stdout.write(neutralise(markdown))
     if args.summary:
         context = ActionsContext.from_environment()
         annotations = Annotations(enabled=context.in_actions)

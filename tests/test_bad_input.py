@@ -972,3 +972,21 @@ def test_client_cpu_share_is_a_share_of_the_machine(tmp_path: Path, suite_file: 
     assert "Traceback" not in done.stderr
     for result in json.loads((tmp_path / "out" / "metrics.json").read_text())["results"]:
         assert 0 < result["metrics"]["client_cpu_util_pct"] <= 100 * (os.cpu_count() or 1), result["metrics"]
+
+
+@pytest.mark.parametrize("field", ["test_name", "model", "engine", "suite_name", "error"])
+@pytest.mark.parametrize("injection", INJECTIONS)
+def test_a_printed_report_injects_no_workflow_command(tmp_path: Path, field: str, injection: str, capsys) -> None:
+    """Results may come from a fork's artifact: printing their report must not run their commands."""
+    doc = _metrics()
+    if field == "test_name":
+        doc["results"][0]["test_name"] = injection
+    elif field == "error":
+        doc["results"][0].update(passed=False, errors=[injection])
+    else:
+        doc[field] = injection
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metrics.json").write_text(json.dumps(doc))
+    code, out, err = kitt_main(["ci", "report", "--results-dir", str(tmp_path / "r")], capsys)
+    assert "Traceback" not in err and out.strip()
+    assert_no_injected_command(out + err)
