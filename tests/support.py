@@ -95,6 +95,7 @@ def assert_exact_quick_suite(out: Path, engine: str, *, repeats: int = 2, tokens
         assert m["median_ttft_ms"] < m["median_e2el_ms"] and m["p99_ttft_ms"] < m["p99_e2el_ms"]
         # The engine's own Prometheus counter agrees with the client's token count for the repeat.
         assert m["server_generation_tokens"] == m["total_output_tokens"] and m["token_count_mismatch"] == 0
+        assert m["usage_count_rejected"] == 0  # a real engine's usage is believed: no false flag
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     measured = [s for s in samples if not s["warmup"]]
     assert len(measured) == repeats * (8 + 32)

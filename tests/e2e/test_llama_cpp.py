@@ -72,6 +72,9 @@ def test_quick_suite_on_real_llama_cpp(llama, tmp_path):
     measured = assert_exact_quick_suite(out, "llama-cpp")
     metrics = json.loads((out / "metrics.json").read_text())
     assert all(r["metrics"]["mean_tpot_ms"] > 0 for r in metrics["results"])
+    for result in metrics["results"]:  # a stream whose text llama.cpp held back is complete, and counted
+        rows = [s for s in measured if (s["test_name"], s["run_number"]) == (result["test_name"], result["run_number"])]
+        assert result["metrics"]["completed_without_text"] == sum(s["text_withheld"] for s in rows)
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     for s in measured:
         assert s["retries"] in (0, 1) and (s["retries"] == 1) == (s["retry_error"] is not None)
