@@ -72,16 +72,14 @@ class BenchmarkRun:
         self.reporter = reporter
         self.run_id = time.strftime("%Y%m%d%H%M%S") + "-" + os.urandom(3).hex()
         self.out = config.output
-        self.stage: Path | None = None  # where the arms write until the run ends (execute)
         self.suite = config.suite
-        stage = Path(f"<staging for {self.out}>")  # the arms' folders are re-rooted there in execute
         if config.baseline is None:
-            self.arms = [Arm(None, config, stage, self.run_id, reporter)]
+            self.arms = [Arm(None, config, self.out, self.run_id, reporter)]
             self.ab: dict[str, Any] | None = None
         else:
             base, notes = ab_arm_configs(config)
-            self.arms = [Arm("baseline", base, stage / "baseline", self.run_id, reporter),
-                         Arm("candidate", config, stage / "candidate", self.run_id, reporter)]
+            self.arms = [Arm("baseline", base, self.out / "baseline", self.run_id, reporter),
+                         Arm("candidate", config, self.out / "candidate", self.run_id, reporter)]
             self.ab = {"run_id": self.run_id, "schedule": config.ab_schedule,
                        "order_seed": self.suite.seed, "differs": ab_differences(base, config)}
             for note in notes:
@@ -91,8 +89,8 @@ class BenchmarkRun:
 
     def execute(self) -> RunOutcome:
         """Run into a fresh staging folder, then move the result set into place (module docstring)."""
-        self.stage = stage = rs.staging_dir(self.out, self.run_id)
-        for arm in self.arms:
+        stage = rs.staging_dir(self.out, self.run_id)
+        for arm in self.arms:  # each arm writes into the staging folder until the run ends
             arm.out = stage / arm.name if arm.name else stage
         try:
             outcome = self._execute()
