@@ -316,7 +316,7 @@ def _cmd_engines_cleanup(args: argparse.Namespace) -> int:
     from kitt.engines.docker import remove_orphans
 
     removed = remove_orphans(everything=args.all, cli=resolve_cli(args.container_cli))
-    print(f"removed {len(removed)} container(s)" + (f": {' '.join(removed)}" if removed else ""))
+    print(safe_line(f"removed {len(removed)} container(s)" + (f": {' '.join(removed)}" if removed else "")))
     return 0
 
 
@@ -457,7 +457,7 @@ def _cmd_ci_upload(args: argparse.Namespace) -> int:
     from kitt.github.artifacts import upload_from_environment
 
     result = upload_from_environment(args.name, args.path, retention_days=args.retention_days)
-    print(f"uploaded artifact {result.name} ({result.size} bytes, {result.digest}), id {result.id}")
+    print(safe_line(f"uploaded artifact {result.name} ({result.size} bytes, {result.digest}), id {result.id}"))
     return 0
 
 
