@@ -28,8 +28,8 @@ from kitt.engines.base import EngineSpec, Runner, ServerHandle
 from kitt.engines.readiness import wait_until_ready
 from kitt.errors import EngineDied, EngineNotReady
 from kitt.progress import Reporter
-from kitt.redact import redact_url
 from kitt.provenance import source_revision
+from kitt.redact import redact_url
 
 COUNTER_SETTLE_SECONDS = 3.0
 CLIENT_SATURATION_PCT = 90.0

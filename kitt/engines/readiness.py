@@ -21,7 +21,7 @@ from kitt.redact import redact_url
 
 POLL_SECONDS = 0.5
 HEALTH_PROBE_SECONDS = 10.0  # one health or model-list probe, never past the --ready-timeout deadline
-MIN_PROBE_SECONDS = 0.5  # the last probe before the deadline still gets this long
+MIN_PROBE_SECONDS = 0.1  # the last probe before the deadline still gets this long
 
 
 class Rejected(Exception):
