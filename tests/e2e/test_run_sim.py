@@ -245,3 +245,5 @@ def test_cancellation_tears_down(tmp_path, sig):
     kept = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert sample_ids(seen) <= sample_ids(kept)  # nothing measured before the signal is lost
     assert read_json(out / "metrics.json")["passed"] is False
+    summary = (out / "summary.md").read_text()
+    assert "the run did not finish" in summary and "all passed" not in summary
