@@ -117,7 +117,8 @@ class ActionRun:
             raise
         except KittError as error:
             self.fail(error)
-            if error.results_dir is not None:  # kept beside an earlier result set: nothing here is this run's
+            if error.results_dir is not None:  # kept beside an earlier result set: nothing in results-dir is this run's
+                self.outputs["results-dir"] = str(error.results_dir)  # so the artifact is this run's, not the earlier
                 return None
             try:  # nothing measured (cancelled before the first level, say): the error above says it all
                 path = self.inputs.results_dir / METRICS_FILE
@@ -338,7 +339,7 @@ class ActionRun:
     # ------------------------------------------------------------------ outputs
 
     def _finish(self) -> None:
-        if self.context.flavour == "docker" and self.inputs.upload_artifact and self.inputs.results_dir.is_dir():
+        if self.context.flavour == "docker" and self.inputs.upload_artifact and Path(self.outputs["results-dir"]).is_dir():
             self._upload()
         self.notes.flush()
         set_outputs(self.outputs, self.context.output_path, self.notes)
@@ -347,7 +348,7 @@ class ActionRun:
         from kitt.github.artifacts import upload_from_environment
 
         try:
-            upload_from_environment(self.inputs.artifact_name, self.inputs.results_dir)
+            upload_from_environment(self.inputs.artifact_name, Path(self.outputs["results-dir"]))
         except KittError as error:
             self.fail(error)
 

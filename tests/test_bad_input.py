@@ -990,3 +990,27 @@ def test_a_printed_report_injects_no_workflow_command(tmp_path: Path, field: str
     code, out, err = kitt_main(["ci", "report", "--results-dir", str(tmp_path / "r")], capsys)
     assert "Traceback" not in err and out.strip()
     assert_no_injected_command(out + err)
+
+
+def test_the_actions_failed_run_keeps_the_earlier_result_set_and_uploads_its_own(
+        tmp_path: Path, good_result_set: Path, suite_file: Path, capsys) -> None:
+    """On a self-hosted runner that keeps its workspace: a failed job leaves the earlier result
+    set in results-dir as it was, and the step's results-dir output (what is uploaded) is its own."""
+    from kitt.action import main
+
+    results = tmp_path / "kitt-results"
+    shutil.copytree(good_result_set, results)
+    before = result_set_bytes(results)
+    output = tmp_path / "gh-output"
+    env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output), KITT_ACTION_FLAVOUR="composite",
+                        INPUT_MODEL="m", INPUT_ENGINE="sim", INPUT_SUITE=str(suite_file), INPUT_COMMENT="never",
+                        **{"INPUT_RESULTS-DIR": str(results), "INPUT_ENGINE-ARGS": "--fail-every=2"})
+    assert main(env) == 1
+    captured = capsys.readouterr()
+    errors = [line for line in captured.out.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1 and "left as it was" in errors[0] and "Traceback" not in captured.err
+    assert result_set_bytes(results) == before
+    values = outputs(output)
+    own = Path(values["results-dir"])
+    assert values["passed"] == "false" and own != results and own.name.startswith("kitt-results.failed-")
+    assert json.loads((own / "metrics.json").read_text())["passed"] is False
