@@ -29,6 +29,7 @@ from kitt.engines.readiness import wait_until_ready
 from kitt.errors import EngineDied, EngineNotReady
 from kitt.progress import Reporter
 from kitt.provenance import source_revision
+from kitt.redact import redact_url
 
 COUNTER_SETTLE_SECONDS = 3.0
 CLIENT_SATURATION_PCT = 90.0
@@ -118,13 +119,15 @@ class Arm:
                        "(from the environment; NO_PROXY bypasses it): its latency is in every figure")
         try:
             wait_until_ready(self.runner, handle, api=self.api, timeout=timeout, net=self.config.net,
-                             on_stage=lambda stage: self.reporter.line(f"  waiting for {stage}"))
+                             on_stage=lambda stage: self.reporter.line(f"  waiting for {stage}"),
+                             endpoint_flag="--baseline-endpoint" if self.name == "baseline" else "--endpoint")
         except EngineNotReady as exc:
             if not self.name:
                 raise
             raise EngineNotReady(f"the {self.label}: {exc.message}", hint=exc.hint, log_tail=exc.log_tail) from None
         self.handle = handle
-        self.reporter.line(f"{self.spec.name} is ready at {handle.base_url}" + (f" ({self.label})" if self.name else ""))
+        self.reporter.line(f"{self.spec.name} is ready at {redact_url(handle.base_url)}"
+                           + (f" ({self.label})" if self.name else ""))
         self.write_config(started_at, ab)
 
     def ready_timeout(self) -> float:
@@ -160,16 +163,18 @@ class Arm:
         requests = build_requests(test.num_requests, test.input_len, test.output_len, self.suite.seed,
                                   f"{name}:{run_number}")
         before = self._scrape()
-        cpu_before = _cpu_seconds()
+        # The client's CPU share is its CPU time over the wall time of the same window (not the
+        # level's duration, which starts later: bodies are encoded and streams connected first).
+        cpu_before, wall_before = _cpu_seconds(), time.perf_counter()
         self.sampler.start()
         try:
             start, end, records = self._measure(requests, level, name, run_number)
         finally:
             self.sampler.stop()
             self.flush_samples()
-        cpu = _cpu_seconds() - cpu_before
+        cpu, window = _cpu_seconds() - cpu_before, time.perf_counter() - wall_before
         after = self._scrape()
-        result = self._result(name, run_number, level, records, end - start, cpu, before, after)
+        result = self._result(name, run_number, level, records, end - start, (cpu, window), before, after)
         self.results.append(result)
         if position is not None:
             self.positions.setdefault(name, []).append(position)
@@ -217,9 +222,10 @@ class Arm:
     # ------------------------------------------------------------------ results
 
     def _result(self, name: str, run_number: int, level: Level, records: list[RequestRecord], duration: float,
-                cpu: float, before: dict[str, float] | None, after: dict[str, float] | None) -> rs.TestResult:
+                cpu: tuple[float, float], before: dict[str, float] | None,
+                after: dict[str, float] | None) -> rs.TestResult:
         metrics: dict[str, float | None] = {level.kind if level.kind == "concurrency" else "request_rate": level.value}
-        metrics.update(compute_metrics(records, duration, self.suite.slo or None, cpu_seconds=cpu,
+        metrics.update(compute_metrics(records, duration, self.suite.slo or None, cpu_seconds=cpu[0], cpu_window=cpu[1],
                                        exact_length=self.spec.exact_length_fields is not None))
         client_tokens = sum(r.output_tokens for r in records)
         metrics.update(self.sampler.summary(metrics["total_output_tokens"] or 0))
@@ -243,6 +249,11 @@ class Arm:
         if metrics.get("token_count_mismatch"):
             self._note(f"{name} run {run_number}: the server counted {server_tokens:.0f} generated tokens, the client "
                        f"{client_tokens}; see token_count_mismatch")
+        if metrics.get("usage_count_rejected"):
+            why = next(r.usage_rejected for r in records if r.usage_rejected)
+            self._note(f"{name} run {run_number}: the server's usage count of {metrics['usage_count_rejected']:.0f} "
+                       f"request(s) was not believable ({why}); their tokens are counted from the stream's events "
+                       "(see usage_count_rejected)")
         if (metrics["client_cpu_util_pct"] or 0) > CLIENT_SATURATION_PCT:
             self._note(f"{name} run {run_number}: the load generator used {metrics['client_cpu_util_pct']:.0f}% of a "
                        "CPU core; latencies may include client overhead")
@@ -332,6 +343,8 @@ def ready_timeout(given: float | None, mode: str) -> float:
 
 
 def _cpu_seconds() -> float:
+    """kitt's whole process, every thread: the load generator's and the watch, sampler and progress
+    threads beside it, which take CPU from the same cores while the level runs."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -348,11 +361,3 @@ def _one_line(result: rs.TestResult) -> str:
             f" · TTFT p50 {fmt('median_ttft_ms')} · TPOT p50 {fmt('median_tpot_ms')}"
             f" · {fmt('output_throughput', ' tok/s')}")
 
-
-def redact_url(url: str) -> str:
-    from urllib.parse import urlparse, urlunparse
-
-    parsed = urlparse(url)
-    if parsed.username or parsed.password:
-        parsed = parsed._replace(netloc=parsed.hostname + (f":{parsed.port}" if parsed.port else ""))
-    return urlunparse(parsed)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
 from kitt import __version__
 from kitt.errors import KittError, UsageError, print_engine_log
+from kitt.redact import neutralise, safe_line
 
 if TYPE_CHECKING:
     from kitt.net import NetPolicy
@@ -261,13 +262,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         net=_net_policy(args),
     )
     context = ActionsContext.from_environment()
+    _mask_run_secrets(config.net, (args.endpoint, args.baseline_endpoint), context.in_actions)
     config = replace(config, commit=context.sha, branch=context.ref_name)  # recorded in config.json
     outcome = run_benchmark(config, Reporter(groups=context.in_actions))
-    print(f"Results written to {outcome.output}")
+    print(safe_line(f"Results written to {outcome.output}"))
     if config.baseline is not None:
-        print(f"Compare: kitt ci report --results-dir {outcome.output / 'candidate'} "
-              f"--baseline-dir {outcome.output / 'baseline'}")
+        print(safe_line(f"Compare: kitt ci report --results-dir {outcome.output / 'candidate'} "
+                        f"--baseline-dir {outcome.output / 'baseline'}"))
     return 0
+
+
+def _mask_run_secrets(net: NetPolicy, urls: Sequence[str | None], in_actions: bool) -> None:
+    """Under Actions, every credential of the run (key, headers, proxy and URL passwords) is masked."""
+    from kitt.github.actions_io import mask
+    from kitt.redact import url_secrets
+
+    for secret in (*net.secrets(), *(s for url in urls for s in url_secrets(url))):
+        mask(secret, in_actions)
 
 
 def _cmd_engines_list(args: argparse.Namespace) -> int:
@@ -305,7 +316,7 @@ def _cmd_engines_cleanup(args: argparse.Namespace) -> int:
     from kitt.engines.docker import remove_orphans
 
     removed = remove_orphans(everything=args.all, cli=resolve_cli(args.container_cli))
-    print(f"removed {len(removed)} container(s)" + (f": {' '.join(removed)}" if removed else ""))
+    print(safe_line(f"removed {len(removed)} container(s)" + (f": {' '.join(removed)}" if removed else "")))
     return 0
 
 
@@ -386,7 +397,7 @@ def _download_baseline(
 
 def _cmd_ci_trend(args: argparse.Namespace) -> int:
     from kitt.ci import write_text
-    from kitt.github.actions_io import ActionsContext, append_summary
+    from kitt.github.actions_io import ActionsContext, Annotations, append_summary
     from kitt.report.trend import render_trend
     from kitt.thresholds import load_thresholds
     from kitt.trend import analyse, load_history, write_change_points
@@ -399,9 +410,20 @@ def _cmd_ci_trend(args: argparse.Namespace) -> int:
     if args.output:
         write_text(args.output, markdown, "the trend")
     else:
-        sys.stdout.write(markdown)
+        sys.stdout.write(neutralise(markdown))
     if args.summary:
-        append_summary(markdown, ActionsContext.from_environment().summary_path)
+        context = ActionsContext.from_environment()
+        annotations = Annotations(enabled=context.in_actions)
+        # As `ci report` does: a missing or unwritable step summary is a warning, never a traceback.
+        if context.summary_path is None:
+            annotations.warning("--summary was given but there is no step summary file to append to "
+                                "(GITHUB_STEP_SUMMARY is unset).")
+        else:
+            try:
+                append_summary(markdown, context.summary_path)
+            except OSError as exc:
+                annotations.warning(f"Could not append to the step summary {context.summary_path}: "
+                                    f"{exc.strerror or exc}")
     return 0
 
 
@@ -409,7 +431,7 @@ def _cmd_ci_upload(args: argparse.Namespace) -> int:
     from kitt.github.artifacts import upload_from_environment
 
     result = upload_from_environment(args.name, args.path, retention_days=args.retention_days)
-    print(f"uploaded artifact {result.name} ({result.size} bytes, {result.digest}), id {result.id}")
+    print(safe_line(f"uploaded artifact {result.name} ({result.size} bytes, {result.digest}), id {result.id}"))
     return 0
 
 

@@ -107,9 +107,11 @@ def compare_result_sets(
     thresholds = thresholds or Thresholds()
     history = sorted(baseline if isinstance(baseline, list) else [baseline] if baseline else [],
                      key=lambda r: r.timestamp, reverse=True)  # fmt: skip
+    history, excluded = _same_identity_history(history, current)
     newest = history[0] if history else None
     comparison = Comparison(current, newest, history, allow_hardware_mismatch=allow_hardware_mismatch,
                             allow_mismatch=allow_mismatch, alpha=alpha)  # fmt: skip
+    comparison.history_excluded = excluded
     current_groups = group_tests(current)
     if newest is None:
         comparison.incomplete = _incompleteness(current, current_groups, None, upstream_failure, {})
@@ -224,6 +226,21 @@ def _pair_values(pairs: list[tuple[Result, Result]], metric: str) -> list[tuple[
     values = [(b.metrics.get(metric), c.metrics.get(metric)) for b, c in pairs]
     return [(float(b), float(c)) for b, c in values
             if b is not None and c is not None and math.isfinite(b) and math.isfinite(c)]  # fmt: skip
+
+
+def _same_identity_history(history: list[ResultSet], current: ResultSet) -> tuple[list[ResultSet], list[tuple[str, str]]]:
+    """The baseline jobs to pool: the newest always (its identity is checked and reported as a
+    mismatch), older ones only when they measured what the current run measured. Each job left
+    out is returned as (its timestamp, what differs), for the report to say so."""
+    kept, excluded = history[:1], []
+    for job in history[1:]:
+        differs = _identity(job, current).differs
+        if differs:
+            what = "; ".join(f"{name} {b}" for name, b, _ in differs)
+            excluded.append((job.timestamp.strftime("%Y-%m-%d %H:%M UTC"), what))
+        else:
+            kept.append(job)
+    return kept, excluded
 
 
 def _identity(baseline: ResultSet, current: ResultSet, *, arms: bool = False) -> Identity:

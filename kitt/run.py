@@ -9,6 +9,10 @@ in balanced shuffled order (or in ABBA blocks), writing OUT/baseline and OUT/can
 Teardown always happens: on success, on error, on Ctrl-C and on SIGTERM (a cancelled CI job).
 Whatever was measured before a failure is still written: samples.jsonl keeps every finished
 request, and metrics.json records the failure with ``passed: false``.
+
+The result set is written into a staging folder and moved into OUT when the run ends
+(``kitt.results.install_result_set``): a failed run never replaces an earlier result set in OUT,
+and a run stopped by a usage error before anything was measured leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ from typing import Any, Iterator
 
 from kitt import hardware, telemetry
 from kitt import results as rs
-from kitt.arm import Arm, redact_url
+from kitt.arm import Arm
 from kitt.compare import compare_result_sets
 from kitt.config import Level, RunConfig, TestSpec, check_run_config
-from kitt.engines import choose_mode, get_engine
+from kitt.engines import check_port_free, choose_mode, get_engine
 from kitt.errors import BenchmarkError, Cancelled, KittError, UsageError
 from kitt.progress import Reporter
+from kitt.redact import redact_url
 from kitt.report import render_summary
 
 
@@ -85,9 +90,32 @@ class BenchmarkRun:
                 reporter.warn(note)
 
     def execute(self) -> RunOutcome:
+        """Run into a fresh staging folder, then move the result set into place (module docstring)."""
+        stage = rs.staging_dir(self.out, self.run_id)
+        for arm in self.arms:  # each arm writes into the staging folder until the run ends
+            arm.out = stage / arm.name if arm.name else stage
+        try:
+            outcome = self._execute()
+        except BaseException as exc:
+            measured = any(arm.records or arm.results for arm in self.arms)
+            if isinstance(exc, UsageError) and not measured:
+                rs.discard_staging(stage)  # nothing measured: nothing to keep, no debris
+                raise
+            where = rs.install_result_set(stage, self.out, keep_earlier=True)
+            if isinstance(exc, KittError) and where != self.out.absolute():
+                exc.hint = (f"This run's results are in {where}; the earlier result set in {self.out} "
+                            "was left as it was.")
+                exc.results_dir = where
+            raise
+        earlier = rs.holds_result_set(self.out)
+        rs.install_result_set(stage, self.out, keep_earlier=False)
+        if earlier:
+            self.reporter.line(f"Replaced the earlier result set in {self.out}")
+        return outcome
+
+    def _execute(self) -> RunOutcome:
         started_at = rs.utc_timestamp()
         started = time.monotonic()
-        self.out.mkdir(parents=True, exist_ok=True)
         nvml, gpu_note = telemetry.load_nvml()
         hw = hardware.collect(nvml, gpu_note)
         for arm in self.arms:
@@ -232,11 +260,22 @@ def ab_differences(baseline: RunConfig, candidate: RunConfig) -> dict[str, list[
 
 
 def run_benchmark(config: RunConfig, reporter: Reporter | None = None) -> RunOutcome:
-    # Bad values and an unusable output folder fail here, before an engine loads a model.
+    # Bad values, a busy port and an unusable output folder fail here, before an engine loads a
+    # model and before anything is created on disk.
     check_run_config(config)
     if config.baseline is not None:
         ab_arm_configs(config)  # A/B flags an engine cannot take
+    run = BenchmarkRun(config, reporter or Reporter())  # an unknown engine or a missing --endpoint
+    if config.port is not None and run.arms[-1].mode != "endpoint":
+        check_port_free(config.port)
+    created = [p for p in (config.output.absolute(), *config.output.absolute().parents) if not p.exists()]
     rs.prepare_output_dir(config.output)
-    return BenchmarkRun(config, reporter or Reporter()).execute()
+    try:
+        return run.execute()
+    except UsageError:
+        for folder in created:  # a usage error leaves no empty folder behind, parents included
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
 
 

@@ -37,7 +37,7 @@ _DIRECTIONS = {
 # Known, shown, but with no better direction: they can never gate.
 INFORMATIONAL = frozenset({
     "server_generation_tokens", "server_prompt_tokens", "gpu_mean_utilization_pct",
-    "client_cpu_seconds", "client_cpu_util_pct",
+    "client_cpu_seconds", "client_cpu_util_pct", "usage_count_rejected", "completed_without_text",
 })  # fmt: skip
 # Run parameters that upstream and we store among the metrics; they identify a test, not measure it.
 LOAD_PARAMETERS = frozenset({"concurrency", "request_rate", "max_concurrency", "num_prompts", "burstiness"})

@@ -31,11 +31,12 @@ from typing import Any
 from kitt.bench.client import Client
 from kitt.bench.framing import Response
 from kitt.bench.http import Connection
-from kitt.net import NetPolicy, redact_url, strip_credentials
+from kitt.net import NetPolicy, strip_credentials
 from kitt.bench.pump import Pump
 from kitt.bench.records import RequestRecord
 from kitt.bench.workload import RequestSpec, api_path, request_body
 from kitt.config import Level
+from kitt.redact import redact_url
 
 
 @dataclass
@@ -295,9 +296,21 @@ def parse_events(lines: list[tuple[float, bytes]], record: RequestRecord) -> Non
     A token event carries generated text (``choices[].text`` or ``choices[].delta.content``;
     reasoning text counts too). Role-only deltas, empty deltas, usage-only chunks and ``[DONE]``
     are not token events, so they never start the TTFT clock.
+
+    The server's usage is checked where it enters (:func:`check_usage`): a count that is not a
+    non-negative integer is ignored, and one outside what the stream shows (fewer tokens than
+    token events, or more than ``max_tokens``) is kept in the record but not used
+    (``usage_rejected`` says why; the event count stands in).
+
+    A stream that ends cleanly with no text at all, but whose usage confirms generated tokens,
+    is complete: the engine held its text back (llama.cpp withholds incomplete UTF-8, so a short
+    output of byte tokens or multi-byte characters can arrive as empty events). Its token events
+    are then the events that carried a choice, text or not (``text_withheld``): TTFT runs to the
+    first of them and ITL between them. A stream with neither text nor such a count still fails.
     """
     previous_completion: int | None = None
     event_tokens: list[int] = []
+    choice_stamps: list[float] = []  # events that carried a choice, text or not (see above)
     continuous = True
     stamps, payloads = [], []
     for stamp, line in lines:
@@ -318,10 +331,15 @@ def parse_events(lines: list[tuple[float, bytes]], record: RequestRecord) -> Non
         usage = chunk.get("usage")
         completion = None
         if type(usage) is dict:
-            completion = usage.get("completion_tokens")
-            record.completion_tokens = completion
-            record.prompt_tokens = usage.get("prompt_tokens", record.prompt_tokens)
-            record.usage_from_server = True
+            completion, prompt, problem = check_usage(usage)
+            if problem is not None:
+                record.usage_rejected = record.usage_rejected or problem
+            else:
+                record.completion_tokens = completion
+                record.prompt_tokens = prompt if prompt is not None else record.prompt_tokens
+                record.usage_from_server = True
+        if choices and type(choices) is list and not _role_only(choices):
+            choice_stamps.append(stamp)
         if choices and _has_text(choices):
             events.append(stamp)
             if type(completion) is int:
@@ -330,10 +348,47 @@ def parse_events(lines: list[tuple[float, bytes]], record: RequestRecord) -> Non
                 continuous = False
         if type(completion) is int:
             previous_completion = completion
-    if event_tokens and continuous and len(event_tokens) == len(events):
+    confirmed = record.completion_tokens if record.usage_rejected is None else None
+    if not events and record.error is None and confirmed and choice_stamps:
+        events.extend(choice_stamps)  # the text was held back, the tokens were generated
+        record.text_withheld = True
+    elif event_tokens and continuous and len(event_tokens) == len(events):
         record.event_tokens = event_tokens
+    if record.completion_tokens is not None and record.usage_rejected is None:
+        fewer = not record.text_withheld and record.completion_tokens < len(events)
+        more = record.requested_output_tokens > 0 and record.completion_tokens > record.requested_output_tokens
+        if fewer or more:
+            record.usage_rejected = (f"usage says {record.completion_tokens} completion tokens, but the stream carried "
+                                     f"{len(events)} token events for max_tokens {record.requested_output_tokens}")
+            record.event_tokens = None
     if not events and record.error is None:
         record.error = "stream ended without any generated text"
+
+
+# A usage count past this is no count at all (a server bug or garbage): a million tokens a request.
+MAX_USAGE_TOKENS = 1_000_000
+
+
+def check_usage(usage: dict[str, Any]) -> tuple[int | None, int | None, str | None]:
+    """(completion_tokens, prompt_tokens, problem) from a usage object: each must be absent or an
+    integer from 0 to MAX_USAGE_TOKENS (not a bool, a float or a string); else the problem."""
+    counts = []
+    for name in ("completion_tokens", "prompt_tokens"):
+        value = usage.get(name)
+        if value is not None and (type(value) is not int or not 0 <= value <= MAX_USAGE_TOKENS):
+            shown = " ".join(repr(value).split())[:40]
+            return None, None, f"usage.{name} is not a count of tokens ({shown})"
+        counts.append(value)
+    return counts[0], counts[1], None
+
+
+def _role_only(choices: list[Any]) -> bool:
+    """A chat stream's opening delta (the role, no content key): no token was generated for it."""
+    for choice in choices:
+        delta = choice.get("delta") if type(choice) is dict else None
+        if not isinstance(delta, dict) or "role" not in delta or delta.get("content") is not None:
+            return False
+    return True
 
 
 _MALFORMED = object()

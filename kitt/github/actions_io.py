@@ -101,7 +101,9 @@ class Annotations:
         import sys
 
         if not self.enabled:
-            print(f"{kind}: {message}", file=sys.stderr)
+            from kitt.redact import safe_line
+
+            print(safe_line(f"{kind}: {message}"), file=sys.stderr)
             return
         from actions_toolkit.command import issue_command
 

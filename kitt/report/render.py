@@ -269,7 +269,16 @@ def render_summary(comparison: Comparison, *, run_url: str | None = None) -> str
     result_set = comparison.current
     failed = [t.name for t in comparison.incomplete.failed_tests]
     job = _job(comparison, "", None)
-    lead = f"{plural(len(comparison.tests), 'test')}" + (f", {len(failed)} failed" if failed else ", all passed")
+    # "all passed" only when the run says so: a cancelled run's summary must not read as a pass.
+    if failed:
+        status = f", {len(failed)} failed"
+    elif comparison.incomplete.run_failed:
+        status = ", the run did not finish"
+    elif not comparison.tests:
+        status = ", nothing measured"
+    else:
+        status = ", incomplete" if comparison.incomplete else ", all passed"
+    lead = f"{plural(len(comparison.tests), 'test')}{status}"
     job = replace(
         job,
         headline=f"kitt benchmark: {md(result_set.model)} on {md(result_set.engine)}",

@@ -60,13 +60,19 @@ def regression_line(row: MetricRow, gating: bool) -> str:
 
 def identity_notes(comparison: Comparison) -> list[str]:
     differs = comparison.identity.differs
+    notes = []
+    if comparison.history_excluded:
+        left = "; ".join(f"{when} ({what})" for when, what in comparison.history_excluded[:5])
+        more = f" and {len(comparison.history_excluded) - 5} more" if len(comparison.history_excluded) > 5 else ""
+        notes.append(f"{plural(len(comparison.history_excluded), 'older baseline job')} measured something else and "
+                     f"{'was' if len(comparison.history_excluded) == 1 else 'were'} left out of the history: {left}{more}.")
     if not differs:
-        return []
+        return notes
     described = "; ".join(f"{name}: baseline {b}, current {c}" for name, b, c in differs)
     if comparison.allow_mismatch:
-        return [f"The two sides measured different things ({described}); gated anyway because of --allow-mismatch."]
-    return [f"The two sides measured different things ({described}), so the comparison is shown but not gated. "
-            "Pass --allow-mismatch to gate anyway."]
+        return notes + [f"The two sides measured different things ({described}); gated anyway because of --allow-mismatch."]
+    return notes + [f"The two sides measured different things ({described}), so the comparison is shown but not gated. "
+                    "Pass --allow-mismatch to gate anyway."]
 
 
 def design_note(comparison: Comparison) -> str:
@@ -133,6 +139,11 @@ def notes(comparison: Comparison) -> list[str]:
             f"Some gated metrics have only {few} repeats on a side, so the significance test is weak: by simulation, "
             "a 10% regression of one metric is caught about 2 times in 3 with 3 repeats, 95% of the time with 5."
         )
+    flagged = sorted({r.test for r in comparison.rows if r.metric == "usage_count_rejected"
+                      and r.current_spread is not None and (r.current_spread.high or 0) > 0})
+    if flagged:
+        notes.append(f"The server's usage counts disagreed with its streams in {', '.join(flagged)}: those requests' "
+                     "tokens were counted from the events instead (usage_count_rejected).")
     for side, verdict in (("baseline", Verdict.ONLY_BASELINE), ("current run", Verdict.ONLY_CURRENT)):
         if names := comparison.metrics_only_in(verdict):
             notes.append(f"Only in the {side}, so not compared: {', '.join(names)}.")

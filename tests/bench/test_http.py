@@ -342,17 +342,43 @@ def test_unreachable_server_records_every_request() -> None:
     assert len(records) == 3 and all(r.error and "ConnectionError" in r.error for r in records)
 
 
-def test_cancellation_records_requests_in_flight(reference_url: str) -> None:
+def test_cancellation_records_requests_in_flight() -> None:
+    """The cancel is placed on an observed event (all three requests arrived at a server that
+    holds them, half answered), never by the clock: whenever it lands, all three are in flight."""
     sink: list[RequestRecord] = []
     specs = [RequestSpec(index=i, prompt="p", max_tokens=500) for i in range(3)]
+    arrived = threading.Semaphore(0)
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            if read_request(conn, b"") is not None:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                held.append(conn)
+                arrived.release()
+
+    threading.Thread(target=serve, daemon=True).start()
 
     async def cancelled() -> None:
-        task = asyncio.ensure_future(run_level(Target(base_url=reference_url, model="m"), specs,
-                                               Level("concurrency", 3), test_name="t", run_number=1, seed=0, sink=sink))
-        await asyncio.sleep(0.2)
+        task = asyncio.ensure_future(run_level(Target(base_url=f"http://127.0.0.1:{listener.getsockname()[1]}", model="m"),
+                                               specs, Level("concurrency", 3), test_name="t", run_number=1, seed=0,
+                                               sink=sink))
+        loop = asyncio.get_running_loop()
+        for _ in specs:
+            assert await loop.run_in_executor(None, arrived.acquire, True, 20)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    asyncio.run(cancelled())
+    try:
+        asyncio.run(cancelled())
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
     assert len(sink) == 3 and all(r.error == "cancelled" for r in sink)

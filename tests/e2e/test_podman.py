@@ -25,7 +25,7 @@ import pytest
 
 from e2e import podman as pm
 from e2e.podman import base, podman_docker_api, remove_containers, suite_file  # noqa: F401  (fixtures)
-from support import REPO, clean_environ, run_kitt
+from support import REPO, clean_environ, run_kitt, sample_ids, wait_for_samples
 
 pytestmark = pytest.mark.podman
 
@@ -95,7 +95,7 @@ def test_sigterm_mid_run_removes_the_container(tmp_path, engine, kitt_env):
     child = start_until_ready(vllm_args(engine, out, suite_file(tmp_path, repeats=1, requests=2000),
                                         "--gpus", "none"), kitt_env)
     (container,) = kitt_containers(engine)
-    time.sleep(0.5)
+    seen = wait_for_samples(out, child, 120)  # on an observed event: the warm-up's samples are written
     child.send_signal(signal.SIGTERM)
     _, err = child.communicate(timeout=60)
     assert child.returncode == 1, err
@@ -103,7 +103,8 @@ def test_sigterm_mid_run_removes_the_container(tmp_path, engine, kitt_env):
     assert pm.podman("container", "exists", container, check=False).returncode == 1
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["passed"] is False and "SIGTERM" in " ".join(metrics["failures"])
-    assert (out / "samples.jsonl").stat().st_size > 0  # what was measured before the signal is kept
+    kept = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert sample_ids(seen) <= sample_ids(kept)  # what was measured before the signal is kept
 
 
 def test_sigkilled_runs_container_is_removed_by_the_next_run_and_by_cleanup(tmp_path, engine, kitt_env):
