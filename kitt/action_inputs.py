@@ -67,7 +67,7 @@ class ActionInputs:
     baseline_model: str | None
     baseline_endpoint: str | None
     ab_schedule: str
-    repeats: int | None
+    repeats: int | str | None  # a count, "auto" or None (the suite's)
     native: bool
     comment: str
     comment_key: str
@@ -115,7 +115,7 @@ class ActionInputs:
             baseline_model=get("baseline-model") or None,
             baseline_endpoint=get("baseline-endpoint") or None,
             ab_schedule=_choice(get("ab-schedule", "interleaved"), "ab-schedule", AB_SCHEDULES),
-            repeats=_whole(get("repeats"), "repeats"),
+            repeats=_repeats(get("repeats")),
             native=_boolean(get("native", "false"), "native"),
             comment=_choice(get("comment", "always"), "comment", COMMENT_POLICIES),
             comment_key=key,
@@ -207,6 +207,13 @@ def preflight(inputs: ActionInputs, context: ActionsContext) -> Any:
     if inputs.mode == "benchmark" and inputs.engine != NO_ENGINE:
         return _run_config(inputs, context)
     return None
+
+
+def _repeats(text: str) -> int | str | None:
+    """The repeats input: empty (the suite's), a whole number, or auto (A/B only)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    return _whole(text, "repeats")
 
 
 def _run_config(inputs: ActionInputs, context: ActionsContext) -> Any:

@@ -55,6 +55,10 @@ def _non_negative_int(text: str) -> int:
     return _whole_number(text, 0)
 
 
+def _repeats(text: str) -> int | str:
+    return "auto" if text.strip().lower() == "auto" else _whole_number(text, 1)
+
+
 def _float_above(text: str, minimum: float, inclusive: bool) -> float:
     try:
         value = float(text)
@@ -108,7 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-requests", type=_positive_int, help="measured requests per repeat and level")
     run.add_argument("--input-len", type=_positive_int, help="prompt length in tokens (approximate)")
     run.add_argument("--output-len", type=_positive_int, help="output length in tokens")
-    run.add_argument("--repeats", type=_positive_int, help="repeats per level (the gate needs several)")
+    run.add_argument("--repeats", type=_repeats,
+                     help="repeats per level (the gate needs several), or auto: A/B pairs until every gated "
+                     "metric is decided (docs/gpu-minutes.md)")
+    run.add_argument("--min-repeats", type=_positive_int, help="with --repeats auto: pairs before the first look "
+                     "(default 3)")
+    run.add_argument("--max-repeats", type=_positive_int, help="with --repeats auto: pairs at most (default 10)")
     run.add_argument("--warmup", type=_non_negative_int, help="warm-up requests per level, not measured")
     run.add_argument("--seed", type=_non_negative_int, help="seed for prompts and arrival times")
     run.add_argument("--api", choices=("completions", "chat"), help="OpenAI API to call (default: the engine's)")
@@ -238,6 +247,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         input_len=args.input_len,
         output_len=args.output_len,
         repeats=args.repeats,
+        min_repeats=args.min_repeats,
+        max_repeats=args.max_repeats,
         warmup=args.warmup,
         seed=args.seed,
         api=args.api,
