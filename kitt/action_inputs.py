@@ -240,6 +240,7 @@ def _run_config(inputs: ActionInputs, context: ActionsContext) -> Any:
         commit=context.sha,
         branch=context.ref_name,
         net=inputs.net,
+        engine_cache=context.engine_cache,
     )
     _as_input("endpoint" if inputs.endpoint else "model", lambda: check_run_config(config))
     if config.baseline is not None:

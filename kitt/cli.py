@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="extra server argument, repeatable (use --engine-arg=--flag for dashes)")
     run.add_argument("--port", type=_port, help="host port for the engine (default: a free one)")
     run.add_argument("--native", action="store_true", help="run the engine's own server command, not Docker")
+    run.add_argument("--engine-cache", type=Path, metavar="DIR",
+                     help="Docker mode: keep the engines' compile caches here between runs "
+                     "(default under Actions: $RUNNER_TOOL_CACHE/kitt/engine-cache)")
     _add_container_cli(run)
     run.add_argument("--gpus", type=_gpus, default="all",
                      help="GPUs for the container: all (default), none, or indexes like 0,1")
@@ -272,7 +275,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         net=_net_policy(args),
     )
     context = ActionsContext.from_environment()
-    config = replace(config, commit=context.sha, branch=context.ref_name)  # recorded in config.json
+    config = replace(config, commit=context.sha, branch=context.ref_name,  # recorded in config.json
+                     engine_cache=args.engine_cache or context.engine_cache)
     outcome = run_benchmark(config, Reporter(groups=context.in_actions))
     print(f"Results written to {outcome.output}")
     if config.baseline is not None:

@@ -156,6 +156,8 @@ class RunConfig:
     commit: str | None = None  # the source measured (GITHUB_SHA); None: ask git (kitt.provenance)
     branch: str | None = None  # its branch (GITHUB_REF_NAME)
     net: NetPolicy = field(default_factory=NetPolicy)  # key, headers, proxies, timeouts (kitt.bench.net)
+    # Docker mode: the host folder for the engines' persistent caches (the runner's tool cache); None: none.
+    engine_cache: Path | None = None
 
 
 def load_suite(name_or_path: str) -> Suite:

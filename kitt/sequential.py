@@ -169,8 +169,8 @@ def _within_reach(delta: np.ndarray, se: np.ndarray, df: np.ndarray, n: int, up:
                   alpha_k: float, beta_k: float, design: Design) -> np.ndarray:
     """Could ``max_pairs`` pairs settle the metric, if its change and its noise stay as measured?
 
-    At ``max_pairs`` the standard error is ``se * sqrt(n / max_pairs)`` on ``df`` grown by the
-    pairs still to come. Within is in reach when that interval around a change of zero fits
+    At ``max_pairs`` the standard error is ``se * sqrt(n / max_pairs)`` on ``df`` grown in
+    proportion to the pairs (the prior's cap grows with them). Within is in reach when that interval around a change of zero fits
     inside the limits; beyond is in reach when the change measured would be significant then.
     """
     last = design.max_pairs
@@ -178,7 +178,7 @@ def _within_reach(delta: np.ndarray, se: np.ndarray, df: np.ndarray, n: int, up:
         return np.zeros(np.shape(delta), dtype=bool)
     with np.errstate(invalid="ignore"):
         se_last = se * math.sqrt(n / last)
-        df_last = df + (1.0 + PRIOR_WEIGHT) * (last - n)
+        df_last = df * (last - 1) / (n - 1)  # the pairs' df and the prior's cap grow alike
         half_within = _t_upper(beta_k, df_last) * se_last
         half_beyond = _t_upper(alpha_k, df_last) * se_last
         within = (half_within < up) & (-half_within > down)
@@ -260,10 +260,10 @@ def look(
     decisions = {name: decisions[name] for name in names}
     if pairs_run >= design.min_pairs and all(d.decided for d in decisions.values()):
         return Look(pairs_run, decisions, True, "decided")
-    if pairs_run >= design.min_pairs and all(d is not Decision.UNDECIDED for d in decisions.values()):
-        return Look(pairs_run, decisions, True, "out_of_reach")
     if pairs_run >= design.max_pairs:
         return Look(pairs_run, decisions, True, "max_pairs")
+    if pairs_run >= design.min_pairs and all(d is not Decision.UNDECIDED for d in decisions.values()):
+        return Look(pairs_run, decisions, True, "out_of_reach")
     return Look(pairs_run, decisions, False, "")
 
 

@@ -1,0 +1,76 @@
+"""--repeats auto on the drifting reference servers of the A/B tests (issue 28's check, kept cheap).
+
+Ten A/A jobs and ten jobs whose candidate is 10% slower, each a real A/B run of two sim
+processes whose speed drifts together with the wall clock, judged as `kitt ci report` judges
+them: at most 1 A/A job in 10 fails, at least 9 slower ones in 10 are caught, and the jobs use at
+most 5 pairs on average (half of the 10 a fixed design needs). The runs are in-process library
+calls (the engines are real processes) to keep the Python start-ups out of the budget; the
+hundreds of simulated jobs behind the error rates are benchmarks/gpu_minutes.py's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from support import assert_no_engine_left, unique_model
+
+from kitt.compare import compare_result_sets
+from kitt.config import BaselineArm, Overrides, RunConfig, apply_overrides, load_suite
+from kitt.progress import Reporter
+from kitt.results import load_result_set
+from kitt.run import run_benchmark
+
+JOBS = 10
+SUITE = """name: repeats-auto
+warmup: 2
+repeats: auto
+min_repeats: 3
+max_repeats: 10
+seed: 7
+tests:
+  - name: ab
+    concurrency: [4]
+    num_requests: 8
+    input_len: 32
+    output_len: 16
+"""
+DRIFT = ("--drift-pct=10", "--drift-period-s=20")
+
+
+def job(tmp: Path, model: str, index: int, slowdown: float) -> tuple[bool, int]:
+    """One A/B job: (did the report find a regression, pairs run)."""
+    out = tmp / f"job{index}-{slowdown}"
+    suite = apply_overrides(load_suite(str(tmp / "suite.yaml")), Overrides(seed=index))
+    config = RunConfig(model=model, engine="sim", suite=suite, output=out,
+                       engine_args=(f"--slowdown={slowdown}", *DRIFT),
+                       baseline=BaselineArm(engine_args=("--slowdown=1", *DRIFT)))
+    with (tmp / "progress.log").open("a") as log:
+        run_benchmark(config, Reporter(log, live=False))
+    written = json.loads((out / "candidate" / "config.json").read_text())
+    # The engine's start-up is measured and recorded (issue 28): launch, then the readiness stages.
+    (startup,) = written["startup"]
+    assert startup["mode"] == "native" and startup["total_s"] >= startup["ready_s"] > 0 and "start_s" in startup
+    assert any("health" in stage for stage in startup["stages"])
+    assert any(n.startswith("Engine start-up of the candidate arm") for n in
+               json.loads((out / "candidate" / "metrics.json").read_text())["notes"])
+    record = written["ab"]["repeats"]
+    level = record["levels"]["ab-c4"]
+    assert level["pairs"] == len(json.loads((out / "candidate" / "metrics.json").read_text())["results"])
+    comparison = compare_result_sets(load_result_set(out / "candidate"), load_result_set(out / "baseline"))
+    assert comparison.paired
+    return bool(comparison.regressions), int(level["pairs"])
+
+
+def test_auto_on_drifting_sims_keeps_the_error_rates_with_half_the_pairs(tmp_path: Path) -> None:
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    model = unique_model()
+    same = [job(tmp_path, model, i, 1.0) for i in range(JOBS)]
+    slower = [job(tmp_path, model, i, 1.1) for i in range(JOBS)]
+    pairs = [p for _, p in same + slower]
+    summary = f"A/A failing {sum(f for f, _ in same)}/{JOBS}, 10% caught {sum(f for f, _ in slower)}/{JOBS}, pairs {pairs}"
+    assert sum(failed for failed, _ in same) <= 1, summary
+    assert sum(caught for caught, _ in slower) >= 9, summary
+    assert sum(pairs) / len(pairs) <= 5.0, summary
+    assert all(3 <= p <= 10 for p in pairs), summary
+    assert_no_engine_left(model)
