@@ -12,11 +12,11 @@ the level stops as soon as every gated metric is *decided*, or at ``max_pairs``:
   at the noise measured so far (below).
 
 A metric out of reach no longer holds the level up: the level stops when every gated metric is
-decided or out of reach. Its standard error, projected to ``max_pairs`` pairs (it shrinks with
-the square root of the pairs), would still be too wide to show it within the threshold even if
-its change were zero, and its change is not far enough beyond the threshold to be shown beyond
-it. A p99 of a few requests on a busy runner is such a metric: its pairs differ by tens of
-percent, and ten pairs would not settle it either. Stopping there spends no error budget (any
+decided or out of reach. If its change stayed as measured, its standard error projected to
+``max_pairs`` pairs (it shrinks with the square root of the pairs) would still be too wide to
+show it within the threshold or beyond it: the "conditional power under the current trend" of a
+group-sequential futility rule. A p99 of a few requests on a busy runner is such a metric: its
+pairs differ by tens of percent, and ten pairs would not settle it either. Stopping there spends no error budget (any
 stopping rule keeps the union bound), and the report still tests it on the pairs that ran.
 
 Each look uses the gate's own statistics: the per-pair log differences, the moderated t
@@ -54,10 +54,11 @@ import numpy as np
 from kitt import stats
 
 FAMILY_ALPHA = 0.01  # the gate's family level (kitt.gate.FAMILY_ALPHA)
-# Per metric: the chance of calling a change beyond the threshold "within" it, at worst (a change
-# right at the threshold; one twice the threshold almost never). The fixed design calls a change
-# at the threshold "unchanged" half the time. Chosen by simulation: docs/gpu-minutes.md.
-MISS_BETA = 0.2
+# Per metric: the chance of calling a change beyond the threshold "within" it, at worst: a change
+# right at the threshold, which the fixed design also calls "unchanged" half the time (its point
+# estimate falls on either side); a change 20% past the threshold is caught as often as with ten
+# fixed pairs, one twice the threshold always. Chosen by simulation: docs/gpu-minutes.md.
+MISS_BETA = 0.5
 PRIOR_WEIGHT = 2.0  # the prior counts for at most two metrics' worth of pairs (kitt.gate.HISTORY_PRIOR_WEIGHT)
 MIN_PAIRS, MAX_PAIRS = 3, 10  # the defaults of --repeats auto
 
@@ -170,8 +171,9 @@ def _within_reach(delta: np.ndarray, se: np.ndarray, df: np.ndarray, n: int, up:
     """Could ``max_pairs`` pairs settle the metric, if its change and its noise stay as measured?
 
     At ``max_pairs`` the standard error is ``se * sqrt(n / max_pairs)`` on ``df`` grown in
-    proportion to the pairs (the prior's cap grows with them). Within is in reach when that interval around a change of zero fits
-    inside the limits; beyond is in reach when the change measured would be significant then.
+    proportion to the pairs (the prior's cap grows with them). Within is in reach when that interval
+    around the change measured fits inside the limits; beyond is in reach when the change measured
+    would be significant then.
     """
     last = design.max_pairs
     if n >= last:
@@ -181,7 +183,7 @@ def _within_reach(delta: np.ndarray, se: np.ndarray, df: np.ndarray, n: int, up:
         df_last = df * (last - 1) / (n - 1)  # the pairs' df and the prior's cap grow alike
         half_within = _t_upper(beta_k, df_last) * se_last
         half_beyond = _t_upper(alpha_k, df_last) * se_last
-        within = (half_within < up) & (-half_within > down)
+        within = (delta + half_within < up) & (delta - half_within > down)
         beyond = ((delta > up) | (delta < down)) & (np.abs(delta) > half_beyond)
     return within | beyond | ~np.isfinite(se_last)
 

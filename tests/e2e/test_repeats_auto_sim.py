@@ -33,24 +33,27 @@ tests:
     concurrency: [4]
     num_requests: 8
     input_len: 32
-    output_len: 16
+    output_len: 8
 """
-DRIFT = ("--drift-pct=10", "--drift-period-s=20")
+# The A/B tests' drift (10% over a 20 s period), on latencies long enough (100 ms to the first
+# token, 20 ms a token) that a busy 2-core runner's millisecond jitter does not swamp a p99 of
+# eight requests: at the sim's default 40 ms and 8 ms, back-to-back repeats' p99s differ by 8-9%.
+SIM = ("--drift-pct=10", "--drift-period-s=20", "--ttft-ms=100", "--itl-ms=20")
 
 
-def job(tmp: Path, model: str, index: int, slowdown: float) -> tuple[bool, int]:
-    """One A/B job: (did the report find a regression, pairs run)."""
+def job(tmp: Path, model: str, index: int, slowdown: float) -> tuple[bool, int, str]:
+    """One A/B job: (did the report find a regression, pairs run, why it stopped)."""
     out = tmp / f"job{index}-{slowdown}"
     suite = apply_overrides(load_suite(str(tmp / "suite.yaml")), Overrides(seed=index))
     config = RunConfig(model=model, engine="sim", suite=suite, output=out,
-                       engine_args=(f"--slowdown={slowdown}", *DRIFT),
-                       baseline=BaselineArm(engine_args=("--slowdown=1", *DRIFT)))
+                       engine_args=(f"--slowdown={slowdown}", *SIM),
+                       baseline=BaselineArm(engine_args=("--slowdown=1", *SIM)))
     with (tmp / "progress.log").open("a") as log:
         run_benchmark(config, Reporter(log, live=False))
     written = json.loads((out / "candidate" / "config.json").read_text())
     # The engine's start-up is measured and recorded (issue 28): launch, then the readiness stages.
     (startup,) = written["startup"]
-    assert startup["mode"] == "native" and startup["total_s"] >= startup["ready_s"] > 0 and "start_s" in startup
+    assert startup["mode"] == written["mode"] and startup["total_s"] >= startup["ready_s"] > 0 and "start_s" in startup
     assert any("health" in stage for stage in startup["stages"])
     assert any(n.startswith("Engine start-up of the candidate arm") for n in
                json.loads((out / "candidate" / "metrics.json").read_text())["notes"])
@@ -59,7 +62,7 @@ def job(tmp: Path, model: str, index: int, slowdown: float) -> tuple[bool, int]:
     assert level["pairs"] == len(json.loads((out / "candidate" / "metrics.json").read_text())["results"])
     comparison = compare_result_sets(load_result_set(out / "candidate"), load_result_set(out / "baseline"))
     assert comparison.paired
-    return bool(comparison.regressions), int(level["pairs"])
+    return bool(comparison.regressions), int(level["pairs"]), level["reason"]
 
 
 def test_auto_on_drifting_sims_keeps_the_error_rates_with_half_the_pairs(tmp_path: Path) -> None:
@@ -67,10 +70,11 @@ def test_auto_on_drifting_sims_keeps_the_error_rates_with_half_the_pairs(tmp_pat
     model = unique_model()
     same = [job(tmp_path, model, i, 1.0) for i in range(JOBS)]
     slower = [job(tmp_path, model, i, 1.1) for i in range(JOBS)]
-    pairs = [p for _, p in same + slower]
-    summary = f"A/A failing {sum(f for f, _ in same)}/{JOBS}, 10% caught {sum(f for f, _ in slower)}/{JOBS}, pairs {pairs}"
-    assert sum(failed for failed, _ in same) <= 1, summary
-    assert sum(caught for caught, _ in slower) >= 9, summary
+    pairs = [p for _, p, _ in same + slower]
+    summary = (f"A/A failing {sum(f for f, _, _ in same)}/{JOBS}, 10% caught {sum(f for f, _, _ in slower)}/{JOBS}, "
+               f"pairs {pairs}; " + "; ".join(why for _, _, why in same + slower))
+    assert sum(failed for failed, _, _ in same) <= 1, summary
+    assert sum(caught for caught, _, _ in slower) >= 9, summary
     assert sum(pairs) / len(pairs) <= 5.0, summary
     assert all(3 <= p <= 10 for p in pairs), summary
     assert_no_engine_left(model)
