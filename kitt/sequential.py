@@ -183,8 +183,12 @@ def _within_reach(delta: np.ndarray, se: np.ndarray, df: np.ndarray, n: int, up:
         df_last = df * (last - 1) / (n - 1)  # the pairs' df and the prior's cap grow alike
         half_within = _t_upper(beta_k, df_last) * se_last
         half_beyond = _t_upper(alpha_k, df_last) * se_last
-        within = (delta + half_within < up) & (delta - half_within > down)
-        beyond = ((delta > up) | (delta < down)) & (np.abs(delta) > half_beyond)
+        # Optimistic by one standard error of today's estimate: the change may be that much closer
+        # to zero (for within) or further from it (for beyond) than measured.
+        toward = np.sign(delta) * np.maximum(np.abs(delta) - se, 0.0)
+        away = delta + np.sign(delta) * se
+        within = (toward + half_within < up) & (toward - half_within > down)
+        beyond = ((away > up) | (away < down)) & (np.abs(away) > half_beyond)
     return within | beyond | ~np.isfinite(se_last)
 
 

@@ -73,6 +73,7 @@ def test_auto_on_drifting_sims_keeps_the_error_rates_with_half_the_pairs(tmp_pat
     pairs = [p for _, p, _ in same + slower]
     summary = (f"A/A failing {sum(f for f, _, _ in same)}/{JOBS}, 10% caught {sum(f for f, _, _ in slower)}/{JOBS}, "
                f"pairs {pairs}; " + "; ".join(why for _, _, why in same + slower))
+    print(summary)  # pytest -s shows the figures docs/gpu-minutes.md quotes
     assert sum(failed for failed, _, _ in same) <= 1, summary
     assert sum(caught for caught, _, _ in slower) >= 9, summary
     assert sum(pairs) / len(pairs) <= 5.0, summary
