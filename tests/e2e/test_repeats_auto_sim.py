@@ -18,6 +18,7 @@ from support import assert_no_engine_left, unique_model
 from kitt.compare import compare_result_sets
 from kitt.config import BaselineArm, Overrides, RunConfig, apply_overrides, load_suite
 from kitt.progress import Reporter
+from kitt.report import render_report
 from kitt.results import load_result_set
 from kitt.run import run_benchmark
 
@@ -62,6 +63,8 @@ def job(tmp: Path, model: str, index: int, slowdown: float) -> tuple[bool, int, 
     assert level["pairs"] == len(json.loads((out / "candidate" / "metrics.json").read_text())["results"])
     comparison = compare_result_sets(load_result_set(out / "candidate"), load_result_set(out / "baseline"))
     assert comparison.paired
+    if index == 0:  # the report says how many pairs ran and why the level stopped
+        assert f"ab-c4: {level['reason']} (repeats: auto, 3 to 10 pairs)." in render_report(comparison, marker="<!-- kitt-benchmark -->")
     return bool(comparison.regressions), int(level["pairs"]), level["reason"]
 
 
