@@ -162,3 +162,29 @@ def test_bad_overrides_and_a_single_arm_auto_run_are_usage_errors(tmp_path):
     suite = apply_overrides(load_suite("quick"), Overrides(repeats="auto"))
     with pytest.raises(UsageError, match="--repeats auto needs an A/B run"):
         check_run_config(RunConfig(model="m", engine="sim", suite=suite, output=tmp_path / "o"))
+
+
+def test_the_action_input_takes_auto_and_refuses_other_words():
+    from kitt.action_inputs import ActionInputs
+
+    env = {"INPUT_MODEL": "m", "INPUT_REPEATS": "auto"}
+    assert ActionInputs.from_environment(env).repeats == "auto"
+    assert ActionInputs.from_environment({**env, "INPUT_REPEATS": "4"}).repeats == 4
+    with pytest.raises(UsageError, match="input 'repeats'"):
+        ActionInputs.from_environment({**env, "INPUT_REPEATS": "often"})
+
+
+def test_the_cli_refuses_auto_without_a_baseline_arm_in_one_line_before_anything_starts(tmp_path):
+    from support import assert_one_line_error, run_kitt
+
+    out = tmp_path / "r"
+    done = run_kitt("run", "-m", "m", "-e", "sim", "-o", str(out), "--repeats", "auto")
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, "--repeats auto needs an A/B run")
+    done = run_kitt("run", "-m", "m", "-e", "sim", "-o", str(out), "--repeats", "often")
+    assert done.returncode == 2 and "often" in done.stderr
+    done = run_kitt("run", "-m", "m", "-e", "sim", "-o", str(out), "--repeats", "auto", "--ab-schedule", "blocks",
+                    "--baseline-engine-arg=--slowdown=1")
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, "--repeats auto needs --ab-schedule interleaved")
+    assert not out.exists()
