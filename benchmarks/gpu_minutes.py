@@ -24,7 +24,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from seq_sim import LOWER, Outcome, auto, fixed, one_metric_worse, pair_diffs, report_regressions  # noqa: E402
+from seq_sim import (  # noqa: E402
+    Outcome,
+    auto,
+    fixed,
+    one_metric_worse,
+    pair_diffs,
+    report_regressions,
+)
 
 from kitt import sequential  # noqa: E402
 
@@ -42,7 +49,7 @@ def mixture_auto(diffs: np.ndarray, design: sequential.Design, threshold_pct: fl
         d = diffs[..., :n]
         mean, sd = d.mean(-1), d.std(-1, ddof=1)
 
-        def half(level: float) -> np.ndarray:
+        def half(level: float, sd: np.ndarray = sd, n: int = n) -> np.ndarray:
             return sd * np.sqrt(2 * (n + rho) / n**2 * np.log(np.sqrt((n + rho) / rho) / level))
 
         beyond = (np.abs(mean) > np.log1p(threshold_pct / 100)) & (np.abs(mean) > half(design.alpha / design.family_size))
@@ -74,7 +81,7 @@ def main() -> None:
     parser.add_argument("--repeat-cv", type=float, default=0.015)
     parser.add_argument("--drift-pct", type=float, default=5.0)
     args = parser.parse_args()
-    common = dict(repeat_cv=args.repeat_cv, drift_pct=args.drift_pct)
+    common = {"repeat_cv": args.repeat_cv, "drift_pct": args.drift_pct}
     jobs = {name: pair_diffs(args.jobs, 10, shift=shift, seed=seed, **common)
             for name, shift, seed in (("aa", None, 1), ("p6", one_metric_worse(6), 4), ("p10", one_metric_worse(10), 2),
                                       ("p20", one_metric_worse(20), 3))}

@@ -10,7 +10,14 @@ import pytest
 from seq_sim import LOWER, auto, fixed, one_metric_worse, pair_diffs
 
 from kitt import sequential
-from kitt.config import Overrides, RunConfig, apply_overrides, check_run_config, load_suite, suite_to_dict
+from kitt.config import (
+    Overrides,
+    RunConfig,
+    apply_overrides,
+    check_run_config,
+    load_suite,
+    suite_to_dict,
+)
 from kitt.errors import UsageError
 from kitt.sequential import Decision, Design, decide, look
 
@@ -90,7 +97,7 @@ def test_auto_keeps_the_fixed_design_error_rates_with_half_the_pairs():
     """docs/gpu-minutes.md's goal on its main case (1.5% repeat CV, 3% job CV, ±5% drift): A/A at most
     1%, a 10% regression of one metric caught at least 95%, at most 5 pairs on average (10 fixed)."""
     design = Design(3, 10)
-    common = dict(repeat_cv=0.015, drift_pct=5.0)
+    common = {"repeat_cv": 0.015, "drift_pct": 5.0}
     aa = auto(pair_diffs(2000, 10, seed=11, **common), design)
     worse = auto(pair_diffs(2000, 10, shift=one_metric_worse(10), seed=12, **common), design)
     assert aa.regression.any(-1).mean() <= 0.01

@@ -61,6 +61,8 @@ def job(tmp: Path, model: str, index: int, slowdown: float) -> tuple[bool, int, 
     record = written["ab"]["repeats"]
     level = record["levels"]["ab-c4"]
     assert level["pairs"] == len(json.loads((out / "candidate" / "metrics.json").read_text())["results"])
+    positions = written["ab"]["positions"]["ab-c4"]
+    assert len(positions) == level["pairs"] and abs(2 * sum(positions) - len(positions)) <= 1  # balanced at the stop
     comparison = compare_result_sets(load_result_set(out / "candidate"), load_result_set(out / "baseline"))
     assert comparison.paired
     if index == 0:  # the report says how many pairs ran and why the level stopped
