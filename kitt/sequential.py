@@ -61,6 +61,7 @@ FAMILY_ALPHA = 0.01  # the gate's family level (kitt.gate.FAMILY_ALPHA)
 MISS_BETA = 0.5
 PRIOR_WEIGHT = 2.0  # the prior counts for at most two metrics' worth of pairs (kitt.gate.HISTORY_PRIOR_WEIGHT)
 MIN_PAIRS, MAX_PAIRS = 3, 10  # the defaults of --repeats auto
+OPTIMISM = 1.0  # out of reach: standard errors by which the change may be more favourable than measured
 
 
 class Decision(IntEnum):
@@ -176,8 +177,8 @@ def _within_reach(delta: np.ndarray, se: np.ndarray, df: np.ndarray, n: int, up:
     would be significant then.
     """
     last = design.max_pairs
-    if n >= last:
-        return np.zeros(np.shape(delta), dtype=bool)
+    if n >= last:  # the last look: what is left is undecided, not out of reach
+        return np.ones(np.shape(delta), dtype=bool)
     with np.errstate(invalid="ignore"):
         se_last = se * math.sqrt(n / last)
         df_last = df * (last - 1) / (n - 1)  # the pairs' df and the prior's cap grow alike
@@ -185,8 +186,8 @@ def _within_reach(delta: np.ndarray, se: np.ndarray, df: np.ndarray, n: int, up:
         half_beyond = _t_upper(alpha_k, df_last) * se_last
         # Optimistic by one standard error of today's estimate: the change may be that much closer
         # to zero (for within) or further from it (for beyond) than measured.
-        toward = np.sign(delta) * np.maximum(np.abs(delta) - se, 0.0)
-        away = delta + np.sign(delta) * se
+        toward = np.sign(delta) * np.maximum(np.abs(delta) - OPTIMISM * se, 0.0)
+        away = delta + np.sign(delta) * OPTIMISM * se
         within = (toward + half_within < up) & (toward - half_within > down)
         beyond = ((away > up) | (away < down)) & (np.abs(away) > half_beyond)
     return within | beyond | ~np.isfinite(se_last)
