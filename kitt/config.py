@@ -253,20 +253,6 @@ def resolve_repeats(suite: Suite, o: Overrides) -> tuple[int, tuple[int, int] | 
     return high, (low, high)
 
 
-def parse_repeats(text: str, name: str = "--repeats") -> int | str:
-    """A repeats value as typed: a whole number >= 1, or ``auto``."""
-    text = text.strip()
-    if text.lower() == AUTO:
-        return AUTO
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise UsageError(f"{name} takes a whole number >= 1 or 'auto', got {text!r}")
-    return value
-
-
 def _parse_test(v: "_Validator", raw: Any, index: int) -> TestSpec:
     where = f"suite.tests[{index}]"
     if not isinstance(raw, dict):
