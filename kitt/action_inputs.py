@@ -69,7 +69,7 @@ class ActionInputs:
     baseline_model: str | None
     baseline_endpoint: str | None
     ab_schedule: str
-    repeats: int | None
+    repeats: int | str | None  # a count, "auto" or None (the suite's)
     native: bool
     comment: str
     comment_key: str
@@ -117,7 +117,7 @@ class ActionInputs:
             baseline_model=get("baseline-model") or None,
             baseline_endpoint=get("baseline-endpoint") or None,
             ab_schedule=_choice(get("ab-schedule", "interleaved"), "ab-schedule", AB_SCHEDULES),
-            repeats=_whole(get("repeats"), "repeats"),
+            repeats=_repeats(get("repeats")),
             native=_boolean(get("native", "false"), "native"),
             comment=_choice(get("comment", "always"), "comment", COMMENT_POLICIES),
             comment_key=key,
@@ -242,6 +242,13 @@ def preflight(inputs: ActionInputs, context: ActionsContext) -> Any:
     return None
 
 
+def _repeats(text: str) -> int | str | None:
+    """The repeats input: empty (the suite's), a whole number, or auto (A/B only)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    return _whole(text, "repeats")
+
+
 def _run_config(inputs: ActionInputs, context: ActionsContext) -> Any:
     from kitt.config import BaselineArm, Overrides, RunConfig, apply_overrides, check_run_config, load_suite
     from kitt.engines import choose_mode, get_engine
@@ -266,6 +273,7 @@ def _run_config(inputs: ActionInputs, context: ActionsContext) -> Any:
         commit=context.sha,
         branch=context.ref_name,
         net=inputs.net,
+        engine_cache=context.engine_cache,
     )
     _as_input("endpoint" if inputs.endpoint else "model", lambda: check_run_config(config))
     if config.baseline is not None:

@@ -81,6 +81,7 @@ class Arm:
         self.failures: list[str] = []
         self.positions: dict[str, list[int]] = {}  # A/B: per test, this arm's place in each pair (0 first)
         self.handle: ServerHandle | None = None
+        self.startups: list[dict[str, Any]] = []  # one per engine start (ABBA blocks start the baseline twice)
         self._written = 0
 
     def prepare(self, nvml: Any, gpu_note: str | None, hw: dict[str, Any]) -> None:
@@ -99,6 +100,7 @@ class Arm:
             log_path=self.out / "engine.log",
             container_cli=self.config.container_cli,
             gpus=self.config.gpus,
+            engine_cache=self.config.engine_cache,
         )
         self.samples = rs.SamplesWriter(self.out / rs.SAMPLES_FILE)
         self.sampler = telemetry.GpuSampler(nvml, gpu_note)
@@ -111,24 +113,50 @@ class Arm:
         if self.mode in ("docker", "native"):
             self.reporter.line(f"Starting {self.spec.name} in {self.mode} mode for {self.config.model}"
                                + (f" ({self.label})" if self.name else ""))
+        began = time.monotonic()
         handle = self.runner.start()
+        launched = time.monotonic()
         timeout = self.ready_timeout()
         proxy = self.config.net.proxy_for(handle.base_url)
         if proxy is not None:
             self._note(f"requests to {redact_url(handle.base_url)} go through the proxy {proxy.url} "
                        "(from the environment; NO_PROXY bypasses it): its latency is in every figure")
+        stages: list[tuple[str, float]] = []
+
+        def on_stage(stage: str) -> None:
+            stages.append((stage, time.monotonic()))
+            self.reporter.line(f"  waiting for {stage}")
+
         try:
             wait_until_ready(self.runner, handle, api=self.api, timeout=timeout, net=self.config.net,
-                             on_stage=lambda stage: self.reporter.line(f"  waiting for {stage}"),
+                             on_stage=on_stage,
                              endpoint_flag="--baseline-endpoint" if self.name == "baseline" else "--endpoint")
         except EngineNotReady as exc:
             if not self.name:
                 raise
             raise EngineNotReady(f"the {self.label}: {exc.message}", hint=exc.hint, log_tail=exc.log_tail) from None
         self.handle = handle
+        self._record_startup(handle, began, launched, stages)
         self.reporter.line(f"{self.spec.name} is ready at {redact_url(handle.base_url)}"
                            + (f" ({self.label})" if self.name else ""))
         self.write_config(started_at, ab)
+
+    def _record_startup(self, handle: ServerHandle, began: float, launched: float,
+                        stages: list[tuple[str, float]]) -> None:
+        """The engine's start-up, from launch to ready: what the runner timed (pull, start), the
+        readiness wait, and each readiness stage, for config.json and the summary's notes."""
+        ready = time.monotonic()
+        marks = [at for _, at in stages] + [ready]
+        record: dict[str, Any] = {
+            "mode": self.mode, "total_s": round(ready - began, 3), **handle.startup,
+            "launch_s": round(launched - began, 3), "ready_s": round(ready - launched, 3),
+            "stages": {stage: round(marks[i + 1] - at, 3) for i, (stage, at) in enumerate(stages)},
+        }
+        self.startups.append(record)
+        parts = [f"{key[:-2]} {record[key]:.1f} s" for key in ("pull_s", "start_s") if key in record]
+        parts.append(f"readiness {record['ready_s']:.1f} s")
+        self.notes.append(f"Engine start-up{' of the ' + self.label if self.name else ''}: {record['total_s']:.1f} s "
+                          f"({', '.join(parts)}).")
 
     def ready_timeout(self) -> float:
         return ready_timeout(self.config.ready_timeout, self.mode)
@@ -309,6 +337,7 @@ class Arm:
             "seed": self.suite.seed,
             "suite": suite_to_dict(self.suite),
             "hardware_fingerprint": self.hw.get("fingerprint"),
+            "startup": list(self.startups),
             **source_revision(self.config.commit, self.config.branch),
         }
         if ab is not None:

@@ -56,6 +56,10 @@ def _non_negative_int(text: str) -> int:
     return _whole_number(text, 0)
 
 
+def _repeats(text: str) -> int | str:
+    return "auto" if text.strip().lower() == "auto" else _whole_number(text, 1)
+
+
 def _float_above(text: str, minimum: float, inclusive: bool) -> float:
     try:
         value = float(text)
@@ -109,7 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-requests", type=_positive_int, help="measured requests per repeat and level")
     run.add_argument("--input-len", type=_positive_int, help="prompt length in tokens (approximate)")
     run.add_argument("--output-len", type=_positive_int, help="output length in tokens")
-    run.add_argument("--repeats", type=_positive_int, help="repeats per level (the gate needs several)")
+    run.add_argument("--repeats", type=_repeats,
+                     help="repeats per level (the gate needs several), or auto: A/B pairs until every gated "
+                     "metric is decided (docs/gpu-minutes.md)")
+    run.add_argument("--min-repeats", type=_positive_int, help="with --repeats auto: pairs before the first look "
+                     "(default 3)")
+    run.add_argument("--max-repeats", type=_positive_int, help="with --repeats auto: pairs at most (default 10)")
     run.add_argument("--warmup", type=_non_negative_int, help="warm-up requests per level, not measured")
     run.add_argument("--seed", type=_non_negative_int, help="seed for prompts and arrival times")
     run.add_argument("--api", choices=("completions", "chat"), help="OpenAI API to call (default: the engine's)")
@@ -118,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="extra server argument, repeatable (use --engine-arg=--flag for dashes)")
     run.add_argument("--port", type=_port, help="host port for the engine (default: a free one)")
     run.add_argument("--native", action="store_true", help="run the engine's own server command, not Docker")
+    run.add_argument("--engine-cache", type=Path, metavar="DIR",
+                     help="Docker mode: keep the engines' compile caches here between runs "
+                     "(default under Actions: $RUNNER_TOOL_CACHE/kitt/engine-cache)")
     _add_container_cli(run)
     run.add_argument("--gpus", type=_gpus, default="all",
                      help="GPUs for the container: all (default), none, or indexes like 0,1")
@@ -239,6 +251,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         input_len=args.input_len,
         output_len=args.output_len,
         repeats=args.repeats,
+        min_repeats=args.min_repeats,
+        max_repeats=args.max_repeats,
         warmup=args.warmup,
         seed=args.seed,
         api=args.api,
@@ -263,7 +277,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     context = ActionsContext.from_environment()
     _mask_run_secrets(config.net, (args.endpoint, args.baseline_endpoint), context.in_actions)
-    config = replace(config, commit=context.sha, branch=context.ref_name)  # recorded in config.json
+    config = replace(config, commit=context.sha, branch=context.ref_name,  # recorded in config.json
+                     engine_cache=args.engine_cache or context.engine_cache)
     outcome = run_benchmark(config, Reporter(groups=context.in_actions))
     print(safe_line(f"Results written to {outcome.output}"))
     if config.baseline is not None:

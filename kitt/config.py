@@ -5,7 +5,10 @@ A suite is YAML (built-in ones ship in ``kitt/suites/``)::
     name: quick
     api: chat                 # or completions; default: the engine's usual API
     warmup: 2                 # requests per load level, excluded from metrics
-    repeats: 3                # each repeat is its own result with run_number 1..N
+    repeats: 3                # each repeat is its own result with run_number 1..N; or
+    # repeats: auto           # A/B runs: stop each level once every gated metric is decided
+    # min_repeats: 3          #   (kitt.sequential), after at least min_repeats pairs
+    # max_repeats: 10         #   and at most max_repeats
     seed: 42
     max_error_rate: 0.0       # a level with more failed requests than this fails the run
     slo: {ttft_ms: 500, tpot_ms: 50, e2el_ms: 10000}   # optional: adds request_goodput
@@ -33,7 +36,8 @@ from kitt.errors import UsageError
 BUILTIN_SUITES = ("quick", "standard", "performance")
 APIS = ("completions", "chat")
 
-_SUITE_KEYS = {"name", "description", "api", "warmup", "repeats", "seed", "max_error_rate", "slo", "tests"}
+_SUITE_KEYS = {"name", "description", "api", "warmup", "repeats", "seed", "max_error_rate", "slo", "tests",
+               "min_repeats", "max_repeats"}
 _TEST_KEYS = {"name", "concurrency", "request_rate", "num_requests", "input_len", "output_len"}
 _SLO_KEYS = {"ttft_ms", "tpot_ms", "e2el_ms"}
 
@@ -42,6 +46,8 @@ MAX_TOKENS = 1_000_000  # input_len and output_len
 MAX_REQUESTS = 1_000_000  # num_requests and warmup, per level
 MAX_PROMPT_TOKENS = 100_000_000  # num_requests x input_len: every prompt of a level is built up front
 MAX_REPEATS = 1_000
+AUTO = "auto"  # repeats: auto (sequential decisions, kitt.sequential)
+AUTO_MIN_REPEATS, AUTO_MAX_REPEATS = 3, 10
 MIN_RATE, MAX_RATE = 0.001, 1_000_000.0  # requests/s; below one request in 1,000 s nothing is measured
 MAX_PORT = 65535
 
@@ -84,6 +90,8 @@ class Suite:
     slo: dict[str, float]
     tests: tuple[TestSpec, ...]
     source: str  # built-in name or file path, for messages and config.json
+    # repeats: auto: (min_repeats, max_repeats), and ``repeats`` is max_repeats; None: fixed repeats.
+    auto_repeats: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,9 @@ class Overrides:
     num_requests: int | None = None
     input_len: int | None = None
     output_len: int | None = None
-    repeats: int | None = None
+    repeats: int | str | None = None  # a count, or AUTO
+    min_repeats: int | None = None  # with AUTO
+    max_repeats: int | None = None
     warmup: int | None = None
     seed: int | None = None
     api: str | None = None
@@ -146,6 +156,8 @@ class RunConfig:
     commit: str | None = None  # the source measured (GITHUB_SHA); None: ask git (kitt.provenance)
     branch: str | None = None  # its branch (GITHUB_REF_NAME)
     net: NetPolicy = field(default_factory=NetPolicy)  # key, headers, proxies, timeouts (kitt.net)
+    # Docker mode: the host folder for the engines' persistent caches (the runner's tool cache); None: none.
+    engine_cache: Path | None = None
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -191,18 +203,54 @@ def parse_suite(data: Any, source: str) -> Suite:
     max_error_rate = v.number(data.get("max_error_rate", 0.0), "suite.max_error_rate")
     if not 0.0 <= max_error_rate <= 1.0:
         v.fail("suite.max_error_rate", "must be between 0 and 1")
+    repeats, auto_repeats = _parse_repeats(v, data)
     return check_suite_limits(Suite(
         name=v.string(data.get("name", Path(source).stem), "suite.name"),
         description=str(data.get("description", "")),
         api=api,
         warmup=v.integer(data.get("warmup", 0), "suite.warmup", minimum=0),
-        repeats=v.integer(data.get("repeats", 1), "suite.repeats", minimum=1),
+        repeats=repeats,
         seed=v.integer(data.get("seed", 0), "suite.seed", minimum=0),
         max_error_rate=max_error_rate,
         slo=slo,
         tests=tests,
         source=source,
+        auto_repeats=auto_repeats,
     ))
+
+
+def _parse_repeats(v: "_Validator", data: dict[str, Any]) -> tuple[int, tuple[int, int] | None]:
+    """``repeats: N``, or ``repeats: auto`` with optional ``min_repeats`` and ``max_repeats``."""
+    raw = data.get("repeats", 1)
+    if raw != AUTO:
+        if isinstance(raw, str):
+            v.fail("suite.repeats", f"must be a whole number >= 1 or 'auto', got {raw!r}")
+        for key in ("min_repeats", "max_repeats"):
+            if key in data:
+                v.fail(f"suite.{key}", "needs `repeats: auto` (a fixed count runs exactly `repeats`)")
+        return v.integer(raw, "suite.repeats", minimum=1), None
+    low = v.integer(data.get("min_repeats", AUTO_MIN_REPEATS), "suite.min_repeats", minimum=2)
+    high = v.integer(data.get("max_repeats", max(AUTO_MAX_REPEATS, low)), "suite.max_repeats", minimum=2)
+    if high < low:
+        v.fail("suite.max_repeats", f"must be at least min_repeats ({low}), got {high}")
+    return high, (low, high)
+
+
+def resolve_repeats(suite: Suite, o: Overrides) -> tuple[int, tuple[int, int] | None]:
+    """The suite's repeats after --repeats, --min-repeats and --max-repeats: (count or max, (min, max) or None)."""
+    auto = o.repeats == AUTO or (o.repeats is None and suite.auto_repeats is not None)
+    if not auto:
+        if o.min_repeats is not None or o.max_repeats is not None:
+            raise UsageError("--min-repeats and --max-repeats need --repeats auto (or `repeats: auto` in the suite)")
+        return (o.repeats if isinstance(o.repeats, int) else suite.repeats), None
+    low0, high0 = suite.auto_repeats or (AUTO_MIN_REPEATS, AUTO_MAX_REPEATS)
+    low = o.min_repeats if o.min_repeats is not None else low0
+    high = o.max_repeats if o.max_repeats is not None else max(high0, low)
+    if low < 2:
+        raise UsageError(f"--min-repeats must be at least 2 (the first look needs a variance), got {low}")
+    if high < low:
+        raise UsageError(f"--max-repeats ({high}) must be at least --min-repeats ({low})")
+    return high, (low, high)
 
 
 def _parse_test(v: "_Validator", raw: Any, index: int) -> TestSpec:
@@ -254,10 +302,12 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
                 output_len=o.output_len or test.output_len,
             )
         )
+    repeats, auto_repeats = resolve_repeats(suite, o)
     return check_suite_limits(replace(
         suite,
         tests=tuple(tests),
-        repeats=o.repeats if o.repeats is not None else suite.repeats,
+        repeats=repeats,
+        auto_repeats=auto_repeats,
         warmup=o.warmup if o.warmup is not None else suite.warmup,
         seed=o.seed if o.seed is not None else suite.seed,
         api=o.api or suite.api,
@@ -314,6 +364,14 @@ def check_run_config(config: RunConfig) -> None:
         raise UsageError(f"--ab-schedule {config.ab_schedule} needs an A/B run",
                          hint="Name the baseline arm with --baseline-engine-image, --baseline-engine-arg, "
                          "--baseline-model or --baseline-endpoint.")
+    if config.suite.auto_repeats is not None and config.baseline is None:
+        raise UsageError(
+            "--repeats auto needs an A/B run: it decides each level from the pairs of two arms measured side by side",
+            hint="Name the baseline arm with --baseline-engine-image, --baseline-engine-arg, --baseline-model or "
+            "--baseline-endpoint, or give a number of repeats (against a history of baseline jobs: not yet supported).")
+    if config.suite.auto_repeats is not None and config.ab_schedule == "blocks":
+        raise UsageError("--repeats auto needs --ab-schedule interleaved",
+                         hint="ABBA blocks would restart the engines for every round of pairs; give a number of repeats.")
     if config.endpoint is not None:
         check_endpoint(config.endpoint)
 
@@ -345,7 +403,9 @@ def suite_to_dict(suite: Suite) -> dict[str, Any]:
         "description": suite.description,
         "api": suite.api,
         "warmup": suite.warmup,
-        "repeats": suite.repeats,
+        "repeats": suite.repeats if suite.auto_repeats is None else AUTO,
+        **({} if suite.auto_repeats is None else {"min_repeats": suite.auto_repeats[0],
+                                                  "max_repeats": suite.auto_repeats[1]}),
         "seed": suite.seed,
         "max_error_rate": suite.max_error_rate,
         "slo": dict(suite.slo),

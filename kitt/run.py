@@ -4,7 +4,9 @@ For each test and load level: warm-up requests (recorded in samples.jsonl, exclu
 metrics), then ``repeats`` measured repeats, each its own result with run_number 1..N and fresh
 prompts (identical prompts would hit the engine's prefix cache). An A/B run (``RunConfig.baseline``)
 holds two arms (``kitt.arm``) and runs each repeat as a pair, one repeat of each arm back to back,
-in balanced shuffled order (or in ABBA blocks), writing OUT/baseline and OUT/candidate.
+in balanced shuffled order (or in ABBA blocks), writing OUT/baseline and OUT/candidate. With
+``repeats: auto`` each level stops as soon as every gated metric is decided (``kitt.sequential``),
+after a pair whose order keeps the two orders balanced.
 
 Teardown always happens: on success, on error, on Ctrl-C and on SIGTERM (a cancelled CI job).
 Whatever was measured before a failure is still written: samples.jsonl keeps every finished
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from kitt import hardware, telemetry
+from kitt import hardware, sequential, telemetry
 from kitt import results as rs
 from kitt.arm import Arm
 from kitt.compare import compare_result_sets
@@ -36,6 +38,7 @@ from kitt.errors import BenchmarkError, Cancelled, KittError, UsageError
 from kitt.progress import Reporter
 from kitt.redact import redact_url
 from kitt.report import render_summary
+from kitt.thresholds import DEFAULT_GATED, LOWER, Thresholds, metric_direction
 
 
 @dataclass
@@ -88,6 +91,14 @@ class BenchmarkRun:
                 for arm in self.arms:
                     arm.notes.append(note)
                 reporter.warn(note)
+            if self.suite.auto_repeats is not None:
+                low, high = self.suite.auto_repeats
+                levels = sum(len(test.levels) for test in self.suite.tests)
+                # The metrics the default thresholds gate, at their threshold (kitt run takes no thresholds file).
+                self.gated = {name: pct for name in DEFAULT_GATED if (pct := Thresholds().for_metric(name)) is not None}
+                self.design = sequential.Design(low, high, family_size=max(1, levels * len(self.gated)))
+                self.ab["repeats"] = {"mode": "auto", "min_repeats": low, "max_repeats": high,
+                                      "gated": dict(self.gated), "levels": {}}
 
     def execute(self) -> RunOutcome:
         """Run into a fresh staging folder, then move the result set into place (module docstring)."""
@@ -149,7 +160,12 @@ class BenchmarkRun:
 
     def _level(self, test: TestSpec, level: Level) -> None:
         name = test.test_name(level)
-        pairs = f" x {self.suite.repeats} pairs (A/B)" if self.ab is not None else f" x {self.suite.repeats} repeats"
+        if self.ab is not None and self.suite.auto_repeats is not None:
+            pairs = f" x {self.suite.auto_repeats[0]}-{self.suite.auto_repeats[1]} pairs (A/B, until decided)"
+        elif self.ab is not None:
+            pairs = f" x {self.suite.repeats} pairs (A/B)"
+        else:
+            pairs = f" x {self.suite.repeats} repeats"
         with self.reporter.group(f"{name}: {test.num_requests} requests{pairs}"):
             for arm in self.arms:
                 arm.warm_up(test, level)
@@ -158,10 +174,41 @@ class BenchmarkRun:
                     self.arms[0].repeat(test, level, run_number)
                 return
             baseline, candidate = self.arms
-            for run_number, baseline_first in enumerate(pair_orders(self.suite.repeats, f"{self.suite.seed}:{name}"), 1):
+            auto = self.suite.auto_repeats is not None
+            orders = (sequential.pair_orders if auto else pair_orders)(self.suite.repeats, f"{self.suite.seed}:{name}")
+            for run_number, baseline_first in enumerate(orders, 1):
                 order = (baseline, candidate) if baseline_first else (candidate, baseline)
                 for position, arm in enumerate(order):
                     arm.repeat(test, level, run_number, position)
+                if auto and self._stop_level(name, run_number):
+                    break
+
+    def _stop_level(self, name: str, pairs_run: int) -> bool:
+        """``repeats: auto``: judge the level's pairs so far; record and say why it stops."""
+        if pairs_run < self.design.min_pairs:
+            return False
+        baseline, candidate = self.arms
+        runs = {r.run_number: r for r in baseline.results if r.test_name == name and r.passed}
+        both = [(runs[r.run_number], r) for r in candidate.results
+                if r.test_name == name and r.passed and r.run_number in runs]
+        values = {metric: [(float(b), float(c)) for base, cur in both
+                           if (b := base.metrics.get(metric)) is not None and (c := cur.metrics.get(metric)) is not None]
+                  for metric in self.gated}
+        lower = {metric: metric_direction(metric) == LOWER for metric in self.gated}
+        look = sequential.look(values, lower, self.gated, self.design, pairs_run)
+        if not look.stop:
+            self.reporter.line(f"  {name}: {look.reason()}")
+            return False
+        assert self.ab is not None
+        self.ab["repeats"]["levels"][name] = {
+            "pairs": look.pairs, "stopped": look.why, "reason": look.reason(),
+            "decisions": {metric: decision.name.lower() for metric, decision in look.decisions.items()},
+        }
+        note = f"{name}: {look.reason()} (repeats: auto, {self.design.min_pairs} to {self.design.max_pairs} pairs)."
+        for arm in self.arms:
+            arm.notes.append(note)
+        self.reporter.line(f"  {note}")
+        return True
 
     def _blocks(self, started_at: str) -> None:
         """ABBA blocks, for models that fit only once: A runs the first half of every level's repeats,

@@ -117,6 +117,7 @@ def create_runner(
     log_path: Path,
     container_cli: str | None = None,
     gpus: str = "all",
+    engine_cache: Path | None = None,
 ) -> Runner:
     served = served_name(spec, model)
     if mode == "endpoint":
@@ -137,6 +138,7 @@ def create_runner(
             run_id=run_id,
             cli=resolve_cli(container_cli),
             gpus=parse_gpus(gpus),
+            engine_cache=engine_cache,
         )
     from kitt.engines.native import NativeRunner
 

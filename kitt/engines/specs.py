@@ -20,6 +20,8 @@ VLLM = EngineSpec(
     server_args=("--model", "{model}", "--served-model-name", "{served}", "--host", "{host}", "--port", "{port}"),
     native_command=("python3", "-m", "vllm.entrypoints.openai.api_server"),
     docker_flags=("--ipc=host",),
+    # VLLM_CACHE_ROOT (torch.compile's graphs under torch_compile_cache/) and Triton's kernels.
+    persistent_caches=(("vllm", "/root/.cache/vllm"), ("triton", "/root/.triton")),
     generation_tokens_metric="vllm:generation_tokens_total",
     prompt_tokens_metric="vllm:prompt_tokens_total",
     # continuous_usage_stats puts a running token count on every chunk, which tells how many

@@ -11,6 +11,7 @@ from datetime import timezone
 
 from kitt.comparison import MIN_HISTORY, Comparison, MetricRow, Verdict
 from kitt.report.words import code, hardware_label, md, plural
+from kitt.results import ResultSet
 
 
 def hardware_note(comparison: Comparison) -> str | None:
@@ -125,6 +126,8 @@ def notes(comparison: Comparison) -> list[str]:
                 *comparison.current.definitions]
     notes = list(dict.fromkeys(comparison.current.definitions + comparison.baseline.definitions))
     notes.append(design_note(comparison))
+    notes += _repeats_auto_notes(comparison.current)
+    notes += _startup_notes(comparison)
     notes += [f"Test {name} is only in the baseline, so it is not compared." for name in comparison.tests_only_in_baseline]
     notes += [f"Test {name} is only in the current run, so it is not compared." for name in comparison.tests_only_in_current]
     single = [r for r in comparison.rows if r.method == "threshold only"]
@@ -167,3 +170,33 @@ def after_key(comparison: Comparison) -> list[str]:
                                                           or comparison.inconclusive):  # fmt: skip
         lines.append(f"{plural(unchanged, 'other gated metric')} unchanged (within the threshold).")
     return lines
+
+
+def _repeats_auto_notes(result_set: ResultSet) -> list[str]:
+    """An A/B run with ``repeats: auto`` (kitt.sequential): how many pairs each level ran, and why it stopped."""
+    ab = result_set.config.get("ab")
+    record = ab.get("repeats") if isinstance(ab, dict) else None
+    levels = record.get("levels") if isinstance(record, dict) else None
+    if not isinstance(levels, dict):
+        return []
+    return [f"{test}: {level['reason']} (repeats: auto, {record.get('min_repeats')} to {record.get('max_repeats')} pairs)."
+            for test, level in levels.items() if isinstance(level, dict) and isinstance(level.get("reason"), str)]
+
+
+def _startup_notes(comparison: Comparison) -> list[str]:
+    """What the engines' start-ups cost (config.json's ``startup``, kitt.arm): GPU minutes not spent measuring."""
+    sides = [("this run", comparison.current)]
+    if comparison.paired and comparison.baseline is not None:
+        sides = [("the candidate arm", comparison.current), ("the baseline arm", comparison.baseline)]
+    notes = []
+    for label, result_set in sides:
+        starts = [s for s in result_set.config.get("startup") or [] if isinstance(s, dict)]
+        if not starts or not all(isinstance(s.get("total_s"), (int, float)) for s in starts):
+            continue
+        first = starts[0]
+        parts = [f"{name} {first[key]:.1f} s" for key, name in (("pull_s", "pull"), ("start_s", "start"),
+                                                                  ("ready_s", "readiness"))
+                 if isinstance(first.get(key), (int, float))]
+        again = f"; {len(starts)} start-ups, {sum(s['total_s'] for s in starts):.1f} s in all" if len(starts) > 1 else ""
+        notes.append(f"Engine start-up of {label}: {first['total_s']:.1f} s ({', '.join(parts)}){again}.")
+    return notes

@@ -72,6 +72,8 @@ def start_until_ready(args: list[str], env: dict[str, str], timeout: float = 60)
 
 def test_vllm_spec_end_to_end(tmp_path, engine, kitt_env):
     out = tmp_path / "out"
+    # On a runner the tool cache holds the engines' compile caches between jobs (issue 28).
+    kitt_env = {**kitt_env, "RUNNER_TOOL_CACHE": str(tmp_path / "tool-cache")}
     done = run_kitt(*vllm_args(engine, out, suite_file(tmp_path), "--gpus", "none"), env=kitt_env, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "waiting for one real generation" in done.stderr and "Stopping vllm (docker)" in done.stderr
@@ -87,6 +89,11 @@ def test_vllm_spec_end_to_end(tmp_path, engine, kitt_env):
     assert command[command.index(engine) + 1 :] == [
         "--model", "tiny-model", "--served-model-name", "tiny-model", "--host", "0.0.0.0", "--port", "8000"]
     assert (tmp_path / "hf").is_dir()  # created for the mount: Podman refuses a missing host folder
+    caches = tmp_path / "tool-cache" / "kitt" / "engine-cache" / "vllm"
+    for host, target in ((caches / "vllm", "/root/.cache/vllm"), (caches / "triton", "/root/.triton")):
+        assert f"--volume={host}:{target}" in command and host.is_dir()  # mounted, so Podman ran with it
+    (startup,) = config["startup"]  # measured: the image check or pull, the container's start, readiness
+    assert startup["mode"] == "docker" and {"pull_s", "start_s", "ready_s", "total_s"} <= set(startup)
     assert kitt_containers(engine) == []
 
 
