@@ -33,7 +33,7 @@ from typing import Callable
 
 from kitt.bench.loadgen import Target, parse_events, run_level
 from kitt.bench.records import RequestRecord
-from kitt.bench.workload import build_requests
+from kitt.workload.synthetic import build_requests
 from kitt.config import Level
 
 HERE = Path(__file__).resolve().parent

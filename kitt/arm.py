@@ -21,7 +21,7 @@ from kitt import telemetry
 from kitt.bench.loadgen import Progress, Target, run_level
 from kitt.bench.metrics import compute_metrics
 from kitt.bench.records import RequestRecord
-from kitt.bench.workload import build_requests
+from kitt.workload.synthetic import build_requests
 from kitt.config import Level, RunConfig, TestSpec, suite_to_dict
 from kitt.engines import choose_mode, create_runner, get_engine
 from kitt.engines.base import EngineSpec, Runner, ServerHandle

@@ -16,7 +16,7 @@ import json
 
 from kitt.bench.loadgen import Target, run_level
 from kitt.bench.records import RequestRecord
-from kitt.bench.workload import build_requests
+from kitt.workload.synthetic import build_requests
 from kitt.config import Level
 
 

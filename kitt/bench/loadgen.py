@@ -34,7 +34,7 @@ from kitt.bench.http import Connection
 from kitt.bench.net import NetPolicy, redact_url, strip_credentials
 from kitt.bench.pump import Pump
 from kitt.bench.records import RequestRecord
-from kitt.bench.workload import RequestSpec, api_path, request_body
+from kitt.workload.spec import RequestSpec, api_path, request_body
 from kitt.config import Level
 
 

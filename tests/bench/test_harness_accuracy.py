@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kitt.bench.loadgen import Target, run_level
 from kitt.bench.records import RequestRecord
-from kitt.bench.workload import build_requests
+from kitt.workload.synthetic import build_requests
 from kitt.config import Level
 
 ROOT = Path(__file__).resolve().parents[2]

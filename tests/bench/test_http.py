@@ -25,7 +25,7 @@ from kitt.bench.http import Connection
 from kitt.bench.pump import Pump
 from kitt.bench.loadgen import Target, run_level
 from kitt.bench.records import RequestRecord
-from kitt.bench.workload import RequestSpec
+from kitt.workload.spec import RequestSpec
 from kitt.config import Level
 from support import read_request
 

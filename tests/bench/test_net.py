@@ -24,7 +24,7 @@ from kitt.bench.loadgen import Target, run_level
 from kitt.bench.net import NetPolicy, Redirected, bypass, open_url
 from kitt.bench.pump import Pump
 from kitt.bench.records import RequestRecord
-from kitt.bench.workload import RequestSpec
+from kitt.workload.spec import RequestSpec
 from kitt.config import Level
 
 KEY = "sk-test-9f8e7d6c5b4a"

@@ -8,8 +8,8 @@ report gives the true prompt length, which is what the metrics use.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Any
+
+from kitt.workload.spec import RequestSpec
 
 _WORDS = (
     "the of and to in is was he for it with as his on be at by had are but from or have an they "
@@ -23,13 +23,6 @@ _WORDS = (
 ).split()
 
 
-@dataclass(frozen=True, slots=True)
-class RequestSpec:
-    index: int
-    prompt: str
-    max_tokens: int
-
-
 def build_requests(count: int, input_len: int, output_len: int, seed: int, salt: str = "") -> list[RequestSpec]:
     """``count`` prompts; the same seed and salt give the same prompts on every machine."""
     rng = random.Random(f"{seed}:{salt}")
@@ -40,27 +33,3 @@ def build_requests(count: int, input_len: int, output_len: int, seed: int, salt:
         requests.append(RequestSpec(index=index, prompt=" ".join(words), max_tokens=output_len))
     return requests
 
-
-def request_body(
-    spec: RequestSpec,
-    *,
-    api: str,
-    model: str,
-    stream_options: dict[str, Any],
-    extra: dict[str, Any],
-) -> dict[str, Any]:
-    """The JSON body of one streaming request to ``/v1/completions`` or ``/v1/chat/completions``."""
-    body: dict[str, Any] = {"model": model, "max_tokens": spec.max_tokens, "stream": True, "temperature": 0.0}
-    if api == "chat":
-        body["messages"] = [{"role": "user", "content": spec.prompt}]
-    else:
-        body["prompt"] = spec.prompt
-    if stream_options:
-        body["stream_options"] = stream_options
-    for key, value in extra.items():
-        body[key] = spec.max_tokens if value == "{output_len}" else value
-    return body
-
-
-def api_path(api: str) -> str:
-    return "/v1/chat/completions" if api == "chat" else "/v1/completions"
