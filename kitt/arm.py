@@ -21,7 +21,8 @@ from kitt import telemetry
 from kitt.bench.loadgen import Progress, Target, run_level
 from kitt.bench.metrics import compute_metrics
 from kitt.bench.records import RequestRecord
-from kitt.workload.synthetic import build_requests
+from kitt.workload import arrivals, plan
+from kitt.workload.spec import RequestSpec
 from kitt.config import Level, RunConfig, TestSpec, suite_to_dict
 from kitt.engines import choose_mode, create_runner, get_engine
 from kitt.engines.base import EngineSpec, Runner, ServerHandle
@@ -149,7 +150,7 @@ class Arm:
         if not self.suite.warmup:
             return
         name = test.test_name(level)
-        warm = build_requests(self.suite.warmup, test.input_len, test.output_len, self.suite.seed, f"{name}:warmup")
+        warm = self._requests(test, self.suite.warmup, f"{name}:warmup")
         warm_level = level if level.kind == "concurrency" else Level("concurrency", min(4, len(warm)))
         self._measure(warm, warm_level, name, 0)
         self.flush_samples()
@@ -157,13 +158,19 @@ class Arm:
     def repeat(self, test: TestSpec, level: Level, run_number: int, position: int | None = None) -> None:
         """One measured repeat; ``position`` is this arm's place in its A/B pair."""
         name = test.test_name(level)
-        requests = build_requests(test.num_requests, test.input_len, test.output_len, self.suite.seed,
-                                  f"{name}:{run_number}")
+        schedule = None
+        count = test.num_requests
+        if level.kind == "rate":
+            # The same key as kitt has always drawn Poisson gaps from, so stored runs stay comparable.
+            schedule = arrivals.schedule(test.arrival, level.value, count, f"{self.suite.seed}:{name}:{run_number}:arrivals",
+                                         test.duration_s)
+            count = len(schedule)  # a time-boxed level builds only the requests that can arrive
+        requests = self._requests(test, count, f"{name}:{run_number}")
         before = self._scrape()
         cpu_before = _cpu_seconds()
         self.sampler.start()
         try:
-            start, end, records = self._measure(requests, level, name, run_number)
+            start, end, records = self._measure(requests, level, name, run_number, schedule, test.duration_s)
         finally:
             self.sampler.stop()
             self.flush_samples()
@@ -178,8 +185,14 @@ class Arm:
             self.failures.append(f"{name} run {run_number}{' of the ' + self.label if self.name else ''}: "
                                  f"{result.errors[0]}")
 
-    def _measure(self, requests: list[Any], level: Level, name: str,
-                 run_number: int) -> tuple[float, float, list[RequestRecord]]:
+    def _requests(self, test: TestSpec, count: int, salt: str) -> list[RequestSpec]:
+        """The level's requests, built before its clock starts; the same for both arms of an A/B run."""
+        return plan.build_level(count, input_len=test.input_len, output_len=test.output_len, mix=test.mix,
+                                dataset=test.dataset, seed=self.suite.seed, salt=salt)
+
+    def _measure(self, requests: list[Any], level: Level, name: str, run_number: int,
+                 schedule: list[float] | None = None,
+                 duration: float | None = None) -> tuple[float, float, list[RequestRecord]]:
         first = len(self.records)
         progress = Progress()
         phase = f"{name} " + ("warm-up" if run_number == 0 else f"run {run_number}")
@@ -199,7 +212,7 @@ class Arm:
             with _EngineWatch(self.runner, asyncio.get_running_loop(), task) as watch:
                 try:
                     return await run_level(self._target(requests), requests, level, test_name=name, run_number=run_number,
-                                           seed=self.suite.seed, sink=self.records, progress=progress)
+                                           sink=self.records, progress=progress, schedule=schedule, duration=duration)
                 except asyncio.CancelledError:
                     if watch.status is not None:
                         raise died(watch.status) from None
@@ -230,6 +243,10 @@ class Arm:
         if server_tokens is not None:
             metrics["server_generation_tokens"] = server_tokens
             metrics["token_count_mismatch"] = abs(server_tokens - client_tokens)
+        counted = [r for r in records if r.ok and r.usage_from_server]
+        if counted:  # what the server counted: the lengths that were really sent and generated
+            metrics["mean_input_tokens"] = sum(r.prompt_tokens or 0 for r in counted) / len(counted)
+            metrics["mean_output_tokens"] = sum(r.output_tokens for r in counted) / len(counted)
         prompt_delta = telemetry.counter_delta(before, after, self.spec.prompt_tokens_metric)
         if prompt_delta is not None:
             metrics["server_prompt_tokens"] = prompt_delta

@@ -65,6 +65,10 @@ def _float_above(text: str, minimum: float, inclusive: bool) -> float:
     return value
 
 
+# kitt.workload.datasets.FORMATS, written out so that ``kitt --help`` imports no workload code.
+DATASET_FORMATS = ("openai-chat", "sharegpt", "prompts")
+
+
 def _positive_float(text: str) -> float:
     return _float_above(text, 0.0, inclusive=False)
 
@@ -108,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-requests", type=_positive_int, help="measured requests per repeat and level")
     run.add_argument("--input-len", type=_positive_int, help="prompt length in tokens (approximate)")
     run.add_argument("--output-len", type=_positive_int, help="output length in tokens")
+    run.add_argument("--duration", type=_positive_float, metavar="SECONDS",
+                     help="time-box every level: no new request after SECONDS (in-flight ones finish and count); "
+                     "with --num-requests, whichever comes first")
+    run.add_argument("--dataset", metavar="PATH", help="send prompts from this file instead of synthetic ones")
+    run.add_argument("--dataset-format", choices=DATASET_FORMATS,
+                     help="the dataset's format (default: openai-chat)")
     run.add_argument("--repeats", type=_positive_int, help="repeats per level (the gate needs several)")
     run.add_argument("--warmup", type=_non_negative_int, help="warm-up requests per level, not measured")
     run.add_argument("--seed", type=_non_negative_int, help="seed for prompts and arrival times")
@@ -237,6 +247,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         num_requests=args.num_requests,
         input_len=args.input_len,
         output_len=args.output_len,
+        duration_s=args.duration,
+        dataset=args.dataset,
+        dataset_format=args.dataset_format,
         repeats=args.repeats,
         warmup=args.warmup,
         seed=args.seed,

@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     requests = build_requests(args.num_requests, args.input_len, args.output_len, args.seed, "accuracy")
     target = Target(base_url=args.url, model=args.model, api=args.api)
     records: list[RequestRecord] = []
+    extra = {"seed": args.seed} if args.aiohttp else {}  # the old load generator drew its own arrivals
     start, end = asyncio.run(level_runner(target, requests, Level("concurrency", args.concurrency),
-                                       test_name="accuracy", run_number=1, seed=args.seed, sink=records))
+                                       test_name="accuracy", run_number=1, sink=records, **extra))
     prompts = {spec.index: spec.prompt for spec in requests}
     saved = [{"prompt_head": prompts[r.index][:48], "sent": r.sent, "events": r.events,
               "event_tokens": r.event_tokens, "completion_tokens": r.completion_tokens, "error": r.error}

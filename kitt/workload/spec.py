@@ -14,6 +14,7 @@ class RequestSpec:
     index: int
     prompt: str
     max_tokens: int
+    input_len: int = 0  # the prompt length asked for, in tokens (0: not known, e.g. a dataset prompt before measuring)
 
 
 def request_body(

@@ -1,14 +1,18 @@
 """Synthetic prompts: seeded, unique per request, about ``input_len`` tokens long.
 
-kitt has no tokenizer (it would cost every user a large install), so a prompt is built from
-common English words that most BPE vocabularies encode as one token each. The server's usage
-report gives the true prompt length, which is what the metrics use.
+A prompt is built from common English words that most BPE vocabularies encode as one token
+each; ``kitt.workload.tokens`` then makes the lengths exact where a tokenizer can be asked. The
+server's usage report gives the true prompt length, which is what the metrics use.
+
+Lengths may be distributions (``kitt.workload.lengths``): they are drawn from a generator of
+their own, so prompts of fixed lengths are the very prompts kitt always built for that seed.
 """
 
 from __future__ import annotations
 
 import random
 
+from kitt.workload.lengths import Length, MixEntry, draw_pairs
 from kitt.workload.spec import RequestSpec
 
 _WORDS = (
@@ -23,13 +27,24 @@ _WORDS = (
 ).split()
 
 
-def build_requests(count: int, input_len: int, output_len: int, seed: int, salt: str = "") -> list[RequestSpec]:
+def build_requests(count: int, input_len: Length, output_len: Length, seed: int, salt: str = "",
+                   mix: tuple[MixEntry, ...] = ()) -> list[RequestSpec]:
     """``count`` prompts; the same seed and salt give the same prompts on every machine."""
     rng = random.Random(f"{seed}:{salt}")
+    lengths = draw_pairs(count, input_len, output_len, mix, random.Random(f"{seed}:{salt}:lengths"))
     requests = []
-    for index in range(count):
-        # A distinct opening per request defeats prefix caching across requests.
-        words = [f"{rng.randrange(10**6):06d}"] + rng.choices(_WORDS, k=max(input_len - 1, 0))
-        requests.append(RequestSpec(index=index, prompt=" ".join(words), max_tokens=output_len))
+    for index, (prompt_len, max_tokens) in enumerate(lengths):
+        requests.append(RequestSpec(index=index, prompt=prompt_words(rng, prompt_len), max_tokens=max_tokens,
+                                    input_len=prompt_len))
     return requests
+
+
+def prompt_words(rng: random.Random, length: int) -> str:
+    """``length`` words: a distinct six-digit opening (it defeats prefix caching across requests), then common words."""
+    return " ".join([f"{rng.randrange(10**6):06d}"] + rng.choices(_WORDS, k=max(length - 1, 0)))
+
+
+def filler_words(rng: random.Random, count: int) -> list[str]:
+    """``count`` more common words, to lengthen a prompt."""
+    return rng.choices(_WORDS, k=count)
 

@@ -48,7 +48,7 @@ def _level(target: Target, count: int = 2, tokens: int = 8) -> list[RequestRecor
     specs = [RequestSpec(index=i, prompt="hello there", max_tokens=tokens) for i in range(count)]
     sink: list[RequestRecord] = []
     asyncio.run(asyncio.wait_for(run_level(target, specs, Level("concurrency", 2), test_name="t", run_number=1,
-                                           seed=0, sink=sink), 60))
+                                           sink=sink), 60))
     return sink
 
 

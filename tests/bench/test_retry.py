@@ -110,7 +110,7 @@ def run(server: LoopbackServer, count: int, concurrency: int, samples: Path) -> 
     try:
         asyncio.run(asyncio.wait_for(run_level(
             Target(base_url=f"http://127.0.0.1:{server.port}", model="m"), specs, Level("concurrency", concurrency),
-            test_name="t", run_number=1, seed=0, sink=sink), timeout=30))
+            test_name="t", run_number=1, sink=sink), timeout=30))
     finally:
         server.close()
     origin = min(r.scheduled for r in sink)
