@@ -16,6 +16,14 @@ built from pre-made byte strings, and one timer for all streams. On Linux that t
 ``timerfd`` armed at an absolute CLOCK_MONOTONIC deadline with 1 ns timer slack, so events leave
 within microseconds of their deadline instead of up to 1 ms late (epoll's timeout is in ms).
 
+Tokens are words (``kitt/engines/simtokens.py``): a prompt counts one token per
+whitespace-separated word, and a chat request's messages are rendered with a ChatML template that
+adds 3 tokens per message and 2 for the generation prompt. ``POST /tokenize`` (``{"prompt"}`` or
+``{"messages", "add_generation_prompt"}``) and ``POST /detokenize`` (``{"tokens"}``) answer in
+vLLM's shapes, and a completions prompt may be a list of token ids. The usage's ``prompt_tokens``
+counts the same way. A prompt longer than ``--max-model-len`` (default 32768) gets vLLM's HTTP 400
+(``{"error": {"message", "type", "param", "code"}}``), and a longer output is shortened to fit.
+
 With ``--log FILE`` it writes the truth on SIGTERM/SIGINT: per request, its arrival (the kernel's
 receive stamp, SO_TIMESTAMPNS) and the clock reading right before each event's ``send``.
 
@@ -42,6 +50,7 @@ import time
 from typing import Any, Callable
 
 from kitt.engines.simnet import RawSocket, TimerFd, clock
+from kitt.engines.simtokens import UnknownToken, Vocabulary, chat_token_count, chat_words, message_text
 
 _SSE_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
              b"Transfer-Encoding: chunked\r\n\r\n")
@@ -56,6 +65,12 @@ def _response(status: str, body: bytes, content_type: bytes = b"application/json
     return (b"HTTP/1.1 " + status.encode() + b"\r\nContent-Type: " + content_type
             + b"\r\nContent-Length: " + str(len(body)).encode()
             + (b"\r\nConnection: close" if close else b"") + b"\r\n\r\n" + body)
+
+
+def _bad_request(message: str, param: str | None = None, close: bool = False) -> bytes:
+    """vLLM's 400: ``{"error": {"message", "type": "BadRequestError", "param", "code": 400}}``."""
+    error = {"error": {"message": message, "type": "BadRequestError", "param": param, "code": 400}}
+    return _response("400 Bad Request", json.dumps(error).encode(), close=close)
 
 
 def _usage(prompt: int, completion: int) -> bytes:
@@ -199,6 +214,7 @@ class Server:
         self.generation_tokens = self.prompt_tokens = self.running = 0
         models = {"object": "list", "data": [{"id": options.model, "object": "model", "owned_by": "kitt-sim"}]}
         self.models = _response("200 OK", json.dumps(models).encode())
+        self.vocabulary = Vocabulary()
 
     def ready(self) -> bool:
         return not self.o.never_ready and clock() - self.started >= self.o.startup_delay
@@ -282,6 +298,8 @@ class Connection:
             self._reply(_response("401 Unauthorized", b'{"error":{"message":"invalid API key"}}', close=self.close_after))
         elif method == "POST" and path in ("/v1/completions", "/v1/chat/completions"):
             self._generate(arrival, path.endswith("chat/completions"), body)
+        elif method == "POST" and path in ("/tokenize", "/detokenize"):
+            self._tokens(path == "/tokenize", body)
         elif method == "GET" and path == "/health":
             ready = server.ready()
             self._reply(_response("200 OK" if ready else "503 Service Unavailable", b"ok" if ready else b"loading",
@@ -293,6 +311,31 @@ class Connection:
         else:
             self._reply(_response("404 Not Found", b'{"error":"not found"}', close=self.close_after))
 
+    def _tokens(self, tokenize: bool, raw: bytes) -> None:
+        """vLLM's ``POST /tokenize`` (a prompt, or chat messages) and ``POST /detokenize``."""
+        vocabulary, o = self.server.vocabulary, self.server.o
+        try:
+            body = json.loads(raw)
+            if not tokenize:
+                answer: dict[str, Any] = {"prompt": " ".join(vocabulary.decode(body["tokens"]))}
+            else:
+                if "messages" in body:
+                    words = chat_words(body["messages"], bool(body.get("add_generation_prompt", True)))
+                elif isinstance(body.get("prompt"), str):
+                    words = body["prompt"].split()
+                else:
+                    raise TypeError("no prompt")
+                answer = {"count": len(words), "max_model_len": o.max_model_len, "tokens": vocabulary.encode(words),
+                          "token_strs": words if body.get("return_token_strs") else None}
+        except UnknownToken as exc:
+            self._reply(_bad_request(str(exc), "tokens", self.close_after))
+            return
+        except (ValueError, TypeError, AttributeError, KeyError):
+            what = "a prompt string or chat messages" if tokenize else "a list of token ids"
+            self._reply(_bad_request(f"the body must be JSON with {what}", None, self.close_after))
+            return
+        self._reply(_response("200 OK", json.dumps(answer).encode(), close=self.close_after))
+
     def _generate(self, arrival: float, chat: bool, raw: bytes) -> None:
         server, o = self.server, self.server.o
         try:
@@ -302,14 +345,39 @@ class Connection:
             itl_ms = float(body.get("ref_itl_ms", o.itl_ms))
             per_event = max(int(body.get("ref_tokens_per_event", o.tokens_per_event)), 1)
             if chat:
-                prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+                messages = body.get("messages") or []
+                prompt_tokens = chat_token_count(messages)
+                prompt = " ".join(message_text(m.get("content")) for m in messages)
             else:
                 prompt = body.get("prompt", "")
-                prompt = prompt if isinstance(prompt, str) else json.dumps(prompt)
+                if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
+                    prompt = prompt[0]  # a batch of one
+                if isinstance(prompt, str):
+                    prompt_tokens = len(prompt.split())
+                elif isinstance(prompt, list) and all(type(t) is int for t in prompt):
+                    prompt_tokens = len(prompt)  # token ids
+                    prompt = " ".join(server.vocabulary.decode(prompt))
+                else:
+                    raise TypeError("prompt")
+        except UnknownToken as exc:
+            self._reply(_bad_request(str(exc), "prompt", self.close_after))
+            return
         except (ValueError, TypeError, AttributeError):
             self.transport.write(_response("400 Bad Request", b'{"error":"bad JSON body"}', close=True))
             self.transport.close()
             return
+        limit = o.max_model_len
+        if prompt_tokens > limit:
+            self._reply(_bad_request(
+                f"This model's maximum context length is {limit} tokens. However, your prompt contains "
+                f"{prompt_tokens} input tokens, which exceeds this limit even without any output tokens. "
+                "Please reduce the length of the input prompt.", "input_tokens", self.close_after))
+            return
+        if tokens > limit:
+            self._reply(_bad_request(f"max_tokens={tokens} cannot be greater than max_model_len={limit}. "
+                                     "Please request fewer output tokens.", "max_tokens", self.close_after))
+            return
+        tokens = max(min(tokens, limit - prompt_tokens), 1)  # vLLM shortens what does not fit
         rid = len(server.requests)
         rng = random.Random(f"{o.seed}:{rid}")
         speed = speed_factor(o, time.time())
@@ -323,7 +391,6 @@ class Connection:
             self._reply(_response("500 Internal Server Error", b'{"error":{"message":"simulated failure"}}',
                                   close=self.close_after))
             return
-        prompt_tokens = max(len(prompt.split()), 1)
         stream = Stream(self, rid, chat, arrival + ttft, lambda: lognormal(rng, itl_ms, o.itl_cv) / 1e3,
                         per_event, tokens, prompt_tokens, body.get("stream_options") or {}, log)
         server.prompt_tokens += prompt_tokens
@@ -389,6 +456,8 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
     parser.add_argument("--itl-cv", type=float, default=0.05, help="coefficient of variation of each gap (0: exact)")
     parser.add_argument("--tokens-per-event", type=int, default=1, help="tokens carried by each SSE event")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-model-len", type=int, default=32768,
+                        help="longest prompt plus output, in tokens (words); a longer prompt gets vLLM's HTTP 400")
     parser.add_argument("--startup-delay", type=float, default=0.0, help="seconds before /health answers 200")
     parser.add_argument("--never-ready", action="store_true", help="/health never answers 200")
     parser.add_argument("--die-after", type=int, default=0, help="exit abruptly during request N+1")
@@ -409,8 +478,8 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
     parser.set_defaults(**defaults)
     options = parser.parse_args(argv)
     options.model = options.served_model_name or options.model
-    if options.ttft_ms <= 0 or options.itl_ms <= 0 or options.tokens_per_event < 1:
-        parser.error("--ttft-ms and --itl-ms must be greater than 0, --tokens-per-event at least 1")
+    if options.ttft_ms <= 0 or options.itl_ms <= 0 or options.tokens_per_event < 1 or options.max_model_len < 1:
+        parser.error("--ttft-ms and --itl-ms must be greater than 0, --tokens-per-event and --max-model-len at least 1")
     if not (options.slowdown > 0 and 0 <= options.drift_pct < 100 and options.drift_period_s > 0):
         parser.error("--slowdown and --drift-period-s must be greater than 0, --drift-pct from 0 to under 100")
     return options
