@@ -21,13 +21,13 @@ from kitt import telemetry
 from kitt.bench.loadgen import Progress, Target, run_level
 from kitt.bench.metrics import compute_metrics
 from kitt.bench.records import RequestRecord
-from kitt.workload import arrivals, plan
-from kitt.workload.spec import RequestSpec
+from kitt.workload import arrivals, identity, plan, tokens
 from kitt.config import Level, RunConfig, TestSpec, suite_to_dict
 from kitt.engines import choose_mode, create_runner, get_engine
 from kitt.engines.base import EngineSpec, Runner, ServerHandle
 from kitt.engines.readiness import wait_until_ready
-from kitt.errors import EngineDied, EngineNotReady
+from kitt.engines.tokenize import engine_tokenizer
+from kitt.errors import BenchmarkError, EngineDied, EngineNotReady
 from kitt.progress import Reporter
 from kitt.provenance import source_revision
 
@@ -82,6 +82,9 @@ class Arm:
         self.positions: dict[str, list[int]] = {}  # A/B: per test, this arm's place in each pair (0 first)
         self.handle: ServerHandle | None = None
         self._written = 0
+        self.counter: tokens.Counter | None = None  # how prompt lengths are made exact; None: approximate
+        self.sent: dict[str, dict[str, Any]] = {}  # per test: the lengths its measured requests asked for
+        self.requested_input: dict[tuple[str, int, int], int] = {}  # (level, run, index) -> prompt length asked
 
     def prepare(self, nvml: Any, gpu_note: str | None, hw: dict[str, Any]) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -126,7 +129,28 @@ class Arm:
             raise EngineNotReady(f"the {self.label}: {exc.message}", hint=exc.hint, log_tail=exc.log_tail) from None
         self.handle = handle
         self.reporter.line(f"{self.spec.name} is ready at {handle.base_url}" + (f" ({self.label})" if self.name else ""))
+        self.counter = self._counter(handle)
         self.write_config(started_at, ab)
+
+    def _counter(self, handle: ServerHandle) -> tokens.Counter | None:
+        """The engine's /tokenize, else the model's local tokenizer.json (completions only), else None."""
+        counter: tokens.Counter | None = engine_tokenizer(self.spec, handle.base_url, handle.served_model, self.api,
+                                                          self.config.net)
+        if counter is not None:
+            try:
+                counter.count(["kitt"])  # one call: an engine build without /tokenize falls back, and says so
+            except BenchmarkError as exc:
+                self._note(f"prompt lengths are approximate: {exc.message}")
+                counter = None
+        if counter is None and self.api != "chat":
+            counter = tokens.LocalTokenizer.for_model(self.config.model)
+        return counter
+
+    @property
+    def length_method(self) -> str:
+        if self.counter is not None:
+            return self.counter.method
+        return tokens.APPROXIMATE
 
     def ready_timeout(self) -> float:
         return ready_timeout(self.config.ready_timeout, self.mode)
@@ -150,7 +174,7 @@ class Arm:
         if not self.suite.warmup:
             return
         name = test.test_name(level)
-        warm = self._requests(test, self.suite.warmup, f"{name}:warmup")
+        warm = self._requests(test, self.suite.warmup, f"{name}:warmup").requests
         warm_level = level if level.kind == "concurrency" else Level("concurrency", min(4, len(warm)))
         self._measure(warm, warm_level, name, 0)
         self.flush_samples()
@@ -165,7 +189,9 @@ class Arm:
             schedule = arrivals.schedule(test.arrival, level.value, count, f"{self.suite.seed}:{name}:{run_number}:arrivals",
                                          test.duration_s)
             count = len(schedule)  # a time-boxed level builds only the requests that can arrive
-        requests = self._requests(test, count, f"{name}:{run_number}")
+        fitted = self._requests(test, count, f"{name}:{run_number}")
+        requests = fitted.requests
+        self._account(test, name, run_number, fitted)
         before = self._scrape()
         cpu_before = _cpu_seconds()
         self.sampler.start()
@@ -185,10 +211,31 @@ class Arm:
             self.failures.append(f"{name} run {run_number}{' of the ' + self.label if self.name else ''}: "
                                  f"{result.errors[0]}")
 
-    def _requests(self, test: TestSpec, count: int, salt: str) -> list[RequestSpec]:
-        """The level's requests, built before its clock starts; the same for both arms of an A/B run."""
-        return plan.build_level(count, input_len=test.input_len, output_len=test.output_len, mix=test.mix,
-                                dataset=test.dataset, seed=self.suite.seed, salt=salt)
+    def _requests(self, test: TestSpec, count: int, salt: str) -> tokens.Fitted:
+        """The level's requests, built (and with a tokenizer, fitted to exact lengths) before its clock
+        starts; the same for both arms of an A/B run that share a tokenizer."""
+        counter = self.counter
+        answers = counter.count if counter is not None and self.api != "chat" else None
+        requests = plan.build_level(count, input_len=test.input_len, output_len=test.output_len, mix=test.mix,
+                                    dataset=test.dataset, seed=self.suite.seed, salt=salt, count_tokens=answers)
+        if counter is None:
+            return tokens.Fitted(requests)
+        return tokens.fit(requests, counter, self.suite.seed, salt, synthetic=test.dataset is None)
+
+    def _account(self, test: TestSpec, name: str, run_number: int, fitted: tokens.Fitted) -> None:
+        """Remember what a measured repeat asked for: the report's line of what was sent."""
+        sent = self.sent.setdefault(test.name, {"inputs": [], "outputs": [], "skipped": 0, "inexact": 0})
+        for spec in fitted.requests:
+            self.requested_input[(name, run_number, spec.index)] = spec.input_len
+            if spec.input_len:
+                sent["inputs"].append(spec.input_len)
+            sent["outputs"].append(spec.max_tokens)
+        sent["skipped"] += fitted.skipped
+        sent["inexact"] += fitted.inexact
+        if fitted.skipped:
+            limit = self.counter.max_model_len if self.counter else None
+            self._note(f"{name} run {run_number}: {fitted.skipped} dataset prompts were skipped: with their output "
+                       f"they do not fit the engine's context ({limit} tokens)")
 
     def _measure(self, requests: list[Any], level: Level, name: str, run_number: int,
                  schedule: list[float] | None = None,
@@ -314,12 +361,52 @@ class Arm:
             "network": self.config.net.describe(handle.base_url if handle else self.config.endpoint or ""),
             "seed": self.suite.seed,
             "suite": suite_to_dict(self.suite),
+            "workload": self._workload(),
             "hardware_fingerprint": self.hw.get("fingerprint"),
             **source_revision(self.config.commit, self.config.branch),
         }
         if ab is not None:
             config["ab"] = {**ab, "arm": self.name, "positions": self.positions}
         rs.write_json(self.out / rs.CONFIG_FILE, config)
+
+    def _workload(self) -> dict[str, Any]:
+        """What was sent, for config.json and the report's line: the fingerprint of the resolved
+        workload, how lengths were set, and per test the lengths its measured requests asked for."""
+        suite = suite_to_dict(self.suite)
+        exactness = self.length_method.split(",")[0]
+        what = {"api": self.api, "seed": self.suite.seed, "lengths": exactness,
+                "tests": [{k: v for k, v in t.items() if k != "levels"} for t in suite["tests"]]}
+        for test in what["tests"]:  # the file's content identifies a dataset, not where it lies
+            if "dataset" in test:
+                test["dataset"] = {k: test["dataset"][k] for k in ("format", "sample", "sha256")}
+        method = self.length_method
+        if self.counter is None:
+            counted = [(self.requested_input.get((r.test_name, r.run_number, r.index), 0), r.prompt_tokens)
+                       for r in self.records if r.run_number and r.ok and r.usage_from_server]
+            method = tokens.approximation([a for a, _ in counted], [c for _, c in counted])
+        tests = {}
+        for test in self.suite.tests:
+            sent = self.sent.get(test.name)
+            rates = [level.value for level in test.levels if level.kind == "rate"]
+            entry: dict[str, Any] = {
+                "source": "dataset" if test.dataset is not None else "synthetic",
+                "requests": len(sent["outputs"]) if sent else 0,
+                "input_tokens": identity.length_stats(sent["inputs"]) if sent else None,
+                "output_tokens": identity.length_stats(sent["outputs"]) if sent else None,
+                "skipped": sent["skipped"] if sent else 0,
+                "inexact": sent["inexact"] if sent else 0,
+                "rates": rates,
+                "arrival": {"kind": test.arrival.kind, "burstiness": test.arrival.burstiness,
+                            "ramp_up_s": test.arrival.ramp_up_s} if rates else None,
+                "duration_s": test.duration_s,
+            }
+            if test.dataset is not None:
+                entry["dataset"] = test.dataset.to_data()
+            tests[test.name] = entry
+        plain = all(lengths_fixed(t) and t.dataset is None and t.duration_s is None
+                    and (t.arrival == arrivals.Arrival() or not any(lv.kind == "rate" for lv in t.levels))
+                    for t in self.suite.tests)
+        return {"fingerprint": identity.fingerprint(what), "length_method": method, "plain": plain, "tests": tests}
 
     def finish(self, started_at: str, elapsed: float, ab: dict[str, Any] | None) -> None:
         """Write everything measured, whatever happened: samples, config, metrics and summary."""
@@ -344,6 +431,11 @@ class Arm:
 
         written = rs.load_metrics_file(self.out / rs.METRICS_FILE)
         (self.out / rs.SUMMARY_FILE).write_text(render_summary(compare_result_sets(written, None)), encoding="utf-8")
+
+
+def lengths_fixed(test: TestSpec) -> bool:
+    """Fixed input and output lengths: the workload every suite had before distributions."""
+    return not test.mix and isinstance(test.input_len, int) and isinstance(test.output_len, int)
 
 
 def ready_timeout(given: float | None, mode: str) -> float:

@@ -176,19 +176,24 @@ def sample(spec: DatasetSpec, count: int, rng: random.Random) -> list[DatasetPro
 
 
 def build_requests(count: int, spec: DatasetSpec, output_len: Length, seed: int, salt: str,
-                   count_tokens: Callable[[str], int] | None = None) -> list[RequestSpec]:
+                   count_tokens: Callable[[list[str]], list[int]] | None = None) -> list[RequestSpec]:
     """``count`` requests from the dataset. The output length is the answer's token length where
-    the file has one (``count_tokens``, else estimated from its words), capped by the test's
-    ``output_len``; else drawn from ``output_len``."""
+    the file has one (counted in one batch by ``count_tokens``, else estimated from its words),
+    capped by the test's ``output_len``; else drawn from ``output_len``."""
     rng = random.Random(f"{seed}:{salt}:dataset")
     cap = upper(output_len)
+    chosen = sample(spec, count, rng)
+    answers = sorted({p.answer for p in chosen if p.output_len is None and p.answer and p.answer.strip()})
+    if count_tokens is not None and answers:
+        answer_tokens = dict(zip(answers, count_tokens(answers)))
+    else:
+        answer_tokens = {a: round(len(a.split()) * TOKENS_PER_WORD) for a in answers}
     requests = []
-    for index, prompt in enumerate(sample(spec, count, rng)):
+    for index, prompt in enumerate(chosen):
         if prompt.output_len is not None:
             max_tokens = min(prompt.output_len, cap)
-        elif prompt.answer is not None and prompt.answer.strip():
-            tokens = count_tokens(prompt.answer) if count_tokens else round(len(prompt.answer.split()) * TOKENS_PER_WORD)
-            max_tokens = max(1, min(tokens, cap))
+        elif prompt.answer in answer_tokens:
+            max_tokens = max(1, min(answer_tokens[prompt.answer], cap))
         else:
             max_tokens = draw(output_len, rng)
         requests.append(RequestSpec(index=index, prompt=prompt.text, max_tokens=max_tokens))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from support import run_kitt, unique_model
 
 NO_NOISE = ["--engine-arg=--ttft-ms=30", "--engine-arg=--itl-ms=10", "--engine-arg=--ttft-cv=0",
@@ -46,3 +48,43 @@ def test_time_boxed_levels_and_gamma_arrivals(tmp_path: Path) -> None:
     assert tests["bursty"]["arrival"] == {"kind": "gamma", "burstiness": 0.5, "ramp_up_s": 0.0}
     assert tests["closed"]["duration_s"] == 1.0 and tests["closed"]["input_len"] == {"uniform": [4, 40]}
     assert results["closed-c2"]["mean_input_tokens"] == sum(s["prompt_tokens"] for s in closed) / len(closed)
+    assert config["workload"]["length_method"] == "exact, engine /tokenize" and not config["workload"]["plain"]
+    summary = (out / "summary.md").read_text()
+    assert "gamma 20 req/s (burstiness 0.5), levels of at most 1 s" in summary
+
+
+@pytest.mark.parametrize("api", ["completions", "chat"])
+def test_exact_lengths_from_the_engines_tokenize(tmp_path: Path, api: str) -> None:
+    """The sim counts one token a word plus a chat template; the prompts hit every length exactly."""
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: exact\nrepeats: 1\nwarmup: 1\ntests:\n"
+                     "  - {name: dist, concurrency: [4], num_requests: 24, output_len: 4,\n"
+                     "     input_len: {mean: 60, stdev: 30, min: 20, max: 120}}\n")
+    out = tmp_path / "r"
+    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", str(suite), "-o", str(out), "--api", api, *NO_NOISE)
+    assert done.returncode == 0, done.stderr
+    measured = [s for s in samples(out) if not s["warmup"]]
+    config = json.loads((out / "config.json").read_text())
+    stats = config["workload"]["tests"]["dist"]["input_tokens"]
+    counted = sorted(s["prompt_tokens"] for s in measured)
+    assert (counted[0], counted[-1]) == (stats["min"], stats["max"]) and 20 <= counted[0] < counted[-1] <= 120
+    assert config["workload"]["tests"]["dist"]["inexact"] == 0
+
+
+def test_a_sharegpt_file_sampled_without_replacement(tmp_path: Path) -> None:
+    data = tmp_path / "sg.json"
+    conversations = [{"id": str(i), "conversations": [{"from": "human", "value": f"q{i} " + "x " * (5 * i)},
+                                                      {"from": "gpt", "value": "y " * (i + 1)}]} for i in range(1, 7)]
+    data.write_text(json.dumps(conversations))
+    out = tmp_path / "r"
+    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", "quick", "-o", str(out), "--concurrency", "2",
+                    "--num-requests", "6", "--repeats", "1", "--warmup", "0", "--output-len", "4",
+                    "--dataset", str(data), "--dataset-format", "sharegpt", *NO_NOISE)
+    assert done.returncode == 0, done.stderr
+    run = [s for s in samples(out) if s["test_name"] == "latency-c2"]
+    # Each conversation once: its first human turn (1 + 5i words), its answer (i + 1 words) capped at 4.
+    assert sorted((s["prompt_tokens"], s["completion_tokens"]) for s in run) == [
+        (1 + 5 * i, min(i + 1, 4)) for i in range(1, 7)]
+    workload = json.loads((out / "config.json").read_text())["workload"]
+    assert workload["tests"]["latency"]["dataset"]["format"] == "sharegpt"
+    assert "ShareGPT sample (sha " in (out / "summary.md").read_text()

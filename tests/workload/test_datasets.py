@@ -61,7 +61,7 @@ def test_output_length_is_the_answer_capped_by_output_len(tmp_path: Path) -> Non
     requests = build_requests(3, spec, 64, seed=1, salt="s")
     assert [(r.prompt, r.max_tokens) for r in requests] == [("a", 64), ("b", 5), ("c", 64)]
     counted = read_dataset(DatasetSpec(write(tmp_path, "sg.json", json.dumps(sharegpt(3))), "sharegpt", "order"))
-    requests = build_requests(3, counted, 25, seed=1, salt="s", count_tokens=lambda text: len(text.split()))
+    requests = build_requests(3, counted, 25, seed=1, salt="s", count_tokens=lambda texts: [len(t.split()) for t in texts])
     assert [r.max_tokens for r in requests] == [25, 10, 20]  # an empty answer is none: output_len
 
 
