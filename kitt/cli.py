@@ -104,13 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
                               "hardware.json, config.json and summary.md into OUTPUT.")
     run.add_argument("-m", "--model", required=True, help="model id, local path (or GGUF file for llama-cpp)")
     run.add_argument("-e", "--engine", required=True, help="vllm, sglang, tgi, llama-cpp, ollama, sim or openai")
-    run.add_argument("-s", "--suite", default="quick", help="quick, standard, performance, or a suite YAML path")
+    run.add_argument("-s", "--suite", default="quick", help="quick, standard, performance, chat, or a suite YAML path")
     run.add_argument("-o", "--output", required=True, type=Path, help="directory for the result set")
     run.add_argument("--endpoint", help="URL of a running OpenAI-compatible server (engine openai)")
     run.add_argument("--concurrency", help="closed-loop streams for every test, a sweep like 1,4,16")
-    run.add_argument("--request-rate", type=_positive_float, help="open loop: Poisson arrivals, requests/s")
+    run.add_argument("--request-rate", type=_positive_float,
+                     help="open loop: arrivals at this many requests/s (Poisson, unless the suite says gamma or constant)")
     run.add_argument("--num-requests", type=_positive_int, help="measured requests per repeat and level")
-    run.add_argument("--input-len", type=_positive_int, help="prompt length in tokens (approximate)")
+    run.add_argument("--input-len", type=_positive_int,
+                     help="prompt length in tokens (exact where the engine has a tokenizer kitt can ask)")
     run.add_argument("--output-len", type=_positive_int, help="output length in tokens")
     run.add_argument("--duration", type=_positive_float, metavar="SECONDS",
                      help="time-box every level: no new request after SECONDS (in-flight ones finish and count); "

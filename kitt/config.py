@@ -41,7 +41,7 @@ from kitt.workload.arrivals import ARRIVALS, Arrival
 from kitt.workload.datasets import FORMATS, SAMPLES, DatasetSpec, read_dataset
 from kitt.workload.lengths import Length, MixEntry, Normal, Uniform
 
-BUILTIN_SUITES = ("quick", "standard", "performance")
+BUILTIN_SUITES = ("quick", "standard", "performance", "chat")
 APIS = ("completions", "chat")
 
 _SUITE_KEYS = {"name", "description", "api", "warmup", "repeats", "seed", "max_error_rate", "slo", "tests"}
