@@ -65,7 +65,7 @@ MAX_PORT = 65535
 
 @dataclass(frozen=True)
 class Level:
-    """One load level: closed-loop ``concurrency`` streams, or open-loop Poisson ``rate`` requests/s."""
+    """One load level: closed-loop ``concurrency`` streams, or open-loop arrivals at ``rate`` requests/s."""
 
     kind: str  # "concurrency" | "rate"
     value: float

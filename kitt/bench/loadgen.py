@@ -175,21 +175,26 @@ class _Run:
             for _ in range(streams):
                 self.client.open(self.pump, self._pre_opened)
         else:
-            assert self.schedule is not None
-            self.start_time = time.perf_counter()
-            for position in range(len(self.requests)):
-                due = self.start_time + self.schedule[position]
-                self.pump.call_at(due, self._arrive, position, due)
+            self._go()
 
     def _pre_opened(self, connection: Connection, error: str | None) -> None:
         self._opening -= 1
         if error is None:
             self.idle.append(connection)
         if self._opening == 0:
-            self.start_time = time.perf_counter()
-            streams = min(int(self.level.value), len(self.requests))
-            for _ in range(streams):
+            self._go()
+
+    def _go(self) -> None:
+        """The clock starts: the closed loop's streams send, the open loop's arrivals are timed."""
+        self.start_time = time.perf_counter()
+        if self.level.kind == "concurrency":
+            for _ in range(min(int(self.level.value), len(self.requests))):
                 self._stream_next(None)
+            return
+        assert self.schedule is not None
+        for position in range(len(self.requests)):
+            due = self.start_time + self.schedule[position]
+            self.pump.call_at(due, self._arrive, position, due)
 
     def _stream_next(self, _: Any) -> None:
         """A closed-loop stream is free: send the next request, if any and if the level's time is not up."""

@@ -19,6 +19,8 @@ from typing import Any, Callable
 clock = time.perf_counter
 
 SLICE = 0.0002  # seconds of deferred work between two polls
+# How early the loop wakes for a timer, then polls without blocking (epoll's granularity is 1 ms).
+TIMER_SLACK = 0.001
 # Readiness masks are epoll's (EPOLLIN, EPOLLOUT, EPOLLERR | EPOLLHUP); the selectors fallback maps to them.
 READ, WRITE, BROKEN = 0x001, 0x004, 0x008 | 0x010
 
@@ -125,7 +127,10 @@ class Pump:
             if soon or later:
                 timeout = 0.0
             elif timers:
-                timeout = max(timers[0][0] - clock(), 0.0)
+                # epoll waits whole milliseconds, rounded up: wake a millisecond early and poll
+                # without blocking until the timer is due, so an arrival leaves on time.
+                remaining = timers[0][0] - clock()
+                timeout = remaining - TIMER_SLACK if remaining > TIMER_SLACK else 0.0
             for fd, mask in poll(timeout):
                 handler = handlers.get(fd)
                 if handler is not None:
