@@ -48,3 +48,8 @@ def filler_words(rng: random.Random, count: int) -> list[str]:
     """``count`` more common words, to lengthen a prompt."""
     return rng.choices(_WORDS, k=count)
 
+
+# Words for the last tokens of a fitted prompt: the common words and single letters, which
+# every byte-pair vocabulary holds (a letter costs one or two tokens, a word one to four).
+FINE_WORDS = tuple(_WORDS) + tuple("abcdefghijklmnopqrstuvwxyz")
+

@@ -22,15 +22,16 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 from kitt.workload.spec import RequestSpec
-from kitt.workload.synthetic import filler_words
+from kitt.workload.synthetic import FINE_WORDS, filler_words
 
 ENGINE_METHOD = "exact, engine /tokenize"
 LOCAL_METHOD = "exact, tokenizer.json"
 APPROXIMATE = "approximate"
 
-# Rounds of measure-and-adjust by the whole difference, then single-word steps.
+# Rounds of adjusting by the whole difference, then of trying a few one-word variants.
 _COARSE_ROUNDS = 4
-_FINE_ROUNDS = 12
+_FINE_ROUNDS = 8
+_VARIANTS = 8
 
 
 class Counter(Protocol):
@@ -60,24 +61,53 @@ def fit(requests: list[RequestSpec], counter: Counter, seed: int, salt: str, *, 
     words = [spec.prompt.split() for spec in requests]
     targets = [spec.input_len for spec in requests]
     counts = counter.count([" ".join(w) for w in words])
-    for round_number in range(_COARSE_ROUNDS + _FINE_ROUNDS):
+    for _ in range(_COARSE_ROUNDS):
         off = [i for i, (c, t) in enumerate(zip(counts, targets)) if c != t]
         if not off:
             break
         for i in off:
+            # Words by the difference in tokens over this prompt's tokens per word (a small
+            # vocabulary spends several tokens on a word).
             difference = targets[i] - counts[i]
-            step = difference if round_number < _COARSE_ROUNDS else (1 if difference > 0 else -1)
+            step = round(difference / max(counts[i] / len(words[i]), 1.0)) or (1 if difference > 0 else -1)
             if step > 0:
                 words[i].extend(filler_words(rng, step))
             elif len(words[i]) > 1:
                 del words[i][max(len(words[i]) + step, 1):]  # keep the distinct opening word
             else:  # the opening alone is too long (digits can be a token each): shorten it
                 words[i][0] = words[i][0][: max(len(words[i][0]) + step, 1)]
-        measured = counter.count([" ".join(words[i]) for i in off])
-        for i, count in zip(off, measured):
+        for i, count in zip(off, counter.count([" ".join(words[i]) for i in off])):
             counts[i] = count
+    for _ in range(_FINE_ROUNDS):
+        # The last tokens: a few variants of each prompt still off (a word added, dropped or
+        # swapped), all measured in one batch; the nearest is kept.
+        off = [i for i, (c, t) in enumerate(zip(counts, targets)) if c != t]
+        if not off:
+            break
+        variants = [(i, v) for i in off for v in _variants(words[i], targets[i] - counts[i], rng)]
+        measured = counter.count([" ".join(v) for _, v in variants])
+        for (i, variant), count in zip(variants, measured):
+            if abs(targets[i] - count) < abs(targets[i] - counts[i]):
+                words[i], counts[i] = variant, count
     fitted = [replace(spec, prompt=" ".join(w)) for spec, w in zip(requests, words)]
     return Fitted(fitted, inexact=sum(1 for c, t in zip(counts, targets) if c != t))
+
+
+def _variants(words: list[str], difference: int, rng: random.Random) -> list[list[str]]:
+    """Small changes toward the length: add a word or a digit to the opening number (too short),
+    or drop the last word, alone or for another, or a digit (too long)."""
+    picks = rng.sample(FINE_WORDS, _VARIANTS)
+    opening, rest = words[0], words[1:]
+    if difference > 0:
+        variants = [words + [w] for w in picks] + [[opening + str(rng.randrange(10))] + rest]
+        if rest:
+            variants += [words[:-1] + [a, b] for a, b in zip(picks, reversed(picks))]
+        return variants
+    # A digit less in the opening number (tokenizers often spend a token a digit).
+    variants = [[opening[:-1]] + rest] if len(opening) > 1 else []
+    if rest:
+        variants += [words[:-1]] + [words[:-2] + [w] for w in picks if len(words) > 2]
+    return variants
 
 
 def _measure_dataset(requests: list[RequestSpec], counter: Counter) -> Fitted:
