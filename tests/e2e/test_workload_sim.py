@@ -88,3 +88,20 @@ def test_a_sharegpt_file_sampled_without_replacement(tmp_path: Path) -> None:
     workload = json.loads((out / "config.json").read_text())["workload"]
     assert workload["tests"]["latency"]["dataset"]["format"] == "sharegpt"
     assert "ShareGPT sample (sha " in (out / "summary.md").read_text()
+
+
+def test_dataset_prompts_past_the_context_are_skipped_and_counted(tmp_path: Path) -> None:
+    data = tmp_path / "prompts.txt"
+    data.write_text("\n".join(f"prompt {i} " + "word " * (10 * i) for i in range(6)) + "\n")
+    out = tmp_path / "r"
+    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", "quick", "-o", str(out), "--concurrency", "1",
+                    "--num-requests", "6", "--repeats", "1", "--warmup", "0", "--output-len", "4",
+                    "--dataset", str(data), "--dataset-format", "prompts", "--engine-arg=--max-model-len=30", *NO_NOISE)
+    assert done.returncode == 0, done.stderr
+    run = [s for s in samples(out) if s["test_name"] == "latency-c1"]
+    # Prompts of 2, 12, 22, 32, ... words: with 4 output tokens only the first three fit 30 tokens.
+    assert sorted(s["prompt_tokens"] for s in run) == [2, 12, 22] and all(s["error"] is None for s in run)
+    workload = json.loads((out / "config.json").read_text())["workload"]
+    assert workload["tests"]["latency"]["skipped"] == 3
+    summary = (out / "summary.md").read_text()
+    assert "3 prompts skipped (past the context)" in summary and "3 dataset prompts were skipped" in summary
