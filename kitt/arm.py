@@ -370,43 +370,14 @@ class Arm:
         rs.write_json(self.out / rs.CONFIG_FILE, config)
 
     def _workload(self) -> dict[str, Any]:
-        """What was sent, for config.json and the report's line: the fingerprint of the resolved
-        workload, how lengths were set, and per test the lengths its measured requests asked for."""
-        suite = suite_to_dict(self.suite)
-        exactness = self.length_method.split(",")[0]
-        what = {"api": self.api, "seed": self.suite.seed, "lengths": exactness,
-                "tests": [{k: v for k, v in t.items() if k != "levels"} for t in suite["tests"]]}
-        for test in what["tests"]:  # the file's content identifies a dataset, not where it lies
-            if "dataset" in test:
-                test["dataset"] = {k: test["dataset"][k] for k in ("format", "sample", "sha256")}
+        """What was sent (kitt.workload.identity): without a tokenizer, the method says how far the
+        lengths asked for were from what the server counted."""
         method = self.length_method
         if self.counter is None:
             counted = [(self.requested_input.get((r.test_name, r.run_number, r.index), 0), r.prompt_tokens)
                        for r in self.records if r.run_number and r.ok and r.usage_from_server]
             method = tokens.approximation([a for a, _ in counted], [c for _, c in counted])
-        tests = {}
-        for test in self.suite.tests:
-            sent = self.sent.get(test.name)
-            rates = [level.value for level in test.levels if level.kind == "rate"]
-            entry: dict[str, Any] = {
-                "source": "dataset" if test.dataset is not None else "synthetic",
-                "requests": len(sent["outputs"]) if sent else 0,
-                "input_tokens": identity.length_stats(sent["inputs"]) if sent else None,
-                "output_tokens": identity.length_stats(sent["outputs"]) if sent else None,
-                "skipped": sent["skipped"] if sent else 0,
-                "inexact": sent["inexact"] if sent else 0,
-                "rates": rates,
-                "arrival": {"kind": test.arrival.kind, "burstiness": test.arrival.burstiness,
-                            "ramp_up_s": test.arrival.ramp_up_s} if rates else None,
-                "duration_s": test.duration_s,
-            }
-            if test.dataset is not None:
-                entry["dataset"] = test.dataset.to_data()
-            tests[test.name] = entry
-        plain = all(lengths_fixed(t) and t.dataset is None and t.duration_s is None
-                    and (t.arrival == arrivals.Arrival() or not any(lv.kind == "rate" for lv in t.levels))
-                    for t in self.suite.tests)
-        return {"fingerprint": identity.fingerprint(what), "length_method": method, "plain": plain, "tests": tests}
+        return identity.workload_record(suite_to_dict(self.suite), api=self.api, method=method, sent=self.sent)
 
     def finish(self, started_at: str, elapsed: float, ab: dict[str, Any] | None) -> None:
         """Write everything measured, whatever happened: samples, config, metrics and summary."""
@@ -431,11 +402,6 @@ class Arm:
 
         written = rs.load_metrics_file(self.out / rs.METRICS_FILE)
         (self.out / rs.SUMMARY_FILE).write_text(render_summary(compare_result_sets(written, None)), encoding="utf-8")
-
-
-def lengths_fixed(test: TestSpec) -> bool:
-    """Fixed input and output lengths: the workload every suite had before distributions."""
-    return not test.mix and isinstance(test.input_len, int) and isinstance(test.output_len, int)
 
 
 def ready_timeout(given: float | None, mode: str) -> float:

@@ -56,3 +56,28 @@ def test_the_line_of_what_was_sent() -> None:
 
 def test_fingerprint_is_stable_and_order_free() -> None:
     assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1}) != fingerprint({"a": 2, "b": [1, 2]})
+
+
+def test_the_record_of_what_was_sent(tmp_path) -> None:
+    from kitt.config import load_suite, suite_to_dict
+    from kitt.workload.identity import workload_record
+
+    sent = {"latency": {"inputs": [128] * 8, "outputs": [64] * 8, "skipped": 0, "inexact": 0}}
+    quick = workload_record(suite_to_dict(load_suite("quick")), api="completions", method="exact, engine /tokenize",
+                            sent=sent)
+    assert quick["plain"] and quick["tests"]["latency"]["input_tokens"] == {"min": 128, "median": 128, "max": 128}
+    assert quick["tests"]["throughput"]["requests"] == 0 and quick["tests"]["latency"]["arrival"] is None
+    chat = workload_record(suite_to_dict(load_suite("chat")), api="chat", method="exact, engine /tokenize", sent={})
+    assert not chat["plain"] and chat["tests"]["chat"]["arrival"] == {"kind": "gamma", "burstiness": 0.5, "ramp_up_s": 0.0}
+    assert chat["tests"]["chat"]["rates"] == [2, 8] and chat["tests"]["chat"]["duration_s"] == 30
+
+    def with_dataset(path: str, sha: str) -> str:
+        suite = suite_to_dict(load_suite("quick"))
+        suite["tests"][0]["dataset"] = {"path": path, "format": "sharegpt", "sample": "shuffle", "sha256": sha}
+        return workload_record(suite, api="chat", method="approximate, ±12%", sent={})["fingerprint"]
+
+    assert with_dataset("/a/x.json", "1" * 64) == with_dataset("/b/y.json", "1" * 64) != with_dataset("/a/x.json", "2" * 64)
+    approx = workload_record(suite_to_dict(load_suite("quick")), api="completions", method="approximate, ±3%", sent={})
+    assert approx["fingerprint"] != quick["fingerprint"]  # exact and approximate lengths are different workloads
+    again = workload_record(suite_to_dict(load_suite("quick")), api="completions", method="approximate, ±40%", sent={})
+    assert again["fingerprint"] == approx["fingerprint"]  # how approximate is measured, not part of the identity
