@@ -174,7 +174,7 @@ class Arm:
         if not self.suite.warmup:
             return
         name = test.test_name(level)
-        warm = self._requests(test, self.suite.warmup, f"{name}:warmup").requests
+        warm = self._requests(test, self.suite.warmup, name, 0).requests
         warm_level = level if level.kind == "concurrency" else Level("concurrency", min(4, len(warm)))
         self._measure(warm, warm_level, name, 0)
         self.flush_samples()
@@ -189,7 +189,7 @@ class Arm:
             schedule = arrivals.schedule(test.arrival, level.value, count, f"{self.suite.seed}:{name}:{run_number}:arrivals",
                                          test.duration_s)
             count = len(schedule)  # a time-boxed level builds only the requests that can arrive
-        fitted = self._requests(test, count, f"{name}:{run_number}")
+        fitted = self._requests(test, count, name, run_number)
         requests = fitted.requests
         self._account(test, name, run_number, fitted)
         before = self._scrape()
@@ -211,16 +211,35 @@ class Arm:
             self.failures.append(f"{name} run {run_number}{' of the ' + self.label if self.name else ''}: "
                                  f"{result.errors[0]}")
 
-    def _requests(self, test: TestSpec, count: int, salt: str) -> tokens.Fitted:
-        """The level's requests, built (and with a tokenizer, fitted to exact lengths) before its clock
-        starts; the same for both arms of an A/B run that share a tokenizer."""
+    def _requests(self, test: TestSpec, count: int, name: str, run_number: int) -> tokens.Fitted:
+        """The level's requests (run 0: the warm-up), built and with a tokenizer fitted to exact lengths
+        before its clock starts; the same for both arms of an A/B run that share a tokenizer."""
+        salt = f"{name}:warmup" if run_number == 0 else f"{name}:{run_number}"
         counter = self.counter
         answers = counter.count if counter is not None and self.api != "chat" else None
-        requests = plan.build_level(count, input_len=test.input_len, output_len=test.output_len, mix=test.mix,
-                                    dataset=test.dataset, seed=self.suite.seed, salt=salt, count_tokens=answers)
-        if counter is None:
-            return tokens.Fitted(requests)
-        return tokens.fit(requests, counter, self.suite.seed, salt, synthetic=test.dataset is None)
+        try:
+            requests = plan.build_level(count, input_len=test.input_len, output_len=test.output_len, mix=test.mix,
+                                        dataset=test.dataset, seed=self.suite.seed, salt=salt, count_tokens=answers)
+            if counter is None:
+                return tokens.Fitted(requests)
+            return tokens.fit(requests, counter, self.suite.seed, salt, synthetic=test.dataset is None)
+        except BenchmarkError:
+            # The tokenizer stopped answering: if the engine died, say that, as a level would.
+            deadline = time.monotonic() + 2.0
+            while (status := self.runner.exit_status()) is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if status is not None:
+                raise self._died(status, self._phase(name, run_number)) from None
+            raise
+
+    def _phase(self, name: str, run_number: int) -> str:
+        phase = f"{name} " + ("warm-up" if run_number == 0 else f"run {run_number}")
+        return phase + (f" of the {self.label}" if self.name else "")
+
+    def _died(self, status: int, phase: str) -> EngineDied:
+        return EngineDied(f"{self.spec.name} exited with status {status} during {phase}",
+                          hint="See the engine log; the samples measured so far are kept.",
+                          log_tail=self.runner.log_tail(50))
 
     def _account(self, test: TestSpec, name: str, run_number: int, fitted: tokens.Fitted) -> None:
         """Remember what a measured repeat asked for: the report's line of what was sent."""
@@ -242,16 +261,10 @@ class Arm:
                  duration: float | None = None) -> tuple[float, float, list[RequestRecord]]:
         first = len(self.records)
         progress = Progress()
-        phase = f"{name} " + ("warm-up" if run_number == 0 else f"run {run_number}")
-        if self.name:
-            phase += f" of the {self.label}"
+        phase = self._phase(name, run_number)
 
         def died(status: int) -> EngineDied:
-            return EngineDied(
-                f"{self.spec.name} exited with status {status} during {phase}",
-                hint="See the engine log; the samples measured so far are kept.",
-                log_tail=self.runner.log_tail(50),
-            )
+            return self._died(status, phase)
 
         async def measured() -> tuple[float, float]:
             task = asyncio.current_task()
