@@ -34,7 +34,7 @@ from kitt.bench.client import Client
 from kitt.bench.framing import Response
 from kitt.bench.http import Connection
 from kitt.bench.net import NetPolicy, redact_url, strip_credentials
-from kitt.bench.pump import Pump
+from kitt.bench.pump import TIMER_SLACK, Pump
 from kitt.bench.records import RequestRecord
 from kitt.workload.spec import RequestSpec, api_path, request_body
 from kitt.config import Level
@@ -192,6 +192,7 @@ class _Run:
                 self._stream_next(None)
             return
         assert self.schedule is not None
+        self.pump.timer_slack = TIMER_SLACK  # arrivals leave on time, not up to 1 ms late
         for position in range(len(self.requests)):
             due = self.start_time + self.schedule[position]
             self.pump.call_at(due, self._arrive, position, due)
