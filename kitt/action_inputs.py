@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from kitt.net import NetPolicy
 from kitt.config import AB_SCHEDULES
 from kitt.errors import UsageError
+from kitt.workload.datasets import FORMATS as DATASET_FORMATS
 
 if TYPE_CHECKING:
     from kitt.ci import ReportOptions
@@ -78,6 +79,8 @@ class ActionInputs:
     hf_token: str
     container_cli: str | None = None  # None: docker, else podman when only podman is installed
     gpus: str = "all"
+    dataset: str | None = None  # a file of the user's prompts, instead of the suite's synthetic ones
+    dataset_format: str = "openai-chat"
     net: NetPolicy = field(default_factory=NetPolicy)  # the API key from the variable input api-key-env names
 
     @classmethod
@@ -118,6 +121,9 @@ class ActionInputs:
             baseline_endpoint=get("baseline-endpoint") or None,
             ab_schedule=_choice(get("ab-schedule", "interleaved"), "ab-schedule", AB_SCHEDULES),
             repeats=_repeats(get("repeats")),
+            dataset=get("dataset") or None,
+            dataset_format=_choice(get("dataset-format", "openai-chat") or "openai-chat", "dataset-format",
+                                   DATASET_FORMATS),
             native=_boolean(get("native", "false"), "native"),
             comment=_choice(get("comment", "always"), "comment", COMMENT_POLICIES),
             comment_key=key,
@@ -255,7 +261,10 @@ def _run_config(inputs: ActionInputs, context: ActionsContext) -> Any:
 
     spec = _as_input("engine", lambda: get_engine(inputs.engine))
     _as_input("endpoint", lambda: choose_mode(spec, native=inputs.native, endpoint=inputs.endpoint))
-    suite = _as_input("suite", lambda: apply_overrides(load_suite(inputs.suite), Overrides(repeats=inputs.repeats)))
+    overrides = Overrides(repeats=inputs.repeats, dataset=inputs.dataset,
+                          dataset_format=inputs.dataset_format if inputs.dataset else None)
+    suite = _as_input("suite", lambda: load_suite(inputs.suite))
+    suite = _as_input("dataset" if inputs.dataset else "suite", lambda: apply_overrides(suite, overrides))
     config = RunConfig(
         model=inputs.model,
         engine=inputs.engine,

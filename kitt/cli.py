@@ -70,6 +70,10 @@ def _float_above(text: str, minimum: float, inclusive: bool) -> float:
     return value
 
 
+# kitt.workload.datasets.FORMATS, written out so that ``kitt --help`` imports no workload code.
+DATASET_FORMATS = ("openai-chat", "sharegpt", "prompts")
+
+
 def _positive_float(text: str) -> float:
     return _float_above(text, 0.0, inclusive=False)
 
@@ -105,14 +109,22 @@ def build_parser() -> argparse.ArgumentParser:
                               "hardware.json, config.json and summary.md into OUTPUT.")
     run.add_argument("-m", "--model", required=True, help="model id, local path (or GGUF file for llama-cpp)")
     run.add_argument("-e", "--engine", required=True, help="vllm, sglang, tgi, llama-cpp, ollama, sim or openai")
-    run.add_argument("-s", "--suite", default="quick", help="quick, standard, performance, or a suite YAML path")
+    run.add_argument("-s", "--suite", default="quick", help="quick, standard, performance, chat, or a suite YAML path")
     run.add_argument("-o", "--output", required=True, type=Path, help="directory for the result set")
     run.add_argument("--endpoint", help="URL of a running OpenAI-compatible server (engine openai)")
     run.add_argument("--concurrency", help="closed-loop streams for every test, a sweep like 1,4,16")
-    run.add_argument("--request-rate", type=_positive_float, help="open loop: Poisson arrivals, requests/s")
+    run.add_argument("--request-rate", type=_positive_float,
+                     help="open loop: arrivals at this many requests/s (Poisson, unless the suite says gamma or constant)")
     run.add_argument("--num-requests", type=_positive_int, help="measured requests per repeat and level")
-    run.add_argument("--input-len", type=_positive_int, help="prompt length in tokens (approximate)")
+    run.add_argument("--input-len", type=_positive_int,
+                     help="prompt length in tokens (exact where the engine has a tokenizer kitt can ask)")
     run.add_argument("--output-len", type=_positive_int, help="output length in tokens")
+    run.add_argument("--duration", type=_positive_float, metavar="SECONDS",
+                     help="time-box every level: no new request after SECONDS (in-flight ones finish and count); "
+                     "with --num-requests, whichever comes first")
+    run.add_argument("--dataset", metavar="PATH", help="send prompts from this file instead of synthetic ones")
+    run.add_argument("--dataset-format", choices=DATASET_FORMATS,
+                     help="the dataset's format (default: openai-chat)")
     run.add_argument("--repeats", type=_repeats,
                      help="repeats per level (the gate needs several), or auto: A/B pairs until every gated "
                      "metric is decided (docs/gpu-minutes.md)")
@@ -250,6 +262,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         num_requests=args.num_requests,
         input_len=args.input_len,
         output_len=args.output_len,
+        duration_s=args.duration,
+        dataset=args.dataset,
+        dataset_format=args.dataset_format,
         repeats=args.repeats,
         min_repeats=args.min_repeats,
         max_repeats=args.max_repeats,

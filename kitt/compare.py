@@ -8,7 +8,7 @@ whole report. Beyond the threshold but not significant is *inconclusive*, never 
 
 The gate fails closed: a current run that did not pass, a failed repeat, a missing repeat or a
 test that the baseline has and the current run lacks makes the comparison *incomplete*, and
-an incomplete comparison never passes. Another model, engine or suite on the baseline side is
+an incomplete comparison never passes. Another model, engine, suite or workload on the baseline side is
 shown but not gated (like other hardware) unless the caller allows it.
 
 The :class:`Comparison` this module returns (its types are ``kitt.comparison``'s) is complete and holds no words: every number the
@@ -247,12 +247,20 @@ def _identity(baseline: ResultSet, current: ResultSet, *, arms: bool = False) ->
     differs = () if arms else tuple(
         (name, str(b), str(c))
         for name, b, c in (("model", baseline.model, current.model), ("engine", baseline.engine, current.engine),
-                           ("suite", baseline.suite_name, current.suite_name))
+                           ("suite", baseline.suite_name, current.suite_name),
+                           ("workload", _workload_fingerprint(baseline), _workload_fingerprint(current)))
         if b != c and "unknown" not in (b, c)
     )  # fmt: skip
     digests = (baseline.config.get("engine_image_digest"), current.config.get("engine_image_digest"))
     changed = tuple(str(d) for d in digests) if all(digests) and digests[0] != digests[1] else None
     return Identity(differs, changed)  # type: ignore[arg-type]
+
+
+def _workload_fingerprint(result_set: ResultSet) -> str:
+    """config.json's workload fingerprint; "unknown" for a result set written before there was one."""
+    workload = result_set.config.get("workload")
+    value = workload.get("fingerprint") if isinstance(workload, dict) else None
+    return value if isinstance(value, str) and value else "unknown"
 
 
 def _expected_repeats(current: ResultSet) -> int | None:

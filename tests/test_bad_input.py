@@ -297,6 +297,8 @@ def test_argparse_errors_are_one_line_and_an_annotation(argv: list[str], capsys,
         ({"INPUT_ENGINE": "nope"}, "engine"),
         ({"INPUT_ENDPOINT": "http://127.0.0.1:99999"}, "endpoint"),
         ({"INPUT_ARTIFACT-NAME": "a/b", "KITT_ACTION_FLAVOUR": "docker"}, "artifact-name"),
+        ({"INPUT_DATASET": "/nonexistent/prompts.jsonl"}, "dataset"),
+        ({"INPUT_DATASET-FORMAT": "csv"}, "dataset-format"),
     ],
 )
 def test_every_action_input_is_checked_before_anything_starts(tmp_path: Path, inputs: dict[str, str], name: str,

@@ -43,6 +43,9 @@ class EngineSpec:
     native_env: dict[str, str] = field(default_factory=dict)  # may use {host} and {port}
     needs_model_pull: bool = False  # Ollama: pull, then pre-load with keep-alive
     model_is_file: bool = False  # llama.cpp serves one GGUF file
+    # How the engine counts prompt tokens over HTTP (kitt.engines.tokenize.DIALECTS): exact prompt
+    # lengths; None: it cannot say (the model's tokenizer.json, else an approximation).
+    tokenizer: str | None = None
 
     @property
     def default_mode(self) -> str:

@@ -49,6 +49,7 @@ class _Job:
     notes: list[str]
     verdict: str = ""
     history_charts: list[str] = field(default_factory=list)
+    sent: str = ""  # one line of what was sent, when it is more than fixed synthetic lengths
 
 
 @dataclass
@@ -113,6 +114,7 @@ def _job(comparison: Comparison, name: str, repo_url: str | None) -> _Job:
         notes=[md(n) for n in sentences.notes(comparison)],
         verdict=comparison.verdict,
         history_charts=_history_charts(comparison),
+        sent=sentences.sent_line(comparison.current),
     )
 
 

@@ -200,3 +200,55 @@ def _startup_notes(comparison: Comparison) -> list[str]:
         again = f"; {len(starts)} start-ups, {sum(s['total_s'] for s in starts):.1f} s in all" if len(starts) > 1 else ""
         notes.append(f"Engine start-up of {label}: {first['total_s']:.1f} s ({', '.join(parts)}){again}.")
     return notes
+
+
+_DATASET_NAMES = {"openai-chat": "OpenAI chat", "sharegpt": "ShareGPT", "prompts": "Prompts"}
+
+
+def sent_line(result_set: ResultSet) -> str:
+    """``Sent: ShareGPT sample (sha 1a2b3c), 512 requests, input 12–1,830 tokens (median 210, exact),
+    output ≤ 256, gamma 4 req/s (burstiness 0.5)``, from config.json's workload; empty for the
+    plain fixed-length synthetic workload (and for result sets written before it was recorded)."""
+    workload = result_set.config.get("workload")
+    if not isinstance(workload, dict) or workload.get("plain", True) or not isinstance(workload.get("tests"), dict):
+        return ""
+    method = str(workload.get("length_method") or "")
+    exactness = "exact" if method.startswith("exact") else method or "approximate"
+    tests = workload["tests"]
+    described = []
+    for name, test in tests.items():
+        if not isinstance(test, dict):
+            continue
+        parts = []
+        dataset = test.get("dataset")
+        if isinstance(dataset, dict):
+            sha = str(dataset.get("sha256") or "")[:6]
+            parts.append(f"{_DATASET_NAMES.get(str(dataset.get('format')), 'dataset')} sample (sha {sha})")
+        else:
+            parts.append("synthetic prompts")
+        parts.append(plural(int(test.get("requests") or 0), "request"))
+        for key, label, unit in (("input_tokens", "input", " tokens"), ("output_tokens", "output", "")):
+            stats = test.get(key)
+            if not isinstance(stats, dict):
+                continue
+            low, high, median = stats.get("min"), stats.get("max"), stats.get("median")
+            if label == "input":
+                spread = f"{low:,}{unit}" if low == high else f"{low:,}–{high:,}{unit}"
+                middle = "" if low == high else f"median {median:,.0f}, "
+                parts.append(f"input {spread} ({middle}{exactness})")
+            else:
+                parts.append(f"output {high:,}" if low == high else f"output ≤ {high:,}")
+        rates, arrival = test.get("rates") or [], test.get("arrival")
+        if rates and isinstance(arrival, dict):
+            text = f"{arrival.get('kind')} {', '.join(f'{r:g}' for r in rates)} req/s"
+            if arrival.get("kind") == "gamma":
+                text += f" (burstiness {arrival.get('burstiness'):g})"
+            if arrival.get("ramp_up_s"):
+                text += f", ramp-up {arrival.get('ramp_up_s'):g} s"
+            parts.append(text)
+        if test.get("duration_s"):
+            parts.append(f"levels of at most {test['duration_s']:g} s")
+        if test.get("skipped"):
+            parts.append(f"{plural(int(test['skipped']), 'prompt')} skipped (past the context)")
+        described.append((f"{code(name)}: " if len(tests) > 1 else "") + md(", ".join(parts)))
+    return "Sent: " + "; ".join(described) if described else ""

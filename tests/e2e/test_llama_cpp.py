@@ -80,6 +80,7 @@ def test_quick_suite_on_real_llama_cpp(llama, tmp_path):
         assert s["retries"] in (0, 1) and (s["retries"] == 1) == (s["retry_error"] is not None)
         # One event per token here; a retried request's events are the fresh attempt's only.
         assert len(s["event_ms"]) == 64
+        assert s["prompt_tokens"] == 128  # exact through llama.cpp's /tokenize (issue 24)
 
     # TPOT stays right on a server this fast (a token every 0.1-0.3 ms, where events that arrive
     # in one read share its stamp and many ITL gaps are 0): at concurrency 1, each request's TPOT
