@@ -368,9 +368,11 @@ def test_cancellation_records_requests_in_flight() -> None:
     threading.Thread(target=serve, daemon=True).start()
 
     async def cancelled() -> None:
-        task = asyncio.ensure_future(run_level(Target(base_url=reference_url, model="m"), specs,
-                                               Level("concurrency", 3), test_name="t", run_number=1, sink=sink))
-        await asyncio.sleep(0.2)
+        task = asyncio.ensure_future(run_level(Target(base_url=f"http://127.0.0.1:{listener.getsockname()[1]}", model="m"),
+                                               specs, Level("concurrency", 3), test_name="t", run_number=1, sink=sink))
+        loop = asyncio.get_running_loop()
+        for _ in specs:
+            assert await loop.run_in_executor(None, arrived.acquire, True, 20)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
