@@ -166,7 +166,9 @@ class BenchmarkRun:
             pairs = f" x {self.suite.repeats} pairs (A/B)"
         else:
             pairs = f" x {self.suite.repeats} repeats"
-        with self.reporter.group(f"{name}: {test.num_requests} requests{pairs}"):
+        size = (f"{test.duration_s:g} s, at most {test.num_requests} requests" if test.duration_s
+                else f"{test.num_requests} requests")
+        with self.reporter.group(f"{name}: {size}{pairs}"):
             for arm in self.arms:
                 arm.warm_up(test, level)
             if self.ab is None:

@@ -51,6 +51,7 @@ def test_time_boxed_levels_and_gamma_arrivals(tmp_path: Path) -> None:
     assert config["workload"]["length_method"] == "exact, engine /tokenize" and not config["workload"]["plain"]
     summary = (out / "summary.md").read_text()
     assert "gamma 20 req/s (burstiness 0.5), levels of at most 1 s" in summary
+    assert "closed-c2: 1 s, at most 1000 requests x 1 repeats" in done.stdout + done.stderr  # the header says the box
 
 
 @pytest.mark.parametrize("api", ["completions", "chat"])
