@@ -17,7 +17,7 @@ from typing import Any
 
 from kitt import __version__
 from kitt import results as rs
-from kitt import telemetry
+from kitt import capacity, telemetry
 from kitt.bench.loadgen import Progress, Target, run_level
 from kitt.bench.metrics import compute_metrics
 from kitt.bench.records import RequestRecord
@@ -78,6 +78,7 @@ class Arm:
         self.results: list[rs.TestResult] = []
         self.notes: list[str] = []
         self.failures: list[str] = []
+        self.curves: list[dict[str, Any]] = []  # capacity searches: every probed level (kitt.capacity)
         self.positions: dict[str, list[int]] = {}  # A/B: per test, this arm's place in each pair (0 first)
         self.handle: ServerHandle | None = None
         self._written = 0
@@ -157,8 +158,10 @@ class Arm:
     def repeat(self, test: TestSpec, level: Level, run_number: int, position: int | None = None) -> None:
         """One measured repeat; ``position`` is this arm's place in its A/B pair."""
         name = test.test_name(level)
-        requests = build_requests(test.num_requests, test.input_len, test.output_len, self.suite.seed,
-                                  f"{name}:{run_number}")
+        if test.capacity is not None:
+            self.capacity_repeat(test, run_number, position)
+            return
+        requests = self.test_requests(test, f"{name}:{run_number}")
         before = self._scrape()
         cpu_before = _cpu_seconds()
         self.sampler.start()
@@ -177,6 +180,35 @@ class Arm:
         if not result.passed:
             self.failures.append(f"{name} run {run_number}{' of the ' + self.label if self.name else ''}: "
                                  f"{result.errors[0]}")
+
+    def test_requests(self, test: TestSpec, tag: str) -> list[Any]:
+        """The test's requests for one measured level (fresh prompts per ``tag``)."""
+        return build_requests(test.num_requests, test.input_len, test.output_len, self.suite.seed, tag)
+
+    def capacity_repeat(self, test: TestSpec, run_number: int, position: int | None = None) -> None:
+        """One repeat of a capacity test: a search over the test's load (kitt.capacity)."""
+        assert test.capacity is not None
+        result, curve = capacity.search(self, test, run_number, self.suite.max_error_rate)
+        self.results.append(result)
+        self.curves.append({"test_name": result.test_name, "run_number": run_number,
+                            "over": test.capacity.over, "slo": dict(test.capacity.slo),
+                            "probes": [p.to_dict() for p in curve]})
+        if position is not None:
+            self.positions.setdefault(result.test_name, []).append(position)
+        self.reporter.line(f"  run {run_number}: " + capacity.describe(test.capacity, result.metrics)
+                           + (f" ({self.label})" if self.name else ""))
+
+    def probe(self, test: TestSpec, level: Level, run_number: int, tag: str) -> dict[str, float | None]:
+        """One level of a capacity search: measured like a repeat, kept only in the search's curve."""
+        name = f"{test.test_name(Level('capacity', 0))}.{level.label}"
+        requests = self.test_requests(test, f"{name}:{run_number}:{tag}")
+        cpu_before = _cpu_seconds()
+        try:
+            start, end, records = self._measure(requests, level, name, run_number)
+        finally:
+            self.flush_samples()
+        return self._result(name, run_number, level, records, end - start, _cpu_seconds() - cpu_before,
+                            None, None).metrics
 
     def _measure(self, requests: list[Any], level: Level, name: str,
                  run_number: int) -> tuple[float, float, list[RequestRecord]]:
@@ -319,7 +351,8 @@ class Arm:
             total_time_seconds=elapsed,
             results=self.results,
             passed=passed,
-            extra={"hardware_fingerprint": self.hw.get("fingerprint"), "notes": self.notes, "failures": self.failures},
+            extra={"hardware_fingerprint": self.hw.get("fingerprint"), "notes": self.notes, "failures": self.failures,
+                   **({"capacity_curves": self.curves} if self.curves else {})},
         )
         rs.write_json(self.out / rs.METRICS_FILE, document)
 

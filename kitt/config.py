@@ -34,8 +34,12 @@ BUILTIN_SUITES = ("quick", "standard", "performance")
 APIS = ("completions", "chat")
 
 _SUITE_KEYS = {"name", "description", "api", "warmup", "repeats", "seed", "max_error_rate", "slo", "tests"}
-_TEST_KEYS = {"name", "concurrency", "request_rate", "num_requests", "input_len", "output_len"}
+_TEST_KEYS = {"name", "concurrency", "request_rate", "num_requests", "input_len", "output_len", "capacity"}
 _SLO_KEYS = {"ttft_ms", "tpot_ms", "e2el_ms"}
+_CAPACITY_KEYS = {"over", "min", "max", "slo", "precision_pct", "max_probes"}
+# A capacity SLO's keys: each a p99 latency limit (ms) or the largest failed fraction.
+CAPACITY_SLO_KEYS = ("p99_ttft_ms", "p99_tpot_ms", "p99_e2el_ms", "max_error_rate")
+CAPACITY_OVER = ("concurrency", "request_rate")
 
 # Limits (README, "Limits"): past them a run would only end in a MemoryError or measure nothing.
 MAX_TOKENS = 1_000_000  # input_len and output_len
@@ -57,7 +61,22 @@ class Level:
     def label(self) -> str:
         if self.kind == "concurrency":
             return f"c{int(self.value)}"
+        if self.kind == "capacity":
+            return "capacity"
         return f"r{self.value:g}"
+
+
+@dataclass(frozen=True)
+class CapacitySpec:
+    """A capacity search (``capacity:`` in a test): the highest load in [min, max] whose measured
+    level meets every SLO key. ``over`` is concurrency (streams) or request_rate (requests/s)."""
+
+    over: str
+    min: float
+    max: float
+    slo: dict[str, float]  # CAPACITY_SLO_KEYS -> limit
+    precision_pct: float = 10.0
+    max_probes: int = 12
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,7 @@ class TestSpec:
     num_requests: int
     input_len: int
     output_len: int
+    capacity: CapacitySpec | None = None  # a capacity search instead of fixed levels (kitt.capacity)
 
     def test_name(self, level: Level) -> str:
         return f"{self.name}-{level.label}"
@@ -180,7 +200,7 @@ def parse_suite(data: Any, source: str) -> Suite:
     tests_raw = data.get("tests")
     if not isinstance(tests_raw, list) or not tests_raw:
         v.fail("suite.tests", "must be a non-empty list of tests")
-    tests = tuple(_parse_test(v, t, i) for i, t in enumerate(tests_raw))
+    tests = tuple(_parse_test(v, t, i, slo) for i, t in enumerate(tests_raw))
     names = [t.name for t in tests]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -205,11 +225,13 @@ def parse_suite(data: Any, source: str) -> Suite:
     ))
 
 
-def _parse_test(v: "_Validator", raw: Any, index: int) -> TestSpec:
+def _parse_test(v: "_Validator", raw: Any, index: int, suite_slo: dict[str, float] | None = None) -> TestSpec:
     where = f"suite.tests[{index}]"
     if not isinstance(raw, dict):
         v.fail(where, "must be a mapping")
     v.no_unknown(raw, _TEST_KEYS, where)
+    if "capacity" in raw:
+        return _parse_capacity_test(v, raw, where, suite_slo)
     if ("concurrency" in raw) == ("request_rate" in raw):
         v.fail(where, "needs exactly one of 'concurrency' (closed loop) or 'request_rate' (Poisson arrivals)")
     if "concurrency" in raw:
@@ -236,12 +258,89 @@ def _parse_test(v: "_Validator", raw: Any, index: int) -> TestSpec:
     )
 
 
+def _parse_capacity_test(v: "_Validator", raw: dict[str, Any], where: str,
+                         suite_slo: dict[str, float] | None) -> TestSpec:
+    """A test with ``capacity:``: no fixed levels; the search picks them between min and max."""
+    if "concurrency" in raw or "request_rate" in raw:
+        v.fail(where, "a capacity test searches its own load: drop 'concurrency' and 'request_rate'")
+    name = v.string(raw.get("name"), f"{where}.name")
+    if not name.replace("_", "").replace(".", "").isalnum() or "-" in name:
+        v.fail(f"{where}.name", "may hold only letters, digits, '_' and '.' (the level is appended with '-')")
+    num_requests = v.integer(raw.get("num_requests", 32), f"{where}.num_requests", minimum=1)
+    spec = parse_capacity(v, raw["capacity"], f"{where}.capacity", suite_slo or {}, num_requests)
+    return TestSpec(
+        name=name,
+        levels=(Level("capacity", 0),),
+        num_requests=num_requests,
+        input_len=v.integer(raw.get("input_len", 128), f"{where}.input_len", minimum=1),
+        output_len=v.integer(raw.get("output_len", 64), f"{where}.output_len", minimum=1),
+        capacity=spec,
+    )
+
+
+def parse_capacity(v: "_Validator", raw: Any, where: str, suite_slo: dict[str, float],
+                   num_requests: int) -> CapacitySpec:
+    """``capacity: {over, min, max, slo, precision_pct, max_probes}``; the suite's ``slo`` (ttft_ms,
+    tpot_ms, e2el_ms) and ``max_error_rate`` are the defaults of p99_ttft_ms, p99_tpot_ms, p99_e2el_ms."""
+    if not isinstance(raw, dict):
+        v.fail(where, "must be a mapping with over, min, max and slo")
+    v.no_unknown(raw, _CAPACITY_KEYS, where)
+    over = raw.get("over")
+    if over not in CAPACITY_OVER:
+        v.fail(f"{where}.over", f"must be one of {', '.join(CAPACITY_OVER)}, got {over!r}")
+    for key in ("min", "max"):
+        if key not in raw:
+            v.fail(f"{where}.{key}", "is required: the search's bounds")
+    if over == "concurrency":
+        low = float(v.integer(raw["min"], f"{where}.min", minimum=1))
+        high = float(v.integer(raw["max"], f"{where}.max", minimum=1))
+        if high > num_requests:
+            v.fail(f"{where}.max", f"concurrency {high:g} is above num_requests {num_requests}: "
+                   "a level never has more streams than requests; raise num_requests")
+    else:
+        low = v.positive_number(raw["min"], f"{where}.min")
+        high = v.positive_number(raw["max"], f"{where}.max")
+        if not (MIN_RATE <= low and high <= MAX_RATE):
+            v.fail(where, f"request rates must be between {MIN_RATE:g} and {MAX_RATE:g} requests/s")
+    if low >= high:
+        v.fail(f"{where}.min", f"must be below max ({low:g} >= {high:g})")
+    slo_raw = raw.get("slo", {})
+    if not isinstance(slo_raw, dict):
+        v.fail(f"{where}.slo", f"must be a mapping of {', '.join(CAPACITY_SLO_KEYS)}")
+    v.no_unknown(slo_raw, set(CAPACITY_SLO_KEYS), f"{where}.slo")
+    slo = {f"p99_{k}": val for k, val in suite_slo.items()}
+    for key, value in slo_raw.items():
+        if key == "max_error_rate":
+            rate = v.number(value, f"{where}.slo.{key}")
+            if not 0.0 <= rate < 1.0:
+                v.fail(f"{where}.slo.{key}", f"must be at least 0 and below 1, got {value!r}")
+            slo[key] = rate
+        else:
+            slo[key] = v.positive_number(value, f"{where}.slo.{key}")
+    if not any(k in slo for k in CAPACITY_SLO_KEYS if k != "max_error_rate"):
+        v.fail(f"{where}.slo", "a capacity search needs a latency goal: give p99_ttft_ms, p99_tpot_ms or p99_e2el_ms "
+               "(here or in the suite's slo)")
+    precision = v.number(raw.get("precision_pct", 10.0), f"{where}.precision_pct")
+    if not 0.0 < precision < 100.0:
+        v.fail(f"{where}.precision_pct", f"must be above 0 and below 100, got {raw.get('precision_pct')!r}")
+    max_probes = v.integer(raw.get("max_probes", 12), f"{where}.max_probes", minimum=2)
+    return CapacitySpec(over=over, min=low, max=high, slo={k: slo[k] for k in CAPACITY_SLO_KEYS if k in slo},
+                        precision_pct=precision, max_probes=max_probes)
+
+
+def capacity_to_dict(spec: CapacitySpec) -> dict[str, Any]:
+    return {"over": spec.over, "min": spec.min, "max": spec.max, "slo": dict(spec.slo),
+            "precision_pct": spec.precision_pct, "max_probes": spec.max_probes}
+
+
 def apply_overrides(suite: Suite, o: Overrides) -> Suite:
     """Command-line overrides apply to every test of the suite."""
     tests = []
     for test in suite.tests:
         levels = test.levels
-        if o.request_rate is not None:
+        if test.capacity is not None:
+            pass  # the search picks its own levels
+        elif o.request_rate is not None:
             levels = (Level("rate", o.request_rate),)
         elif o.concurrency is not None:
             levels = tuple(Level("concurrency", c) for c in o.concurrency)
@@ -356,6 +455,7 @@ def suite_to_dict(suite: Suite) -> dict[str, Any]:
                 "num_requests": t.num_requests,
                 "input_len": t.input_len,
                 "output_len": t.output_len,
+                **({"capacity": capacity_to_dict(t.capacity)} if t.capacity else {}),
             }
             for t in suite.tests
         ],
