@@ -13,8 +13,8 @@ probe next):
    ``max``, ``capacity_bound = 1`` ("above max"). Either way ``capacity`` is left empty: the search
    reports a number only where it saw the SLO hold at it and fail above it.
 2. **Bisection** between the highest passing load and the lowest failing one, until they are
-   within ``precision_pct`` of the passing one (over concurrency: until they are adjacent whole
-   numbers, or within the precision).
+   within ``precision_pct`` of the passing one. Over concurrency it goes on until they are adjacent
+   whole numbers (exact streams: at most log2(max - min) more probes), whatever the precision.
 3. **Noise-aware verdicts.** A probe's margin is its worst ratio of measured to allowed value
    over the SLO keys (1.0: exactly at the goal). A probe within ``NEAR_PCT`` of the goal is
    measured once more and judged on the mean of its two ratios, so one noisy p99 near the
@@ -147,8 +147,8 @@ class CapacitySearch:
     def _converged(self) -> bool:
         assert self.lower is not None and self.upper is not None
         gap = self.upper - self.lower
-        if self.integer and gap <= 1:
-            return True
+        if self.integer:
+            return gap <= 1
         return gap <= self.lower * self.spec.precision_pct / 100.0
 
     def outcome(self) -> Outcome:

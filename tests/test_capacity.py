@@ -1,0 +1,151 @@
+"""Capacity at SLO: the schema's bad inputs, and the search's decisions apart from any I/O.
+
+The search is told each probe's SLO ratio by an oracle with a known answer, so every decision
+(probe order, bisection, re-measures near the goal, the probe cap, the bounds) is checked
+against a truth; tests/e2e/test_capacity_sim.py checks the same search on the real sim.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kitt.capacity import ABOVE_MAX, BELOW_MIN, WITHIN, CapacitySearch, slo_ratio
+from kitt.config import CapacitySpec, parse_suite
+from kitt.errors import UsageError
+from kitt.thresholds import HIGHER, Thresholds, metric_direction
+
+
+def suite(capacity: dict, slo: dict | None = None, **test: object) -> dict:
+    data = {"name": "s", "tests": [{"name": "cap", "num_requests": 32, "capacity": capacity, **test}]}
+    if slo is not None:
+        data["slo"] = slo
+    return data
+
+
+GOOD = {"over": "concurrency", "min": 1, "max": 16, "slo": {"p99_ttft_ms": 500}}
+
+
+def test_a_capacity_test_parses_and_takes_the_suites_slo_as_default() -> None:
+    spec = parse_suite(suite({**GOOD, "slo": {}}, slo={"ttft_ms": 300, "tpot_ms": 40}), "s.yaml").tests[0].capacity
+    assert spec is not None and spec.over == "concurrency" and (spec.min, spec.max) == (1, 16)
+    assert spec.slo == {"p99_ttft_ms": 300, "p99_tpot_ms": 40}
+    own = parse_suite(suite({**GOOD, "slo": {"p99_ttft_ms": 200, "max_error_rate": 0.01}}, slo={"ttft_ms": 300}), "s")
+    assert own.tests[0].capacity.slo == {"p99_ttft_ms": 200, "max_error_rate": 0.01}
+    assert own.tests[0].test_name(own.tests[0].levels[0]) == "cap-capacity"
+
+
+@pytest.mark.parametrize("capacity, fragment", [
+    ({**GOOD, "slo": {"p99_ttft": 500}}, "suite.tests[0].capacity.slo.p99_ttft: unknown key"),
+    ({**GOOD, "min": 16, "max": 16}, "suite.tests[0].capacity.min: must be below max"),
+    ({**GOOD, "min": 8, "max": 4}, "suite.tests[0].capacity.min: must be below max"),
+    ({**GOOD, "precision_pct": 0}, "suite.tests[0].capacity.precision_pct: must be above 0 and below 100"),
+    ({**GOOD, "precision_pct": 100}, "suite.tests[0].capacity.precision_pct"),
+    ({**GOOD, "slo": {}}, "suite.tests[0].capacity.slo: a capacity search needs a latency goal"),
+    ({**GOOD, "slo": {"max_error_rate": 0.1}}, "capacity.slo: a capacity search needs a latency goal"),
+    ({**GOOD, "over": "users"}, "suite.tests[0].capacity.over: must be one of concurrency, request_rate"),
+    ({**GOOD, "max": 64}, "suite.tests[0].capacity.max: concurrency 64 is above num_requests 32"),
+    ({"over": "request_rate", "min": 0, "max": 4, "slo": {"p99_ttft_ms": 1}}, "suite.tests[0].capacity.min"),
+    ({**GOOD, "spam": 1}, "suite.tests[0].capacity.spam: unknown key"),
+    ({**GOOD, "max_probes": 1}, "suite.tests[0].capacity.max_probes"),
+])  # fmt: skip
+def test_bad_capacity_input_names_the_field(capacity: dict, fragment: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_suite(suite(capacity), "s.yaml")
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_capacity_test_with_fixed_levels_too_is_refused() -> None:
+    with pytest.raises(UsageError, match="drop 'concurrency'"):
+        parse_suite(suite(GOOD, concurrency=[4]), "s.yaml")
+
+
+def test_bad_capacity_input_exits_2_before_any_engine_starts(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\ntests:\n  - name: cap\n    capacity: {over: concurrency, min: 4, max: 2, "
+                    "slo: {p99_ttft_ms: 100}}\n")
+    done = subprocess.run([sys.executable, "-m", "kitt", "run", "-m", "sim-never", "-e", "sim", "-s", str(path),
+                           "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("kitt: error: ")]
+    assert len(errors) == 1 and "capacity.min: must be below max" in errors[0], done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def run_search(spec: CapacitySpec, ratio_at) -> CapacitySearch:
+    """Drive the search with an oracle; every probe must lie within [min, max]."""
+    search = CapacitySearch(spec)
+    while (load := search.next_load()) is not None:
+        assert spec.min <= load <= spec.max
+        search.record(load, ratio_at(load))
+    return search
+
+
+def spec(over: str = "concurrency", low: float = 1, high: float = 64, precision: float = 10.0,
+         probes: int = 40) -> CapacitySpec:
+    return CapacitySpec(over=over, min=low, max=high, slo={"p99_ttft_ms": 100}, precision_pct=precision,
+                        max_probes=probes)
+
+
+@pytest.mark.parametrize("slots", range(1, 64))
+def test_over_concurrency_the_capacity_is_exactly_the_last_load_that_meets_the_slo(slots: int) -> None:
+    search = run_search(spec(), lambda load: 0.5 if load <= slots else 2.0)
+    outcome = search.outcome()
+    assert (outcome.capacity, outcome.bound, outcome.upper) == (slots, WITHIN, slots + 1)
+    assert outcome.probes <= 2 * math.ceil(math.log2(64)) + 1
+
+
+@pytest.mark.parametrize("precision", [2.0, 5.0, 10.0, 25.0])
+def test_over_request_rate_the_capacity_is_within_the_stated_precision(precision: float) -> None:
+    rng = random.Random(precision)
+    for _ in range(200):
+        truth = rng.uniform(0.6, 39.0)
+        outcome = run_search(spec("request_rate", 0.5, 40.0, precision), lambda load, t=truth: load / t).outcome()
+        assert outcome.capacity is not None and outcome.upper is not None
+        assert outcome.capacity <= truth < outcome.upper
+        assert (truth - outcome.capacity) / truth <= precision / 100
+
+
+def test_the_bounds_are_reported_as_such_never_as_a_number() -> None:
+    above = run_search(spec(), lambda load: 0.2).outcome()
+    assert (above.capacity, above.bound, above.lower) == (None, ABOVE_MAX, 64)
+    below = run_search(spec(), lambda load: 3.0).outcome()
+    assert (below.capacity, below.bound, below.upper, below.probes) == (None, BELOW_MIN, 1, 1)
+    # A level that could not be measured (every request failed) misses the goal.
+    assert slo_ratio({"p99_ttft_ms": None, "completed": 0, "failed": 8}, {"p99_ttft_ms": 100}) == math.inf
+
+
+def test_a_probe_near_the_goal_is_measured_again_and_judged_on_the_mean() -> None:
+    search = CapacitySearch(spec(low=1, high=8))
+    noisy = {1: [0.5], 2: [0.5], 4: [1.05, 0.9], 8: [3.0], 6: [0.97, 1.08], 5: [0.7]}
+    seen: list[float] = []
+    while (load := search.next_load()) is not None:
+        seen.append(load)
+        search.record(load, noisy[int(load)].pop(0))
+    # 4 (1.05 then 0.9: mean 0.975) meets; 6 (0.97 then 1.08: mean 1.025) misses.
+    assert seen == [1, 2, 4, 4, 8, 6, 6, 5]
+    assert search.outcome().capacity == 5 and search.outcome().upper == 6 and search.outcome().probes == 8
+
+
+def test_the_probe_cap_bounds_a_search_and_keeps_what_it_found() -> None:
+    outcome = run_search(spec("request_rate", 0.5, 40.0, 0.1, probes=7), lambda load: load / 13.0).outcome()
+    assert outcome.probes == 7
+    assert outcome.capacity is not None and outcome.capacity <= 13.0 < outcome.upper
+
+
+def test_the_error_rate_is_an_slo_key() -> None:
+    metrics = {"p99_ttft_ms": 50.0, "completed": 95.0, "failed": 5.0}
+    assert slo_ratio(metrics, {"p99_ttft_ms": 100}) == math.inf  # the suite's max_error_rate 0
+    assert slo_ratio(metrics, {"p99_ttft_ms": 100, "max_error_rate": 0.1}) == 0.5
+    assert slo_ratio(metrics, {"p99_ttft_ms": 100}, max_error_rate=0.01) > 1.0
+
+
+def test_capacity_is_higher_is_better_and_gates_by_default() -> None:
+    assert metric_direction("capacity") == HIGHER
+    assert Thresholds().for_metric("capacity") == 5.0
+    assert Thresholds().for_metric("capacity_probes") is None
