@@ -200,10 +200,12 @@ class Arm:
 
     def probe(self, test: TestSpec, level: Level, run_number: int, tag: str) -> dict[str, float | None]:
         """One level of a capacity search: measured like a repeat, kept only in the search's curve."""
-        name = f"{test.test_name(Level('capacity', 0))}.{level.label}"
-        requests = self.test_requests(test, f"{name}:{run_number}:{tag}")
+        name = test.test_name(Level("capacity", 0))
+        requests = self.test_requests(test, f"{name}.{level.label}:{run_number}:{tag}")
         cpu_before = _cpu_seconds()
         try:
+            # One name for every probe of a repeat: open-loop arrivals are seeded by it, so each probe
+            # sends the same arrival pattern scaled to its rate (common random numbers, kitt.capacity).
             start, end, records = self._measure(requests, level, name, run_number)
         finally:
             self.flush_samples()

@@ -19,7 +19,13 @@ probe next):
    over the SLO keys (1.0: exactly at the goal). A probe within ``NEAR_PCT`` of the goal is
    measured once more and judged on the mean of its two ratios, so one noisy p99 near the
    boundary does not move the bracket; a probe far from the goal is measured once.
-4. **A cap:** at most ``max_probes`` measured levels per repeat (re-measures count). When the cap
+4. **Common random numbers.** Every probe of one repeat sends the same Poisson arrival pattern,
+   scaled to its rate (the load generator seeds arrivals by test name and repeat, and every probe
+   of a repeat carries the test's name), so the probes of a repeat differ only in load: the
+   measured curve rises with the load instead of jumping with each probe's luck, and a
+   re-measure near the goal sees the server's noise. Repeats draw different patterns, so the
+   spread of ``capacity`` across repeats is the arrival pattern's effect on the p99.
+5. **A cap:** at most ``max_probes`` measured levels per repeat (re-measures count). When the cap
    stops the search early, ``capacity`` is still the highest load seen to pass, and
    ``capacity_upper`` the lowest seen to fail, so the bracket says how sure it is.
 
