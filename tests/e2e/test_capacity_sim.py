@@ -79,7 +79,7 @@ def test_fewer_slots_is_a_capacity_regression_and_an_a_a_run_is_not(tmp_path: Pa
     code, text = report(fewer, tmp_path)
     assert code == 1, text[:3000]
     headline = text.splitlines()[1]
-    assert "capacity" in headline and "-25%" in headline, headline
+    assert headline == "## ❌ 1 regression: capacity -25% (p99 TTFT ≤ 100 ms): 8 → 6 streams", headline
 
     same = capacity_run(tmp_path, model, "aa", slots=8, baseline_slots=8, repeats=3)
     code, text = report(same, tmp_path)
