@@ -33,7 +33,7 @@ from typing import Callable
 
 from kitt.bench.loadgen import Target, parse_events, run_level
 from kitt.bench.records import RequestRecord
-from kitt.bench.workload import build_requests
+from kitt.workload.synthetic import build_requests
 from kitt.config import Level
 
 HERE = Path(__file__).resolve().parent
@@ -131,7 +131,7 @@ def selector_variant(port: int, streams: int, requests: int, stamps: bool) -> No
 def kitt_variant(port: int, streams: int, requests: int) -> None:
     specs = build_requests(requests, 1, OUTPUT, seed=0, salt="costs")
     asyncio.run(run_level(Target(base_url=f"http://127.0.0.1:{port}", model="reference"), specs,
-                          Level("concurrency", streams), test_name="costs", run_number=1, seed=0, sink=[]))
+                          Level("concurrency", streams), test_name="costs", run_number=1, sink=[]))
 
 
 def json_costs() -> tuple[float, float, float]:

@@ -42,6 +42,14 @@ each run's files (client output, truth log, client log) to ``OUT/<row>-<client>/
     python benchmarks/harness_accuracy.py --out /tmp/accuracy          # every client, every row
     python benchmarks/harness_accuracy.py --clients kitt --rows short  # a quick look
     python benchmarks/harness_accuracy.py --render /tmp/accuracy/results.json
+    python benchmarks/harness_accuracy.py --clients kitt --rows mixed  # the workload rows (kitt only)
+
+The ``mixed`` rows are a production-shaped workload: prompts and answers from a ShareGPT file
+this script writes (``OUT/chats.json``: 2,000 conversations, prompts of 8 to 1,500 words, answers
+of 4 to 600, long-tailed), outputs capped at 256 tokens, sent open loop with gamma arrivals
+(burstiness 0.5) at the rate that keeps about 64 or 256 requests in flight (Little's law with
+the reference server's schedule). They add the median schedule lag (send minus due time), the
+one figure an open loop adds to the clock's error.
 """
 
 from __future__ import annotations
@@ -58,7 +66,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +79,13 @@ TTFT_MS, ITL_MS = 50.0, 10.0
 
 @dataclass(frozen=True)
 class Row:
-    shape: str  # short, chunked, long
-    concurrency: int
+    shape: str  # short, chunked, long, mixed
+    concurrency: int  # mixed: the mean number of requests in flight the rate aims at
     tokens_per_event: int
     output_len: int
     requests: int
+    rate: float = 0.0  # mixed: gamma arrivals at this many requests/s
+    burstiness: float = 0.0
 
     @property
     def name(self) -> str:
@@ -91,7 +101,38 @@ def default_rows() -> list[Row]:
         ("long", 1, 512, {1: 5, 16: 32, 64: 128, 256: 256}),
     ):
         rows += [Row(shape, c, per_event, output, n) for c, n in counts.items()]
+    mean_seconds = (TTFT_MS + MIXED_MEAN_OUTPUT * ITL_MS) / 1e3
+    rows += [Row("mixed", c, 1, MIXED_OUTPUT_CAP, n, rate=round(c / mean_seconds, 2), burstiness=0.5)
+             for c, n in {64: 512, 256: 1536}.items()]
     return rows
+
+
+MIXED_CONVERSATIONS = 2000
+MIXED_OUTPUT_CAP = 256
+
+
+def write_chats(path: Path) -> float:
+    """The mixed rows' ShareGPT file (seeded, unique 48-character heads); returns the mean output
+    length after the cap, in tokens as kitt estimates them without a tokenizer (1.3 a word)."""
+    import random
+
+    rng = random.Random("harness-accuracy-chats")
+    words = "the of and to in is was for it with as on be at by from or have an they which one you were".split()
+    conversations, outputs = [], []
+    for i in range(MIXED_CONVERSATIONS):
+        prompt_words = min(max(int(rng.lognormvariate(4.5, 1.0)), 8), 1500)
+        answer_words = min(max(int(rng.lognormvariate(4.3, 0.9)), 4), 600)
+        prompt = f"conversation {i:06d}: " + " ".join(rng.choices(words, k=prompt_words))
+        answer = " ".join(rng.choices(words, k=answer_words))
+        conversations.append({"id": str(i), "conversations": [{"from": "human", "value": prompt},
+                                                              {"from": "gpt", "value": answer}]})
+        outputs.append(max(1, min(round(answer_words * 1.3), MIXED_OUTPUT_CAP)))
+    path.write_text(json.dumps(conversations))
+    return statistics.mean(outputs)
+
+
+# The mean output of write_chats' file (checked when the file is written).
+MIXED_MEAN_OUTPUT = 117.9
 
 
 @dataclass
@@ -116,6 +157,9 @@ class Client:
     def load(self, out: Path, log: dict[str, Any]) -> list[Seen]:
         raise NotImplementedError
 
+    def extra(self, out: Path) -> dict[str, Any]:
+        return {}
+
 
 class Kitt(Client):
     name = "kitt"
@@ -126,9 +170,17 @@ class Kitt(Client):
             self.name = "kitt (aiohttp, before)"
 
     def command(self, row: Row, url: str, out: Path) -> list[str]:
+        mixed = ["--dataset", str(out.parent / "chats.json"), "--rate", str(row.rate), "--burstiness",
+                 str(row.burstiness)] if row.shape == "mixed" else []
         return [sys.executable, str(HERE / "clients" / "kitt_bench.py"), "--url", url, "--concurrency",
                 str(row.concurrency), "--num-requests", str(row.requests), "--output-len", str(row.output_len),
-                "--out", str(out / "kitt.json")] + (["--aiohttp"] if self.aiohttp else [])
+                "--out", str(out / "kitt.json")] + (["--aiohttp"] if self.aiohttp else []) + mixed
+
+    def extra(self, out: Path) -> dict[str, Any]:
+        """The schedule lag (send minus due time) of an open-loop row."""
+        lags = [(r["sent"] - r["scheduled"]) * 1e3 for r in json.loads((out / "kitt.json").read_text())["requests"]
+                if r.get("scheduled") is not None and r["sent"]]
+        return _stats("schedule_lag_ms", lags)
 
     def load(self, out: Path, log: dict[str, Any]) -> list[Seen]:
         by_prompt = {r["prompt_head"]: r["rid"] for r in log["requests"]}
@@ -317,7 +369,8 @@ def run_one(client: Client, row: Row, out: Path, timeout: float) -> dict[str, An
     if code != 0:
         tail = (out / "client.log").read_text()[-2000:]
         return {"client": client.name, "row": asdict(row), "error": f"exit {code}: {tail}"}
-    return score(client, row, client.load(out, log), log, sampler) | {"command": shlex.join(command), "loadavg_1m": load}
+    return (score(client, row, client.load(out, log), log, sampler) | client.extra(out)
+            | {"command": shlex.join(command), "loadavg_1m": load})
 
 
 def score(client: Client, row: Row, seen: list[Seen], log: dict[str, Any], sampler: CpuSampler | None) -> dict[str, Any]:
@@ -390,6 +443,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
     for r in results:
         row = r["row"]
         label = f"{row['shape']} c={row['concurrency']} ({row['tokens_per_event']}, {row['output_len']})"
+        if row.get("rate"):
+            label = f"mixed ShareGPT, gamma {row['rate']:g} req/s (burstiness {row['burstiness']:g}), ≈{row['concurrency']} in flight, output ≤ {row['output_len']}"
         if "error" in r:
             lines.append(f"| {r['client']} | {label} | failed: {r['error'][:80]!r} | | | | |")
             continue
@@ -398,6 +453,11 @@ def markdown(results: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['client']} | {label} | {_fmt(r['ttft_err_ms_median'])} / {_fmt(r['ttft_err_ms_p99'])} | {itl}"
                      f" | {_fmt(r['mean_gap_err_ms_median'], 3)} | {_fmt(r.get('cpu_s_per_mtok'), 1)}"
                      f" | {_fmt(r.get('token_rate'), 0)} |")
+    lagged = [r for r in results if "error" not in r and r["row"].get("rate") and r.get("schedule_lag_ms_median") is not None]
+    if lagged:
+        lines += ["", "| client | open-loop row | schedule lag median / p99 (ms) |", "|---|---|---|"]
+        lines += [f"| {r['client']} | gamma {r['row']['rate']:g} req/s, ≈{r['row']['concurrency']} in flight"
+                  f" | {_fmt(r['schedule_lag_ms_median'], 3)} / {_fmt(r['schedule_lag_ms_p99'], 3)} |" for r in lagged]
     lines += ["", "Highest token rate with a median ITL error under 1 ms (per-gap; GuideLLM: per-request mean gap):", ""]
     for name in dict.fromkeys(r["client"] for r in results):
         rates = [r["token_rate"] for r in results if r["client"] == name and "error" not in r
@@ -456,8 +516,7 @@ def main(argv: list[str] | None = None) -> None:
 
     wanted = args.rows.split(",")
     rows = [r for r in default_rows() if r.shape in wanted or r.name in wanted]
-    rows = [Row(r.shape, r.concurrency, r.tokens_per_event, r.output_len,
-                max(int(r.requests * args.scale), r.concurrency)) for r in rows]
+    rows = [replace(r, requests=max(int(r.requests * args.scale), r.concurrency)) for r in rows]
     clients: list[Client] = []
     names = args.clients.split(",")
     tokenizer_python: Path | None = None
@@ -482,11 +541,17 @@ def main(argv: list[str] | None = None) -> None:
         ensure_tokenizer(tokenizer_python)
 
     args.out.mkdir(parents=True, exist_ok=True)
+    if any(row.shape == "mixed" for row in rows):
+        mean_output = write_chats(args.out / "chats.json")
+        assert abs(mean_output - MIXED_MEAN_OUTPUT) < 0.5, f"MIXED_MEAN_OUTPUT is {mean_output:.1f} now: update it"
+        clients_for_mixed = [c for c in clients if isinstance(c, Kitt) and not c.aiohttp]
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     results = []
     for row in rows:
         for client in clients:
+            if row.shape == "mixed" and client not in clients_for_mixed:
+                continue  # the other clients would need their own dataset and arrival options
             slug = re.sub(r"\W+", "-", client.name.lower()).strip("-")
             result = run_one(client, row, args.out / f"{row.name}-{slug}", args.timeout)
             results.append(result)

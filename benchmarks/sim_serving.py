@@ -55,7 +55,8 @@ sys.path.insert(0, str(ROOT))
 
 from kitt.bench.loadgen import Target, run_level  # noqa: E402
 from kitt.bench.records import RequestRecord  # noqa: E402
-from kitt.bench.workload import RequestSpec, build_requests  # noqa: E402
+from kitt.workload.spec import RequestSpec  # noqa: E402
+from kitt.workload.synthetic import build_requests  # noqa: E402
 from kitt.config import Level  # noqa: E402
 from kitt.engines.specs import SIM_SERVING_DEFAULTS  # noqa: E402
 
@@ -102,7 +103,7 @@ def run(name: str, config: dict[str, Any], streams: int, tree: Path, out: Path) 
     records: list[RequestRecord] = []
     try:
         asyncio.run(run_level(Target(base_url=f"http://127.0.0.1:{line.split()[1]}", model="bench"), specs,
-                              Level("concurrency", streams), test_name=name, run_number=1, seed=0, sink=records))
+                              Level("concurrency", streams), test_name=name, run_number=1, sink=records))
         cpu = server_cpu_s(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)

@@ -71,6 +71,10 @@ class ActionRun:
                 self._report(benchmark_ok)
         except KittError as error:
             self.fail(error)
+        except BaseException:
+            # A bug (or a cancel) after the gate was decided must not leave passed=true behind.
+            self.outputs.update(passed="false", verdict="error")
+            raise
         finally:
             self._finish()
         return self.exit_code
@@ -111,6 +115,9 @@ class ActionRun:
             raise
         except KittError as error:
             self.fail(error)
+            if error.results_dir is not None:  # kept beside an earlier result set: nothing in results-dir is this run's
+                self.outputs["results-dir"] = str(error.results_dir)  # so the artifact is this run's, not the earlier
+                return None
             try:  # nothing measured (cancelled before the first level, say): the error above says it all
                 path = self.inputs.results_dir / METRICS_FILE
                 if not path.is_file():  # an A/B run writes its arms' result sets below
@@ -198,7 +205,7 @@ class ActionRun:
             verdict=report.verdict,
             **{"comment-url": outcome.comment_url or ""},
         )
-        default_branch = (self.context.event().get("repository") or {}).get("default_branch")
+        default_branch = self.context.event_object("repository").get("default_branch")  # untrusted: any type
         # The history is the default branch's (no base ref on a push): only its own pushes extend it.
         if self.context.event_name == "push" and baseline_dir is not None and self.context.ref_name == default_branch:
             self._trend(baseline_dir)
@@ -295,7 +302,7 @@ class ActionRun:
     # ------------------------------------------------------------------ outputs
 
     def _finish(self) -> None:
-        if self.context.flavour == "docker" and self.inputs.upload_artifact and self.inputs.results_dir.is_dir():
+        if self.context.flavour == "docker" and self.inputs.upload_artifact and Path(self.outputs["results-dir"]).is_dir():
             self._upload()
         self.notes.flush()
         set_outputs(self.outputs, self.context.output_path, self.notes)
@@ -304,7 +311,7 @@ class ActionRun:
         from kitt.github.artifacts import upload_from_environment
 
         try:
-            upload_from_environment(self.inputs.artifact_name, self.inputs.results_dir)
+            upload_from_environment(self.inputs.artifact_name, Path(self.outputs["results-dir"]))
         except KittError as error:
             self.fail(error)
 
@@ -350,6 +357,9 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         notes.error(str(error))
         set_outputs({"passed": "false", "verdict": "error", "regressions": "0"}, context.output_path, notes)
         return error.exit_code
-    for secret in (inputs.github_token, inputs.hf_token, *inputs.net.secrets()):
+    from kitt.redact import url_secrets
+
+    urls = (inputs.endpoint, inputs.baseline_endpoint)
+    for secret in (inputs.github_token, inputs.hf_token, *inputs.net.secrets(), *(s for u in urls for s in url_secrets(u))):
         mask(secret, context.in_actions)
     return ActionRun(inputs, context).execute()

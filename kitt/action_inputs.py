@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from kitt.net import NetPolicy
 from kitt.config import AB_SCHEDULES
 from kitt.errors import UsageError
+from kitt.workload.datasets import FORMATS as DATASET_FORMATS
 
 if TYPE_CHECKING:
     from kitt.ci import ReportOptions
@@ -69,7 +70,7 @@ class ActionInputs:
     baseline_model: str | None
     baseline_endpoint: str | None
     ab_schedule: str
-    repeats: int | None
+    repeats: int | str | None  # a count, "auto" or None (the suite's)
     native: bool
     comment: str
     comment_key: str
@@ -78,6 +79,8 @@ class ActionInputs:
     hf_token: str
     container_cli: str | None = None  # None: docker, else podman when only podman is installed
     gpus: str = "all"
+    dataset: str | None = None  # a file of the user's prompts, instead of the suite's synthetic ones
+    dataset_format: str = "openai-chat"
     net: NetPolicy = field(default_factory=NetPolicy)  # the API key from the variable input api-key-env names
 
     @classmethod
@@ -117,7 +120,10 @@ class ActionInputs:
             baseline_model=get("baseline-model") or None,
             baseline_endpoint=get("baseline-endpoint") or None,
             ab_schedule=_choice(get("ab-schedule", "interleaved"), "ab-schedule", AB_SCHEDULES),
-            repeats=_whole(get("repeats"), "repeats"),
+            repeats=_repeats(get("repeats")),
+            dataset=get("dataset") or None,
+            dataset_format=_choice(get("dataset-format", "openai-chat") or "openai-chat", "dataset-format",
+                                   DATASET_FORMATS),
             native=_boolean(get("native", "false"), "native"),
             comment=_choice(get("comment", "always"), "comment", COMMENT_POLICIES),
             comment_key=key,
@@ -242,13 +248,23 @@ def preflight(inputs: ActionInputs, context: ActionsContext) -> Any:
     return None
 
 
+def _repeats(text: str) -> int | str | None:
+    """The repeats input: empty (the suite's), a whole number, or auto (A/B only)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    return _whole(text, "repeats")
+
+
 def _run_config(inputs: ActionInputs, context: ActionsContext) -> Any:
     from kitt.config import BaselineArm, Overrides, RunConfig, apply_overrides, check_run_config, load_suite
     from kitt.engines import choose_mode, get_engine
 
     spec = _as_input("engine", lambda: get_engine(inputs.engine))
     _as_input("endpoint", lambda: choose_mode(spec, native=inputs.native, endpoint=inputs.endpoint))
-    suite = _as_input("suite", lambda: apply_overrides(load_suite(inputs.suite), Overrides(repeats=inputs.repeats)))
+    overrides = Overrides(repeats=inputs.repeats, dataset=inputs.dataset,
+                          dataset_format=inputs.dataset_format if inputs.dataset else None)
+    suite = _as_input("suite", lambda: load_suite(inputs.suite))
+    suite = _as_input("dataset" if inputs.dataset else "suite", lambda: apply_overrides(suite, overrides))
     config = RunConfig(
         model=inputs.model,
         engine=inputs.engine,
@@ -266,6 +282,7 @@ def _run_config(inputs: ActionInputs, context: ActionsContext) -> Any:
         commit=context.sha,
         branch=context.ref_name,
         net=inputs.net,
+        engine_cache=context.engine_cache,
     )
     _as_input("endpoint" if inputs.endpoint else "model", lambda: check_run_config(config))
     if config.baseline is not None:

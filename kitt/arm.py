@@ -21,14 +21,16 @@ from kitt import capacity, telemetry
 from kitt.bench.loadgen import Progress, Target, run_level
 from kitt.bench.metrics import compute_metrics
 from kitt.bench.records import RequestRecord
-from kitt.bench.workload import build_requests
+from kitt.workload import arrivals, identity, plan, tokens
 from kitt.config import Level, RunConfig, TestSpec, suite_to_dict
 from kitt.engines import choose_mode, create_runner, get_engine
 from kitt.engines.base import EngineSpec, Runner, ServerHandle
 from kitt.engines.readiness import wait_until_ready
-from kitt.errors import EngineDied, EngineNotReady
+from kitt.engines.tokenize import engine_tokenizer
+from kitt.errors import BenchmarkError, EngineDied, EngineNotReady
 from kitt.progress import Reporter
 from kitt.provenance import source_revision
+from kitt.redact import redact_url
 
 COUNTER_SETTLE_SECONDS = 3.0
 CLIENT_SATURATION_PCT = 90.0
@@ -81,7 +83,11 @@ class Arm:
         self.curves: list[dict[str, Any]] = []  # capacity searches: every probed level (kitt.capacity)
         self.positions: dict[str, list[int]] = {}  # A/B: per test, this arm's place in each pair (0 first)
         self.handle: ServerHandle | None = None
+        self.startups: list[dict[str, Any]] = []  # one per engine start (ABBA blocks start the baseline twice)
         self._written = 0
+        self.counter: tokens.Counter | None = None  # how prompt lengths are made exact; None: approximate
+        self.sent: dict[str, dict[str, Any]] = {}  # per test: the lengths its measured requests asked for
+        self.requested_input: dict[tuple[str, int, int], int] = {}  # (level, run, index) -> prompt length asked
 
     def prepare(self, nvml: Any, gpu_note: str | None, hw: dict[str, Any]) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -99,6 +105,7 @@ class Arm:
             log_path=self.out / "engine.log",
             container_cli=self.config.container_cli,
             gpus=self.config.gpus,
+            engine_cache=self.config.engine_cache,
         )
         self.samples = rs.SamplesWriter(self.out / rs.SAMPLES_FILE)
         self.sampler = telemetry.GpuSampler(nvml, gpu_note)
@@ -111,22 +118,71 @@ class Arm:
         if self.mode in ("docker", "native"):
             self.reporter.line(f"Starting {self.spec.name} in {self.mode} mode for {self.config.model}"
                                + (f" ({self.label})" if self.name else ""))
+        began = time.monotonic()
         handle = self.runner.start()
+        launched = time.monotonic()
         timeout = self.ready_timeout()
         proxy = self.config.net.proxy_for(handle.base_url)
         if proxy is not None:
             self._note(f"requests to {redact_url(handle.base_url)} go through the proxy {proxy.url} "
                        "(from the environment; NO_PROXY bypasses it): its latency is in every figure")
+        stages: list[tuple[str, float]] = []
+
+        def on_stage(stage: str) -> None:
+            stages.append((stage, time.monotonic()))
+            self.reporter.line(f"  waiting for {stage}")
+
         try:
             wait_until_ready(self.runner, handle, api=self.api, timeout=timeout, net=self.config.net,
-                             on_stage=lambda stage: self.reporter.line(f"  waiting for {stage}"))
+                             on_stage=on_stage,
+                             endpoint_flag="--baseline-endpoint" if self.name == "baseline" else "--endpoint")
         except EngineNotReady as exc:
             if not self.name:
                 raise
             raise EngineNotReady(f"the {self.label}: {exc.message}", hint=exc.hint, log_tail=exc.log_tail) from None
         self.handle = handle
-        self.reporter.line(f"{self.spec.name} is ready at {handle.base_url}" + (f" ({self.label})" if self.name else ""))
+        self._record_startup(handle, began, launched, stages)
+        self.reporter.line(f"{self.spec.name} is ready at {redact_url(handle.base_url)}"
+                           + (f" ({self.label})" if self.name else ""))
+        self.counter = self._counter(handle)
         self.write_config(started_at, ab)
+
+    def _record_startup(self, handle: ServerHandle, began: float, launched: float,
+                        stages: list[tuple[str, float]]) -> None:
+        """The engine's start-up, from launch to ready: what the runner timed (pull, start), the
+        readiness wait, and each readiness stage, for config.json and the summary's notes."""
+        ready = time.monotonic()
+        marks = [at for _, at in stages] + [ready]
+        record: dict[str, Any] = {
+            "mode": self.mode, "total_s": round(ready - began, 3), **handle.startup,
+            "launch_s": round(launched - began, 3), "ready_s": round(ready - launched, 3),
+            "stages": {stage: round(marks[i + 1] - at, 3) for i, (stage, at) in enumerate(stages)},
+        }
+        self.startups.append(record)
+        parts = [f"{key[:-2]} {record[key]:.1f} s" for key in ("pull_s", "start_s") if key in record]
+        parts.append(f"readiness {record['ready_s']:.1f} s")
+        self.notes.append(f"Engine start-up{' of the ' + self.label if self.name else ''}: {record['total_s']:.1f} s "
+                          f"({', '.join(parts)}).")
+
+    def _counter(self, handle: ServerHandle) -> tokens.Counter | None:
+        """The engine's /tokenize, else the model's local tokenizer.json (completions only), else None."""
+        counter: tokens.Counter | None = engine_tokenizer(self.spec, handle.base_url, handle.served_model, self.api,
+                                                          self.config.net)
+        if counter is not None:
+            try:
+                counter.count(["kitt"])  # one call: an engine build without /tokenize falls back, and says so
+            except BenchmarkError as exc:
+                self._note(f"prompt lengths are approximate: {exc.message}")
+                counter = None
+        if counter is None and self.api != "chat":
+            counter = tokens.LocalTokenizer.for_model(self.config.model)
+        return counter
+
+    @property
+    def length_method(self) -> str:
+        if self.counter is not None:
+            return self.counter.method
+        return tokens.APPROXIMATE
 
     def ready_timeout(self) -> float:
         return ready_timeout(self.config.ready_timeout, self.mode)
@@ -150,7 +206,7 @@ class Arm:
         if not self.suite.warmup:
             return
         name = test.test_name(level)
-        warm = build_requests(self.suite.warmup, test.input_len, test.output_len, self.suite.seed, f"{name}:warmup")
+        warm = self._requests(test, self.suite.warmup, name, 0).requests
         warm_level = level if level.kind == "concurrency" else Level("concurrency", min(4, len(warm)))
         self._measure(warm, warm_level, name, 0)
         self.flush_samples()
@@ -161,18 +217,29 @@ class Arm:
         if test.capacity is not None:
             self.capacity_repeat(test, run_number, position)
             return
-        requests = self.test_requests(test, f"{name}:{run_number}")
+        schedule = None
+        count = test.num_requests
+        if level.kind == "rate":
+            # The same key as kitt has always drawn Poisson gaps from, so stored runs stay comparable.
+            schedule = arrivals.schedule(test.arrival, level.value, count, f"{self.suite.seed}:{name}:{run_number}:arrivals",
+                                         test.duration_s)
+            count = len(schedule)  # a time-boxed level builds only the requests that can arrive
+        fitted = self._requests(test, count, name, run_number)
+        requests = fitted.requests
+        self._account(test, name, run_number, fitted)
         before = self._scrape()
-        cpu_before = _cpu_seconds()
+        # The client's CPU share is its CPU time over the wall time of the same window (not the
+        # level's duration, which starts later: bodies are encoded and streams connected first).
+        cpu_before, wall_before = _cpu_seconds(), time.perf_counter()
         self.sampler.start()
         try:
-            start, end, records = self._measure(requests, level, name, run_number)
+            start, end, records = self._measure(requests, level, name, run_number, schedule, test.duration_s)
         finally:
             self.sampler.stop()
             self.flush_samples()
-        cpu = _cpu_seconds() - cpu_before
+        cpu, window = _cpu_seconds() - cpu_before, time.perf_counter() - wall_before
         after = self._scrape()
-        result = self._result(name, run_number, level, records, end - start, cpu, before, after)
+        result = self._result(name, run_number, level, records, end - start, (cpu, window), before, after)
         self.results.append(result)
         if position is not None:
             self.positions.setdefault(name, []).append(position)
@@ -180,10 +247,6 @@ class Arm:
         if not result.passed:
             self.failures.append(f"{name} run {run_number}{' of the ' + self.label if self.name else ''}: "
                                  f"{result.errors[0]}")
-
-    def test_requests(self, test: TestSpec, tag: str) -> list[Any]:
-        """The test's requests for one measured level (fresh prompts per ``tag``)."""
-        return build_requests(test.num_requests, test.input_len, test.output_len, self.suite.seed, tag)
 
     def capacity_repeat(self, test: TestSpec, run_number: int, position: int | None = None) -> None:
         """One repeat of a capacity test: a search over the test's load (kitt.capacity)."""
@@ -199,33 +262,79 @@ class Arm:
                            + (f" ({self.label})" if self.name else ""))
 
     def probe(self, test: TestSpec, level: Level, run_number: int, tag: str) -> dict[str, float | None]:
-        """One level of a capacity search: measured like a repeat, kept only in the search's curve."""
+        """One level of a capacity search: the test's workload built as for any level (lengths, mix,
+        dataset, exact tokenization), measured like a repeat, kept only in the search's curve."""
         name = test.test_name(Level("capacity", 0))
-        requests = self.test_requests(test, f"{name}.{level.label}:{run_number}:{tag}")
-        cpu_before = _cpu_seconds()
+        schedule = None
+        count = test.num_requests
+        if level.kind == "rate":
+            schedule = capacity.probe_schedule(test, level.value, self.suite.seed, name, run_number)
+            count = len(schedule)
+        # Fresh prompts per probe (its own salt): a re-measure must not hit the prompts' prefix cache.
+        fitted = self._requests(test, count, f"{name}.{level.label}.{tag}", run_number)
+        self._account(test, name, run_number, fitted)
+        cpu_before, wall_before = _cpu_seconds(), time.perf_counter()
         try:
-            # One name for every probe of a repeat: open-loop arrivals are seeded by it, so each probe
-            # sends the same arrival pattern scaled to its rate (common random numbers, kitt.capacity).
-            start, end, records = self._measure(requests, level, name, run_number)
+            start, end, records = self._measure(fitted.requests, level, name, run_number, schedule, test.duration_s)
         finally:
             self.flush_samples()
-        return self._result(name, run_number, level, records, end - start, _cpu_seconds() - cpu_before,
-                            None, None).metrics
+        cpu = (_cpu_seconds() - cpu_before, time.perf_counter() - wall_before)
+        return self._result(name, run_number, level, records, end - start, cpu, None, None).metrics
 
-    def _measure(self, requests: list[Any], level: Level, name: str,
-                 run_number: int) -> tuple[float, float, list[RequestRecord]]:
+    def _requests(self, test: TestSpec, count: int, name: str, run_number: int) -> tokens.Fitted:
+        """The level's requests (run 0: the warm-up), built and with a tokenizer fitted to exact lengths
+        before its clock starts; the same for both arms of an A/B run that share a tokenizer."""
+        salt = f"{name}:warmup" if run_number == 0 else f"{name}:{run_number}"
+        counter = self.counter
+        answers = counter.count if counter is not None and self.api != "chat" else None
+        try:
+            requests = plan.build_level(count, input_len=test.input_len, output_len=test.output_len, mix=test.mix,
+                                        dataset=test.dataset, seed=self.suite.seed, salt=salt, count_tokens=answers)
+            if counter is None:
+                return tokens.Fitted(requests)
+            return tokens.fit(requests, counter, self.suite.seed, salt, synthetic=test.dataset is None)
+        except BenchmarkError:
+            # The tokenizer stopped answering: if the engine died, say that, as a level would.
+            deadline = time.monotonic() + 2.0
+            while (status := self.runner.exit_status()) is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if status is not None:
+                raise self._died(status, self._phase(name, run_number)) from None
+            raise
+
+    def _phase(self, name: str, run_number: int) -> str:
+        phase = f"{name} " + ("warm-up" if run_number == 0 else f"run {run_number}")
+        return phase + (f" of the {self.label}" if self.name else "")
+
+    def _died(self, status: int, phase: str) -> EngineDied:
+        return EngineDied(f"{self.spec.name} exited with status {status} during {phase}",
+                          hint="See the engine log; the samples measured so far are kept.",
+                          log_tail=self.runner.log_tail(50))
+
+    def _account(self, test: TestSpec, name: str, run_number: int, fitted: tokens.Fitted) -> None:
+        """Remember what a measured repeat asked for: the report's line of what was sent."""
+        sent = self.sent.setdefault(test.name, {"inputs": [], "outputs": [], "skipped": 0, "inexact": 0})
+        for spec in fitted.requests:
+            self.requested_input[(name, run_number, spec.index)] = spec.input_len
+            if spec.input_len:
+                sent["inputs"].append(spec.input_len)
+            sent["outputs"].append(spec.max_tokens)
+        sent["skipped"] += fitted.skipped
+        sent["inexact"] += fitted.inexact
+        if fitted.skipped:
+            limit = self.counter.max_model_len if self.counter else None
+            self._note(f"{name} run {run_number}: {fitted.skipped} dataset prompts were skipped: with their output "
+                       f"they do not fit the engine's context ({limit} tokens)")
+
+    def _measure(self, requests: list[Any], level: Level, name: str, run_number: int,
+                 schedule: list[float] | None = None,
+                 duration: float | None = None) -> tuple[float, float, list[RequestRecord]]:
         first = len(self.records)
         progress = Progress()
-        phase = f"{name} " + ("warm-up" if run_number == 0 else f"run {run_number}")
-        if self.name:
-            phase += f" of the {self.label}"
+        phase = self._phase(name, run_number)
 
         def died(status: int) -> EngineDied:
-            return EngineDied(
-                f"{self.spec.name} exited with status {status} during {phase}",
-                hint="See the engine log; the samples measured so far are kept.",
-                log_tail=self.runner.log_tail(50),
-            )
+            return self._died(status, phase)
 
         async def measured() -> tuple[float, float]:
             task = asyncio.current_task()
@@ -233,7 +342,7 @@ class Arm:
             with _EngineWatch(self.runner, asyncio.get_running_loop(), task) as watch:
                 try:
                     return await run_level(self._target(requests), requests, level, test_name=name, run_number=run_number,
-                                           seed=self.suite.seed, sink=self.records, progress=progress)
+                                           sink=self.records, progress=progress, schedule=schedule, duration=duration)
                 except asyncio.CancelledError:
                     if watch.status is not None:
                         raise died(watch.status) from None
@@ -251,9 +360,10 @@ class Arm:
     # ------------------------------------------------------------------ results
 
     def _result(self, name: str, run_number: int, level: Level, records: list[RequestRecord], duration: float,
-                cpu: float, before: dict[str, float] | None, after: dict[str, float] | None) -> rs.TestResult:
+                cpu: tuple[float, float], before: dict[str, float] | None,
+                after: dict[str, float] | None) -> rs.TestResult:
         metrics: dict[str, float | None] = {level.kind if level.kind == "concurrency" else "request_rate": level.value}
-        metrics.update(compute_metrics(records, duration, self.suite.slo or None, cpu_seconds=cpu,
+        metrics.update(compute_metrics(records, duration, self.suite.slo or None, cpu_seconds=cpu[0], cpu_window=cpu[1],
                                        exact_length=self.spec.exact_length_fields is not None))
         client_tokens = sum(r.output_tokens for r in records)
         metrics.update(self.sampler.summary(metrics["total_output_tokens"] or 0))
@@ -264,6 +374,10 @@ class Arm:
         if server_tokens is not None:
             metrics["server_generation_tokens"] = server_tokens
             metrics["token_count_mismatch"] = abs(server_tokens - client_tokens)
+        counted = [r for r in records if r.ok and r.usage_from_server]
+        if counted:  # what the server counted: the lengths that were really sent and generated
+            metrics["mean_input_tokens"] = sum(r.prompt_tokens or 0 for r in counted) / len(counted)
+            metrics["mean_output_tokens"] = sum(r.output_tokens for r in counted) / len(counted)
         prompt_delta = telemetry.counter_delta(before, after, self.spec.prompt_tokens_metric)
         if prompt_delta is not None:
             metrics["server_prompt_tokens"] = prompt_delta
@@ -277,6 +391,11 @@ class Arm:
         if metrics.get("token_count_mismatch"):
             self._note(f"{name} run {run_number}: the server counted {server_tokens:.0f} generated tokens, the client "
                        f"{client_tokens}; see token_count_mismatch")
+        if metrics.get("usage_count_rejected"):
+            why = next(r.usage_rejected for r in records if r.usage_rejected)
+            self._note(f"{name} run {run_number}: the server's usage count of {metrics['usage_count_rejected']:.0f} "
+                       f"request(s) was not believable ({why}); their tokens are counted from the stream's events "
+                       "(see usage_count_rejected)")
         if (metrics["client_cpu_util_pct"] or 0) > CLIENT_SATURATION_PCT:
             self._note(f"{name} run {run_number}: the load generator used {metrics['client_cpu_util_pct']:.0f}% of a "
                        "CPU core; latencies may include client overhead")
@@ -331,12 +450,24 @@ class Arm:
             "network": self.config.net.describe(handle.base_url if handle else self.config.endpoint or ""),
             "seed": self.suite.seed,
             "suite": suite_to_dict(self.suite),
+            "workload": self._workload(),
             "hardware_fingerprint": self.hw.get("fingerprint"),
+            "startup": list(self.startups),
             **source_revision(self.config.commit, self.config.branch),
         }
         if ab is not None:
             config["ab"] = {**ab, "arm": self.name, "positions": self.positions}
         rs.write_json(self.out / rs.CONFIG_FILE, config)
+
+    def _workload(self) -> dict[str, Any]:
+        """What was sent (kitt.workload.identity): without a tokenizer, the method says how far the
+        lengths asked for were from what the server counted."""
+        method = self.length_method
+        if self.counter is None:
+            counted = [(self.requested_input.get((r.test_name, r.run_number, r.index), 0), r.prompt_tokens)
+                       for r in self.records if r.run_number and r.ok and r.usage_from_server]
+            method = tokens.approximation([a for a, _ in counted], [c for _, c in counted])
+        return identity.workload_record(suite_to_dict(self.suite), api=self.api, method=method, sent=self.sent)
 
     def finish(self, started_at: str, elapsed: float, ab: dict[str, Any] | None) -> None:
         """Write everything measured, whatever happened: samples, config and metrics (the run adds summary.md)."""
@@ -367,6 +498,8 @@ def ready_timeout(given: float | None, mode: str) -> float:
 
 
 def _cpu_seconds() -> float:
+    """kitt's whole process, every thread: the load generator's and the watch, sampler and progress
+    threads beside it, which take CPU from the same cores while the level runs."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -383,11 +516,3 @@ def _one_line(result: rs.TestResult) -> str:
             f" · TTFT p50 {fmt('median_ttft_ms')} · TPOT p50 {fmt('median_tpot_ms')}"
             f" · {fmt('output_throughput', ' tok/s')}")
 
-
-def redact_url(url: str) -> str:
-    from urllib.parse import urlparse, urlunparse
-
-    parsed = urlparse(url)
-    if parsed.username or parsed.password:
-        parsed = parsed._replace(netloc=parsed.hostname + (f":{parsed.port}" if parsed.port else ""))
-    return urlunparse(parsed)

@@ -3,7 +3,8 @@
 A capacity test (``capacity:`` in a suite's test, :class:`kitt.config.CapacitySpec`) has no fixed
 levels: each repeat searches [min, max] for the highest load (concurrent streams, or requests/s of
 Poisson arrivals) whose measured level meets every SLO key. Each probe is one level of the test's
-own workload (the requests the arm builds for any other level, ``num_requests`` of them).
+own workload, built as the arm builds any level (``kitt.workload.plan``: lengths, mix or dataset,
+exact lengths through the engine's tokenizer), ``num_requests`` of them, time-boxed by ``duration_s``.
 
 The search (:class:`CapacitySearch`, pure: it is told what each probe measured and says what to
 probe next):
@@ -19,9 +20,10 @@ probe next):
    over the SLO keys (1.0: exactly at the goal). A probe within ``NEAR_PCT`` of the goal is
    measured once more and judged on the mean of its two ratios, so one noisy p99 near the
    boundary does not move the bracket; a probe far from the goal is measured once.
-4. **Common random numbers.** Every probe of one repeat sends the same Poisson arrival pattern,
-   scaled to its rate (the load generator seeds arrivals by test name and repeat, and every probe
-   of a repeat carries the test's name), so the probes of a repeat differ only in load: the
+4. **Common random numbers.** Every probe of one repeat sends the same arrival pattern (the
+   test's ``arrival``: Poisson, gamma or constant), scaled to its rate (:func:`probe_schedule`
+   draws every probe's schedule from one key, the test's name and the repeat, and the draws of
+   ``kitt.workload.arrivals`` scale with 1/rate), so the probes of a repeat differ only in load: the
    measured curve rises with the load instead of jumping with each probe's luck, and a
    re-measure near the goal sees the server's noise. Repeats draw different patterns, so the
    spread of ``capacity`` across repeats is the arrival pattern's effect on the p99.
@@ -42,6 +44,7 @@ from typing import Any, Protocol
 
 from kitt import results as rs
 from kitt.config import CapacitySpec, Level, TestSpec
+from kitt.workload import arrivals
 
 NEAR_PCT = 10.0  # a probe whose worst SLO ratio is within this of 1.0 is measured twice
 GROWTH = 2.0  # monotone probing multiplies the load by this while the SLO holds
@@ -169,6 +172,15 @@ class CapacitySearch:
 
 def level_of(spec: CapacitySpec, load: float) -> Level:
     return Level("concurrency", int(load)) if spec.over == "concurrency" else Level("rate", load)
+
+
+def probe_schedule(test: TestSpec, rate: float, seed: int, name: str, run_number: int) -> list[float]:
+    """An open-loop probe's due times: one key per repeat (not per probe), so every probe of a
+    repeat draws the same gaps from the same random stream; exponential and gamma gaps scale with
+    1/rate, so each probe's steady schedule is the repeat's unit-rate pattern divided by its rate
+    (a ramp-up keeps its length in seconds; ``duration_s`` cuts each schedule where it ends)."""
+    return arrivals.schedule(test.arrival, rate, test.num_requests, f"{seed}:{name}:{run_number}:arrivals",
+                             test.duration_s)
 
 
 class ProbingArm(Protocol):

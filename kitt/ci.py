@@ -27,6 +27,7 @@ from kitt.comparison import Comparison, MetricRow
 from kitt.errors import GitHubError, KittError, ResultsError, UsageError
 from kitt.platform import COMMENT_LIMIT, SUMMARY_LIMIT, comment_size
 from kitt.importers import has_results, has_results_file, load_results
+from kitt.redact import neutralise
 from kitt.results import HISTORY_JOB_FOLDER, METRICS_FILE, ResultSet
 from kitt.thresholds import load_thresholds
 
@@ -386,7 +387,7 @@ def publish_report(
         missing = [n for n, v in (("--github-token", options.github_token), ("--repo", options.repo), ("--pr", options.pr)) if not v]
         if len(missing) < 3:
             outcome.notices.append(Notice("warning", f"Not posting a PR comment: {', '.join(missing)} not given."))
-        out.write(report.markdown)
+        out.write(neutralise(report.markdown))  # results may be a fork's: no workflow command in the log
         out.flush()
         outcome.printed = True
     if options.require_comment and not want_comment:
@@ -439,7 +440,7 @@ def _keep_report(outcome: ReportOutcome, options: ReportOptions, report: Report,
     if options.summary_path is not None:
         _append_summary(outcome, options, report.full_markdown or report.markdown)
     if not outcome.summary_written:
-        out.write(report.markdown)
+        out.write(neutralise(report.markdown))
         out.flush()
         outcome.printed = True
 

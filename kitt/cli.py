@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
 from kitt import __version__
 from kitt.errors import KittError, UsageError, print_engine_log
+from kitt.redact import neutralise, safe_line
 
 if TYPE_CHECKING:
     from kitt.net import NetPolicy
@@ -55,6 +56,10 @@ def _non_negative_int(text: str) -> int:
     return _whole_number(text, 0)
 
 
+def _repeats(text: str) -> int | str:
+    return "auto" if text.strip().lower() == "auto" else _whole_number(text, 1)
+
+
 def _float_above(text: str, minimum: float, inclusive: bool) -> float:
     try:
         value = float(text)
@@ -63,6 +68,10 @@ def _float_above(text: str, minimum: float, inclusive: bool) -> float:
     if value < minimum or (value == minimum and not inclusive) or not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a number {'>=' if inclusive else '>'} {minimum:g}, got {text}")
     return value
+
+
+# kitt.workload.datasets.FORMATS, written out so that ``kitt --help`` imports no workload code.
+DATASET_FORMATS = ("openai-chat", "sharegpt", "prompts")
 
 
 def _positive_float(text: str) -> float:
@@ -100,15 +109,28 @@ def build_parser() -> argparse.ArgumentParser:
                               "hardware.json, config.json and summary.md into OUTPUT.")
     run.add_argument("-m", "--model", required=True, help="model id, local path (or GGUF file for llama-cpp)")
     run.add_argument("-e", "--engine", required=True, help="vllm, sglang, tgi, llama-cpp, ollama, sim or openai")
-    run.add_argument("-s", "--suite", default="quick", help="quick, standard, performance, or a suite YAML path")
+    run.add_argument("-s", "--suite", default="quick", help="quick, standard, performance, chat, or a suite YAML path")
     run.add_argument("-o", "--output", required=True, type=Path, help="directory for the result set")
     run.add_argument("--endpoint", help="URL of a running OpenAI-compatible server (engine openai)")
     run.add_argument("--concurrency", help="closed-loop streams for every test, a sweep like 1,4,16")
-    run.add_argument("--request-rate", type=_positive_float, help="open loop: Poisson arrivals, requests/s")
+    run.add_argument("--request-rate", type=_positive_float,
+                     help="open loop: arrivals at this many requests/s (Poisson, unless the suite says gamma or constant)")
     run.add_argument("--num-requests", type=_positive_int, help="measured requests per repeat and level")
-    run.add_argument("--input-len", type=_positive_int, help="prompt length in tokens (approximate)")
+    run.add_argument("--input-len", type=_positive_int,
+                     help="prompt length in tokens (exact where the engine has a tokenizer kitt can ask)")
     run.add_argument("--output-len", type=_positive_int, help="output length in tokens")
-    run.add_argument("--repeats", type=_positive_int, help="repeats per level (the gate needs several)")
+    run.add_argument("--duration", type=_positive_float, metavar="SECONDS",
+                     help="time-box every level: no new request after SECONDS (in-flight ones finish and count); "
+                     "with --num-requests, whichever comes first")
+    run.add_argument("--dataset", metavar="PATH", help="send prompts from this file instead of synthetic ones")
+    run.add_argument("--dataset-format", choices=DATASET_FORMATS,
+                     help="the dataset's format (default: openai-chat)")
+    run.add_argument("--repeats", type=_repeats,
+                     help="repeats per level (the gate needs several), or auto: A/B pairs until every gated "
+                     "metric is decided (docs/gpu-minutes.md)")
+    run.add_argument("--min-repeats", type=_positive_int, help="with --repeats auto: pairs before the first look "
+                     "(default 3)")
+    run.add_argument("--max-repeats", type=_positive_int, help="with --repeats auto: pairs at most (default 10)")
     run.add_argument("--warmup", type=_non_negative_int, help="warm-up requests per level, not measured")
     run.add_argument("--seed", type=_non_negative_int, help="seed for prompts and arrival times")
     run.add_argument("--api", choices=("completions", "chat"), help="OpenAI API to call (default: the engine's)")
@@ -117,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="extra server argument, repeatable (use --engine-arg=--flag for dashes)")
     run.add_argument("--port", type=_port, help="host port for the engine (default: a free one)")
     run.add_argument("--native", action="store_true", help="run the engine's own server command, not Docker")
+    run.add_argument("--engine-cache", type=Path, metavar="DIR",
+                     help="Docker mode: keep the engines' compile caches here between runs "
+                     "(default under Actions: $RUNNER_TOOL_CACHE/kitt/engine-cache)")
     _add_container_cli(run)
     run.add_argument("--gpus", type=_gpus, default="all",
                      help="GPUs for the container: all (default), none, or indexes like 0,1")
@@ -237,7 +262,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         num_requests=args.num_requests,
         input_len=args.input_len,
         output_len=args.output_len,
+        duration_s=args.duration,
+        dataset=args.dataset,
+        dataset_format=args.dataset_format,
         repeats=args.repeats,
+        min_repeats=args.min_repeats,
+        max_repeats=args.max_repeats,
         warmup=args.warmup,
         seed=args.seed,
         api=args.api,
@@ -261,13 +291,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
         net=_net_policy(args),
     )
     context = ActionsContext.from_environment()
-    config = replace(config, commit=context.sha, branch=context.ref_name)  # recorded in config.json
+    _mask_run_secrets(config.net, (args.endpoint, args.baseline_endpoint), context.in_actions)
+    config = replace(config, commit=context.sha, branch=context.ref_name,  # recorded in config.json
+                     engine_cache=args.engine_cache or context.engine_cache)
     outcome = run_benchmark(config, Reporter(groups=context.in_actions))
-    print(f"Results written to {outcome.output}")
+    print(safe_line(f"Results written to {outcome.output}"))
     if config.baseline is not None:
-        print(f"Compare: kitt ci report --results-dir {outcome.output / 'candidate'} "
-              f"--baseline-dir {outcome.output / 'baseline'}")
+        print(safe_line(f"Compare: kitt ci report --results-dir {outcome.output / 'candidate'} "
+                        f"--baseline-dir {outcome.output / 'baseline'}"))
     return 0
+
+
+def _mask_run_secrets(net: NetPolicy, urls: Sequence[str | None], in_actions: bool) -> None:
+    """Under Actions, every credential of the run (key, headers, proxy and URL passwords) is masked."""
+    from kitt.github.actions_io import mask
+    from kitt.redact import url_secrets
+
+    for secret in (*net.secrets(), *(s for url in urls for s in url_secrets(url))):
+        mask(secret, in_actions)
 
 
 def _cmd_engines_list(args: argparse.Namespace) -> int:
@@ -305,7 +346,7 @@ def _cmd_engines_cleanup(args: argparse.Namespace) -> int:
     from kitt.engines.docker import remove_orphans
 
     removed = remove_orphans(everything=args.all, cli=resolve_cli(args.container_cli))
-    print(f"removed {len(removed)} container(s)" + (f": {' '.join(removed)}" if removed else ""))
+    print(safe_line(f"removed {len(removed)} container(s)" + (f": {' '.join(removed)}" if removed else "")))
     return 0
 
 
@@ -386,7 +427,7 @@ def _download_baseline(
 
 def _cmd_ci_trend(args: argparse.Namespace) -> int:
     from kitt.ci import write_text
-    from kitt.github.actions_io import ActionsContext, append_summary
+    from kitt.github.actions_io import ActionsContext, Annotations, append_summary
     from kitt.report.trend import render_trend
     from kitt.thresholds import load_thresholds
     from kitt.trend import analyse, load_history, write_change_points
@@ -399,9 +440,20 @@ def _cmd_ci_trend(args: argparse.Namespace) -> int:
     if args.output:
         write_text(args.output, markdown, "the trend")
     else:
-        sys.stdout.write(markdown)
+        sys.stdout.write(neutralise(markdown))
     if args.summary:
-        append_summary(markdown, ActionsContext.from_environment().summary_path)
+        context = ActionsContext.from_environment()
+        annotations = Annotations(enabled=context.in_actions)
+        # As `ci report` does: a missing or unwritable step summary is a warning, never a traceback.
+        if context.summary_path is None:
+            annotations.warning("--summary was given but there is no step summary file to append to "
+                                "(GITHUB_STEP_SUMMARY is unset).")
+        else:
+            try:
+                append_summary(markdown, context.summary_path)
+            except OSError as exc:
+                annotations.warning(f"Could not append to the step summary {context.summary_path}: "
+                                    f"{exc.strerror or exc}")
     return 0
 
 
@@ -409,7 +461,7 @@ def _cmd_ci_upload(args: argparse.Namespace) -> int:
     from kitt.github.artifacts import upload_from_environment
 
     result = upload_from_environment(args.name, args.path, retention_days=args.retention_days)
-    print(f"uploaded artifact {result.name} ({result.size} bytes, {result.digest}), id {result.id}")
+    print(safe_line(f"uploaded artifact {result.name} ({result.size} bytes, {result.digest}), id {result.id}"))
     return 0
 
 

@@ -8,7 +8,7 @@ whole report. Beyond the threshold but not significant is *inconclusive*, never 
 
 The gate fails closed: a current run that did not pass, a failed repeat, a missing repeat or a
 test that the baseline has and the current run lacks makes the comparison *incomplete*, and
-an incomplete comparison never passes. Another model, engine or suite on the baseline side is
+an incomplete comparison never passes. Another model, engine, suite or workload on the baseline side is
 shown but not gated (like other hardware) unless the caller allows it.
 
 The :class:`Comparison` this module returns (its types are ``kitt.comparison``'s) is complete and holds no words: every number the
@@ -107,9 +107,11 @@ def compare_result_sets(
     thresholds = thresholds or Thresholds()
     history = sorted(baseline if isinstance(baseline, list) else [baseline] if baseline else [],
                      key=lambda r: r.timestamp, reverse=True)  # fmt: skip
+    history, excluded = _same_identity_history(history, current)
     newest = history[0] if history else None
     comparison = Comparison(current, newest, history, allow_hardware_mismatch=allow_hardware_mismatch,
                             allow_mismatch=allow_mismatch, alpha=alpha)  # fmt: skip
+    comparison.history_excluded = excluded
     current_groups = group_tests(current)
     if newest is None:
         comparison.incomplete = _incompleteness(current, current_groups, None, upstream_failure, {})
@@ -226,16 +228,39 @@ def _pair_values(pairs: list[tuple[Result, Result]], metric: str) -> list[tuple[
             if b is not None and c is not None and math.isfinite(b) and math.isfinite(c)]  # fmt: skip
 
 
+def _same_identity_history(history: list[ResultSet], current: ResultSet) -> tuple[list[ResultSet], list[tuple[str, str]]]:
+    """The baseline jobs to pool: the newest always (its identity is checked and reported as a
+    mismatch), older ones only when they measured what the current run measured. Each job left
+    out is returned as (its timestamp, what differs), for the report to say so."""
+    kept, excluded = history[:1], []
+    for job in history[1:]:
+        differs = _identity(job, current).differs
+        if differs:
+            what = "; ".join(f"{name} {b}" for name, b, _ in differs)
+            excluded.append((job.timestamp.strftime("%Y-%m-%d %H:%M UTC"), what))
+        else:
+            kept.append(job)
+    return kept, excluded
+
+
 def _identity(baseline: ResultSet, current: ResultSet, *, arms: bool = False) -> Identity:
     differs = () if arms else tuple(
         (name, str(b), str(c))
         for name, b, c in (("model", baseline.model, current.model), ("engine", baseline.engine, current.engine),
-                           ("suite", baseline.suite_name, current.suite_name))
+                           ("suite", baseline.suite_name, current.suite_name),
+                           ("workload", _workload_fingerprint(baseline), _workload_fingerprint(current)))
         if b != c and "unknown" not in (b, c)
     )  # fmt: skip
     digests = (baseline.config.get("engine_image_digest"), current.config.get("engine_image_digest"))
     changed = tuple(str(d) for d in digests) if all(digests) and digests[0] != digests[1] else None
     return Identity(differs, changed)  # type: ignore[arg-type]
+
+
+def _workload_fingerprint(result_set: ResultSet) -> str:
+    """config.json's workload fingerprint; "unknown" for a result set written before there was one."""
+    workload = result_set.config.get("workload")
+    value = workload.get("fingerprint") if isinstance(workload, dict) else None
+    return value if isinstance(value, str) and value else "unknown"
 
 
 def _expected_repeats(current: ResultSet) -> int | None:

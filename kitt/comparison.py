@@ -222,6 +222,8 @@ class Comparison:
     pairs_dropped: dict[str, int] = field(default_factory=dict)  # test -> pairs dropped to rebalance the order
     alpha: float = FAMILY_ALPHA
     prior: dict[str, float] = field(default_factory=dict)
+    # Older baseline jobs left out of the history: another model, engine or suite (timestamp, what)
+    history_excluded: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def rows(self) -> list[MetricRow]:

@@ -5,17 +5,27 @@ A suite is YAML (built-in ones ship in ``kitt/suites/``)::
     name: quick
     api: chat                 # or completions; default: the engine's usual API
     warmup: 2                 # requests per load level, excluded from metrics
-    repeats: 3                # each repeat is its own result with run_number 1..N
+    repeats: 3                # each repeat is its own result with run_number 1..N; or
+    # repeats: auto           # A/B runs: stop each level once every gated metric is decided
+    # min_repeats: 3          #   (kitt.sequential), after at least min_repeats pairs
+    # max_repeats: 10         #   and at most max_repeats
     seed: 42
     max_error_rate: 0.0       # a level with more failed requests than this fails the run
     slo: {ttft_ms: 500, tpot_ms: 50, e2el_ms: 10000}   # optional: adds request_goodput
     tests:
       - name: latency
         concurrency: [1, 4]   # closed loop, one level each; or
-        request_rate: [2.0]   # open loop, Poisson arrivals (requests/s)
-        num_requests: 16
-        input_len: 128
-        output_len: 64
+        request_rate: [2.0]   # open loop (requests/s)
+        arrival: poisson      # open loop: poisson (default), gamma (with burstiness), constant
+        burstiness: 0.5       # gamma only: the gaps' shape; 1 is Poisson, below 1 burstier
+        ramp_up_s: 0          # open loop: the rate rises linearly from zero over this many seconds
+        num_requests: 16      # per level (with duration_s: a cap, default 1,000)
+        duration_s: 60        # optional: no new request after this many seconds; in-flight ones finish
+        input_len: 128        # a number, {mean, stdev, min, max} (truncated normal) or {uniform: [lo, hi]}
+        output_len: 64        # the same forms
+        mix:                  # or instead of input_len and output_len: a weighted mixture
+          - {weight: 0.8, input_len: 200, output_len: 100}
+        dataset: {path: prompts.jsonl, format: openai-chat, sample: shuffle}   # or the user's own prompts
 
 Every error names the file and the field path, e.g. ``suite.tests[1].concurrency[0]``.
 """
@@ -29,12 +39,21 @@ from typing import Any
 
 from kitt.net import NetPolicy
 from kitt.errors import UsageError
+from kitt.workload import lengths
+from kitt.workload.arrivals import ARRIVALS, Arrival
+from kitt.workload.datasets import FORMATS, SAMPLES, DatasetSpec, read_dataset
+from kitt.workload.lengths import Length, MixEntry, Normal, Uniform
 
-BUILTIN_SUITES = ("quick", "standard", "performance")
+BUILTIN_SUITES = ("quick", "standard", "performance", "chat")
 APIS = ("completions", "chat")
 
-_SUITE_KEYS = {"name", "description", "api", "warmup", "repeats", "seed", "max_error_rate", "slo", "tests"}
-_TEST_KEYS = {"name", "concurrency", "request_rate", "num_requests", "input_len", "output_len", "capacity"}
+_SUITE_KEYS = {"name", "description", "api", "warmup", "repeats", "seed", "max_error_rate", "slo", "tests",
+               "min_repeats", "max_repeats"}
+_TEST_KEYS = {"name", "concurrency", "request_rate", "num_requests", "input_len", "output_len", "mix", "dataset",
+              "arrival", "burstiness", "ramp_up_s", "duration_s", "capacity"}
+_NORMAL_KEYS = {"mean", "stdev", "min", "max"}
+_MIX_KEYS = {"weight", "input_len", "output_len"}
+_DATASET_KEYS = {"path", "format", "sample"}
 _SLO_KEYS = {"ttft_ms", "tpot_ms", "e2el_ms"}
 _CAPACITY_KEYS = {"over", "min", "max", "slo", "precision_pct", "max_probes"}
 # A capacity SLO's keys: each a p99 latency limit (ms) or the largest failed fraction.
@@ -46,13 +65,17 @@ MAX_TOKENS = 1_000_000  # input_len and output_len
 MAX_REQUESTS = 1_000_000  # num_requests and warmup, per level
 MAX_PROMPT_TOKENS = 100_000_000  # num_requests x input_len: every prompt of a level is built up front
 MAX_REPEATS = 1_000
+AUTO = "auto"  # repeats: auto (sequential decisions, kitt.sequential)
+AUTO_MIN_REPEATS, AUTO_MAX_REPEATS = 3, 10
+DURATION_REQUESTS = 1_000  # num_requests of a duration_s level that names none: a cap, not a target
+MAX_DURATION_S = 86_400.0
 MIN_RATE, MAX_RATE = 0.001, 1_000_000.0  # requests/s; below one request in 1,000 s nothing is measured
 MAX_PORT = 65535
 
 
 @dataclass(frozen=True)
 class Level:
-    """One load level: closed-loop ``concurrency`` streams, or open-loop Poisson ``rate`` requests/s."""
+    """One load level: closed-loop ``concurrency`` streams, or open-loop arrivals at ``rate`` requests/s."""
 
     kind: str  # "concurrency" | "rate"
     value: float
@@ -83,9 +106,13 @@ class CapacitySpec:
 class TestSpec:
     name: str
     levels: tuple[Level, ...]
-    num_requests: int
-    input_len: int
-    output_len: int
+    num_requests: int  # with duration_s: the most a level sends
+    input_len: Length  # a number, or a distribution (kitt.workload.lengths)
+    output_len: Length
+    mix: tuple[MixEntry, ...] = ()  # a weighted mixture instead of input_len and output_len
+    dataset: DatasetSpec | None = None  # the user's prompts instead of synthetic ones
+    arrival: Arrival = Arrival()  # open-loop levels only
+    duration_s: float | None = None  # no new request after this many seconds of a level
     capacity: CapacitySpec | None = None  # a capacity search instead of fixed levels (kitt.capacity)
 
     def test_name(self, level: Level) -> str:
@@ -104,6 +131,8 @@ class Suite:
     slo: dict[str, float]
     tests: tuple[TestSpec, ...]
     source: str  # built-in name or file path, for messages and config.json
+    # repeats: auto: (min_repeats, max_repeats), and ``repeats`` is max_repeats; None: fixed repeats.
+    auto_repeats: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +144,12 @@ class Overrides:
     num_requests: int | None = None
     input_len: int | None = None
     output_len: int | None = None
-    repeats: int | None = None
+    duration_s: float | None = None
+    dataset: str | None = None  # a path; its format is dataset_format
+    dataset_format: str | None = None
+    repeats: int | str | None = None  # a count, or AUTO
+    min_repeats: int | None = None  # with AUTO
+    max_repeats: int | None = None
     warmup: int | None = None
     seed: int | None = None
     api: str | None = None
@@ -166,6 +200,8 @@ class RunConfig:
     commit: str | None = None  # the source measured (GITHUB_SHA); None: ask git (kitt.provenance)
     branch: str | None = None  # its branch (GITHUB_REF_NAME)
     net: NetPolicy = field(default_factory=NetPolicy)  # key, headers, proxies, timeouts (kitt.net)
+    # Docker mode: the host folder for the engines' persistent caches (the runner's tool cache); None: none.
+    engine_cache: Path | None = None
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -211,18 +247,54 @@ def parse_suite(data: Any, source: str) -> Suite:
     max_error_rate = v.number(data.get("max_error_rate", 0.0), "suite.max_error_rate")
     if not 0.0 <= max_error_rate <= 1.0:
         v.fail("suite.max_error_rate", "must be between 0 and 1")
+    repeats, auto_repeats = _parse_repeats(v, data)
     return check_suite_limits(Suite(
         name=v.string(data.get("name", Path(source).stem), "suite.name"),
         description=str(data.get("description", "")),
         api=api,
         warmup=v.integer(data.get("warmup", 0), "suite.warmup", minimum=0),
-        repeats=v.integer(data.get("repeats", 1), "suite.repeats", minimum=1),
+        repeats=repeats,
         seed=v.integer(data.get("seed", 0), "suite.seed", minimum=0),
         max_error_rate=max_error_rate,
         slo=slo,
         tests=tests,
         source=source,
+        auto_repeats=auto_repeats,
     ))
+
+
+def _parse_repeats(v: "_Validator", data: dict[str, Any]) -> tuple[int, tuple[int, int] | None]:
+    """``repeats: N``, or ``repeats: auto`` with optional ``min_repeats`` and ``max_repeats``."""
+    raw = data.get("repeats", 1)
+    if raw != AUTO:
+        if isinstance(raw, str):
+            v.fail("suite.repeats", f"must be a whole number >= 1 or 'auto', got {raw!r}")
+        for key in ("min_repeats", "max_repeats"):
+            if key in data:
+                v.fail(f"suite.{key}", "needs `repeats: auto` (a fixed count runs exactly `repeats`)")
+        return v.integer(raw, "suite.repeats", minimum=1), None
+    low = v.integer(data.get("min_repeats", AUTO_MIN_REPEATS), "suite.min_repeats", minimum=2)
+    high = v.integer(data.get("max_repeats", max(AUTO_MAX_REPEATS, low)), "suite.max_repeats", minimum=2)
+    if high < low:
+        v.fail("suite.max_repeats", f"must be at least min_repeats ({low}), got {high}")
+    return high, (low, high)
+
+
+def resolve_repeats(suite: Suite, o: Overrides) -> tuple[int, tuple[int, int] | None]:
+    """The suite's repeats after --repeats, --min-repeats and --max-repeats: (count or max, (min, max) or None)."""
+    auto = o.repeats == AUTO or (o.repeats is None and suite.auto_repeats is not None)
+    if not auto:
+        if o.min_repeats is not None or o.max_repeats is not None:
+            raise UsageError("--min-repeats and --max-repeats need --repeats auto (or `repeats: auto` in the suite)")
+        return (o.repeats if isinstance(o.repeats, int) else suite.repeats), None
+    low0, high0 = suite.auto_repeats or (AUTO_MIN_REPEATS, AUTO_MAX_REPEATS)
+    low = o.min_repeats if o.min_repeats is not None else low0
+    high = o.max_repeats if o.max_repeats is not None else max(high0, low)
+    if low < 2:
+        raise UsageError(f"--min-repeats must be at least 2 (the first look needs a variance), got {low}")
+    if high < low:
+        raise UsageError(f"--max-repeats ({high}) must be at least --min-repeats ({low})")
+    return high, (low, high)
 
 
 def _parse_test(v: "_Validator", raw: Any, index: int, suite_slo: dict[str, float] | None = None) -> TestSpec:
@@ -231,10 +303,12 @@ def _parse_test(v: "_Validator", raw: Any, index: int, suite_slo: dict[str, floa
         v.fail(where, "must be a mapping")
     v.no_unknown(raw, _TEST_KEYS, where)
     if "capacity" in raw:
-        return _parse_capacity_test(v, raw, where, suite_slo)
-    if ("concurrency" in raw) == ("request_rate" in raw):
+        if "concurrency" in raw or "request_rate" in raw:
+            v.fail(where, "a capacity test searches its own load: drop 'concurrency' and 'request_rate'")
+        levels: tuple[Level, ...] = (Level("capacity", 0),)  # the search picks its levels (kitt.capacity)
+    elif ("concurrency" in raw) == ("request_rate" in raw):
         v.fail(where, "needs exactly one of 'concurrency' (closed loop) or 'request_rate' (Poisson arrivals)")
-    if "concurrency" in raw:
+    elif "concurrency" in raw:
         values = _as_list(raw["concurrency"])
         levels = tuple(
             Level("concurrency", v.integer(c, f"{where}.concurrency[{i}]", minimum=1)) for i, c in enumerate(values)
@@ -249,32 +323,33 @@ def _parse_test(v: "_Validator", raw: Any, index: int, suite_slo: dict[str, floa
     name = v.string(raw.get("name"), f"{where}.name")
     if not name.replace("_", "").replace(".", "").isalnum() or "-" in name:
         v.fail(f"{where}.name", "may hold only letters, digits, '_' and '.' (the level is appended with '-')")
+    mix: tuple[MixEntry, ...] = ()
+    if "mix" in raw:
+        if "input_len" in raw or "output_len" in raw:
+            v.fail(f"{where}.mix", "replaces input_len and output_len: give either the mixture or those two")
+        mix = _parse_mix(v, raw["mix"], f"{where}.mix")
+    duration = None
+    if "duration_s" in raw:
+        duration = v.positive_number(raw["duration_s"], f"{where}.duration_s")
+        if duration > MAX_DURATION_S:
+            v.fail(f"{where}.duration_s", f"must be at most {MAX_DURATION_S:,.0f} seconds, got {duration:g}")
+    default_requests = DURATION_REQUESTS if duration is not None else 32
+    num_requests = v.integer(raw.get("num_requests", default_requests), f"{where}.num_requests", minimum=1)
+    capacity = None
+    if "capacity" in raw:
+        capacity = parse_capacity(v, raw["capacity"], f"{where}.capacity", suite_slo or {}, num_requests)
+    open_loop = "request_rate" in raw or (capacity is not None and capacity.over == "request_rate")
     return TestSpec(
         name=name,
         levels=levels,
-        num_requests=v.integer(raw.get("num_requests", 32), f"{where}.num_requests", minimum=1),
-        input_len=v.integer(raw.get("input_len", 128), f"{where}.input_len", minimum=1),
-        output_len=v.integer(raw.get("output_len", 64), f"{where}.output_len", minimum=1),
-    )
-
-
-def _parse_capacity_test(v: "_Validator", raw: dict[str, Any], where: str,
-                         suite_slo: dict[str, float] | None) -> TestSpec:
-    """A test with ``capacity:``: no fixed levels; the search picks them between min and max."""
-    if "concurrency" in raw or "request_rate" in raw:
-        v.fail(where, "a capacity test searches its own load: drop 'concurrency' and 'request_rate'")
-    name = v.string(raw.get("name"), f"{where}.name")
-    if not name.replace("_", "").replace(".", "").isalnum() or "-" in name:
-        v.fail(f"{where}.name", "may hold only letters, digits, '_' and '.' (the level is appended with '-')")
-    num_requests = v.integer(raw.get("num_requests", 32), f"{where}.num_requests", minimum=1)
-    spec = parse_capacity(v, raw["capacity"], f"{where}.capacity", suite_slo or {}, num_requests)
-    return TestSpec(
-        name=name,
-        levels=(Level("capacity", 0),),
         num_requests=num_requests,
-        input_len=v.integer(raw.get("input_len", 128), f"{where}.input_len", minimum=1),
-        output_len=v.integer(raw.get("output_len", 64), f"{where}.output_len", minimum=1),
-        capacity=spec,
+        input_len=_parse_length(v, raw.get("input_len", 128), f"{where}.input_len"),
+        output_len=_parse_length(v, raw.get("output_len", 64), f"{where}.output_len"),
+        mix=mix,
+        dataset=_parse_dataset(v, raw["dataset"], f"{where}.dataset") if "dataset" in raw else None,
+        arrival=_parse_arrival(v, raw, where, open_loop=open_loop),
+        duration_s=duration,
+        capacity=capacity,
     )
 
 
@@ -333,8 +408,99 @@ def capacity_to_dict(spec: CapacitySpec) -> dict[str, Any]:
             "precision_pct": spec.precision_pct, "max_probes": spec.max_probes}
 
 
+def _parse_length(v: "_Validator", raw: Any, where: str) -> Length:
+    """A number, {mean, stdev, min, max} or {uniform: [lo, hi]}."""
+    if not isinstance(raw, dict):
+        return v.integer(raw, where, minimum=1)
+    if set(map(str, raw)) == {"uniform"}:
+        bounds = raw["uniform"]
+        if not isinstance(bounds, list) or len(bounds) != 2:
+            v.fail(f"{where}.uniform", f"must be a list [lo, hi] of two whole numbers, got {bounds!r}")
+        lo = v.integer(bounds[0], f"{where}.uniform[0]", minimum=1)
+        hi = v.integer(bounds[1], f"{where}.uniform[1]", minimum=1)
+        if lo > hi:
+            v.fail(f"{where}.uniform", f"lo {lo} is above hi {hi}")
+        return Uniform(lo, hi)
+    v.no_unknown(raw, _NORMAL_KEYS, where)
+    missing = sorted(_NORMAL_KEYS - set(raw))
+    if missing:
+        v.fail(where, f"a distribution needs mean, stdev, min and max (missing: {', '.join(missing)}), "
+                      "or is {uniform: [lo, hi]}")
+    minimum = v.integer(raw["min"], f"{where}.min", minimum=1)
+    maximum = v.integer(raw["max"], f"{where}.max", minimum=1)
+    if minimum > maximum:
+        v.fail(where, f"min {minimum} is above max {maximum}")
+    mean = v.number(raw["mean"], f"{where}.mean")
+    if not (math.isfinite(mean) and minimum <= mean <= maximum):
+        v.fail(f"{where}.mean", f"must lie between min {minimum} and max {maximum}, got {raw['mean']!r}")
+    stdev = v.number(raw["stdev"], f"{where}.stdev")
+    if not (math.isfinite(stdev) and stdev >= 0):
+        v.fail(f"{where}.stdev", f"must be a finite number >= 0, got {raw['stdev']!r}")
+    return Normal(mean, stdev, minimum, maximum)
+
+
+def _parse_mix(v: "_Validator", raw: Any, where: str) -> tuple[MixEntry, ...]:
+    if not isinstance(raw, list) or not raw:
+        v.fail(where, "must be a non-empty list of {weight, input_len, output_len}")
+    entries = []
+    for i, item in enumerate(raw):
+        path = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            v.fail(path, "must be a mapping {weight, input_len, output_len}")
+        v.no_unknown(item, _MIX_KEYS, path)
+        for key in sorted(_MIX_KEYS - set(item)):
+            v.fail(f"{path}.{key}", "is missing")
+        weight = v.number(item["weight"], f"{path}.weight")
+        if not (math.isfinite(weight) and weight >= 0):
+            v.fail(f"{path}.weight", f"must be a finite number >= 0, got {item['weight']!r}")
+        entries.append(MixEntry(weight, _parse_length(v, item["input_len"], f"{path}.input_len"),
+                                _parse_length(v, item["output_len"], f"{path}.output_len")))
+    if not any(entry.weight > 0 for entry in entries):
+        v.fail(where, "needs at least one entry with a weight above 0")
+    return tuple(entries)
+
+
+def _parse_dataset(v: "_Validator", raw: Any, where: str) -> DatasetSpec:
+    if isinstance(raw, str):
+        raw = {"path": raw}
+    if not isinstance(raw, dict):
+        v.fail(where, "must be a mapping {path, format, sample} or a path")
+    v.no_unknown(raw, _DATASET_KEYS, where)
+    path = v.string(raw.get("path"), f"{where}.path")
+    fmt = raw.get("format", "openai-chat")
+    if fmt not in FORMATS:
+        v.fail(f"{where}.format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    sample = raw.get("sample", SAMPLES[0])
+    if sample not in SAMPLES:
+        v.fail(f"{where}.sample", f"must be one of {', '.join(SAMPLES)}, got {sample!r}")
+    return DatasetSpec(path=path, format=fmt, sample=sample)
+
+
+def _parse_arrival(v: "_Validator", raw: dict[str, Any], where: str, *, open_loop: bool) -> Arrival:
+    present = [key for key in ("arrival", "burstiness", "ramp_up_s") if key in raw]
+    if not open_loop:
+        if present:
+            v.fail(f"{where}.{present[0]}", "applies to open-loop tests (request_rate) only")
+        return Arrival()
+    kind = raw.get("arrival", "poisson")
+    if kind not in ARRIVALS:
+        v.fail(f"{where}.arrival", f"must be one of {', '.join(ARRIVALS)}, got {kind!r}")
+    burstiness = 1.0
+    if "burstiness" in raw:
+        if kind != "gamma":
+            v.fail(f"{where}.burstiness", "applies to arrival: gamma only")
+        burstiness = v.positive_number(raw["burstiness"], f"{where}.burstiness")
+    ramp = 0.0
+    if "ramp_up_s" in raw:
+        ramp = v.number(raw["ramp_up_s"], f"{where}.ramp_up_s")
+        if not (math.isfinite(ramp) and 0 <= ramp <= MAX_DURATION_S):
+            v.fail(f"{where}.ramp_up_s", f"must be between 0 and {MAX_DURATION_S:,.0f} seconds, got {raw['ramp_up_s']!r}")
+    return Arrival(kind, burstiness, ramp)
+
+
 def apply_overrides(suite: Suite, o: Overrides) -> Suite:
-    """Command-line overrides apply to every test of the suite."""
+    """Command-line overrides apply to every test of the suite; then every dataset is read and
+    checked (both shells call this before any engine starts)."""
     tests = []
     for test in suite.tests:
         levels = test.levels
@@ -344,23 +510,48 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
             levels = (Level("rate", o.request_rate),)
         elif o.concurrency is not None:
             levels = tuple(Level("concurrency", c) for c in o.concurrency)
-        tests.append(
-            replace(
-                test,
-                levels=levels,
-                num_requests=o.num_requests or test.num_requests,
-                input_len=o.input_len or test.input_len,
-                output_len=o.output_len or test.output_len,
-            )
-        )
+        changes: dict[str, Any] = {}
+        if o.input_len or o.output_len:  # a fixed length on the command line replaces a mixture's
+            changes.update(mix=(), input_len=o.input_len or _mix_free(test, "input_len"),
+                           output_len=o.output_len or _mix_free(test, "output_len"))
+        if o.duration_s is not None:
+            changes.update(duration_s=o.duration_s)
+            if o.num_requests is None and test.duration_s is None:
+                changes.update(num_requests=DURATION_REQUESTS)
+        if o.dataset is not None:
+            changes.update(dataset=DatasetSpec(path=o.dataset, format=o.dataset_format or "openai-chat",
+                                               sample=test.dataset.sample if test.dataset else SAMPLES[0]))
+        elif o.dataset_format is not None:
+            if test.dataset is None:
+                raise UsageError("--dataset-format needs a dataset", hint="Name the file with --dataset PATH.")
+            changes.update(dataset=replace(test.dataset, format=o.dataset_format))
+        changes["num_requests"] = o.num_requests or changes.get("num_requests") or test.num_requests
+        test = replace(test, levels=levels, **changes)
+        if test.dataset is not None and test.dataset.prompts is None:
+            test = replace(test, dataset=read_dataset(test.dataset))  # bad files fail here, before any engine starts
+        tests.append(test)
+    repeats, auto_repeats = resolve_repeats(suite, o)
+    searched = [t.name for t in tests if t.capacity is not None]
+    if auto_repeats is not None and searched:
+        # repeats auto decides per level on A/B pairs of fixed levels; a search's levels differ per repeat.
+        raise UsageError(f"repeats auto does not apply to capacity tests ({', '.join(searched)})",
+                         hint="Give a fixed count: --repeats N, or `repeats: N` in the suite.")
     return check_suite_limits(replace(
         suite,
         tests=tuple(tests),
-        repeats=o.repeats if o.repeats is not None else suite.repeats,
+        repeats=repeats,
+        auto_repeats=auto_repeats,
         warmup=o.warmup if o.warmup is not None else suite.warmup,
         seed=o.seed if o.seed is not None else suite.seed,
         api=o.api or suite.api,
     ))
+
+
+def _mix_free(test: TestSpec, field_name: str) -> Length:
+    """The test's own length, or for a mixture the first entry's (a flag replaces the other side)."""
+    if test.mix:
+        return getattr(test.mix[0], field_name)
+    return getattr(test, field_name)
 
 
 def check_suite_limits(suite: Suite) -> Suite:
@@ -377,14 +568,22 @@ def check_suite_limits(suite: Suite) -> Suite:
         fail(f"warmup {suite.warmup} is above the limit of {MAX_REQUESTS:,} requests")
     for test in suite.tests:
         where = f"test {test.name!r}"
-        for name, value in (("input_len", test.input_len), ("output_len", test.output_len)):
+        pairs = [(e.input_len, e.output_len) for e in test.mix] or [(test.input_len, test.output_len)]
+        longest_input = max(lengths.upper(i) for i, _ in pairs)
+        for name, value in (("input_len", longest_input), ("output_len", max(lengths.upper(o) for _, o in pairs))):
             if value > MAX_TOKENS:
                 fail(f"{where}: {name} {value} is above the limit of {MAX_TOKENS:,} tokens")
         if test.num_requests > MAX_REQUESTS:
             fail(f"{where}: num_requests {test.num_requests} is above the limit of {MAX_REQUESTS:,}")
-        if test.num_requests * test.input_len > MAX_PROMPT_TOKENS:
-            fail(f"{where}: num_requests x input_len is {test.num_requests * test.input_len:,} prompt tokens, "
+        if test.num_requests * longest_input > MAX_PROMPT_TOKENS:
+            fail(f"{where}: num_requests x input_len is {test.num_requests * longest_input:,} prompt tokens, "
                  f"above the limit of {MAX_PROMPT_TOKENS:,} per level")
+        spec = test.capacity
+        if spec is not None and spec.over == "concurrency" and spec.max > test.num_requests:
+            fail(f"{where}: capacity max {spec.max:g} streams is above num_requests {test.num_requests}: "
+                 "a level never has more streams than requests; raise num_requests")
+        if test.duration_s is not None and not (math.isfinite(test.duration_s) and 0 < test.duration_s <= MAX_DURATION_S):
+            fail(f"{where}: duration_s {test.duration_s:g} must be above 0 and at most {MAX_DURATION_S:,.0f} seconds")
         for level in test.levels:
             if level.kind == "rate" and not (math.isfinite(level.value) and MIN_RATE <= level.value <= MAX_RATE):
                 fail(f"{where}: request_rate {level.value:g} must be between {MIN_RATE:g} and {MAX_RATE:g} requests/s")
@@ -413,6 +612,14 @@ def check_run_config(config: RunConfig) -> None:
         raise UsageError(f"--ab-schedule {config.ab_schedule} needs an A/B run",
                          hint="Name the baseline arm with --baseline-engine-image, --baseline-engine-arg, "
                          "--baseline-model or --baseline-endpoint.")
+    if config.suite.auto_repeats is not None and config.baseline is None:
+        raise UsageError(
+            "--repeats auto needs an A/B run: it decides each level from the pairs of two arms measured side by side",
+            hint="Name the baseline arm with --baseline-engine-image, --baseline-engine-arg, --baseline-model or "
+            "--baseline-endpoint, or give a number of repeats (against a history of baseline jobs: not yet supported).")
+    if config.suite.auto_repeats is not None and config.ab_schedule == "blocks":
+        raise UsageError("--repeats auto needs --ab-schedule interleaved",
+                         hint="ABBA blocks would restart the engines for every round of pairs; give a number of repeats.")
     if config.endpoint is not None:
         check_endpoint(config.endpoint)
 
@@ -444,7 +651,9 @@ def suite_to_dict(suite: Suite) -> dict[str, Any]:
         "description": suite.description,
         "api": suite.api,
         "warmup": suite.warmup,
-        "repeats": suite.repeats,
+        "repeats": suite.repeats if suite.auto_repeats is None else AUTO,
+        **({} if suite.auto_repeats is None else {"min_repeats": suite.auto_repeats[0],
+                                                  "max_repeats": suite.auto_repeats[1]}),
         "seed": suite.seed,
         "max_error_rate": suite.max_error_rate,
         "slo": dict(suite.slo),
@@ -453,13 +662,32 @@ def suite_to_dict(suite: Suite) -> dict[str, Any]:
                 "name": t.name,
                 "levels": [{"kind": lv.kind, "value": lv.value} for lv in t.levels],
                 "num_requests": t.num_requests,
-                "input_len": t.input_len,
-                "output_len": t.output_len,
+                "input_len": lengths.to_data(t.input_len),
+                "output_len": lengths.to_data(t.output_len),
+                **_workload_fields(t),
                 **({"capacity": capacity_to_dict(t.capacity)} if t.capacity else {}),
             }
             for t in suite.tests
         ],
     }
+
+
+def _workload_fields(test: TestSpec) -> dict[str, Any]:
+    """What a test sends beyond fixed lengths, written only when set (so config.json of the
+    built-in fixed-length suites reads as it always did)."""
+    fields: dict[str, Any] = {}
+    if test.mix:
+        fields["mix"] = [{"weight": e.weight, "input_len": lengths.to_data(e.input_len),
+                          "output_len": lengths.to_data(e.output_len)} for e in test.mix]
+    if test.dataset is not None:
+        fields["dataset"] = test.dataset.to_data()
+    open_loop = any(level.kind == "rate" for level in test.levels) or (test.capacity and test.capacity.over == "request_rate")
+    if open_loop and test.arrival != Arrival():
+        fields["arrival"] = {"kind": test.arrival.kind, "burstiness": test.arrival.burstiness,
+                             "ramp_up_s": test.arrival.ramp_up_s}
+    if test.duration_s is not None:
+        fields["duration_s"] = test.duration_s
+    return fields
 
 
 def parse_concurrency_list(text: str) -> tuple[int, ...]:

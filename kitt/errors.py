@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import sys
 
+from kitt.redact import neutralise, redact_urls
+
 
 class KittError(Exception):
     exit_code = 1
+    results_dir: object = None  # a failed run's results, when kept apart from the output folder asked for
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -32,8 +35,9 @@ class KittError(Exception):
         text = self.message.rstrip()
         if self.hint:
             text = f"{text if text.endswith(('.', '?', '!')) else text + '.'} {self.hint}"
-        # One line, always: multi-line details (engine logs) travel separately.
-        return " ".join(text.split())
+        # One line, always: multi-line details (engine logs) travel separately. A URL's password
+        # never prints, wherever the message got the URL from.
+        return redact_urls(" ".join(text.split()))
 
 
 class UsageError(KittError):
@@ -78,5 +82,6 @@ def print_engine_log(error: KittError) -> None:
     log_tail = getattr(error, "log_tail", "")
     if log_tail:
         print("---- last lines of the engine log ----", file=sys.stderr)
-        print(log_tail.rstrip(), file=sys.stderr)
+        # The log is the engine's (it echoes user input: the model name): inert under Actions.
+        print(neutralise(redact_urls(log_tail.rstrip())), file=sys.stderr)
         print("--------------------------------------", file=sys.stderr, flush=True)

@@ -36,10 +36,10 @@ from typing import Mapping
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from kitt.errors import UsageError
+from kitt.redact import REDACTED, redact_url, url_secrets
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 CONNECT_TIMEOUT = 10.0
-REDACTED = "<redacted>"
 
 
 class Secret(str):
@@ -144,6 +144,8 @@ class NetPolicy:
         values = [v for _, v in self.headers if len(v) >= 4]
         if self.api_key:
             values.append(str(self.api_key))
+        for _, proxy in self.proxies:  # a proxy's password, from http(s)_proxy
+            values.extend(url_secrets(proxy if "://" in proxy else f"http://{proxy}"))
         return values
 
 
@@ -213,14 +215,6 @@ def strip_credentials(url: str) -> str:
     if parts.username is None:
         return url
     netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username is None:
-        return url
-    netloc = f"{REDACTED}@" + parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 

@@ -1,6 +1,9 @@
 """Progress output: a live line on a terminal, foldable groups under GitHub Actions, plain lines otherwise.
 
 Progress goes to stderr so that stdout stays clean for whatever a command prints as its result.
+Every line carries user input (model, test names, URLs), so each passes :func:`kitt.redact.safe_line`:
+no URL password, and no line the Actions runner would take for a workflow command; the only
+commands written are the reporter's own ``::group::`` and ``::warning::``, with their text escaped.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ import sys
 import threading
 from contextlib import contextmanager
 from typing import Iterator, Protocol, TextIO
+
+from kitt.redact import one_line, safe_line
 
 
 class Progress(Protocol):
@@ -30,23 +35,29 @@ class Reporter:
         self.redraw_s = redraw_s  # how often a live line is redrawn
 
     def line(self, text: str) -> None:
-        self.stream.write(text + "\n")
+        self._write(safe_line(text))
+
+    def _write(self, raw: str) -> None:
+        self.stream.write(raw + "\n")
         self.stream.flush()
 
     def warn(self, text: str) -> None:
-        self.line(f"::warning::{text}" if self.groups else f"warning: {text}")
+        if self.groups:
+            self._write(f"::warning::{command_data(text)}")
+        else:
+            self.line(f"warning: {text}")
 
     @contextmanager
     def group(self, title: str) -> Iterator[None]:
         if self.groups:
-            self.line(f"::group::{title}")
+            self._write(f"::group::{command_data(title)}")
         else:
             self.line(title)
         try:
             yield
         finally:
             if self.groups:
-                self.line("::endgroup::")
+                self._write("::endgroup::")
 
     @contextmanager
     def track(self, label: str, progress: Progress) -> Iterator[None]:
@@ -70,3 +81,9 @@ class Reporter:
             thread.join()
             self.stream.write("\r\x1b[K")
             self.stream.flush()
+
+
+def command_data(text: str) -> str:
+    """A workflow command's message, escaped as the Actions toolkit does (% CR LF), on one line."""
+    text = safe_line(one_line(text))
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")

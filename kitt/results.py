@@ -10,6 +10,11 @@ A result set is one directory holding:
 
 ``metrics.json`` carries ``schema_version``. Files without one are upstream KITT's (the same
 ``results[]`` shape, flat metrics); files with a newer version than this kitt knows are refused.
+
+Nothing is overwritten unnoticed: a run writes into a fresh staging folder (:func:`staging_dir`)
+and :func:`install_result_set` moves it into place when the run ends. A run that ends well
+replaces an earlier result set (and says so); a run that fails never does: its results go
+beside it (``OUT.failed-RUN_ID``) and the earlier set stays as it was.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import math
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -142,6 +148,63 @@ def prepare_output_dir(path: Path, label: str = "output directory") -> Path:
     return path
 
 
+# Everything a run writes into its output folder (an A/B run: its arms' folders).
+RESULT_ENTRIES = (METRICS_FILE, SAMPLES_FILE, HARDWARE_FILE, CONFIG_FILE, SUMMARY_FILE, "engine.log",
+                  "baseline", "candidate")
+
+
+def holds_result_set(path: Path) -> bool:
+    """Whether ``path`` holds (part of) a result set that a run must not destroy unnoticed."""
+    path = Path(path)
+    return any((path / name).exists() for name in RESULT_ENTRIES)
+
+
+def staging_dir(out: Path, run_id: str) -> Path:
+    """Where a run writes until it ends: a hidden folder beside ``out`` (same filesystem, so the
+    move into place is a rename); inside ``out`` when its parent is not writable."""
+    out = Path(out).absolute()
+    beside = out.parent / f".{out.name}.kitt-{run_id}"
+    try:
+        beside.mkdir(parents=True)
+        return beside
+    except OSError:
+        inside = out / f".kitt-{run_id}"
+        inside.mkdir(parents=True)
+        return inside
+
+
+def install_result_set(staging: Path, out: Path, *, keep_earlier: bool) -> Path:
+    """Move the run's result set from ``staging`` into ``out``; return where it now is.
+
+    ``keep_earlier`` (a failed run) with an earlier result set in ``out``: ``out`` is left as it
+    was and the run's files go to ``OUT.failed-<run id>`` beside it. Otherwise the earlier result
+    set's files are removed (so two runs never mix) and the new ones renamed into place; other
+    files in ``out`` (the action's pull_request.json, say) stay."""
+    out = Path(out).absolute()
+    if keep_earlier and holds_result_set(out):
+        aside = out.parent / f"{out.name}.failed-{staging.name.rpartition('kitt-')[2]}"
+        try:
+            shutil.move(str(staging), str(aside))
+        except OSError:  # no room beside it: the staging folder is where the results are
+            return staging
+        return aside
+    out.mkdir(parents=True, exist_ok=True)
+    for name in RESULT_ENTRIES:
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+    for entry in list(staging.iterdir()):
+        os.replace(entry, out / entry.name)
+    staging.rmdir()
+    return out
+
+
+def discard_staging(staging: Path) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,6 +282,11 @@ def load_metrics_file(metrics_path: Path) -> ResultSet:
     if not isinstance(entries, list):
         raise ResultsError(f"{metrics_path}: 'results' must be a list of test results")
     results = [_parse_result(entry, metrics_path, index) for index, entry in enumerate(entries)]
+    _refuse_duplicates(results, metrics_path)
+    passed = raw.get("passed", all(r.passed for r in results))
+    if not isinstance(passed, bool):
+        raise ResultsError(f"{metrics_path}: passed must be true or false, got {_shown(passed)}",
+                           hint="The file is corrupt or was edited; rerun the benchmark.")
     directory = metrics_path.parent
     return ResultSet(
         directory=directory,
@@ -228,7 +296,7 @@ def load_metrics_file(metrics_path: Path) -> ResultSet:
         timestamp=_parse_timestamp(raw.get("timestamp"), metrics_path),
         engine=str(raw.get("engine") or "unknown"),
         model=str(raw.get("model") or "unknown"),
-        passed=bool(raw.get("passed", all(r.passed for r in results))),
+        passed=passed,
         results=results,
         hardware=_read_optional_json(directory / HARDWARE_FILE),
         config=_read_optional_json(directory / CONFIG_FILE),
@@ -266,17 +334,52 @@ def _parse_result(entry: Any, path: Path, index: int) -> TestResult:
         raise ResultsError(f"{where}.run_number must be a positive integer, got {run_number!r}")
     errors = entry.get("errors") or []
     errors = [str(e) for e in errors] if isinstance(errors, list) else [str(errors)]
-    passed = bool(entry.get("passed", True))
+    passed = entry.get("passed", True)
+    if not isinstance(passed, bool):  # "false" is a true string: never read a verdict from text
+        raise ResultsError(f"{where}.passed must be true or false, got {_shown(passed)}",
+                           hint="The file is corrupt or was edited; rerun the benchmark.")
     measured = [v for k, v in flat.items() if v is not None and metric_direction(k) is not None and k not in _ZERO_IS_GOOD]
     if measured and not any(measured):
         # Zero latency and zero throughput: nothing was measured. Mark it, so it fails the gate
         # as a failed test instead of passing as "unchanged" (or a -100% "improvement").
         passed = False
         errors.insert(0, "every metric is zero: nothing was measured")
+    else:
+        zeros = [key for key, number in flat.items() if number == 0 and _ZERO_IMPOSSIBLE.fullmatch(key)]
+        if zeros:
+            # No request gets its first token the instant it is sent: a zero is no measurement. It
+            # is dropped (a zero baseline made every change an infinite regression, a zero current
+            # value a -100% "improvement"), and the repeat fails, so the gate cannot pass on it.
+            for key in zeros:
+                flat[key] = None
+            passed = False
+            errors.insert(0, f"{', '.join(zeros)} {'is' if len(zeros) == 1 else 'are'} 0, which no measurement "
+                          "gives: the file is corrupt or was edited; rerun the benchmark")
     return TestResult(test_name=name, run_number=run_number, passed=passed, metrics=flat, errors=errors)
 
 
 _ZERO_IS_GOOD = frozenset({"failed", "token_count_mismatch", "output_len_mismatch"})
+# Latencies from send to a token: never zero. (ITL and TPOT can be: one event may carry every token.)
+_ZERO_IMPOSSIBLE = re.compile(r"(mean|median|p\d+(\.\d+)?|min|max)_(ttft|e2el)_ms")
+
+
+def _refuse_duplicates(results: list[TestResult], path: Path) -> None:
+    """One result per (test, repeat): a copied repeat would fake coverage and shrink the spread."""
+    seen: dict[tuple[str, int], int] = {}
+    for index, result in enumerate(results):
+        key = (result.test_name, result.run_number)
+        if key in seen:
+            raise ResultsError(
+                f"{path}: results[{index}] repeats {result.test_name!r} run {result.run_number}, "
+                f"already in results[{seen[key]}]",
+                hint="Each repeat must appear once; the file is corrupt or was edited, rerun the benchmark.")
+        seen[key] = index
+
+
+def _shown(value: Any) -> str:
+    """A value from a file, short and on one line, for a message."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -4,11 +4,17 @@ For each test and load level: warm-up requests (recorded in samples.jsonl, exclu
 metrics), then ``repeats`` measured repeats, each its own result with run_number 1..N and fresh
 prompts (identical prompts would hit the engine's prefix cache). An A/B run (``RunConfig.baseline``)
 holds two arms (``kitt.arm``) and runs each repeat as a pair, one repeat of each arm back to back,
-in balanced shuffled order (or in ABBA blocks), writing OUT/baseline and OUT/candidate.
+in balanced shuffled order (or in ABBA blocks), writing OUT/baseline and OUT/candidate. With
+``repeats: auto`` each level stops as soon as every gated metric is decided (``kitt.sequential``),
+after a pair whose order keeps the two orders balanced.
 
 Teardown always happens: on success, on error, on Ctrl-C and on SIGTERM (a cancelled CI job).
 Whatever was measured before a failure is still written: samples.jsonl keeps every finished
 request, and metrics.json records the failure with ``passed: false``.
+
+The result set is written into a staging folder and moved into OUT when the run ends
+(``kitt.results.install_result_set``): a failed run never replaces an earlier result set in OUT,
+and a run stopped by a usage error before anything was measured leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -22,15 +28,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from kitt import hardware, telemetry
+from kitt import hardware, sequential, telemetry
 from kitt import results as rs
-from kitt.arm import Arm, redact_url
+from kitt.arm import Arm
 from kitt.compare import compare_result_sets
 from kitt.config import Level, RunConfig, TestSpec, check_run_config
-from kitt.engines import choose_mode, get_engine
+from kitt.engines import check_port_free, choose_mode, get_engine
 from kitt.errors import BenchmarkError, Cancelled, KittError, UsageError
 from kitt.progress import Reporter
+from kitt.redact import redact_url
 from kitt.report import render_summary
+from kitt.thresholds import DEFAULT_GATED, LOWER, Thresholds, metric_direction
 
 
 @dataclass
@@ -83,11 +91,42 @@ class BenchmarkRun:
                 for arm in self.arms:
                     arm.notes.append(note)
                 reporter.warn(note)
+            if self.suite.auto_repeats is not None:
+                low, high = self.suite.auto_repeats
+                levels = sum(len(test.levels) for test in self.suite.tests)
+                # The metrics the default thresholds gate, at their threshold (kitt run takes no thresholds file).
+                self.gated = {name: pct for name in DEFAULT_GATED if (pct := Thresholds().for_metric(name)) is not None}
+                self.design = sequential.Design(low, high, family_size=max(1, levels * len(self.gated)))
+                self.ab["repeats"] = {"mode": "auto", "min_repeats": low, "max_repeats": high,
+                                      "gated": dict(self.gated), "levels": {}}
 
     def execute(self) -> RunOutcome:
+        """Run into a fresh staging folder, then move the result set into place (module docstring)."""
+        stage = rs.staging_dir(self.out, self.run_id)
+        for arm in self.arms:  # each arm writes into the staging folder until the run ends
+            arm.out = stage / arm.name if arm.name else stage
+        try:
+            outcome = self._execute()
+        except BaseException as exc:
+            measured = any(arm.records or arm.results for arm in self.arms)
+            if isinstance(exc, UsageError) and not measured:
+                rs.discard_staging(stage)  # nothing measured: nothing to keep, no debris
+                raise
+            where = rs.install_result_set(stage, self.out, keep_earlier=True)
+            if isinstance(exc, KittError) and where != self.out.absolute():
+                exc.hint = (f"This run's results are in {where}; the earlier result set in {self.out} "
+                            "was left as it was.")
+                exc.results_dir = where
+            raise
+        earlier = rs.holds_result_set(self.out)
+        rs.install_result_set(stage, self.out, keep_earlier=False)
+        if earlier:
+            self.reporter.line(f"Replaced the earlier result set in {self.out}")
+        return outcome
+
+    def _execute(self) -> RunOutcome:
         started_at = rs.utc_timestamp()
         started = time.monotonic()
-        self.out.mkdir(parents=True, exist_ok=True)
         nvml, gpu_note = telemetry.load_nvml()
         hw = hardware.collect(nvml, gpu_note)
         for arm in self.arms:
@@ -121,7 +160,12 @@ class BenchmarkRun:
 
     def _level(self, test: TestSpec, level: Level) -> None:
         name = test.test_name(level)
-        pairs = f" x {self.suite.repeats} pairs (A/B)" if self.ab is not None else f" x {self.suite.repeats} repeats"
+        if self.ab is not None and self.suite.auto_repeats is not None:
+            pairs = f" x {self.suite.auto_repeats[0]}-{self.suite.auto_repeats[1]} pairs (A/B, until decided)"
+        elif self.ab is not None:
+            pairs = f" x {self.suite.repeats} pairs (A/B)"
+        else:
+            pairs = f" x {self.suite.repeats} repeats"
         with self.reporter.group(f"{name}: {test.num_requests} requests{pairs}"):
             for arm in self.arms:
                 arm.warm_up(test, level)
@@ -130,10 +174,41 @@ class BenchmarkRun:
                     self.arms[0].repeat(test, level, run_number)
                 return
             baseline, candidate = self.arms
-            for run_number, baseline_first in enumerate(pair_orders(self.suite.repeats, f"{self.suite.seed}:{name}"), 1):
+            auto = self.suite.auto_repeats is not None
+            orders = (sequential.pair_orders if auto else pair_orders)(self.suite.repeats, f"{self.suite.seed}:{name}")
+            for run_number, baseline_first in enumerate(orders, 1):
                 order = (baseline, candidate) if baseline_first else (candidate, baseline)
                 for position, arm in enumerate(order):
                     arm.repeat(test, level, run_number, position)
+                if auto and self._stop_level(name, run_number):
+                    break
+
+    def _stop_level(self, name: str, pairs_run: int) -> bool:
+        """``repeats: auto``: judge the level's pairs so far; record and say why it stops."""
+        if pairs_run < self.design.min_pairs:
+            return False
+        baseline, candidate = self.arms
+        runs = {r.run_number: r for r in baseline.results if r.test_name == name and r.passed}
+        both = [(runs[r.run_number], r) for r in candidate.results
+                if r.test_name == name and r.passed and r.run_number in runs]
+        values = {metric: [(float(b), float(c)) for base, cur in both
+                           if (b := base.metrics.get(metric)) is not None and (c := cur.metrics.get(metric)) is not None]
+                  for metric in self.gated}
+        lower = {metric: metric_direction(metric) == LOWER for metric in self.gated}
+        look = sequential.look(values, lower, self.gated, self.design, pairs_run)
+        if not look.stop:
+            self.reporter.line(f"  {name}: {look.reason()}")
+            return False
+        assert self.ab is not None
+        self.ab["repeats"]["levels"][name] = {
+            "pairs": look.pairs, "stopped": look.why, "reason": look.reason(),
+            "decisions": {metric: decision.name.lower() for metric, decision in look.decisions.items()},
+        }
+        note = f"{name}: {look.reason()} (repeats: auto, {self.design.min_pairs} to {self.design.max_pairs} pairs)."
+        for arm in self.arms:
+            arm.notes.append(note)
+        self.reporter.line(f"  {note}")
+        return True
 
     def _blocks(self, started_at: str) -> None:
         """ABBA blocks, for models that fit only once: A runs the first half of every level's repeats,
@@ -232,11 +307,22 @@ def ab_differences(baseline: RunConfig, candidate: RunConfig) -> dict[str, list[
 
 
 def run_benchmark(config: RunConfig, reporter: Reporter | None = None) -> RunOutcome:
-    # Bad values and an unusable output folder fail here, before an engine loads a model.
+    # Bad values, a busy port and an unusable output folder fail here, before an engine loads a
+    # model and before anything is created on disk.
     check_run_config(config)
     if config.baseline is not None:
         ab_arm_configs(config)  # A/B flags an engine cannot take
+    run = BenchmarkRun(config, reporter or Reporter())  # an unknown engine or a missing --endpoint
+    if config.port is not None and run.arms[-1].mode != "endpoint":
+        check_port_free(config.port)
+    created = [p for p in (config.output.absolute(), *config.output.absolute().parents) if not p.exists()]
     rs.prepare_output_dir(config.output)
-    return BenchmarkRun(config, reporter or Reporter()).execute()
+    try:
+        return run.execute()
+    except UsageError:
+        for folder in created:  # a usage error leaves no empty folder behind, parents included
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
 
 

@@ -64,11 +64,25 @@ def parse_yaml(text: str, where: str, error: type[KittError]) -> Any:
     try:
         data = yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
-        raise error(f"{where} is not valid YAML ({' '.join(str(exc).split())[:300]})") from None
+        # Say where, never what: the offending line may be a secret (an env file passed by mistake).
+        raise error(f"{where} is not valid YAML ({_yaml_where(exc)})",
+                    hint="Check that it is the YAML file you meant; its content is not shown.") from None
     except RecursionError:
         raise error(f"{where} is nested too deeply") from None
     _check_depth(data, where, error)
     return data
+
+
+def _yaml_where(exc: Exception) -> str:
+    """``line L, column C: problem`` of a YAML error, without the snippet of the file yaml quotes."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = str(getattr(exc, "problem", None) or getattr(exc, "context", None) or "cannot be parsed")
+    problem = " ".join(problem.split())
+    if "'" in problem or '"' in problem:  # yaml quotes the character it found: keep only the kind
+        problem = problem.split("'")[0].split('"')[0].rstrip(" :,") or "unexpected content"
+    if mark is None:
+        return problem
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 def parse_json(text: str, where: str, error: type[KittError]) -> Any:

@@ -38,7 +38,7 @@ _DIRECTIONS = {
 # Known, shown, but with no better direction: they can never gate.
 INFORMATIONAL = frozenset({
     "server_generation_tokens", "server_prompt_tokens", "gpu_mean_utilization_pct",
-    "client_cpu_seconds", "client_cpu_util_pct",
+    "client_cpu_seconds", "client_cpu_util_pct", "usage_count_rejected", "completed_without_text",
     "capacity_bound", "capacity_lower", "capacity_upper", "capacity_probes",
 })  # fmt: skip
 # Run parameters that upstream and we store among the metrics; they identify a test, not measure it.

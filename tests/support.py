@@ -129,6 +129,7 @@ def assert_exact_quick_suite(out: Path, engine: str, *, repeats: int = 2, tokens
         assert m["median_ttft_ms"] < m["median_e2el_ms"] and m["p99_ttft_ms"] < m["p99_e2el_ms"]
         # The engine's own Prometheus counter agrees with the client's token count for the repeat.
         assert m["server_generation_tokens"] == m["total_output_tokens"] and m["token_count_mismatch"] == 0
+        assert m["usage_count_rejected"] == 0  # a real engine's usage is believed: no false flag
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     measured = [s for s in samples if not s["warmup"]]
     assert len(measured) == repeats * (8 + 32)
@@ -138,17 +139,52 @@ def assert_exact_quick_suite(out: Path, engine: str, *, repeats: int = 2, tokens
     return measured
 
 
-def assert_kill_left_a_clear_failure(returncode: int, stderr: str, out: Path, engine: str) -> None:
-    """After the engine was SIGKILLed mid-run: exit 1, one error line naming the engine and the
-    repeat, the samples measured so far kept, and metrics.json saying the run did not pass."""
+def staged(out: Path, name: str) -> Path | None:
+    """A file of the run that writes into ``out``, while it runs: kitt writes into a staging folder
+    beside ``out`` (``.NAME.kitt-RUN_ID``) and moves the result set into place when the run ends."""
+    found = sorted(out.parent.glob(f".{out.name}.kitt-*/{name}"))
+    return found[0] if found else None
+
+
+def wait_for_samples(out: Path, process: subprocess.Popen[str], timeout: float, *,
+                     measured: bool = False) -> list[dict]:
+    """Wait for an observed event of a running ``kitt run -o out``: samples written to its
+    samples.jsonl (after a warm-up, or with ``measured`` after a measured repeat). Returns them."""
     import json
+
+    deadline = time.monotonic() + timeout
+    while True:
+        path = staged(out, "samples.jsonl")
+        rows = [json.loads(line) for line in path.read_text().splitlines()] if path is not None else []
+        if rows and (not measured or any(not row["warmup"] for row in rows)):
+            return rows
+        if process.poll() is not None:
+            raise AssertionError(f"kitt exited ({process.returncode}) first: {process.communicate()[1][-3000:]}")
+        assert time.monotonic() < deadline, f"no samples in {out} within {timeout} s"
+        time.sleep(0.1)
+
+
+def sample_ids(rows: list[dict]) -> set[tuple[str, int, int]]:
+    return {(row["test_name"], row["run_number"], row["index"]) for row in rows}
+
+
+def assert_kill_left_a_clear_failure(returncode: int, stderr: str, out: Path, engine: str,
+                                     seen: list[dict]) -> None:
+    """After the engine was SIGKILLed mid-run, wherever the kill landed: exit 1, one error line
+    naming the engine and the phase it died in, every sample written before the kill (``seen``)
+    still in samples.jsonl, and metrics.json saying the run did not pass, with that phase."""
+    import json
+    import re
 
     assert returncode == 1, stderr[-3000:]
     errors = [line for line in stderr.splitlines() if line.startswith("kitt: error: ")]
-    assert len(errors) == 1 and f"{engine} exited with status -9 during latency-c2 run 1" in errors[0], stderr[-3000:]
+    assert len(errors) == 1, stderr[-3000:]
+    died = re.search(rf"{re.escape(engine)} exited with status -9 during (\S+ (?:warm-up|run \d+))", errors[0])
+    assert died, errors[0]
     kept = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    assert any(s["error"] is None and not s["warmup"] for s in kept)  # what was measured is kept
-    assert json.loads((out / "metrics.json").read_text())["passed"] is False
+    assert sample_ids(seen) <= sample_ids(kept)  # nothing measured before the kill is lost
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["passed"] is False and any(died.group(1) in failure for failure in metrics["failures"])
 
 
 def read_request(conn: socket.socket, buffer: bytes) -> bytes | None:

@@ -8,8 +8,11 @@ random input to every reader.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -70,6 +73,7 @@ def refusing_server() -> Iterator[Any]:
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             self.rfile.read(length)
+            self.server.requests += 1  # type: ignore[attr-defined]
             body = b'{"error": "no"}'
             self.send_response(self.server.status)  # type: ignore[attr-defined]
             self.send_header("Content-Type", "application/json")
@@ -84,6 +88,7 @@ def refusing_server() -> Iterator[Any]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.status = 401  # type: ignore[attr-defined]
+    server.requests = 0  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -292,6 +297,8 @@ def test_argparse_errors_are_one_line_and_an_annotation(argv: list[str], capsys,
         ({"INPUT_ENGINE": "nope"}, "engine"),
         ({"INPUT_ENDPOINT": "http://127.0.0.1:99999"}, "endpoint"),
         ({"INPUT_ARTIFACT-NAME": "a/b", "KITT_ACTION_FLAVOUR": "docker"}, "artifact-name"),
+        ({"INPUT_DATASET": "/nonexistent/prompts.jsonl"}, "dataset"),
+        ({"INPUT_DATASET-FORMAT": "csv"}, "dataset-format"),
     ],
 )
 def test_every_action_input_is_checked_before_anything_starts(tmp_path: Path, inputs: dict[str, str], name: str,
@@ -593,10 +600,11 @@ def test_a_cancel_is_one_error_not_two(tmp_path: Path, refusing_server: Any) -> 
     child = subprocess.Popen([sys.executable, str(REPO / "entrypoint.py")], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
+        # On an observed event: the readiness wait has reached the server (a probe was answered 503).
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not (tmp_path / "results" / "hardware.json").exists():
-            time.sleep(0.1)
-        time.sleep(0.5)
+        while refusing_server.requests == 0:
+            assert time.monotonic() < deadline and child.poll() is None
+            time.sleep(0.05)
         child.send_signal(signal.SIGTERM)
         stdout, stderr = child.communicate(timeout=30)
     finally:
@@ -636,3 +644,373 @@ def test_a_baseline_whose_tests_all_differ_fails_loudly(tmp_path: Path, capsys) 
 
 def test_kitt_errors_from_readers_are_one_line() -> None:
     assert issubclass(ResultsError, KittError) and issubclass(UsageError, KittError)
+
+
+# =========================================================================== issue 30
+# Per cause, what must hold for every example: no traceback, one line that says what to do, the
+# documented exit code, no result set lost, no secret in any output, no workflow command injected.
+
+SECRET = "hunter2-s3cret"
+ALLOWED_COMMANDS = ("::group::", "::endgroup::", "::warning", "::error", "::notice", "::add-mask::")
+
+
+def assert_no_injected_command(text: str) -> None:
+    """Every line the runner would read as a workflow command is one of kitt's own."""
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        assert not stripped.startswith("::") or stripped.startswith(ALLOWED_COMMANDS), line
+        assert "##[" not in line, line
+        # kitt's own commands carry user text escaped on one line: never a command of the user's
+        assert not stripped.startswith(tuple(f"{own}INJECTED" for own in ALLOWED_COMMANDS)), line
+
+
+def result_set_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def good_result_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A result set from a real (sim) run, to be protected by every later run into its folder."""
+    out = tmp_path_factory.mktemp("good") / "out"
+    suite = out.parent / "s.yaml"
+    suite.write_text(TINY_SUITE)
+    done = run_kitt("run", "-m", "m", "-e", "sim", "-s", str(suite), "-o", str(out), "--repeats", "1",
+                    env=clean_environ(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (["-e", "no-such-engine"], 2),
+    (["-e", "openai"], 2),  # no --endpoint
+    (["-e", "sim", "--concurrency", "0"], 2),
+    (["-e", "sim", "--engine-arg=--never-ready", "--ready-timeout", "1"], 1),  # the engine never gets ready
+    (["-e", "sim", "--engine-arg=--die-after=1"], 1),  # the engine dies mid-run
+    (["-e", "sim", "--engine-arg=--fail-every=2"], 1),  # every other request fails
+])
+def test_a_failed_run_never_destroys_the_result_set_in_its_folder(tmp_path: Path, good_result_set: Path,
+                                                                  suite_file: Path, args: list[str], code: int) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(good_result_set, out)
+    before = result_set_bytes(out)
+    done = run_kitt("run", "-m", "m", "-s", str(suite_file), "-o", str(out), *args, env=clean_environ(), timeout=120)
+    assert done.returncode == code, done.stderr
+    line = one_error_line(done.stderr)
+    assert result_set_bytes(out) == before  # not truncated, not replaced
+    aside = sorted(tmp_path.glob("out.failed-*"))
+    if code == 1:  # what this run measured is kept beside it, and the line says where
+        assert len(aside) == 1 and str(aside[0]) in line and "left as it was" in line
+        assert json.loads((aside[0] / "metrics.json").read_text())["passed"] is False
+    else:
+        assert aside == []
+    assert not list(tmp_path.glob(".out.kitt-*"))  # no staging folder left behind
+
+
+def test_a_finished_run_replaces_the_result_set_and_says_so(tmp_path: Path, good_result_set: Path,
+                                                            suite_file: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(good_result_set, out)
+    (out / "pull_request.json").write_text('{"number": 3}')  # not the result set's: kept
+    old = json.loads((out / "config.json").read_text())["run_id"]
+    done = run_kitt("run", "-m", "m", "-e", "sim", "-s", str(suite_file), "-o", str(out), "--repeats", "1",
+                    env=clean_environ(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"Replaced the earlier result set in {out}" in done.stderr
+    assert json.loads((out / "config.json").read_text())["run_id"] != old
+    assert (out / "pull_request.json").read_text() == '{"number": 3}'
+    assert not list(tmp_path.glob(".out.kitt-*")) and not list(tmp_path.glob("out.failed-*"))
+
+
+@pytest.mark.parametrize("args", [
+    ["-e", "no-such-engine"], ["-e", "openai"], ["-e", "sim", "--endpoint", "http://127.0.0.1:9"],
+    ["-e", "vllm", "--baseline-endpoint", "http://127.0.0.1:9"], ["-e", "openai", "--endpoint", "ftp://x"],
+    ["-e", "tgi", "--native"],
+])
+def test_usage_errors_leave_no_folder_behind(tmp_path: Path, args: list[str], capsys) -> None:
+    out = tmp_path / "deep" / "out"
+    code, _, err = kitt_main(["run", "-m", "m", "-o", str(out), *args], capsys)
+    assert code == 2 and one_error_line(err)
+    assert not (tmp_path / "deep").exists()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+@pytest.mark.parametrize("engine", [["-e", "sim"], ["-e", "vllm", "--native"], ["-e", "llama-cpp", "--native"]])
+def test_a_busy_port_is_refused_before_the_engine_starts(tmp_path: Path, host: str, engine: list[str], capsys) -> None:
+    with socket.socket() as busy:
+        busy.bind((host, 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _, err = kitt_main(["run", "-m", "m", *engine, "--port", str(port), "-o", str(tmp_path / "out")], capsys)
+    line = one_error_line(err)
+    assert code == 2 and f"--port {port} is already in use" in line and "leave --port out" in line
+    assert not (tmp_path / "out").exists() and "Starting" not in err
+
+
+@pytest.mark.parametrize("userinfo", [f"user:{SECRET}", f"u%40corp:{SECRET}%21", f"{SECRET}"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_url_credentials_never_print_and_are_masked(tmp_path: Path, userinfo: str, host: str) -> None:
+    from net_peers import sim
+
+    output = tmp_path / "gh-output"
+    output.touch()
+    env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output))
+    with sim(host=host, model="m") as url:
+        endpoint = url.replace("://", f"://{userinfo}@")
+        done = run_kitt("run", "-m", "m", "-e", "openai", "--endpoint", endpoint, "-o", str(tmp_path / "out"),
+                        "--num-requests", "2", "--repeats", "1", "--warmup", "0", env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    masks = [line for line in done.stdout.splitlines() if line.startswith("::add-mask::")]
+    assert any(SECRET in line for line in masks)  # the runner masks it in everything after
+    logged = "\n".join(line for line in (done.stdout + done.stderr).splitlines() if not line.startswith("::add-mask::"))
+    assert SECRET not in logged and "<redacted>@" in logged
+    if host == "::1":
+        assert "<redacted>@[::1]:" in logged  # the host kept as written
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            assert SECRET not in path.read_text(errors="replace"), path
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("http://u:p@[::1]:8000", "http://<redacted>@[::1]:8000"),
+    ("http://u:p@[::1]:8000/v1?x=1", "http://<redacted>@[::1]:8000/v1?x=1"),
+    ("https://user:pw@host.example:443/v1", "https://<redacted>@host.example:443/v1"),
+    ("http://user@10.0.0.1", "http://<redacted>@10.0.0.1"),
+    ("http://a:b@c@d:1/", "http://<redacted>@d:1/"),
+    ("http://[::1]:8000", "http://[::1]:8000"),
+    ("http://[bad-ipv6:x@y", "http://<redacted>@y"),
+])
+def test_one_redact_url_right_for_every_host(url: str, shown: str) -> None:
+    from kitt.redact import redact_url
+
+    assert redact_url(url) == shown
+
+
+def test_there_is_one_redact_url() -> None:
+    defined = [path for path in (REPO / "kitt").rglob("*.py") if "def redact_url" in path.read_text()]
+    assert [p.relative_to(REPO).as_posix() for p in defined] == ["kitt/redact.py"]
+
+
+INJECTIONS = ["m\n::warning::INJECTED", "m\r\n::stop-commands::INJECTED", "m\n  ::add-mask::INJECTED",
+              "m\u2028::error::INJECTED", "m\n##[warning]INJECTED", "m\x0b::notice::INJECTED"]
+
+
+@pytest.mark.parametrize("model", INJECTIONS)
+def test_no_workflow_command_from_a_model_name(tmp_path: Path, model: str, suite_file: Path) -> None:
+    output = tmp_path / "gh-output"
+    output.touch()
+    env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output))
+    done = run_kitt("run", "-m", model, "-e", "sim", "-s", str(suite_file), "-o", str(tmp_path / "out"),
+                    "--repeats", "1", env=env, timeout=120)
+    assert "Traceback" not in done.stderr
+    assert_no_injected_command(done.stdout + done.stderr)
+    assert "INJECTED" in done.stdout + done.stderr  # shown, as text
+
+
+@pytest.mark.parametrize("text", INJECTIONS + ["::warning::INJECTED", "   ::set-output name=x::INJECTED"])
+def test_every_printed_line_is_neutralised(text: str, capsys) -> None:
+    from kitt.errors import EngineDied, print_engine_log
+    from kitt.github.actions_io import Annotations
+    from kitt.progress import Reporter
+
+    stream = io.StringIO()
+    reporter = Reporter(stream, groups=True)
+    reporter.line(f"Starting sim for {text}")
+    reporter.line(text)
+    reporter.warn(f"{text} and more")
+    with reporter.group(text):
+        pass
+    print_engine_log(EngineDied("x", log_tail=f"loading {text}\n{text}"))
+    Annotations(enabled=False).warning(text)
+    assert_no_injected_command(stream.getvalue() + capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("payload", [
+    {"repository": "owner/name"}, {"repository": ["a"]}, {"repository": 5}, {"repository": {"default_branch": ["x"]}},
+    {"repository": None, "pull_request": "x"}, {"pull_request": {"number": 5, "head": "x"}, "repository": "x"},
+])
+def test_a_malformed_event_payload_never_crashes_the_action(tmp_path: Path, payload: Any, capsys) -> None:
+    from kitt.action import main
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "metrics.json").write_text(json.dumps(_metrics()))
+    event, output = tmp_path / "event.json", tmp_path / "gh-output"
+    event.write_text(json.dumps(payload))
+    env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output), GITHUB_EVENT_PATH=str(event),
+                        GITHUB_EVENT_NAME="push", GITHUB_REF_NAME="main", KITT_ACTION_FLAVOUR="composite",
+                        INPUT_ENGINE="none", INPUT_COMMENT="never", **{"INPUT_RESULTS-DIR": str(results)})
+    assert main(env) == 0
+    assert outputs(output)["passed"] == "true" and "Traceback" not in capsys.readouterr().err
+
+
+def test_a_bug_after_the_gate_never_leaves_passed_true(tmp_path: Path, monkeypatch) -> None:
+    import kitt.action
+    from kitt.action import main
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "metrics.json").write_text(json.dumps(_metrics()))
+    output = tmp_path / "gh-output"
+    env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output), KITT_ACTION_FLAVOUR="composite",
+                        INPUT_ENGINE="none", INPUT_COMMENT="never", **{"INPUT_RESULTS-DIR": str(results)})
+    monkeypatch.setattr(kitt.action, "compact_metrics", lambda _: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(env)
+    assert outputs(output)["passed"] == "false"
+
+
+ENV_FILES = [
+    f"API_KEY={SECRET}\nOTHER=1\n",
+    f"TOKEN: {SECRET}: more\n",
+    f"export PASSWORD='{SECRET}\n",
+    f"a: 1\n b: {SECRET}\n",
+    f'key: "{SECRET}\\q"\n',
+    f"- a\nb: {SECRET}\n",
+    f"{{{SECRET}\n",
+    f"\tsecret: {SECRET}\n",
+]
+
+
+@pytest.mark.parametrize("content", ENV_FILES)
+@pytest.mark.parametrize("which", ["suite", "thresholds"])
+def test_yaml_errors_say_where_never_what(tmp_path: Path, content: str, which: str, capsys) -> None:
+    path = tmp_path / "file.env"
+    path.write_text(content)
+    if which == "suite":
+        code, out, err = kitt_main(["run", "-m", "m", "-e", "sim", "-s", str(path), "-o", str(tmp_path / "o")], capsys)
+    else:
+        (tmp_path / "r").mkdir()
+        (tmp_path / "r" / "metrics.json").write_text(json.dumps(_metrics()))
+        code, out, err = kitt_main(["ci", "report", "--results-dir", str(tmp_path / "r"), "--thresholds", str(path),
+                                    "--output", str(tmp_path / "r.md")], capsys)
+    line = one_error_line(err)
+    assert code == 2 and str(path) in line and SECRET not in out + err
+    if "not valid YAML" in line:
+        assert re.search(r"line \d+, column \d+", line)
+
+
+@pytest.mark.parametrize("summary", ["unset", "a directory", "under a file", "read-only folder"])
+def test_trend_summary_warns_like_ci_report(tmp_path: Path, summary: str, read_only_folder: Path) -> None:
+    history = tmp_path / "history"
+    for index in range(1, 4):
+        folder = history / f"{index:02d}-run{100 + index}"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(_metrics(timestamp=f"2026-05-0{index}T10:00:00Z")))
+    env = clean_environ(GITHUB_ACTIONS="true")
+    if summary == "a directory":
+        env["GITHUB_STEP_SUMMARY"] = str(tmp_path)
+    elif summary == "under a file":
+        (tmp_path / "file").write_text("")
+        env["GITHUB_STEP_SUMMARY"] = str(tmp_path / "file" / "summary.md")
+    elif summary == "read-only folder":
+        env["GITHUB_STEP_SUMMARY"] = str(read_only_folder / "summary.md")
+    done = run_kitt("ci", "trend", "--history-dir", str(history), "--summary", env=env, timeout=60)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    warnings = [line for line in done.stdout.splitlines() if line.startswith("::warning")]
+    assert len(warnings) == 1 and ("no step summary file" in warnings[0] or "Could not append" in warnings[0])
+
+
+@pytest.mark.parametrize(("top", "results"), [
+    ({"passed": False, "failures": ["received SIGTERM: the run was stopped"]}, []),
+    ({"passed": False, "failures": ["sim exited with status -9 during t-c1 run 1"]}, None),
+    ({"passed": True}, []),
+])
+def test_a_cancelled_runs_summary_never_says_all_passed(tmp_path: Path, top: dict[str, Any], results: Any) -> None:
+    from kitt.compare import compare_result_sets
+    from kitt.report import render_summary
+    from kitt.results import load_result_set
+
+    doc = _metrics(**top)
+    if results is not None:
+        doc["results"] = results
+    (tmp_path / "metrics.json").write_text(json.dumps(doc))
+    summary = render_summary(compare_result_sets(load_result_set(tmp_path), None))
+    assert "all passed" not in summary
+    assert ("did not finish" in summary) == (top["passed"] is False)
+
+
+@pytest.mark.parametrize("other", [{"model": "other-model"}, {"engine": "vllm"}, {"suite_name": "other"},
+                                   {"model": "x", "engine": "y"}])
+def test_history_jobs_of_another_model_or_engine_are_left_out_and_said(tmp_path: Path, other: dict[str, str],
+                                                                      capsys) -> None:
+    from kitt.compare import compare_result_sets
+    from kitt.results import load_result_set
+
+    history = tmp_path / "baseline"
+    for index in range(1, 6):
+        folder = history / f"{index:02d}-run{100 + index}"
+        folder.mkdir(parents=True)
+        fields = other if index in (2, 4) else {}
+        doc = _metrics(timestamp=f"2026-05-0{9 - index}T10:00:00Z", **fields,
+                       metrics={"median_ttft_ms": 5000.0 if fields else 40.0 + index})
+        (folder / "metrics.json").write_text(json.dumps(doc))
+    (tmp_path / "current").mkdir()
+    (tmp_path / "current" / "metrics.json").write_text(json.dumps(_metrics(timestamp="2026-05-10T10:00:00Z")))
+    jobs = [load_result_set(p) for p in sorted(history.iterdir())]
+    comparison = compare_result_sets(load_result_set(tmp_path / "current"), jobs)
+    assert len(comparison.history) == 3 and len(comparison.history_excluded) == 2
+    assert all(job.model == "m" and job.engine == "sim" for job in comparison.history)
+    code, out, _ = kitt_main(["ci", "report", "--results-dir", str(tmp_path / "current"), "--baseline-dir",
+                              str(history)], capsys)
+    assert "2 older baseline jobs measured something else and were left out of the history" in out
+    assert "5000" not in out  # their numbers are in no statistic
+
+
+def test_client_cpu_share_uses_its_own_window() -> None:
+    from kitt.bench.metrics import compute_metrics
+
+    metrics = compute_metrics([], 0.001, cpu_seconds=0.5, cpu_window=1.0)
+    assert metrics["client_cpu_util_pct"] == pytest.approx(50.0)  # not 0.5 s over a 1 ms level: 50,000%
+
+
+@pytest.mark.parametrize("engine_arg", ["--fail-every=2", "--ttft-ms=1"])
+def test_client_cpu_share_is_a_share_of_the_machine(tmp_path: Path, suite_file: Path, engine_arg: str) -> None:
+    """Requests that fail at once made the level last milliseconds, and "2396% of a CPU core"
+    on a 2-core machine: the CPU time over the wall time of the same window is at most the cores."""
+    done = run_kitt("run", "-m", "m", "-e", "sim", "-s", str(suite_file), "-o", str(tmp_path / "out"),
+                    "--repeats", "2", f"--engine-arg={engine_arg}", env=clean_environ(), timeout=120)
+    assert "Traceback" not in done.stderr
+    for result in json.loads((tmp_path / "out" / "metrics.json").read_text())["results"]:
+        assert 0 < result["metrics"]["client_cpu_util_pct"] <= 100 * (os.cpu_count() or 1), result["metrics"]
+
+
+@pytest.mark.parametrize("field", ["test_name", "model", "engine", "suite_name", "error"])
+@pytest.mark.parametrize("injection", INJECTIONS)
+def test_a_printed_report_injects_no_workflow_command(tmp_path: Path, field: str, injection: str, capsys) -> None:
+    """Results may come from a fork's artifact: printing their report must not run their commands."""
+    doc = _metrics()
+    if field == "test_name":
+        doc["results"][0]["test_name"] = injection
+    elif field == "error":
+        doc["results"][0].update(passed=False, errors=[injection])
+    else:
+        doc[field] = injection
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metrics.json").write_text(json.dumps(doc))
+    code, out, err = kitt_main(["ci", "report", "--results-dir", str(tmp_path / "r")], capsys)
+    assert "Traceback" not in err and out.strip()
+    assert_no_injected_command(out + err)
+
+
+def test_the_actions_failed_run_keeps_the_earlier_result_set_and_uploads_its_own(
+        tmp_path: Path, good_result_set: Path, suite_file: Path, capsys) -> None:
+    """On a self-hosted runner that keeps its workspace: a failed job leaves the earlier result
+    set in results-dir as it was, and the step's results-dir output (what is uploaded) is its own."""
+    from kitt.action import main
+
+    results = tmp_path / "kitt-results"
+    shutil.copytree(good_result_set, results)
+    before = result_set_bytes(results)
+    output = tmp_path / "gh-output"
+    env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output), KITT_ACTION_FLAVOUR="composite",
+                        INPUT_MODEL="m", INPUT_ENGINE="sim", INPUT_SUITE=str(suite_file), INPUT_COMMENT="never",
+                        **{"INPUT_RESULTS-DIR": str(results), "INPUT_ENGINE-ARGS": "--fail-every=2"})
+    assert main(env) == 1
+    captured = capsys.readouterr()
+    errors = [line for line in captured.out.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1 and "left as it was" in errors[0] and "Traceback" not in captured.err
+    assert result_set_bytes(results) == before
+    values = outputs(output)
+    own = Path(values["results-dir"])
+    assert values["passed"] == "false" and own != results and own.name.startswith("kitt-results.failed-")
+    assert json.loads((own / "metrics.json").read_text())["passed"] is False

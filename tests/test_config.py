@@ -66,3 +66,67 @@ def test_concurrency_list_parsing():
     for bad in ("", "a,b", "0", "1,-2"):
         with pytest.raises(UsageError):
             parse_concurrency_list(bad)
+
+
+# ----------------------------------------------------------------------------- workloads (issue 24)
+
+WORKLOAD_TEST = "tests:\n  - {name: a, %s}\n"
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ("concurrency: 1, input_len: {mean: 100, stdev: -1, min: 10, max: 200}", "suite.tests[0].input_len.stdev: must be"),
+        ("concurrency: 1, input_len: {mean: 100, stdev: 5, min: 300, max: 200}", "input_len: min 300 is above max 200"),
+        ("concurrency: 1, input_len: {mean: 900, stdev: 5, min: 10, max: 200}", "suite.tests[0].input_len.mean: must lie"),
+        ("concurrency: 1, input_len: {mean: 100, stdev: 5}", "needs mean, stdev, min and max (missing: max, min)"),
+        ("concurrency: 1, output_len: {uniform: [9, 3]}", "suite.tests[0].output_len.uniform: lo 9 is above hi 3"),
+        ("concurrency: 1, output_len: {uniform: 5}", "suite.tests[0].output_len.uniform: must be a list"),
+        ("concurrency: 1, mix: [{weight: 0, input_len: 5, output_len: 5}]", "suite.tests[0].mix: needs at least one entry"),
+        ("concurrency: 1, mix: [{weight: -1, input_len: 5, output_len: 5}]", "suite.tests[0].mix[0].weight"),
+        ("concurrency: 1, mix: [{weight: 1, input_len: 5}]", "suite.tests[0].mix[0].output_len: is missing"),
+        ("concurrency: 1, input_len: 5, mix: [{weight: 1, input_len: 5, output_len: 5}]", "mix: replaces input_len"),
+        ("request_rate: 1, arrival: gamma, burstiness: 0", "suite.tests[0].burstiness: must be a finite number greater than 0"),
+        ("request_rate: 1, arrival: bursty", "suite.tests[0].arrival: must be one of poisson, gamma, constant"),
+        ("request_rate: 1, burstiness: 2", "suite.tests[0].burstiness: applies to arrival: gamma only"),
+        ("request_rate: 1, ramp_up_s: -3", "suite.tests[0].ramp_up_s"),
+        ("concurrency: 1, arrival: gamma", "suite.tests[0].arrival: applies to open-loop tests"),
+        ("concurrency: 1, duration_s: 0", "suite.tests[0].duration_s: must be a finite number greater than 0"),
+        ("concurrency: 1, dataset: {path: x, format: csv}", "suite.tests[0].dataset.format: must be one of"),
+        ("concurrency: 1, dataset: {path: x, sample: all}", "suite.tests[0].dataset.sample: must be one of"),
+    ],
+)
+def test_bad_workloads_name_the_field(tmp_path, fields, fragment):
+    with pytest.raises(UsageError) as info:
+        load_suite(write(tmp_path, WORKLOAD_TEST % fields))
+    assert fragment in str(info.value)
+
+
+def test_workload_fields_resolve_and_are_recorded(tmp_path):
+    from kitt.config import suite_to_dict
+    from kitt.workload.arrivals import Arrival
+    from kitt.workload.lengths import Normal, Uniform
+
+    suite = load_suite(write(tmp_path, WORKLOAD_TEST % (
+        "request_rate: [2], arrival: gamma, burstiness: 0.5, ramp_up_s: 3, duration_s: 30, "
+        "input_len: {mean: 100, stdev: 20, min: 10, max: 200}, output_len: {uniform: [8, 16]}")))
+    test = suite.tests[0]
+    assert test.input_len == Normal(100, 20, 10, 200) and test.output_len == Uniform(8, 16)
+    assert test.arrival == Arrival("gamma", 0.5, 3.0) and test.duration_s == 30
+    assert test.num_requests == 1000  # a duration level's default cap
+    written = suite_to_dict(suite)["tests"][0]
+    assert written["input_len"] == {"mean": 100, "stdev": 20, "min": 10, "max": 200}
+    assert written["arrival"] == {"kind": "gamma", "burstiness": 0.5, "ramp_up_s": 3.0} and written["duration_s"] == 30
+    plain = suite_to_dict(load_suite("quick"))["tests"][0]
+    assert set(plain) == {"name", "levels", "num_requests", "input_len", "output_len"}  # as config.json always read
+
+
+def test_duration_and_dataset_overrides(tmp_path):
+    data = tmp_path / "p.txt"
+    data.write_text("one\ntwo\n")
+    suite = apply_overrides(load_suite("quick"), Overrides(duration_s=5.0, dataset=str(data), dataset_format="prompts"))
+    assert all(t.duration_s == 5.0 and t.num_requests == 1000 and len(t.dataset.prompts) == 2 for t in suite.tests)
+    capped = apply_overrides(load_suite("quick"), Overrides(duration_s=5.0, num_requests=7))
+    assert all(t.num_requests == 7 for t in capped.tests)
+    with pytest.raises(UsageError, match="--dataset-format needs a dataset"):
+        apply_overrides(load_suite("quick"), Overrides(dataset_format="prompts"))

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from kitt.bench.loadgen import Progress, Target  # the same data types as today's load generator
 from kitt.bench.records import RequestRecord
-from kitt.bench.workload import RequestSpec, api_path, request_body
+from kitt.workload.spec import RequestSpec, api_path, request_body
 from kitt.config import Level
 
 

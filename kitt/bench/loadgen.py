@@ -3,8 +3,11 @@
 It sends OpenAI-compatible streaming requests in one of two shapes:
 
 - closed loop: ``concurrency`` streams, each sending its next request as soon as the last ends;
-- open loop: Poisson arrivals at ``rate`` requests/s from a seeded generator, whatever the
-  server's state, so queueing shows up as latency.
+- open loop: arrivals at the due times of a schedule (``kitt.workload.arrivals`` draws it: Poisson,
+  gamma or constant), whatever the server's state, so queueing shows up as latency.
+
+A level may be time-boxed (``duration``): no request starts after it (closed loop: no stream
+sends another; open loop: no arrival is due after it); those in flight finish and are recorded.
 
 Latency is measured from the moment a request is written, and the schedule lag (write minus due
 time) is recorded, so client-side queueing is never hidden: in the open loop, opening a new
@@ -22,20 +25,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from kitt.bench.client import Client
 from kitt.bench.framing import Response
 from kitt.bench.http import Connection
-from kitt.net import NetPolicy, redact_url, strip_credentials
-from kitt.bench.pump import Pump
+from kitt.net import NetPolicy, strip_credentials
+from kitt.bench.pump import TIMER_SLACK, Pump
 from kitt.bench.records import RequestRecord
-from kitt.bench.workload import RequestSpec, api_path, request_body
+from kitt.workload.spec import RequestSpec, api_path, request_body
 from kitt.config import Level
+from kitt.redact import redact_url
 
 
 @dataclass
@@ -65,11 +68,16 @@ async def run_level(
     *,
     test_name: str,
     run_number: int,
-    seed: int,
     sink: list[RequestRecord],
     progress: Progress | None = None,
+    schedule: Sequence[float] | None = None,
+    duration: float | None = None,
 ) -> tuple[float, float]:
     """Run ``requests`` at ``level``, appending one record per request to ``sink`` as it ends.
+
+    An open-loop level (kind ``rate``) needs ``schedule``: each request's due time in seconds
+    from the level's start, in order (request i at ``schedule[i]``; requests past its end are not
+    sent). ``duration`` (seconds) time-boxes the level: no request starts after it.
 
     Returns (start, end) in perf_counter seconds: the first due time and the last end.
     ``sink`` is owned by the caller so records survive a cancellation.
@@ -77,6 +85,11 @@ async def run_level(
     The requests run on a :class:`~kitt.bench.pump.Pump` in a thread of their own; this coroutine
     waits for it, and a cancellation stops it and records the requests in flight as cancelled.
     """
+    if level.kind == "rate":
+        if schedule is None:
+            raise ValueError("an open-loop level needs a schedule of due times (kitt.workload.arrivals.schedule)")
+        due = [offset for offset in schedule if duration is None or offset < duration]
+        requests = requests[: len(due)]
     progress = progress or Progress()
     progress.total += len(requests)
     url = target.base_url.rstrip("/") + api_path(target.api)
@@ -95,7 +108,7 @@ async def run_level(
             sink.append(record)
             progress.done += 1
         return now, now
-    run = _Run(client, target, requests, level, test_name, run_number, seed, sink, progress)
+    run = _Run(client, target, requests, level, test_name, run_number, sink, progress, schedule, duration)
     finished: asyncio.Future[None] = loop.create_future()
 
     def main() -> None:
@@ -129,9 +142,12 @@ class _Run:
     """One level's requests as callbacks on a pump: closed-loop streams or timed open-loop arrivals."""
 
     def __init__(self, client: Client, target: Target, requests: list[RequestSpec], level: Level, test_name: str,
-                 run_number: int, seed: int, sink: list[RequestRecord], progress: Progress) -> None:
+                 run_number: int, sink: list[RequestRecord], progress: Progress, schedule: Sequence[float] | None,
+                 duration: float | None) -> None:
         self.client, self.target, self.level = client, target, level
-        self.test_name, self.run_number, self.seed = test_name, run_number, seed
+        self.test_name, self.run_number = test_name, run_number
+        self.schedule, self.duration = schedule, duration
+        self.closed = False  # a time-boxed closed loop: the duration has passed, no stream sends again
         self.sink, self.progress = sink, progress
         self.pump = Pump()
         self.requests = requests
@@ -160,27 +176,37 @@ class _Run:
             for _ in range(streams):
                 self.client.open(self.pump, self._pre_opened)
         else:
-            self.start_time = due = time.perf_counter()
-            rng = random.Random(f"{self.seed}:{self.test_name}:{self.run_number}:arrivals")
-            for position in range(len(self.requests)):
-                self.pump.call_at(due, self._arrive, position, due)
-                due += rng.expovariate(self.level.value)
+            self._go()
 
     def _pre_opened(self, connection: Connection, error: str | None) -> None:
         self._opening -= 1
         if error is None:
             self.idle.append(connection)
         if self._opening == 0:
-            self.start_time = time.perf_counter()
-            streams = min(int(self.level.value), len(self.requests))
-            for _ in range(streams):
+            self._go()
+
+    def _go(self) -> None:
+        """The clock starts: the closed loop's streams send, the open loop's arrivals are timed."""
+        self.start_time = time.perf_counter()
+        if self.level.kind == "concurrency":
+            for _ in range(min(int(self.level.value), len(self.requests))):
                 self._stream_next(None)
+            return
+        assert self.schedule is not None
+        self.pump.timer_slack = TIMER_SLACK  # arrivals leave on time, not up to 1 ms late
+        for position in range(len(self.requests)):
+            due = self.start_time + self.schedule[position]
+            self.pump.call_at(due, self._arrive, position, due)
 
     def _stream_next(self, _: Any) -> None:
-        """A closed-loop stream is free: send the next request, if any."""
-        if self._next < len(self.requests):
+        """A closed-loop stream is free: send the next request, if any and if the level's time is not up."""
+        now = time.perf_counter()
+        if self.duration is not None and not self.closed and now - self.start_time >= self.duration:
+            self.closed = True
+            self._stop_if_done()
+        if self._next < len(self.requests) and not self.closed:
             position, self._next = self._next, self._next + 1
-            self._send(position, time.perf_counter())
+            self._send(position, now)
 
     def _arrive(self, position: int, due: float) -> None:
         self._send(position, due)
@@ -268,7 +294,11 @@ class _Run:
         self.mine.append(record)
         self.sink.append(record)
         self.progress.done += 1
-        if len(self.mine) == len(self.requests):
+        self._stop_if_done()
+
+    def _stop_if_done(self) -> None:
+        """Every request recorded: all of them, or (time-boxed and time up) all that were sent."""
+        if len(self.mine) == (self._next if self.closed else len(self.requests)):
             self.pump.stop()
 
     def cancel_in_flight(self) -> None:
@@ -295,9 +325,21 @@ def parse_events(lines: list[tuple[float, bytes]], record: RequestRecord) -> Non
     A token event carries generated text (``choices[].text`` or ``choices[].delta.content``;
     reasoning text counts too). Role-only deltas, empty deltas, usage-only chunks and ``[DONE]``
     are not token events, so they never start the TTFT clock.
+
+    The server's usage is checked where it enters (:func:`check_usage`): a count that is not a
+    non-negative integer is ignored, and one outside what the stream shows (fewer tokens than
+    token events, or more than ``max_tokens``) is kept in the record but not used
+    (``usage_rejected`` says why; the event count stands in).
+
+    A stream that ends cleanly with no text at all, but whose usage confirms generated tokens,
+    is complete: the engine held its text back (llama.cpp withholds incomplete UTF-8, so a short
+    output of byte tokens or multi-byte characters can arrive as empty events). Its token events
+    are then the events that carried a choice, text or not (``text_withheld``): TTFT runs to the
+    first of them and ITL between them. A stream with neither text nor such a count still fails.
     """
     previous_completion: int | None = None
     event_tokens: list[int] = []
+    choice_stamps: list[float] = []  # events that carried a choice, text or not (see above)
     continuous = True
     stamps, payloads = [], []
     for stamp, line in lines:
@@ -318,10 +360,15 @@ def parse_events(lines: list[tuple[float, bytes]], record: RequestRecord) -> Non
         usage = chunk.get("usage")
         completion = None
         if type(usage) is dict:
-            completion = usage.get("completion_tokens")
-            record.completion_tokens = completion
-            record.prompt_tokens = usage.get("prompt_tokens", record.prompt_tokens)
-            record.usage_from_server = True
+            completion, prompt, problem = check_usage(usage)
+            if problem is not None:
+                record.usage_rejected = record.usage_rejected or problem
+            else:
+                record.completion_tokens = completion
+                record.prompt_tokens = prompt if prompt is not None else record.prompt_tokens
+                record.usage_from_server = True
+        if choices and type(choices) is list and not _role_only(choices):
+            choice_stamps.append(stamp)
         if choices and _has_text(choices):
             events.append(stamp)
             if type(completion) is int:
@@ -330,10 +377,47 @@ def parse_events(lines: list[tuple[float, bytes]], record: RequestRecord) -> Non
                 continuous = False
         if type(completion) is int:
             previous_completion = completion
-    if event_tokens and continuous and len(event_tokens) == len(events):
+    confirmed = record.completion_tokens if record.usage_rejected is None else None
+    if not events and record.error is None and confirmed and choice_stamps:
+        events.extend(choice_stamps)  # the text was held back, the tokens were generated
+        record.text_withheld = True
+    elif event_tokens and continuous and len(event_tokens) == len(events):
         record.event_tokens = event_tokens
+    if record.completion_tokens is not None and record.usage_rejected is None:
+        fewer = not record.text_withheld and record.completion_tokens < len(events)
+        more = record.requested_output_tokens > 0 and record.completion_tokens > record.requested_output_tokens
+        if fewer or more:
+            record.usage_rejected = (f"usage says {record.completion_tokens} completion tokens, but the stream carried "
+                                     f"{len(events)} token events for max_tokens {record.requested_output_tokens}")
+            record.event_tokens = None
     if not events and record.error is None:
         record.error = "stream ended without any generated text"
+
+
+# A usage count past this is no count at all (a server bug or garbage): a million tokens a request.
+MAX_USAGE_TOKENS = 1_000_000
+
+
+def check_usage(usage: dict[str, Any]) -> tuple[int | None, int | None, str | None]:
+    """(completion_tokens, prompt_tokens, problem) from a usage object: each must be absent or an
+    integer from 0 to MAX_USAGE_TOKENS (not a bool, a float or a string); else the problem."""
+    counts = []
+    for name in ("completion_tokens", "prompt_tokens"):
+        value = usage.get(name)
+        if value is not None and (type(value) is not int or not 0 <= value <= MAX_USAGE_TOKENS):
+            shown = " ".join(repr(value).split())[:40]
+            return None, None, f"usage.{name} is not a count of tokens ({shown})"
+        counts.append(value)
+    return counts[0], counts[1], None
+
+
+def _role_only(choices: list[Any]) -> bool:
+    """A chat stream's opening delta (the role, no content key): no token was generated for it."""
+    for choice in choices:
+        delta = choice.get("delta") if type(choice) is dict else None
+        if not isinstance(delta, dict) or "role" not in delta or delta.get("content") is not None:
+            return False
+    return True
 
 
 _MALFORMED = object()

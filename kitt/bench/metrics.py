@@ -61,11 +61,13 @@ def compute_metrics(
     slo_ms: dict[str, float] | None = None,
     *,
     cpu_seconds: float | None = None,
+    cpu_window: float | None = None,
     exact_length: bool = False,
 ) -> dict[str, float | None]:
     """Metrics of one repeat at one load level. Warmup records must already be excluded.
 
-    ``cpu_seconds`` is the load generator's own CPU time during the repeat (client_cpu_*);
+    ``cpu_seconds`` is the client's own CPU time (kitt's whole process) over ``cpu_window`` seconds
+    of wall time (default ``duration``): client_cpu_util_pct is their ratio, 100 per busy core;
     ``exact_length``: the engine was asked for exact output lengths, so count the misses.
     """
     ok = [r for r in records if r.ok]
@@ -104,7 +106,12 @@ def compute_metrics(
         metrics.update(summarize(values, name))
     if cpu_seconds is not None:
         metrics["client_cpu_seconds"] = cpu_seconds
-        metrics["client_cpu_util_pct"] = 100.0 * cpu_seconds / duration if duration > 0 else None
+        window = duration if cpu_window is None else cpu_window
+        metrics["client_cpu_util_pct"] = 100.0 * cpu_seconds / window if window > 0 else None
+    # Requests whose usage count was not believed (kitt.bench.loadgen.parse_events), and complete
+    # requests whose engine held all their text back: counted, so the results say so.
+    metrics["usage_count_rejected"] = float(sum(1 for r in records if r.usage_rejected))
+    metrics["completed_without_text"] = float(sum(1 for r in ok if r.text_withheld))
     if exact_length:
         metrics["output_len_mismatch"] = float(sum(1 for r in ok if r.output_tokens != r.requested_output_tokens))
     if lags:

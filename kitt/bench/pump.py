@@ -19,6 +19,8 @@ from typing import Any, Callable
 clock = time.perf_counter
 
 SLICE = 0.0002  # seconds of deferred work between two polls
+# How early an open loop's pump wakes for a timer, then polls without blocking (epoll waits whole ms).
+TIMER_SLACK = 0.001
 # Readiness masks are epoll's (EPOLLIN, EPOLLOUT, EPOLLERR | EPOLLHUP); the selectors fallback maps to them.
 READ, WRITE, BROKEN = 0x001, 0x004, 0x008 | 0x010
 
@@ -36,6 +38,7 @@ class Pump:
         self._epoll = select.epoll() if use_epoll and hasattr(select, "epoll") else None
         self._selector = None if self._epoll is not None else selectors.DefaultSelector()
         self.timers: list[tuple[float, int, list[Any]]] = []
+        self.timer_slack = 0.0  # seconds a timer is polled for before it is due (TIMER_SLACK for arrivals)
         self.soon: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self.later: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._seq = 0
@@ -125,7 +128,10 @@ class Pump:
             if soon or later:
                 timeout = 0.0
             elif timers:
-                timeout = max(timers[0][0] - clock(), 0.0)
+                # epoll waits whole milliseconds, rounded up: with timer_slack set (an open loop's
+                # arrivals), wake that much early and poll without blocking until the timer is due.
+                remaining = timers[0][0] - clock()
+                timeout = remaining - self.timer_slack if remaining > self.timer_slack else 0.0
             for fd, mask in poll(timeout):
                 handler = handlers.get(fd)
                 if handler is not None:

@@ -28,6 +28,8 @@ class RequestRecord:
     error: str | None = None
     retries: int = 0  # sent again on a fresh connection after a reused one closed unanswered
     retry_error: str | None = None  # how the first attempt ended, when there was a retry
+    usage_rejected: str | None = None  # why the server's usage count was not believed (event count used)
+    text_withheld: bool = False  # no event carried text, the usage confirmed tokens (kitt.bench.loadgen)
 
     @property
     def warmup(self) -> bool:
@@ -39,8 +41,8 @@ class RequestRecord:
 
     @property
     def output_tokens(self) -> int:
-        """Server usage when given, else one token per event (and the summary says so)."""
-        if self.completion_tokens is not None:
+        """Server usage when given and believable, else one token per event (and the summary says so)."""
+        if self.completion_tokens is not None and self.usage_rejected is None:
             return self.completion_tokens
         return len(self.events)
 
@@ -66,4 +68,6 @@ class RequestRecord:
             "error": self.error,
             "retries": self.retries,
             "retry_error": self.retry_error,
+            "usage_rejected": self.usage_rejected,
+            "text_withheld": self.text_withheld,
         }

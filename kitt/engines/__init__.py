@@ -73,6 +73,25 @@ def free_port() -> int:
     return port
 
 
+def check_port_free(port: int) -> None:
+    """Refuse a --port that something already listens on, before an engine is started: kitt would
+    otherwise benchmark whatever answers there and call it the engine (whose own "address in use"
+    ends up only in its log)."""
+    for host in ("127.0.0.1", "0.0.0.0"):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # As servers bind: a connection in TIME_WAIT does not make the port busy, a listener does.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except PermissionError:
+                raise UsageError(f"--port {port} needs privileges kitt does not have",
+                                 hint="Pick a port above 1023, or leave --port out for a free one.") from None
+            except OSError:
+                raise UsageError(f"--port {port} is already in use on this machine",
+                                 hint="Stop what listens there, pick another port, or leave --port out for a "
+                                 "free one.") from None
+
+
 def choose_mode(spec: EngineSpec, *, native: bool, endpoint: str | None) -> str:
     if endpoint and spec.default_mode != "endpoint":
         raise UsageError(f"--endpoint is for the openai engine; {spec.name} is started by kitt", hint="Use -e openai --endpoint URL.")
@@ -98,6 +117,7 @@ def create_runner(
     log_path: Path,
     container_cli: str | None = None,
     gpus: str = "all",
+    engine_cache: Path | None = None,
 ) -> Runner:
     served = served_name(spec, model)
     if mode == "endpoint":
@@ -118,6 +138,7 @@ def create_runner(
             run_id=run_id,
             cli=resolve_cli(container_cli),
             gpus=parse_gpus(gpus),
+            engine_cache=engine_cache,
         )
     from kitt.engines.native import NativeRunner
 

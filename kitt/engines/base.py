@@ -28,6 +28,9 @@ class EngineSpec:
     docker_flags: tuple[str, ...] = ()  # engine-specific docker run flags (shm, ipc, volumes)
     hf_cache_target: str | None = "/root/.cache/huggingface"  # where the HF cache is mounted
     hf_cache_subdir: str = ""  # mount this subfolder of the host cache (TGI wants hub/)
+    # Docker mode: (host subfolder, container path) of caches that make the next start faster
+    # (compiled graphs, kernels), mounted from ENGINE_CACHE/<engine>/<subfolder> when the run has one.
+    persistent_caches: tuple[tuple[str, str], ...] = ()
     health_path: str = "/health"
     models_path: str = "/v1/models"
     models_format: str = "openai"  # openai: data[].id | ollama: models[].name | tgi: model_id
@@ -40,6 +43,9 @@ class EngineSpec:
     native_env: dict[str, str] = field(default_factory=dict)  # may use {host} and {port}
     needs_model_pull: bool = False  # Ollama: pull, then pre-load with keep-alive
     model_is_file: bool = False  # llama.cpp serves one GGUF file
+    # How the engine counts prompt tokens over HTTP (kitt.engines.tokenize.DIALECTS): exact prompt
+    # lengths; None: it cannot say (the model's tokenizer.json, else an approximation).
+    tokenizer: str | None = None
 
     @property
     def default_mode(self) -> str:
@@ -56,6 +62,9 @@ class ServerHandle:
     image: str | None = None
     image_digest: str | None = None
     command: list[str] = field(default_factory=list)  # for config.json; never holds secrets
+    # What the runner's own start took, in seconds, where it can tell: "pull_s" (the image), "start_s"
+    # (container or process launched). Readiness is timed by the caller (kitt.arm).
+    startup: dict[str, float] = field(default_factory=dict)
 
 
 class Runner(Protocol):

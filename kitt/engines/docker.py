@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 from kitt.engines.base import EngineSpec, ServerHandle
@@ -53,6 +54,7 @@ def docker_run_command(
     owner_host: str,
     gpus: str = "all",
     cli: str = "docker",
+    engine_cache: Path | None = None,
 ) -> list[str]:
     """The exact ``docker run`` (or ``podman run``) command line for ``spec``; pure, so tests can check every flag."""
     model_in_container, model_volumes = container_model_path(spec, model)
@@ -74,6 +76,7 @@ def docker_run_command(
     cache = hf_cache_volume(spec, environ)
     if cache:
         command.append(f"--volume={cache}:{spec.hf_cache_target}")
+    command += [f"--volume={host}:{target}" for host, target in persistent_cache_volumes(spec, engine_cache)]
     if "HF_TOKEN" in environ:
         command.append("--env=HF_TOKEN")  # by name: the CLI reads the value from our environment
     command.append(image)
@@ -88,6 +91,15 @@ def hf_cache_volume(spec: EngineSpec, environ: dict[str, str]) -> Path | None:
     if not spec.hf_cache_target:
         return None
     return hf_cache_dir(environ) / spec.hf_cache_subdir if spec.hf_cache_subdir else hf_cache_dir(environ)
+
+
+def persistent_cache_volumes(spec: EngineSpec, engine_cache: Path | None) -> list[tuple[Path, str]]:
+    """(host folder, container path) of the engine's persistent caches under ``engine_cache``
+    (the runner's tool cache, passed down by the shells), so the next job on the runner reuses
+    what this one compiled; none without an ``engine_cache``."""
+    if engine_cache is None:
+        return []
+    return [(Path(engine_cache) / spec.name / sub, target) for sub, target in spec.persistent_caches]
 
 
 def image_digest(image: str, cli: str = "docker") -> str | None:
@@ -152,8 +164,10 @@ class DockerRunner:
         run_id: str,
         cli: str = "docker",
         gpus: str = "all",
+        engine_cache: Path | None = None,
     ) -> None:
         self.spec = spec
+        self.engine_cache = engine_cache
         self.image = qualified_image(cli, image)
         self.served = served
         self.port = port
@@ -174,6 +188,7 @@ class DockerRunner:
             owner_host=socket.gethostname(),
             gpus=gpus,
             cli=cli,
+            engine_cache=engine_cache,
         )
         self._container: str | None = None
 
@@ -182,14 +197,19 @@ class DockerRunner:
 
     def start(self) -> ServerHandle:
         remove_orphans(cli=self.cli)
+        began = time.monotonic()
         ensure_image(self.image, cli=self.cli)
+        pulled = time.monotonic()
         cache = hf_cache_volume(self.spec, self.environ)
         if cache:
             # Docker would create a missing host folder as root; Podman refuses to mount one.
             cache.mkdir(parents=True, exist_ok=True)
+        for host, _ in persistent_cache_volumes(self.spec, self.engine_cache):
+            host.mkdir(parents=True, exist_ok=True)
         self._container = self.name  # from here on, stop() must remove it even if run fails
         result = self._cli(*self.command[1:], timeout=300)
         self._container = result.stdout.strip().splitlines()[-1]
+        startup = {"pull_s": round(pulled - began, 3), "start_s": round(time.monotonic() - pulled, 3)}
         return ServerHandle(
             base_url=f"http://127.0.0.1:{self.port}",
             served_model=self.served,
@@ -197,6 +217,7 @@ class DockerRunner:
             image=self.image,
             image_digest=image_digest(self.image, cli=self.cli),
             command=list(self.command),
+            startup=startup,
         )
 
     def exit_status(self) -> int | None:

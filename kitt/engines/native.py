@@ -86,6 +86,7 @@ class NativeRunner:
         for key, value in self.spec.native_env.items():
             env[key] = value.format(host="127.0.0.1", port=self.port)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
                 [executable, *self.command[1:]],
@@ -101,6 +102,7 @@ class NativeRunner:
             served_model=self.served,
             mode="native",
             command=list(self.command),
+            startup={"start_s": round(time.monotonic() - began, 3)},
         )
 
     @property

@@ -9,17 +9,19 @@ an answer that waiting cannot fix (401/403: the key; a redirect: the URL) ends t
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 import urllib.error
 from typing import Any, Callable
 
-from kitt.net import NetPolicy, Redirected, open_url, redact_url, scrub
+from kitt.net import NetPolicy, Redirected, open_url, scrub
 from kitt.engines.base import EngineSpec, Runner, ServerHandle
 from kitt.errors import EngineDied, EngineNotReady
+from kitt.redact import redact_url
 
 POLL_SECONDS = 0.5
+HEALTH_PROBE_SECONDS = 10.0  # one health or model-list probe, never past the --ready-timeout deadline
+MIN_PROBE_SECONDS = 0.1  # the last probe before the deadline still gets this long
 
 
 class Rejected(Exception):
@@ -66,14 +68,29 @@ def wait_until_ready(
     timeout: float,
     on_stage: Callable[[str], None] = lambda stage: None,
     net: NetPolicy | None = None,
+    endpoint_flag: str = "--endpoint",
 ) -> None:
     """Wait for the engine: health, the model listed, one real generation. A refused key stops at
-    once; a wait that runs out says what was last seen and what to do about it."""
+    once; a wait that runs out says what was last seen and what to do about it.
+
+    ``timeout`` (--ready-timeout) bounds the whole wait, every probe included: no request waits
+    past the deadline (a health probe at most HEALTH_PROBE_SECONDS, the generation the time left).
+    ``endpoint_flag`` names the flag that gave the URL, for the hint when nothing answers."""
     spec = runner.spec
     net = net or NetPolicy()
-    call = functools.partial(http_json, net=net)
     deadline = time.monotonic() + timeout
     base = handle.base_url.rstrip("/")
+    answered = [False]  # whether any probe got an HTTP answer (else the URL is what to check)
+
+    def left(cap: float | None = None) -> float:
+        remaining = max(deadline - time.monotonic(), MIN_PROBE_SECONDS)
+        return remaining if cap is None else min(cap, remaining)
+
+    def call(method: str, url: str, body: Any = None, timeout: float | None = None) -> tuple[int, Any]:
+        result = http_json(method, url, body, timeout=left(HEALTH_PROBE_SECONDS) if timeout is None else timeout,
+                           net=net)
+        answered[0] = True
+        return result
 
     def until(stage: str, attempt: Callable[[], str | None]) -> None:
         """Retry ``attempt`` (None when done, else what is still wrong) until it passes or time is up."""
@@ -101,11 +118,11 @@ def wait_until_ready(
                 detail = f" (last answer: {last_error})" if last_error else ""
                 log_tail = runner.log_tail(50)
                 raise EngineNotReady(
-                    f"{spec.name} was not ready within {timeout:.0f} s, stuck at: {stage}{detail}",
-                    hint=_hint(handle.mode, base, last_error, log_tail),
+                    f"{spec.name} was not ready within {timeout:g} s, stuck at: {stage}{detail}",
+                    hint=_hint(handle.mode, base, last_error, log_tail, answered[0], endpoint_flag),
                     log_tail=log_tail,
                 )
-            time.sleep(POLL_SECONDS)
+            time.sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
 
     def health() -> str | None:
         status, _ = call("GET", base + spec.health_path)
@@ -118,9 +135,10 @@ def wait_until_ready(
 
     until(f"GET {spec.health_path} answering 200", health)
     if spec.needs_model_pull:
-        until(f"pulling {handle.served_model}", lambda: _pull(base, handle.served_model, deadline, net))
+        until(f"pulling {handle.served_model}", lambda: _pull(call, base, handle.served_model, left()))
     until(f"{handle.served_model} listed by GET {spec.models_path}", listed)
-    until("one real generation", lambda: _generate_once(base, handle.served_model, api, spec.needs_model_pull, net))
+    until("one real generation",
+          lambda: _generate_once(call, base, handle.served_model, api, spec.needs_model_pull, left))
 
 
 def _check_alive(runner: Runner, stage: str) -> None:
@@ -133,35 +151,37 @@ def _check_alive(runner: Runner, stage: str) -> None:
         )
 
 
-def _hint(mode: str, base: str, last_error: str, log_tail: str) -> str:
+def _hint(mode: str, base: str, last_error: str, log_tail: str, answered: bool = True,
+          endpoint_flag: str = "--endpoint") -> str:
     """What to do about a wait that ran out: the URL when nothing answered, else the log and the timeout."""
     unreachable = any(s in last_error for s in ("refused", "not known", "No route", "unreachable", "resolution"))
-    if mode == "endpoint" and unreachable:
-        return f"Nothing answered at {redact_url(base)}: check --endpoint (host, port, http or https)."
+    if mode == "endpoint" and (unreachable or not answered):
+        return (f"Nothing answered at {redact_url(base)}: check {endpoint_flag} (host, port, http or https), "
+                "or raise --ready-timeout if it is slow to answer.")
     if mode == "endpoint":
         return "The endpoint answered but is not serving the model yet; raise --ready-timeout if it is still loading."
     return (("Check the engine log above" if log_tail.strip() else "The engine wrote no log")
             + "; raise --ready-timeout for large models.")
 
 
-def _pull(base: str, model: str, deadline: float, net: NetPolicy) -> str | None:
-    status, body = http_json("POST", base + "/api/pull", {"model": model, "stream": False},
-                             timeout=max(deadline - time.monotonic(), 1), net=net)
+def _pull(call: Callable[..., tuple[int, Any]], base: str, model: str, timeout: float) -> str | None:
+    status, body = call("POST", base + "/api/pull", {"model": model, "stream": False}, timeout=timeout)
     if status != 200:
         raise EngineNotReady(f"ollama could not pull {model!r}: {body}", hint="Check the model name and tag.")
     return None
 
 
-def _generate_once(base: str, model: str, api: str, preload: bool, net: NetPolicy) -> str | None:
+def _generate_once(call: Callable[..., tuple[int, Any]], base: str, model: str, api: str, preload: bool,
+                   left: Callable[[], float]) -> str | None:
     if preload:
         # Load the weights and keep them resident, so the first measured request does not pay for it.
-        http_json("POST", base + "/api/generate", {"model": model, "keep_alive": "60m"}, timeout=600, net=net)
+        call("POST", base + "/api/generate", {"model": model, "keep_alive": "60m"}, timeout=left())
     if api == "chat":
         path, body = "/v1/chat/completions", {"model": model, "messages": [{"role": "user", "content": "Hello"}]}
     else:
         path, body = "/v1/completions", {"model": model, "prompt": "Hello"}
     body.update(max_tokens=2, temperature=0.0)
-    status, payload = http_json("POST", base + path, body, timeout=300, net=net)
+    status, payload = call("POST", base + path, body, timeout=left())
     if status == 200 and isinstance(payload, dict) and payload.get("choices"):
         return None
     return f"HTTP {status}: {' '.join(str(payload).split())[:200]}"

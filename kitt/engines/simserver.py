@@ -135,7 +135,7 @@ class Stream:
 
     __slots__ = ("chat", "conn", "continuous", "dead", "deadline", "details", "head", "held", "lag", "log", "next_gap",
                  "per_event", "prompt_tokens", "remaining", "request", "rid", "sent_tokens", "server", "speed",
-                 "streaming", "ttft", "usage")
+                 "streaming", "ttft", "usage", "withheld")
 
     def __init__(self, conn: Connection, rid: int, chat: bool, streaming: bool, ttft: float,
                  next_gap: Callable[[], float], per_event: int, tokens: int, prompt_tokens: int,
@@ -152,6 +152,9 @@ class Stream:
         self.log, self.dead, self.held = log, False, False
         self.request: Request | None = None
         self.details = b""  # usage.prompt_tokens_details, with --enable-prompt-tokens-details
+        # --withhold-text: this stream's events carry no text (llama.cpp holds back incomplete UTF-8).
+        withhold = self.server.o.withhold_text
+        self.withheld = bool(withhold) and (rid + 1) % withhold == 0
 
     def _event(self, text: bytes, last: bool) -> bytes:
         finish = b'"length"' if last else b"null"
@@ -183,7 +186,7 @@ class Stream:
         transport = self.conn.transport
         if self.streaming:
             text = (b" r%d" % self.rid + b" tok" * (count - 1)) if first else b" tok" * count
-            data = self._event(text, last=self.remaining == 0)
+            data = self._event(b"" if self.withheld else text, last=self.remaining == 0)
             now = clock()
             transport.write(data)
             self.log["events"].append(now)
@@ -196,8 +199,11 @@ class Stream:
         if self.streaming:
             tail = b""
             if self.usage:
-                tail = _chunk(self.head[: self.head.index(b'"choices"')] + b'"choices":[],"usage":'
-                              + _usage(self.prompt_tokens, self.sent_tokens, self.details) + b"}\n\n")
+                usage = _usage(self.prompt_tokens, self.sent_tokens, self.details)
+                if server.o.usage_completion is not None:  # a server whose usage cannot be trusted
+                    usage = b'{"prompt_tokens":%d,"completion_tokens":%s}' % (self.prompt_tokens,
+                                                                               server.o.usage_completion.encode())
+                tail = _chunk(self.head[: self.head.index(b'"choices"')] + b'"choices":[],"usage":' + usage + b"}\n\n")
             transport.write(tail + _chunk(_END) + b"0\r\n\r\n")
             self.log["end"] = clock()
         else:
@@ -603,6 +609,10 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
     parser.add_argument("--backlog", type=int, default=1024)
     parser.add_argument("--api-key", help="require Authorization: Bearer KEY on everything but /health")
     parser.add_argument("--stall", action="store_true", help="never answer a streaming request")
+    parser.add_argument("--withhold-text", type=int, default=0, metavar="N",
+                        help="every Nth stream's events carry no text, its usage still counts the tokens")
+    parser.add_argument("--usage-completion", metavar="JSON",
+                        help="send this JSON value as every stream's usage.completion_tokens (e.g. -5, \"32\", 1e9)")
     parser.add_argument("--endless-line", type=int, default=0, metavar="MB",
                         help="answer a streaming request with one SSE line of MB MiB and no newline")
     parser.add_argument("--slowdown", type=float, default=1.0,

@@ -20,12 +20,15 @@ VLLM = EngineSpec(
     server_args=("--model", "{model}", "--served-model-name", "{served}", "--host", "{host}", "--port", "{port}"),
     native_command=("python3", "-m", "vllm.entrypoints.openai.api_server"),
     docker_flags=("--ipc=host",),
+    # VLLM_CACHE_ROOT (torch.compile's graphs under torch_compile_cache/) and Triton's kernels.
+    persistent_caches=(("vllm", "/root/.cache/vllm"), ("triton", "/root/.triton")),
     generation_tokens_metric="vllm:generation_tokens_total",
     prompt_tokens_metric="vllm:prompt_tokens_total",
     # continuous_usage_stats puts a running token count on every chunk, which tells how many
     # tokens each event carried.
     stream_options={"include_usage": True, "continuous_usage_stats": True},
     exact_length_fields={"ignore_eos": True, "min_tokens": "{output_len}"},
+    tokenizer="vllm",
 )
 
 SGLANG = EngineSpec(
@@ -44,6 +47,7 @@ SGLANG = EngineSpec(
     generation_tokens_metric="sglang:generation_tokens_total",
     prompt_tokens_metric="sglang:prompt_tokens_total",
     exact_length_fields={"ignore_eos": True},
+    tokenizer="vllm",
 )
 
 TGI = EngineSpec(
@@ -63,6 +67,7 @@ TGI = EngineSpec(
     prompt_tokens_metric="tgi_request_input_length_sum",
     api="chat",
     exact_length_fields=None,  # TGI's OpenAI API has no ignore_eos: output lengths are recorded
+    tokenizer="tgi",
 )
 
 LLAMA_CPP = EngineSpec(
@@ -81,6 +86,7 @@ LLAMA_CPP = EngineSpec(
     exact_length_fields={"ignore_eos": True},
     model_is_file=True,
     hf_cache_target="/root/.cache/llama.cpp",
+    tokenizer="llama.cpp",
 )
 
 OLLAMA = EngineSpec(
@@ -119,6 +125,7 @@ SIM = EngineSpec(
     prompt_tokens_metric="vllm:prompt_tokens_total",
     stream_options={"include_usage": True, "continuous_usage_stats": True},
     exact_length_fields={"ignore_eos": True},
+    tokenizer="vllm",
 )
 
 OPENAI = EngineSpec(
@@ -127,6 +134,7 @@ OPENAI = EngineSpec(
     modes=("endpoint",),
     metrics_path="/metrics",
     health_path="/v1/models",
+    tokenizer="probe",
 )
 
 ALL = (VLLM, SGLANG, TGI, LLAMA_CPP, OLLAMA, SIM, OPENAI)

@@ -35,6 +35,12 @@ class ActionsContext:
     event_name: str | None = None
     sha: str | None = None  # the commit the workflow run is for
     ref_name: str | None = None  # its branch or tag
+    tool_cache: Path | None = None  # RUNNER_TOOL_CACHE: kept between jobs on a self-hosted runner
+
+    @property
+    def engine_cache(self) -> Path | None:
+        """Where engines keep compiled graphs and kernels between jobs: under the runner's tool cache."""
+        return self.tool_cache / "kitt" / "engine-cache" if self.tool_cache else None
 
     @property
     def run_url(self) -> str | None:
@@ -59,6 +65,7 @@ class ActionsContext:
             output_path=path("GITHUB_OUTPUT"),
             summary_path=path("GITHUB_STEP_SUMMARY"),
             base_ref=env.get("GITHUB_BASE_REF") or None,
+            tool_cache=path("RUNNER_TOOL_CACHE"),
             # A Docker action gets the host's RUNNER_TEMP without the folder (actions/runner#1984).
             temp_dir=temp if (temp := path("RUNNER_TEMP")) and temp.is_dir() else None,
             flavour=env.get("KITT_ACTION_FLAVOUR") or "cli",
@@ -101,7 +108,9 @@ class Annotations:
         import sys
 
         if not self.enabled:
-            print(f"{kind}: {message}", file=sys.stderr)
+            from kitt.redact import safe_line
+
+            print(safe_line(f"{kind}: {message}"), file=sys.stderr)
             return
         from actions_toolkit.command import issue_command
 

@@ -49,6 +49,7 @@ class _Job:
     notes: list[str]
     verdict: str = ""
     history_charts: list[str] = field(default_factory=list)
+    sent: str = ""  # one line of what was sent, when it is more than fixed synthetic lengths
 
 
 @dataclass
@@ -113,6 +114,7 @@ def _job(comparison: Comparison, name: str, repo_url: str | None) -> _Job:
         notes=[md(n) for n in sentences.notes(comparison)],
         verdict=comparison.verdict,
         history_charts=_history_charts(comparison),
+        sent=sentences.sent_line(comparison.current),
     )
 
 
@@ -269,7 +271,16 @@ def render_summary(comparison: Comparison, *, run_url: str | None = None) -> str
     result_set = comparison.current
     failed = [t.name for t in comparison.incomplete.failed_tests]
     job = _job(comparison, "", None)
-    lead = f"{plural(len(comparison.tests), 'test')}" + (f", {len(failed)} failed" if failed else ", all passed")
+    # "all passed" only when the run says so: a cancelled run's summary must not read as a pass.
+    if failed:
+        status = f", {len(failed)} failed"
+    elif comparison.incomplete.run_failed:
+        status = ", the run did not finish"
+    elif not comparison.tests:
+        status = ", nothing measured"
+    else:
+        status = ", incomplete" if comparison.incomplete else ", all passed"
+    lead = f"{plural(len(comparison.tests), 'test')}{status}"
     job = replace(
         job,
         headline=f"kitt benchmark: {md(result_set.model)} on {md(result_set.engine)}",

@@ -11,6 +11,7 @@ from datetime import timezone
 
 from kitt.comparison import MIN_HISTORY, Comparison, MetricRow, Verdict
 from kitt.report.words import code, hardware_label, md, plural
+from kitt.results import ResultSet
 
 
 def hardware_note(comparison: Comparison) -> str | None:
@@ -60,13 +61,19 @@ def regression_line(row: MetricRow, gating: bool) -> str:
 
 def identity_notes(comparison: Comparison) -> list[str]:
     differs = comparison.identity.differs
+    notes = []
+    if comparison.history_excluded:
+        left = "; ".join(f"{when} ({what})" for when, what in comparison.history_excluded[:5])
+        more = f" and {len(comparison.history_excluded) - 5} more" if len(comparison.history_excluded) > 5 else ""
+        notes.append(f"{plural(len(comparison.history_excluded), 'older baseline job')} measured something else and "
+                     f"{'was' if len(comparison.history_excluded) == 1 else 'were'} left out of the history: {left}{more}.")
     if not differs:
-        return []
+        return notes
     described = "; ".join(f"{name}: baseline {b}, current {c}" for name, b, c in differs)
     if comparison.allow_mismatch:
-        return [f"The two sides measured different things ({described}); gated anyway because of --allow-mismatch."]
-    return [f"The two sides measured different things ({described}), so the comparison is shown but not gated. "
-            "Pass --allow-mismatch to gate anyway."]
+        return notes + [f"The two sides measured different things ({described}); gated anyway because of --allow-mismatch."]
+    return notes + [f"The two sides measured different things ({described}), so the comparison is shown but not gated. "
+                    "Pass --allow-mismatch to gate anyway."]
 
 
 def design_note(comparison: Comparison) -> str:
@@ -119,6 +126,8 @@ def notes(comparison: Comparison) -> list[str]:
                 *comparison.current.definitions]
     notes = list(dict.fromkeys(comparison.current.definitions + comparison.baseline.definitions))
     notes.append(design_note(comparison))
+    notes += _repeats_auto_notes(comparison.current)
+    notes += _startup_notes(comparison)
     notes += [f"Test {name} is only in the baseline, so it is not compared." for name in comparison.tests_only_in_baseline]
     notes += [f"Test {name} is only in the current run, so it is not compared." for name in comparison.tests_only_in_current]
     single = [r for r in comparison.rows if r.method == "threshold only"]
@@ -133,6 +142,11 @@ def notes(comparison: Comparison) -> list[str]:
             f"Some gated metrics have only {few} repeats on a side, so the significance test is weak: by simulation, "
             "a 10% regression of one metric is caught about 2 times in 3 with 3 repeats, 95% of the time with 5."
         )
+    flagged = sorted({r.test for r in comparison.rows if r.metric == "usage_count_rejected"
+                      and r.current_spread is not None and (r.current_spread.high or 0) > 0})
+    if flagged:
+        notes.append(f"The server's usage counts disagreed with its streams in {', '.join(flagged)}: those requests' "
+                     "tokens were counted from the events instead (usage_count_rejected).")
     for side, verdict in (("baseline", Verdict.ONLY_BASELINE), ("current run", Verdict.ONLY_CURRENT)):
         if names := comparison.metrics_only_in(verdict):
             notes.append(f"Only in the {side}, so not compared: {', '.join(names)}.")
@@ -156,3 +170,85 @@ def after_key(comparison: Comparison) -> list[str]:
                                                           or comparison.inconclusive):  # fmt: skip
         lines.append(f"{plural(unchanged, 'other gated metric')} unchanged (within the threshold).")
     return lines
+
+
+def _repeats_auto_notes(result_set: ResultSet) -> list[str]:
+    """An A/B run with ``repeats: auto`` (kitt.sequential): how many pairs each level ran, and why it stopped."""
+    ab = result_set.config.get("ab")
+    record = ab.get("repeats") if isinstance(ab, dict) else None
+    levels = record.get("levels") if isinstance(record, dict) else None
+    if not isinstance(levels, dict):
+        return []
+    return [f"{test}: {level['reason']} (repeats: auto, {record.get('min_repeats')} to {record.get('max_repeats')} pairs)."
+            for test, level in levels.items() if isinstance(level, dict) and isinstance(level.get("reason"), str)]
+
+
+def _startup_notes(comparison: Comparison) -> list[str]:
+    """What the engines' start-ups cost (config.json's ``startup``, kitt.arm): GPU minutes not spent measuring."""
+    sides = [("this run", comparison.current)]
+    if comparison.paired and comparison.baseline is not None:
+        sides = [("the candidate arm", comparison.current), ("the baseline arm", comparison.baseline)]
+    notes = []
+    for label, result_set in sides:
+        starts = [s for s in result_set.config.get("startup") or [] if isinstance(s, dict)]
+        if not starts or not all(isinstance(s.get("total_s"), (int, float)) for s in starts):
+            continue
+        first = starts[0]
+        parts = [f"{name} {first[key]:.1f} s" for key, name in (("pull_s", "pull"), ("start_s", "start"),
+                                                                  ("ready_s", "readiness"))
+                 if isinstance(first.get(key), (int, float))]
+        again = f"; {len(starts)} start-ups, {sum(s['total_s'] for s in starts):.1f} s in all" if len(starts) > 1 else ""
+        notes.append(f"Engine start-up of {label}: {first['total_s']:.1f} s ({', '.join(parts)}){again}.")
+    return notes
+
+
+_DATASET_NAMES = {"openai-chat": "OpenAI chat", "sharegpt": "ShareGPT", "prompts": "Prompts"}
+
+
+def sent_line(result_set: ResultSet) -> str:
+    """``Sent: ShareGPT sample (sha 1a2b3c), 512 requests, input 12–1,830 tokens (median 210, exact),
+    output ≤ 256, gamma 4 req/s (burstiness 0.5)``, from config.json's workload; empty for the
+    plain fixed-length synthetic workload (and for result sets written before it was recorded)."""
+    workload = result_set.config.get("workload")
+    if not isinstance(workload, dict) or workload.get("plain", True) or not isinstance(workload.get("tests"), dict):
+        return ""
+    method = str(workload.get("length_method") or "")
+    exactness = "exact" if method.startswith("exact") else method or "approximate"
+    tests = workload["tests"]
+    described = []
+    for name, test in tests.items():
+        if not isinstance(test, dict):
+            continue
+        parts = []
+        dataset = test.get("dataset")
+        if isinstance(dataset, dict):
+            sha = str(dataset.get("sha256") or "")[:6]
+            parts.append(f"{_DATASET_NAMES.get(str(dataset.get('format')), 'dataset')} sample (sha {sha})")
+        else:
+            parts.append("synthetic prompts")
+        parts.append(plural(int(test.get("requests") or 0), "request"))
+        for key, label, unit in (("input_tokens", "input", " tokens"), ("output_tokens", "output", "")):
+            stats = test.get(key)
+            if not isinstance(stats, dict):
+                continue
+            low, high, median = stats.get("min"), stats.get("max"), stats.get("median")
+            if label == "input":
+                spread = f"{low:,}{unit}" if low == high else f"{low:,}–{high:,}{unit}"
+                middle = "" if low == high else f"median {median:,.0f}, "
+                parts.append(f"input {spread} ({middle}{exactness})")
+            else:
+                parts.append(f"output {high:,}" if low == high else f"output ≤ {high:,}")
+        rates, arrival = test.get("rates") or [], test.get("arrival")
+        if rates and isinstance(arrival, dict):
+            text = f"{arrival.get('kind')} {', '.join(f'{r:g}' for r in rates)} req/s"
+            if arrival.get("kind") == "gamma":
+                text += f" (burstiness {arrival.get('burstiness'):g})"
+            if arrival.get("ramp_up_s"):
+                text += f", ramp-up {arrival.get('ramp_up_s'):g} s"
+            parts.append(text)
+        if test.get("duration_s"):
+            parts.append(f"levels of at most {test['duration_s']:g} s")
+        if test.get("skipped"):
+            parts.append(f"{plural(int(test['skipped']), 'prompt')} skipped (past the context)")
+        described.append((f"{code(name)}: " if len(tests) > 1 else "") + md(", ".join(parts)))
+    return "Sent: " + "; ".join(described) if described else ""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kitt.bench.loadgen import Target, run_level
 from kitt.bench.records import RequestRecord
-from kitt.bench.workload import build_requests
+from kitt.workload.synthetic import build_requests
 from kitt.config import Level
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def test_kitt_matches_the_reference_server_at_64_streams(tmp_path: Path) -> None
         specs = build_requests(REQUESTS, 32, OUTPUT, seed=0, salt="accuracy-test")
         records: list[RequestRecord] = []
         asyncio.run(run_level(Target(base_url=url, model="reference"), specs, Level("concurrency", STREAMS),
-                              test_name="accuracy", run_number=1, seed=0, sink=records))
+                              test_name="accuracy", run_number=1, sink=records))
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)

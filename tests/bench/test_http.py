@@ -25,7 +25,8 @@ from kitt.bench.http import Connection
 from kitt.bench.pump import Pump
 from kitt.bench.loadgen import Target, run_level
 from kitt.bench.records import RequestRecord
-from kitt.bench.workload import RequestSpec
+from kitt.workload.arrivals import Arrival, schedule
+from kitt.workload.spec import RequestSpec
 from kitt.config import Level
 from support import read_request, stop_process
 
@@ -285,11 +286,12 @@ def test_https_through_memory_bios(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- run_level
 
 
-def run(url: str, count: int, level: Level, **target: object) -> list[RequestRecord]:
+def run(url: str, count: int, level: Level, schedule: list[float] | None = None,
+        **target: object) -> list[RequestRecord]:
     sink: list[RequestRecord] = []
     specs = [RequestSpec(index=i, prompt=f"prompt {i}", max_tokens=4) for i in range(count)]
     asyncio.run(run_level(Target(base_url=url, model="reference", **target), specs, level,  # type: ignore[arg-type]
-                          test_name="t", run_number=1, seed=0, sink=sink))
+                          test_name="t", run_number=1, sink=sink, schedule=schedule))
     return sink
 
 
@@ -316,7 +318,8 @@ def test_role_only_first_delta_is_not_a_token_event(reference_url: str) -> None:
 
 
 def test_chunked_events_and_open_loop(reference_url: str) -> None:
-    records = run(reference_url, 6, Level("rate", 50.0), extra_body={"ref_tokens_per_event": 3})
+    records = run(reference_url, 6, Level("rate", 50.0), schedule(Arrival(), 50.0, 6, "t"),
+                  extra_body={"ref_tokens_per_event": 3})
     assert len(records) == 6 and all(r.ok for r in records)
     assert all(r.event_tokens is None and len(r.events) == 2 and r.completion_tokens == 4 for r in records)
     assert all(r.sent >= r.scheduled for r in records)
@@ -342,17 +345,40 @@ def test_unreachable_server_records_every_request() -> None:
     assert len(records) == 3 and all(r.error and "ConnectionError" in r.error for r in records)
 
 
-def test_cancellation_records_requests_in_flight(reference_url: str) -> None:
+def test_cancellation_records_requests_in_flight() -> None:
+    """The cancel is placed on an observed event (all three requests arrived at a server that
+    holds them, half answered), never by the clock: whenever it lands, all three are in flight."""
     sink: list[RequestRecord] = []
     specs = [RequestSpec(index=i, prompt="p", max_tokens=500) for i in range(3)]
+    arrived = threading.Semaphore(0)
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            if read_request(conn, b"") is not None:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                held.append(conn)
+                arrived.release()
+
+    threading.Thread(target=serve, daemon=True).start()
 
     async def cancelled() -> None:
         task = asyncio.ensure_future(run_level(Target(base_url=reference_url, model="m"), specs,
-                                               Level("concurrency", 3), test_name="t", run_number=1, seed=0, sink=sink))
+                                               Level("concurrency", 3), test_name="t", run_number=1, sink=sink))
         await asyncio.sleep(0.2)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    asyncio.run(cancelled())
+    try:
+        asyncio.run(cancelled())
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
     assert len(sink) == 3 and all(r.error == "cancelled" for r in sink)

@@ -24,7 +24,7 @@ from kitt.bench.loadgen import Target, run_level
 from kitt.net import NetPolicy, Redirected, bypass, open_url
 from kitt.bench.pump import Pump
 from kitt.bench.records import RequestRecord
-from kitt.bench.workload import RequestSpec
+from kitt.workload.spec import RequestSpec
 from kitt.config import Level
 
 KEY = "sk-test-9f8e7d6c5b4a"
@@ -48,7 +48,7 @@ def _level(target: Target, count: int = 2, tokens: int = 8) -> list[RequestRecor
     specs = [RequestSpec(index=i, prompt="hello there", max_tokens=tokens) for i in range(count)]
     sink: list[RequestRecord] = []
     asyncio.run(asyncio.wait_for(run_level(target, specs, Level("concurrency", 2), test_name="t", run_number=1,
-                                           seed=0, sink=sink), 60))
+                                           sink=sink), 60))
     return sink
 
 

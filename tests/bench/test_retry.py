@@ -22,7 +22,7 @@ from kitt.bench.http import Connection
 from kitt.bench.loadgen import Target, run_level
 from kitt.bench.pump import Pump
 from kitt.bench.records import RequestRecord
-from kitt.bench.workload import RequestSpec
+from kitt.workload.spec import RequestSpec
 from kitt.config import Level
 from kitt.results import SamplesWriter
 from support import read_request
@@ -110,7 +110,7 @@ def run(server: LoopbackServer, count: int, concurrency: int, samples: Path) -> 
     try:
         asyncio.run(asyncio.wait_for(run_level(
             Target(base_url=f"http://127.0.0.1:{server.port}", model="m"), specs, Level("concurrency", concurrency),
-            test_name="t", run_number=1, seed=0, sink=sink), timeout=30))
+            test_name="t", run_number=1, sink=sink), timeout=30))
     finally:
         server.close()
     origin = min(r.scheduled for r in sink)

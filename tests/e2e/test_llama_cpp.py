@@ -23,7 +23,10 @@ import pytest
 
 from kitt.engines import get_engine, served_name
 from kitt.engines.docker import docker_run_command
-from support import REPO, assert_exact_quick_suite, assert_kill_left_a_clear_failure, clean_environ, free_port, processes_with, run_kitt
+from support import (
+    REPO, assert_exact_quick_suite, assert_kill_left_a_clear_failure, clean_environ, free_port, processes_with, run_kitt,
+    wait_for_samples,
+)
 
 pytestmark = pytest.mark.llama
 
@@ -69,11 +72,15 @@ def test_quick_suite_on_real_llama_cpp(llama, tmp_path):
     measured = assert_exact_quick_suite(out, "llama-cpp")
     metrics = json.loads((out / "metrics.json").read_text())
     assert all(r["metrics"]["mean_tpot_ms"] > 0 for r in metrics["results"])
+    for result in metrics["results"]:  # a stream whose text llama.cpp held back is complete, and counted
+        rows = [s for s in measured if (s["test_name"], s["run_number"]) == (result["test_name"], result["run_number"])]
+        assert result["metrics"]["completed_without_text"] == sum(s["text_withheld"] for s in rows)
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     for s in measured:
         assert s["retries"] in (0, 1) and (s["retries"] == 1) == (s["retry_error"] is not None)
         # One event per token here; a retried request's events are the fresh attempt's only.
         assert len(s["event_ms"]) == 64
+        assert s["prompt_tokens"] == 128  # exact through llama.cpp's /tokenize (issue 24)
 
     # TPOT stays right on a server this fast (a token every 0.1-0.3 ms, where events that arrive
     # in one read share its stamp and many ITL gaps are 0): at concurrency 1, each request's TPOT
@@ -121,14 +128,8 @@ def test_llama_cpp_killed_mid_run(llama, tmp_path):
         cwd=REPO, env=kitt_env(binary), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        samples = out / "samples.jsonl"
-        deadline = time.monotonic() + 300
-        # Wait until the warm-up is written, then give the measured repeat a moment.
-        while not (samples.exists() and samples.read_text().strip()):
-            assert process.poll() is None, process.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "llama-server did not get through the warm-up in time"
-            time.sleep(0.2)
-        time.sleep(2)
+        # On an observed event, not by the clock: the warm-up's samples are written (see the vLLM test).
+        seen = wait_for_samples(out, process, 300)
         server = servers_on(port)
         assert len(server) == 1, server
         os.kill(int(server[0].split(":")[0]), signal.SIGKILL)
@@ -136,5 +137,5 @@ def test_llama_cpp_killed_mid_run(llama, tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
-    assert_kill_left_a_clear_failure(process.returncode, stderr, out, "llama-cpp")
+    assert_kill_left_a_clear_failure(process.returncode, stderr, out, "llama-cpp", seen)
     assert wait_until_gone(port) == []

@@ -8,12 +8,14 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from support import REPO, assert_no_engine_left, assert_one_line_error, clean_environ, processes_with, run_kitt, unique_model
+from support import (
+    REPO, assert_no_engine_left, assert_one_line_error, clean_environ, processes_with, run_kitt, sample_ids, unique_model,
+    wait_for_samples,
+)
 
 
 def _gpu_present() -> bool:
@@ -284,15 +286,17 @@ def test_cancellation_tears_down(tmp_path, sig):
          "--repeats", "3", "--output-len", "64", "--concurrency", "4"],
         cwd=REPO, env=clean_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    deadline = time.monotonic() + 60
-    while not processes_with(model) or not (out / "samples.jsonl").exists():
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.1)
-    time.sleep(2.5)  # mid-run: warm-up done, requests in flight
+    # On an observed event, never by the clock: a measured repeat's samples are written, so the
+    # engine is up and the next repeat is due. Wherever the signal lands, the same must hold.
+    seen = wait_for_samples(out, process, 60, measured=True)
+    assert processes_with(model) and process.poll() is None
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 1
     assert_one_line_error(stderr, f"received {sig.name}")
     assert_no_engine_left(model)
-    assert (out / "samples.jsonl").read_text().strip()
+    kept = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert sample_ids(seen) <= sample_ids(kept)  # nothing measured before the signal is lost
     assert read_json(out / "metrics.json")["passed"] is False
+    summary = (out / "summary.md").read_text()
+    assert "the run did not finish" in summary and "all passed" not in summary

@@ -175,3 +175,21 @@ def test_gpu_flags(cli, gpus, flags):
     _, command = build("vllm", cli=cli, gpus=gpus)
     gpu_parts = [p for p in command if p.startswith(("--gpus", "--device"))]
     assert gpu_parts == flags
+
+
+def test_vllm_mounts_its_compile_caches_under_the_engine_cache(tmp_path):
+    spec, command = build("vllm", engine_cache=tmp_path / "tool-cache" / "kitt" / "engine-cache")
+    root = tmp_path / "tool-cache" / "kitt" / "engine-cache" / "vllm"
+    assert f"--volume={root / 'vllm'}:/root/.cache/vllm" in command
+    assert f"--volume={root / 'triton'}:/root/.triton" in command
+    assert command.index(f"--volume={root / 'vllm'}:/root/.cache/vllm") < command.index(spec.image)
+    _, without = build("vllm")  # no engine cache given: nothing extra mounted
+    assert not [part for part in without if "/root/.cache/vllm" in part or "/root/.triton" in part]
+
+
+def test_actions_context_puts_the_engine_cache_under_the_runner_tool_cache(tmp_path):
+    from kitt.github.actions_io import ActionsContext
+
+    context = ActionsContext.from_environment({"RUNNER_TOOL_CACHE": str(tmp_path)})
+    assert context.engine_cache == tmp_path / "kitt" / "engine-cache"
+    assert ActionsContext.from_environment({}).engine_cache is None

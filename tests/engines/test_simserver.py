@@ -15,7 +15,7 @@ import pytest
 from kitt import telemetry
 from kitt.bench.loadgen import Target, run_level
 from kitt.bench.records import RequestRecord
-from kitt.bench.workload import RequestSpec
+from kitt.workload.spec import RequestSpec
 from kitt.config import Level
 from kitt.engines.simmodel import PrefixCache, block_keys
 from kitt.engines.specs import SIM, VLLM
@@ -49,7 +49,7 @@ def send(conn: http.client.HTTPConnection, prompts: list[str], streams: int = 1,
     target = Target(base_url=f"http://127.0.0.1:{conn.port}", model="sim-model", api=api,
                     stream_options=dict(SIM.stream_options))
     asyncio.run(asyncio.wait_for(run_level(target, specs, Level("concurrency", streams), test_name="t",
-                                           run_number=1, seed=0, sink=records), 60))
+                                           run_number=1, sink=records), 60))
     assert [r.error for r in records if r.error] == []
     return sorted(records, key=lambda r: r.index)
 

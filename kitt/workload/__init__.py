@@ -1,0 +1,1 @@
+"""What is sent: prompts, lengths, arrival schedules, ready as request specs for ``kitt.bench``."""
