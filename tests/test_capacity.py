@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from kitt.capacity import ABOVE_MAX, BELOW_MIN, WITHIN, CapacitySearch, slo_ratio
-from kitt.config import CapacitySpec, parse_suite
+from kitt.capacity import ABOVE_MAX, BELOW_MIN, WITHIN, CapacitySearch, probe_schedule, slo_ratio
+from kitt.config import CapacitySpec, parse_suite, suite_to_dict
 from kitt.errors import UsageError
 from kitt.thresholds import HIGHER, Thresholds, metric_direction
 
@@ -65,16 +65,63 @@ def test_a_capacity_test_with_fixed_levels_too_is_refused() -> None:
         parse_suite(suite(GOOD, concurrency=[4]), "s.yaml")
 
 
-def test_bad_capacity_input_exits_2_before_any_engine_starts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("capacity, extra, args, fragment", [
+    ("{over: concurrency, min: 4, max: 2, slo: {p99_ttft_ms: 100}}", "", [], "capacity.min: must be below max"),
+    ("{over: concurrency, min: 2, max: 4, slo: {p99_ttfts_ms: 100}}", "", [], "capacity.slo.p99_ttfts_ms: unknown key"),
+    ("{over: concurrency, min: 2, max: 4, precision_pct: 100, slo: {p99_ttft_ms: 100}}", "", [],
+     "capacity.precision_pct: must be above 0 and below 100"),
+    ("{over: request_rate, min: 1, max: 4}", "", [], "capacity.slo: a capacity search needs a latency goal"),
+    ("{over: concurrency, min: 2, max: 4, slo: {p99_ttft_ms: 100}}", "repeats: auto\n", [],
+     "repeats auto does not apply to capacity tests (cap)"),
+    ("{over: concurrency, min: 2, max: 4, slo: {p99_ttft_ms: 100}}", "", ["--repeats", "auto"],
+     "repeats auto does not apply to capacity tests (cap)"),
+    ("{over: concurrency, min: 2, max: 16, slo: {p99_ttft_ms: 100}}", "", ["--num-requests", "8"],
+     "capacity max 16 streams is above num_requests 8"),
+])  # fmt: skip
+def test_bad_capacity_input_exits_2_before_any_engine_starts(tmp_path: Path, capacity: str, extra: str,
+                                                            args: list[str], fragment: str) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text("name: bad\ntests:\n  - name: cap\n    capacity: {over: concurrency, min: 4, max: 2, "
-                    "slo: {p99_ttft_ms: 100}}\n")
+    path.write_text(f"name: bad\n{extra}tests:\n  - name: cap\n    num_requests: 32\n    capacity: {capacity}\n")
     done = subprocess.run([sys.executable, "-m", "kitt", "run", "-m", "sim-never", "-e", "sim", "-s", str(path),
-                           "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
+                           "-o", str(tmp_path / "out"), "--baseline-engine-arg=--max-num-seqs=4", *args],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("kitt: error: ")]
-    assert len(errors) == 1 and "capacity.min: must be below max" in errors[0], done.stderr
+    assert len(errors) == 1 and fragment in errors[0], done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_capacity_test_takes_the_tests_workload() -> None:
+    """Lengths, a mixture, a dataset, a time box and (over request rate) the arrival process are the
+    test's workload for every probe; they round-trip into config.json."""
+    mix = [{"weight": 3, "input_len": {"mean": 200, "stdev": 50, "min": 50, "max": 400}, "output_len": 64},
+           {"weight": 1, "input_len": 1000, "output_len": {"uniform": [100, 200]}}]
+    rate = {"over": "request_rate", "min": 0.5, "max": 8, "slo": {"p99_ttft_ms": 500}}
+    test = parse_suite(suite(rate, mix=mix, duration_s=30, arrival="gamma", burstiness=0.5), "s").tests[0]
+    assert test.capacity is not None and len(test.mix) == 2 and test.duration_s == 30
+    assert (test.arrival.kind, test.arrival.burstiness) == ("gamma", 0.5)
+    written = suite_to_dict(parse_suite(suite(rate, mix=mix, arrival="gamma", burstiness=0.5), "s"))["tests"][0]
+    assert written["arrival"]["kind"] == "gamma" and written["capacity"]["over"] == "request_rate"
+    assert len(written["mix"]) == 2
+    data = parse_suite(suite(GOOD, dataset={"path": "prompts.jsonl"}), "s").tests[0]
+    assert data.dataset is not None and data.dataset.path == "prompts.jsonl"
+    with pytest.raises(UsageError, match="arrival: applies to open-loop tests"):
+        parse_suite(suite(GOOD, arrival="gamma"), "s")
+
+
+def test_every_probe_of_a_repeat_sends_the_same_arrival_pattern_scaled_to_its_rate() -> None:
+    """Common random numbers: a probe's schedule at rate r is the repeat's unit-rate one divided by r."""
+    for kind, extra in (("poisson", {}), ("gamma", {"burstiness": 0.5}), ("constant", {})):
+        rate = {"over": "request_rate", "min": 0.5, "max": 8, "slo": {"p99_ttft_ms": 500}}
+        test = parse_suite(suite(rate, arrival=kind, **extra), "s").tests[0]
+        unit = probe_schedule(test, 1.0, 7, "cap-capacity", 1)
+        assert len(unit) == test.num_requests and unit[0] == 0.0
+        for r in (0.5, 2.0, 6.3):
+            assert probe_schedule(test, r, 7, "cap-capacity", 1) == pytest.approx([t / r for t in unit], rel=1e-9)
+        if kind != "constant":  # another repeat draws another pattern
+            assert probe_schedule(test, 1.0, 7, "cap-capacity", 2) != unit
+    timed = parse_suite(suite(rate, duration_s=5), "s").tests[0]
+    assert max(probe_schedule(timed, 4.0, 7, "cap-capacity", 1)) < 5
 
 
 def run_search(spec: CapacitySpec, ratio_at) -> CapacitySearch:
