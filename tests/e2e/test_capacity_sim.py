@@ -85,3 +85,42 @@ def test_fewer_slots_is_a_capacity_regression_and_an_a_a_run_is_not(tmp_path: Pa
     code, text = report(same, tmp_path)
     assert code == 0 and text.splitlines()[1].startswith("## ✅"), text[:3000]
     assert_no_engine_left(model)
+
+
+RATE_SUITE = """name: capacity-rate
+repeats: 1
+warmup: 0
+tests:
+  - name: mixed
+    duration_s: 3
+    num_requests: 96
+    mix: [{{weight: 3, input_len: 8, output_len: 12}}, {{weight: 1, input_len: 64, output_len: 12}}]
+    capacity: {{over: request_rate, min: 1, max: 32, precision_pct: 10, slo: {{p99_ttft_ms: 100}}}}
+"""
+
+
+def test_over_request_rate_each_probe_is_a_level_of_the_tests_workload(tmp_path: Path) -> None:
+    """Probes build their requests through the workload plan (a mixture, exact lengths through the
+    sim's /tokenize, time-boxed by duration_s); 2 slots of 30 + 11 x 10 ms serve at most 14.3
+    req/s, so no rate above that can meet a TTFT goal of 100 ms."""
+    suite = tmp_path / "rate.yaml"
+    suite.write_text(RATE_SUITE.format())
+    out = tmp_path / "rate"
+    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", str(suite), "-o", str(out),
+                    "--engine-arg=--max-num-seqs=2", "--engine-arg=--ttft-ms=30", "--engine-arg=--itl-ms=10",
+                    "--engine-arg=--ttft-cv=0", "--engine-arg=--itl-cv=0", timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    document = json.loads((out / "metrics.json").read_text())
+    (result,) = document["results"]
+    metrics = result["metrics"]
+    assert result["test_name"] == "mixed-capacity" and metrics["capacity_bound"] == 0.0, metrics
+    assert 1.0 <= metrics["capacity"] < 2 / 0.140, metrics
+    assert metrics["capacity_upper"] <= metrics["capacity"] * 1.10 + 1e-9  # bracketed within the precision
+    (curve,) = document["capacity_curves"]
+    assert len(curve["probes"]) == metrics["capacity_probes"] and curve["over"] == "request_rate"
+    sent = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert sent and {(s["prompt_tokens"], s["completion_tokens"]) for s in sent} <= {(8, 12), (64, 12)}
+    config = json.loads((out / "config.json").read_text())
+    assert config["workload"]["length_method"] == "exact, engine /tokenize"
+    assert config["workload"]["tests"]["mixed"]["requests"] == len(sent)
+    assert config["suite"]["tests"][0]["capacity"]["over"] == "request_rate"
