@@ -44,7 +44,7 @@ from kitt.workload.arrivals import ARRIVALS, Arrival
 from kitt.workload.datasets import FORMATS, SAMPLES, DatasetSpec, read_dataset
 from kitt.workload.lengths import Length, MixEntry, Normal, Uniform
 
-BUILTIN_SUITES = ("quick", "standard", "performance", "chat")
+BUILTIN_SUITES = ("quick", "standard", "performance", "chat", "capacity")
 APIS = ("completions", "chat")
 
 _SUITE_KEYS = {"name", "description", "api", "warmup", "repeats", "seed", "max_error_rate", "slo", "tests",
