@@ -11,13 +11,18 @@ import math
 import random
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from kitt.capacity import ABOVE_MAX, BELOW_MIN, WITHIN, CapacitySearch, probe_schedule, slo_ratio
 from kitt.config import CapacitySpec, parse_suite, suite_to_dict
+from kitt.compare import compare_result_sets
+from kitt.comparison import Verdict
 from kitt.errors import UsageError
+from kitt.results import ResultSet
+from kitt.results import TestResult as Result
 from kitt.thresholds import HIGHER, Thresholds, metric_direction
 
 
@@ -196,3 +201,29 @@ def test_capacity_is_higher_is_better_and_gates_by_default() -> None:
     assert metric_direction("capacity") == HIGHER
     assert Thresholds().for_metric("capacity") == 5.0
     assert Thresholds().for_metric("capacity_probes") is None
+
+
+def _capacity_job(when: datetime, values: list[float]) -> ResultSet:
+    """A result set of one capacity test: one `capacity` per repeat, as the arm writes them."""
+    results = [Result("chat-capacity", run, True, {"capacity": value, "capacity_bound": 0.0, "capacity_probes": 5.0})
+               for run, value in enumerate(values, start=1)]
+    return ResultSet(directory=Path("."), metrics_path=Path("metrics.json"), schema_version=1, suite_name="capacity",
+                     timestamp=when.isoformat(), engine="sim", model="tiny", passed=True, results=results,
+                     hardware={"fingerprint": "fp"})  # fmt: skip
+
+
+@pytest.mark.parametrize("spread", [0.0, 0.25])
+def test_fewer_slots_is_a_capacity_regression_against_a_history_and_the_same_is_not(spread: float) -> None:
+    """The history design (ten baseline jobs): capacity 8 -> 6 streams regresses; 8 -> 8 does not,
+    whether the searches found exactly the slots every time (no spread at all) or wobbled by a bit."""
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    wobble = [0.0, spread, -spread]
+    history = [_capacity_job(start + timedelta(days=d), [8.0 + wobble[(d + i) % 3] for i in range(3)]) for d in range(10)]
+    fewer = compare_result_sets(_capacity_job(start + timedelta(days=11), [6.0, 6.0 + spread, 6.0]), history)
+    assert fewer.design == "history"
+    (row,) = [r for r in fewer.rows if r.metric == "capacity"]
+    assert row.verdict is Verdict.REGRESSION and row.change_pct == pytest.approx(-25.0, abs=2.0), row
+    same = compare_result_sets(_capacity_job(start + timedelta(days=11), [8.0, 8.0 - spread, 8.0]), history)
+    (row,) = [r for r in same.rows if r.metric == "capacity"]
+    assert row.verdict is Verdict.UNCHANGED and row.method == "history t", row
+    assert all(r.verdict is not Verdict.REGRESSION for r in fewer.rows if r.metric != "capacity")
