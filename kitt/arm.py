@@ -17,7 +17,7 @@ from typing import Any
 
 from kitt import __version__
 from kitt import results as rs
-from kitt import telemetry
+from kitt import capacity, telemetry
 from kitt.bench.loadgen import Progress, Target, run_level
 from kitt.bench.metrics import compute_metrics
 from kitt.bench.records import RequestRecord
@@ -80,6 +80,7 @@ class Arm:
         self.results: list[rs.TestResult] = []
         self.notes: list[str] = []
         self.failures: list[str] = []
+        self.curves: list[dict[str, Any]] = []  # capacity searches: every probed level (kitt.capacity)
         self.positions: dict[str, list[int]] = {}  # A/B: per test, this arm's place in each pair (0 first)
         self.handle: ServerHandle | None = None
         self.startups: list[dict[str, Any]] = []  # one per engine start (ABBA blocks start the baseline twice)
@@ -213,6 +214,9 @@ class Arm:
     def repeat(self, test: TestSpec, level: Level, run_number: int, position: int | None = None) -> None:
         """One measured repeat; ``position`` is this arm's place in its A/B pair."""
         name = test.test_name(level)
+        if test.capacity is not None:
+            self.capacity_repeat(test, run_number, position)
+            return
         schedule = None
         count = test.num_requests
         if level.kind == "rate":
@@ -243,6 +247,39 @@ class Arm:
         if not result.passed:
             self.failures.append(f"{name} run {run_number}{' of the ' + self.label if self.name else ''}: "
                                  f"{result.errors[0]}")
+
+    def capacity_repeat(self, test: TestSpec, run_number: int, position: int | None = None) -> None:
+        """One repeat of a capacity test: a search over the test's load (kitt.capacity)."""
+        assert test.capacity is not None
+        result, curve = capacity.search(self, test, run_number, self.suite.max_error_rate)
+        self.results.append(result)
+        self.curves.append({"test_name": result.test_name, "run_number": run_number,
+                            "over": test.capacity.over, "slo": dict(test.capacity.slo),
+                            "probes": [p.to_dict() for p in curve]})
+        if position is not None:
+            self.positions.setdefault(result.test_name, []).append(position)
+        self.reporter.line(f"  run {run_number}: " + capacity.describe(test.capacity, result.metrics)
+                           + (f" ({self.label})" if self.name else ""))
+
+    def probe(self, test: TestSpec, level: Level, run_number: int, tag: str) -> dict[str, float | None]:
+        """One level of a capacity search: the test's workload built as for any level (lengths, mix,
+        dataset, exact tokenization), measured like a repeat, kept only in the search's curve."""
+        name = test.test_name(Level("capacity", 0))
+        schedule = None
+        count = test.num_requests
+        if level.kind == "rate":
+            schedule = capacity.probe_schedule(test, level.value, self.suite.seed, name, run_number)
+            count = len(schedule)
+        # Fresh prompts per probe (its own salt): a re-measure must not hit the prompts' prefix cache.
+        fitted = self._requests(test, count, f"{name}.{level.label}.{tag}", run_number)
+        self._account(test, name, run_number, fitted)
+        cpu_before, wall_before = _cpu_seconds(), time.perf_counter()
+        try:
+            start, end, records = self._measure(fitted.requests, level, name, run_number, schedule, test.duration_s)
+        finally:
+            self.flush_samples()
+        cpu = (_cpu_seconds() - cpu_before, time.perf_counter() - wall_before)
+        return self._result(name, run_number, level, records, end - start, cpu, None, None).metrics
 
     def _requests(self, test: TestSpec, count: int, name: str, run_number: int) -> tokens.Fitted:
         """The level's requests (run 0: the warm-up), built and with a tokenizer fitted to exact lengths
@@ -447,7 +484,8 @@ class Arm:
             total_time_seconds=elapsed,
             results=self.results,
             passed=passed,
-            extra={"hardware_fingerprint": self.hw.get("fingerprint"), "notes": self.notes, "failures": self.failures},
+            extra={"hardware_fingerprint": self.hw.get("fingerprint"), "notes": self.notes, "failures": self.failures,
+                   **({"capacity_curves": self.curves} if self.curves else {})},
         )
         rs.write_json(self.out / rs.METRICS_FILE, document)
 

@@ -44,17 +44,21 @@ from kitt.workload.arrivals import ARRIVALS, Arrival
 from kitt.workload.datasets import FORMATS, SAMPLES, DatasetSpec, read_dataset
 from kitt.workload.lengths import Length, MixEntry, Normal, Uniform
 
-BUILTIN_SUITES = ("quick", "standard", "performance", "chat")
+BUILTIN_SUITES = ("quick", "standard", "performance", "chat", "capacity")
 APIS = ("completions", "chat")
 
 _SUITE_KEYS = {"name", "description", "api", "warmup", "repeats", "seed", "max_error_rate", "slo", "tests",
                "min_repeats", "max_repeats"}
 _TEST_KEYS = {"name", "concurrency", "request_rate", "num_requests", "input_len", "output_len", "mix", "dataset",
-              "arrival", "burstiness", "ramp_up_s", "duration_s"}
+              "arrival", "burstiness", "ramp_up_s", "duration_s", "capacity"}
 _NORMAL_KEYS = {"mean", "stdev", "min", "max"}
 _MIX_KEYS = {"weight", "input_len", "output_len"}
 _DATASET_KEYS = {"path", "format", "sample"}
 _SLO_KEYS = {"ttft_ms", "tpot_ms", "e2el_ms"}
+_CAPACITY_KEYS = {"over", "min", "max", "slo", "precision_pct", "max_probes"}
+# A capacity SLO's keys: each a p99 latency limit (ms) or the largest failed fraction.
+CAPACITY_SLO_KEYS = ("p99_ttft_ms", "p99_tpot_ms", "p99_e2el_ms", "max_error_rate")
+CAPACITY_OVER = ("concurrency", "request_rate")
 
 # Limits (README, "Limits"): past them a run would only end in a MemoryError or measure nothing.
 MAX_TOKENS = 1_000_000  # input_len and output_len
@@ -80,7 +84,22 @@ class Level:
     def label(self) -> str:
         if self.kind == "concurrency":
             return f"c{int(self.value)}"
+        if self.kind == "capacity":
+            return "capacity"
         return f"r{self.value:g}"
+
+
+@dataclass(frozen=True)
+class CapacitySpec:
+    """A capacity search (``capacity:`` in a test): the highest load in [min, max] whose measured
+    level meets every SLO key. ``over`` is concurrency (streams) or request_rate (requests/s)."""
+
+    over: str
+    min: float
+    max: float
+    slo: dict[str, float]  # CAPACITY_SLO_KEYS -> limit
+    precision_pct: float = 10.0
+    max_probes: int = 12
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,7 @@ class TestSpec:
     dataset: DatasetSpec | None = None  # the user's prompts instead of synthetic ones
     arrival: Arrival = Arrival()  # open-loop levels only
     duration_s: float | None = None  # no new request after this many seconds of a level
+    capacity: CapacitySpec | None = None  # a capacity search instead of fixed levels (kitt.capacity)
 
     def test_name(self, level: Level) -> str:
         return f"{self.name}-{level.label}"
@@ -216,7 +236,7 @@ def parse_suite(data: Any, source: str) -> Suite:
     tests_raw = data.get("tests")
     if not isinstance(tests_raw, list) or not tests_raw:
         v.fail("suite.tests", "must be a non-empty list of tests")
-    tests = tuple(_parse_test(v, t, i) for i, t in enumerate(tests_raw))
+    tests = tuple(_parse_test(v, t, i, slo) for i, t in enumerate(tests_raw))
     names = [t.name for t in tests]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -277,14 +297,18 @@ def resolve_repeats(suite: Suite, o: Overrides) -> tuple[int, tuple[int, int] | 
     return high, (low, high)
 
 
-def _parse_test(v: "_Validator", raw: Any, index: int) -> TestSpec:
+def _parse_test(v: "_Validator", raw: Any, index: int, suite_slo: dict[str, float] | None = None) -> TestSpec:
     where = f"suite.tests[{index}]"
     if not isinstance(raw, dict):
         v.fail(where, "must be a mapping")
     v.no_unknown(raw, _TEST_KEYS, where)
-    if ("concurrency" in raw) == ("request_rate" in raw):
+    if "capacity" in raw:
+        if "concurrency" in raw or "request_rate" in raw:
+            v.fail(where, "a capacity test searches its own load: drop 'concurrency' and 'request_rate'")
+        levels: tuple[Level, ...] = (Level("capacity", 0),)  # the search picks its levels (kitt.capacity)
+    elif ("concurrency" in raw) == ("request_rate" in raw):
         v.fail(where, "needs exactly one of 'concurrency' (closed loop) or 'request_rate' (Poisson arrivals)")
-    if "concurrency" in raw:
+    elif "concurrency" in raw:
         values = _as_list(raw["concurrency"])
         levels = tuple(
             Level("concurrency", v.integer(c, f"{where}.concurrency[{i}]", minimum=1)) for i, c in enumerate(values)
@@ -310,17 +334,78 @@ def _parse_test(v: "_Validator", raw: Any, index: int) -> TestSpec:
         if duration > MAX_DURATION_S:
             v.fail(f"{where}.duration_s", f"must be at most {MAX_DURATION_S:,.0f} seconds, got {duration:g}")
     default_requests = DURATION_REQUESTS if duration is not None else 32
+    num_requests = v.integer(raw.get("num_requests", default_requests), f"{where}.num_requests", minimum=1)
+    capacity = None
+    if "capacity" in raw:
+        capacity = parse_capacity(v, raw["capacity"], f"{where}.capacity", suite_slo or {}, num_requests)
+    open_loop = "request_rate" in raw or (capacity is not None and capacity.over == "request_rate")
     return TestSpec(
         name=name,
         levels=levels,
-        num_requests=v.integer(raw.get("num_requests", default_requests), f"{where}.num_requests", minimum=1),
+        num_requests=num_requests,
         input_len=_parse_length(v, raw.get("input_len", 128), f"{where}.input_len"),
         output_len=_parse_length(v, raw.get("output_len", 64), f"{where}.output_len"),
         mix=mix,
         dataset=_parse_dataset(v, raw["dataset"], f"{where}.dataset") if "dataset" in raw else None,
-        arrival=_parse_arrival(v, raw, where, open_loop="request_rate" in raw),
+        arrival=_parse_arrival(v, raw, where, open_loop=open_loop),
         duration_s=duration,
+        capacity=capacity,
     )
+
+
+def parse_capacity(v: "_Validator", raw: Any, where: str, suite_slo: dict[str, float],
+                   num_requests: int) -> CapacitySpec:
+    """``capacity: {over, min, max, slo, precision_pct, max_probes}``; the suite's ``slo`` (ttft_ms,
+    tpot_ms, e2el_ms) and ``max_error_rate`` are the defaults of p99_ttft_ms, p99_tpot_ms, p99_e2el_ms."""
+    if not isinstance(raw, dict):
+        v.fail(where, "must be a mapping with over, min, max and slo")
+    v.no_unknown(raw, _CAPACITY_KEYS, where)
+    over = raw.get("over")
+    if over not in CAPACITY_OVER:
+        v.fail(f"{where}.over", f"must be one of {', '.join(CAPACITY_OVER)}, got {over!r}")
+    for key in ("min", "max"):
+        if key not in raw:
+            v.fail(f"{where}.{key}", "is required: the search's bounds")
+    if over == "concurrency":
+        low = float(v.integer(raw["min"], f"{where}.min", minimum=1))
+        high = float(v.integer(raw["max"], f"{where}.max", minimum=1))
+        if high > num_requests:
+            v.fail(f"{where}.max", f"concurrency {high:g} is above num_requests {num_requests}: "
+                   "a level never has more streams than requests; raise num_requests")
+    else:
+        low = v.positive_number(raw["min"], f"{where}.min")
+        high = v.positive_number(raw["max"], f"{where}.max")
+        if not (MIN_RATE <= low and high <= MAX_RATE):
+            v.fail(where, f"request rates must be between {MIN_RATE:g} and {MAX_RATE:g} requests/s")
+    if low >= high:
+        v.fail(f"{where}.min", f"must be below max ({low:g} >= {high:g})")
+    slo_raw = raw.get("slo", {})
+    if not isinstance(slo_raw, dict):
+        v.fail(f"{where}.slo", f"must be a mapping of {', '.join(CAPACITY_SLO_KEYS)}")
+    v.no_unknown(slo_raw, set(CAPACITY_SLO_KEYS), f"{where}.slo")
+    slo = {f"p99_{k}": val for k, val in suite_slo.items()}
+    for key, value in slo_raw.items():
+        if key == "max_error_rate":
+            rate = v.number(value, f"{where}.slo.{key}")
+            if not 0.0 <= rate < 1.0:
+                v.fail(f"{where}.slo.{key}", f"must be at least 0 and below 1, got {value!r}")
+            slo[key] = rate
+        else:
+            slo[key] = v.positive_number(value, f"{where}.slo.{key}")
+    if not any(k in slo for k in CAPACITY_SLO_KEYS if k != "max_error_rate"):
+        v.fail(f"{where}.slo", "a capacity search needs a latency goal: give p99_ttft_ms, p99_tpot_ms or p99_e2el_ms "
+               "(here or in the suite's slo)")
+    precision = v.number(raw.get("precision_pct", 10.0), f"{where}.precision_pct")
+    if not 0.0 < precision < 100.0:
+        v.fail(f"{where}.precision_pct", f"must be above 0 and below 100, got {raw.get('precision_pct')!r}")
+    max_probes = v.integer(raw.get("max_probes", 12), f"{where}.max_probes", minimum=2)
+    return CapacitySpec(over=over, min=low, max=high, slo={k: slo[k] for k in CAPACITY_SLO_KEYS if k in slo},
+                        precision_pct=precision, max_probes=max_probes)
+
+
+def capacity_to_dict(spec: CapacitySpec) -> dict[str, Any]:
+    return {"over": spec.over, "min": spec.min, "max": spec.max, "slo": dict(spec.slo),
+            "precision_pct": spec.precision_pct, "max_probes": spec.max_probes}
 
 
 def _parse_length(v: "_Validator", raw: Any, where: str) -> Length:
@@ -419,7 +504,9 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
     tests = []
     for test in suite.tests:
         levels = test.levels
-        if o.request_rate is not None:
+        if test.capacity is not None:
+            pass  # the search picks its own levels
+        elif o.request_rate is not None:
             levels = (Level("rate", o.request_rate),)
         elif o.concurrency is not None:
             levels = tuple(Level("concurrency", c) for c in o.concurrency)
@@ -444,6 +531,11 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
             test = replace(test, dataset=read_dataset(test.dataset))  # bad files fail here, before any engine starts
         tests.append(test)
     repeats, auto_repeats = resolve_repeats(suite, o)
+    searched = [t.name for t in tests if t.capacity is not None]
+    if auto_repeats is not None and searched:
+        # repeats auto decides per level on A/B pairs of fixed levels; a search's levels differ per repeat.
+        raise UsageError(f"repeats auto does not apply to capacity tests ({', '.join(searched)})",
+                         hint="Give a fixed count: --repeats N, or `repeats: N` in the suite.")
     return check_suite_limits(replace(
         suite,
         tests=tuple(tests),
@@ -486,6 +578,10 @@ def check_suite_limits(suite: Suite) -> Suite:
         if test.num_requests * longest_input > MAX_PROMPT_TOKENS:
             fail(f"{where}: num_requests x input_len is {test.num_requests * longest_input:,} prompt tokens, "
                  f"above the limit of {MAX_PROMPT_TOKENS:,} per level")
+        spec = test.capacity
+        if spec is not None and spec.over == "concurrency" and spec.max > test.num_requests:
+            fail(f"{where}: capacity max {spec.max:g} streams is above num_requests {test.num_requests}: "
+                 "a level never has more streams than requests; raise num_requests")
         if test.duration_s is not None and not (math.isfinite(test.duration_s) and 0 < test.duration_s <= MAX_DURATION_S):
             fail(f"{where}: duration_s {test.duration_s:g} must be above 0 and at most {MAX_DURATION_S:,.0f} seconds")
         for level in test.levels:
@@ -569,6 +665,7 @@ def suite_to_dict(suite: Suite) -> dict[str, Any]:
                 "input_len": lengths.to_data(t.input_len),
                 "output_len": lengths.to_data(t.output_len),
                 **_workload_fields(t),
+                **({"capacity": capacity_to_dict(t.capacity)} if t.capacity else {}),
             }
             for t in suite.tests
         ],
@@ -584,7 +681,8 @@ def _workload_fields(test: TestSpec) -> dict[str, Any]:
                           "output_len": lengths.to_data(e.output_len)} for e in test.mix]
     if test.dataset is not None:
         fields["dataset"] = test.dataset.to_data()
-    if any(level.kind == "rate" for level in test.levels) and test.arrival != Arrival():
+    open_loop = any(level.kind == "rate" for level in test.levels) or (test.capacity and test.capacity.over == "request_rate")
+    if open_loop and test.arrival != Arrival():
         fields["arrival"] = {"kind": test.arrival.kind, "burstiness": test.arrival.burstiness,
                              "ramp_up_s": test.arrival.ramp_up_s}
     if test.duration_s is not None:

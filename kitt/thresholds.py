@@ -3,7 +3,8 @@
 Every known metric has a direction (higher or lower is better). Latencies (``*_ttft_ms`` and
 friends) are lower-is-better by their name's shape; the rest are listed. Informational metrics
 are shown in reports but never gate; unknown metrics (say, a custom one in an upstream file)
-are shown too and never gate. By default nine key metrics gate; a thresholds file can add any
+are shown too and never gate. By default ten key metrics gate (the tenth, ``capacity``, only in
+capacity tests); a thresholds file can add any
 directed metric or switch one off.
 """
 
@@ -23,13 +24,13 @@ DEFAULT_THRESHOLD_PCT = 5.0
 
 DEFAULT_GATED = (
     "median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms",
-    "median_itl_ms", "p99_itl_ms", "median_e2el_ms", "p99_e2el_ms", "output_throughput",
+    "median_itl_ms", "p99_itl_ms", "median_e2el_ms", "p99_e2el_ms", "output_throughput", "capacity",
 )  # fmt: skip
 _LATENCY = re.compile(r"^(mean|median|std|p\d+(?:\.\d+)?)_(ttft|tpot|itl|e2el|schedule_lag)_ms$")
 _DIRECTIONS = {
     **dict.fromkeys(
         ["request_throughput", "output_throughput", "total_token_throughput", "request_goodput",
-         "completed", "total_input_tokens", "total_output_tokens"], HIGHER),
+         "completed", "total_input_tokens", "total_output_tokens", "capacity"], HIGHER),
     **dict.fromkeys(
         ["failed", "duration", "token_count_mismatch", "gpu_peak_memory_mib", "gpu_mean_power_w",
          "gpu_energy_per_output_token_j", "gpu_energy_j", "output_len_mismatch"], LOWER),
@@ -38,6 +39,7 @@ _DIRECTIONS = {
 INFORMATIONAL = frozenset({
     "server_generation_tokens", "server_prompt_tokens", "gpu_mean_utilization_pct",
     "client_cpu_seconds", "client_cpu_util_pct", "usage_count_rejected", "completed_without_text",
+    "capacity_bound", "capacity_lower", "capacity_upper", "capacity_probes",
 })  # fmt: skip
 # Run parameters that upstream and we store among the metrics; they identify a test, not measure it.
 LOAD_PARAMETERS = frozenset({"concurrency", "request_rate", "max_concurrency", "num_prompts", "burstiness"})

@@ -215,6 +215,8 @@ def cause(rows: list[MetricRow], comparison: Comparison, named: int = 2) -> str:
     for metric, group in list(by_metric.items())[:named]:
         changes = [r.change_pct for r in group if r.change_pct is not None]
         what = metric_name(metric) + (f" {_range(changes)}" if changes else "")
+        if metric == "capacity" and len(group) == 1:
+            what += capacity_words(group[0], comparison)
         parts.append((what, _where(metric, {r.key for r in group}, comparison)))
     wheres = {where for _, where in parts}
     if len(wheres) == 1:
@@ -223,6 +225,45 @@ def cause(rows: list[MetricRow], comparison: Comparison, named: int = 2) -> str:
         text = " and ".join(f"{what} {where}".strip() for what, where in parts)
     more = len(by_metric) - len(parts)
     return text + (f", and {plural(more, 'other metric')}" if more else "")
+
+
+_SLO_WORDS = {"p99_ttft_ms": ("p99 TTFT", "ms"), "p99_tpot_ms": ("p99 TPOT", "ms"), "p99_e2el_ms": ("p99 E2E", "ms"),
+              "max_error_rate": ("errors", "")}
+
+
+def capacity_spec(comparison: Comparison, test_name: str) -> dict[str, Any] | None:
+    """A capacity test's search as config.json records it (over, min, max, slo), or None."""
+    suite = comparison.current.config.get("suite")
+    tests = suite.get("tests") if isinstance(suite, dict) else None
+    for test in tests if isinstance(tests, list) else []:
+        if isinstance(test, dict) and f"{test.get('name')}-capacity" == test_name and isinstance(test.get("capacity"), dict):
+            return test["capacity"]
+    return None
+
+
+def capacity_unit(spec: dict[str, Any] | None) -> str:
+    return "streams" if spec and spec.get("over") == "concurrency" else "req/s"
+
+
+def slo_words(slo: dict[str, Any]) -> str:
+    """``p99 TTFT ≤ 500 ms, errors ≤ 1%``: a capacity search's goal, in words."""
+    parts = []
+    for key, value in slo.items():
+        if key not in _SLO_WORDS or not isinstance(value, (int, float)):
+            continue
+        name, unit_ = _SLO_WORDS[key]
+        parts.append(f"{name} ≤ {value * 100:g}%" if key == "max_error_rate" else f"{name} ≤ {value:g} {unit_}")
+    return ", ".join(parts)
+
+
+def capacity_words(row: MetricRow, comparison: Comparison) -> str:
+    """`` (p99 TTFT ≤ 500 ms): 22.1 → 18.1 req/s``: the goal capacity was searched under, and its values."""
+    spec = capacity_spec(comparison, row.test)
+    goal = slo_words(spec.get("slo") or {}) if spec else ""
+    text = f" ({md(goal)})" if goal else ""
+    if row.baseline is not None and row.current is not None:
+        text += f": {fmt_value(row.baseline)} → {fmt_value(row.current)} {capacity_unit(spec)}"
+    return text
 
 
 def incomplete_cause(gap: Incomplete) -> str:
