@@ -502,7 +502,8 @@ def check_suite_limits(suite: Suite) -> Suite:
         where = f"test {test.name!r}"
         pairs = [(e.input_len, e.output_len) for e in test.mix] or [(test.input_len, test.output_len)]
         longest_input = max(lengths.upper(i) for i, _ in pairs) + (test.prefix.length if test.prefix else 0)
-        for name, value in (("input_len", longest_input), ("output_len", max(lengths.upper(o) for _, o in pairs))):
+        first = "prefix len + input_len" if test.prefix else "input_len"
+        for name, value in ((first, longest_input), ("output_len", max(lengths.upper(o) for _, o in pairs))):
             if value > MAX_TOKENS:
                 fail(f"{where}: {name} {value} is above the limit of {MAX_TOKENS:,} tokens")
         if test.prefix is not None and test.prefix.groups * test.prefix.length > MAX_PROMPT_TOKENS:
