@@ -392,11 +392,9 @@ class Arm:
         compute it from (never a zero that was not measured); a note says where each came from."""
         spec, found = self.spec, {}
         served = any(r.ok for r in records)
-        hits = telemetry.counter_delta(before, after, spec.prefix_cache_hits_metric)
-        queries = telemetry.counter_delta(before, after, spec.prefix_cache_queries_metric)
-        if spec.prefix_cache_misses_metric and hits is not None:
-            misses = telemetry.counter_delta(before, after, spec.prefix_cache_misses_metric)
-            queries = None if misses is None else hits + misses
+        hits, queries = telemetry.prefix_cache_delta(before, after, spec.prefix_cache_hits_metric,
+                                                     spec.prefix_cache_queries_metric,
+                                                     spec.prefix_cache_misses_metric) or (None, None)
         if hits is not None and queries:
             found["prefix_cache_hit_rate"] = hits / queries
             counters = (f"{spec.prefix_cache_hits_metric} over {spec.prefix_cache_queries_metric}"
