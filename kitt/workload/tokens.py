@@ -61,6 +61,7 @@ def fit(requests: list[RequestSpec], counter: Counter, seed: int, salt: str, *, 
     rng = random.Random(f"{seed}:{salt}:fit")
     words = [spec.prompt.split() for spec in requests]
     targets = [spec.input_len for spec in requests]
+    shared = [len(spec.prefix.split()) for spec in requests]
     counts = counter.count([_text(spec, w) for spec, w in zip(requests, words)])
     for _ in range(_COARSE_ROUNDS):
         off = [i for i, (c, t) in enumerate(zip(counts, targets)) if c != t]
@@ -68,9 +69,10 @@ def fit(requests: list[RequestSpec], counter: Counter, seed: int, salt: str, *, 
             break
         for i in off:
             # Words by the difference in tokens over this prompt's tokens per word (a small
-            # vocabulary spends several tokens on a word).
+            # vocabulary spends several tokens on a word); a shared prefix's words count too.
             difference = targets[i] - counts[i]
-            step = round(difference / max(counts[i] / len(words[i]), 1.0)) or (1 if difference > 0 else -1)
+            per_word = counts[i] / (len(words[i]) + shared[i])
+            step = round(difference / max(per_word, 1.0)) or (1 if difference > 0 else -1)
             if step > 0:
                 words[i].extend(filler_words(rng, step))
             elif len(words[i]) > 1:

@@ -111,3 +111,24 @@ def test_the_sent_line_names_the_prefixes() -> None:
                                   "2 shared prefixes of 256 tokens")
     workload["tests"]["a"]["prefix"] = {"groups": 1, "len": 1024, "skew": 1.5}
     assert sent_line(current).endswith("1 shared prefix of 1,024 tokens (Zipf skew 1.5)")
+
+
+class SmallVocabulary:
+    """A 512-token BPE's shape: a word costs about a token per two letters, a digit a token."""
+
+    method = "exact, test"
+    max_model_len = None
+
+    def count(self, prompts: Sequence[str]) -> list[int]:
+        return [1 + sum(len(w) if w.isdigit() else (len(w) + 1) // 2 for w in p.split()) for p in prompts]
+
+
+def test_a_short_own_prompt_after_a_long_prefix_is_exact_on_a_small_vocabulary() -> None:
+    """The words to add or drop are the difference over the tokens per word of the whole text,
+    prefix included (over the own words alone, a long prefix made every step one word)."""
+    spec, counter = PrefixSpec(groups=2, length=512), SmallVocabulary()
+    texts = fitted_prefixes(spec, counter)  # type: ignore[arg-type]
+    requests = build_level(40, input_len=16, output_len=2, seed=7, salt="p-c1:1", prefix=spec, prefix_texts=texts)
+    fitted = fit(requests, counter, 7, "p-c1:1", synthetic=True)
+    assert fitted.inexact == 0
+    assert set(counter.count([r.text for r in fitted.requests])) == {512 + 16}
