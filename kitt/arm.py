@@ -21,7 +21,7 @@ from kitt import capacity, telemetry
 from kitt.bench.loadgen import Progress, Target, run_level
 from kitt.bench.metrics import compute_metrics
 from kitt.bench.records import RequestRecord
-from kitt.workload import arrivals, identity, plan, tokens
+from kitt.workload import arrivals, identity, plan, prefixes, tokens
 from kitt.config import Level, RunConfig, TestSpec, suite_to_dict
 from kitt.engines import choose_mode, create_runner, get_engine
 from kitt.engines.base import EngineSpec, Runner, ServerHandle
@@ -88,6 +88,8 @@ class Arm:
         self.counter: tokens.Counter | None = None  # how prompt lengths are made exact; None: approximate
         self.sent: dict[str, dict[str, Any]] = {}  # per test: the lengths its measured requests asked for
         self.requested_input: dict[tuple[str, int, int], int] = {}  # (level, run, index) -> prompt length asked
+        self.prefix_texts: dict[str, list[str]] = {}  # per test with a prefix: its shared prefixes, fitted once
+        self._sources: set[str] = set()  # the notes already given on where the cache metrics came from
 
     def prepare(self, nvml: Any, gpu_note: str | None, hw: dict[str, Any]) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -289,7 +291,8 @@ class Arm:
         answers = counter.count if counter is not None and self.api != "chat" else None
         try:
             requests = plan.build_level(count, input_len=test.input_len, output_len=test.output_len, mix=test.mix,
-                                        dataset=test.dataset, seed=self.suite.seed, salt=salt, count_tokens=answers)
+                                        dataset=test.dataset, seed=self.suite.seed, salt=salt, count_tokens=answers,
+                                        prefix=test.prefix, prefix_texts=self._prefixes(test))
             if counter is None:
                 return tokens.Fitted(requests)
             return tokens.fit(requests, counter, self.suite.seed, salt, synthetic=test.dataset is None)
@@ -301,6 +304,22 @@ class Arm:
             if status is not None:
                 raise self._died(status, self._phase(name, run_number)) from None
             raise
+
+    def _prefixes(self, test: TestSpec) -> list[str] | None:
+        """The test's shared prefixes, built and fitted to their length once (the same for every
+        level, repeat and warm-up, so the engine's cache can hold them)."""
+        if test.prefix is None:
+            return None
+        if test.name not in self.prefix_texts:
+            specs = prefixes.build_prefixes(test.prefix, self.suite.seed, test.name)
+            if self.counter is not None:
+                fitted = tokens.fit(specs, self.counter, self.suite.seed, f"{test.name}:prefixes", synthetic=True)
+                specs = fitted.requests
+                if fitted.inexact:
+                    self._note(f"{test.name}: {fitted.inexact} of {len(specs)} shared prefixes are not exactly "
+                               f"{test.prefix.length} tokens (no word sequence hits it with this tokenizer)")
+            self.prefix_texts[test.name] = [spec.prompt for spec in specs]
+        return self.prefix_texts[test.name]
 
     def _phase(self, name: str, run_number: int) -> str:
         phase = f"{name} " + ("warm-up" if run_number == 0 else f"run {run_number}")
@@ -381,6 +400,7 @@ class Arm:
         prompt_delta = telemetry.counter_delta(before, after, self.spec.prompt_tokens_metric)
         if prompt_delta is not None:
             metrics["server_prompt_tokens"] = prompt_delta
+        metrics.update(self._cache_metrics(name, records, before, after))
         errors = []
         total = len(records)
         failed = int(metrics["failed"] or 0)
@@ -400,6 +420,52 @@ class Arm:
             self._note(f"{name} run {run_number}: the load generator used {metrics['client_cpu_util_pct']:.0f}% of a "
                        "CPU core; latencies may include client overhead")
         return rs.TestResult(test_name=name, run_number=run_number, passed=not errors, metrics=metrics, errors=errors)
+
+    def _cache_metrics(self, name: str, records: list[RequestRecord], before: dict[str, float] | None,
+                       after: dict[str, float] | None) -> dict[str, float]:
+        """``prefix_cache_hit_rate`` (the engine's cache counters' change over the repeat: hits over
+        queries) and ``cached_prompt_tokens`` (the usage's ``cached_tokens`` summed over the repeat's
+        requests, else the hits counter's change). Each omitted when the engine gives nothing to
+        compute it from (never a zero that was not measured); a note says where each came from."""
+        spec, found = self.spec, {}
+        served = any(r.ok for r in records)
+        hits, queries = telemetry.prefix_cache_delta(before, after, spec.prefix_cache_hits_metric,
+                                                     spec.prefix_cache_queries_metric,
+                                                     spec.prefix_cache_misses_metric) or (None, None)
+        if hits is not None and queries:
+            found["prefix_cache_hit_rate"] = hits / queries
+            counters = (f"{spec.prefix_cache_hits_metric} over {spec.prefix_cache_queries_metric}"
+                        if spec.prefix_cache_queries_metric else
+                        f"{spec.prefix_cache_hits_metric} over itself plus {spec.prefix_cache_misses_metric}")
+            self._source("rate", f"prefix_cache_hit_rate is the engine's {counters}, their change over each repeat")
+        elif hits == 0 and queries == 0 and served:
+            # Prompts were served and none was looked up (vLLM and the sim count nothing with
+            # prefix caching off): the cache served no token, a measured 0.
+            found["prefix_cache_hit_rate"] = 0.0
+            self._source("off", "the engine's prefix cache counters did not move while prompts were served "
+                                "(prefix caching off): prefix_cache_hit_rate is 0 for such a repeat")
+        cached = [r.cached_tokens for r in records if r.ok and r.cached_tokens is not None]
+        if cached:
+            found["cached_prompt_tokens"] = float(sum(cached))
+            self._source("usage", "cached_prompt_tokens is usage.prompt_tokens_details.cached_tokens summed over "
+                                  "each repeat's requests")
+        elif "prefix_cache_hit_rate" in found and hits is not None:
+            found["cached_prompt_tokens"] = hits
+            self._source("counter", f"cached_prompt_tokens is the change of the engine's {spec.prefix_cache_hits_metric} "
+                                    "over each repeat (the responses' usage gave no prompt_tokens_details.cached_tokens)")
+        test = name.rsplit("-", 1)[0]
+        if "prefix_cache_hit_rate" not in found and any(t.prefix for t in self.suite.tests if t.name == test):
+            why = ("it has no metrics endpoint" if not spec.metrics_path else
+                   "kitt reads no cache counter of this engine" if not spec.prefix_cache_hits_metric else
+                   f"no {spec.prefix_cache_hits_metric} on its {spec.metrics_path}")
+            self._source("none", f"{spec.name} gave no prefix cache counters ({why}): prefix_cache_hit_rate is "
+                                 "not reported")
+        return found
+
+    def _source(self, key: str, text: str) -> None:
+        if key not in self._sources:
+            self._sources.add(key)
+            self.notes.append(text + ".")
 
     def _note(self, text: str) -> None:
         self.notes.append(text)

@@ -26,6 +26,7 @@ A suite is YAML (built-in ones ship in ``kitt/suites/``)::
         mix:                  # or instead of input_len and output_len: a weighted mixture
           - {weight: 0.8, input_len: 200, output_len: 100}
         dataset: {path: prompts.jsonl, format: openai-chat, sample: shuffle}   # or the user's own prompts
+        prefix: {groups: 2, len: 256, skew: 0}   # optional: each prompt opens with one of 2 shared 256-token prefixes
 
 Every error names the file and the field path, e.g. ``suite.tests[1].concurrency[0]``.
 """
@@ -43,6 +44,7 @@ from kitt.workload import lengths
 from kitt.workload.arrivals import ARRIVALS, Arrival
 from kitt.workload.datasets import FORMATS, SAMPLES, DatasetSpec, read_dataset
 from kitt.workload.lengths import Length, MixEntry, Normal, Uniform
+from kitt.workload.prefixes import PrefixSpec
 
 BUILTIN_SUITES = ("quick", "standard", "performance", "chat", "capacity")
 APIS = ("completions", "chat")
@@ -50,10 +52,11 @@ APIS = ("completions", "chat")
 _SUITE_KEYS = {"name", "description", "api", "warmup", "repeats", "seed", "max_error_rate", "slo", "tests",
                "min_repeats", "max_repeats"}
 _TEST_KEYS = {"name", "concurrency", "request_rate", "num_requests", "input_len", "output_len", "mix", "dataset",
-              "arrival", "burstiness", "ramp_up_s", "duration_s", "capacity"}
+              "arrival", "burstiness", "ramp_up_s", "duration_s", "capacity", "prefix"}
 _NORMAL_KEYS = {"mean", "stdev", "min", "max"}
 _MIX_KEYS = {"weight", "input_len", "output_len"}
 _DATASET_KEYS = {"path", "format", "sample"}
+_PREFIX_KEYS = {"groups", "len", "skew"}
 _SLO_KEYS = {"ttft_ms", "tpot_ms", "e2el_ms"}
 _CAPACITY_KEYS = {"over", "min", "max", "slo", "precision_pct", "max_probes"}
 # A capacity SLO's keys: each a p99 latency limit (ms) or the largest failed fraction.
@@ -71,6 +74,8 @@ DURATION_REQUESTS = 1_000  # num_requests of a duration_s level that names none:
 MAX_DURATION_S = 86_400.0
 MIN_RATE, MAX_RATE = 0.001, 1_000_000.0  # requests/s; below one request in 1,000 s nothing is measured
 MAX_PORT = 65535
+MAX_PREFIX_GROUPS = 100_000
+MAX_SKEW = 100.0  # 1/k^skew: past this every request draws the first prefix anyway
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,7 @@ class TestSpec:
     arrival: Arrival = Arrival()  # open-loop levels only
     duration_s: float | None = None  # no new request after this many seconds of a level
     capacity: CapacitySpec | None = None  # a capacity search instead of fixed levels (kitt.capacity)
+    prefix: PrefixSpec | None = None  # shared prefixes in front of every prompt (kitt.workload.prefixes)
 
     def test_name(self, level: Level) -> str:
         return f"{self.name}-{level.label}"
@@ -350,6 +356,7 @@ def _parse_test(v: "_Validator", raw: Any, index: int, suite_slo: dict[str, floa
         arrival=_parse_arrival(v, raw, where, open_loop=open_loop),
         duration_s=duration,
         capacity=capacity,
+        prefix=_parse_prefix(v, raw["prefix"], f"{where}.prefix") if "prefix" in raw else None,
     )
 
 
@@ -476,6 +483,23 @@ def _parse_dataset(v: "_Validator", raw: Any, where: str) -> DatasetSpec:
     return DatasetSpec(path=path, format=fmt, sample=sample)
 
 
+def _parse_prefix(v: "_Validator", raw: Any, where: str) -> PrefixSpec:
+    if not isinstance(raw, dict):
+        v.fail(where, f"must be a mapping {{groups, len, skew}}, got {raw!r}")
+    v.no_unknown(raw, _PREFIX_KEYS, where)
+    for key in ("groups", "len"):
+        if key not in raw:
+            v.fail(f"{where}.{key}", "is missing (a prefix needs groups and len)")
+    groups = v.integer(raw["groups"], f"{where}.groups", minimum=1)
+    if groups > MAX_PREFIX_GROUPS:
+        v.fail(f"{where}.groups", f"must be at most {MAX_PREFIX_GROUPS:,}, got {groups}")
+    length = v.integer(raw["len"], f"{where}.len", minimum=1)
+    skew = v.number(raw.get("skew", 0), f"{where}.skew")
+    if not (math.isfinite(skew) and 0 <= skew <= MAX_SKEW):
+        v.fail(f"{where}.skew", f"must be a number from 0 (uniform) to {MAX_SKEW:g}, got {raw.get('skew')!r}")
+    return PrefixSpec(groups, length, skew)
+
+
 def _parse_arrival(v: "_Validator", raw: dict[str, Any], where: str, *, open_loop: bool) -> Arrival:
     present = [key for key in ("arrival", "burstiness", "ramp_up_s") if key in raw]
     if not open_loop:
@@ -569,10 +593,14 @@ def check_suite_limits(suite: Suite) -> Suite:
     for test in suite.tests:
         where = f"test {test.name!r}"
         pairs = [(e.input_len, e.output_len) for e in test.mix] or [(test.input_len, test.output_len)]
-        longest_input = max(lengths.upper(i) for i, _ in pairs)
-        for name, value in (("input_len", longest_input), ("output_len", max(lengths.upper(o) for _, o in pairs))):
+        longest_input = max(lengths.upper(i) for i, _ in pairs) + (test.prefix.length if test.prefix else 0)
+        first = "prefix len + input_len" if test.prefix else "input_len"
+        for name, value in ((first, longest_input), ("output_len", max(lengths.upper(o) for _, o in pairs))):
             if value > MAX_TOKENS:
                 fail(f"{where}: {name} {value} is above the limit of {MAX_TOKENS:,} tokens")
+        if test.prefix is not None and test.prefix.groups * test.prefix.length > MAX_PROMPT_TOKENS:
+            fail(f"{where}: prefix groups x len is {test.prefix.groups * test.prefix.length:,} tokens, "
+                 f"above the limit of {MAX_PROMPT_TOKENS:,}")
         if test.num_requests > MAX_REQUESTS:
             fail(f"{where}: num_requests {test.num_requests} is above the limit of {MAX_REQUESTS:,}")
         if test.num_requests * longest_input > MAX_PROMPT_TOKENS:
@@ -687,6 +715,8 @@ def _workload_fields(test: TestSpec) -> dict[str, Any]:
                              "ramp_up_s": test.arrival.ramp_up_s}
     if test.duration_s is not None:
         fields["duration_s"] = test.duration_s
+    if test.prefix is not None:
+        fields["prefix"] = test.prefix.to_data()
     return fields
 
 

@@ -168,3 +168,16 @@ def counter_delta(before: dict[str, float] | None, after: dict[str, float] | Non
     if not name or before is None or after is None or name not in after:
         return None
     return after[name] - before.get(name, 0.0)
+
+
+def prefix_cache_delta(before: dict[str, float] | None, after: dict[str, float] | None, hits: str | None,
+                       queries: str | None, misses: str | None = None) -> tuple[float, float] | None:
+    """(cached prompt tokens, prompt tokens looked up) over a window, from the prefix cache's
+    counters: ``hits`` and ``queries`` (vLLM), or ``hits`` and ``misses`` counted apart (llama.cpp:
+    the queries are both); None when the engine does not expose them."""
+    hit = counter_delta(before, after, hits)
+    looked = counter_delta(before, after, queries) if not misses else None
+    if misses and hit is not None:
+        missed = counter_delta(before, after, misses)
+        looked = None if missed is None else hit + missed
+    return None if hit is None or looked is None else (hit, looked)

@@ -30,7 +30,8 @@ _LATENCY = re.compile(r"^(mean|median|std|p\d+(?:\.\d+)?)_(ttft|tpot|itl|e2el|sc
 _DIRECTIONS = {
     **dict.fromkeys(
         ["request_throughput", "output_throughput", "total_token_throughput", "request_goodput",
-         "completed", "total_input_tokens", "total_output_tokens", "capacity"], HIGHER),
+         "completed", "total_input_tokens", "total_output_tokens", "capacity",
+         "prefix_cache_hit_rate", "cached_prompt_tokens"], HIGHER),
     **dict.fromkeys(
         ["failed", "duration", "token_count_mismatch", "gpu_peak_memory_mib", "gpu_mean_power_w",
          "gpu_energy_per_output_token_j", "gpu_energy_j", "output_len_mismatch"], LOWER),

@@ -130,3 +130,46 @@ def test_duration_and_dataset_overrides(tmp_path):
     assert all(t.num_requests == 7 for t in capped.tests)
     with pytest.raises(UsageError, match="--dataset-format needs a dataset"):
         apply_overrides(load_suite("quick"), Overrides(dataset_format="prompts"))
+
+
+# ----------------------------------------------------------------------------- shared prefixes (issue 25)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "fragment"),
+    [
+        ("{groups: 0, len: 256}", "suite.tests[0].prefix.groups: must be a whole number >= 1, got 0"),
+        ("{groups: 2, len: 0}", "suite.tests[0].prefix.len: must be a whole number >= 1, got 0"),
+        ("{groups: 2, len: -5}", "suite.tests[0].prefix.len: must be a whole number >= 1, got -5"),
+        ("{groups: 2.5, len: 8}", "suite.tests[0].prefix.groups: must be a whole number"),
+        ("{groups: 2, len: 8, skew: -1}", "suite.tests[0].prefix.skew: must be a number from 0 (uniform) to 100"),
+        ("{groups: 2, len: 8, skew: .nan}", "suite.tests[0].prefix.skew: must be a number from 0"),
+        ("{groups: 2, len: 8, skew: high}", "suite.tests[0].prefix.skew: must be a number, got 'high'"),
+        ("{groups: 2}", "suite.tests[0].prefix.len: is missing"),
+        ("{groups: 2, len: 8, size: 3}", "suite.tests[0].prefix.size: unknown key"),
+        ("256", "suite.tests[0].prefix: must be a mapping {groups, len, skew}"),
+        ("{groups: 100001, len: 8}", "suite.tests[0].prefix.groups: must be at most 100,000"),
+    ],
+)
+def test_bad_prefixes_name_the_field(tmp_path, prefix, fragment):
+    with pytest.raises(UsageError) as info:
+        load_suite(write(tmp_path, WORKLOAD_TEST % f"concurrency: 1, prefix: {prefix}"))
+    assert fragment in str(info.value)
+
+
+def test_a_bad_prefix_exits_2_in_one_line_before_any_engine_starts(tmp_path):
+    from support import run_kitt, unique_model
+
+    suite = write(tmp_path, WORKLOAD_TEST % "concurrency: 1, prefix: {groups: 0, len: 256}")
+    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", suite, "-o", str(tmp_path / "out"), timeout=60)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("kitt: error:")]
+    assert len(errors) == 1 and "prefix.groups: must be a whole number >= 1, got 0" in errors[0]
+    assert "Starting" not in done.stdout + done.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_prefix_counts_toward_the_prompt_limits(tmp_path):
+    suite = load_suite(write(tmp_path, WORKLOAD_TEST % "concurrency: 1, input_len: 10, prefix: {groups: 3, len: 999990}"))
+    assert suite.tests[0].prefix.length == 999_990 and suite.tests[0].prefix.skew == 0
+    with pytest.raises(UsageError, match=r"test 'a': prefix len \+ input_len 1000001 is above the limit"):
+        load_suite(write(tmp_path, WORKLOAD_TEST % "concurrency: 1, input_len: 10, prefix: {groups: 1, len: 999991}"))

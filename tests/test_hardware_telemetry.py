@@ -85,3 +85,18 @@ garbage line
     assert telemetry.counter_delta(parsed, after, "vllm:generation_tokens_total") == 64
     assert telemetry.counter_delta(None, after, "vllm:generation_tokens_total") is None
     assert telemetry.counter_delta(parsed, after, "missing") is None
+
+
+def test_prefix_cache_counters_over_a_window():
+    """vLLM counts hits and queries; llama.cpp counts cached and uncached prompt tokens apart (issue 25)."""
+    before = {"vllm:prefix_cache_hits_total": 100.0, "vllm:prefix_cache_queries_total": 400.0,
+              "llamacpp:prompt_tokens_cached_total": 10.0, "llamacpp:prompt_tokens_total": 50.0}
+    after = {"vllm:prefix_cache_hits_total": 612.0, "vllm:prefix_cache_queries_total": 1040.0,
+             "llamacpp:prompt_tokens_cached_total": 266.0, "llamacpp:prompt_tokens_total": 114.0}
+    vllm = ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total")
+    assert telemetry.prefix_cache_delta(before, after, *vllm) == (512.0, 640.0)
+    assert telemetry.prefix_cache_delta(before, after, "llamacpp:prompt_tokens_cached_total", None,
+                                        "llamacpp:prompt_tokens_total") == (256.0, 320.0)
+    assert telemetry.prefix_cache_delta(before, None, *vllm) is None  # no scrape: nothing, not a zero
+    assert telemetry.prefix_cache_delta(before, {"vllm:prefix_cache_hits_total": 1.0}, *vllm) is None
+    assert telemetry.prefix_cache_delta(before, after, None, None) is None  # an engine kitt reads no counter of

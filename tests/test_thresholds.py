@@ -86,3 +86,14 @@ def test_a_misspelt_metric_gets_a_suggestion(tmp_path: Path) -> None:
 def test_a_bad_default_threshold_is_a_usage_error(default: float) -> None:
     with pytest.raises(UsageError, match="--threshold must be a percentage"):
         load_thresholds(None, default_pct=default)
+
+
+def test_prefix_cache_metrics_are_higher_shown_and_gated_only_when_asked(tmp_path):
+    """Issue 25: a drop in the cache hit rate is a regression, but only a thresholds file makes it gate."""
+    for name in ("prefix_cache_hit_rate", "cached_prompt_tokens"):
+        assert metric_direction(name) == HIGHER and name not in DEFAULT_GATED
+        assert Thresholds().for_metric(name) is None
+    path = tmp_path / "thresholds.yaml"
+    path.write_text("prefix_cache_hit_rate: 10\n")
+    thresholds = load_thresholds(path)
+    assert thresholds.for_metric("prefix_cache_hit_rate") == 10 and thresholds.for_metric("cached_prompt_tokens") is None

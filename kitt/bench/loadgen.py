@@ -367,6 +367,8 @@ def parse_events(lines: list[tuple[float, bytes]], record: RequestRecord) -> Non
                 record.completion_tokens = completion
                 record.prompt_tokens = prompt if prompt is not None else record.prompt_tokens
                 record.usage_from_server = True
+                cached = cached_tokens(usage)
+                record.cached_tokens = cached if cached is not None else record.cached_tokens
         if choices and type(choices) is list and not _role_only(choices):
             choice_stamps.append(stamp)
         if choices and _has_text(choices):
@@ -409,6 +411,14 @@ def check_usage(usage: dict[str, Any]) -> tuple[int | None, int | None, str | No
             return None, None, f"usage.{name} is not a count of tokens ({shown})"
         counts.append(value)
     return counts[0], counts[1], None
+
+
+def cached_tokens(usage: dict[str, Any]) -> int | None:
+    """``usage.prompt_tokens_details.cached_tokens`` (vLLM with ``--enable-prompt-tokens-details``,
+    OpenAI), when it is a count of tokens; else None (absent, null, or not believable)."""
+    details = usage.get("prompt_tokens_details")
+    value = details.get("cached_tokens") if type(details) is dict else None
+    return value if type(value) is int and 0 <= value <= MAX_USAGE_TOKENS else None
 
 
 def _role_only(choices: list[Any]) -> bool:

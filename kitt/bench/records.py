@@ -21,6 +21,7 @@ class RequestRecord:
     event_tokens: list[int] | None = None  # tokens carried by each event, when the server says
     end: float | None = None  # end of the stream ([DONE] or connection close)
     prompt_tokens: int | None = None
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens, when the server says
     completion_tokens: int | None = None
     usage_from_server: bool = False
     requested_output_tokens: int = 0
@@ -61,6 +62,7 @@ class RequestRecord:
             "event_tokens": self.event_tokens,
             "end_ms": None if self.end is None else round((self.end - sent) * 1e3, 3),
             "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
             "completion_tokens": self.completion_tokens,
             "usage_from_server": self.usage_from_server,
             "requested_output_tokens": self.requested_output_tokens,

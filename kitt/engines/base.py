@@ -37,6 +37,12 @@ class EngineSpec:
     metrics_path: str | None = "/metrics"
     generation_tokens_metric: str | None = None  # Prometheus counter of generated tokens
     prompt_tokens_metric: str | None = None
+    # The prefix cache's Prometheus counters, in tokens: the cached prompt tokens (hits) and every
+    # prompt token looked up (queries). An engine that counts the uncached prompt tokens instead
+    # of the queries names that counter as ``prefix_cache_misses_metric`` (queries = hits + misses).
+    prefix_cache_hits_metric: str | None = None
+    prefix_cache_queries_metric: str | None = None
+    prefix_cache_misses_metric: str | None = None
     api: str = "completions"  # default API when the suite does not say
     stream_options: dict[str, Any] = field(default_factory=lambda: {"include_usage": True})
     exact_length_fields: dict[str, Any] | None = None  # None: the engine cannot force lengths

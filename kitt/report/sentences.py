@@ -238,6 +238,8 @@ def sent_line(result_set: ResultSet) -> str:
                 parts.append(f"input {spread} ({middle}{exactness})")
             else:
                 parts.append(f"output {high:,}" if low == high else f"output ≤ {high:,}")
+        if test.get("prefix"):
+            parts.append(_prefix_words(test["prefix"]))
         rates, arrival = test.get("rates") or [], test.get("arrival")
         if rates and isinstance(arrival, dict):
             text = f"{arrival.get('kind')} {', '.join(f'{r:g}' for r in rates)} req/s"
@@ -250,5 +252,16 @@ def sent_line(result_set: ResultSet) -> str:
             parts.append(f"levels of at most {test['duration_s']:g} s")
         if test.get("skipped"):
             parts.append(f"{plural(int(test['skipped']), 'prompt')} skipped (past the context)")
-        described.append((f"{code(name)}: " if len(tests) > 1 else "") + md(", ".join(parts)))
+        described.append((f"{code(name)}: " if len(tests) > 1 else "") + md(", ".join(p for p in parts if p)))
     return "Sent: " + "; ".join(described) if described else ""
+
+
+def _prefix_words(prefix: object) -> str:
+    """``2 shared prefixes of 256 tokens`` (``(Zipf skew 1.2)``), from config.json's ``prefix``."""
+    if not isinstance(prefix, dict):
+        return ""
+    groups, length, skew = prefix.get("groups"), prefix.get("len"), prefix.get("skew") or 0
+    if not isinstance(groups, int) or not isinstance(length, int) or not isinstance(skew, (int, float)):
+        return ""
+    text = ("1 shared prefix" if groups == 1 else f"{groups:,} shared prefixes") + f" of {length:,} tokens"
+    return text + (f" (Zipf skew {skew:g})" if skew else "")

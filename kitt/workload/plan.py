@@ -1,4 +1,5 @@
-"""A level's requests, ready to send: synthetic prompts of drawn lengths, or prompts from a dataset.
+"""A level's requests, ready to send: synthetic prompts of drawn lengths, or prompts from a dataset,
+each after a shared prefix when the test has one.
 
 ``kitt.arm`` calls :func:`build_level` before a level's clock starts; the same seed and salt
 give the same requests on every machine and for both arms of an A/B run.
@@ -8,16 +9,25 @@ from __future__ import annotations
 
 from typing import Callable
 
-from kitt.workload import datasets, synthetic
+from kitt.workload import datasets, prefixes, synthetic
 from kitt.workload.datasets import DatasetSpec
 from kitt.workload.lengths import Length, MixEntry
+from kitt.workload.prefixes import PrefixSpec
 from kitt.workload.spec import RequestSpec
 
 
 def build_level(count: int, *, input_len: Length, output_len: Length, mix: tuple[MixEntry, ...] = (),
                 dataset: DatasetSpec | None = None, seed: int, salt: str,
-                count_tokens: Callable[[list[str]], list[int]] | None = None) -> list[RequestSpec]:
-    """``count`` requests; ``count_tokens`` measures a dataset's answers (their output lengths)."""
+                count_tokens: Callable[[list[str]], list[int]] | None = None,
+                prefix: PrefixSpec | None = None, prefix_texts: list[str] | None = None) -> list[RequestSpec]:
+    """``count`` requests; ``count_tokens`` measures a dataset's answers (their output lengths).
+    With ``prefix``, each starts with one of ``prefix_texts`` (built once per test, see
+    ``kitt.workload.prefixes.build_prefixes``), drawn from the level's own seeded generator."""
     if dataset is not None:
-        return datasets.build_requests(count, dataset, output_len, seed, salt, count_tokens)
-    return synthetic.build_requests(count, input_len, output_len, seed, salt, mix)
+        requests = datasets.build_requests(count, dataset, output_len, seed, salt, count_tokens)
+    else:
+        requests = synthetic.build_requests(count, input_len, output_len, seed, salt, mix)
+    if prefix is None or not prefix_texts:
+        return requests
+    groups = prefixes.choose_groups(prefix, len(requests), seed, salt)
+    return prefixes.attach(requests, prefix_texts, groups, prefix.length)

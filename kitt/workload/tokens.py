@@ -52,7 +52,8 @@ class Fitted:
 
 def fit(requests: list[RequestSpec], counter: Counter, seed: int, salt: str, *, synthetic: bool) -> Fitted:
     """``requests`` with exact lengths: synthetic prompts rebuilt to ``input_len`` tokens; dataset
-    prompts measured (``input_len`` set) and those past the context skipped."""
+    prompts measured (``input_len`` set) and those past the context skipped. A request's shared
+    prefix is counted with it and never changed: only its own words are."""
     if not requests:
         return Fitted(requests)
     if not synthetic:
@@ -60,23 +61,25 @@ def fit(requests: list[RequestSpec], counter: Counter, seed: int, salt: str, *, 
     rng = random.Random(f"{seed}:{salt}:fit")
     words = [spec.prompt.split() for spec in requests]
     targets = [spec.input_len for spec in requests]
-    counts = counter.count([" ".join(w) for w in words])
+    shared = [len(spec.prefix.split()) for spec in requests]
+    counts = counter.count([_text(spec, w) for spec, w in zip(requests, words)])
     for _ in range(_COARSE_ROUNDS):
         off = [i for i, (c, t) in enumerate(zip(counts, targets)) if c != t]
         if not off:
             break
         for i in off:
             # Words by the difference in tokens over this prompt's tokens per word (a small
-            # vocabulary spends several tokens on a word).
+            # vocabulary spends several tokens on a word); a shared prefix's words count too.
             difference = targets[i] - counts[i]
-            step = round(difference / max(counts[i] / len(words[i]), 1.0)) or (1 if difference > 0 else -1)
+            per_word = counts[i] / (len(words[i]) + shared[i])
+            step = round(difference / max(per_word, 1.0)) or (1 if difference > 0 else -1)
             if step > 0:
                 words[i].extend(filler_words(rng, step))
             elif len(words[i]) > 1:
                 del words[i][max(len(words[i]) + step, 1):]  # keep the distinct opening word
             else:  # the opening alone is too long (digits can be a token each): shorten it
                 words[i][0] = words[i][0][: max(len(words[i][0]) + step, 1)]
-        for i, count in zip(off, counter.count([" ".join(words[i]) for i in off])):
+        for i, count in zip(off, counter.count([_text(requests[i], words[i]) for i in off])):
             counts[i] = count
     for _ in range(_FINE_ROUNDS):
         # The last tokens: a few variants of each prompt still off (a word added, dropped or
@@ -85,12 +88,18 @@ def fit(requests: list[RequestSpec], counter: Counter, seed: int, salt: str, *, 
         if not off:
             break
         variants = [(i, v) for i in off for v in _variants(words[i], targets[i] - counts[i], rng)]
-        measured = counter.count([" ".join(v) for _, v in variants])
+        measured = counter.count([_text(requests[i], v) for i, v in variants])
         for (i, variant), count in zip(variants, measured):
             if abs(targets[i] - count) < abs(targets[i] - counts[i]):
                 words[i], counts[i] = variant, count
     fitted = [replace(spec, prompt=" ".join(w)) for spec, w in zip(requests, words)]
     return Fitted(fitted, inexact=sum(1 for c, t in zip(counts, targets) if c != t))
+
+
+def _text(spec: RequestSpec, words: list[str]) -> str:
+    """The whole prompt with ``words`` as its own part: a shared prefix (never changed here) stays in front."""
+    own = " ".join(words)
+    return f"{spec.prefix} {own}" if spec.prefix else own
 
 
 def _variants(words: list[str], difference: int, rng: random.Random) -> list[list[str]]:
@@ -111,7 +120,7 @@ def _variants(words: list[str], difference: int, rng: random.Random) -> list[lis
 
 
 def _measure_dataset(requests: list[RequestSpec], counter: Counter) -> Fitted:
-    counts = counter.count([spec.prompt for spec in requests])
+    counts = counter.count([spec.text for spec in requests])
     limit = counter.max_model_len
     kept = [replace(spec, input_len=count) for spec, count in zip(requests, counts)
             if limit is None or count + spec.max_tokens <= limit]

@@ -148,3 +148,17 @@ def test_on_the_sim(tmp_path, engine_arg: str, check: Any) -> None:
         assert "usage_count_rejected" in " ".join(metrics["notes"])
         assert "not believable" in (tmp_path / "out" / "summary.md").read_text()
         assert len([line for line in done.stderr.splitlines() if "not believable" in line]) == 1
+
+
+def test_cached_prompt_tokens_from_the_usage_details() -> None:
+    """usage.prompt_tokens_details.cached_tokens (vLLM with --enable-prompt-tokens-details) is kept
+    when it is a count; absent, null or garbage leaves it unknown (issue 25)."""
+    for details, expected in (({"cached_tokens": 256}, 256), ({"cached_tokens": None}, None), (None, None),
+                              ({"cached_tokens": -3}, None), ({"cached_tokens": "256"}, None), ([], None)):
+        rec = record()
+        usage = {"completion_tokens": 2, "prompt_tokens": 300}
+        if details is not None:
+            usage["prompt_tokens_details"] = details
+        parse_events(text_stream(["a", "b"], usage), rec)
+        assert rec.cached_tokens == expected and rec.error is None
+        assert rec.to_sample(0.0)["cached_tokens"] == expected

@@ -134,7 +134,10 @@ def test_workloads_exact_on_real_vllm(vllm, tmp_path):
         "  - {name: normal, concurrency: [4], num_requests: 64, output_len: 4,\n"
         "     input_len: {mean: 200, stdev: 40, min: 150, max: 260}}\n"
         f"  - {{name: sharegpt, concurrency: [2], num_requests: 10, output_len: 6,\n"
-        f"     dataset: {{path: {dataset}, format: sharegpt, sample: shuffle}}}}\n")
+        f"     dataset: {{path: {dataset}, format: sharegpt, sample: shuffle}}}}\n"
+        # Issue 25: two shared prefixes, one request at a time, so only each prefix's first request misses.
+        "  - {name: prefix, concurrency: [1], num_requests: 16, input_len: 16, output_len: 2,\n"
+        "     prefix: {groups: 2, len: 512}}\n")
     out = tmp_path / "results"
     done = run_kitt("run", "-e", "vllm", "--native", "-m", str(model_dir), "-s", str(suite), "-o", str(out),
                     "--port", str(free_port()), *ENGINE_ARGS, env=kitt_env(bin_dir, tmp_path), timeout=900)
@@ -155,3 +158,12 @@ def test_workloads_exact_on_real_vllm(vllm, tmp_path):
     assert len(set(counts)) == 5 and all(counts.count(c) == 2 for c in counts)
     assert all(s["error"] is None and 1 <= s["completion_tokens"] <= 6 for s in by_test["sharegpt"])
     assert workload["tests"]["sharegpt"]["dataset"]["sha256"] and workload["tests"]["sharegpt"]["skipped"] == 0
+    # Shared prefixes (issue 25), in the same server run: exact lengths, and vLLM's own counters
+    # (vllm:prefix_cache_hits_total over queries) see the cache serve them. vLLM's CPU blocks are
+    # 128 tokens and only whole blocks hit: a prefix of 512 tokens with its chat template shares 3
+    # whole blocks of a 528-token prompt, so the rate is above 0.5 once each prefix was seen.
+    assert {s["prompt_tokens"] for s in samples if s["test_name"] == "prefix-c1"} == {512 + 16}
+    prefix = next(r["metrics"] for r in json.loads((out / "metrics.json").read_text())["results"]
+                  if r["test_name"] == "prefix-c1")
+    assert prefix["prefix_cache_hit_rate"] > 0.5 and prefix["cached_prompt_tokens"] > 0, prefix
+    assert workload["tests"]["prefix"]["prefix"] == {"groups": 2, "len": 512, "skew": 0.0}
