@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from kitt.results import ResultSet, TestResult
-from kitt.thresholds import DEFAULT_GATED, LOWER, metric_direction
+from kitt.thresholds import LOWER, metric_direction
 from kitt.trend import Trend, analyse
 
 START = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
@@ -66,7 +66,7 @@ def history(jobs: int, *, steps: dict[int, float] | None = None, job_cv: float =
     rng = np.random.default_rng(seed)
     tau, sigma = _sigma(job_cv), _sigma(repeat_cv)
     effects = rng.normal(0.0, tau, jobs)
-    noise = rng.normal(0.0, sigma, (jobs, len(levels), repeats, len(DEFAULT_GATED)))
+    noise = rng.normal(0.0, sigma, (jobs, len(levels), repeats, len(true_values(1))))
     factor, out = 1.0, []
     for index in range(jobs):
         factor *= (steps or {}).get(index, 1.0)
