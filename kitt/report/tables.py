@@ -273,7 +273,7 @@ def curves(comparison: Comparison) -> list[dict[str, Any]]:
                 "y_top": f"{top:g}",
                 "lines": [(side, ", ".join(f"{v:.4g}" for v in drawn)),
                           ("SLO", ", ".join(f"{limit:.4g}" for _ in drawn))],
-                "legend": (f"Lines: **{colour_word}** {name} of {side} at each probed load, **amber** the SLO "
+                "legend": (f"Lines: **{colour_word}** {name} of {'the ' if baseline else ''}{side} at each probed load, **amber** the SLO "
                            f"({fmt_value(limit)} ms){star}{above}."),
             },
             "table": {

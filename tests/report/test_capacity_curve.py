@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+import support
 from kitt.compare import capacity_curves, compare_result_sets
 from kitt.platform import comment_size
+from kitt.report import render as render_module
 from kitt.report import render_report, render_summary
 from kitt.results import ResultSet
 from kitt.results import TestResult as Result
@@ -18,6 +20,7 @@ from mermaid_parse import mermaid_blocks, parse
 
 MARKER = "<!-- kitt-benchmark -->"
 SLO = {"p99_ttft_ms": 2000.0, "p99_tpot_ms": 100.0}
+SPEC = {"over": "request_rate", "min": 0.5, "max": 32, "slo": SLO}  # as config.json records the test
 
 
 def probe(load: float, ttft: float, tpot: float = 40.0) -> dict:
@@ -30,6 +33,8 @@ def probe(load: float, ttft: float, tpot: float = 40.0) -> dict:
 # A found capacity: doubling from 0.5 to 4 (fails), then bisection; 2.75 re-measured near the goal.
 FOUND = [probe(0.5, 300), probe(1, 420), probe(2, 900), probe(4, 9000), probe(3, 2600), probe(2.5, 1500),
          probe(2.75, 1900), probe(2.75, 1950)]
+BASE = [probe(0.5, 250), probe(1, 350), probe(2, 700), probe(4, 7000), probe(3, 1200), probe(3.5, 1700),
+        probe(3.75, 2400)]
 ABOVE = [probe(0.5, 300), probe(1, 400), probe(2, 500), probe(4, 700), probe(8, 900), probe(16, 1200),
          probe(32, 1700)]
 BELOW = [probe(0.5, 3500)]
@@ -46,7 +51,8 @@ def result_set(curves: dict[int, list[dict]], *, bound: float = 0.0, capacity: f
                         "probes": probes})
     return ResultSet(directory=Path("."), metrics_path=Path("metrics.json"), schema_version=1, suite_name="capacity",
                      timestamp=datetime(2025, 3, 14, when, tzinfo=timezone.utc), engine="vllm", model="m",
-                     passed=True, results=results, hardware={"fingerprint": "h"}, raw={"capacity_curves": entries})
+                     passed=True, results=results, hardware={"fingerprint": "h"}, raw={"capacity_curves": entries},
+                     config={"suite": {"tests": [{"name": "chat", "capacity": SPEC}]}})
 
 
 def test_the_curve_keeps_one_point_per_load_judged_on_the_mean_of_its_re_measures() -> None:
@@ -121,3 +127,12 @@ def test_every_curve_chart_parses_as_an_xychart() -> None:
     blocks = mermaid_blocks(text)
     assert len(blocks) == 2
     assert parse(blocks) == [{"ok": True, "type": "xychart"}] * 2
+
+
+def test_capacity_report_matches_golden(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A capacity comparison, base beside PR (tests/browser renders it in Chromium: charts and tables)."""
+    monkeypatch.setattr(render_module, "__version__", "0.0.0-test")
+    base = result_set({1: BASE, 2: BASE, 3: BASE}, capacity=3.5, upper=3.75, when=8)
+    text = render_report(compare_result_sets(result_set({1: FOUND, 2: FOUND, 3: FOUND}), base), marker=MARKER)
+    assert text.splitlines()[1] == "## ❌ 1 regression: capacity -21% (p99 TTFT ≤ 2000 ms, p99 TPOT ≤ 100 ms): 3.50 → 2.75 req/s"
+    support.check_golden(Path(__file__).parent / "golden" / "capacity.md", text)
