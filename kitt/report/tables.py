@@ -254,6 +254,7 @@ def curves(comparison: Comparison) -> list[dict[str, Any]]:
         baseline = curve.side == "baseline"
         colour = BASELINE_COLOUR if baseline else _capacity_colour(comparison, curve.test)
         side = "baseline" if baseline else "this run"
+        whose = "the baseline" if baseline else "this run"
         name = metric_name(curve.limit)
         load_unit = curve_unit(curve.over)
         categories = [f"{p.load:g}" + (" ★" if p.load == curve.held else "") for p in curve.points]
@@ -273,7 +274,7 @@ def curves(comparison: Comparison) -> list[dict[str, Any]]:
                 "y_top": f"{top:g}",
                 "lines": [(side, ", ".join(f"{v:.4g}" for v in drawn)),
                           ("SLO", ", ".join(f"{limit:.4g}" for _ in drawn))],
-                "legend": (f"Lines: **{colour_word}** {name} of {'the ' if baseline else ''}{side} at each probed load, **amber** the SLO "
+                "legend": (f"Lines: **{colour_word}** {name} of {whose} at each probed load, **amber** the SLO "
                            f"({fmt_value(limit)} ms){star}{above}."),
             },
             "table": {
