@@ -22,11 +22,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 from kitt import gate
 from kitt.comparison import (
+    CapacityCurve,
     ChartSeries,
     Comparison,
+    CurvePoint,
     Design,
     FailedTest,
     HistorySeries,
@@ -117,6 +120,7 @@ def compare_result_sets(
         comparison.incomplete = _incompleteness(current, current_groups, None, upstream_failure, {})
         comparison.tests = [_current_only(group, thresholds) for group in current_groups.values()]
         comparison.charts = _charts(current_groups, None)
+        comparison.curves = _same_limit(capacity_curves(current, "current"))
         return comparison
 
     base_fp, cur_fp = newest.fingerprint, current.fingerprint
@@ -168,6 +172,7 @@ def compare_result_sets(
     comparison.incomplete = _incompleteness(current, current_groups, baseline_groups if same_thing else None,
                                             upstream_failure, missing_metrics if same_thing else {})  # fmt: skip
     comparison.charts = _charts(current_groups, baseline_groups)
+    comparison.curves = _same_limit(capacity_curves(newest, "baseline") + capacity_curves(current, "current"))
     if comparison.design == "history":
         comparison.history_series = _history_series(job_groups, current_groups)
     return comparison
@@ -333,6 +338,94 @@ def _charts(current: dict[MatchKey, RepeatGroup], baseline: dict[MatchKey, Repea
             charts.append(ChartSeries(base, kind, metric, [k.level for k in keys], numbers[0],
                                       numbers[1] if baseline is not None else None))  # fmt: skip
     return charts
+
+
+# --------------------------------------------------------------------------- capacity curves
+
+CURVE_RUN = 1  # the repeat whose curve is shown (the first; each repeat's capacity is in the tables)
+_ABOVE_MAX, _BELOW_MIN = 1.0, -1.0  # kitt.capacity's capacity_bound
+
+
+def capacity_curves(result_set: ResultSet, side: str) -> list[CapacityCurve]:
+    """Each capacity test's curve in one result set (metrics.json's ``capacity_curves``, written by
+    kitt.arm): run 1's probes (else the lowest run recorded), one point per probed load. A result
+    set without curves (older, or no capacity test) has none; a malformed entry is left out."""
+    entries = result_set.raw.get("capacity_curves")
+    chosen: dict[str, dict[str, Any]] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        if not (isinstance(entry, dict) and isinstance(entry.get("test_name"), str)
+                and isinstance(entry.get("run_number"), int) and isinstance(entry.get("probes"), list)):
+            continue
+        test, run = entry["test_name"], entry["run_number"]
+        kept = chosen.get(test)
+        if kept is None or (kept["run_number"] != CURVE_RUN and (run == CURVE_RUN or run < kept["run_number"])):
+            chosen[test] = entry
+    curves = []
+    for test, entry in sorted(chosen.items()):
+        curve = _curve(result_set, side, test, entry)
+        if curve is not None:
+            curves.append(curve)
+    return curves
+
+
+_LATENCY_GOALS = ("p99_ttft_ms", "p99_tpot_ms", "p99_e2el_ms")
+
+
+def _same_limit(curves: list[CapacityCurve]) -> list[CapacityCurve]:
+    """Each test's curves (both sides) with the one latency goal they came closest to breaking, or
+    beyond it furthest (the largest measured/allowed ratio over both sides' points): the line drawn."""
+    chosen: dict[str, str | None] = {}
+    for test in {c.test for c in curves}:
+        worst: dict[str, float] = {}
+        for curve in (c for c in curves if c.test == test):
+            for key, limit in curve.slo:
+                if key in _LATENCY_GOALS and limit > 0:
+                    ratios = [v / limit for p in curve.points if (v := getattr(p, key)) is not None]
+                    worst[key] = max([worst.get(key, -math.inf), *ratios])
+        chosen[test] = max(worst, key=lambda k: worst[k]) if worst else None
+    return [replace(c, limit=chosen[c.test]) for c in curves]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def _curve(result_set: ResultSet, side: str, test: str, entry: dict[str, Any]) -> CapacityCurve | None:
+    by_load: dict[float, list[dict[str, Any]]] = {}
+    for probe in entry["probes"]:
+        load = _number(probe.get("load")) if isinstance(probe, dict) else None
+        if load is not None:
+            by_load.setdefault(load, []).append(probe)
+    if not by_load:
+        return None
+    points = []
+    for load, probes in sorted(by_load.items()):
+        # Judged as the search judges a re-measured load: on the mean of its SLO ratios (none: missed).
+        ratios = [_number(p.get("slo_ratio")) for p in probes]
+        ratio = math.inf if any(r is None for r in ratios) else sum(r for r in ratios if r is not None) / len(ratios)
+        points.append(CurvePoint(load, len(probes), ratio <= 1.0,
+                                 *(_mean([_number(p.get(k)) for p in probes])
+                                   for k in ("request_throughput", "p99_ttft_ms", "p99_tpot_ms", "p99_e2el_ms"))))
+    held = max((p.load for p in points if p.meets_slo), default=None)
+    failed = min((p.load for p in points if not p.meets_slo and (held is None or p.load > held)), default=None)
+    run = entry["run_number"]
+    repeats = [r for r in result_set.results if r.test_name == test]
+    outcome = next((r.metrics for r in repeats if r.run_number == run), {})
+    bound = _number(outcome.get("capacity_bound"))
+    if bound is None:  # no result for the curve: held at every level, or at none
+        bound = _ABOVE_MAX if failed is None else _BELOW_MIN if held is None else 0.0
+    slo = entry.get("slo")
+    goals = tuple((str(k), float(v)) for k, v in slo.items() if _number(v) is not None) if isinstance(slo, dict) else ()
+    over = "concurrency" if entry.get("over") == "concurrency" else "request_rate"
+    return CapacityCurve(test, side, run, over, goals, tuple(points), len(entry["probes"]), len(repeats),
+                         held, failed, bound)
 
 
 @dataclass(frozen=True)

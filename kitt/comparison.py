@@ -172,6 +172,39 @@ class HistorySeries:
 
 
 @dataclass(frozen=True)
+class CurvePoint:
+    """One probed load of a capacity search: its measures (the mean of a re-measured load's probes)
+    and whether the search judged it to meet the SLO (on the mean of its SLO ratios)."""
+
+    load: float
+    probes: int  # measured levels at this load (2: re-measured near the goal)
+    meets_slo: bool
+    request_throughput: float | None
+    p99_ttft_ms: float | None
+    p99_tpot_ms: float | None
+    p99_e2el_ms: float | None
+
+
+@dataclass(frozen=True)
+class CapacityCurve:
+    """The latency-throughput curve of one repeat of a capacity test on one side (kitt.capacity):
+    every probed load in load order, the SLO it was searched under and where the boundary lies."""
+
+    test: str
+    side: str  # "baseline" or "current"
+    run_number: int
+    over: str  # "concurrency" or "request_rate"
+    slo: tuple[tuple[str, float], ...]
+    points: tuple[CurvePoint, ...]
+    probes: int  # measured levels in all (re-measures count)
+    repeats: int  # repeats of the test on this side; the curve is one of them
+    held: float | None  # the highest load judged to meet the SLO
+    failed: float | None  # the lowest load above it judged to miss it
+    bound: float  # kitt.capacity's capacity_bound: 1 held at max, -1 failed at min, 0 within
+    limit: str | None = None  # the latency goal drawn (the one both sides came closest to missing)
+
+
+@dataclass(frozen=True)
 class FailedTest:
     name: str
     error: str | None
@@ -211,6 +244,7 @@ class Comparison:
     tests: list[TestComparison] = field(default_factory=list)
     charts: list[ChartSeries] = field(default_factory=list)
     history_series: list[HistorySeries] = field(default_factory=list)  # with a history of baseline jobs
+    curves: list[CapacityCurve] = field(default_factory=list)  # capacity tests: one repeat's probes per side
     hardware_mismatch: bool = False
     allow_hardware_mismatch: bool = False
     identity: Identity = field(default_factory=Identity)

@@ -47,6 +47,7 @@ class _Job:
     charts: list[dict[str, Any]]
     details: list[dict[str, Any]]
     notes: list[str]
+    curves: list[dict[str, Any]] = field(default_factory=list)  # capacity tests: a chart and a table each
     verdict: str = ""
     history_charts: list[str] = field(default_factory=list)
     sent: str = ""  # one line of what was sent, when it is more than fixed synthetic lengths
@@ -108,8 +109,9 @@ def _job(comparison: Comparison, name: str, repo_url: str | None) -> _Job:
         key_tables=key_tables,
         legend=legend({tables.mark(r, comparison.gating) for r in comparison.rows if r.gated}) if compared and key_tables
         else "",
-        after_key=sentences.after_key(comparison),
+        after_key=sentences.after_key(comparison) + sentences.curve_lines(comparison),
         charts=tables.charts(comparison.charts, comparison),
+        curves=tables.curves(comparison),
         details=tables.details_tables(comparison) if compared else tables.current_details(comparison.tests),
         notes=[md(n) for n in sentences.notes(comparison)],
         verdict=comparison.verdict,
@@ -225,7 +227,7 @@ def _fit(view: _View, limit: int) -> str:
     else:
         where = "every number is in the uploaded metrics.json"
         limit_text = f"to keep this report under {limit:,} characters"
-    lighter = replace(view, jobs=[replace(j, charts=[], history_charts=[], notes=[]) for j in view.jobs])
+    lighter = replace(view, jobs=[replace(j, charts=[], curves=[], history_charts=[], notes=[]) for j in view.jobs])
     for base, prefix in ((view, ""), (lighter, "Charts and notes were cut, and d")):
         total = sum(len(j.details) for j in base.jobs)
 

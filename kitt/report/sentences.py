@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import timezone
 
-from kitt.comparison import MIN_HISTORY, Comparison, MetricRow, Verdict
-from kitt.report.words import code, hardware_label, md, plural
+from kitt.comparison import MIN_HISTORY, CapacityCurve, Comparison, MetricRow, Verdict
+from kitt.report.words import code, curve_unit, fmt_value, hardware_label, md, plural, slo_words
 from kitt.results import ResultSet
 
 
@@ -169,6 +169,46 @@ def after_key(comparison: Comparison) -> list[str]:
     if unchanged and comparison.baseline is not None and (comparison.regressions or comparison.improvements
                                                           or comparison.inconclusive):  # fmt: skip
         lines.append(f"{plural(unchanged, 'other gated metric')} unchanged (within the threshold).")
+    return lines
+
+
+def _boundary(curve: CapacityCurve) -> str:
+    """Where a search's boundary lies: "held up to 2.75 req/s and failed at 3 req/s"."""
+    load_unit = curve_unit(curve.over)
+    if curve.bound > 0 and curve.held is not None:
+        return f"held even at max {fmt_value(curve.held)} {load_unit}"
+    if curve.bound < 0 and curve.failed is not None:
+        return f"failed already at min {fmt_value(curve.failed)} {load_unit}"
+    if curve.held is None:
+        return "held at no probed load"
+    if curve.failed is None:
+        return f"held up to {fmt_value(curve.held)} {load_unit} (the probe cap ended the search before a level failed)"
+    return f"held up to {fmt_value(curve.held)} {load_unit} and failed at {fmt_value(curve.failed)} {load_unit}"
+
+
+def _levels(curve: CapacityCurve) -> str:
+    loads = len(curve.points)
+    return plural(curve.probes, "level") + (f" at {loads} loads" if loads != curve.probes else "")
+
+
+def curve_lines(comparison: Comparison) -> list[str]:
+    """One sentence per capacity test: how many levels its search probed and where the boundary
+    lies, baseline beside this run ("`chat-capacity`: 8 levels probed in run 1; the SLO (p99 TTFT
+    ≤ 2000 ms) held up to 2.75 req/s and failed at 3 req/s")."""
+    lines = []
+    for test in dict.fromkeys(c.test for c in comparison.curves):
+        sides = {c.side: c for c in comparison.curves if c.test == test}
+        first = next(iter(sides.values()))
+        goal = slo_words(dict(first.slo))
+        slo = f"the SLO ({md(goal)})" if goal else "the SLO"
+        base, cur = sides.get("baseline"), sides.get("current")
+        if base is not None and cur is not None:
+            run = f"run {cur.run_number}" if cur.run_number == base.run_number else "the first run"
+            lines.append(f"{code(test)}, {run} of each side: {slo} {_boundary(base)} in the baseline "
+                         f"({_levels(base)} probed) and {_boundary(cur)} in this run ({_levels(cur)} probed).")
+            continue
+        label = "" if comparison.baseline is None else (" (baseline only)" if base is not None else " (this run only)")
+        lines.append(f"{code(test)}{label}: {_levels(first)} probed in run {first.run_number}; {slo} {_boundary(first)}.")
     return lines
 
 

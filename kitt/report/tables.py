@@ -3,7 +3,8 @@
 - :func:`changed_tables`: what changed, grouped by metric, one column per load level;
 - :func:`current_tables`: the key metrics of a run without a baseline, in the same shape;
 - :func:`details_tables` / :func:`current_details`: every metric of every test;
-- :func:`charts`: mermaid xychart-beta line charts with a fixed palette and a y-axis from 0.
+- :func:`charts`: mermaid xychart-beta line charts with a fixed palette and a y-axis from 0;
+- :func:`curves`: each capacity test's latency-against-load curve per side, its SLO line and its probes.
 
 Every number is a field of the comparison; this module only formats and lays them out.
 """
@@ -14,7 +15,7 @@ from typing import Any
 
 from kitt.comparison import ChartSeries, Comparison, MetricRow, Spread, TestComparison, Verdict
 from kitt.report.words import (
-    VERDICT_MARKS, arrow, chart_text, code, fmt_ci, fmt_p, fmt_pct, fmt_value, level_label, metric_label,
+    VERDICT_MARKS, arrow, chart_text, code, curve_unit, fmt_ci, fmt_p, fmt_pct, fmt_value, level_label, metric_label,
     metric_name, unit,
 )  # fmt: skip
 from kitt.thresholds import DEFAULT_GATED, metric_sort_key
@@ -24,6 +25,7 @@ MAX_LEVEL_COLUMNS = 5
 CHANGED = (Verdict.REGRESSION, Verdict.IMPROVEMENT, Verdict.INCONCLUSIVE, Verdict.INCOMPLETE)
 # Colours that read on GitHub's light and dark themes: grey baseline, red / green / blue current.
 BASELINE_COLOUR, WORSE, BETTER, NEUTRAL = "#8c959f", "#cf222e", "#2da44e", "#218bff"
+SLO_COLOUR = "#bf8700"  # a capacity curve's SLO line: amber on both themes
 CHART_HEIGHT = 320
 _VERDICT_WORDS = {
     Verdict.REGRESSION: "🔴 regression", Verdict.IMPROVEMENT: "🟢 improvement", Verdict.UNCHANGED: "unchanged",
@@ -225,3 +227,63 @@ def charts(series: list[ChartSeries], comparison: Comparison | None) -> list[dic
     return result
 
 
+
+
+def _capacity_colour(comparison: Comparison, test: str) -> str:
+    verdicts = {r.verdict for r in comparison.rows if r.test == test and r.metric == "capacity"}
+    return WORSE if Verdict.REGRESSION in verdicts else BETTER if Verdict.IMPROVEMENT in verdicts else NEUTRAL
+
+
+def curves(comparison: Comparison) -> list[dict[str, Any]]:
+    """Each capacity test's curve, baseline beside this run (one chart per side, as the two searches
+    probe different loads, on one y-axis): the drawn SLO goal at each probed load, a flat SLO line,
+    the capacity's load starred; and under each chart its probes, one row per load."""
+    result = []
+    for curve in comparison.curves:
+        if curve.limit is None:
+            continue
+        limit = dict(curve.slo)[curve.limit]
+        same_test = [c for c in comparison.curves if c.test == curve.test and c.limit == curve.limit]
+        measured = [v for c in same_test for p in c.points if (v := getattr(p, curve.limit)) is not None]
+        highest = max([*measured, limit])
+        # A far miss is drawn at the top, 4× the SLO, so the SLO line stays readable.
+        top = 4 * limit if highest > 4 * limit else float(_axis_top([highest]))
+        values = [getattr(p, curve.limit) for p in curve.points]
+        drawn = [top if v is None else min(v, top) for v in values]
+        cut = any(v is None or v > top for v in values)
+        baseline = curve.side == "baseline"
+        colour = BASELINE_COLOUR if baseline else _capacity_colour(comparison, curve.test)
+        side = "baseline" if baseline else "this run"
+        whose = "the baseline" if baseline else "this run"
+        name = metric_name(curve.limit)
+        load_unit = curve_unit(curve.over)
+        categories = [f"{p.load:g}" + (" ★" if p.load == curve.held else "") for p in curve.points]
+        colour_word = {BASELINE_COLOUR: "grey", WORSE: "red", BETTER: "green", NEUTRAL: "blue"}[colour]
+        star = (f"; ★ the capacity, {fmt_value(curve.held)} {load_unit}" if curve.held is not None and curve.bound == 0
+                else f"; ★ the SLO held even at max, {fmt_value(curve.held)} {load_unit}" if curve.held is not None
+                else "")  # fmt: skip
+        above = f" (a level above {fmt_value(top)} ms, or with none measured, is drawn at the top)" if cut else ""
+        result.append({
+            "chart": {
+                "init": ('{"xyChart": {"height": %d, "width": 700}, "themeVariables": {"xyChart": {"plotColorPalette": "%s"}}}'
+                         % (CHART_HEIGHT, ", ".join([colour, SLO_COLOUR]))),
+                "title": chart_text(f"{curve.test}, {side} (run {curve.run_number}): {name} against load"),
+                "x_label": "concurrency (streams)" if curve.over == "concurrency" else "request rate (req/s)",
+                "categories": ", ".join(f'"{c}"' for c in categories),
+                "y_label": chart_text(f"{name} (ms)"),
+                "y_top": f"{top:g}",
+                "lines": [(side, ", ".join(f"{v:.4g}" for v in drawn)),
+                          ("SLO", ", ".join(f"{limit:.4g}" for _ in drawn))],
+                "legend": (f"Lines: **{colour_word}** {name} of {whose} at each probed load, **amber** the SLO "
+                           f"({fmt_value(limit)} ms){star}{above}."),
+            },
+            "table": {
+                "header": ["streams" if curve.over == "concurrency" else "offered req/s", "served req/s", "p99 TTFT ms",
+                           "p99 TPOT ms", "SLO met"],
+                "align": ["l", "r", "r", "r", "c"],
+                "rows": [[f"{p.load:g}" + (f" ({p.probes}×)" if p.probes > 1 else ""), fmt_value(p.request_throughput),
+                          fmt_value(p.p99_ttft_ms), fmt_value(p.p99_tpot_ms), "✓" if p.meets_slo else "✗"]
+                         for p in curve.points],
+            },
+        })  # fmt: skip
+    return result

@@ -245,6 +245,10 @@ def capacity_unit(spec: dict[str, Any] | None) -> str:
     return "streams" if spec and spec.get("over") == "concurrency" else "req/s"
 
 
+def curve_unit(over: str) -> str:
+    return "streams" if over == "concurrency" else "req/s"
+
+
 def slo_words(slo: dict[str, Any]) -> str:
     """``p99 TTFT ≤ 500 ms, errors ≤ 1%``: a capacity search's goal, in words."""
     parts = []

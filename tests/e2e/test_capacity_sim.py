@@ -60,6 +60,16 @@ def test_capacity_over_concurrency_is_exactly_the_slots_in_every_repeat(tmp_path
         assert by_load[5.0]["meets_slo"] and by_load[5.0]["p99_ttft_ms"] <= 100
         assert not by_load[6.0]["meets_slo"] and by_load[6.0]["p99_ttft_ms"] > 100
         assert all(p["output_throughput"] > 0 and p["per_user_tokens_per_s"] > 0 for p in curve["probes"])
+    # summary.md draws run 1's curve (its SLO line, the capacity starred) and says where the boundary lies.
+    summary = (out / "summary.md").read_text()
+    levels = len(curves[0]["probes"])
+    loads = len({p["load"] for p in curves[0]["probes"]})
+    probed = f"{levels} levels" + (f" at {loads} loads" if loads != levels else "")
+    assert (f"`chat-capacity`: {probed} probed in run 1; the SLO (p99 TTFT ≤ 100 ms) held up to 5 streams "
+            "and failed at 6 streams.") in summary, summary
+    chart = summary.split("```mermaid")[1].split("```")[0]
+    assert '"5 ★", "6"' in chart and 'line "SLO" [100,' in chart and 'line "this run"' in chart
+    assert "| 5 |" in summary and "| 6 |" in summary  # the probe table
     assert_no_engine_left(model)
 
 
@@ -80,6 +90,9 @@ def test_fewer_slots_is_a_capacity_regression_and_an_a_a_run_is_not(tmp_path: Pa
     assert code == 1, text[:3000]
     headline = text.splitlines()[1]
     assert headline == "## ❌ 1 regression: capacity -25% (p99 TTFT ≤ 100 ms): 8 → 6 streams", headline
+    # The curves, baseline beside the candidate: where each side's SLO held and failed.
+    assert ("held up to 8 streams and failed at 9 streams in the baseline" in text
+            and "held up to 6 streams and failed at 7 streams in this run" in text), text[:3000]
 
     same = capacity_run(tmp_path, model, "aa", slots=8, baseline_slots=8, repeats=3)
     code, text = report(same, tmp_path)
