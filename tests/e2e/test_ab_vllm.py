@@ -33,10 +33,9 @@ THRESHOLDS = "median_ttft_ms: 5\nmedian_e2el_ms: 5\noutput_throughput: 5\n" + ""
 
 def ab(vllm, tmp_path, name: str, candidate_extra: list[str]) -> tuple[int, str, dict[str, str]]:
     bin_dir, model_dir = vllm
-    out, scratch = tmp_path / name, tmp_path / f"{name}-env"
-    scratch.mkdir()
+    out = tmp_path / name
     done = run_kitt("run", "-e", "vllm", "--native", "-m", str(model_dir), "-o", str(out), *LOAD, *ENGINE_ARGS,
-                    *candidate_extra, *BASELINE_ARGS, env=kitt_env(bin_dir, scratch), timeout=1200)
+                    *candidate_extra, *BASELINE_ARGS, env=kitt_env(bin_dir), timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     assert wait_until_gone() == [], "both vLLM servers must be gone"
     for arm in ("baseline", "candidate"):

@@ -7,11 +7,14 @@ so these tests also cover the arguments `docker run` passes to vLLM's image.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,10 +42,12 @@ def vllm():
     return bin_dir, model_dir
 
 
-def kitt_env(bin_dir: Path, tmp_path: Path) -> dict[str, str]:
+def kitt_env(bin_dir: Path) -> dict[str, str]:
     """kitt's environment with the vLLM venv first on PATH, as a user who activated it would have."""
-    scratch = tmp_path / "vllm-tmp"  # vLLM leaves sockets and caches in TMPDIR: keep them per test
-    scratch.mkdir()
+    # vLLM leaves sockets and caches in TMPDIR: keep them per test, in a folder with a short path,
+    # since its ZeroMQ socket path must fit in 107 characters (a test's tmp_path may not leave room).
+    scratch = Path(tempfile.mkdtemp(prefix="kitt-vllm-"))
+    atexit.register(shutil.rmtree, scratch, True)
     return clean_environ(
         PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", TMPDIR=str(scratch), **vllm_cpu.SERVER_ENV_OVERRIDES
     )
@@ -65,7 +70,7 @@ def test_quick_suite_on_real_vllm(vllm, tmp_path):
     done = run_kitt(
         "run", "-e", "vllm", "--native", "-m", str(model_dir), "-s", "quick", "-o", str(out),
         "--port", str(free_port()), "--repeats", "2", *ENGINE_ARGS,
-        env=kitt_env(bin_dir, tmp_path), timeout=900,
+        env=kitt_env(bin_dir), timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     measured = assert_exact_quick_suite(out, "vllm")
@@ -98,7 +103,7 @@ def test_vllm_killed_mid_run(vllm, tmp_path):
         [sys.executable, "-m", "kitt", "run", "-e", "vllm", "--native", "-m", str(model_dir), "-s", "quick",
          "-o", str(out), "--port", str(port), "--concurrency", "2", "--num-requests", "200", "--repeats", "1",
          "--output-len", "32", *ENGINE_ARGS],
-        cwd=REPO, env=kitt_env(bin_dir, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO, env=kitt_env(bin_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         # The fault is placed on an observed event, never by the clock: the warm-up's samples are
@@ -140,7 +145,7 @@ def test_workloads_exact_on_real_vllm(vllm, tmp_path):
         "     prefix: {groups: 2, len: 512}}\n")
     out = tmp_path / "results"
     done = run_kitt("run", "-e", "vllm", "--native", "-m", str(model_dir), "-s", str(suite), "-o", str(out),
-                    "--port", str(free_port()), *ENGINE_ARGS, env=kitt_env(bin_dir, tmp_path), timeout=900)
+                    "--port", str(free_port()), *ENGINE_ARGS, env=kitt_env(bin_dir), timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     by_test = {name: [s for s in samples if s["test_name"].startswith(name + "-")] for name in ("fixed", "normal", "sharegpt")}
