@@ -22,13 +22,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from kitt.action_inputs import NO_ENGINE, ActionInputs, preflight
-from kitt.errors import GitHubError, KittError, ResultsError, UsageError, print_engine_log
+from kitt.action_inputs import NO_ENGINE, ActionInputs, preflight, run_id_of
+from kitt.errors import GitHubError, KittError, UsageError, print_engine_log
 from kitt.github.actions_io import ActionsContext, Annotations, mask, set_outputs
+from kitt.github.pulls import positive_int, write_pull_record
 
-PULL_REQUEST_FILE = "pull_request.json"
+if TYPE_CHECKING:
+    from kitt.ci import Notice
 
 
 # --------------------------------------------------------------------------- the run
@@ -40,6 +42,7 @@ class ActionRun:
         self.context = context
         self.notes = Annotations(enabled=context.in_actions)
         self.exit_code = 0
+        self._config: Any = None  # the benchmark's RunConfig, once preflight has checked the inputs
         self.outputs: dict[str, str] = {
             "results-dir": str(inputs.results_dir),
             "artifact-name": inputs.artifact_name,
@@ -90,7 +93,15 @@ class ActionRun:
     def _results(self) -> bool | None:
         """Put the results in place. True: measured; False: the benchmark failed; None: nothing to report."""
         if self.inputs.mode == "report":
-            self._download_results()
+            from kitt.ci import fetch_run_results
+
+            jobs = fetch_run_results(token=self.inputs.github_token, repo=self.context.repository or "",
+                                     run_id=self.inputs.run_id or run_id_of(self.context) or 0,
+                                     artifact=self.inputs.results_artifact, dest=self.inputs.results_dir,
+                                     api_url=self.context.api_url)
+            if self.matrix:
+                self.notes.notice(f"Reporting on {jobs} results artifacts matching {self.inputs.results_artifact!r} "
+                                  "in one comment.")
             # Fail closed: a benchmark run that was cancelled or failed never reports a pass,
             # whatever its (partial) artifact says.
             conclusion = self.context.event_object("workflow_run").get("conclusion")
@@ -98,12 +109,11 @@ class ActionRun:
                 self.notes.error(f"The benchmark run's conclusion is {str(conclusion)[:40]!r}, so its results cannot pass.")
                 return False
             return True
-        if self.inputs.engine == NO_ENGINE:
-            self._check_own_results()
+        if self.inputs.engine == NO_ENGINE:  # preflight found another tool's results in results-dir
             self._write_pull_request()
             return True
         from kitt.progress import Reporter
-        from kitt.results import METRICS_FILE, load_metrics_file
+        from kitt.results import measured_anything
         from kitt.run import run_benchmark
 
         if self.inputs.hf_token:
@@ -118,70 +128,19 @@ class ActionRun:
             if error.results_dir is not None:  # kept beside an earlier result set: nothing in results-dir is this run's
                 self.outputs["results-dir"] = str(error.results_dir)  # so the artifact is this run's, not the earlier
                 return None
-            try:  # nothing measured (cancelled before the first level, say): the error above says it all
-                path = self.inputs.results_dir / METRICS_FILE
-                if not path.is_file():  # an A/B run writes its arms' result sets below
-                    path = self.inputs.results_dir / "candidate" / METRICS_FILE
-                measured = load_metrics_file(path).results
-            except KittError:
-                return None
-            return False if measured else None
+            # Nothing measured (cancelled before the first level, say): the error above says it all.
+            return False if measured_anything(self.inputs.results_dir) else None
         return True
-
-    def _check_own_results(self) -> None:
-        """engine: none: the results must be there before anything else is done."""
-        from kitt.importers import has_results
-
-        folder = self.inputs.results_dir
-        if not folder.is_dir() or not has_results(folder):
-            what = "does not exist" if not folder.is_dir() else "holds no metrics.json and no result file kitt knows"
-            raise UsageError(
-                f"engine 'none' reports on results-dir, but {folder} {what}",
-                hint="Point `results-dir` at the folder your benchmark step wrote (vllm bench serve --save-result, "
-                "GuideLLM's JSON report, AIPerf, genai-perf, inference-perf or LLMPerf), or set an engine.",
-            )
 
     def _write_pull_request(self) -> None:
         """Record which pull request these results belong to, for a workflow_run report job."""
-        pull = self.context.event_object("pull_request")
-        number = self.inputs.pr or _positive_int(pull.get("number"))
-        path = self.inputs.results_dir / PULL_REQUEST_FILE
-        if not number:
-            path.unlink(missing_ok=True)  # a self-hosted workspace may keep an earlier run's
-            return
-        self.inputs.results_dir.mkdir(parents=True, exist_ok=True)
-        sha = self.context.event_object("pull_request", "head").get("sha")
-        record = {"number": number, "head_sha": sha if isinstance(sha, str) else None}
-        path.write_text(json.dumps(record) + "\n", encoding="utf-8")
-
-    def _download_results(self) -> None:
-        from kitt.github.baseline import download_run_artifact
-
-        run_id = self.inputs.run_id or _positive_int(self.context.event_object("workflow_run").get("id"))
-        if not run_id or not self.context.repository:
-            raise UsageError(
-                "report mode needs the benchmark run's id",
-                hint="Run it from a workflow_run workflow, or set `run-id`.",
-            )
-        found = download_run_artifact(
-            token=self.inputs.github_token, repo=self.context.repository, run_id=int(run_id),
-            name=self.inputs.results_artifact, dest=self.inputs.results_dir, api_url=self.context.api_url,
-        )  # fmt: skip
-        if found and self.matrix:
-            self.notes.notice(f"Reporting on {found.jobs} results artifacts matching {self.inputs.results_artifact!r} "
-                              "in one comment.")
-        if not found:
-            raise ResultsError(
-                f"no results to report on: {found.reason}",
-                hint="Check that the benchmark workflow uploads `results-artifact` under this name.",
-            )
+        number = self.inputs.pr or positive_int(self.context.event_object("pull_request").get("number"))
+        write_pull_record(self.inputs.results_dir, number, self.context.event_object("pull_request", "head").get("sha"))
 
     # ------------------------------------------------------------------ report
 
     def _report(self, benchmark_ok: bool) -> None:
-        from kitt.ci import build_report, publish_report
-
-        from kitt.ci import ab_layout
+        from kitt.ci import ab_layout, base_branch_trend, build_report, publish_report
 
         pr, base_ref = self._pull_request()
         # An A/B run brings its own baseline arm: no baseline artifact is needed or downloaded.
@@ -194,8 +153,7 @@ class ActionRun:
         # The gate is decided in build_report, before anything is posted: nothing that happens
         # to the comment changes it.
         outcome = publish_report(report, options)
-        for notice in outcome.notices:
-            getattr(self.notes, notice.level)(notice.message)
+        self._tell(outcome.notices)
         self.exit_code = max(self.exit_code, outcome.exit_code, 0 if benchmark_ok else 1)
         self.outputs.update(
             report=str(options.report_file),
@@ -208,26 +166,8 @@ class ActionRun:
         default_branch = self.context.event_object("repository").get("default_branch")  # untrusted: any type
         # The history is the default branch's (no base ref on a push): only its own pushes extend it.
         if self.context.event_name == "push" and baseline_dir is not None and self.context.ref_name == default_branch:
-            self._trend(baseline_dir)
-
-    def _trend(self, baseline_dir: Path) -> None:
-        """On a push to the base branch: the history's trend (with this job) and its new change points
-        in the job summary; a new one that made serving slower is a warning naming its commit."""
-        from kitt.github.actions_io import append_summary
-        from kitt.report.trend import render_trend, warning_lines
-        from kitt.results import load_result_set
-        from kitt.thresholds import load_thresholds
-        from kitt.trend import load_history, trend_with_newest
-
-        try:
-            jobs = [*load_history(baseline_dir), load_result_set(self.inputs.results_dir)]
-            update = trend_with_newest(jobs, load_thresholds(self.inputs.thresholds, self.inputs.threshold))
-        except KittError as error:
-            self.notes.warning(f"No trend of the base branch: {error}")
-            return
-        append_summary(render_trend(update.trend, new=update.new), self.context.summary_path)
-        for line in warning_lines(update.new, update.trend):
-            self.notes.warning(line)
+            self._tell(base_branch_trend(self.inputs.results_dir, baseline_dir, self.inputs.thresholds,
+                                         self.inputs.threshold, self.context.summary_path))
 
     def _upstream_failure(self) -> str:
         """How the benchmark went wrong, for the report: the workflow run's conclusion in report mode."""
@@ -241,35 +181,24 @@ class ActionRun:
         artifact is accepted only if GitHub says its head is the commit the benchmark run built."""
         if self.inputs.mode != "report":
             return self.inputs.pr, self.context.base_ref
-        from kitt.github.pulls import get_pull_request
+        from kitt.github.pulls import claimed_pull_request, verified_pull_request
 
-        claimed = self.inputs.pr or self._claimed_pr()
+        claimed, warning = (self.inputs.pr, None) if self.inputs.pr else claimed_pull_request(self.inputs.results_dir,
+                                                                                               self.matrix)
         if claimed is None:
-            self.notes.warning("The results name no pull request (pull_request.json), so no comment is posted.")
+            self.notes.warning(warning or "The results name no pull request (pull_request.json), so no comment is posted.")
             return None, None
         try:
-            pull = get_pull_request(token=self.inputs.github_token, repo=self.context.repository or "", pr=claimed,
-                                    api_url=self.context.api_url)
+            pr, base_ref, warning = verified_pull_request(
+                token=self.inputs.github_token, repo=self.context.repository or "", claimed=claimed,
+                built_sha=self.context.event_object("workflow_run").get("head_sha"), trusted=bool(self.inputs.pr),
+                api_url=self.context.api_url)
         except GitHubError as error:
             self.fail(error)  # no PR to comment on; the report still goes to the job summary
             return None, None
-        head = self.context.event_object("workflow_run").get("head_sha")
-        if not self.inputs.pr and head and pull.head_sha != head:
-            self.notes.warning(f"Pull request #{claimed}'s head is not the commit the benchmark ran on; "
-                               "no comment is posted (the PR moved on, or the artifact is not what it claims).")
-            return None, pull.base_ref
-        return claimed, pull.base_ref
-
-    def _claimed_pr(self) -> int | None:
-        """The PR the results name; in a matrix every job's pull_request.json must name the same one."""
-        if not self.matrix:
-            return _claimed_pr(self.inputs.results_dir / PULL_REQUEST_FILE)
-        claims = {_claimed_pr(path) for path in sorted(self.inputs.results_dir.glob(f"*/{PULL_REQUEST_FILE}"))}
-        claims.discard(None)
-        if len(claims) > 1:
-            self.notes.warning(f"The results artifacts name different pull requests ({sorted(claims)}).")
-            return None
-        return claims.pop() if claims else None
+        if warning:
+            self.notes.warning(warning)
+        return pr, base_ref
 
     def _baseline(self, base_ref: str | None) -> Path | None:
         """The baseline folder: one baseline (history), or in a matrix one subfolder per job, named
@@ -277,43 +206,36 @@ class ActionRun:
         if not self.inputs.baseline_artifact:
             return None
         from kitt.ci import fetch_baselines
-        from kitt.github.baseline import is_pattern
 
-        if not self.context.repository:
-            raise UsageError("baseline-artifact needs GITHUB_REPOSITORY", hint="Run inside GitHub Actions.")
-        if self.matrix and not is_pattern(self.inputs.baseline_artifact):
-            raise UsageError(
-                "with a results-artifact pattern, baseline-artifact must be a pattern too",
-                hint="Set `baseline-artifact` to the same pattern: each job is compared with the base branch's "
-                "artifact of its own name.",
-            )
         jobs = [p.name for p in self.inputs.results_dir.iterdir() if p.is_dir()] if self.matrix else None
         found = fetch_baselines(
-            token=self.inputs.github_token, repo=self.context.repository, artifact=self.inputs.baseline_artifact,
+            token=self.inputs.github_token, repo=self.context.repository or "", artifact=self.inputs.baseline_artifact,
             jobs=jobs, base_branch=base_ref, api_url=self.context.api_url, history=self.inputs.baseline_history,
             temp_dir=self.context.temp_dir, keep_errors=True,
         )  # fmt: skip
         for error in found.errors:
             self.fail(error)  # an API error is a failure, but the report still goes out, uncompared
-        for notice in found.notices:
-            getattr(self.notes, notice.level)(notice.message)
+        self._tell(found.notices)
         return found.path
+
+    def _tell(self, notices: Iterable[Notice]) -> None:
+        for notice in notices:
+            getattr(self.notes, notice.level)(notice.message)
 
     # ------------------------------------------------------------------ outputs
 
     def _finish(self) -> None:
+        """Upload the results (the Docker flavour; the composite uses actions/upload-artifact), then
+        write the annotations and the step outputs, whatever happened before."""
         if self.context.flavour == "docker" and self.inputs.upload_artifact and Path(self.outputs["results-dir"]).is_dir():
-            self._upload()
+            from kitt.github.artifacts import upload_from_environment
+
+            try:
+                upload_from_environment(self.inputs.artifact_name, Path(self.outputs["results-dir"]))
+            except KittError as error:
+                self.fail(error)
         self.notes.flush()
         set_outputs(self.outputs, self.context.output_path, self.notes)
-
-    def _upload(self) -> None:
-        from kitt.github.artifacts import upload_from_environment
-
-        try:
-            upload_from_environment(self.inputs.artifact_name, Path(self.outputs["results-dir"]))
-        except KittError as error:
-            self.fail(error)
 
 
 METRICS_OUTPUT_LIMIT = 64 * 1024  # a job's outputs share 1 MB; a huge sweep must not take it all
@@ -327,24 +249,6 @@ def compact_metrics(key_metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
     current = {test: {name: row.get("current") for name, row in rows.items()} for test, rows in key_metrics.items()}
     short = json.dumps(current, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return short if len(short) <= METRICS_OUTPUT_LIMIT else "{}"
-
-
-def _claimed_pr(path: Path) -> int | None:
-    """The PR number an artifact claims, read as untrusted data."""
-    from kitt.safeload import load_json
-
-    if not path.is_file():
-        return None
-    try:
-        data = load_json(path, "pull request record", ResultsError, max_bytes=64 * 1024)
-    except ResultsError:
-        return None
-    return _positive_int(data.get("number")) if isinstance(data, dict) else None
-
-
-def _positive_int(value: Any) -> int | None:
-    """``value`` if it is a positive JSON integer (not a bool, a float or a string), else None."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:

@@ -241,11 +241,47 @@ def preflight(inputs: ActionInputs, context: ActionsContext) -> Any:
         from kitt.github.artifacts import validate_artifact_name
 
         _as_input("artifact-name", lambda: validate_artifact_name(inputs.artifact_name))
+    if inputs.mode == "report" and not ((inputs.run_id or run_id_of(context)) and context.repository):
+        raise UsageError("report mode needs the benchmark run's id",
+                         hint="Run it from a workflow_run workflow, or set `run-id`.")
+    if inputs.mode == "benchmark" and inputs.engine == NO_ENGINE:
+        _check_own_results(inputs.results_dir)
+    if inputs.baseline_artifact and not context.repository:
+        raise UsageError("baseline-artifact needs GITHUB_REPOSITORY", hint="Run inside GitHub Actions.")
+    if inputs.mode == "report" and inputs.baseline_artifact:
+        from kitt.github.baseline import is_pattern
+
+        if is_pattern(inputs.results_artifact) and not is_pattern(inputs.baseline_artifact):
+            raise UsageError(
+                "with a results-artifact pattern, baseline-artifact must be a pattern too",
+                hint="Set `baseline-artifact` to the same pattern: each job is compared with the base branch's "
+                "artifact of its own name.",
+            )
     if inputs.engine != NO_ENGINE:  # with engine none the folder holds another tool's files already
         _as_input("results-dir", lambda: prepare_output_dir(inputs.results_dir, "directory"))
     if inputs.mode == "benchmark" and inputs.engine != NO_ENGINE:
         return _run_config(inputs, context)
     return None
+
+
+def run_id_of(context: ActionsContext) -> int | None:
+    """The id of the workflow run that triggered this one (``workflow_run``), if the event names one."""
+    from kitt.github.pulls import positive_int
+
+    return positive_int(context.event_object("workflow_run").get("id"))
+
+
+def _check_own_results(folder: Path) -> None:
+    """engine: none: the results another tool wrote must be there before anything else is done."""
+    from kitt.importers import has_results
+
+    if not folder.is_dir() or not has_results(folder):
+        what = "does not exist" if not folder.is_dir() else "holds no metrics.json and no result file kitt knows"
+        raise UsageError(
+            f"engine 'none' reports on results-dir, but {folder} {what}",
+            hint="Point `results-dir` at the folder your benchmark step wrote (vllm bench serve --save-result, "
+            "GuideLLM's JSON report, AIPerf, genai-perf, inference-perf or LLMPerf), or set an engine.",
+        )
 
 
 def _repeats(text: str) -> int | str | None:

@@ -6,7 +6,9 @@ Warnings and notices come back as ``Notice`` data for the caller to print (as ``
 under Actions). The gate decision is made before publishing, so a failed comment can never
 hide a regression.
 
+    fetch_run_results(...)  -> jobs            report mode: the benchmark run's results artifact(s)
     fetch_baselines(...)    -> Baselines       the base branch's artifacts, one job or one per job
+    base_branch_trend(...)  -> [Notice]        a push's trend of the base branch's history
     build_report(options)   -> Report          load, compare, render; raises KittError
     publish_report(report)  -> ReportOutcome   file / stdout / step summary / PR comment
     execute_ci_report(...)  -> ReportOutcome   both, errors while publishing kept as data
@@ -461,6 +463,39 @@ def _append_summary(outcome: ReportOutcome, options: ReportOptions, markdown: st
         outcome.summary_written = append_summary(markdown if markdown.endswith("\n") else markdown + "\n", Path(options.summary_path))
     except OSError as exc:
         outcome.notices.append(Notice("warning", f"Could not append to the step summary {options.summary_path}: {exc}"))
+
+
+def fetch_run_results(*, token: str, repo: str, run_id: int, artifact: str, dest: Path,
+                      api_url: str | None = None) -> int:
+    """Unpack the results artifact (or, for a pattern, every match: one folder per job) that the
+    benchmark workflow run ``run_id`` uploaded into ``dest``; how many jobs. Raises ResultsError
+    when the run uploaded none."""
+    from kitt.github.baseline import download_run_artifact
+
+    found = download_run_artifact(token=token, repo=repo, run_id=run_id, name=artifact, dest=dest, api_url=api_url)
+    if not found:
+        raise ResultsError(f"no results to report on: {found.reason}",
+                           hint="Check that the benchmark workflow uploads `results-artifact` under this name.")
+    return found.jobs
+
+
+def base_branch_trend(results_dir: Path, history_dir: Path, thresholds_file: Path | None, threshold: float,
+                      summary_path: Path | None) -> list[Notice]:
+    """On a push to the base branch: the history's trend with this job appended goes into the step
+    summary, and each new change point that made serving slower is a warning naming its commit.
+    A history that cannot be analysed is a warning, never a failure of the push's job."""
+    from kitt.github.actions_io import append_summary
+    from kitt.report.trend import render_trend, warning_lines
+    from kitt.results import load_result_set
+    from kitt.trend import load_history, trend_with_newest
+
+    try:
+        jobs = [*load_history(history_dir), load_result_set(results_dir)]
+        update = trend_with_newest(jobs, load_thresholds(thresholds_file, threshold))
+    except KittError as error:
+        return [Notice("warning", f"No trend of the base branch: {error}")]
+    append_summary(render_trend(update.trend, new=update.new), summary_path)
+    return [Notice("warning", line) for line in warning_lines(update.new, update.trend)]
 
 
 # --------------------------------------------------------------------------- whole flow

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from kitt.errors import ResultsError, UsageError
+from kitt.errors import KittError, ResultsError, UsageError
 from kitt.thresholds import metric_direction
 
 SCHEMA_VERSION = 1
@@ -265,6 +265,18 @@ def load_result_set(directory: Path) -> ResultSet:
     """Load the newest result set under ``directory``; raise ResultsError when it is unusable."""
     metrics_path = find_latest_metrics(directory)
     return load_metrics_file(metrics_path)
+
+
+def measured_anything(directory: Path) -> bool:
+    """Whether ``directory`` holds a readable result set with at least one result (in A/B mode its
+    candidate arm's, below it); False when there is none, or it cannot be read."""
+    path = directory / METRICS_FILE
+    if not path.is_file():
+        path = directory / "candidate" / METRICS_FILE
+    try:
+        return bool(load_metrics_file(path).results)
+    except KittError:
+        return False
 
 
 def load_metrics_file(metrics_path: Path) -> ResultSet:

@@ -418,7 +418,8 @@ def test_all_zero_metrics_are_not_a_measurement(tmp_path: Path, side: str, capsy
     ],
 )
 def test_event_payload_fields_of_the_wrong_type_read_as_absent(tmp_path: Path, payload: Any) -> None:
-    from kitt.action import PULL_REQUEST_FILE, ActionRun
+    from kitt.action import ActionRun
+    from kitt.github.pulls import PULL_REQUEST_FILE
     from kitt.action_inputs import ActionInputs
     from kitt.github.actions_io import ActionsContext
 

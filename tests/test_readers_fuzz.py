@@ -181,7 +181,8 @@ def test_result_set_as_the_baseline(tmp_path: Path) -> None:
 
 def test_event_payload_reader(tmp_path: Path) -> None:
     """The runner's event payload and the pull_request.json an artifact carries: absent when unusable."""
-    from kitt.action import PULL_REQUEST_FILE, ActionRun, _claimed_pr
+    from kitt.action import ActionRun
+    from kitt.github.pulls import PULL_REQUEST_FILE, read_pull_record
     from kitt.action_inputs import ActionInputs
     from kitt.github.actions_io import ActionsContext
 
@@ -203,7 +204,7 @@ def test_event_payload_reader(tmp_path: Path) -> None:
             written = json.loads(record.read_text())
             assert isinstance(written["number"], int) and written["number"] > 0
             assert written["head_sha"] is None or isinstance(written["head_sha"], str)
-        number = _claimed_pr(event)
+        number = read_pull_record(event)
         assert number is None or (isinstance(number, int) and number > 0)
 
     assert check_all(read, valid, seed=5) > 0

@@ -1,4 +1,5 @@
-"""Look up a pull request: its head commit and base branch, as GitHub has them.
+"""Look up a pull request: its head commit and base branch, as GitHub has them; and the record
+(``pull_request.json``) that ties a benchmark's results to their pull request.
 
 The report mode (``workflow_run``) reads the pull request's number from an artifact, which a fork
 may have written: before commenting, it asks GitHub which commit is the PR's head and which branch
@@ -7,11 +8,15 @@ its base, and trusts only that answer.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from kitt.errors import GitHubError
+from kitt.errors import GitHubError, ResultsError
 from kitt.github.client import READ_ERRORS, check_repository, github_client, json_object, read_failure
 from kitt.github.http import GITHUB_RETRY, RetryPolicy
+from kitt.safeload import load_json
 
 
 @dataclass(frozen=True)
@@ -43,3 +48,61 @@ def get_pull_request(*, token: str, repo: str, pr: int, api_url: str | None = No
     if not (isinstance(sha, str) and isinstance(ref, str)):
         raise GitHubError(f"GitHub's answer to the request to {doing} lacks the head commit or base branch")
     return PullRequest(int(pr), sha, ref)
+
+
+def verified_pull_request(*, token: str, repo: str, claimed: int, built_sha: str | None, trusted: bool,
+                          api_url: str | None = None) -> tuple[int | None, str, str | None]:
+    """(the PR to comment on, its base branch, a warning) for a PR that results claim: GitHub's
+    answer, not the claim, decides. Unless the number is ``trusted`` (the workflow's own input), the
+    PR's head must be ``built_sha``, the commit the benchmark ran on; else no PR, and a warning.
+    Raises GitHubError when GitHub cannot say."""
+    pull = get_pull_request(token=token, repo=repo, pr=claimed, api_url=api_url)
+    if not trusted and built_sha and pull.head_sha != built_sha:
+        return None, pull.base_ref, (f"Pull request #{claimed}'s head is not the commit the benchmark ran on; no comment "
+                                     "is posted (the PR moved on, or the artifact is not what it claims).")
+    return claimed, pull.base_ref, None
+
+
+# --------------------------------------------------------------------------- the pull request record
+
+PULL_REQUEST_FILE = "pull_request.json"  # beside a benchmark's results: which PR they belong to
+
+
+def positive_int(value: Any) -> int | None:
+    """``value`` if it is a positive JSON integer (not a bool, a float or a string), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def write_pull_record(results_dir: Path, number: int | None, head_sha: Any) -> None:
+    """Record which pull request the results in ``results_dir`` belong to, for a ``workflow_run``
+    report job; with no number, remove a record an earlier run left (self-hosted workspaces keep it)."""
+    path = results_dir / PULL_REQUEST_FILE
+    if not number:
+        path.unlink(missing_ok=True)
+        return
+    results_dir.mkdir(parents=True, exist_ok=True)
+    record = {"number": number, "head_sha": head_sha if isinstance(head_sha, str) else None}
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+
+def read_pull_record(path: Path) -> int | None:
+    """The PR number a record claims, read as untrusted data (an artifact a fork may have written)."""
+    if not path.is_file():
+        return None
+    try:
+        data = load_json(path, "pull request record", ResultsError, max_bytes=64 * 1024)
+    except ResultsError:
+        return None
+    return positive_int(data.get("number")) if isinstance(data, dict) else None
+
+
+def claimed_pull_request(results_dir: Path, jobs: bool) -> tuple[int | None, str | None]:
+    """The PR the results claim, and a warning when it cannot be told: with ``jobs`` (a matrix,
+    one subfolder per job) every job's record must name the same one."""
+    if not jobs:
+        return read_pull_record(results_dir / PULL_REQUEST_FILE), None
+    claims = {read_pull_record(path) for path in sorted(results_dir.glob(f"*/{PULL_REQUEST_FILE}"))}
+    claims.discard(None)
+    if len(claims) > 1:
+        return None, f"The results artifacts name different pull requests ({sorted(claims)})."
+    return (claims.pop() if claims else None), None
