@@ -1,8 +1,8 @@
 """What a run sent, as data for config.json: a fingerprint of the workload and the lengths sent.
 
 Two runs with the same fingerprint sent the same requests (the same lengths, prompts or dataset
-file, shared prefixes, trace file and speed, arrivals and time boxes, from the same seed); ``kitt.compare`` treats another fingerprint
-like another suite. The words for the report are made in ``kitt/report/``.
+file, shared prefixes, trace file and speed, arrivals and time boxes, from the same seed);
+``kitt.compare`` treats another fingerprint like another suite. The words for the report are made in ``kitt/report/``.
 """
 
 from __future__ import annotations
