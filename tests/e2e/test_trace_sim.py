@@ -95,3 +95,30 @@ def test_a_mooncake_trace_is_replayed_on_time_with_exact_prompts_and_shared_bloc
     summary = (out / "summary.md").read_text()
     assert f"Mooncake trace (sha {entry['trace']['sha256'][:6]}), 20 requests" in summary
     assert "mc-trace" in summary
+
+
+def test_both_arms_of_an_ab_run_replay_identical_chat_requests(tmp_path: Path) -> None:
+    """Item 5 of the issue: the same trace, seed and suite give both arms the same requests, here
+    through the chat API (the template counted in each exact length), as each arm's sim logged them."""
+    trace = make_trace(8)
+    path = tmp_path / "trace.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in trace))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: replay\napi: chat\nrepeats: 1\nwarmup: 1\nseed: 3\ntests:\n"
+                     f"  - {{name: mc, trace: {{path: {path}, speedup: 4, block_size: {BLOCK}}}}}\n")
+    out = tmp_path / "ab"
+    logs = {arm: tmp_path / f"{arm}.json" for arm in ("baseline", "candidate")}
+    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", str(suite), "-o", str(out),
+                    f"--engine-arg=--log={logs['candidate']}", f"--baseline-engine-arg=--log={logs['baseline']}",
+                    timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sent = {}
+    for arm, log in logs.items():
+        requests = json.loads(log.read_text())["requests"][1:]  # after the readiness probe
+        assert len(requests) == 1 + len(trace)  # the warm-up's one, then the trace
+        sent[arm] = [(r["prompt_head"], r["prompt_tokens"]) for r in requests]
+        assert [tokens for _, tokens in sent[arm][1:]] == [r["input_length"] for r in trace]
+    assert sent["baseline"] == sent["candidate"]
+    assert sent["baseline"][0][0] != sent["baseline"][1][0]  # the warm-up's blocks are not the trace's
+    fingerprints = {json.loads((out / arm / "config.json").read_text())["workload"]["fingerprint"] for arm in logs}
+    assert len(fingerprints) == 1
