@@ -577,7 +577,7 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
                            output_len=o.output_len or _mix_free(test, "output_len"))
         if o.duration_s is not None:
             changes.update(duration_s=o.duration_s)
-            if o.num_requests is None and test.duration_s is None:
+            if o.num_requests is None and test.duration_s is None and test.trace is None:  # a trace's is its length
                 changes.update(num_requests=DURATION_REQUESTS)
         if test.trace is not None:
             pass  # a trace's prompts are its own: --dataset leaves it alone
@@ -751,8 +751,9 @@ def suite_to_dict(suite: Suite) -> dict[str, Any]:
                 "name": t.name,
                 "levels": [{"kind": lv.kind, "value": lv.value} for lv in t.levels],
                 "num_requests": t.num_requests,
-                "input_len": lengths.to_data(t.input_len),
-                "output_len": lengths.to_data(t.output_len),
+                # A trace's lengths are its records': the unused defaults are not written.
+                **({} if t.trace else {"input_len": lengths.to_data(t.input_len),
+                                       "output_len": lengths.to_data(t.output_len)}),
                 **_workload_fields(t),
                 **({"capacity": capacity_to_dict(t.capacity)} if t.capacity else {}),
             }

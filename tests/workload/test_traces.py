@@ -138,7 +138,11 @@ def test_a_trace_test_reads_its_file_before_any_engine_and_is_in_the_workload(tm
     assert test.num_requests == 5  # the whole trace by default; num_requests caps it
     capped = apply_overrides(parse_suite(raw, "s.yaml"), Overrides(num_requests=2))
     assert capped.tests[0].num_requests == 2
+    boxed = apply_overrides(parse_suite(raw, "s.yaml"), Overrides(duration_s=1.0))
+    assert boxed.tests[0].num_requests == 5 and boxed.tests[0].duration_s == 1.0  # a time box, not 1,000 requests
+    assert boxed.tests[0].trace.offsets(5, 0.6) == [0.0, 0.125, 0.125, 0.5]  # 1600 ms at 2x is past 0.6 s
     data = suite_to_dict(suite)
+    assert "input_len" not in data["tests"][0] and data["tests"][0]["levels"] == [{"kind": "trace", "value": 2.0}]
     sent = {"replay": {"inputs": [40, 33], "outputs": [5, 6], "skipped": 0, "inexact": 0}}
     record = workload_record(data, api="completions", method="exact, engine /tokenize", sent=sent)
     entry = record["tests"]["replay"]
