@@ -18,10 +18,11 @@ sort would replay as something the file does not say.
 
 Prompts: each distinct chain of leading hash ids (a node of their prefix tree, so a hash id
 means the same block only after the same ones) gets its own block of words, fitted with the
-engine's counter so that the prompt up to the end of block j is exactly ``j * block_size``
-tokens as the engine counts them (its BOS or chat template included); a request's prompt is its
-whole shared blocks followed by its own words up to ``input_length`` (a partial last block and
-anything past its hash ids are its own). Requests sharing leading hash ids therefore share
+engine's counter to exactly ``block_size`` tokens (counted alone, less the tokens the engine adds
+to any prompt: a BOS, a chat template; all blocks in one batch, so the cost grows with the
+prompts, not with their square); a request's prompt is its whole shared blocks followed by its
+own words, fitted so that the whole prompt is exactly ``input_length`` tokens as the engine
+counts it (a partial last block and anything past its hash ids are its own). Requests sharing leading hash ids therefore share
 exactly those leading ``block_size``-token blocks. The words depend on the seed and the level's
 salt (test, level and repeat), as synthetic prompts do: both arms of an A/B run get the same
 prompts, and each repeat replays the trace against a cache that has not seen its blocks. Without
@@ -177,8 +178,9 @@ def build_requests(spec: TraceSpec, count: int, seed: int, salt: str,
     with exact lengths when ``counter`` is given (see the module's docstring)."""
     records = (spec.records or ())[:count]
     rng = random.Random(f"{seed}:{salt}:trace")
-    chains = _shared_chains(records, spec.block_size)
-    blocks, inexact = _build_blocks(chains, spec.block_size, rng, counter, seed, salt)
+    overhead = _overhead(counter)
+    chains = [_shared_chain(record, spec.block_size, overhead) for record in records]
+    blocks, inexact = _build_blocks(chains, spec.block_size, overhead, rng, counter, seed, salt)
     requests: list[RequestSpec] = []
     own: list[int] = []  # the requests whose own words are fitted
     for index, (record, chain) in enumerate(zip(records, chains)):
@@ -186,12 +188,12 @@ def build_requests(spec: TraceSpec, count: int, seed: int, salt: str,
             requests.append(RequestSpec(index=index, prompt=record.prompt, max_tokens=record.output_len))
             continue
         shared = " ".join(blocks[chain[:j]] for j in range(1, len(chain) + 1))
-        rest = record.input_len - len(chain) * spec.block_size
-        if rest == 0:  # the prompt is its shared blocks, already fitted
+        rest = record.input_len - len(chain) * spec.block_size - overhead
+        if chain and rest == 0:  # the prompt is its shared blocks, already fitted
             requests.append(RequestSpec(index=index, prompt=shared, max_tokens=record.output_len,
                                         input_len=record.input_len))
             continue
-        requests.append(RequestSpec(index=index, prompt=prompt_words(rng, rest), max_tokens=record.output_len,
+        requests.append(RequestSpec(index=index, prompt=prompt_words(rng, max(rest, 1)), max_tokens=record.output_len,
                                     input_len=record.input_len, prefix=shared))
         own.append(index)
     if counter is None:
@@ -205,31 +207,34 @@ def build_requests(spec: TraceSpec, count: int, seed: int, salt: str,
     return tokens.Fitted(requests, inexact=fitted.inexact + inexact)
 
 
-def _shared_chains(records: tuple[TraceRecord, ...], block_size: int) -> list[tuple[int, ...]]:
-    """Per record, the leading hash ids whose whole blocks its prompt holds (a partial last block is its own)."""
-    return [record.hash_ids[: min(len(record.hash_ids), record.input_len // block_size)] for record in records]
+def _overhead(counter: tokens.Counter | None) -> int:
+    """The tokens the engine adds to any prompt (a BOS, a chat template): one word counted alone
+    and twice over, ``2 * count(w) - count(w w)``; 0 without a counter."""
+    if counter is None:
+        return 0
+    once, twice = counter.count(["a", "a a"])
+    return max(2 * once - twice, 0)
 
 
-def _build_blocks(chains: list[tuple[int, ...]], block_size: int, rng: random.Random,
-                  counter: tokens.Counter | None, seed: int, salt: str) -> tuple[dict[tuple[int, ...], str], int]:
-    """The words of each block, keyed by its chain of hash ids, built depth by depth so that each
-    is fitted after the blocks before it: the prompt through block j is ``j * block_size`` tokens.
-    Returns the blocks and how many could not be fitted exactly."""
-    blocks: dict[tuple[int, ...], str] = {}
+def _shared_chain(record: TraceRecord, block_size: int, overhead: int) -> tuple[int, ...]:
+    """The leading hash ids whose whole blocks the record's prompt holds (a partial last block is its own)."""
+    room = record.input_len - overhead
+    return record.hash_ids[: min(len(record.hash_ids), room // block_size)] if room > 0 else ()
+
+
+def _build_blocks(chains: list[tuple[int, ...]], block_size: int, overhead: int, rng: random.Random,
+                  counter: tokens.Counter | None, seed: int,
+                  salt: str) -> tuple[dict[tuple[int, ...], str], int]:
+    """The words of each block, keyed by its chain of hash ids (the node of their prefix tree),
+    each fitted alone, in one batch, to ``block_size`` tokens plus the engine's ``overhead``:
+    words join at spaces, so the prompt through block j is ``j * block_size`` tokens after the
+    overhead, and a prompt's tokens are counted whole when its own words are fitted. Returns the
+    blocks and how many could not be fitted exactly."""
+    nodes = list(dict.fromkeys(chain[:depth] for chain in chains for depth in range(1, len(chain) + 1)))
+    specs = [RequestSpec(index=n, prompt=prompt_words(rng, block_size), max_tokens=1,
+                         input_len=block_size + overhead) for n in range(len(nodes))]
     inexact = 0
-    depth = 1
-    while True:
-        level = list(dict.fromkeys(chain[:depth] for chain in chains if len(chain) >= depth))
-        if not level:
-            return blocks, inexact
-        specs = [RequestSpec(index=n, prompt=prompt_words(rng, block_size), max_tokens=1,
-                             input_len=depth * block_size,
-                             prefix=" ".join(blocks[node[:j]] for j in range(1, depth)))
-                 for n, node in enumerate(level)]
-        if counter is not None:
-            fitted = tokens.fit(specs, counter, seed, f"{salt}:blocks:{depth}", synthetic=True)
-            specs, inexact = fitted.requests, inexact + fitted.inexact
-        for node, spec in zip(level, specs):
-            blocks[node] = spec.prompt
-        depth += 1
-
+    if counter is not None and specs:
+        fitted = tokens.fit(specs, counter, seed, f"{salt}:blocks", synthetic=True)
+        specs, inexact = fitted.requests, fitted.inexact
+    return {node: spec.prompt for node, spec in zip(nodes, specs)}, inexact
