@@ -21,7 +21,7 @@ from kitt import capacity, telemetry
 from kitt.bench.loadgen import Progress, Target, run_level
 from kitt.bench.metrics import compute_metrics
 from kitt.bench.records import RequestRecord
-from kitt.workload import arrivals, identity, plan, prefixes, tokens
+from kitt.workload import arrivals, identity, plan, prefixes, tokens, traces
 from kitt.config import Level, RunConfig, TestSpec, suite_to_dict
 from kitt.engines import choose_mode, create_runner, get_engine
 from kitt.engines.base import EngineSpec, Runner, ServerHandle
@@ -226,6 +226,10 @@ class Arm:
             schedule = arrivals.schedule(test.arrival, level.value, count, f"{self.suite.seed}:{name}:{run_number}:arrivals",
                                          test.duration_s)
             count = len(schedule)  # a time-boxed level builds only the requests that can arrive
+        elif level.kind == "trace":
+            assert test.trace is not None
+            schedule = test.trace.offsets(count, test.duration_s)  # the trace's timestamps over its speedup
+            count = len(schedule)
         fitted = self._requests(test, count, name, run_number)
         requests = fitted.requests
         self._account(test, name, run_number, fitted)
@@ -290,6 +294,8 @@ class Arm:
         counter = self.counter
         answers = counter.count if counter is not None and self.api != "chat" else None
         try:
+            if test.trace is not None:
+                return traces.build_requests(test.trace, count, self.suite.seed, salt, counter)
             requests = plan.build_level(count, input_len=test.input_len, output_len=test.output_len, mix=test.mix,
                                         dataset=test.dataset, seed=self.suite.seed, salt=salt, count_tokens=answers,
                                         prefix=test.prefix, prefix_texts=self._prefixes(test))
@@ -381,7 +387,9 @@ class Arm:
     def _result(self, name: str, run_number: int, level: Level, records: list[RequestRecord], duration: float,
                 cpu: tuple[float, float], before: dict[str, float] | None,
                 after: dict[str, float] | None) -> rs.TestResult:
-        metrics: dict[str, float | None] = {level.kind if level.kind == "concurrency" else "request_rate": level.value}
+        metrics: dict[str, float | None] = {}
+        if level.kind in ("concurrency", "rate"):  # a trace's load is its timestamps: no level value
+            metrics[level.kind if level.kind == "concurrency" else "request_rate"] = level.value
         metrics.update(compute_metrics(records, duration, self.suite.slo or None, cpu_seconds=cpu[0], cpu_window=cpu[1],
                                        exact_length=self.spec.exact_length_fields is not None))
         client_tokens = sum(r.output_tokens for r in records)

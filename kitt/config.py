@@ -27,6 +27,8 @@ A suite is YAML (built-in ones ship in ``kitt/suites/``)::
           - {weight: 0.8, input_len: 200, output_len: 100}
         dataset: {path: prompts.jsonl, format: openai-chat, sample: shuffle}   # or the user's own prompts
         prefix: {groups: 2, len: 256, skew: 0}   # optional: each prompt opens with one of 2 shared 256-token prefixes
+      - name: replay          # or a trace replayed on its own timestamps (level label: trace)
+        trace: {path: trace.jsonl, format: mooncake, speedup: 2, block_size: 512}
 
 Every error names the file and the field path, e.g. ``suite.tests[1].concurrency[0]``.
 """
@@ -45,6 +47,8 @@ from kitt.workload.arrivals import ARRIVALS, Arrival
 from kitt.workload.datasets import FORMATS, SAMPLES, DatasetSpec, read_dataset
 from kitt.workload.lengths import Length, MixEntry, Normal, Uniform
 from kitt.workload.prefixes import PrefixSpec
+from kitt.workload.traces import DEFAULT_BLOCK_SIZE, TraceSpec, read_trace
+from kitt.workload.traces import FORMATS as TRACE_FORMATS
 
 BUILTIN_SUITES = ("quick", "standard", "performance", "chat", "capacity")
 APIS = ("completions", "chat")
@@ -52,11 +56,15 @@ APIS = ("completions", "chat")
 _SUITE_KEYS = {"name", "description", "api", "warmup", "repeats", "seed", "max_error_rate", "slo", "tests",
                "min_repeats", "max_repeats"}
 _TEST_KEYS = {"name", "concurrency", "request_rate", "num_requests", "input_len", "output_len", "mix", "dataset",
-              "arrival", "burstiness", "ramp_up_s", "duration_s", "capacity", "prefix"}
+              "arrival", "burstiness", "ramp_up_s", "duration_s", "capacity", "prefix", "trace"}
 _NORMAL_KEYS = {"mean", "stdev", "min", "max"}
 _MIX_KEYS = {"weight", "input_len", "output_len"}
 _DATASET_KEYS = {"path", "format", "sample"}
 _PREFIX_KEYS = {"groups", "len", "skew"}
+_TRACE_KEYS = {"path", "format", "speedup", "block_size"}
+# What a trace test takes from its trace, so may not set: its load, lengths and prompts.
+_NOT_WITH_TRACE = ("concurrency", "request_rate", "capacity", "dataset", "prefix", "mix", "input_len", "output_len",
+                   "arrival", "burstiness", "ramp_up_s")
 _SLO_KEYS = {"ttft_ms", "tpot_ms", "e2el_ms"}
 _CAPACITY_KEYS = {"over", "min", "max", "slo", "precision_pct", "max_probes"}
 # A capacity SLO's keys: each a p99 latency limit (ms) or the largest failed fraction.
@@ -80,17 +88,18 @@ MAX_SKEW = 100.0  # 1/k^skew: past this every request draws the first prefix any
 
 @dataclass(frozen=True)
 class Level:
-    """One load level: closed-loop ``concurrency`` streams, or open-loop arrivals at ``rate`` requests/s."""
+    """One load level: closed-loop ``concurrency`` streams, or open-loop arrivals at ``rate`` requests/s
+    (or a trace's own timestamps, ``trace``, whose value is the speedup)."""
 
-    kind: str  # "concurrency" | "rate"
+    kind: str  # "concurrency" | "rate" | "capacity" | "trace"
     value: float
 
     @property
     def label(self) -> str:
         if self.kind == "concurrency":
             return f"c{int(self.value)}"
-        if self.kind == "capacity":
-            return "capacity"
+        if self.kind in ("capacity", "trace"):
+            return self.kind
         return f"r{self.value:g}"
 
 
@@ -120,6 +129,7 @@ class TestSpec:
     duration_s: float | None = None  # no new request after this many seconds of a level
     capacity: CapacitySpec | None = None  # a capacity search instead of fixed levels (kitt.capacity)
     prefix: PrefixSpec | None = None  # shared prefixes in front of every prompt (kitt.workload.prefixes)
+    trace: TraceSpec | None = None  # a trace replayed on its timestamps (kitt.workload.traces)
 
     def test_name(self, level: Level) -> str:
         return f"{self.name}-{level.label}"
@@ -308,10 +318,18 @@ def _parse_test(v: "_Validator", raw: Any, index: int, suite_slo: dict[str, floa
     if not isinstance(raw, dict):
         v.fail(where, "must be a mapping")
     v.no_unknown(raw, _TEST_KEYS, where)
-    if "capacity" in raw:
+    trace = None
+    if "trace" in raw:
+        clash = next((key for key in _NOT_WITH_TRACE if key in raw), None)
+        if clash is not None:
+            v.fail(f"{where}.{clash}", "does not combine with 'trace': a trace gives the load (its timestamps), "
+                   "the lengths and the prompts")
+        trace = _parse_trace(v, raw["trace"], f"{where}.trace")
+        levels: tuple[Level, ...] = (Level("trace", trace.speedup),)
+    elif "capacity" in raw:
         if "concurrency" in raw or "request_rate" in raw:
             v.fail(where, "a capacity test searches its own load: drop 'concurrency' and 'request_rate'")
-        levels: tuple[Level, ...] = (Level("capacity", 0),)  # the search picks its levels (kitt.capacity)
+        levels = (Level("capacity", 0),)  # the search picks its levels (kitt.capacity)
     elif ("concurrency" in raw) == ("request_rate" in raw):
         v.fail(where, "needs exactly one of 'concurrency' (closed loop) or 'request_rate' (Poisson arrivals)")
     elif "concurrency" in raw:
@@ -339,7 +357,8 @@ def _parse_test(v: "_Validator", raw: Any, index: int, suite_slo: dict[str, floa
         duration = v.positive_number(raw["duration_s"], f"{where}.duration_s")
         if duration > MAX_DURATION_S:
             v.fail(f"{where}.duration_s", f"must be at most {MAX_DURATION_S:,.0f} seconds, got {duration:g}")
-    default_requests = DURATION_REQUESTS if duration is not None else 32
+    # A trace's default is all of it (apply_overrides caps num_requests at its length once read).
+    default_requests = MAX_REQUESTS if trace else DURATION_REQUESTS if duration is not None else 32
     num_requests = v.integer(raw.get("num_requests", default_requests), f"{where}.num_requests", minimum=1)
     capacity = None
     if "capacity" in raw:
@@ -357,6 +376,7 @@ def _parse_test(v: "_Validator", raw: Any, index: int, suite_slo: dict[str, floa
         duration_s=duration,
         capacity=capacity,
         prefix=_parse_prefix(v, raw["prefix"], f"{where}.prefix") if "prefix" in raw else None,
+        trace=trace,
     )
 
 
@@ -500,6 +520,23 @@ def _parse_prefix(v: "_Validator", raw: Any, where: str) -> PrefixSpec:
     return PrefixSpec(groups, length, skew)
 
 
+def _parse_trace(v: "_Validator", raw: Any, where: str) -> TraceSpec:
+    if isinstance(raw, str):
+        raw = {"path": raw}
+    if not isinstance(raw, dict):
+        v.fail(where, "must be a mapping {path, format, speedup, block_size} or a path")
+    v.no_unknown(raw, _TRACE_KEYS, where)
+    path = v.string(raw.get("path"), f"{where}.path")
+    fmt = raw.get("format", TRACE_FORMATS[0])
+    if fmt not in TRACE_FORMATS:
+        v.fail(f"{where}.format", f"must be one of {', '.join(TRACE_FORMATS)}, got {fmt!r}")
+    speedup = v.positive_number(raw.get("speedup", 1.0), f"{where}.speedup")
+    block_size = v.integer(raw.get("block_size", DEFAULT_BLOCK_SIZE), f"{where}.block_size", minimum=1)
+    if block_size > MAX_TOKENS:
+        v.fail(f"{where}.block_size", f"must be at most {MAX_TOKENS:,} tokens, got {block_size}")
+    return TraceSpec(path=path, format=fmt, speedup=speedup, block_size=block_size)
+
+
 def _parse_arrival(v: "_Validator", raw: dict[str, Any], where: str, *, open_loop: bool) -> Arrival:
     present = [key for key in ("arrival", "burstiness", "ramp_up_s") if key in raw]
     if not open_loop:
@@ -528,8 +565,8 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
     tests = []
     for test in suite.tests:
         levels = test.levels
-        if test.capacity is not None:
-            pass  # the search picks its own levels
+        if test.capacity is not None or test.trace is not None:
+            pass  # the search picks its own levels; a trace's timestamps are its load
         elif o.request_rate is not None:
             levels = (Level("rate", o.request_rate),)
         elif o.concurrency is not None:
@@ -540,9 +577,11 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
                            output_len=o.output_len or _mix_free(test, "output_len"))
         if o.duration_s is not None:
             changes.update(duration_s=o.duration_s)
-            if o.num_requests is None and test.duration_s is None:
+            if o.num_requests is None and test.duration_s is None and test.trace is None:  # a trace's is its length
                 changes.update(num_requests=DURATION_REQUESTS)
-        if o.dataset is not None:
+        if test.trace is not None:
+            pass  # a trace's prompts are its own: --dataset leaves it alone
+        elif o.dataset is not None:
             changes.update(dataset=DatasetSpec(path=o.dataset, format=o.dataset_format or "openai-chat",
                                                sample=test.dataset.sample if test.dataset else SAMPLES[0]))
         elif o.dataset_format is not None:
@@ -553,6 +592,9 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
         test = replace(test, levels=levels, **changes)
         if test.dataset is not None and test.dataset.prompts is None:
             test = replace(test, dataset=read_dataset(test.dataset))  # bad files fail here, before any engine starts
+        if test.trace is not None:
+            trace = test.trace if test.trace.records is not None else read_trace(test.trace)
+            test = replace(test, trace=trace, num_requests=min(test.num_requests, len(trace.records or ())))
         tests.append(test)
     repeats, auto_repeats = resolve_repeats(suite, o)
     searched = [t.name for t in tests if t.capacity is not None]
@@ -592,6 +634,9 @@ def check_suite_limits(suite: Suite) -> Suite:
         fail(f"warmup {suite.warmup} is above the limit of {MAX_REQUESTS:,} requests")
     for test in suite.tests:
         where = f"test {test.name!r}"
+        if test.trace is not None:
+            _check_trace_limits(test, fail)
+            continue
         pairs = [(e.input_len, e.output_len) for e in test.mix] or [(test.input_len, test.output_len)]
         longest_input = max(lengths.upper(i) for i, _ in pairs) + (test.prefix.length if test.prefix else 0)
         first = "prefix len + input_len" if test.prefix else "input_len"
@@ -616,6 +661,22 @@ def check_suite_limits(suite: Suite) -> Suite:
             if level.kind == "rate" and not (math.isfinite(level.value) and MIN_RATE <= level.value <= MAX_RATE):
                 fail(f"{where}: request_rate {level.value:g} must be between {MIN_RATE:g} and {MAX_RATE:g} requests/s")
     return replace(suite, tests=tuple(_cap_concurrency(test) for test in suite.tests))
+
+
+def _check_trace_limits(test: TestSpec, fail: Any) -> None:
+    """A trace test's limits, from its records once read (its lengths come from the file)."""
+    where = f"test {test.name!r}"
+    assert test.trace is not None
+    if test.duration_s is not None and not (math.isfinite(test.duration_s) and 0 < test.duration_s <= MAX_DURATION_S):
+        fail(f"{where}: duration_s {test.duration_s:g} must be above 0 and at most {MAX_DURATION_S:,.0f} seconds")
+    records = (test.trace.records or ())[: test.num_requests]
+    for name, values in (("input_length", [r.input_len for r in records]), ("output_length", [r.output_len for r in records])):
+        if values and max(values) > MAX_TOKENS:
+            fail(f"{where}: the trace's longest {name} {max(values)} is above the limit of {MAX_TOKENS:,} tokens")
+    total = sum(r.input_len for r in records)
+    if total > MAX_PROMPT_TOKENS:
+        fail(f"{where}: the trace's first {len(records):,} requests hold {total:,} prompt tokens, above the limit of "
+             f"{MAX_PROMPT_TOKENS:,} per level; lower num_requests")
 
 
 def _cap_concurrency(test: TestSpec) -> TestSpec:
@@ -690,8 +751,9 @@ def suite_to_dict(suite: Suite) -> dict[str, Any]:
                 "name": t.name,
                 "levels": [{"kind": lv.kind, "value": lv.value} for lv in t.levels],
                 "num_requests": t.num_requests,
-                "input_len": lengths.to_data(t.input_len),
-                "output_len": lengths.to_data(t.output_len),
+                # A trace's lengths are its records': the unused defaults are not written.
+                **({} if t.trace else {"input_len": lengths.to_data(t.input_len),
+                                       "output_len": lengths.to_data(t.output_len)}),
                 **_workload_fields(t),
                 **({"capacity": capacity_to_dict(t.capacity)} if t.capacity else {}),
             }
@@ -717,6 +779,8 @@ def _workload_fields(test: TestSpec) -> dict[str, Any]:
         fields["duration_s"] = test.duration_s
     if test.prefix is not None:
         fields["prefix"] = test.prefix.to_data()
+    if test.trace is not None:
+        fields["trace"] = test.trace.to_data()
     return fields
 
 

@@ -75,7 +75,7 @@ async def run_level(
 ) -> tuple[float, float]:
     """Run ``requests`` at ``level``, appending one record per request to ``sink`` as it ends.
 
-    An open-loop level (kind ``rate``) needs ``schedule``: each request's due time in seconds
+    An open-loop level (kind ``rate``, or ``trace``: a trace's timestamps) needs ``schedule``: each request's due time in seconds
     from the level's start, in order (request i at ``schedule[i]``; requests past its end are not
     sent). ``duration`` (seconds) time-boxes the level: no request starts after it.
 
@@ -85,7 +85,7 @@ async def run_level(
     The requests run on a :class:`~kitt.bench.pump.Pump` in a thread of their own; this coroutine
     waits for it, and a cancellation stops it and records the requests in flight as cancelled.
     """
-    if level.kind == "rate":
+    if level.kind != "concurrency":
         if schedule is None:
             raise ValueError("an open-loop level needs a schedule of due times (kitt.workload.arrivals.schedule)")
         due = [offset for offset in schedule if duration is None or offset < duration]

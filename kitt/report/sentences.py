@@ -260,8 +260,11 @@ def sent_line(result_set: ResultSet) -> str:
         if not isinstance(test, dict):
             continue
         parts = []
-        dataset = test.get("dataset")
-        if isinstance(dataset, dict):
+        dataset, trace = test.get("dataset"), test.get("trace")
+        if isinstance(trace, dict):
+            sha = str(trace.get("sha256") or "")[:6]
+            parts.append(f"{'Mooncake' if trace.get('format') == 'mooncake' else 'timed'} trace (sha {sha})")
+        elif isinstance(dataset, dict):
             sha = str(dataset.get("sha256") or "")[:6]
             parts.append(f"{_DATASET_NAMES.get(str(dataset.get('format')), 'dataset')} sample (sha {sha})")
         else:
@@ -288,6 +291,9 @@ def sent_line(result_set: ResultSet) -> str:
             if arrival.get("ramp_up_s"):
                 text += f", ramp-up {arrival.get('ramp_up_s'):g} s"
             parts.append(text)
+        if isinstance(trace, dict) and isinstance(trace.get("speedup"), (int, float)):
+            parts.append(f"at {trace['speedup']:g}x speed" + (
+                f", blocks of {trace['block_size']:,} tokens" if isinstance(trace.get("block_size"), int) else ""))
         if test.get("duration_s"):
             parts.append(f"levels of at most {test['duration_s']:g} s")
         if test.get("skipped"):

@@ -1,8 +1,8 @@
 """What a run sent, as data for config.json: a fingerprint of the workload and the lengths sent.
 
 Two runs with the same fingerprint sent the same requests (the same lengths, prompts or dataset
-file, shared prefixes, arrivals and time boxes, from the same seed); ``kitt.compare`` treats another fingerprint
-like another suite. The words for the report are made in ``kitt/report/``.
+file, shared prefixes, trace file and speed, arrivals and time boxes, from the same seed);
+``kitt.compare`` treats another fingerprint like another suite. The words for the report are made in ``kitt/report/``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ def workload_record(suite: dict[str, Any], *, api: str, method: str,
     for test in tests_data:  # the file's content identifies a dataset, not where it lies
         if "dataset" in test:
             test["dataset"] = {k: test["dataset"].get(k) for k in ("format", "sample", "sha256")}
+        if "trace" in test:
+            test["trace"] = {k: test["trace"].get(k) for k in ("format", "sha256", "speedup", "block_size")}
     what = {"api": api, "seed": suite.get("seed"), "lengths": method.split(",")[0], "tests": tests_data}
     tests = {}
     plain = True
@@ -45,7 +47,7 @@ def workload_record(suite: dict[str, Any], *, api: str, method: str,
         lengths = sent.get(test["name"]) or {"inputs": [], "outputs": [], "skipped": 0, "inexact": 0}
         rates = [level["value"] for level in test["levels"] if level["kind"] == "rate"]
         entry: dict[str, Any] = {
-            "source": "dataset" if "dataset" in test else "synthetic",
+            "source": "dataset" if "dataset" in test else "trace" if "trace" in test else "synthetic",
             "requests": len(lengths["outputs"]),
             "input_tokens": length_stats(lengths["inputs"]),
             "output_tokens": length_stats(lengths["outputs"]),
@@ -59,8 +61,10 @@ def workload_record(suite: dict[str, Any], *, api: str, method: str,
             entry["dataset"] = test["dataset"]
         if "prefix" in test:
             entry["prefix"] = test["prefix"]
+        if "trace" in test:
+            entry["trace"] = test["trace"]
         tests[test["name"]] = entry
-        # suite_to_dict writes mix, dataset, arrival, duration_s and prefix only when a test sets them.
-        plain = plain and not ({"mix", "dataset", "arrival", "duration_s", "prefix"} & set(test)) and all(
+        # suite_to_dict writes mix, dataset, arrival, duration_s, prefix and trace only when a test sets them.
+        plain = plain and not ({"mix", "dataset", "arrival", "duration_s", "prefix", "trace"} & set(test)) and all(
             isinstance(test[k], int) for k in ("input_len", "output_len"))
     return {"fingerprint": fingerprint(what), "length_method": method, "plain": plain, "tests": tests}
