@@ -21,7 +21,8 @@ from kitt import capacity, telemetry
 from kitt.bench.loadgen import Progress, Target, run_level
 from kitt.bench.metrics import compute_metrics
 from kitt.bench.records import RequestRecord
-from kitt.workload import arrivals, identity, plan, prefixes, tokens
+from kitt.workload import arrivals, identity, plan, prefixes, sessions, tokens
+from kitt.workload.spec import Session
 from kitt.config import Level, RunConfig, TestSpec, suite_to_dict
 from kitt.engines import choose_mode, create_runner, get_engine
 from kitt.engines.base import EngineSpec, Runner, ServerHandle
@@ -208,9 +209,11 @@ class Arm:
         if not self.suite.warmup:
             return
         name = test.test_name(level)
-        warm = self._requests(test, self.suite.warmup, name, 0).requests
+        fitted = self._requests(test, self.suite.warmup, name, 0)
+        conversations = self._sessions(test, fitted, self.suite.warmup, name, 0)
+        warm = [s.turns[0] for s in conversations] if conversations is not None else fitted.requests
         warm_level = level if level.kind == "concurrency" else Level("concurrency", min(4, len(warm)))
-        self._measure(warm, warm_level, name, 0)
+        self._measure(warm, warm_level, name, 0, conversations=conversations)
         self.flush_samples()
 
     def repeat(self, test: TestSpec, level: Level, run_number: int, position: int | None = None) -> None:
@@ -229,13 +232,17 @@ class Arm:
         fitted = self._requests(test, count, name, run_number)
         requests = fitted.requests
         self._account(test, name, run_number, fitted)
+        conversations = self._sessions(test, fitted, count, name, run_number)
+        if conversations is not None:
+            requests = [s.turns[0] for s in conversations]  # each opens its session
         before = self._scrape()
         # The client's CPU share is its CPU time over the wall time of the same window (not the
         # level's duration, which starts later: bodies are encoded and streams connected first).
         cpu_before, wall_before = _cpu_seconds(), time.perf_counter()
         self.sampler.start()
         try:
-            start, end, records = self._measure(requests, level, name, run_number, schedule, test.duration_s)
+            start, end, records = self._measure(requests, level, name, run_number, schedule, test.duration_s,
+                                                conversations)
         finally:
             self.sampler.stop()
             self.flush_samples()
@@ -289,10 +296,12 @@ class Arm:
         salt = f"{name}:warmup" if run_number == 0 else f"{name}:{run_number}"
         counter = self.counter
         answers = counter.count if counter is not None and self.api != "chat" else None
+        counts = sessions.turn_counts(test.turns, count, self.suite.seed, salt) if test.turns is not None else None
         try:
-            requests = plan.build_level(count, input_len=test.input_len, output_len=test.output_len, mix=test.mix,
+            requests = plan.build_level(sum(counts) if counts else count, input_len=test.input_len,
+                                        output_len=test.output_len, mix=test.mix,
                                         dataset=test.dataset, seed=self.suite.seed, salt=salt, count_tokens=answers,
-                                        prefix=test.prefix, prefix_texts=self._prefixes(test))
+                                        prefix=test.prefix, prefix_texts=self._prefixes(test), turn_counts=counts)
             if counter is None:
                 return tokens.Fitted(requests)
             return tokens.fit(requests, counter, self.suite.seed, salt, synthetic=test.dataset is None)
@@ -304,6 +313,16 @@ class Arm:
             if status is not None:
                 raise self._died(status, self._phase(name, run_number)) from None
             raise
+
+    def _sessions(self, test: TestSpec, fitted: tokens.Fitted, count: int, name: str,
+                  run_number: int) -> list[Session] | None:
+        """A multi-turn test's sessions: the level's turns (built and fitted by ``_requests``, the
+        same salt drawing the same turn counts) grouped per session, with their think times."""
+        if test.turns is None:
+            return None
+        salt = f"{name}:warmup" if run_number == 0 else f"{name}:{run_number}"
+        counts = sessions.turn_counts(test.turns, count, self.suite.seed, salt)
+        return sessions.group(fitted.requests, counts, test.turns, self.suite.seed, salt)
 
     def _prefixes(self, test: TestSpec) -> list[str] | None:
         """The test's shared prefixes, built and fitted to their length once (the same for every
@@ -347,7 +366,8 @@ class Arm:
 
     def _measure(self, requests: list[Any], level: Level, name: str, run_number: int,
                  schedule: list[float] | None = None,
-                 duration: float | None = None) -> tuple[float, float, list[RequestRecord]]:
+                 duration: float | None = None,
+                 conversations: list[Session] | None = None) -> tuple[float, float, list[RequestRecord]]:
         first = len(self.records)
         progress = Progress()
         phase = self._phase(name, run_number)
@@ -361,7 +381,9 @@ class Arm:
             with _EngineWatch(self.runner, asyncio.get_running_loop(), task) as watch:
                 try:
                     return await run_level(self._target(requests), requests, level, test_name=name, run_number=run_number,
-                                           sink=self.records, progress=progress, schedule=schedule, duration=duration)
+                                           sink=self.records, progress=progress, schedule=schedule, duration=duration,
+                                           sessions=conversations,
+                                           max_model_len=self.counter.max_model_len if self.counter else None)
                 except asyncio.CancelledError:
                     if watch.status is not None:
                         raise died(watch.status) from None

@@ -7,6 +7,7 @@ give the same requests on every machine and for both arms of an A/B run.
 
 from __future__ import annotations
 
+from itertools import accumulate
 from typing import Callable
 
 from kitt.workload import datasets, prefixes, synthetic
@@ -19,15 +20,26 @@ from kitt.workload.spec import RequestSpec
 def build_level(count: int, *, input_len: Length, output_len: Length, mix: tuple[MixEntry, ...] = (),
                 dataset: DatasetSpec | None = None, seed: int, salt: str,
                 count_tokens: Callable[[list[str]], list[int]] | None = None,
-                prefix: PrefixSpec | None = None, prefix_texts: list[str] | None = None) -> list[RequestSpec]:
+                prefix: PrefixSpec | None = None, prefix_texts: list[str] | None = None,
+                turn_counts: list[int] | None = None) -> list[RequestSpec]:
     """``count`` requests; ``count_tokens`` measures a dataset's answers (their output lengths).
     With ``prefix``, each starts with one of ``prefix_texts`` (built once per test, see
-    ``kitt.workload.prefixes.build_prefixes``), drawn from the level's own seeded generator."""
+    ``kitt.workload.prefixes.build_prefixes``), drawn from the level's own seeded generator.
+    With ``turn_counts`` (sessions, ``kitt.workload.sessions``), the requests are the sessions'
+    turns one session after another (``count`` is their sum) and a prefix opens only each
+    session's first turn."""
     if dataset is not None:
         requests = datasets.build_requests(count, dataset, output_len, seed, salt, count_tokens)
     else:
         requests = synthetic.build_requests(count, input_len, output_len, seed, salt, mix)
     if prefix is None or not prefix_texts:
         return requests
-    groups = prefixes.choose_groups(prefix, len(requests), seed, salt)
-    return prefixes.attach(requests, prefix_texts, groups, prefix.length)
+    if turn_counts is None:
+        groups = prefixes.choose_groups(prefix, len(requests), seed, salt)
+        return prefixes.attach(requests, prefix_texts, groups, prefix.length)
+    firsts = list(accumulate([0, *turn_counts[:-1]])) if turn_counts else []
+    groups = prefixes.choose_groups(prefix, len(firsts), seed, salt)
+    opened = prefixes.attach([requests[i] for i in firsts], prefix_texts, groups, prefix.length)
+    for i, spec in zip(firsts, opened):
+        requests[i] = spec
+    return requests
