@@ -209,8 +209,7 @@ class Arm:
         if not self.suite.warmup:
             return
         name = test.test_name(level)
-        fitted = self._requests(test, self.suite.warmup, name, 0)
-        conversations = self._sessions(test, fitted, self.suite.warmup, name, 0)
+        fitted, conversations = self._requests(test, self.suite.warmup, name, 0)
         warm = [s.turns[0] for s in conversations] if conversations is not None else fitted.requests
         warm_level = level if level.kind == "concurrency" else Level("concurrency", min(4, len(warm)))
         self._measure(warm, warm_level, name, 0, conversations=conversations)
@@ -229,10 +228,9 @@ class Arm:
             schedule = arrivals.schedule(test.arrival, level.value, count, f"{self.suite.seed}:{name}:{run_number}:arrivals",
                                          test.duration_s)
             count = len(schedule)  # a time-boxed level builds only the requests that can arrive
-        fitted = self._requests(test, count, name, run_number)
+        fitted, conversations = self._requests(test, count, name, run_number)
         requests = fitted.requests
         self._account(test, name, run_number, fitted)
-        conversations = self._sessions(test, fitted, count, name, run_number)
         if conversations is not None:
             requests = [s.turns[0] for s in conversations]  # each opens its session
         before = self._scrape()
@@ -280,7 +278,7 @@ class Arm:
             schedule = capacity.probe_schedule(test, level.value, self.suite.seed, name, run_number)
             count = len(schedule)
         # Fresh prompts per probe (its own salt): a re-measure must not hit the prompts' prefix cache.
-        fitted = self._requests(test, count, f"{name}.{level.label}.{tag}", run_number)
+        fitted, _ = self._requests(test, count, f"{name}.{level.label}.{tag}", run_number)  # no turns with capacity
         self._account(test, name, run_number, fitted)
         cpu_before, wall_before = _cpu_seconds(), time.perf_counter()
         try:
@@ -290,21 +288,32 @@ class Arm:
         cpu = (_cpu_seconds() - cpu_before, time.perf_counter() - wall_before)
         return self._result(name, run_number, level, records, end - start, cpu, None, None).metrics
 
-    def _requests(self, test: TestSpec, count: int, name: str, run_number: int) -> tokens.Fitted:
+    def _requests(self, test: TestSpec, count: int, name: str,
+                  run_number: int) -> tuple[tokens.Fitted, list[Session] | None]:
         """The level's requests (run 0: the warm-up), built and with a tokenizer fitted to exact lengths
-        before its clock starts; the same for both arms of an A/B run that share a tokenizer."""
+        before its clock starts; the same for both arms of an A/B run that share a tokenizer. A
+        multi-turn test's are its sessions' turns (``count`` sessions), also returned as sessions."""
         salt = f"{name}:warmup" if run_number == 0 else f"{name}:{run_number}"
         counter = self.counter
         answers = counter.count if counter is not None and self.api != "chat" else None
-        counts = sessions.turn_counts(test.turns, count, self.suite.seed, salt) if test.turns is not None else None
+        counts = None
         try:
-            requests = plan.build_level(sum(counts) if counts else count, input_len=test.input_len,
-                                        output_len=test.output_len, mix=test.mix,
-                                        dataset=test.dataset, seed=self.suite.seed, salt=salt, count_tokens=answers,
-                                        prefix=test.prefix, prefix_texts=self._prefixes(test), turn_counts=counts)
+            if test.turns is not None:
+                requests, counts = plan.build_sessions(
+                    count, test.turns, input_len=test.input_len, output_len=test.output_len, mix=test.mix,
+                    dataset=test.dataset, seed=self.suite.seed, salt=salt, count_tokens=answers,
+                    prefix=test.prefix, prefix_texts=self._prefixes(test))
+            else:
+                requests = plan.build_level(count, input_len=test.input_len, output_len=test.output_len, mix=test.mix,
+                                            dataset=test.dataset, seed=self.suite.seed, salt=salt, count_tokens=answers,
+                                            prefix=test.prefix, prefix_texts=self._prefixes(test))
             if counter is None:
-                return tokens.Fitted(requests)
-            return tokens.fit(requests, counter, self.suite.seed, salt, synthetic=test.dataset is None)
+                fitted = tokens.Fitted(requests)
+            else:
+                fitted = tokens.fit(requests, counter, self.suite.seed, salt, synthetic=test.dataset is None)
+            if test.turns is None or counts is None:
+                return fitted, None
+            return fitted, sessions.group(requests, fitted.requests, counts, test.turns, self.suite.seed, salt)
         except BenchmarkError:
             # The tokenizer stopped answering: if the engine died, say that, as a level would.
             deadline = time.monotonic() + 2.0
@@ -313,16 +322,6 @@ class Arm:
             if status is not None:
                 raise self._died(status, self._phase(name, run_number)) from None
             raise
-
-    def _sessions(self, test: TestSpec, fitted: tokens.Fitted, count: int, name: str,
-                  run_number: int) -> list[Session] | None:
-        """A multi-turn test's sessions: the level's turns (built and fitted by ``_requests``, the
-        same salt drawing the same turn counts) grouped per session, with their think times."""
-        if test.turns is None:
-            return None
-        salt = f"{name}:warmup" if run_number == 0 else f"{name}:{run_number}"
-        counts = sessions.turn_counts(test.turns, count, self.suite.seed, salt)
-        return sessions.group(fitted.requests, counts, test.turns, self.suite.seed, salt)
 
     def _prefixes(self, test: TestSpec) -> list[str] | None:
         """The test's shared prefixes, built and fitted to their length once (the same for every

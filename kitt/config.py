@@ -351,9 +351,8 @@ def _parse_test(v: "_Validator", raw: Any, index: int, suite_slo: dict[str, floa
     if "capacity" in raw:
         capacity = parse_capacity(v, raw["capacity"], f"{where}.capacity", suite_slo or {}, num_requests)
     open_loop = "request_rate" in raw or (capacity is not None and capacity.over == "request_rate")
-    if "turns" in raw and ("dataset" in raw or capacity is not None):
-        v.fail(f"{where}.turns", "multi-turn sessions take synthetic prompts at fixed load levels for now: drop "
-                                 f"{'dataset' if 'dataset' in raw else 'capacity'} or turns")
+    if "turns" in raw and capacity is not None:
+        v.fail(f"{where}.turns", "multi-turn sessions run at fixed load levels for now: drop capacity or turns")
     return TestSpec(
         name=name,
         levels=levels,

@@ -41,14 +41,33 @@ def turn_counts(spec: TurnsSpec, sessions: int, seed: int, salt: str) -> list[in
     return [lengths.draw(spec.count, rng) for _ in range(sessions)]
 
 
-def group(requests: list[RequestSpec], counts: list[int], spec: TurnsSpec, seed: int, salt: str) -> list[Session]:
-    """``requests`` (every turn's own message, sessions one after another) as sessions of ``counts``
-    turns, each later turn with its think time drawn seeded."""
+def group(built: list[RequestSpec], fitted: list[RequestSpec], counts: list[int], spec: TurnsSpec, seed: int,
+          salt: str) -> list[Session]:
+    """The turns as sessions of ``counts`` turns (``built``: every turn's own message, session
+    after session; ``fitted``: the same after ``kitt.workload.tokens.fit``), each later turn with
+    its think time drawn seeded. Fitting a dataset's prompts leaves out those past the context
+    (the others in order, their text unchanged): a turn left out ends its session there, and a
+    session whose first turn was left out is not sent."""
+    if len(fitted) == len(built):
+        kept: list[RequestSpec | None] = list(fitted)
+    else:
+        kept, at = [], 0
+        for turn_spec in built:
+            if at < len(fitted) and fitted[at].prompt == turn_spec.prompt and fitted[at].prefix == turn_spec.prefix:
+                kept.append(fitted[at])
+                at += 1
+            else:
+                kept.append(None)
     rng = random.Random(f"{seed}:{salt}:think")
     sessions, at = [], 0
     for index, count in enumerate(counts):
-        turns = tuple(requests[at:at + count])
+        mine: list[RequestSpec] = []
+        for turn in kept[at:at + count]:
+            if turn is None:
+                break
+            mine.append(turn)
         at += count
+        turns = tuple(mine)
         if not turns:
             continue
         think = tuple(_think(spec.think_ms, rng) / 1e3 for _ in range(len(turns) - 1))

@@ -68,3 +68,36 @@ def test_sessions_carry_the_engines_answers_turn_by_turn_on_both_arms(tmp_path: 
     key = lambda s: (s["run_number"], s["session"], s["turn"], s["index"], s["prompt_tokens"])  # noqa: E731
     assert sorted(map(key, base)) == sorted(map(key, cand))
     assert "sessions of 3 turns, think 100 ms" in (out / "candidate" / "summary.md").read_text()
+
+
+def test_a_dataset_replays_its_conversations_user_turns_over_the_completions_api(tmp_path: Path) -> None:
+    """ShareGPT conversations as sessions: their user turns in order, one a turn, each prompt the
+    text so far (every earlier turn and the engine's answer to it), never the recorded answers."""
+    chats = [{"conversations": [
+        {"from": "human", "value": f"question {n} one " + "word " * 20}, {"from": "gpt", "value": "recorded " * 6},
+        {"from": "human", "value": f"question {n} two " + "more " * 10}, {"from": "gpt", "value": "recorded " * 4},
+        {"from": "human", "value": f"question {n} three"}]} for n in range(2)]
+    data = tmp_path / "chats.json"
+    data.write_text(json.dumps(chats))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: replay\napi: completions\nrepeats: 1\nwarmup: 0\nseed: 3\ntests:\n"
+                     f"  - {{name: replay, concurrency: [2], num_requests: 2, output_len: 8,\n"
+                     f"     dataset: {{path: {data}, format: sharegpt, sample: order}}, turns: {{count: 5}}}}\n")
+    out = tmp_path / "out"
+    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", str(suite), "-o", str(out),
+                    *[f"--engine-arg={a}" for a in SIM], timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    samples, metrics, _ = read(out)
+    assert sorted((s["session"], s["turn"]) for s in samples) == [(s, t) for s in (0, 1) for t in (1, 2, 3)]
+    turns = {(s["session"], s["turn"]): s for s in samples}
+    for session in (0, 1):
+        assert turns[(session, 1)]["prompt_tokens"] == 23  # "question N one" and 20 words
+        for k in (1, 2):
+            this, following = turns[(session, k)], turns[(session, k + 1)]
+            own = 13 if k == 1 else 3  # turn k+1's own user message, in words
+            # The text so far, the engine's answer of completion_tokens words, then the new message.
+            assert following["prompt_tokens"] == this["prompt_tokens"] + this["completion_tokens"] + own
+            assert following["cached_tokens"] >= this["prompt_tokens"] // 16 * 16
+    # Output lengths: the recorded answers' (6 and 4 tokens, counted by the engine), then output_len.
+    assert [turns[(0, k)]["requested_output_tokens"] for k in (1, 2, 3)] == [6, 4, 8]
+    assert metrics["results"][0]["metrics"]["prefix_cache_hit_rate"] > 0

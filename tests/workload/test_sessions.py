@@ -8,6 +8,7 @@ import pytest
 from kitt.config import load_suite, suite_to_dict
 from kitt.errors import UsageError
 from kitt.workload import identity, plan, sessions
+from kitt.workload.datasets import DatasetSpec, read_dataset
 from kitt.workload.lengths import Uniform
 from kitt.workload.prefixes import PrefixSpec
 from kitt.workload.sessions import TurnsSpec
@@ -25,7 +26,7 @@ def build(spec: TurnsSpec, salt: str = "a-c2:1", prefix: PrefixSpec | None = Non
     counts = sessions.turn_counts(spec, 5, 7, salt)
     requests = plan.build_level(sum(counts), input_len=16, output_len=4, seed=7, salt=salt, prefix=prefix,
                                 prefix_texts=["P1 p", "P2 p"] if prefix else None, turn_counts=counts)
-    return sessions.group(requests, counts, spec, 7, salt)
+    return sessions.group(requests, requests, counts, spec, 7, salt)
 
 
 def test_turns_parse_as_numbers_or_distributions(tmp_path) -> None:
@@ -60,10 +61,44 @@ def test_bad_turns_name_the_field(tmp_path, turns: str, fragment: str) -> None:
     assert fragment in str(info.value)
 
 
-def test_turns_with_a_dataset_are_refused_for_now(tmp_path) -> None:
-    (tmp_path / "d.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
-    with pytest.raises(UsageError, match="turns: multi-turn sessions take synthetic prompts"):
-        load_suite(write(tmp_path, TEST % f"concurrency: 1, dataset: {{path: {tmp_path / 'd.jsonl'}}}, turns: {{count: 2}}"))
+def test_turns_with_a_capacity_search_are_refused(tmp_path) -> None:
+    with pytest.raises(UsageError, match="turns: multi-turn sessions run at fixed load levels for now"):
+        load_suite(write(tmp_path, "slo: {ttft_ms: 100}\n" + TEST % "capacity: {over: concurrency, min: 1, max: 4}, "
+                                                                 "turns: {count: 2}"))
+
+
+CONVERSATIONS = [
+    {"conversations": [{"from": "system", "value": "be brief"}, {"from": "human", "value": "first question"},
+                       {"from": "gpt", "value": "one two three"}, {"from": "human", "value": "second question"},
+                       {"from": "gpt", "value": "four five"}, {"from": "human", "value": "third question"}]},
+    {"conversations": [{"from": "human", "value": "only question"}, {"from": "gpt", "value": "a b c d e f"}]},
+]
+
+
+def test_a_dataset_session_replays_its_user_turns_in_order_never_its_recorded_answers(tmp_path) -> None:
+    import json
+
+    path = tmp_path / "chats.json"
+    path.write_text(json.dumps(CONVERSATIONS))
+    dataset = read_dataset(DatasetSpec(str(path), format="sharegpt", sample="order"))
+    assert dataset.prompts[0].later == (("second question", "four five"), ("third question", None))
+    spec = TurnsSpec(5)
+    requests, counts = plan.build_sessions(3, spec, input_len=16, output_len=Uniform(2, 9), dataset=dataset,
+                                           seed=1, salt="s")
+    assert counts == [3, 1, 3]  # at most the conversation's user turns
+    assert [r.prompt for r in requests] == ["first question", "second question", "third question", "only question",
+                                            "first question", "second question", "third question"]
+    # Output lengths from the recorded answers (words x 1.3 without a tokenizer), capped by output_len;
+    # the answers themselves are never part of what is sent (the engine's own go in between).
+    assert [r.max_tokens for r in requests[:2]] == [4, 3] and requests[3].max_tokens == 8
+    assert not any(r.history for r in requests)
+    # A turn fitting leaves out (past the context) ends its session there.
+    fitted = [r for r in requests if r.index != 1]
+    built = sessions.group(requests, fitted, counts, spec, 1, "s")
+    assert [[t.prompt for t in s.turns] for s in built] == [["first question"], ["only question"],
+                                                            ["first question", "second question", "third question"]]
+    again, _ = plan.build_sessions(3, spec, input_len=16, output_len=Uniform(2, 9), dataset=dataset, seed=1, salt="s")
+    assert again == requests
 
 
 def test_bad_turns_exit_2_in_one_line_before_any_engine_starts(tmp_path) -> None:
