@@ -21,7 +21,8 @@ from kitt import capacity, telemetry
 from kitt.bench.loadgen import Progress, Target, run_level
 from kitt.bench.metrics import compute_metrics
 from kitt.bench.records import RequestRecord
-from kitt.workload import arrivals, identity, plan, prefixes, tokens, traces
+from kitt.workload import arrivals, identity, plan, prefixes, sessions, tokens, traces
+from kitt.workload.spec import Session
 from kitt.config import Level, RunConfig, TestSpec, suite_to_dict
 from kitt.engines import choose_mode, create_runner, get_engine
 from kitt.engines.base import EngineSpec, Runner, ServerHandle
@@ -208,9 +209,10 @@ class Arm:
         if not self.suite.warmup:
             return
         name = test.test_name(level)
-        warm = self._requests(test, self.suite.warmup, name, 0).requests
+        fitted, conversations = self._requests(test, self.suite.warmup, name, 0)
+        warm = [s.turns[0] for s in conversations] if conversations is not None else fitted.requests
         warm_level = level if level.kind == "concurrency" else Level("concurrency", min(4, len(warm)))
-        self._measure(warm, warm_level, name, 0)
+        self._measure(warm, warm_level, name, 0, conversations=conversations)
         self.flush_samples()
 
     def repeat(self, test: TestSpec, level: Level, run_number: int, position: int | None = None) -> None:
@@ -230,16 +232,19 @@ class Arm:
             assert test.trace is not None
             schedule = test.trace.offsets(count, test.duration_s)  # the trace's timestamps over its speedup
             count = len(schedule)
-        fitted = self._requests(test, count, name, run_number)
+        fitted, conversations = self._requests(test, count, name, run_number)
         requests = fitted.requests
         self._account(test, name, run_number, fitted)
+        if conversations is not None:
+            requests = [s.turns[0] for s in conversations]  # each opens its session
         before = self._scrape()
         # The client's CPU share is its CPU time over the wall time of the same window (not the
         # level's duration, which starts later: bodies are encoded and streams connected first).
         cpu_before, wall_before = _cpu_seconds(), time.perf_counter()
         self.sampler.start()
         try:
-            start, end, records = self._measure(requests, level, name, run_number, schedule, test.duration_s)
+            start, end, records = self._measure(requests, level, name, run_number, schedule, test.duration_s,
+                                                conversations)
         finally:
             self.sampler.stop()
             self.flush_samples()
@@ -277,7 +282,7 @@ class Arm:
             schedule = capacity.probe_schedule(test, level.value, self.suite.seed, name, run_number)
             count = len(schedule)
         # Fresh prompts per probe (its own salt): a re-measure must not hit the prompts' prefix cache.
-        fitted = self._requests(test, count, f"{name}.{level.label}.{tag}", run_number)
+        fitted, _ = self._requests(test, count, f"{name}.{level.label}.{tag}", run_number)  # no turns with capacity
         self._account(test, name, run_number, fitted)
         cpu_before, wall_before = _cpu_seconds(), time.perf_counter()
         try:
@@ -287,21 +292,34 @@ class Arm:
         cpu = (_cpu_seconds() - cpu_before, time.perf_counter() - wall_before)
         return self._result(name, run_number, level, records, end - start, cpu, None, None).metrics
 
-    def _requests(self, test: TestSpec, count: int, name: str, run_number: int) -> tokens.Fitted:
+    def _requests(self, test: TestSpec, count: int, name: str,
+                  run_number: int) -> tuple[tokens.Fitted, list[Session] | None]:
         """The level's requests (run 0: the warm-up), built and with a tokenizer fitted to exact lengths
-        before its clock starts; the same for both arms of an A/B run that share a tokenizer."""
+        before its clock starts; the same for both arms of an A/B run that share a tokenizer. A
+        multi-turn test's are its sessions' turns (``count`` sessions), also returned as sessions."""
         salt = f"{name}:warmup" if run_number == 0 else f"{name}:{run_number}"
         counter = self.counter
         answers = counter.count if counter is not None and self.api != "chat" else None
+        counts = None
         try:
             if test.trace is not None:
-                return traces.build_requests(test.trace, count, self.suite.seed, salt, counter)
-            requests = plan.build_level(count, input_len=test.input_len, output_len=test.output_len, mix=test.mix,
-                                        dataset=test.dataset, seed=self.suite.seed, salt=salt, count_tokens=answers,
-                                        prefix=test.prefix, prefix_texts=self._prefixes(test))
+                return traces.build_requests(test.trace, count, self.suite.seed, salt, counter), None
+            if test.turns is not None:
+                requests, counts = plan.build_sessions(
+                    count, test.turns, input_len=test.input_len, output_len=test.output_len, mix=test.mix,
+                    dataset=test.dataset, seed=self.suite.seed, salt=salt, count_tokens=answers,
+                    prefix=test.prefix, prefix_texts=self._prefixes(test))
+            else:
+                requests = plan.build_level(count, input_len=test.input_len, output_len=test.output_len, mix=test.mix,
+                                            dataset=test.dataset, seed=self.suite.seed, salt=salt, count_tokens=answers,
+                                            prefix=test.prefix, prefix_texts=self._prefixes(test))
             if counter is None:
-                return tokens.Fitted(requests)
-            return tokens.fit(requests, counter, self.suite.seed, salt, synthetic=test.dataset is None)
+                fitted = tokens.Fitted(requests)
+            else:
+                fitted = tokens.fit(requests, counter, self.suite.seed, salt, synthetic=test.dataset is None)
+            if test.turns is None or counts is None:
+                return fitted, None
+            return fitted, sessions.group(requests, fitted.requests, counts, test.turns, self.suite.seed, salt)
         except BenchmarkError:
             # The tokenizer stopped answering: if the engine died, say that, as a level would.
             deadline = time.monotonic() + 2.0
@@ -353,7 +371,8 @@ class Arm:
 
     def _measure(self, requests: list[Any], level: Level, name: str, run_number: int,
                  schedule: list[float] | None = None,
-                 duration: float | None = None) -> tuple[float, float, list[RequestRecord]]:
+                 duration: float | None = None,
+                 conversations: list[Session] | None = None) -> tuple[float, float, list[RequestRecord]]:
         first = len(self.records)
         progress = Progress()
         phase = self._phase(name, run_number)
@@ -367,7 +386,9 @@ class Arm:
             with _EngineWatch(self.runner, asyncio.get_running_loop(), task) as watch:
                 try:
                     return await run_level(self._target(requests), requests, level, test_name=name, run_number=run_number,
-                                           sink=self.records, progress=progress, schedule=schedule, duration=duration)
+                                           sink=self.records, progress=progress, schedule=schedule, duration=duration,
+                                           sessions=conversations,
+                                           max_model_len=self.counter.max_model_len if self.counter else None)
                 except asyncio.CancelledError:
                     if watch.status is not None:
                         raise died(watch.status) from None

@@ -27,6 +27,7 @@ A suite is YAML (built-in ones ship in ``kitt/suites/``)::
           - {weight: 0.8, input_len: 200, output_len: 100}
         dataset: {path: prompts.jsonl, format: openai-chat, sample: shuffle}   # or the user's own prompts
         prefix: {groups: 2, len: 256, skew: 0}   # optional: each prompt opens with one of 2 shared 256-token prefixes
+        turns: {count: 3, think_ms: 500}         # optional: sessions of 3 turns (num_requests counts sessions)
       - name: replay          # or a trace replayed on its own timestamps (level label: trace)
         trace: {path: trace.jsonl, format: mooncake, speedup: 2, block_size: 512}
 
@@ -49,6 +50,7 @@ from kitt.workload.lengths import Length, MixEntry, Normal, Uniform
 from kitt.workload.prefixes import PrefixSpec
 from kitt.workload.traces import DEFAULT_BLOCK_SIZE, TraceSpec, read_trace
 from kitt.workload.traces import FORMATS as TRACE_FORMATS
+from kitt.workload.sessions import Think, TurnsSpec
 
 BUILTIN_SUITES = ("quick", "standard", "performance", "chat", "capacity")
 APIS = ("completions", "chat")
@@ -56,7 +58,7 @@ APIS = ("completions", "chat")
 _SUITE_KEYS = {"name", "description", "api", "warmup", "repeats", "seed", "max_error_rate", "slo", "tests",
                "min_repeats", "max_repeats"}
 _TEST_KEYS = {"name", "concurrency", "request_rate", "num_requests", "input_len", "output_len", "mix", "dataset",
-              "arrival", "burstiness", "ramp_up_s", "duration_s", "capacity", "prefix", "trace"}
+              "arrival", "burstiness", "ramp_up_s", "duration_s", "capacity", "prefix", "trace", "turns"}
 _NORMAL_KEYS = {"mean", "stdev", "min", "max"}
 _MIX_KEYS = {"weight", "input_len", "output_len"}
 _DATASET_KEYS = {"path", "format", "sample"}
@@ -64,7 +66,8 @@ _PREFIX_KEYS = {"groups", "len", "skew"}
 _TRACE_KEYS = {"path", "format", "speedup", "block_size"}
 # What a trace test takes from its trace, so may not set: its load, lengths and prompts.
 _NOT_WITH_TRACE = ("concurrency", "request_rate", "capacity", "dataset", "prefix", "mix", "input_len", "output_len",
-                   "arrival", "burstiness", "ramp_up_s")
+                   "arrival", "burstiness", "ramp_up_s", "turns")
+_TURNS_KEYS = {"count", "think_ms"}
 _SLO_KEYS = {"ttft_ms", "tpot_ms", "e2el_ms"}
 _CAPACITY_KEYS = {"over", "min", "max", "slo", "precision_pct", "max_probes"}
 # A capacity SLO's keys: each a p99 latency limit (ms) or the largest failed fraction.
@@ -83,6 +86,8 @@ MAX_DURATION_S = 86_400.0
 MIN_RATE, MAX_RATE = 0.001, 1_000_000.0  # requests/s; below one request in 1,000 s nothing is measured
 MAX_PORT = 65535
 MAX_PREFIX_GROUPS = 100_000
+MAX_TURNS = 1_000  # turns in a session
+MAX_THINK_MS = 3_600_000.0  # an hour between turns
 MAX_SKEW = 100.0  # 1/k^skew: past this every request draws the first prefix anyway
 
 
@@ -130,6 +135,7 @@ class TestSpec:
     capacity: CapacitySpec | None = None  # a capacity search instead of fixed levels (kitt.capacity)
     prefix: PrefixSpec | None = None  # shared prefixes in front of every prompt (kitt.workload.prefixes)
     trace: TraceSpec | None = None  # a trace replayed on its timestamps (kitt.workload.traces)
+    turns: TurnsSpec | None = None  # multi-turn sessions; num_requests counts sessions (kitt.workload.sessions)
 
     def test_name(self, level: Level) -> str:
         return f"{self.name}-{level.label}"
@@ -364,6 +370,8 @@ def _parse_test(v: "_Validator", raw: Any, index: int, suite_slo: dict[str, floa
     if "capacity" in raw:
         capacity = parse_capacity(v, raw["capacity"], f"{where}.capacity", suite_slo or {}, num_requests)
     open_loop = "request_rate" in raw or (capacity is not None and capacity.over == "request_rate")
+    if "turns" in raw and capacity is not None:
+        v.fail(f"{where}.turns", "multi-turn sessions run at fixed load levels for now: drop capacity or turns")
     return TestSpec(
         name=name,
         levels=levels,
@@ -377,6 +385,7 @@ def _parse_test(v: "_Validator", raw: Any, index: int, suite_slo: dict[str, floa
         capacity=capacity,
         prefix=_parse_prefix(v, raw["prefix"], f"{where}.prefix") if "prefix" in raw else None,
         trace=trace,
+        turns=_parse_turns(v, raw["turns"], f"{where}.turns") if "turns" in raw else None,
     )
 
 
@@ -537,6 +546,30 @@ def _parse_trace(v: "_Validator", raw: Any, where: str) -> TraceSpec:
     return TraceSpec(path=path, format=fmt, speedup=speedup, block_size=block_size)
 
 
+def _parse_turns(v: "_Validator", raw: Any, where: str) -> TurnsSpec:
+    """``{count, think_ms}``: count a whole number >= 1 or a length distribution; think_ms a number
+    >= 0 or a distribution (milliseconds)."""
+    if not isinstance(raw, dict):
+        v.fail(where, f"must be a mapping {{count, think_ms}}, got {raw!r}")
+    v.no_unknown(raw, _TURNS_KEYS, where)
+    if "count" not in raw:
+        v.fail(f"{where}.count", "is missing (the turns each session has, at least 1)")
+    count = _parse_length(v, raw["count"], f"{where}.count")
+    if lengths.upper(count) > MAX_TURNS:
+        v.fail(f"{where}.count", f"must be at most {MAX_TURNS:,} turns, got {lengths.upper(count):,}")
+    raw_think = raw.get("think_ms", 0)
+    think: Think
+    if isinstance(raw_think, dict):
+        think = _parse_length(v, raw_think, f"{where}.think_ms")
+    else:
+        think = v.number(raw_think, f"{where}.think_ms")
+        if not (math.isfinite(think) and 0 <= think <= MAX_THINK_MS):
+            v.fail(f"{where}.think_ms", f"must be a number of milliseconds from 0 to {MAX_THINK_MS:,.0f}, got {raw_think!r}")
+    if not isinstance(think, float) and lengths.upper(think) > MAX_THINK_MS:
+        v.fail(f"{where}.think_ms", f"must be at most {MAX_THINK_MS:,.0f} ms")
+    return TurnsSpec(count, think)
+
+
 def _parse_arrival(v: "_Validator", raw: dict[str, Any], where: str, *, open_loop: bool) -> Arrival:
     present = [key for key in ("arrival", "burstiness", "ramp_up_s") if key in raw]
     if not open_loop:
@@ -648,6 +681,9 @@ def check_suite_limits(suite: Suite) -> Suite:
                  f"above the limit of {MAX_PROMPT_TOKENS:,}")
         if test.num_requests > MAX_REQUESTS:
             fail(f"{where}: num_requests {test.num_requests} is above the limit of {MAX_REQUESTS:,}")
+        if test.turns is not None and test.num_requests * lengths.upper(test.turns.count) > MAX_REQUESTS:
+            fail(f"{where}: num_requests x turns is {test.num_requests * lengths.upper(test.turns.count):,} "
+                 f"requests, above the limit of {MAX_REQUESTS:,} per level")
         if test.num_requests * longest_input > MAX_PROMPT_TOKENS:
             fail(f"{where}: num_requests x input_len is {test.num_requests * longest_input:,} prompt tokens, "
                  f"above the limit of {MAX_PROMPT_TOKENS:,} per level")
@@ -781,6 +817,8 @@ def _workload_fields(test: TestSpec) -> dict[str, Any]:
         fields["prefix"] = test.prefix.to_data()
     if test.trace is not None:
         fields["trace"] = test.trace.to_data()
+    if test.turns is not None:
+        fields["turns"] = test.turns.to_data()
     return fields
 
 

@@ -166,8 +166,9 @@ class BenchmarkRun:
             pairs = f" x {self.suite.repeats} pairs (A/B)"
         else:
             pairs = f" x {self.suite.repeats} repeats"
-        size = (f"{test.duration_s:g} s, at most {test.num_requests} requests" if test.duration_s
-                else f"{test.num_requests} requests")
+        unit = "sessions" if test.turns is not None else "requests"
+        size = (f"{test.duration_s:g} s, at most {test.num_requests} {unit}" if test.duration_s
+                else f"{test.num_requests} {unit}")
         with self.reporter.group(f"{name}: {size}{pairs}"):
             for arm in self.arms:
                 arm.warm_up(test, level)

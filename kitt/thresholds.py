@@ -41,6 +41,7 @@ INFORMATIONAL = frozenset({
     "server_generation_tokens", "server_prompt_tokens", "gpu_mean_utilization_pct",
     "client_cpu_seconds", "client_cpu_util_pct", "usage_count_rejected", "completed_without_text",
     "capacity_bound", "capacity_lower", "capacity_upper", "capacity_probes",
+    "median_ttft_ms_turn1", "median_ttft_ms_later", "sessions_cut_by_length", "turns_not_sent",
 })  # fmt: skip
 # Run parameters that upstream and we store among the metrics; they identify a test, not measure it.
 LOAD_PARAMETERS = frozenset({"concurrency", "request_rate", "max_concurrency", "num_prompts", "burstiness"})

@@ -36,7 +36,7 @@ from kitt.bench.http import Connection
 from kitt.net import NetPolicy, strip_credentials
 from kitt.bench.pump import TIMER_SLACK, Pump
 from kitt.bench.records import RequestRecord
-from kitt.workload.spec import RequestSpec, api_path, request_body
+from kitt.workload.spec import RequestSpec, Session, api_path, next_turn, request_body
 from kitt.config import Level
 from kitt.redact import redact_url
 
@@ -72,12 +72,22 @@ async def run_level(
     progress: Progress | None = None,
     schedule: Sequence[float] | None = None,
     duration: float | None = None,
+    sessions: Sequence[Session] | None = None,
+    max_model_len: int | None = None,
 ) -> tuple[float, float]:
     """Run ``requests`` at ``level``, appending one record per request to ``sink`` as it ends.
 
     An open-loop level (kind ``rate``, or ``trace``: a trace's timestamps) needs ``schedule``: each request's due time in seconds
     from the level's start, in order (request i at ``schedule[i]``; requests past its end are not
     sent). ``duration`` (seconds) time-boxes the level: no request starts after it.
+
+    With ``sessions`` (a multi-turn test; ``requests`` are their first turns, in order), request
+    i starts session i: each stream (closed loop) runs one session at a time, each due time (open
+    loop) starts one. When a turn's answer has been decoded, off the read path, its session's next
+    turn is built from it (``kitt.workload.spec.next_turn``) and sent after the session's think
+    time, counted from the answer's end. A failed turn ends its session; so does a next turn
+    that would not fit ``max_model_len`` with its output (from the server's usage counts), or
+    one due after ``duration``: the last record says why and how many turns were not sent.
 
     Returns (start, end) in perf_counter seconds: the first due time and the last end.
     ``sink`` is owned by the caller so records survive a cancellation.
@@ -91,7 +101,7 @@ async def run_level(
         due = [offset for offset in schedule if duration is None or offset < duration]
         requests = requests[: len(due)]
     progress = progress or Progress()
-    progress.total += len(requests)
+    progress.total += sum(len(s.turns) for s in sessions[: len(requests)]) if sessions else len(requests)
     url = target.base_url.rstrip("/") + api_path(target.api)
     policy = target.net or NetPolicy()
     client = Client(strip_credentials(url), {**policy.headers_for(url), **target.headers},
@@ -108,7 +118,8 @@ async def run_level(
             sink.append(record)
             progress.done += 1
         return now, now
-    run = _Run(client, target, requests, level, test_name, run_number, sink, progress, schedule, duration)
+    run = _Run(client, target, requests, level, test_name, run_number, sink, progress, schedule, duration,
+               sessions, max_model_len)
     finished: asyncio.Future[None] = loop.create_future()
 
     def main() -> None:
@@ -143,7 +154,8 @@ class _Run:
 
     def __init__(self, client: Client, target: Target, requests: list[RequestSpec], level: Level, test_name: str,
                  run_number: int, sink: list[RequestRecord], progress: Progress, schedule: Sequence[float] | None,
-                 duration: float | None) -> None:
+                 duration: float | None, sessions: Sequence[Session] | None = None,
+                 max_model_len: int | None = None) -> None:
         self.client, self.target, self.level = client, target, level
         self.test_name, self.run_number = test_name, run_number
         self.schedule, self.duration = schedule, duration
@@ -162,6 +174,11 @@ class _Run:
         self.failure: BaseException | None = None
         self._next = 0
         self._opening = 0
+        self.sessions = sessions  # a multi-turn test: request i opens sessions[i]
+        self.max_model_len = max_model_len
+        self.current: dict[int, RequestSpec] = {}  # per session in progress: its turn in flight or due
+        self.open_sessions = 0  # started, not yet ended
+        self.started = 0  # sessions started
 
     # -- shapes -----------------------------------------------------------------------------
 
@@ -170,6 +187,8 @@ class _Run:
             self.start_time = time.perf_counter()
             self.pump.stop()
         elif self.level.kind == "concurrency":
+            if self.sessions is not None:
+                self.pump.timer_slack = TIMER_SLACK  # a think time's next turn leaves on time
             # Connect every stream before the clock starts: connection set-up is not the server's latency.
             streams = min(int(self.level.value), len(self.requests))
             self._opening = streams
@@ -217,33 +236,43 @@ class _Run:
         spec = self.requests[position]
         record = RequestRecord(index=spec.index, test_name=self.test_name, run_number=self.run_number,
                                scheduled=due, requested_output_tokens=spec.max_tokens)
+        if self.sessions is not None:
+            self.started += 1
+            self.open_sessions += 1
+            self.current[position] = spec
+            record.session, record.turn = position, 1
+            if len(self.sessions[position].turns) > 1:
+                record.answer = ""  # collect the answer's text: the next turn carries it
+        self._dispatch(record, self.payloads[position])
+
+    def _dispatch(self, record: RequestRecord, payload: bytes) -> None:
         self.in_flight[id(record)] = record
         connection = None
         while self.idle and connection is None:
             candidate = self.idle.pop()
             connection = candidate if candidate.alive() else None
         if connection is not None:
-            self._write(connection, record, position)
+            self._write(connection, record, payload)
         else:
-            self._open_and_write(record, position)
+            self._open_and_write(record, payload)
 
-    def _open_and_write(self, record: RequestRecord, position: int) -> None:
+    def _open_and_write(self, record: RequestRecord, payload: bytes) -> None:
         record.sent = time.perf_counter()  # a new connection: its set-up shows as schedule lag
 
         def opened(connection: Connection, error: str | None) -> None:
             if error is not None:
                 self._failed(record, error)
             else:
-                self._write(connection, record, position)
+                self._write(connection, record, payload)
 
         self.client.open(self.pump, opened)
 
-    def _write(self, connection: Connection, record: RequestRecord, position: int) -> None:
+    def _write(self, connection: Connection, record: RequestRecord, payload: bytes) -> None:
         record.sent = time.perf_counter()
-        connection.request(self.payloads[position], self.target.request_timeout,
-                           lambda response: self._exchanged(connection, record, response, position))
+        connection.request(payload, self.target.request_timeout,
+                           lambda response: self._exchanged(connection, record, response, payload))
 
-    def _exchanged(self, connection: Connection, record: RequestRecord, response: Response, position: int) -> None:
+    def _exchanged(self, connection: Connection, record: RequestRecord, response: Response, payload: bytes) -> None:
         record.sent = response.sent or record.sent  # the send time, read right before the send system call
         if response.retryable and not record.retries:
             # The server closed a kept-alive connection as this request went out on it, before any
@@ -251,7 +280,7 @@ class _Run:
             # there, so TTFT runs from the real send; the retry is kept in the record.
             connection.close()
             record.retries, record.retry_error = 1, response.error
-            self._open_and_write(record, position)
+            self._open_and_write(record, payload)
             return
         record.status = response.status
         record.end = response.end
@@ -267,7 +296,8 @@ class _Run:
             self.idle.append(connection)
         else:
             connection.close()
-        self._next_in_stream()
+        if record.session is None:
+            self._next_in_stream()
         if response.status == 200:
             # Decoding waits for a quiet moment: it must not delay the reads of other streams.
             self.pump.defer(self._decoded, record, response.lines)
@@ -282,8 +312,61 @@ class _Run:
         """A request that got no response at all: no connection."""
         record.error = error
         record.end = time.perf_counter()
-        self._next_in_stream()
+        if record.session is None:
+            self._next_in_stream()
         self._record(record)
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def _turn_ended(self, record: RequestRecord) -> None:
+        """A session's turn is recorded: time its next turn, or end the session (and say why)."""
+        position, turn = record.session, record.turn
+        assert position is not None and turn is not None and self.sessions is not None
+        session = self.sessions[position]
+        left = len(session.turns) - turn
+        if not record.ok:
+            self._end_session(record, "failed", left)
+            return
+        if not left:
+            self._end_session(record, None, 0)
+            return
+        previous = self.current[position]
+        following = session.turns[turn]
+        if (self.max_model_len and record.prompt_tokens is not None
+                and record.prompt_tokens + record.output_tokens + following.input_len + following.max_tokens
+                > self.max_model_len):
+            self._end_session(record, "length", left)
+            return
+        due = (record.end or time.perf_counter()) + (session.think_s[turn - 1] if turn - 1 < len(session.think_s) else 0.0)
+        if self.duration is not None and due - self.start_time >= self.duration:
+            self._end_session(record, "time", left)
+            return
+        spec = next_turn(previous, record.answer or "", following)
+        record.answer = None
+        payload = self.client.request_bytes(json.dumps(request_body(
+            spec, api=self.target.api, model=self.target.model, stream_options=self.target.stream_options,
+            extra=self.target.extra_body)).encode())
+        self.current[position] = spec
+        self.pump.call_at(due, self._send_turn, position, turn + 1, spec, payload, due)
+
+    def _send_turn(self, position: int, turn: int, spec: RequestSpec, payload: bytes, due: float) -> None:
+        record = RequestRecord(index=spec.index, test_name=self.test_name, run_number=self.run_number,
+                               scheduled=due, requested_output_tokens=spec.max_tokens, session=position, turn=turn)
+        assert self.sessions is not None
+        if turn < len(self.sessions[position].turns):
+            record.answer = ""
+        self._dispatch(record, payload)
+
+    def _end_session(self, record: RequestRecord, why: str | None, left: int) -> None:
+        position = record.session
+        assert position is not None
+        record.answer = None
+        if left:
+            record.session_end, record.turns_not_sent = why, left
+            self.progress.total -= left
+        self.current.pop(position, None)
+        self.open_sessions -= 1
+        self._next_in_stream()
 
     def _next_in_stream(self) -> None:
         if self.level.kind == "concurrency":
@@ -291,6 +374,8 @@ class _Run:
 
     def _record(self, record: RequestRecord) -> None:
         self.in_flight.pop(id(record), None)
+        if record.session is not None:
+            self._turn_ended(record)
         self.mine.append(record)
         self.sink.append(record)
         self.progress.done += 1
@@ -298,6 +383,10 @@ class _Run:
 
     def _stop_if_done(self) -> None:
         """Every request recorded: all of them, or (time-boxed and time up) all that were sent."""
+        if self.sessions is not None:
+            if not self.open_sessions and (self.closed or self.started == len(self.requests)):
+                self.pump.stop()
+            return
         if len(self.mine) == (self._next if self.closed else len(self.requests)):
             self.pump.stop()
 
@@ -348,6 +437,7 @@ def parse_events(lines: list[tuple[float, bytes]], record: RequestRecord) -> Non
             stamps.append(stamp)
             payloads.append(payload)
     events = record.events
+    answer: list[str] | None = [] if record.answer is not None else None  # a session's turn: keep the text
     for stamp, payload, chunk in zip(stamps, payloads, _decode_all(payloads)):
         if type(chunk) is not dict:
             if chunk is _MALFORMED:
@@ -373,6 +463,8 @@ def parse_events(lines: list[tuple[float, bytes]], record: RequestRecord) -> Non
             choice_stamps.append(stamp)
         if choices and _has_text(choices):
             events.append(stamp)
+            if answer is not None:
+                answer.append(_text(choices))
             if type(completion) is int:
                 event_tokens.append(completion - (previous_completion or 0))
             else:
@@ -394,6 +486,8 @@ def parse_events(lines: list[tuple[float, bytes]], record: RequestRecord) -> Non
             record.event_tokens = None
     if not events and record.error is None:
         record.error = "stream ended without any generated text"
+    if answer is not None:
+        record.answer = "".join(answer)
 
 
 # A usage count past this is no count at all (a server bug or garbage): a million tokens a request.
@@ -456,6 +550,20 @@ def _decode_all(payloads: list[bytes]) -> list[Any]:
         except ValueError:
             decoded.append(_MALFORMED)
     return decoded
+
+
+def _text(choices: list[Any]) -> str:
+    """The generated text of an event (a completion's ``text`` or a chat delta's ``content``)."""
+    parts = []
+    for choice in choices:
+        if type(choice) is not dict:
+            continue
+        text = choice.get("text")
+        if text is None and isinstance(choice.get("delta"), dict):
+            text = choice["delta"].get("content")
+        if isinstance(text, str):
+            parts.append(text)
+    return "".join(parts)
 
 
 def _has_text(choices: Any) -> bool:

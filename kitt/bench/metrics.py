@@ -13,6 +13,11 @@ Definitions (all latencies in milliseconds, measured from the moment the request
   total_token_throughput = (prompt + output tokens) / duration, where duration runs from the
   first send to the end of the last request of the repeat.
 - request_goodput: completed requests meeting every given SLO, per second of duration.
+- Multi-turn sessions (records with a ``turn``), informational: ``median_ttft_ms_turn1`` and
+  ``median_ttft_ms_later`` (the first turns' median TTFT against the later turns', where KV reuse
+  shows), ``sessions_cut_by_length`` (sessions ended early because the next turn would not fit
+  the model's context) and ``turns_not_sent`` (turns of sessions ended early: by a failed turn,
+  the context, or the level's time; not failures of the engine).
 
 Statistics: mean, median, std (population), p90/p95/p99 with linear interpolation, as numpy does.
 """
@@ -114,11 +119,25 @@ def compute_metrics(
     metrics["completed_without_text"] = float(sum(1 for r in ok if r.text_withheld))
     if exact_length:
         metrics["output_len_mismatch"] = float(sum(1 for r in ok if r.output_tokens != r.requested_output_tokens))
+    if any(r.turn is not None for r in records):
+        metrics.update(session_metrics(records))
     if lags:
         lag_ms = np.asarray(lags) * 1e3
         metrics["mean_schedule_lag_ms"] = float(lag_ms.mean())
         metrics["p99_schedule_lag_ms"] = float(np.percentile(lag_ms, 99))
     return metrics
+
+
+def session_metrics(records: list[RequestRecord]) -> dict[str, float | None]:
+    """The multi-turn split (see the module's definitions): first-turn against later-turn TTFT."""
+    first = [r.events[0] - r.sent for r in records if r.ok and r.turn == 1]
+    later = [r.events[0] - r.sent for r in records if r.ok and r.turn is not None and r.turn > 1]
+    return {
+        "median_ttft_ms_turn1": float(np.median(first)) * 1e3 if first else None,
+        "median_ttft_ms_later": float(np.median(later)) * 1e3 if later else None,
+        "sessions_cut_by_length": float(sum(1 for r in records if r.session_end == "length")),
+        "turns_not_sent": float(sum(r.turns_not_sent for r in records)),
+    }
 
 
 def _meets_slo(ttft: float, tpot: float | None, e2el: float, slo_ms: dict[str, float]) -> bool:

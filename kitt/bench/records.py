@@ -31,6 +31,11 @@ class RequestRecord:
     retry_error: str | None = None  # how the first attempt ended, when there was a retry
     usage_rejected: str | None = None  # why the server's usage count was not believed (event count used)
     text_withheld: bool = False  # no event carried text, the usage confirmed tokens (kitt.bench.loadgen)
+    session: int | None = None  # a multi-turn test: the session (conversation) this turn belongs to
+    turn: int | None = None  # its turn, from 1
+    session_end: str | None = None  # on a session's last record when it ended early: "failed", "length", "time"
+    turns_not_sent: int = 0  # with session_end: the session's turns that were never sent
+    answer: str | None = None  # a session's answer text, kept for its next turn (not written to samples)
 
     @property
     def warmup(self) -> bool:
@@ -72,4 +77,8 @@ class RequestRecord:
             "retry_error": self.retry_error,
             "usage_rejected": self.usage_rejected,
             "text_withheld": self.text_withheld,
+            "session": self.session,
+            "turn": self.turn,
+            "session_end": self.session_end,
+            "turns_not_sent": self.turns_not_sent,
         }

@@ -283,6 +283,8 @@ def sent_line(result_set: ResultSet) -> str:
                 parts.append(f"output {high:,}" if low == high else f"output ≤ {high:,}")
         if test.get("prefix"):
             parts.append(_prefix_words(test["prefix"]))
+        if test.get("turns"):
+            parts.append(_turns_words(test["turns"]))
         rates, arrival = test.get("rates") or [], test.get("arrival")
         if rates and isinstance(arrival, dict):
             text = f"{arrival.get('kind')} {', '.join(f'{r:g}' for r in rates)} req/s"
@@ -300,6 +302,23 @@ def sent_line(result_set: ResultSet) -> str:
             parts.append(f"{plural(int(test['skipped']), 'prompt')} skipped (past the context)")
         described.append((f"{code(name)}: " if len(tests) > 1 else "") + md(", ".join(p for p in parts if p)))
     return "Sent: " + "; ".join(described) if described else ""
+
+
+def _turns_words(turns: object) -> str:
+    """``sessions of 3 turns, think 500 ms``, from config.json's ``turns`` (a number or a distribution each)."""
+    if not isinstance(turns, dict):
+        return ""
+
+    def spread(value: object) -> str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return f"{value:,g}"
+        if isinstance(value, dict) and isinstance(value.get("uniform"), list) and len(value["uniform"]) == 2:
+            return f"{value['uniform'][0]:,g}–{value['uniform'][1]:,g}"
+        if isinstance(value, dict) and {"min", "max", "mean"} <= set(value):
+            return f"{value['min']:,g}–{value['max']:,g} (mean {value['mean']:,g})"
+        return "?"
+
+    return f"sessions of {spread(turns.get('count'))} turns, think {spread(turns.get('think_ms', 0))} ms"
 
 
 def _prefix_words(prefix: object) -> str:

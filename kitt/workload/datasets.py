@@ -1,6 +1,7 @@
 """Prompts from the user's own files: OpenAI chat JSONL, ShareGPT, or plain prompts.
 
-Formats (each conversation sends its first user turn; replaying whole conversations is later work):
+Formats (each conversation sends its first user turn; a test with ``turns`` replays its user
+turns in order, one a turn, with the engine's own answers in between: ``build_conversations``):
 
 - ``openai-chat``: JSONL, one ``{"messages": [{"role", "content"}, ...]}`` a line (OpenAI batch
   and eval files); the answer is the first assistant message after that user turn;
@@ -44,6 +45,7 @@ class DatasetPrompt:
     text: str
     answer: str | None = None  # the dataset's answer to it, when the file has one
     output_len: int | None = None  # a length the file gives (``prompts`` format)
+    later: tuple[tuple[str, str | None], ...] = ()  # the conversation's later user turns, each with its recorded answer
 
 
 @dataclass(frozen=True)
@@ -134,10 +136,23 @@ def _sharegpt(item: Any, where: str) -> DatasetPrompt:
 
 
 def _first_exchange(turns: list[tuple[Any, Any]], where: str, fmt: str) -> DatasetPrompt:
+    """The first user turn with text and its answer; the later user turns (each with the answer
+    recorded before the next user turn, if any) for multi-turn sessions."""
+    exchanges: list[tuple[str, str | None]] = []
     for i, (role, text) in enumerate(turns):
         if role in _USER and isinstance(text, str) and text.strip():
-            answer = next((t for r, t in turns[i + 1:] if r in _ASSISTANT and isinstance(t, str)), None)
-            return DatasetPrompt(text, answer=answer)
+            answer = None
+            for r, t in turns[i + 1:]:
+                if r in _USER:
+                    break
+                if r in _ASSISTANT and isinstance(t, str):
+                    answer = t
+                    break
+            if not exchanges:  # the first answer: the first assistant message after it, as before
+                answer = next((t for r, t in turns[i + 1:] if r in _ASSISTANT and isinstance(t, str)), None)
+            exchanges.append((text, answer))
+    if exchanges:
+        return DatasetPrompt(exchanges[0][0], answer=exchanges[0][1], later=tuple(exchanges[1:]))
     raise UsageError(f"{where}: the conversation has no user turn with text", hint=_FORMAT_HINTS[fmt])
 
 
@@ -173,6 +188,44 @@ def sample(spec: DatasetSpec, count: int, rng: random.Random) -> list[DatasetPro
             rng.shuffle(batch)
         chosen.extend(batch[: count - len(chosen)])
     return chosen
+
+
+def build_conversations(turn_counts: list[int], spec: DatasetSpec, output_len: Length, seed: int, salt: str,
+                        count_tokens: Callable[[list[str]], list[int]] | None = None
+                        ) -> tuple[list[RequestSpec], list[int]]:
+    """Sessions from the dataset's conversations: one sampled (as ``build_requests`` samples) per
+    entry of ``turn_counts``, sending its user turns in order, at most that many (fewer when the
+    conversation has fewer). Each turn's output length is its recorded answer's, capped by
+    ``output_len``, else drawn; the recorded answers are never sent. Returns the turns, session
+    after session, and how many turns each session got."""
+    rng = random.Random(f"{seed}:{salt}:dataset")
+    chosen = sample(spec, len(turn_counts), rng)
+    exchanges = [[(p.text, p.answer, p.output_len), *((t, a, None) for t, a in p.later)][:n]
+                 for p, n in zip(chosen, turn_counts)]
+    flat = [e for conversation in exchanges for e in conversation]
+    lengths = _output_lengths([(answer, given) for _, answer, given in flat], output_len, rng, count_tokens)
+    requests = [RequestSpec(index=i, prompt=text, max_tokens=n) for i, ((text, _, _), n) in enumerate(zip(flat, lengths))]
+    return requests, [len(c) for c in exchanges]
+
+
+def _output_lengths(items: list[tuple[str | None, int | None]], output_len: Length, rng: random.Random,
+                    count_tokens: Callable[[list[str]], list[int]] | None) -> list[int]:
+    """Each (recorded answer, given length)'s output length, as ``build_requests`` decides it."""
+    cap = upper(output_len)
+    answers = sorted({a for a, given in items if given is None and a and a.strip()})
+    if count_tokens is not None and answers:
+        answer_tokens = dict(zip(answers, count_tokens(answers)))
+    else:
+        answer_tokens = {a: round(len(a.split()) * TOKENS_PER_WORD) for a in answers}
+    out = []
+    for answer, given in items:
+        if given is not None:
+            out.append(min(given, cap))
+        elif answer in answer_tokens:
+            out.append(max(1, min(answer_tokens[answer], cap)))
+        else:
+            out.append(draw(output_len, rng))
+    return out
 
 
 def build_requests(count: int, spec: DatasetSpec, output_len: Length, seed: int, salt: str,

@@ -1,7 +1,7 @@
 """What a run sent, as data for config.json: a fingerprint of the workload and the lengths sent.
 
 Two runs with the same fingerprint sent the same requests (the same lengths, prompts or dataset
-file, shared prefixes, trace file and speed, arrivals and time boxes, from the same seed);
+file, shared prefixes, sessions, trace file and speed, arrivals and time boxes, from the same seed);
 ``kitt.compare`` treats another fingerprint like another suite. The words for the report are made in ``kitt/report/``.
 """
 
@@ -63,8 +63,10 @@ def workload_record(suite: dict[str, Any], *, api: str, method: str,
             entry["prefix"] = test["prefix"]
         if "trace" in test:
             entry["trace"] = test["trace"]
+        if "turns" in test:
+            entry["turns"] = test["turns"]
         tests[test["name"]] = entry
-        # suite_to_dict writes mix, dataset, arrival, duration_s, prefix and trace only when a test sets them.
-        plain = plain and not ({"mix", "dataset", "arrival", "duration_s", "prefix", "trace"} & set(test)) and all(
+        # suite_to_dict writes mix, dataset, arrival, duration_s, prefix, trace and turns only when a test sets them.
+        plain = plain and not ({"mix", "dataset", "arrival", "duration_s", "prefix", "trace", "turns"} & set(test)) and all(
             isinstance(test[k], int) for k in ("input_len", "output_len"))
     return {"fingerprint": fingerprint(what), "length_method": method, "plain": plain, "tests": tests}
