@@ -39,6 +39,7 @@ def trace_file(tmp_path: Path, *lines: str) -> Path:
     ("trace: t.jsonl, request_rate: 2", "suite.tests[0].request_rate: does not combine with 'trace'"),
     ("trace: t.jsonl, dataset: d.jsonl", "suite.tests[0].dataset: does not combine with 'trace'"),
     ("trace: t.jsonl, prefix: {groups: 1, len: 8}", "suite.tests[0].prefix: does not combine with 'trace'"),
+    ("trace: t.jsonl, turns: {count: 2}", "suite.tests[0].turns: does not combine with 'trace'"),
     ("trace: t.jsonl, input_len: 8", "suite.tests[0].input_len: does not combine with 'trace'"),
 ])
 def test_bad_trace_settings_name_the_field(tmp_path: Path, fields: str, fragment: str) -> None:
