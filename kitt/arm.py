@@ -19,7 +19,6 @@ from kitt import __version__
 from kitt import results as rs
 from kitt import capacity, telemetry
 from kitt.bench.loadgen import Progress, Target, run_level
-from kitt.bench.metrics import compute_metrics
 from kitt.bench.records import RequestRecord
 from kitt.workload import arrivals, identity, plan, prefixes, sessions, tokens, traces
 from kitt.workload.spec import Session
@@ -32,9 +31,9 @@ from kitt.errors import BenchmarkError, EngineDied, EngineNotReady
 from kitt.progress import Reporter
 from kitt.provenance import source_revision
 from kitt.redact import redact_url
+from kitt.repeat_result import build_result
 
 COUNTER_SETTLE_SECONDS = 3.0
-CLIENT_SATURATION_PCT = 90.0
 
 
 class _EngineWatch:
@@ -408,88 +407,20 @@ class Arm:
     def _result(self, name: str, run_number: int, level: Level, records: list[RequestRecord], duration: float,
                 cpu: tuple[float, float], before: dict[str, float] | None,
                 after: dict[str, float] | None) -> rs.TestResult:
-        metrics: dict[str, float | None] = {}
-        if level.kind in ("concurrency", "rate"):  # a trace's load is its timestamps: no level value
-            metrics[level.kind if level.kind == "concurrency" else "request_rate"] = level.value
-        metrics.update(compute_metrics(records, duration, self.suite.slo or None, cpu_seconds=cpu[0], cpu_window=cpu[1],
-                                       exact_length=self.spec.exact_length_fields is not None))
-        client_tokens = sum(r.output_tokens for r in records)
-        metrics.update(self.sampler.summary(metrics["total_output_tokens"] or 0))
+        """The repeat's result (``kitt.repeat_result``), once the engine's counters have caught up."""
         server_tokens = telemetry.counter_delta(before, after, self.spec.generation_tokens_metric)
+        client_tokens = sum(r.output_tokens for r in records)
         if server_tokens is not None and server_tokens != client_tokens:
             after = self._settle(before, client_tokens) or after
-            server_tokens = telemetry.counter_delta(before, after, self.spec.generation_tokens_metric)
-        if server_tokens is not None:
-            metrics["server_generation_tokens"] = server_tokens
-            metrics["token_count_mismatch"] = abs(server_tokens - client_tokens)
-        counted = [r for r in records if r.ok and r.usage_from_server]
-        if counted:  # what the server counted: the lengths that were really sent and generated
-            metrics["mean_input_tokens"] = sum(r.prompt_tokens or 0 for r in counted) / len(counted)
-            metrics["mean_output_tokens"] = sum(r.output_tokens for r in counted) / len(counted)
-        prompt_delta = telemetry.counter_delta(before, after, self.spec.prompt_tokens_metric)
-        if prompt_delta is not None:
-            metrics["server_prompt_tokens"] = prompt_delta
-        metrics.update(self._cache_metrics(name, records, before, after))
-        errors = []
-        total = len(records)
-        failed = int(metrics["failed"] or 0)
-        if total and failed / total > self.suite.max_error_rate:
-            first_error = next((r.error for r in records if r.error), "unknown error")
-            errors.append(f"{failed} of {total} requests failed (max_error_rate {self.suite.max_error_rate:g}); "
-                          f"first error: {first_error}")
-        if metrics.get("token_count_mismatch"):
-            self._note(f"{name} run {run_number}: the server counted {server_tokens:.0f} generated tokens, the client "
-                       f"{client_tokens}; see token_count_mismatch")
-        if metrics.get("usage_count_rejected"):
-            why = next(r.usage_rejected for r in records if r.usage_rejected)
-            self._note(f"{name} run {run_number}: the server's usage count of {metrics['usage_count_rejected']:.0f} "
-                       f"request(s) was not believable ({why}); their tokens are counted from the stream's events "
-                       "(see usage_count_rejected)")
-        if (metrics["client_cpu_util_pct"] or 0) > CLIENT_SATURATION_PCT:
-            self._note(f"{name} run {run_number}: the load generator used {metrics['client_cpu_util_pct']:.0f}% of a "
-                       "CPU core; latencies may include client overhead")
-        return rs.TestResult(test_name=name, run_number=run_number, passed=not errors, metrics=metrics, errors=errors)
-
-    def _cache_metrics(self, name: str, records: list[RequestRecord], before: dict[str, float] | None,
-                       after: dict[str, float] | None) -> dict[str, float]:
-        """``prefix_cache_hit_rate`` (the engine's cache counters' change over the repeat: hits over
-        queries) and ``cached_prompt_tokens`` (the usage's ``cached_tokens`` summed over the repeat's
-        requests, else the hits counter's change). Each omitted when the engine gives nothing to
-        compute it from (never a zero that was not measured); a note says where each came from."""
-        spec, found = self.spec, {}
-        served = any(r.ok for r in records)
-        hits, queries = telemetry.prefix_cache_delta(before, after, spec.prefix_cache_hits_metric,
-                                                     spec.prefix_cache_queries_metric,
-                                                     spec.prefix_cache_misses_metric) or (None, None)
-        if hits is not None and queries:
-            found["prefix_cache_hit_rate"] = hits / queries
-            counters = (f"{spec.prefix_cache_hits_metric} over {spec.prefix_cache_queries_metric}"
-                        if spec.prefix_cache_queries_metric else
-                        f"{spec.prefix_cache_hits_metric} over itself plus {spec.prefix_cache_misses_metric}")
-            self._source("rate", f"prefix_cache_hit_rate is the engine's {counters}, their change over each repeat")
-        elif hits == 0 and queries == 0 and served:
-            # Prompts were served and none was looked up (vLLM and the sim count nothing with
-            # prefix caching off): the cache served no token, a measured 0.
-            found["prefix_cache_hit_rate"] = 0.0
-            self._source("off", "the engine's prefix cache counters did not move while prompts were served "
-                                "(prefix caching off): prefix_cache_hit_rate is 0 for such a repeat")
-        cached = [r.cached_tokens for r in records if r.ok and r.cached_tokens is not None]
-        if cached:
-            found["cached_prompt_tokens"] = float(sum(cached))
-            self._source("usage", "cached_prompt_tokens is usage.prompt_tokens_details.cached_tokens summed over "
-                                  "each repeat's requests")
-        elif "prefix_cache_hit_rate" in found and hits is not None:
-            found["cached_prompt_tokens"] = hits
-            self._source("counter", f"cached_prompt_tokens is the change of the engine's {spec.prefix_cache_hits_metric} "
-                                    "over each repeat (the responses' usage gave no prompt_tokens_details.cached_tokens)")
         test = name.rsplit("-", 1)[0]
-        if "prefix_cache_hit_rate" not in found and any(t.prefix for t in self.suite.tests if t.name == test):
-            why = ("it has no metrics endpoint" if not spec.metrics_path else
-                   "kitt reads no cache counter of this engine" if not spec.prefix_cache_hits_metric else
-                   f"no {spec.prefix_cache_hits_metric} on its {spec.metrics_path}")
-            self._source("none", f"{spec.name} gave no prefix cache counters ({why}): prefix_cache_hit_rate is "
-                                 "not reported")
-        return found
+        built = build_result(name, run_number, level, records, duration=duration, cpu=cpu, before=before, after=after,
+                             spec=self.spec, suite=self.suite, gpu_summary=self.sampler.summary,
+                             prefixed=any(t.prefix for t in self.suite.tests if t.name == test))
+        for key, text in built.sources.items():
+            self._source(key, text)
+        for text in built.warnings:
+            self._note(text)
+        return built.result
 
     def _source(self, key: str, text: str) -> None:
         if key not in self._sources:
