@@ -4,7 +4,8 @@ With N running slots and a TTFT goal below one service time (the sim's 40 ms TTF
 = 128 ms; the goal 100 ms), N streams never wait and N + 1 always make one request wait a whole
 service time, so capacity over concurrency is exactly N in every repeat. An A/B run whose
 candidate has 6 slots against the baseline's 8 is a capacity regression that fails the job; an
-A/A run of 8 against 8 is not.
+A/A run of 8 against 8 is not. Over request rate the same server is an N-server FIFO queue whose
+truth is computed per repeat on the very arrival pattern kitt sent (tests/capacity_truth.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import capacity_truth as truth
 from support import assert_no_engine_left, clean_environ, run_kitt, unique_model
+
+from kitt.workload import arrivals
 
 SUITE = """name: capacity-test
 repeats: {repeats}
@@ -137,3 +141,57 @@ def test_over_request_rate_each_probe_is_a_level_of_the_tests_workload(tmp_path:
     assert config["workload"]["length_method"] == "exact, engine /tokenize"
     assert config["workload"]["tests"]["mixed"]["requests"] == len(sent)
     assert config["suite"]["tests"][0]["capacity"]["over"] == "request_rate"
+
+
+TRUTH_SUITE = """name: capacity-truth
+repeats: 2
+warmup: 0
+seed: {seed}
+tests:
+  - name: chat
+    num_requests: {requests}
+    input_len: 8
+    output_len: {output_len}
+    capacity: {{over: request_rate, min: 20, max: 160, precision_pct: {precision}, slo: {{p99_ttft_ms: {slo_ms}}}}}
+"""
+SLOTS, TTFT_MS, ITL_MS, OUTPUT_LEN, SLO_MS, REQUESTS, PRECISION = 8, 40.0, 10.0, 7, 80.0, 60, 10.0
+SEED = 3  # its two repeats' truths move by under 4% when the goal moves by the jitter allowed (asserted below)
+JITTER_MS = 5.0  # what kitt's measured p99 TTFT may differ from the queue's: loopback, event loops, a loaded CI box
+
+
+def test_over_request_rate_capacity_is_within_its_precision_of_the_queues_truth(tmp_path: Path) -> None:
+    """N slots with a fixed service time are an N-server FIFO queue; kitt sends every probe of a
+    repeat the same unit-rate Poisson pattern scaled by 1/rate, so each probe's p99 TTFT and each
+    repeat's capacity (the highest rate whose p99 TTFT meets the goal) are computed exactly by
+    simulating the queue on that pattern (tests/capacity_truth.py). kitt's capacity must lie within
+    its stated precision of that truth in every repeat, the truth taken with the goal moved by the
+    timing jitter allowed, and each probe's measured p99 within that jitter of the queue's."""
+    service = (TTFT_MS + (OUTPUT_LEN - 1) * ITL_MS) / 1e3
+    suite = tmp_path / "truth.yaml"
+    suite.write_text(TRUTH_SUITE.format(seed=SEED, requests=REQUESTS, output_len=OUTPUT_LEN, precision=PRECISION,
+                                        slo_ms=SLO_MS))
+    out = tmp_path / "truth"
+    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", str(suite), "-o", str(out),
+                    f"--engine-arg=--max-num-seqs={SLOTS}", f"--engine-arg=--ttft-ms={TTFT_MS:g}",
+                    f"--engine-arg=--itl-ms={ITL_MS:g}", "--engine-arg=--ttft-cv=0", "--engine-arg=--itl-cv=0",
+                    "--engine-arg=--prefill-ms-per-token=0", "--engine-arg=--itl-ms-per-seq=0",
+                    "--engine-arg=--kv-cache-tokens=0", timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    document = json.loads((out / "metrics.json").read_text())
+    curves = {c["run_number"]: c for c in document["capacity_curves"]}
+    assert len(document["results"]) == 2
+    for result in document["results"]:
+        run, metrics = result["run_number"], result["metrics"]
+        unit = arrivals.schedule(arrivals.Arrival(), 1.0, REQUESTS, f"{SEED}:chat-capacity:{run}:arrivals")
+        truths = [truth.truth_rate(unit, SLOTS, service, TTFT_MS / 1e3, (SLO_MS + d) / 1e3, 1.0, 1000.0)
+                  for d in (-JITTER_MS, 0.0, JITTER_MS)]
+        low, exact, high = truths
+        assert high / low < 1.08, truths  # the seed's precondition: the truth is well conditioned
+        for probe in curves[run]["probes"]:
+            computed = truth.p99_ttft(unit, probe["load"], SLOTS, service, TTFT_MS / 1e3) * 1e3
+            assert abs(probe["p99_ttft_ms"] - computed) <= JITTER_MS, (run, probe, computed)
+        assert metrics["capacity_bound"] == 0.0, metrics
+        capacity, upper = metrics["capacity"], metrics["capacity_upper"]
+        assert upper <= capacity * (1 + PRECISION / 100) + 1e-9, metrics
+        # Within the stated precision of the truth: the truth lies in [capacity, upper].
+        assert low / (1 + PRECISION / 100) <= capacity <= high, (run, metrics, truths)

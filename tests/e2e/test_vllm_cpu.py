@@ -172,3 +172,39 @@ def test_workloads_exact_on_real_vllm(vllm, tmp_path):
                   if r["test_name"] == "prefix-c1")
     assert prefix["prefix_cache_hit_rate"] > 0.5 and prefix["cached_prompt_tokens"] > 0, prefix
     assert workload["tests"]["prefix"]["prefix"] == {"groups": 2, "len": 512, "skew": 0.0}
+
+
+CAPACITY_SUITE = """name: vllm-capacity
+repeats: 1
+warmup: 1
+tests:
+  - name: chat
+    num_requests: 4
+    input_len: 16
+    output_len: 32
+    capacity: {over: concurrency, min: 2, max: 4, slo: {p99_ttft_ms: 120}}
+"""
+
+
+def test_capacity_over_concurrency_is_the_slots_on_real_vllm(vllm, tmp_path):
+    """``--max-num-seqs 2`` and a TTFT goal (120 ms) below one request's service time (32 tokens:
+    220-270 ms end to end on this CPU build, 17-34 ms median to the first token with 2 streams
+    running): two streams run at once, a third waits a whole service time for a slot, so capacity
+    is 2. The search starts at 2: a lone stream on this build often gets its tokens in one event at
+    the end (TTFT 160-240 ms, its whole service time), so one stream does not meet a goal below it."""
+    bin_dir, model_dir = vllm
+    suite = tmp_path / "capacity.yaml"
+    suite.write_text(CAPACITY_SUITE)
+    out = tmp_path / "results"
+    done = run_kitt(
+        "run", "-e", "vllm", "--native", "-m", str(model_dir), "-s", str(suite), "-o", str(out),
+        "--port", str(free_port()), *ENGINE_ARGS, "--engine-arg=--max-num-seqs=2",
+        env=kitt_env(bin_dir), timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    document = json.loads((out / "metrics.json").read_text())
+    (result,) = document["results"]
+    (curve,) = document["capacity_curves"]
+    assert result["metrics"]["capacity"] == 2.0, (result["metrics"], curve["probes"])
+    assert result["metrics"]["capacity_upper"] == 3.0 and result["metrics"]["capacity_bound"] == 0.0
+    assert wait_until_gone() == []
