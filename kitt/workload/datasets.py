@@ -65,7 +65,7 @@ def read_dataset(spec: DatasetSpec) -> DatasetSpec:
     """``spec`` with its prompts read and checked; a UsageError naming the file (and line) if it is not usable."""
     path = Path(spec.path)
     what = f"dataset ({spec.format})"
-    text = read_text(path, what, UsageError, DATASET_MAX_BYTES)
+    text = read_text(path, what, UsageError, DATASET_MAX_BYTES).removeprefix("\ufeff")  # a BOM (Windows editors)
     where = f"dataset {spec.path}"
     if not text.strip():
         raise UsageError(f"{where} is empty", hint="Point the dataset at a file with at least one prompt.")
@@ -135,8 +135,9 @@ def _sharegpt(item: Any, where: str) -> DatasetPrompt:
 
 def _first_exchange(turns: list[tuple[Any, Any]], where: str, fmt: str) -> DatasetPrompt:
     for i, (role, text) in enumerate(turns):
-        if role in _USER and isinstance(text, str) and text.strip():
-            answer = next((t for r, t in turns[i + 1:] if r in _ASSISTANT and isinstance(t, str)), None)
+        if isinstance(role, str) and role in _USER and isinstance(text, str) and text.strip():
+            answer = next((t for r, t in turns[i + 1:] if isinstance(r, str) and r in _ASSISTANT
+                           and isinstance(t, str)), None)
             return DatasetPrompt(text, answer=answer)
     raise UsageError(f"{where}: the conversation has no user turn with text", hint=_FORMAT_HINTS[fmt])
 
