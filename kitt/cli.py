@@ -82,6 +82,17 @@ def _percentage(text: str) -> float:
     return _float_above(text, 0.0, inclusive=True)
 
 
+def _cache_dir(text: str) -> Path:
+    """A folder to mount into the engine's container: absolute, no ':' or ',' (they split a
+    --volume spec), and not an existing file."""
+    path = Path(text).expanduser().absolute()
+    if not text.strip() or ":" in str(path) or "," in str(path):
+        raise argparse.ArgumentTypeError(f"expected a folder path without ':' or ',', got {text!r}")
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder")
+    return path
+
+
 def _gpus(text: str) -> str:
     from kitt.engines.container import parse_gpus
 
@@ -139,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="extra server argument, repeatable (use --engine-arg=--flag for dashes)")
     run.add_argument("--port", type=_port, help="host port for the engine (default: a free one)")
     run.add_argument("--native", action="store_true", help="run the engine's own server command, not Docker")
-    run.add_argument("--engine-cache", type=Path, metavar="DIR",
+    run.add_argument("--engine-cache", type=_cache_dir, metavar="DIR",
                      help="Docker mode: keep the engines' compile caches here between runs "
                      "(default under Actions: $RUNNER_TOOL_CACHE/kitt/engine-cache)")
     _add_container_cli(run)

@@ -89,6 +89,11 @@ MAX_PREFIX_GROUPS = 100_000
 MAX_TURNS = 1_000  # turns in a session
 MAX_THINK_MS = 3_600_000.0  # an hour between turns
 MAX_SKEW = 100.0  # 1/k^skew: past this every request draws the first prefix anyway
+# A gamma's shape: gaps with a coefficient of variation from 10 (all but simultaneous) to 0.03 (all but constant).
+MIN_BURSTINESS, MAX_BURSTINESS = 0.01, 1_000.0
+MAX_PROBES = 100  # a capacity search's measured levels; each is a whole level of requests
+MAX_WEIGHT = 1e12  # a mixture entry's weight (the weights are relative; a sum must stay finite)
+MAX_SHOWN = 200  # characters of a value quoted back in an error message
 
 
 @dataclass(frozen=True)
@@ -435,6 +440,8 @@ def parse_capacity(v: "_Validator", raw: Any, where: str, suite_slo: dict[str, f
     if not 0.0 < precision < 100.0:
         v.fail(f"{where}.precision_pct", f"must be above 0 and below 100, got {raw.get('precision_pct')!r}")
     max_probes = v.integer(raw.get("max_probes", 12), f"{where}.max_probes", minimum=2)
+    if max_probes > MAX_PROBES:
+        v.fail(f"{where}.max_probes", f"must be at most {MAX_PROBES} (each probe measures a whole level), got {max_probes}")
     return CapacitySpec(over=over, min=low, max=high, slo={k: slo[k] for k in CAPACITY_SLO_KEYS if k in slo},
                         precision_pct=precision, max_probes=max_probes)
 
@@ -470,8 +477,8 @@ def _parse_length(v: "_Validator", raw: Any, where: str) -> Length:
     if not (math.isfinite(mean) and minimum <= mean <= maximum):
         v.fail(f"{where}.mean", f"must lie between min {minimum} and max {maximum}, got {raw['mean']!r}")
     stdev = v.number(raw["stdev"], f"{where}.stdev")
-    if not (math.isfinite(stdev) and stdev >= 0):
-        v.fail(f"{where}.stdev", f"must be a finite number >= 0, got {raw['stdev']!r}")
+    if not (math.isfinite(stdev) and 0 <= stdev <= MAX_TOKENS):
+        v.fail(f"{where}.stdev", f"must be a number from 0 to {MAX_TOKENS:,}, got {raw['stdev']!r}")
     return Normal(mean, stdev, minimum, maximum)
 
 
@@ -487,8 +494,8 @@ def _parse_mix(v: "_Validator", raw: Any, where: str) -> tuple[MixEntry, ...]:
         for key in sorted(_MIX_KEYS - set(item)):
             v.fail(f"{path}.{key}", "is missing")
         weight = v.number(item["weight"], f"{path}.weight")
-        if not (math.isfinite(weight) and weight >= 0):
-            v.fail(f"{path}.weight", f"must be a finite number >= 0, got {item['weight']!r}")
+        if not (math.isfinite(weight) and 0 <= weight <= MAX_WEIGHT):
+            v.fail(f"{path}.weight", f"must be a number from 0 to {MAX_WEIGHT:g}, got {item['weight']!r}")
         entries.append(MixEntry(weight, _parse_length(v, item["input_len"], f"{path}.input_len"),
                                 _parse_length(v, item["output_len"], f"{path}.output_len")))
     if not any(entry.weight > 0 for entry in entries):
@@ -584,6 +591,9 @@ def _parse_arrival(v: "_Validator", raw: dict[str, Any], where: str, *, open_loo
         if kind != "gamma":
             v.fail(f"{where}.burstiness", "applies to arrival: gamma only")
         burstiness = v.positive_number(raw["burstiness"], f"{where}.burstiness")
+        if not MIN_BURSTINESS <= burstiness <= MAX_BURSTINESS:
+            v.fail(f"{where}.burstiness", f"must be from {MIN_BURSTINESS:g} (burstiest) to {MAX_BURSTINESS:g} "
+                   f"(all but constant; 1 is Poisson), got {burstiness:g}")
     ramp = 0.0
     if "ramp_up_s" in raw:
         ramp = v.number(raw["ramp_up_s"], f"{where}.ramp_up_s")
@@ -595,6 +605,11 @@ def _parse_arrival(v: "_Validator", raw: dict[str, Any], where: str, *, open_loo
 def apply_overrides(suite: Suite, o: Overrides) -> Suite:
     """Command-line overrides apply to every test of the suite; then every dataset is read and
     checked (both shells call this before any engine starts)."""
+    if (o.concurrency is not None or o.request_rate is not None) and all(t.capacity or t.trace for t in suite.tests):
+        raise UsageError(f"{'--concurrency' if o.concurrency is not None else '--request-rate'} does not apply to "
+                         f"{suite.source}: its tests are capacity searches or trace replays, which pick their own load",
+                         hint="Drop the flag, or change the search's capacity min and max (a trace's speedup) in a "
+                         "suite file.")
     tests = []
     for test in suite.tests:
         levels = test.levels
@@ -842,6 +857,8 @@ class _Validator:
         self.source = source
 
     def fail(self, path: str, problem: str) -> None:
+        if len(problem) > MAX_SHOWN:  # a value quoted back (a 100,000-item list) must not flood the log
+            problem = problem[:MAX_SHOWN] + "…"
         raise UsageError(f"{self.source}: {path}: {problem}")
 
     def no_unknown(self, mapping: dict[str, Any], allowed: set[str], path: str) -> None:

@@ -13,6 +13,7 @@ error class (UsageError for what the user wrote, ResultsError for results) and w
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,12 @@ def read_text(path: Path, what: str, error: type[KittError], max_bytes: int) -> 
     """The file's text; ``error`` when it is missing, too large, unreadable or not UTF-8 text."""
     path = Path(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read forever, a device never end
+            raise error(f"{what} {path} is not a regular file", hint="Point kitt at a file.")
+        size = info.st_size
         if size > max_bytes:
             raise error(f"{what} {path} is {size:,} bytes, more than kitt's limit of {max_bytes:,}",
                         hint="Point kitt at the right file; see Limits in the README.")

@@ -458,7 +458,7 @@ class Connection:
         except UnknownToken as exc:
             self._reply(_bad_request(str(exc), "tokens", self.close_after))
             return
-        except (ValueError, TypeError, AttributeError, KeyError):
+        except (ValueError, TypeError, AttributeError, KeyError, RecursionError):  # RecursionError: JSON nested too deep
             what = "a prompt string or chat messages" if tokenize else "a list of token ids"
             self._reply(_bad_request(f"the body must be JSON with {what}", None, self.close_after))
             return
@@ -492,7 +492,7 @@ class Connection:
         except UnknownToken as exc:
             self._reply(_bad_request(str(exc), "prompt", self.close_after))
             return
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, RecursionError):
             self.transport.write(_response("400 Bad Request", b'{"error":"bad JSON body"}', close=True))
             self.transport.close()
             return
@@ -566,6 +566,17 @@ class Connection:
         asyncio.get_running_loop().call_later(0.001, self._endless, left)
 
 
+def _finite(text: str) -> float:
+    """A float option: a finite number (NaN or infinity would poison every delay the sim draws)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m kitt.engines.simserver", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="sim-model")
@@ -574,15 +585,15 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
     parser.add_argument("--served-model-name", help="the name requests use (default: --model)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed on stdout)")
-    parser.add_argument("--ttft-ms", type=float, default=40.0, help="mean time from arrival to the first event")
-    parser.add_argument("--ttft-cv", type=float, default=0.05, help="coefficient of variation of TTFT (0: exact)")
-    parser.add_argument("--itl-ms", type=float, default=8.0, help="mean gap between consecutive events")
-    parser.add_argument("--itl-cv", type=float, default=0.05, help="coefficient of variation of each gap (0: exact)")
+    parser.add_argument("--ttft-ms", type=_finite, default=40.0, help="mean time from arrival to the first event")
+    parser.add_argument("--ttft-cv", type=_finite, default=0.05, help="coefficient of variation of TTFT (0: exact)")
+    parser.add_argument("--itl-ms", type=_finite, default=8.0, help="mean gap between consecutive events")
+    parser.add_argument("--itl-cv", type=_finite, default=0.05, help="coefficient of variation of each gap (0: exact)")
     parser.add_argument("--tokens-per-event", type=int, default=1, help="tokens carried by each SSE event")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-model-len", type=int, default=32768,
                         help="longest prompt plus output, in tokens (words); a longer prompt gets vLLM's HTTP 400")
-    parser.add_argument("--startup-delay", type=float, default=0.0, help="seconds before /health answers 200")
+    parser.add_argument("--startup-delay", type=_finite, default=0.0, help="seconds before /health answers 200")
     parser.add_argument("--never-ready", action="store_true", help="/health never answers 200")
     parser.add_argument("--die-after", type=int, default=0, help="exit abruptly during request N+1")
     parser.add_argument("--fail-every", type=int, default=0, help="answer every Nth request with HTTP 500")
@@ -592,9 +603,9 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
         "which keeps the exact schedule of --ttft-ms and --itl-ms")
     model.add_argument("--max-num-seqs", type=int, default=0,
                        help="at most N requests run at once, later ones queue in arrival order (0: no limit)")
-    model.add_argument("--prefill-ms-per-token", type=float, default=0.0,
+    model.add_argument("--prefill-ms-per-token", type=_finite, default=0.0,
                        help="added to TTFT for each prompt token not served from the prefix cache")
-    model.add_argument("--itl-ms-per-seq", type=float, default=0.0,
+    model.add_argument("--itl-ms-per-seq", type=_finite, default=0.0,
                        help="added to each gap between events per running request")
     model.add_argument("--kv-cache-tokens", type=int, default=0,
                        help="the prefix cache's budget in tokens, least recently used blocks evicted (0: no cache)")
@@ -615,12 +626,12 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
                         help="send this JSON value as every stream's usage.completion_tokens (e.g. -5, \"32\", 1e9)")
     parser.add_argument("--endless-line", type=int, default=0, metavar="MB",
                         help="answer a streaming request with one SSE line of MB MiB and no newline")
-    parser.add_argument("--slowdown", type=float, default=1.0,
+    parser.add_argument("--slowdown", type=_finite, default=1.0,
                         help="multiply every TTFT and gap by this factor (an A/B arm made slower, say 1.1)")
-    parser.add_argument("--drift-pct", type=float, default=0.0,
+    parser.add_argument("--drift-pct", type=_finite, default=0.0,
                         help="a slow drift of the whole server's speed: TTFT and gaps scaled by "
                         "1 + P/100 * sin(2 pi * wall-clock time / period), the same for every sim on the host")
-    parser.add_argument("--drift-period-s", type=float, default=60.0, help="the drift's period in seconds")
+    parser.add_argument("--drift-period-s", type=_finite, default=60.0, help="the drift's period in seconds")
     parser.set_defaults(**defaults)
     options = parser.parse_args(argv)
     options.model = options.served_model_name or options.model
@@ -631,6 +642,8 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
             or options.kv_cache_tokens < 0 or options.block_size < 1):
         parser.error("--max-num-seqs, --prefill-ms-per-token, --itl-ms-per-seq and --kv-cache-tokens must be at "
                      "least 0, --block-size at least 1")
+    if options.ttft_cv < 0 or options.itl_cv < 0 or not 0 <= options.port <= 65535:
+        parser.error("--ttft-cv and --itl-cv must be at least 0, --port from 0 to 65535")
     if options.ttft_ms <= 0 or options.itl_ms <= 0 or options.tokens_per_event < 1 or options.max_model_len < 1:
         parser.error("--ttft-ms and --itl-ms must be greater than 0, --tokens-per-event and --max-model-len at least 1")
     if not (options.slowdown > 0 and 0 <= options.drift_pct < 100 and options.drift_period_s > 0):

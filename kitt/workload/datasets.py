@@ -67,7 +67,7 @@ def read_dataset(spec: DatasetSpec) -> DatasetSpec:
     """``spec`` with its prompts read and checked; a UsageError naming the file (and line) if it is not usable."""
     path = Path(spec.path)
     what = f"dataset ({spec.format})"
-    text = read_text(path, what, UsageError, DATASET_MAX_BYTES)
+    text = read_text(path, what, UsageError, DATASET_MAX_BYTES).removeprefix("\ufeff")  # a BOM (Windows editors)
     where = f"dataset {spec.path}"
     if not text.strip():
         raise UsageError(f"{where} is empty", hint="Point the dataset at a file with at least one prompt.")
@@ -140,16 +140,17 @@ def _first_exchange(turns: list[tuple[Any, Any]], where: str, fmt: str) -> Datas
     recorded before the next user turn, if any) for multi-turn sessions."""
     exchanges: list[tuple[str, str | None]] = []
     for i, (role, text) in enumerate(turns):
-        if role in _USER and isinstance(text, str) and text.strip():
+        if isinstance(role, str) and role in _USER and isinstance(text, str) and text.strip():
             answer = None
             for r, t in turns[i + 1:]:
-                if r in _USER:
+                if isinstance(r, str) and r in _USER:
                     break
-                if r in _ASSISTANT and isinstance(t, str):
+                if isinstance(r, str) and r in _ASSISTANT and isinstance(t, str):
                     answer = t
                     break
             if not exchanges:  # the first answer: the first assistant message after it, as before
-                answer = next((t for r, t in turns[i + 1:] if r in _ASSISTANT and isinstance(t, str)), None)
+                answer = next((t for r, t in turns[i + 1:] if isinstance(r, str) and r in _ASSISTANT
+                               and isinstance(t, str)), None)
             exchanges.append((text, answer))
     if exchanges:
         return DatasetPrompt(exchanges[0][0], answer=exchanges[0][1], later=tuple(exchanges[1:]))

@@ -132,7 +132,9 @@ def test_a_trace_test_reads_its_file_before_any_engine_and_is_in_the_workload(tm
     path = write(tmp_path / "t.jsonl", TRACE)
     raw = {"name": "s", "seed": 4, "tests": [{"name": "replay", "trace": {"path": str(path), "speedup": 2,
                                                                            "block_size": 8}}]}
-    suite = apply_overrides(parse_suite(raw, "s.yaml"), Overrides(concurrency=(4,)))
+    with pytest.raises(UsageError, match="trace replays, which pick their own load"):
+        apply_overrides(parse_suite(raw, "s.yaml"), Overrides(concurrency=(4,)))  # no test it could apply to
+    suite = apply_overrides(parse_suite(raw, "s.yaml"), Overrides())
     test = suite.tests[0]
     assert test.levels[0].label == "trace" and test.test_name(test.levels[0]) == "replay-trace"
     assert test.num_requests == 5  # the whole trace by default; num_requests caps it
