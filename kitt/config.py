@@ -269,8 +269,8 @@ def parse_suite(data: Any, source: str) -> Suite:
     if duplicates:
         v.fail("suite.tests", f"test names must be unique; repeated: {', '.join(duplicates)}")
     api = data.get("api")
-    if api is not None and api not in APIS:
-        v.fail("suite.api", f"must be one of {', '.join(APIS)}, got {api!r}")
+    if api is not None:
+        v.choice(api, APIS, "suite.api")
     max_error_rate = v.number(data.get("max_error_rate", 0.0), "suite.max_error_rate")
     if not 0.0 <= max_error_rate <= 1.0:
         v.fail("suite.max_error_rate", "must be between 0 and 1")
@@ -401,9 +401,7 @@ def parse_capacity(v: "_Validator", raw: Any, where: str, suite_slo: dict[str, f
     if not isinstance(raw, dict):
         v.fail(where, "must be a mapping with over, min, max and slo")
     v.no_unknown(raw, _CAPACITY_KEYS, where)
-    over = raw.get("over")
-    if over not in CAPACITY_OVER:
-        v.fail(f"{where}.over", f"must be one of {', '.join(CAPACITY_OVER)}, got {over!r}")
+    over = v.choice(raw.get("over"), CAPACITY_OVER, f"{where}.over")
     for key in ("min", "max"):
         if key not in raw:
             v.fail(f"{where}.{key}", "is required: the search's bounds")
@@ -510,12 +508,8 @@ def _parse_dataset(v: "_Validator", raw: Any, where: str) -> DatasetSpec:
         v.fail(where, "must be a mapping {path, format, sample} or a path")
     v.no_unknown(raw, _DATASET_KEYS, where)
     path = v.string(raw.get("path"), f"{where}.path")
-    fmt = raw.get("format", "openai-chat")
-    if fmt not in FORMATS:
-        v.fail(f"{where}.format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    sample = raw.get("sample", SAMPLES[0])
-    if sample not in SAMPLES:
-        v.fail(f"{where}.sample", f"must be one of {', '.join(SAMPLES)}, got {sample!r}")
+    fmt = v.choice(raw.get("format", "openai-chat"), FORMATS, f"{where}.format")
+    sample = v.choice(raw.get("sample", SAMPLES[0]), SAMPLES, f"{where}.sample")
     return DatasetSpec(path=path, format=fmt, sample=sample)
 
 
@@ -543,9 +537,7 @@ def _parse_trace(v: "_Validator", raw: Any, where: str) -> TraceSpec:
         v.fail(where, "must be a mapping {path, format, speedup, block_size} or a path")
     v.no_unknown(raw, _TRACE_KEYS, where)
     path = v.string(raw.get("path"), f"{where}.path")
-    fmt = raw.get("format", TRACE_FORMATS[0])
-    if fmt not in TRACE_FORMATS:
-        v.fail(f"{where}.format", f"must be one of {', '.join(TRACE_FORMATS)}, got {fmt!r}")
+    fmt = v.choice(raw.get("format", TRACE_FORMATS[0]), TRACE_FORMATS, f"{where}.format")
     speedup = v.positive_number(raw.get("speedup", 1.0), f"{where}.speedup")
     block_size = v.integer(raw.get("block_size", DEFAULT_BLOCK_SIZE), f"{where}.block_size", minimum=1)
     if block_size > MAX_TOKENS:
@@ -583,9 +575,7 @@ def _parse_arrival(v: "_Validator", raw: dict[str, Any], where: str, *, open_loo
         if present:
             v.fail(f"{where}.{present[0]}", "applies to open-loop tests (request_rate) only")
         return Arrival()
-    kind = raw.get("arrival", "poisson")
-    if kind not in ARRIVALS:
-        v.fail(f"{where}.arrival", f"must be one of {', '.join(ARRIVALS)}, got {kind!r}")
+    kind = v.choice(raw.get("arrival", "poisson"), ARRIVALS, f"{where}.arrival")
     burstiness = 1.0
     if "burstiness" in raw:
         if kind != "gamma":
@@ -884,6 +874,11 @@ class _Validator:
         except OverflowError:
             self.fail(path, "is too large a number")
             raise
+
+    def choice(self, value: Any, allowed: tuple[str, ...], path: str) -> str:
+        if value not in allowed:
+            self.fail(path, f"must be one of {', '.join(allowed)}, got {value!r}")
+        return value
 
     def positive_number(self, value: Any, path: str) -> float:
         number = self.number(value, path)
