@@ -426,7 +426,7 @@ class Connection:
             self._reply(_response("401 Unauthorized", b'{"error":{"message":"invalid API key"}}', close=self.close_after))
         elif method == "POST" and path in ("/v1/completions", "/v1/chat/completions"):
             self._generate(arrival, path.endswith("chat/completions"), body)
-        elif method == "POST" and path in ("/tokenize", "/detokenize"):
+        elif method == "POST" and path in ("/tokenize", "/detokenize") and not server.o.no_tokenize:
             self._tokens(path == "/tokenize", body)
         elif method == "GET" and path == "/health":
             ready = server.ready()
@@ -598,6 +598,8 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
     parser.add_argument("--die-after", type=int, default=0, help="exit abruptly during request N+1")
     parser.add_argument("--fail-every", type=int, default=0, help="answer every Nth request with HTTP 500")
     parser.add_argument("--miscount", type=int, default=0, help="/metrics over-counts N tokens per request")
+    parser.add_argument("--no-tokenize", action="store_true",
+                        help="no /tokenize or /detokenize (404), like an OpenAI-compatible endpoint without them")
     model = parser.add_argument_group(
         "serving model", "what a serving engine does under load (see kitt/engines/simmodel.py); all off by default, "
         "which keeps the exact schedule of --ttft-ms and --itl-ms")

@@ -2,7 +2,8 @@
 
 - ``vllm`` (vLLM, SGLang, the sim): ``POST /tokenize`` with ``{"model", "prompt"}``, or for chat
   ``{"model", "messages", "add_generation_prompt": true}`` so the template counts too; the answer
-  holds ``count`` and ``max_model_len``.
+  holds ``count`` and ``max_model_len``. SGLang's ``/tokenize`` takes a prompt only, by its
+  documented request shape (not run here): with the chat API its lengths fall back to approximate, noted.
 - ``llama.cpp``: ``POST /tokenize`` with ``{"content", "add_special": true}`` answers ``tokens``;
   for chat, ``POST /apply-template`` renders the messages first.
 - ``tgi``: ``POST /tokenize`` (``{"inputs"}``) or, for chat, ``POST /chat_tokenize`` answer lists of tokens.

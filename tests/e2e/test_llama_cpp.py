@@ -23,6 +23,8 @@ import pytest
 
 from kitt.engines import get_engine, served_name
 from kitt.engines.docker import docker_run_command
+from kitt.workload.lengths import Uniform
+from kitt.workload.synthetic import build_requests
 from support import (
     REPO, assert_exact_quick_suite, assert_kill_left_a_clear_failure, clean_environ, free_port, processes_with, run_kitt,
     wait_for_samples,
@@ -115,6 +117,36 @@ def test_quick_suite_on_real_llama_cpp(llama, tmp_path):
     assert [swap.get(a, a) for a in docker_args] == command[len(spec.native_command):]
     assert "llama-cpp" in (out / "summary.md").read_text()
     assert wait_until_gone(port) == []
+
+
+def test_chat_lengths_exact_on_real_llama_cpp(llama, tmp_path):
+    """Issue 24 through the chat API: kitt renders each prompt with llama-server's /apply-template
+    and counts it with its /tokenize, so usage.prompt_tokens (the template included) equals every
+    requested length, fixed and drawn from a uniform."""
+    binary, gguf = llama
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "name: chat-lengths\napi: chat\nrepeats: 1\nwarmup: 0\nseed: 7\ntests:\n"
+        "  - {name: fixed, concurrency: [2], num_requests: 4, input_len: 48, output_len: 4}\n"
+        "  - {name: uniform, concurrency: [2], num_requests: 8, output_len: 4, input_len: {uniform: [20, 120]}}\n")
+    out = tmp_path / "results"
+    done = run_kitt("run", "-e", "llama-cpp", "--native", "-m", str(gguf), "-s", str(suite), "-o", str(out),
+                    "--port", str(free_port()), *ENGINE_ARGS, env=kitt_env(binary), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["api"] == "chat" and config["workload"]["length_method"] == "exact, engine /tokenize"
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    fixed = [s for s in samples if s["test_name"] == "fixed-c2"]
+    uniform = [s for s in samples if s["test_name"] == "uniform-c2"]
+    assert len(fixed) == 4 and len(uniform) == 8
+    assert all(s["error"] is None and s["usage_from_server"] for s in fixed + uniform)
+    assert [s["prompt_tokens"] for s in fixed] == [48] * 4
+    stats = config["workload"]["tests"]["uniform"]["input_tokens"]
+    # The lengths kitt drew for the level (its seed and salt, kitt.arm): each one sent exactly.
+    drawn = [r.input_len for r in build_requests(8, Uniform(20, 120), 4, seed=7, salt="uniform-c2:1")]
+    assert sorted(s["prompt_tokens"] for s in uniform) == sorted(drawn) and len(set(drawn)) > 1
+    assert (stats["min"], stats["max"]) == (min(s["prompt_tokens"] for s in uniform),
+                                            max(s["prompt_tokens"] for s in uniform))
 
 
 def test_llama_cpp_killed_mid_run(llama, tmp_path):
