@@ -50,6 +50,16 @@ of 4 to 600, long-tailed), outputs capped at 256 tokens, sent open loop with gam
 (burstiness 0.5) at the rate that keeps about 64 or 256 requests in flight (Little's law with
 the reference server's schedule). They add the median schedule lag (send minus due time), the
 one figure an open loop adds to the clock's error.
+
+The ``turns`` rows are multi-turn sessions (``kitt.workload.sessions``): 64 or 256 closed-loop
+streams, each running sessions of 3 turns one after another (32-token messages, 64-token answers,
+no think time), every later turn carrying the conversation so far; their schedule lag is each
+send's delay past the moment it was due (a stream free, or the previous turn's answer in). The
+``trace`` rows replay a Mooncake trace this script writes (``OUT/trace-c<N>.jsonl``: Poisson
+timestamps at the rate that keeps about 64 or 256 requests in flight, 64-token outputs, 8 groups
+sharing a 512-token block through ``hash_ids``) at its timestamps (``kitt.workload.traces``).
+
+    python benchmarks/harness_accuracy.py --clients kitt --rows turns,trace  # sessions and trace replay
 """
 
 from __future__ import annotations
@@ -79,7 +89,7 @@ TTFT_MS, ITL_MS = 50.0, 10.0
 
 @dataclass(frozen=True)
 class Row:
-    shape: str  # short, chunked, long, mixed
+    shape: str  # short, chunked, long, mixed, turns, trace
     concurrency: int  # mixed: the mean number of requests in flight the rate aims at
     tokens_per_event: int
     output_len: int
@@ -104,9 +114,33 @@ def default_rows() -> list[Row]:
     mean_seconds = (TTFT_MS + MIXED_MEAN_OUTPUT * ITL_MS) / 1e3
     rows += [Row("mixed", c, 1, MIXED_OUTPUT_CAP, n, rate=round(c / mean_seconds, 2), burstiness=0.5)
              for c, n in {64: 512, 256: 1536}.items()]
+    rows += [Row("turns", c, 1, 64, n) for c, n in {64: 128, 256: 512}.items()]  # sessions of TURNS turns
+    trace_seconds = (TTFT_MS + TRACE_OUTPUT * ITL_MS) / 1e3
+    rows += [Row("trace", c, 1, TRACE_OUTPUT, n, rate=round(c / trace_seconds, 2))
+             for c, n in {64: 512, 256: 1536}.items()]
     return rows
 
 
+TURNS = 3
+TRACE_OUTPUT = 64
+TRACE_BLOCK = 512  # Mooncake's block size, kitt's default
+
+
+def write_trace(path: Path, row: Row) -> None:
+    """A Mooncake trace for a ``trace`` row: Poisson timestamps at ``row.rate``, ``row.requests``
+    records of 545 to 576 tokens whose first 512-token block is one of 8 shared ones."""
+    import random
+
+    rng = random.Random(f"harness-accuracy-trace-{row.concurrency}")
+    at, lines = 0.0, []
+    for i in range(row.requests):
+        lines.append(json.dumps({"timestamp": round(at * 1e3, 3), "input_length": TRACE_BLOCK + 33 + i % 32,
+                                 "output_length": row.output_len, "hash_ids": [i % 8]}))
+        at += rng.expovariate(row.rate)
+    path.write_text("\n".join(lines) + "\n")
+
+
+KITT_ONLY = ("mixed", "turns", "trace")  # the other clients would need their own options for these
 MIXED_CONVERSATIONS = 2000
 MIXED_OUTPUT_CAP = 256
 
@@ -172,6 +206,8 @@ class Kitt(Client):
     def command(self, row: Row, url: str, out: Path) -> list[str]:
         mixed = ["--dataset", str(out.parent / "chats.json"), "--rate", str(row.rate), "--burstiness",
                  str(row.burstiness)] if row.shape == "mixed" else []
+        mixed += ["--turns", str(TURNS)] if row.shape == "turns" else []
+        mixed += ["--trace", str(out.parent / f"trace-c{row.concurrency}.jsonl")] if row.shape == "trace" else []
         return [sys.executable, str(HERE / "clients" / "kitt_bench.py"), "--url", url, "--concurrency",
                 str(row.concurrency), "--num-requests", str(row.requests), "--output-len", str(row.output_len),
                 "--out", str(out / "kitt.json")] + (["--aiohttp"] if self.aiohttp else []) + mixed
@@ -183,12 +219,17 @@ class Kitt(Client):
         return _stats("schedule_lag_ms", lags)
 
     def load(self, out: Path, log: dict[str, Any]) -> list[Seen]:
-        by_prompt = {r["prompt_head"]: r["rid"] for r in log["requests"]}
+        # On prompt head and the server's prompt count: a session's turns share their head, and so
+        # may a trace's requests; those still alike pair up in order (server arrival, client send).
+        by_prompt: dict[tuple[str, int | None], list[int]] = {}
+        for r in sorted(log["requests"], key=lambda r: r["arrival"]):
+            by_prompt.setdefault((r["prompt_head"], r["prompt_tokens"]), []).append(r["rid"])
         seen = []
-        for r in json.loads((out / "kitt.json").read_text())["requests"]:
-            if r["error"] is None and r["prompt_head"] in by_prompt and r["events"]:
+        for r in sorted(json.loads((out / "kitt.json").read_text())["requests"], key=lambda r: r["sent"] or 0):
+            rids = by_prompt.get((r["prompt_head"], r.get("prompt_tokens")))
+            if r["error"] is None and rids and r["events"]:
                 events = r["events"]
-                seen.append(Seen(by_prompt[r["prompt_head"]], events[0] - r["sent"],
+                seen.append(Seen(rids.pop(0), events[0] - r["sent"],
                                  [b - a for a, b in zip(events, events[1:])], events[-1] - events[0]))
         return seen
 
@@ -436,6 +477,13 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if abs(value) < 100 else f"{value:.0f}"
 
 
+def _lag_label(row: dict[str, Any]) -> str:
+    if row["shape"] == "turns":
+        return f"{TURNS}-turn sessions, {row['concurrency']} streams (send after the previous answer)"
+    kind = "trace replay," if row["shape"] == "trace" else "gamma"
+    return f"{kind} {row['rate']:g} req/s, ≈{row['concurrency']} in flight"
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
     lines = ["| client | row (c, tokens/event, output) | TTFT error median / p99 (ms) | per-gap ITL error median / p99 (ms)"
              " | per-request mean-gap error median (ms) | client CPU s per 1M tokens | token rate (tok/s) |",
@@ -443,7 +491,11 @@ def markdown(results: list[dict[str, Any]]) -> str:
     for r in results:
         row = r["row"]
         label = f"{row['shape']} c={row['concurrency']} ({row['tokens_per_event']}, {row['output_len']})"
-        if row.get("rate"):
+        if row["shape"] == "turns":
+            label = f"multi-turn, {TURNS} turns a session, {row['concurrency']} streams, output {row['output_len']}"
+        elif row["shape"] == "trace":
+            label = f"Mooncake trace replay, {row['rate']:g} req/s, ≈{row['concurrency']} in flight, output {row['output_len']}"
+        elif row.get("rate"):
             label = f"mixed ShareGPT, gamma {row['rate']:g} req/s (burstiness {row['burstiness']:g}), ≈{row['concurrency']} in flight, output ≤ {row['output_len']}"
         if "error" in r:
             lines.append(f"| {r['client']} | {label} | failed: {r['error'][:80]!r} | | | | |")
@@ -453,10 +505,11 @@ def markdown(results: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['client']} | {label} | {_fmt(r['ttft_err_ms_median'])} / {_fmt(r['ttft_err_ms_p99'])} | {itl}"
                      f" | {_fmt(r['mean_gap_err_ms_median'], 3)} | {_fmt(r.get('cpu_s_per_mtok'), 1)}"
                      f" | {_fmt(r.get('token_rate'), 0)} |")
-    lagged = [r for r in results if "error" not in r and r["row"].get("rate") and r.get("schedule_lag_ms_median") is not None]
+    lagged = [r for r in results if "error" not in r and (r["row"].get("rate") or r["row"]["shape"] == "turns")
+              and r.get("schedule_lag_ms_median") is not None]
     if lagged:
-        lines += ["", "| client | open-loop row | schedule lag median / p99 (ms) |", "|---|---|---|"]
-        lines += [f"| {r['client']} | gamma {r['row']['rate']:g} req/s, ≈{r['row']['concurrency']} in flight"
+        lines += ["", "| client | row | schedule lag median / p99 (ms) |", "|---|---|---|"]
+        lines += [f"| {r['client']} | {_lag_label(r['row'])}"
                   f" | {_fmt(r['schedule_lag_ms_median'], 3)} / {_fmt(r['schedule_lag_ms_p99'], 3)} |" for r in lagged]
     lines += ["", "Highest token rate with a median ITL error under 1 ms (per-gap; GuideLLM: per-request mean gap):", ""]
     for name in dict.fromkeys(r["client"] for r in results):
@@ -544,13 +597,16 @@ def main(argv: list[str] | None = None) -> None:
     if any(row.shape == "mixed" for row in rows):
         mean_output = write_chats(args.out / "chats.json")
         assert abs(mean_output - MIXED_MEAN_OUTPUT) < 0.5, f"MIXED_MEAN_OUTPUT is {mean_output:.1f} now: update it"
-        clients_for_mixed = [c for c in clients if isinstance(c, Kitt) and not c.aiohttp]
+    for row in rows:
+        if row.shape == "trace":
+            write_trace(args.out / f"trace-c{row.concurrency}.jsonl", row)
+    clients_for_mixed = [c for c in clients if isinstance(c, Kitt) and not c.aiohttp]
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     results = []
     for row in rows:
         for client in clients:
-            if row.shape == "mixed" and client not in clients_for_mixed:
+            if row.shape in KITT_ONLY and client not in clients_for_mixed:
                 continue  # the other clients would need their own dataset and arrival options
             slug = re.sub(r"\W+", "-", client.name.lower()).strip("-")
             result = run_one(client, row, args.out / f"{row.name}-{slug}", args.timeout)

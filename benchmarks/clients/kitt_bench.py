@@ -11,7 +11,12 @@ reference server logs too), ``scheduled``, ``sent`` and ``events`` in ``time.per
 seconds, and ``event_tokens`` and ``error`` as the record has them. With ``--dataset`` the
 prompts come from a ShareGPT file (``kitt.workload.datasets``, output lengths from its answers
 capped at ``--output-len``); with ``--rate`` the level is open loop with gamma arrivals
-(``kitt.workload.arrivals``) instead of ``--concurrency`` closed-loop streams.
+(``kitt.workload.arrivals``) instead of ``--concurrency`` closed-loop streams. With ``--turns N``
+each of the ``--num-requests`` is a session of N turns (``kitt.workload.sessions``), each stream
+running one session at a time, each later turn carrying the answers so far; with ``--trace`` the
+requests and their due times come from a Mooncake trace (``kitt.workload.traces``, ``--speedup``).
+A later turn's prompt opens with its first turn's, so every request also saves ``prompt_tokens``
+(the server's count): the harness matches on both.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ import json
 from kitt.bench.loadgen import Target, run_level
 from kitt.bench.records import RequestRecord
 from kitt.config import Level
+from kitt.workload import sessions, traces
 from kitt.workload.arrivals import Arrival, schedule
 from kitt.workload.datasets import DatasetSpec, read_dataset
-from kitt.workload.plan import build_level
+from kitt.workload.plan import build_level, build_sessions
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,27 +49,50 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", help="a ShareGPT file to take prompts from")
     parser.add_argument("--rate", type=float, help="open loop at this many requests/s (gamma arrivals)")
     parser.add_argument("--burstiness", type=float, default=1.0)
+    parser.add_argument("--turns", type=int, help="each request a session of this many turns (no think time)")
+    parser.add_argument("--trace", help="a Mooncake trace (JSONL) to replay, open loop at its timestamps")
+    parser.add_argument("--speedup", type=float, default=1.0)
     args = parser.parse_args(argv)
     if args.aiohttp:
         from loadgen_aiohttp import run_level as level_runner  # benchmarks/clients/
     else:
         level_runner = run_level
     dataset = read_dataset(DatasetSpec(args.dataset, "sharegpt", "shuffle")) if args.dataset else None
-    requests = build_level(args.num_requests, input_len=args.input_len, output_len=args.output_len, dataset=dataset,
-                           seed=args.seed, salt="accuracy")
-    level, due = Level("concurrency", args.concurrency), None
+    conversations, level, due = None, Level("concurrency", args.concurrency), None
+    if args.turns:
+        turns = sessions.TurnsSpec(count=args.turns)
+        built, counts = build_sessions(args.num_requests, turns, input_len=args.input_len, output_len=args.output_len,
+                                       seed=args.seed, salt="accuracy")
+        conversations = sessions.group(built, built, counts, turns, args.seed, "accuracy")
+        requests = [s.turns[0] for s in conversations]
+        every = [turn for s in conversations for turn in s.turns]
+    elif args.trace:
+        trace = traces.read_trace(traces.TraceSpec(args.trace, speedup=args.speedup))
+        due = trace.offsets(args.num_requests)
+        requests = traces.build_requests(trace, len(due), args.seed, "accuracy", None).requests
+        level = Level("trace", args.speedup)
+    else:
+        requests = build_level(args.num_requests, input_len=args.input_len, output_len=args.output_len,
+                               dataset=dataset, seed=args.seed, salt="accuracy")
+    if not args.turns:
+        every = requests
     if args.rate:
         level = Level("rate", args.rate)
         due = schedule(Arrival("gamma", args.burstiness), args.rate, len(requests), f"{args.seed}:accuracy:arrivals")
     target = Target(base_url=args.url, model=args.model, api=args.api)
     records: list[RequestRecord] = []
     extra = {"seed": args.seed} if args.aiohttp else {"schedule": due}  # the old one drew its own arrivals
+    if conversations is not None:
+        extra["sessions"] = conversations
     start, end = asyncio.run(level_runner(target, requests, level, test_name="accuracy", run_number=1, sink=records,
                                           **extra))
-    prompts = {spec.index: spec.prompt for spec in requests}
-    saved = [{"prompt_head": prompts[r.index][:48], "scheduled": r.scheduled, "sent": r.sent, "events": r.events,
-              "event_tokens": r.event_tokens, "completion_tokens": r.completion_tokens, "error": r.error}
-             for r in records]
+    # A session's later turns open with its first turn's text (kitt.workload.spec.conversation_text).
+    heads = {spec.index: spec.text[:48] for spec in every}
+    if conversations is not None:
+        heads = {turn.index: s.turns[0].text[:48] for s in conversations for turn in s.turns}
+    saved = [{"prompt_head": heads[r.index], "prompt_tokens": r.prompt_tokens, "scheduled": r.scheduled,
+              "sent": r.sent, "events": r.events, "event_tokens": r.event_tokens,
+              "completion_tokens": r.completion_tokens, "error": r.error} for r in records]
     with open(args.out, "w") as handle:
         json.dump({"client": "kitt", "start": start, "end": end, "requests": saved}, handle)
 

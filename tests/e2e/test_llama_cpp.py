@@ -171,3 +171,31 @@ def test_llama_cpp_killed_mid_run(llama, tmp_path):
             process.kill()
     assert_kill_left_a_clear_failure(process.returncode, stderr, out, "llama-cpp", seen)
     assert wait_until_gone(port) == []
+
+
+def test_shared_prefix_hits_the_prompt_cache_on_real_llama_cpp(llama, tmp_path):
+    """Issue 25 on llama.cpp: requests that share a 384-token prefix are served from its prompt
+    cache (its own `llamacpp:prompt_tokens_cached_total` counter, and a lower median TTFT) where
+    prompts of the same length with nothing in common are not. One request at a time, so each
+    request follows one whose prompt is still in the slot."""
+    binary, gguf = llama
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "name: prefix\napi: chat\nrepeats: 1\nwarmup: 0\nseed: 3\ntests:\n"
+        "  - {name: shared, concurrency: [1], num_requests: 12, input_len: 16, output_len: 2,\n"
+        "     prefix: {groups: 1, len: 384}}\n"
+        "  - {name: unique, concurrency: [1], num_requests: 12, input_len: 400, output_len: 2}\n")
+    out = tmp_path / "results"
+    port = free_port()
+    done = run_kitt("run", "-e", "llama-cpp", "--native", "-m", str(gguf), "-s", str(suite), "-o", str(out),
+                    "--port", str(port), *ENGINE_ARGS, env=kitt_env(binary), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert {s["prompt_tokens"] for s in samples} == {400} and all(s["error"] is None for s in samples)
+    metrics = {r["test_name"]: r["metrics"] for r in json.loads((out / "metrics.json").read_text())["results"]}
+    shared, unique = metrics["shared-c1"], metrics["unique-c1"]
+    # Only the first shared request misses the prefix: 11 of 12 reuse at least its 384 tokens.
+    assert shared["prefix_cache_hit_rate"] > 0.5 and shared["cached_prompt_tokens"] > 0, shared
+    assert unique["prefix_cache_hit_rate"] < shared["prefix_cache_hit_rate"] / 2, unique
+    assert shared["median_ttft_ms"] < unique["median_ttft_ms"], (shared, unique)
+    assert wait_until_gone(port) == []

@@ -142,7 +142,11 @@ def test_workloads_exact_on_real_vllm(vllm, tmp_path):
         f"     dataset: {{path: {dataset}, format: sharegpt, sample: shuffle}}}}\n"
         # Issue 25: two shared prefixes, one request at a time, so only each prefix's first request misses.
         "  - {name: prefix, concurrency: [1], num_requests: 16, input_len: 16, output_len: 2,\n"
-        "     prefix: {groups: 2, len: 512}}\n")
+        "     prefix: {groups: 2, len: 512}}\n"
+        # Issue 25: three-turn sessions. vLLM's CPU blocks are 128 tokens and only whole blocks hit,
+        # so each turn's new message is long enough that the conversation so far fills a block.
+        "  - {name: conv, concurrency: [2], num_requests: 4, input_len: 160, output_len: 8,\n"
+        "     turns: {count: 3, think_ms: 0}}\n")
     out = tmp_path / "results"
     done = run_kitt("run", "-e", "vllm", "--native", "-m", str(model_dir), "-s", str(suite), "-o", str(out),
                     "--port", str(free_port()), *ENGINE_ARGS, env=kitt_env(bin_dir), timeout=900)
@@ -172,6 +176,21 @@ def test_workloads_exact_on_real_vllm(vllm, tmp_path):
                   if r["test_name"] == "prefix-c1")
     assert prefix["prefix_cache_hit_rate"] > 0.5 and prefix["cached_prompt_tokens"] > 0, prefix
     assert workload["tests"]["prefix"]["prefix"] == {"groups": 2, "len": 512, "skew": 0.0}
+    # Multi-turn sessions (issue 25): vLLM counted every earlier turn's prompt and the answer it
+    # returned inside the next turn's prompt, and its prefix cache served the conversation so far.
+    conv = [s for s in samples if s["test_name"] == "conv-c2"]
+    assert len(conv) == 12 and all(s["error"] is None for s in conv), conv
+    sessions: dict[int, dict[int, dict]] = {}
+    for s in conv:
+        sessions.setdefault(s["session"], {})[s["turn"]] = s
+    assert sorted(sessions) == [0, 1, 2, 3] and all(sorted(turns) == [1, 2, 3] for turns in sessions.values())
+    for turns in sessions.values():
+        for k in (1, 2):
+            assert turns[k + 1]["prompt_tokens"] >= turns[k]["prompt_tokens"] + turns[k]["completion_tokens"], turns
+    assert {s["prompt_tokens"] for s in conv if s["turn"] == 1} == {160}
+    result = next(r["metrics"] for r in json.loads((out / "metrics.json").read_text())["results"]
+                  if r["test_name"] == "conv-c2")
+    assert result["prefix_cache_hit_rate"] > 0 and result["turns_not_sent"] == 0, result
 
 
 CAPACITY_SUITE = """name: vllm-capacity
