@@ -299,8 +299,9 @@ class _Run:
         if record.session is None:
             self._next_in_stream()
         if response.status == 200:
-            # Decoding waits for a quiet moment: it must not delay the reads of other streams.
-            self.pump.defer(self._decoded, record, response.lines)
+            # Decoding waits for a quiet moment: it must not delay the reads of other streams. A
+            # session's next turn is built from this answer, so its decoding goes ahead of the rest.
+            self.pump.defer(self._decoded, record, response.lines, first=record.answer is not None)
         else:
             self._record(record)
 

@@ -87,15 +87,19 @@ class Pump:
         """Run ``callback(*args)`` on the next turn of the loop (never re-entrantly)."""
         self.soon.append((callback, args))
 
-    def defer(self, callback: Callable[..., Any], *args: Any) -> None:
+    def defer(self, callback: Callable[..., Any], *args: Any, first: bool = False) -> None:
         """Run ``callback(*args)`` between polls, a slice at a time: work that must not delay reads.
 
         When many streams end together (closed-loop streams run in step), decoding them all at
         once would leave every socket unread for tens of milliseconds; events would pile up on a
         connection and share one read's stamp. Deferred work runs for at most ``SLICE`` seconds
-        between two polls.
+        between two polls, in order; ``first`` puts it ahead of the rest (work that something
+        due waits on: a session's next turn is built from the answer this decodes).
         """
-        self.later.append((callback, args))
+        if first:
+            self.later.appendleft((callback, args))
+        else:
+            self.later.append((callback, args))
 
     def stop(self) -> None:
         """Make :meth:`run` return; safe from any thread."""

@@ -15,6 +15,7 @@ import pytest
 
 from kitt.bench.loadgen import Target, run_level
 from kitt.bench.metrics import compute_metrics
+from kitt.bench.pump import Pump
 from kitt.bench.records import RequestRecord
 from kitt.config import Level
 from kitt.workload.spec import RequestSpec, Session, next_turn, request_body
@@ -167,3 +168,15 @@ def test_the_next_turn_for_the_completions_api_continues_the_text() -> None:
     assert [m["role"] for m in chat] == ["user", "assistant", "user", "assistant", "user"]
     assert chat[0]["content"] == "SYSTEM tell me" and chat[1]["content"] == " a story"
 
+
+
+def test_work_a_next_turn_waits_on_is_deferred_ahead_of_the_rest() -> None:
+    """The pump runs deferred work in order, except work marked ``first`` (a session's answer,
+    which its next turn is built from), which goes ahead of what was deferred before it."""
+    pump, ran = Pump(), []
+    for name in ("a", "b"):
+        pump.defer(ran.append, name)
+    pump.defer(ran.append, "turn", first=True)
+    pump.defer(pump.stop)
+    pump.run()
+    assert ran == ["turn", "a", "b"]
