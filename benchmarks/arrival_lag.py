@@ -35,8 +35,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--burstiness", type=float, default=0.5)
     args = parser.parse_args(argv)
-    server = subprocess.Popen([sys.executable, str(HERE / "reference_server.py"), "--port", "0", "--ttft-ms", "50",
-                               "--itl-ms", "10"], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "reference_server.py"), "--port", "0", "--ttft-ms", "50", "--itl-ms", "10"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         port = (server.stdout.readline() if server.stdout else "").split()[1]
         on = loadgen.TIMER_SLACK
@@ -46,11 +49,23 @@ def main(argv: list[str] | None = None) -> None:
                 specs = build_requests(args.requests, 32, 64, 0, f"lag:{round_number}:{slack}")
                 due = schedule(Arrival("gamma", args.burstiness), args.rate, args.requests, f"lag:{round_number}")
                 sink: list[RequestRecord] = []
-                asyncio.run(run_level(Target(base_url=f"http://127.0.0.1:{port}", model="reference"), specs,
-                                      Level("rate", args.rate), test_name="lag", run_number=1, sink=sink, schedule=due))
+                asyncio.run(
+                    run_level(
+                        Target(base_url=f"http://127.0.0.1:{port}", model="reference"),
+                        specs,
+                        Level("rate", args.rate),
+                        test_name="lag",
+                        run_number=1,
+                        sink=sink,
+                        schedule=due,
+                    )
+                )
                 lags = sorted((r.sent - r.scheduled) * 1e3 for r in sink)
-                print(f"round {round_number + 1}, slack {slack * 1e3:g} ms: schedule lag median "
-                      f"{statistics.median(lags):.3f} ms, p90 {lags[int(0.9 * (len(lags) - 1))]:.3f} ms", flush=True)
+                print(
+                    f"round {round_number + 1}, slack {slack * 1e3:g} ms: schedule lag median "
+                    f"{statistics.median(lags):.3f} ms, p90 {lags[int(0.9 * (len(lags) - 1))]:.3f} ms",
+                    flush=True,
+                )
     finally:
         server.terminate()
         server.wait()

@@ -38,18 +38,25 @@ def main() -> None:
     parser.add_argument("--caught-reports", type=int, default=200)
     parser.add_argument("--repeat-cv", type=float, default=0.015)
     args = parser.parse_args()
-    print(f"{args.reports:,} simulated A/A reports and {args.caught_reports:,} with a 25% loss per cell; "
-          f"job CV 3%, drift ±5%, repeat CV {args.repeat_cv:.1%}; threshold 5%\n")
+    print(
+        f"{args.reports:,} simulated A/A reports and {args.caught_reports:,} with a 25% loss per cell; "
+        f"job CV 3%, drift ±5%, repeat CV {args.repeat_cv:.1%}; threshold 5%\n"
+    )
     print("| Capacity | Design | A/A failing | A/A inconclusive | 25% loss caught |")
     print("|---|---|---|---|---|")
     for label, over, knee, lost, noisy in CASES:
-        noise = dict(job_cv=0.03, drift_pct=5.0, repeat_cv=args.repeat_cv) if noisy else \
-            dict(job_cv=0.0, drift_pct=0.0, repeat_cv=0.0)
+        noise = (
+            dict(job_cv=0.03, drift_pct=5.0, repeat_cv=args.repeat_cv)
+            if noisy
+            else dict(job_cv=0.0, drift_pct=0.0, repeat_cv=0.0)
+        )
         for name, design in DESIGNS:
             aa = simulate(args.reports, design, over=over, base_knee=knee, cur_knee=knee, seed=1, **noise)
             loss = simulate(args.caught_reports, design, over=over, base_knee=knee, cur_knee=lost, seed=2, **noise)
-            print(f"| {label} | {name} | {rate(aa):.2%} | {rate(aa, Verdict.INCONCLUSIVE):.1%} | {rate(loss):.1%} |",
-                  flush=True)
+            print(
+                f"| {label} | {name} | {rate(aa):.2%} | {rate(aa, Verdict.INCONCLUSIVE):.1%} | {rate(loss):.1%} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,10 @@ from kitt.config import Level
 HERE = Path(__file__).resolve().parent
 OUTPUT = 64
 BODY = json.dumps({"model": "reference", "prompt": "x", "max_tokens": OUTPUT, "stream": True}).encode()
-REQUEST = b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-    len(BODY), BODY)
+REQUEST = (
+    b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    % (len(BODY), BODY)
+)
 END = b"0\r\n\r\n"
 
 
@@ -84,8 +86,10 @@ def asyncio_variant(port: int, streams: int, requests: int, buffered: bool) -> N
                 if self.view[:nbytes].tobytes().endswith(END):
                     ended(self.transport)  # type: ignore[arg-type]
 
-        transports = [(await loop.create_connection(Buffered if buffered else Plain, "127.0.0.1", port))[0]
-                      for _ in range(streams)]
+        transports = [
+            (await loop.create_connection(Buffered if buffered else Plain, "127.0.0.1", port))[0]
+            for _ in range(streams)
+        ]
         for transport in transports:
             state["sent"] += 1
             transport.write(REQUEST)
@@ -130,14 +134,24 @@ def selector_variant(port: int, streams: int, requests: int, stamps: bool) -> No
 
 def kitt_variant(port: int, streams: int, requests: int) -> None:
     specs = build_requests(requests, 1, OUTPUT, seed=0, salt="costs")
-    asyncio.run(run_level(Target(base_url=f"http://127.0.0.1:{port}", model="reference"), specs,
-                          Level("concurrency", streams), test_name="costs", run_number=1, sink=[]))
+    asyncio.run(
+        run_level(
+            Target(base_url=f"http://127.0.0.1:{port}", model="reference"),
+            specs,
+            Level("concurrency", streams),
+            test_name="costs",
+            run_number=1,
+            sink=[],
+        )
+    )
 
 
 def json_costs() -> tuple[float, float, float]:
     """Microseconds per event: one json.loads per event, one per stream, kitt's whole parse_events."""
-    event = (b'data: {"id":"cmpl-7","object":"text_completion","created":1795759833,"model":"reference",'
-             b'"choices":[{"index":0,"text":" tok","logprobs":null,"finish_reason":null}]}')
+    event = (
+        b'data: {"id":"cmpl-7","object":"text_completion","created":1795759833,"model":"reference",'
+        b'"choices":[{"index":0,"text":" tok","logprobs":null,"finish_reason":null}]}'
+    )
     lines = [(0.0, event)] * OUTPUT
     payloads = [line[5:].strip() for _, line in lines]
 
@@ -147,14 +161,19 @@ def json_costs() -> tuple[float, float, float]:
     def best(call: Callable[[], object]) -> float:
         return min(timeit.repeat(call, number=200, repeat=5)) / 200 / OUTPUT * 1e6
 
-    return (best(lambda: [json.loads(p) for p in payloads]),
-            best(lambda: json.loads((b"[" + b",".join(payloads) + b"]").decode())), best(kitt_parse))
+    return (
+        best(lambda: [json.loads(p) for p in payloads]),
+        best(lambda: json.loads((b"[" + b",".join(payloads) + b"]").decode())),
+        best(kitt_parse),
+    )
 
 
 def print_json_costs() -> None:
     per_line, batched, whole = json_costs()
-    print(f"JSON, per event: one json.loads per event {per_line:.2f} us; one per stream {batched:.2f} us; "
-          f"kitt's parse_events (that, plus finding token events and usage) {whole:.2f} us")
+    print(
+        f"JSON, per event: one json.loads per event {per_line:.2f} us; one per stream {batched:.2f} us; "
+        f"kitt's parse_events (that, plus finding token events and usage) {whole:.2f} us"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -179,8 +198,9 @@ def main(argv: list[str] | None = None) -> None:
     for streams in map(int, args.streams.split(",")):
         requests = max(streams, int(args.seconds / 0.7) * streams)
         for name, variant in variants:
-            server = subprocess.Popen([sys.executable, str(HERE / "reference_server.py"), "--port", "0"],
-                                      stdout=subprocess.PIPE, text=True)
+            server = subprocess.Popen(
+                [sys.executable, str(HERE / "reference_server.py"), "--port", "0"], stdout=subprocess.PIPE, text=True
+            )
             try:
                 port = int((server.stdout.readline() if server.stdout else "0 0").split()[1])
                 before = cpu()

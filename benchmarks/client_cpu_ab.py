@@ -53,8 +53,15 @@ def run_once(tree: Path, streams: int, requests: int) -> float:
     The reference server always comes from this benchmark's own tree, so both arms stream from the
     same server code and only the client differs."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    done = subprocess.run([sys.executable, "-c", _RUN, str(streams), str(requests), str(ROOT)], cwd=tree, env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN, str(streams), str(requests), str(ROOT)],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"{tree}: the run failed: {done.stderr.strip().splitlines()[-1:]}")
     return float(done.stdout.strip().splitlines()[-1])
@@ -101,11 +108,14 @@ def main(argv: list[str] | None = None) -> None:
         a: list[float] = []
         b: list[float] = []
         for a_first in balanced_orders(args.pairs, rng):
-            for arm in ((0, 1) if a_first else (1, 0)):  # by arm, not by path: A and B may be one tree (A/A)
+            for arm in (0, 1) if a_first else (1, 0):  # by arm, not by path: A and B may be one tree (A/A)
                 (a, b)[arm].append(run_once(trees[arm], streams, requests))
         ratio, low, high = ratio_interval(a, b)
-        print(f"| {streams} | {args.pairs} | {statistics.median(a):.1f} | {statistics.median(b):.1f} | "
-              f"{ratio:.3f} ({low:.3f} ... {high:.3f}) |", flush=True)
+        print(
+            f"| {streams} | {args.pairs} | {statistics.median(a):.1f} | {statistics.median(b):.1f} | "
+            f"{ratio:.3f} ({low:.3f} ... {high:.3f}) |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,9 @@ def mixture_auto(diffs: np.ndarray, design: sequential.Design, threshold_pct: fl
         def half(level: float, sd: np.ndarray = sd, n: int = n) -> np.ndarray:
             return sd * np.sqrt(2 * (n + rho) / n**2 * np.log(np.sqrt((n + rho) / rho) / level))
 
-        beyond = (np.abs(mean) > np.log1p(threshold_pct / 100)) & (np.abs(mean) > half(design.alpha / design.family_size))
+        beyond = (np.abs(mean) > np.log1p(threshold_pct / 100)) & (
+            np.abs(mean) > half(design.alpha / design.family_size)
+        )
         within = (mean + half(design.beta) < up) & (mean - half(design.beta) > down)
         now = ~done & (beyond | within).all(-1)
         stopped[now] = n
@@ -66,10 +68,12 @@ def mixture_auto(diffs: np.ndarray, design: sequential.Design, threshold_pct: fl
 
 def row(label: str, aa: Outcome, p6: Outcome, p10: Outcome, p20: Outcome) -> str:
     pairs = np.concatenate([aa.pairs, p6.pairs, p10.pairs, p20.pairs])
-    return (f"| {label} | {aa.regression.any(-1).mean():.2%} | {p6.regression[:, 0].mean():.1%} | "
-            f"{p10.regression[:, 0].mean():.1%} | "
-            f"{p20.regression[:, 0].mean():.1%} | {aa.pairs.mean():.2f} | {p10.pairs.mean():.2f} | "
-            f"{pairs.mean():.2f} | {np.percentile(pairs, 95):.0f} |")
+    return (
+        f"| {label} | {aa.regression.any(-1).mean():.2%} | {p6.regression[:, 0].mean():.1%} | "
+        f"{p10.regression[:, 0].mean():.1%} | "
+        f"{p20.regression[:, 0].mean():.1%} | {aa.pairs.mean():.2f} | {p10.pairs.mean():.2f} | "
+        f"{pairs.mean():.2f} | {np.percentile(pairs, 95):.0f} |"
+    )
 
 
 SIDES = ("aa", "p6", "p10", "p20")
@@ -82,13 +86,23 @@ def main() -> None:
     parser.add_argument("--drift-pct", type=float, default=5.0)
     args = parser.parse_args()
     common = {"repeat_cv": args.repeat_cv, "drift_pct": args.drift_pct}
-    jobs = {name: pair_diffs(args.jobs, 10, shift=shift, seed=seed, **common)
-            for name, shift, seed in (("aa", None, 1), ("p6", one_metric_worse(6), 4), ("p10", one_metric_worse(10), 2),
-                                      ("p20", one_metric_worse(20), 3))}
-    print(f"{args.jobs:,} simulated A/B jobs per cell; repeat CV {args.repeat_cv:.1%}; job CV 3%; "
-          f"drift ±{args.drift_pct:g}% (one period per 10 pairs)\n")
-    print("| Design | A/A failing | 6% caught | 10% caught | 20% caught | Pairs, A/A (mean) | Pairs, 10% (mean) "
-          "| Pairs, all (mean) | Pairs, all (p95) |")
+    jobs = {
+        name: pair_diffs(args.jobs, 10, shift=shift, seed=seed, **common)
+        for name, shift, seed in (
+            ("aa", None, 1),
+            ("p6", one_metric_worse(6), 4),
+            ("p10", one_metric_worse(10), 2),
+            ("p20", one_metric_worse(20), 3),
+        )
+    }
+    print(
+        f"{args.jobs:,} simulated A/B jobs per cell; repeat CV {args.repeat_cv:.1%}; job CV 3%; "
+        f"drift ±{args.drift_pct:g}% (one period per 10 pairs)\n"
+    )
+    print(
+        "| Design | A/A failing | 6% caught | 10% caught | 20% caught | Pairs, A/A (mean) | Pairs, 10% (mean) "
+        "| Pairs, all (mean) | Pairs, all (p95) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for pairs in (3, 5, 10):
         print(row(f"fixed {pairs} pairs", *(fixed(jobs[k], pairs) for k in SIDES)), flush=True)

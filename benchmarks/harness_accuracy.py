@@ -112,12 +112,15 @@ def default_rows() -> list[Row]:
     ):
         rows += [Row(shape, c, per_event, output, n) for c, n in counts.items()]
     mean_seconds = (TTFT_MS + MIXED_MEAN_OUTPUT * ITL_MS) / 1e3
-    rows += [Row("mixed", c, 1, MIXED_OUTPUT_CAP, n, rate=round(c / mean_seconds, 2), burstiness=0.5)
-             for c, n in {64: 512, 256: 1536}.items()]
+    rows += [
+        Row("mixed", c, 1, MIXED_OUTPUT_CAP, n, rate=round(c / mean_seconds, 2), burstiness=0.5)
+        for c, n in {64: 512, 256: 1536}.items()
+    ]
     rows += [Row("turns", c, 1, 64, n) for c, n in {64: 128, 256: 512}.items()]  # sessions of TURNS turns
     trace_seconds = (TTFT_MS + TRACE_OUTPUT * ITL_MS) / 1e3
-    rows += [Row("trace", c, 1, TRACE_OUTPUT, n, rate=round(c / trace_seconds, 2))
-             for c, n in {64: 512, 256: 1536}.items()]
+    rows += [
+        Row("trace", c, 1, TRACE_OUTPUT, n, rate=round(c / trace_seconds, 2)) for c, n in {64: 512, 256: 1536}.items()
+    ]
     return rows
 
 
@@ -134,8 +137,16 @@ def write_trace(path: Path, row: Row) -> None:
     rng = random.Random(f"harness-accuracy-trace-{row.concurrency}")
     at, lines = 0.0, []
     for i in range(row.requests):
-        lines.append(json.dumps({"timestamp": round(at * 1e3, 3), "input_length": TRACE_BLOCK + 33 + i % 32,
-                                 "output_length": row.output_len, "hash_ids": [i % 8]}))
+        lines.append(
+            json.dumps(
+                {
+                    "timestamp": round(at * 1e3, 3),
+                    "input_length": TRACE_BLOCK + 33 + i % 32,
+                    "output_length": row.output_len,
+                    "hash_ids": [i % 8],
+                }
+            )
+        )
         at += rng.expovariate(row.rate)
     path.write_text("\n".join(lines) + "\n")
 
@@ -158,8 +169,9 @@ def write_chats(path: Path) -> float:
         answer_words = min(max(int(rng.lognormvariate(4.3, 0.9)), 4), 600)
         prompt = f"conversation {i:06d}: " + " ".join(rng.choices(words, k=prompt_words))
         answer = " ".join(rng.choices(words, k=answer_words))
-        conversations.append({"id": str(i), "conversations": [{"from": "human", "value": prompt},
-                                                              {"from": "gpt", "value": answer}]})
+        conversations.append(
+            {"id": str(i), "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": answer}]}
+        )
         outputs.append(max(1, min(round(answer_words * 1.3), MIXED_OUTPUT_CAP)))
     path.write_text(json.dumps(conversations))
     return statistics.mean(outputs)
@@ -204,18 +216,39 @@ class Kitt(Client):
             self.name = "kitt (aiohttp, before)"
 
     def command(self, row: Row, url: str, out: Path) -> list[str]:
-        mixed = ["--dataset", str(out.parent / "chats.json"), "--rate", str(row.rate), "--burstiness",
-                 str(row.burstiness)] if row.shape == "mixed" else []
+        mixed = (
+            ["--dataset", str(out.parent / "chats.json"), "--rate", str(row.rate), "--burstiness", str(row.burstiness)]
+            if row.shape == "mixed"
+            else []
+        )
         mixed += ["--turns", str(TURNS)] if row.shape == "turns" else []
         mixed += ["--trace", str(out.parent / f"trace-c{row.concurrency}.jsonl")] if row.shape == "trace" else []
-        return [sys.executable, str(HERE / "clients" / "kitt_bench.py"), "--url", url, "--concurrency",
-                str(row.concurrency), "--num-requests", str(row.requests), "--output-len", str(row.output_len),
-                "--out", str(out / "kitt.json")] + (["--aiohttp"] if self.aiohttp else []) + mixed
+        return (
+            [
+                sys.executable,
+                str(HERE / "clients" / "kitt_bench.py"),
+                "--url",
+                url,
+                "--concurrency",
+                str(row.concurrency),
+                "--num-requests",
+                str(row.requests),
+                "--output-len",
+                str(row.output_len),
+                "--out",
+                str(out / "kitt.json"),
+            ]
+            + (["--aiohttp"] if self.aiohttp else [])
+            + mixed
+        )
 
     def extra(self, out: Path) -> dict[str, Any]:
         """The schedule lag (send minus due time) of an open-loop row."""
-        lags = [(r["sent"] - r["scheduled"]) * 1e3 for r in json.loads((out / "kitt.json").read_text())["requests"]
-                if r.get("scheduled") is not None and r["sent"]]
+        lags = [
+            (r["sent"] - r["scheduled"]) * 1e3
+            for r in json.loads((out / "kitt.json").read_text())["requests"]
+            if r.get("scheduled") is not None and r["sent"]
+        ]
         return _stats("schedule_lag_ms", lags)
 
     def load(self, out: Path, log: dict[str, Any]) -> list[Seen]:
@@ -229,8 +262,14 @@ class Kitt(Client):
             rids = by_prompt.get((r["prompt_head"], r.get("prompt_tokens")))
             if r["error"] is None and rids and r["events"]:
                 events = r["events"]
-                seen.append(Seen(rids.pop(0), events[0] - r["sent"],
-                                 [b - a for a, b in zip(events, events[1:])], events[-1] - events[0]))
+                seen.append(
+                    Seen(
+                        rids.pop(0),
+                        events[0] - r["sent"],
+                        [b - a for a, b in zip(events, events[1:])],
+                        events[-1] - events[0],
+                    )
+                )
         return seen
 
 
@@ -241,12 +280,40 @@ class VllmBench(Client):
         self.python, self.tokenizer = python, tokenizer
 
     def command(self, row: Row, url: str, out: Path) -> list[str]:
-        return [str(self.python), str(HERE / "clients" / "vllm_bench.py"), "--backend", "openai", "--base-url", url,
-                "--endpoint", "/v1/completions", "--model", "reference", "--tokenizer", str(self.tokenizer),
-                "--dataset-name", "random", "--random-input-len", "32", "--random-output-len", str(row.output_len),
-                "--num-prompts", str(row.requests), "--max-concurrency", str(row.concurrency), "--ignore-eos",
-                "--ready-check-timeout-sec", "0", "--disable-tqdm", "--save-result", "--save-detailed",
-                "--result-dir", str(out), "--result-filename", "vllm.json"]
+        return [
+            str(self.python),
+            str(HERE / "clients" / "vllm_bench.py"),
+            "--backend",
+            "openai",
+            "--base-url",
+            url,
+            "--endpoint",
+            "/v1/completions",
+            "--model",
+            "reference",
+            "--tokenizer",
+            str(self.tokenizer),
+            "--dataset-name",
+            "random",
+            "--random-input-len",
+            "32",
+            "--random-output-len",
+            str(row.output_len),
+            "--num-prompts",
+            str(row.requests),
+            "--max-concurrency",
+            str(row.concurrency),
+            "--ignore-eos",
+            "--ready-check-timeout-sec",
+            "0",
+            "--disable-tqdm",
+            "--save-result",
+            "--save-detailed",
+            "--result-dir",
+            str(out),
+            "--result-filename",
+            "vllm.json",
+        ]
 
     def load(self, out: Path, log: dict[str, Any]) -> list[Seen]:
         data = json.loads((out / "vllm.json").read_text())
@@ -265,13 +332,23 @@ class GuideLLM(Client):
         self.bin_dir, self.tokenizer = bin_dir, tokenizer
 
     def command(self, row: Row, url: str, out: Path) -> list[str]:
-        return [str(self.bin_dir / "guidellm"), "run",
-                "--backend", f"kind=openai_http,target={url},model=reference,request_format=/v1/completions",
-                "--profile", f"kind=concurrent,streams={row.concurrency}",
-                "--constraint", f"kind=max_requests,count={row.requests}",
-                "--data", f"kind=synthetic_text,prompt_tokens=32,output_tokens={row.output_len}",
-                "--tokenizer", f"kind=huggingface_auto,model={self.tokenizer}",
-                "--output", f"kind=json,path={out / 'guidellm.json'}", "--disable-console-interactive"]
+        return [
+            str(self.bin_dir / "guidellm"),
+            "run",
+            "--backend",
+            f"kind=openai_http,target={url},model=reference,request_format=/v1/completions",
+            "--profile",
+            f"kind=concurrent,streams={row.concurrency}",
+            "--constraint",
+            f"kind=max_requests,count={row.requests}",
+            "--data",
+            f"kind=synthetic_text,prompt_tokens=32,output_tokens={row.output_len}",
+            "--tokenizer",
+            f"kind=huggingface_auto,model={self.tokenizer}",
+            "--output",
+            f"kind=json,path={out / 'guidellm.json'}",
+            "--disable-console-interactive",
+        ]
 
     def load(self, out: Path, log: dict[str, Any]) -> list[Seen]:
         data = json.loads((out / "guidellm.json").read_text())
@@ -281,8 +358,14 @@ class GuideLLM(Client):
                 match = re.match(r"cmpl-(\d+)$", r.get("response_id") or "")
                 t = r["info"]["timings"]
                 if match and t.get("first_token_iteration") and t.get("request_start"):
-                    seen.append(Seen(int(match.group(1)), t["first_token_iteration"] - t["request_start"], None,
-                                     t["last_token_iteration"] - t["first_token_iteration"]))
+                    seen.append(
+                        Seen(
+                            int(match.group(1)),
+                            t["first_token_iteration"] - t["request_start"],
+                            None,
+                            t["last_token_iteration"] - t["first_token_iteration"],
+                        )
+                    )
         return seen
 
 
@@ -293,8 +376,10 @@ def ensure_guidellm() -> Path:
         return venv / "bin"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     wheels = sorted(Path("/opt/wheels").glob("torch-*+cpu-*.whl"))
-    subprocess.run([str(venv / "bin" / "pip"), "install", *map(str, wheels[-1:]),
-                    f"guidellm[recommended]=={GUIDELLM_VERSION}"], check=True)
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", *map(str, wheels[-1:]), f"guidellm[recommended]=={GUIDELLM_VERSION}"],
+        check=True,
+    )
     return venv / "bin"
 
 
@@ -362,9 +447,23 @@ def _descendants(root: int) -> set[int]:
 
 def start_server(row: Row, log: Path) -> tuple[subprocess.Popen[str], str]:
     server = subprocess.Popen(
-        [sys.executable, str(HERE / "reference_server.py"), "--port", "0", "--ttft-ms", str(TTFT_MS),
-         "--itl-ms", str(ITL_MS), "--tokens-per-event", str(row.tokens_per_event), "--log", str(log)],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            str(HERE / "reference_server.py"),
+            "--port",
+            "0",
+            "--ttft-ms",
+            str(TTFT_MS),
+            "--itl-ms",
+            str(ITL_MS),
+            "--tokens-per-event",
+            str(row.tokens_per_event),
+            "--log",
+            str(log),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = server.stdout.readline() if server.stdout else ""
     if not line.startswith("listening "):
         server.kill()
@@ -387,13 +486,13 @@ def run_one(client: Client, row: Row, out: Path, timeout: float) -> dict[str, An
     load = Path("/proc/loadavg").read_text().split()[0]
     log_path = out / "truth.json"
     server, url = start_server(row, log_path)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", NO_PROXY="127.0.0.1,localhost",
-               PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", NO_PROXY="127.0.0.1,localhost", PYTHONPATH=str(ROOT)
+    )
     command = client.command(row, url, out)
     try:
         with open(out / "client.log", "w") as sink:
-            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env,
-                                       start_new_session=True)
+            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True)
             sampler = CpuSampler(process.pid)
             sampler.start()
             try:
@@ -410,11 +509,16 @@ def run_one(client: Client, row: Row, out: Path, timeout: float) -> dict[str, An
     if code != 0:
         tail = (out / "client.log").read_text()[-2000:]
         return {"client": client.name, "row": asdict(row), "error": f"exit {code}: {tail}"}
-    return (score(client, row, client.load(out, log), log, sampler) | client.extra(out)
-            | {"command": shlex.join(command), "loadavg_1m": load})
+    return (
+        score(client, row, client.load(out, log), log, sampler)
+        | client.extra(out)
+        | {"command": shlex.join(command), "loadavg_1m": load}
+    )
 
 
-def score(client: Client, row: Row, seen: list[Seen], log: dict[str, Any], sampler: CpuSampler | None) -> dict[str, Any]:
+def score(
+    client: Client, row: Row, seen: list[Seen], log: dict[str, Any], sampler: CpuSampler | None
+) -> dict[str, Any]:
     """Errors against the truth log, CPU per million tokens, and the achieved token rate."""
     truth = {r["rid"]: r for r in log["requests"]}
     ttft_err, gap_err, gap_signed, mean_gap_err, mismatched = [], [], [], [], 0
@@ -436,12 +540,20 @@ def score(client: Client, row: Row, seen: list[Seen], log: dict[str, Any], sampl
                     gap_signed.append((c - g) * 1e3)
         if s.span is not None and len(events) > 1:
             mean_gap_err.append(abs(s.span - (events[-1] - events[0])) / (len(events) - 1) * 1e3)
-    result: dict[str, Any] = {"client": client.name, "row": asdict(row), "matched": len(matched),
-                              "server_requests": len(log["requests"]), "event_count_mismatch": mismatched}
+    result: dict[str, Any] = {
+        "client": client.name,
+        "row": asdict(row),
+        "matched": len(matched),
+        "server_requests": len(log["requests"]),
+        "event_count_mismatch": mismatched,
+    }
     result |= _stats("ttft_err_ms", ttft_err) | _stats("itl_err_ms", gap_err) | _stats("mean_gap_err_ms", mean_gap_err)
     result["itl_err_signed_median_ms"] = statistics.median(gap_signed) if gap_signed else None
-    lateness = [(e - (t["arrival"] + (t["ttft_ms"] + i * t["itl_ms"]) / 1e3)) * 1e3
-                for t in matched for i, e in enumerate(t["events"])]
+    lateness = [
+        (e - (t["arrival"] + (t["ttft_ms"] + i * t["itl_ms"]) / 1e3)) * 1e3
+        for t in matched
+        for i, e in enumerate(t["events"])
+    ]
     result |= _stats("server_lateness_ms", lateness)
     if matched:
         begin = min(t["arrival"] for t in matched)
@@ -485,9 +597,11 @@ def _lag_label(row: dict[str, Any]) -> str:
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
-    lines = ["| client | row (c, tokens/event, output) | TTFT error median / p99 (ms) | per-gap ITL error median / p99 (ms)"
-             " | per-request mean-gap error median (ms) | client CPU s per 1M tokens | token rate (tok/s) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| client | row (c, tokens/event, output) | TTFT error median / p99 (ms) | per-gap ITL error median / p99 (ms)"
+        " | per-request mean-gap error median (ms) | client CPU s per 1M tokens | token rate (tok/s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         row = r["row"]
         label = f"{row['shape']} c={row['concurrency']} ({row['tokens_per_event']}, {row['output_len']})"
@@ -500,21 +614,44 @@ def markdown(results: list[dict[str, Any]]) -> str:
         if "error" in r:
             lines.append(f"| {r['client']} | {label} | failed: {r['error'][:80]!r} | | | | |")
             continue
-        itl = ("n/a (keeps a per-request mean only)" if r["itl_err_ms_median"] is None
-               else f"{_fmt(r['itl_err_ms_median'], 3)} / {_fmt(r['itl_err_ms_p99'])}")
-        lines.append(f"| {r['client']} | {label} | {_fmt(r['ttft_err_ms_median'])} / {_fmt(r['ttft_err_ms_p99'])} | {itl}"
-                     f" | {_fmt(r['mean_gap_err_ms_median'], 3)} | {_fmt(r.get('cpu_s_per_mtok'), 1)}"
-                     f" | {_fmt(r.get('token_rate'), 0)} |")
-    lagged = [r for r in results if "error" not in r and (r["row"].get("rate") or r["row"]["shape"] == "turns")
-              and r.get("schedule_lag_ms_median") is not None]
+        itl = (
+            "n/a (keeps a per-request mean only)"
+            if r["itl_err_ms_median"] is None
+            else f"{_fmt(r['itl_err_ms_median'], 3)} / {_fmt(r['itl_err_ms_p99'])}"
+        )
+        lines.append(
+            f"| {r['client']} | {label} | {_fmt(r['ttft_err_ms_median'])} / {_fmt(r['ttft_err_ms_p99'])} | {itl}"
+            f" | {_fmt(r['mean_gap_err_ms_median'], 3)} | {_fmt(r.get('cpu_s_per_mtok'), 1)}"
+            f" | {_fmt(r.get('token_rate'), 0)} |"
+        )
+    lagged = [
+        r
+        for r in results
+        if "error" not in r
+        and (r["row"].get("rate") or r["row"]["shape"] == "turns")
+        and r.get("schedule_lag_ms_median") is not None
+    ]
     if lagged:
         lines += ["", "| client | row | schedule lag median / p99 (ms) |", "|---|---|---|"]
-        lines += [f"| {r['client']} | {_lag_label(r['row'])}"
-                  f" | {_fmt(r['schedule_lag_ms_median'], 3)} / {_fmt(r['schedule_lag_ms_p99'], 3)} |" for r in lagged]
-    lines += ["", "Highest token rate with a median ITL error under 1 ms (per-gap; GuideLLM: per-request mean gap):", ""]
+        lines += [
+            f"| {r['client']} | {_lag_label(r['row'])}"
+            f" | {_fmt(r['schedule_lag_ms_median'], 3)} / {_fmt(r['schedule_lag_ms_p99'], 3)} |"
+            for r in lagged
+        ]
+    lines += [
+        "",
+        "Highest token rate with a median ITL error under 1 ms (per-gap; GuideLLM: per-request mean gap):",
+        "",
+    ]
     for name in dict.fromkeys(r["client"] for r in results):
-        rates = [r["token_rate"] for r in results if r["client"] == name and "error" not in r
-                 and ((r["itl_err_ms_median"] if r["itl_err_ms_median"] is not None else r["mean_gap_err_ms_median"]) or 99) < 1.0]
+        rates = [
+            r["token_rate"]
+            for r in results
+            if r["client"] == name
+            and "error" not in r
+            and ((r["itl_err_ms_median"] if r["itl_err_ms_median"] is not None else r["mean_gap_err_ms_median"]) or 99)
+            < 1.0
+        ]
         lines.append(f"- {name}: {max(rates):.0f} tokens/s" if rates else f"- {name}: none of the rows")
     return "\n".join(lines)
 
@@ -522,14 +659,24 @@ def markdown(results: list[dict[str, Any]]) -> str:
 def verdicts(results: list[dict[str, Any]], subject: str = "kitt") -> str:
     """For each row: ``subject``'s figure against half of the best other tool (vllm bench serve, GuideLLM)."""
     others = {"vllm bench serve", f"GuideLLM {GUIDELLM_VERSION}"}
-    metrics = (("TTFT error median", "ttft_err_ms_median"), ("TTFT error p99", "ttft_err_ms_p99"),
-               ("ITL error median", "itl_err_ms_median"), ("ITL error p99", "itl_err_ms_p99"),
-               ("CPU per 1M tokens", "cpu_s_per_mtok"))
-    lines = ["| row | " + " | ".join(f"{name}: {subject} / half of best other" for name, _ in metrics) + " |",
-             "|---|" + "---|" * len(metrics)]
+    metrics = (
+        ("TTFT error median", "ttft_err_ms_median"),
+        ("TTFT error p99", "ttft_err_ms_p99"),
+        ("ITL error median", "itl_err_ms_median"),
+        ("ITL error p99", "itl_err_ms_p99"),
+        ("CPU per 1M tokens", "cpu_s_per_mtok"),
+    )
+    lines = [
+        "| row | " + " | ".join(f"{name}: {subject} / half of best other" for name, _ in metrics) + " |",
+        "|---|" + "---|" * len(metrics),
+    ]
     rows = dict.fromkeys((r["row"]["shape"], r["row"]["concurrency"]) for r in results)
     for shape, concurrency in rows:
-        same = [r for r in results if (r["row"]["shape"], r["row"]["concurrency"]) == (shape, concurrency) and "error" not in r]
+        same = [
+            r
+            for r in results
+            if (r["row"]["shape"], r["row"]["concurrency"]) == (shape, concurrency) and "error" not in r
+        ]
         mine = next((r for r in same if r["client"] == subject), None)
         if mine is None:
             continue
@@ -546,8 +693,14 @@ def verdicts(results: list[dict[str, Any]], subject: str = "kitt") -> str:
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in subprocess.run(
-        ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), "?")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+            if line.startswith("Model name")
+        ),
+        "?",
+    )
     return f"{model}, {os.cpu_count()} CPUs, Python {platform.python_version()}, Linux {platform.release()}"
 
 
@@ -557,7 +710,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", default="kitt,vllm,guidellm")
     parser.add_argument("--rows", default="short,chunked,long", help="shapes to run, or row names like short-c64")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every row's request count")
-    parser.add_argument("--vllm-python", type=Path, help="the vLLM venv's python (default: tests/e2e/vllm_cpu.ensure_env)")
+    parser.add_argument(
+        "--vllm-python", type=Path, help="the vLLM venv's python (default: tests/e2e/vllm_cpu.ensure_env)"
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per client run")
     parser.add_argument("--render", type=Path, help="print the tables of a saved results.json; measure nothing")
     args = parser.parse_args(argv)
@@ -612,10 +767,15 @@ def main(argv: list[str] | None = None) -> None:
             result = run_one(client, row, args.out / f"{row.name}-{slug}", args.timeout)
             results.append(result)
             print(json.dumps({k: v for k, v in result.items() if k != "command"}), file=sys.stderr, flush=True)
-    summary = {"date": started, "machine": machine(), "loadavg_before": load_before,
-               "loadavg_after": Path("/proc/loadavg").read_text().split()[:3],
-               "command": shlex.join([sys.executable, *sys.argv]), "server": {"ttft_ms": TTFT_MS, "itl_ms": ITL_MS},
-               "results": results}
+    summary = {
+        "date": started,
+        "machine": machine(),
+        "loadavg_before": load_before,
+        "loadavg_after": Path("/proc/loadavg").read_text().split()[:3],
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "server": {"ttft_ms": TTFT_MS, "itl_ms": ITL_MS},
+        "results": results,
+    }
     (args.out / "results.json").write_text(json.dumps(summary, indent=1))
     table = markdown(results) + "\n\n" + verdicts(results)
     (args.out / "table.md").write_text(table + "\n")

@@ -31,8 +31,11 @@ def measure(turn: int, input_words: int, answer_words: int, api: str, rounds: in
     for _ in range(rounds):
         start = time.perf_counter()
         built = next_turn(spec, answer, following)
-        client.request_bytes(json.dumps(request_body(built, api=api, model="m", stream_options={"include_usage": True},
-                                                     extra={})).encode())
+        client.request_bytes(
+            json.dumps(
+                request_body(built, api=api, model="m", stream_options={"include_usage": True}, extra={})
+            ).encode()
+        )
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1e6
 

@@ -33,7 +33,9 @@ def main() -> None:
     args = parser.parse_args()
     samples = [json.loads(line) for line in (args.results / "samples.jsonl").read_text().splitlines()]
     log = args.results / "engine.log"
-    decoded = [(float(ms), int(n)) for ms, n in EVAL_TIME.findall(log.read_text(errors="replace"))] if log.exists() else []
+    decoded = (
+        [(float(ms), int(n)) for ms, n in EVAL_TIME.findall(log.read_text(errors="replace"))] if log.exists() else []
+    )
     # The server logs every generation, readiness probe and warm-up included, in completion order.
     lengths = {s["completion_tokens"] for s in samples}
     server = iter([ms / (n - 1) for ms, n in decoded if n in lengths and n > 1])
@@ -48,9 +50,11 @@ def main() -> None:
         servers = [srv for _, srv in rows if srv is not None]
         diffs = [abs(t - srv) / srv for s, srv in rows if srv and (t := tpot_ms(s)) is not None]
         zero = sum(gap == 0 for gap in gaps)
-        print(f"| {name} | {len(gaps)} | {zero} ({zero / max(len(gaps), 1):.1%}) | {statistics.median(gaps):.3f} | "
-              f"{statistics.median(tpots):.3f} | {statistics.median(servers) if servers else float('nan'):.3f} | "
-              f"{statistics.median(diffs) if diffs else float('nan'):.1%} |")
+        print(
+            f"| {name} | {len(gaps)} | {zero} ({zero / max(len(gaps), 1):.1%}) | {statistics.median(gaps):.3f} | "
+            f"{statistics.median(tpots):.3f} | {statistics.median(servers) if servers else float('nan'):.3f} | "
+            f"{statistics.median(diffs) if diffs else float('nan'):.1%} |"
+        )
 
 
 if __name__ == "__main__":

@@ -67,13 +67,36 @@ def configs(streams: int) -> dict[str, dict[str, Any]]:
     shared = " ".join(f"s{i}" for i in range(256))
     wide_prompts = [f"{shared} " + " ".join(r.prompt.split()[:256]) for r in build_requests(3 * streams, 256, 256, 1)]
     return {
-        "off": {"args": ["--ttft-ms", "50", "--itl-ms", "10", "--tokens-per-event", "4"],
-                "prompts": [r.prompt for r in build_requests(3 * streams, 32, 256, 0)], "output_len": 256},
-        "defaults": {"args": list(SIM_SERVING_DEFAULTS),
-                     "prompts": [r.prompt for r in build_requests(streams, 128, 64, 0)], "output_len": 64},
-        "wide": {"args": ["--max-num-seqs", str(streams), "--prefill-ms-per-token", "0.1", "--itl-ms-per-seq", "0.02",
-                          "--kv-cache-tokens", "65536", "--ttft-ms", "50", "--itl-ms", "10", "--tokens-per-event", "4"],
-                 "prompts": wide_prompts, "output_len": 256},
+        "off": {
+            "args": ["--ttft-ms", "50", "--itl-ms", "10", "--tokens-per-event", "4"],
+            "prompts": [r.prompt for r in build_requests(3 * streams, 32, 256, 0)],
+            "output_len": 256,
+        },
+        "defaults": {
+            "args": list(SIM_SERVING_DEFAULTS),
+            "prompts": [r.prompt for r in build_requests(streams, 128, 64, 0)],
+            "output_len": 64,
+        },
+        "wide": {
+            "args": [
+                "--max-num-seqs",
+                str(streams),
+                "--prefill-ms-per-token",
+                "0.1",
+                "--itl-ms-per-seq",
+                "0.02",
+                "--kv-cache-tokens",
+                "65536",
+                "--ttft-ms",
+                "50",
+                "--itl-ms",
+                "10",
+                "--tokens-per-event",
+                "4",
+            ],
+            "prompts": wide_prompts,
+            "output_len": 256,
+        },
     }
 
 
@@ -91,9 +114,25 @@ def server_cpu_s(pid: int) -> float:
 def run(name: str, config: dict[str, Any], streams: int, tree: Path, out: Path) -> dict[str, Any]:
     log = out / f"{name}-{tree.name or 'tree'}-{time.monotonic_ns()}.json"
     env = dict(os.environ, PYTHONPATH=str(tree))
-    server = subprocess.Popen([sys.executable, "-m", "kitt.engines.simserver", "--port", "0", "--model", "bench",
-                               *EXACT, *config["args"], "--log", str(log)],
-                              stdout=subprocess.PIPE, text=True, env=env, cwd=tree)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kitt.engines.simserver",
+            "--port",
+            "0",
+            "--model",
+            "bench",
+            *EXACT,
+            *config["args"],
+            "--log",
+            str(log),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tree,
+    )
     line = server.stdout.readline() if server.stdout else ""
     if not line.startswith("listening "):
         server.kill()
@@ -102,8 +141,16 @@ def run(name: str, config: dict[str, Any], streams: int, tree: Path, out: Path) 
     specs = [RequestSpec(index=i, prompt=p, max_tokens=config["output_len"]) for i, p in enumerate(config["prompts"])]
     records: list[RequestRecord] = []
     try:
-        asyncio.run(run_level(Target(base_url=f"http://127.0.0.1:{line.split()[1]}", model="bench"), specs,
-                              Level("concurrency", streams), test_name=name, run_number=1, sink=records))
+        asyncio.run(
+            run_level(
+                Target(base_url=f"http://127.0.0.1:{line.split()[1]}", model="bench"),
+                specs,
+                Level("concurrency", streams),
+                test_name=name,
+                run_number=1,
+                sink=records,
+            )
+        )
         cpu = server_cpu_s(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -115,22 +162,36 @@ def run(name: str, config: dict[str, Any], streams: int, tree: Path, out: Path) 
     by_head = {r["prompt_head"]: r for r in logged}
     ttft_err = []
     if len(by_head) == len(logged):  # requests are matched by their prompt's head (wide's heads are all alike)
-        ttft_err = [((rec.events[0] - rec.sent) - (t["events"][0] - t["arrival"])) * 1e3
-                    for rec in records if rec.events and (t := by_head.get(specs[rec.index].prompt[:48]))]
+        ttft_err = [
+            ((rec.events[0] - rec.sent) - (t["events"][0] - t["arrival"])) * 1e3
+            for rec in records
+            if rec.events and (t := by_head.get(specs[rec.index].prompt[:48]))
+        ]
     if name == "off":  # the plan is known exactly (and older trees log no lag_ms): arrival + TTFT + i x ITL
-        lag = [max((e - r["arrival"]) * 1e3 - r["ttft_ms"] - i * r["itl_ms"] for i, e in enumerate(r["events"]))
-               for r in logged]
+        lag = [
+            max((e - r["arrival"]) * 1e3 - r["ttft_ms"] - i * r["itl_ms"] for i, e in enumerate(r["events"]))
+            for r in logged
+        ]
     else:
         lag = [r["lag_ms"] for r in logged]
     # First events: due at start + TTFT + prefill in every tree (older trees start at arrival).
-    first = [((r["events"][0] - r.get("start", r["arrival"])) * 1e3 - r["ttft_ms"] - r.get("prefill_ms", 0.0))
-             for r in logged]
+    first = [
+        ((r["events"][0] - r.get("start", r["arrival"])) * 1e3 - r["ttft_ms"] - r.get("prefill_ms", 0.0))
+        for r in logged
+    ]
     begin, end = min(r["arrival"] for r in logged), max(r["events"][-1] for r in logged)
     return {
-        "config": name, "tree": str(tree), "streams": streams, "requests": len(logged),
-        "errors": sum(1 for r in records if r.error), "loadavg_1m": load,
-        "lag_p50_ms": statistics.median(lag), "lag_p99_ms": percentile(lag, 0.99), "lag_max_ms": max(lag),
-        "first_p50_ms": statistics.median(first), "first_p99_ms": percentile(first, 0.99),
+        "config": name,
+        "tree": str(tree),
+        "streams": streams,
+        "requests": len(logged),
+        "errors": sum(1 for r in records if r.error),
+        "loadavg_1m": load,
+        "lag_p50_ms": statistics.median(lag),
+        "lag_p99_ms": percentile(lag, 0.99),
+        "lag_max_ms": max(lag),
+        "first_p50_ms": statistics.median(first),
+        "first_p99_ms": percentile(first, 0.99),
         "within_1ms_pct": 100.0 * sum(1 for v in lag if v < 1.0) / len(lag),
         "token_rate": sum(sum(r["tokens"]) for r in logged) / (end - begin),
         "server_cpu_us_per_event": cpu / sum(len(r["events"]) for r in logged) * 1e6,
@@ -145,19 +206,23 @@ def row(result: dict[str, Any]) -> str:
     def f(v: Any, d: int = 2) -> str:
         return "n/a" if v is None else f"{v:.{d}f}"
 
-    return (f"| {result['config']} | {Path(result['tree']).name or result['tree']} | {result['streams']} | "
-            f"{result['requests']} | {f(result['lag_p50_ms'], 3)} / {f(result['lag_p99_ms'], 3)} / "
-            f"{f(result['lag_max_ms'], 3)} | {f(result['first_p50_ms'], 3)} / {f(result['first_p99_ms'], 3)} | "
-            f"{f(result['within_1ms_pct'], 1)} | {result['token_rate']:.0f} | "
-            f"{f(result['ttft_err_p50_ms'], 3)} / {f(result['ttft_err_p99_ms'], 3)} | "
-            f"{result['server_cpu_us_per_event']:.1f} | {result['cached_tokens_mean']:.0f} | "
-            f"{result['queue_ms_max']:.0f} | {result['loadavg_1m']} |")
+    return (
+        f"| {result['config']} | {Path(result['tree']).name or result['tree']} | {result['streams']} | "
+        f"{result['requests']} | {f(result['lag_p50_ms'], 3)} / {f(result['lag_p99_ms'], 3)} / "
+        f"{f(result['lag_max_ms'], 3)} | {f(result['first_p50_ms'], 3)} / {f(result['first_p99_ms'], 3)} | "
+        f"{f(result['within_1ms_pct'], 1)} | {result['token_rate']:.0f} | "
+        f"{f(result['ttft_err_p50_ms'], 3)} / {f(result['ttft_err_p99_ms'], 3)} | "
+        f"{result['server_cpu_us_per_event']:.1f} | {result['cached_tokens_mean']:.0f} | "
+        f"{result['queue_ms_max']:.0f} | {result['loadavg_1m']} |"
+    )
 
 
-HEADER = ("| config | tree | streams | requests | lag p50 / p99 / max (ms) | first event late p50 / p99 (ms) | "
-          "requests within 1 ms (%) | tokens/s | "
-          "kitt TTFT error p50 / p99 (ms) | server CPU per event (us) | mean cached tokens | max queue wait (ms) | "
-          "load avg |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+HEADER = (
+    "| config | tree | streams | requests | lag p50 / p99 / max (ms) | first event late p50 / p99 (ms) | "
+    "requests within 1 ms (%) | tokens/s | "
+    "kitt TTFT error p50 / p99 (ms) | server CPU per event (us) | mean cached tokens | max queue wait (ms) | "
+    "load avg |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -172,8 +237,10 @@ def main(argv: list[str] | None = None) -> None:
     trees = [Path(t).resolve() for t in args.trees.split(",")]
     every = configs(args.streams)
     results = []
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}\n")
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}\n"
+    )
     print(HEADER, flush=True)
     for name in args.configs.split(","):
         order: list[Path] = []

@@ -38,9 +38,31 @@ def timed(command: list[str], runs: int, cwd: Path = ROOT) -> float:
 def sample_results(root: Path) -> Path:
     """A small result set made by the sim engine, to time `kitt ci report --output` on."""
     out = root / "results"
-    subprocess.run([sys.executable, "-m", "kitt", "run", "-m", "sim-model", "-e", "sim", "-o", str(out),
-                    "--num-requests", "4", "--repeats", "2", "--warmup", "0", "--output-len", "8"],
-                   cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kitt",
+            "run",
+            "-m",
+            "sim-model",
+            "-e",
+            "sim",
+            "-o",
+            str(out),
+            "--num-requests",
+            "4",
+            "--repeats",
+            "2",
+            "--warmup",
+            "0",
+            "--output-len",
+            "8",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    )
     return out
 
 
@@ -49,9 +71,22 @@ def cold_install(root: Path) -> tuple[float, int]:
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     started = time.perf_counter()
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-cache-dir",
-                    "--disable-pip-version-check", "--constraint", str(ROOT / "requirements.lock"), str(ROOT)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--constraint",
+            str(ROOT / "requirements.lock"),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
     seconds = time.perf_counter() - started
     size = sum(p.stat().st_size for p in venv.rglob("*") if p.is_file())
     return seconds, size
@@ -69,8 +104,9 @@ def main() -> None:
         figures = {
             "python -c pass": timed([sys.executable, "-c", "pass"], args.runs),
             "kitt --help": timed([*kitt, "--help"], args.runs),
-            "kitt ci report --output": timed([*kitt, "ci", "report", "--results-dir", str(results),
-                                              "--output", str(root / "report.md")], args.runs),
+            "kitt ci report --output": timed(
+                [*kitt, "ci", "report", "--results-dir", str(results), "--output", str(root / "report.md")], args.runs
+            ),
             f"import {RUNTIME_MODULES}": timed([sys.executable, "-c", f"import {RUNTIME_MODULES}"], args.runs),
         }
         if args.install:

@@ -28,16 +28,28 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=30)
     parser.add_argument("--welch", action="store_true", help="Welch's t for each split instead of the pooled t")
     args = parser.parse_args()
-    print(f"{args.histories} histories of {args.jobs} jobs, {'Welch' if args.welch else 'pooled'} t, "
-          "5 repeats, 2 levels x 9 gated metrics")  # fmt: skip
-    print("| Job CV | Repeat CV | Steps | Histories located (±1 job, all 18 series) | Series located | "
-          "Histories with a false change point | s/history |")
+    print(
+        f"{args.histories} histories of {args.jobs} jobs, {'Welch' if args.welch else 'pooled'} t, "
+        "5 repeats, 2 levels x 9 gated metrics"
+    )
+    print(
+        "| Job CV | Repeat CV | Steps | Histories located (±1 job, all 18 series) | Series located | "
+        "Histories with a false change point | s/history |"
+    )
     print("|---|---|---|---|---|---|---|")
     for job_cv, repeat_cv in ((0.02, 0.015), (0.02, 0.03), (0.03, 0.015)):
         for n_steps in (0, 1, 2):
             started = time.perf_counter()
-            outcomes = trend_sim.run(args.histories, jobs=args.jobs, step_pct=10.0, n_steps=n_steps, job_cv=job_cv,
-                                     repeat_cv=repeat_cv, seed=100 + n_steps, pooled=not args.welch)  # fmt: skip
+            outcomes = trend_sim.run(
+                args.histories,
+                jobs=args.jobs,
+                step_pct=10.0,
+                n_steps=n_steps,
+                job_cv=job_cv,
+                repeat_cv=repeat_cv,
+                seed=100 + n_steps,
+                pooled=not args.welch,
+            )
             seconds = (time.perf_counter() - started) / len(outcomes)
             false = sum(o.false_points > 0 for o in outcomes) / len(outcomes)
             if n_steps:
@@ -46,8 +58,10 @@ def main() -> None:
             else:
                 located = series = "—"
             label = "flat" if not n_steps else f"{n_steps} × 10%"
-            print(f"| {job_cv:.0%} | {repeat_cv:.1%} | {label} | {located} | {series} | {false:.1%} | {seconds:.3f} |",
-                  flush=True)
+            print(
+                f"| {job_cv:.0%} | {repeat_cv:.1%} | {label} | {located} | {series} | {false:.1%} | {seconds:.3f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -95,18 +95,25 @@ class ActionRun:
         if self.inputs.mode == "report":
             from kitt.ci import fetch_run_results
 
-            jobs = fetch_run_results(token=self.inputs.github_token, repo=self.context.repository or "",
-                                     run_id=self.inputs.run_id or run_id_of(self.context) or 0,
-                                     artifact=self.inputs.results_artifact, dest=self.inputs.results_dir,
-                                     api_url=self.context.api_url)
+            jobs = fetch_run_results(
+                token=self.inputs.github_token,
+                repo=self.context.repository or "",
+                run_id=self.inputs.run_id or run_id_of(self.context) or 0,
+                artifact=self.inputs.results_artifact,
+                dest=self.inputs.results_dir,
+                api_url=self.context.api_url,
+            )
             if self.matrix:
-                self.notes.notice(f"Reporting on {jobs} results artifacts matching {self.inputs.results_artifact!r} "
-                                  "in one comment.")
+                self.notes.notice(
+                    f"Reporting on {jobs} results artifacts matching {self.inputs.results_artifact!r} in one comment."
+                )
             # Fail closed: a benchmark run that was cancelled or failed never reports a pass,
             # whatever its (partial) artifact says.
             conclusion = self.context.event_object("workflow_run").get("conclusion")
             if conclusion is not None and conclusion != "success":
-                self.notes.error(f"The benchmark run's conclusion is {str(conclusion)[:40]!r}, so its results cannot pass.")
+                self.notes.error(
+                    f"The benchmark run's conclusion is {str(conclusion)[:40]!r}, so its results cannot pass."
+                )
                 return False
             return True
         if self.inputs.engine == NO_ENGINE:  # preflight found another tool's results in results-dir
@@ -145,10 +152,19 @@ class ActionRun:
         pr, base_ref = self._pull_request()
         # An A/B run brings its own baseline arm: no baseline artifact is needed or downloaded.
         baseline_dir = None if ab_layout(self.inputs.results_dir) else self._baseline(base_ref)
-        options = self.inputs.report_options(self.context, pr=pr, baseline_dir=baseline_dir, matrix=self.matrix,
-                                             upstream_failure=None if benchmark_ok else self._upstream_failure())
+        options = self.inputs.report_options(
+            self.context,
+            pr=pr,
+            baseline_dir=baseline_dir,
+            matrix=self.matrix,
+            upstream_failure=None if benchmark_ok else self._upstream_failure(),
+        )
         report = build_report(options)
-        if pr is not None and self.inputs.comment != "never" and not (self.context.repository and self.inputs.github_token):
+        if (
+            pr is not None
+            and self.inputs.comment != "never"
+            and not (self.context.repository and self.inputs.github_token)
+        ):
             self.notes.warning("No comment: GITHUB_REPOSITORY or the github-token input is missing.")
         # The gate is decided in build_report, before anything is posted: nothing that happens
         # to the comment changes it.
@@ -166,8 +182,15 @@ class ActionRun:
         default_branch = self.context.event_object("repository").get("default_branch")  # untrusted: any type
         # The history is the default branch's (no base ref on a push): only its own pushes extend it.
         if self.context.event_name == "push" and baseline_dir is not None and self.context.ref_name == default_branch:
-            self._tell(base_branch_trend(self.inputs.results_dir, baseline_dir, self.inputs.thresholds,
-                                         self.inputs.threshold, self.context.summary_path))
+            self._tell(
+                base_branch_trend(
+                    self.inputs.results_dir,
+                    baseline_dir,
+                    self.inputs.thresholds,
+                    self.inputs.threshold,
+                    self.context.summary_path,
+                )
+            )
 
     def _upstream_failure(self) -> str:
         """How the benchmark went wrong, for the report: the workflow run's conclusion in report mode."""
@@ -183,16 +206,23 @@ class ActionRun:
             return self.inputs.pr, self.context.base_ref
         from kitt.github.pulls import claimed_pull_request, verified_pull_request
 
-        claimed, warning = (self.inputs.pr, None) if self.inputs.pr else claimed_pull_request(self.inputs.results_dir,
-                                                                                               self.matrix)
+        claimed, warning = (
+            (self.inputs.pr, None) if self.inputs.pr else claimed_pull_request(self.inputs.results_dir, self.matrix)
+        )
         if claimed is None:
-            self.notes.warning(warning or "The results name no pull request (pull_request.json), so no comment is posted.")
+            self.notes.warning(
+                warning or "The results name no pull request (pull_request.json), so no comment is posted."
+            )
             return None, None
         try:
             pr, base_ref, warning = verified_pull_request(
-                token=self.inputs.github_token, repo=self.context.repository or "", claimed=claimed,
-                built_sha=self.context.event_object("workflow_run").get("head_sha"), trusted=bool(self.inputs.pr),
-                api_url=self.context.api_url)
+                token=self.inputs.github_token,
+                repo=self.context.repository or "",
+                claimed=claimed,
+                built_sha=self.context.event_object("workflow_run").get("head_sha"),
+                trusted=bool(self.inputs.pr),
+                api_url=self.context.api_url,
+            )
         except GitHubError as error:
             self.fail(error)  # no PR to comment on; the report still goes to the job summary
             return None, None
@@ -209,10 +239,16 @@ class ActionRun:
 
         jobs = [p.name for p in self.inputs.results_dir.iterdir() if p.is_dir()] if self.matrix else None
         found = fetch_baselines(
-            token=self.inputs.github_token, repo=self.context.repository or "", artifact=self.inputs.baseline_artifact,
-            jobs=jobs, base_branch=base_ref, api_url=self.context.api_url, history=self.inputs.baseline_history,
-            temp_dir=self.context.temp_dir, keep_errors=True,
-        )  # fmt: skip
+            token=self.inputs.github_token,
+            repo=self.context.repository or "",
+            artifact=self.inputs.baseline_artifact,
+            jobs=jobs,
+            base_branch=base_ref,
+            api_url=self.context.api_url,
+            history=self.inputs.baseline_history,
+            temp_dir=self.context.temp_dir,
+            keep_errors=True,
+        )
         for error in found.errors:
             self.fail(error)  # an API error is a failure, but the report still goes out, uncompared
         self._tell(found.notices)
@@ -227,7 +263,11 @@ class ActionRun:
     def _finish(self) -> None:
         """Upload the results (the Docker flavour; the composite uses actions/upload-artifact), then
         write the annotations and the step outputs, whatever happened before."""
-        if self.context.flavour == "docker" and self.inputs.upload_artifact and Path(self.outputs["results-dir"]).is_dir():
+        if (
+            self.context.flavour == "docker"
+            and self.inputs.upload_artifact
+            and Path(self.outputs["results-dir"]).is_dir()
+        ):
             from kitt.github.artifacts import upload_from_environment
 
             try:
@@ -264,6 +304,11 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     from kitt.redact import url_secrets
 
     urls = (inputs.endpoint, inputs.baseline_endpoint)
-    for secret in (inputs.github_token, inputs.hf_token, *inputs.net.secrets(), *(s for u in urls for s in url_secrets(u))):
+    for secret in (
+        inputs.github_token,
+        inputs.hf_token,
+        *inputs.net.secrets(),
+        *(s for u in urls for s in url_secrets(u)),
+    ):
         mask(secret, context.in_actions)
     return ActionRun(inputs, context).execute()

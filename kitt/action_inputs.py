@@ -122,8 +122,9 @@ class ActionInputs:
             ab_schedule=_choice(get("ab-schedule", "interleaved"), "ab-schedule", AB_SCHEDULES),
             repeats=_repeats(get("repeats")),
             dataset=get("dataset") or None,
-            dataset_format=_choice(get("dataset-format", "openai-chat") or "openai-chat", "dataset-format",
-                                   DATASET_FORMATS),
+            dataset_format=_choice(
+                get("dataset-format", "openai-chat") or "openai-chat", "dataset-format", DATASET_FORMATS
+            ),
             native=_boolean(get("native", "false"), "native"),
             comment=_choice(get("comment", "always"), "comment", COMMENT_POLICIES),
             comment_key=key,
@@ -135,8 +136,15 @@ class ActionInputs:
             net=NetPolicy.from_environ(env, api_key_env=get("api-key-env") or None),
         )
 
-    def report_options(self, context: ActionsContext, *, pr: int | None, baseline_dir: Path | None, matrix: bool,
-                       upstream_failure: str | None) -> ReportOptions:
+    def report_options(
+        self,
+        context: ActionsContext,
+        *,
+        pr: int | None,
+        baseline_dir: Path | None,
+        matrix: bool,
+        upstream_failure: str | None,
+    ) -> ReportOptions:
         """The report these inputs ask for: what the run found (the pull request, the baseline
         folder, a matrix, the benchmark job's failed conclusion) joins the inputs and the runner's
         context; the action always writes the job summary and keeps the report in results-dir."""
@@ -242,8 +250,9 @@ def preflight(inputs: ActionInputs, context: ActionsContext) -> Any:
 
         _as_input("artifact-name", lambda: validate_artifact_name(inputs.artifact_name))
     if inputs.mode == "report" and not ((inputs.run_id or run_id_of(context)) and context.repository):
-        raise UsageError("report mode needs the benchmark run's id",
-                         hint="Run it from a workflow_run workflow, or set `run-id`.")
+        raise UsageError(
+            "report mode needs the benchmark run's id", hint="Run it from a workflow_run workflow, or set `run-id`."
+        )
     if inputs.mode == "benchmark" and inputs.engine == NO_ENGINE:
         _check_own_results(inputs.results_dir)
     if inputs.baseline_artifact and not context.repository:
@@ -297,8 +306,9 @@ def _run_config(inputs: ActionInputs, context: ActionsContext) -> Any:
 
     spec = _as_input("engine", lambda: get_engine(inputs.engine))
     _as_input("endpoint", lambda: choose_mode(spec, native=inputs.native, endpoint=inputs.endpoint))
-    overrides = Overrides(repeats=inputs.repeats, dataset=inputs.dataset,
-                          dataset_format=inputs.dataset_format if inputs.dataset else None)
+    overrides = Overrides(
+        repeats=inputs.repeats, dataset=inputs.dataset, dataset_format=inputs.dataset_format if inputs.dataset else None
+    )
     suite = _as_input("suite", lambda: load_suite(inputs.suite))
     suite = _as_input("dataset" if inputs.dataset else "suite", lambda: apply_overrides(suite, overrides))
     config = RunConfig(
@@ -310,8 +320,9 @@ def _run_config(inputs: ActionInputs, context: ActionsContext) -> Any:
         engine_image=inputs.engine_image,
         engine_args=inputs.engine_args,
         native=inputs.native,
-        baseline=BaselineArm.named(inputs.baseline_model, inputs.baseline_engine_image,
-                                   inputs.baseline_engine_args, inputs.baseline_endpoint),
+        baseline=BaselineArm.named(
+            inputs.baseline_model, inputs.baseline_engine_image, inputs.baseline_engine_args, inputs.baseline_endpoint
+        ),
         ab_schedule=inputs.ab_schedule,
         container_cli=inputs.container_cli,
         gpus=inputs.gpus,
@@ -324,8 +335,14 @@ def _run_config(inputs: ActionInputs, context: ActionsContext) -> Any:
     if config.baseline is not None:
         from kitt.run import ab_arm_configs
 
-        _as_input("baseline-engine-image" if inputs.baseline_engine_image else "baseline-endpoint"
-                  if inputs.baseline_endpoint else "baseline-engine-args", lambda: ab_arm_configs(config))
+        _as_input(
+            "baseline-engine-image"
+            if inputs.baseline_engine_image
+            else "baseline-endpoint"
+            if inputs.baseline_endpoint
+            else "baseline-engine-args",
+            lambda: ab_arm_configs(config),
+        )
     return config
 
 

@@ -118,16 +118,20 @@ class Arm:
 
     def start(self, started_at: str, ab: dict[str, Any] | None) -> None:
         if self.mode in ("docker", "native"):
-            self.reporter.line(f"Starting {self.spec.name} in {self.mode} mode for {self.config.model}"
-                               + (f" ({self.label})" if self.name else ""))
+            self.reporter.line(
+                f"Starting {self.spec.name} in {self.mode} mode for {self.config.model}"
+                + (f" ({self.label})" if self.name else "")
+            )
         began = time.monotonic()
         handle = self.runner.start()
         launched = time.monotonic()
         timeout = self.ready_timeout()
         proxy = self.config.net.proxy_for(handle.base_url)
         if proxy is not None:
-            self._note(f"requests to {redact_url(handle.base_url)} go through the proxy {proxy.url} "
-                       "(from the environment; NO_PROXY bypasses it): its latency is in every figure")
+            self._note(
+                f"requests to {redact_url(handle.base_url)} go through the proxy {proxy.url} "
+                "(from the environment; NO_PROXY bypasses it): its latency is in every figure"
+            )
         stages: list[tuple[str, float]] = []
 
         def on_stage(stage: str) -> None:
@@ -135,41 +139,55 @@ class Arm:
             self.reporter.line(f"  waiting for {stage}")
 
         try:
-            wait_until_ready(self.runner, handle, api=self.api, timeout=timeout, net=self.config.net,
-                             on_stage=on_stage,
-                             endpoint_flag="--baseline-endpoint" if self.name == "baseline" else "--endpoint")
+            wait_until_ready(
+                self.runner,
+                handle,
+                api=self.api,
+                timeout=timeout,
+                net=self.config.net,
+                on_stage=on_stage,
+                endpoint_flag="--baseline-endpoint" if self.name == "baseline" else "--endpoint",
+            )
         except EngineNotReady as exc:
             if not self.name:
                 raise
             raise EngineNotReady(f"the {self.label}: {exc.message}", hint=exc.hint, log_tail=exc.log_tail) from None
         self.handle = handle
         self._record_startup(handle, began, launched, stages)
-        self.reporter.line(f"{self.spec.name} is ready at {redact_url(handle.base_url)}"
-                           + (f" ({self.label})" if self.name else ""))
+        self.reporter.line(
+            f"{self.spec.name} is ready at {redact_url(handle.base_url)}" + (f" ({self.label})" if self.name else "")
+        )
         self.counter = self._counter(handle)
         self.write_config(started_at, ab)
 
-    def _record_startup(self, handle: ServerHandle, began: float, launched: float,
-                        stages: list[tuple[str, float]]) -> None:
+    def _record_startup(
+        self, handle: ServerHandle, began: float, launched: float, stages: list[tuple[str, float]]
+    ) -> None:
         """The engine's start-up, from launch to ready: what the runner timed (pull, start), the
         readiness wait, and each readiness stage, for config.json and the summary's notes."""
         ready = time.monotonic()
         marks = [at for _, at in stages] + [ready]
         record: dict[str, Any] = {
-            "mode": self.mode, "total_s": round(ready - began, 3), **handle.startup,
-            "launch_s": round(launched - began, 3), "ready_s": round(ready - launched, 3),
+            "mode": self.mode,
+            "total_s": round(ready - began, 3),
+            **handle.startup,
+            "launch_s": round(launched - began, 3),
+            "ready_s": round(ready - launched, 3),
             "stages": {stage: round(marks[i + 1] - at, 3) for i, (stage, at) in enumerate(stages)},
         }
         self.startups.append(record)
         parts = [f"{key[:-2]} {record[key]:.1f} s" for key in ("pull_s", "start_s") if key in record]
         parts.append(f"readiness {record['ready_s']:.1f} s")
-        self.notes.append(f"Engine start-up{' of the ' + self.label if self.name else ''}: {record['total_s']:.1f} s "
-                          f"({', '.join(parts)}).")
+        self.notes.append(
+            f"Engine start-up{' of the ' + self.label if self.name else ''}: {record['total_s']:.1f} s "
+            f"({', '.join(parts)})."
+        )
 
     def _counter(self, handle: ServerHandle) -> tokens.Counter | None:
         """The engine's /tokenize, else the model's local tokenizer.json (completions only), else None."""
-        counter: tokens.Counter | None = engine_tokenizer(self.spec, handle.base_url, handle.served_model, self.api,
-                                                          self.config.net)
+        counter: tokens.Counter | None = engine_tokenizer(
+            self.spec, handle.base_url, handle.served_model, self.api, self.config.net
+        )
         if counter is not None:
             try:
                 counter.count(["kitt"])  # one call: an engine build without /tokenize falls back, and says so
@@ -198,9 +216,15 @@ class Arm:
         assert self.handle is not None
         timeout = self.config.net.timeout_for(max((r.max_tokens for r in requests), default=1))
         extra = dict(self.spec.exact_length_fields or {})
-        return Target(base_url=self.handle.base_url, model=self.handle.served_model, api=self.api,
-                      stream_options=dict(self.spec.stream_options), extra_body=extra, net=self.config.net,
-                      request_timeout=timeout)
+        return Target(
+            base_url=self.handle.base_url,
+            model=self.handle.served_model,
+            api=self.api,
+            stream_options=dict(self.spec.stream_options),
+            extra_body=extra,
+            net=self.config.net,
+            request_timeout=timeout,
+        )
 
     # ------------------------------------------------------------------ measuring
 
@@ -224,8 +248,9 @@ class Arm:
         count = test.num_requests
         if level.kind == "rate":
             # The same key as kitt has always drawn Poisson gaps from, so stored runs stay comparable.
-            schedule = arrivals.schedule(test.arrival, level.value, count, f"{self.suite.seed}:{name}:{run_number}:arrivals",
-                                         test.duration_s)
+            schedule = arrivals.schedule(
+                test.arrival, level.value, count, f"{self.suite.seed}:{name}:{run_number}:arrivals", test.duration_s
+            )
             count = len(schedule)  # a time-boxed level builds only the requests that can arrive
         elif level.kind == "trace":
             assert test.trace is not None
@@ -242,8 +267,9 @@ class Arm:
         cpu_before, wall_before = _cpu_seconds(), time.perf_counter()
         self.sampler.start()
         try:
-            start, end, records = self._measure(requests, level, name, run_number, schedule, test.duration_s,
-                                                conversations)
+            start, end, records = self._measure(
+                requests, level, name, run_number, schedule, test.duration_s, conversations
+            )
         finally:
             self.sampler.stop()
             self.flush_samples()
@@ -255,21 +281,31 @@ class Arm:
             self.positions.setdefault(name, []).append(position)
         self.reporter.line(_one_line(result) + (f" ({self.label})" if self.name else ""))
         if not result.passed:
-            self.failures.append(f"{name} run {run_number}{' of the ' + self.label if self.name else ''}: "
-                                 f"{result.errors[0]}")
+            self.failures.append(
+                f"{name} run {run_number}{' of the ' + self.label if self.name else ''}: {result.errors[0]}"
+            )
 
     def capacity_repeat(self, test: TestSpec, run_number: int, position: int | None = None) -> None:
         """One repeat of a capacity test: a search over the test's load (kitt.capacity)."""
         assert test.capacity is not None
         result, curve = capacity.search(self, test, run_number, self.suite.max_error_rate)
         self.results.append(result)
-        self.curves.append({"test_name": result.test_name, "run_number": run_number,
-                            "over": test.capacity.over, "slo": dict(test.capacity.slo),
-                            "probes": [p.to_dict() for p in curve]})
+        self.curves.append(
+            {
+                "test_name": result.test_name,
+                "run_number": run_number,
+                "over": test.capacity.over,
+                "slo": dict(test.capacity.slo),
+                "probes": [p.to_dict() for p in curve],
+            }
+        )
         if position is not None:
             self.positions.setdefault(result.test_name, []).append(position)
-        self.reporter.line(f"  run {run_number}: " + capacity.describe(test.capacity, result.metrics)
-                           + (f" ({self.label})" if self.name else ""))
+        self.reporter.line(
+            f"  run {run_number}: "
+            + capacity.describe(test.capacity, result.metrics)
+            + (f" ({self.label})" if self.name else "")
+        )
 
     def probe(self, test: TestSpec, level: Level, run_number: int, tag: str) -> dict[str, float | None]:
         """One level of a capacity search: the test's workload built as for any level (lengths, mix,
@@ -291,8 +327,9 @@ class Arm:
         cpu = (_cpu_seconds() - cpu_before, time.perf_counter() - wall_before)
         return self._result(name, run_number, level, records, end - start, cpu, None, None).metrics
 
-    def _requests(self, test: TestSpec, count: int, name: str,
-                  run_number: int) -> tuple[tokens.Fitted, list[Session] | None]:
+    def _requests(
+        self, test: TestSpec, count: int, name: str, run_number: int
+    ) -> tuple[tokens.Fitted, list[Session] | None]:
         """The level's requests (run 0: the warm-up), built and with a tokenizer fitted to exact lengths
         before its clock starts; the same for both arms of an A/B run that share a tokenizer. A
         multi-turn test's are its sessions' turns (``count`` sessions), also returned as sessions."""
@@ -305,13 +342,31 @@ class Arm:
                 return traces.build_requests(test.trace, count, self.suite.seed, salt, counter), None
             if test.turns is not None:
                 requests, counts = plan.build_sessions(
-                    count, test.turns, input_len=test.input_len, output_len=test.output_len, mix=test.mix,
-                    dataset=test.dataset, seed=self.suite.seed, salt=salt, count_tokens=answers,
-                    prefix=test.prefix, prefix_texts=self._prefixes(test))
+                    count,
+                    test.turns,
+                    input_len=test.input_len,
+                    output_len=test.output_len,
+                    mix=test.mix,
+                    dataset=test.dataset,
+                    seed=self.suite.seed,
+                    salt=salt,
+                    count_tokens=answers,
+                    prefix=test.prefix,
+                    prefix_texts=self._prefixes(test),
+                )
             else:
-                requests = plan.build_level(count, input_len=test.input_len, output_len=test.output_len, mix=test.mix,
-                                            dataset=test.dataset, seed=self.suite.seed, salt=salt, count_tokens=answers,
-                                            prefix=test.prefix, prefix_texts=self._prefixes(test))
+                requests = plan.build_level(
+                    count,
+                    input_len=test.input_len,
+                    output_len=test.output_len,
+                    mix=test.mix,
+                    dataset=test.dataset,
+                    seed=self.suite.seed,
+                    salt=salt,
+                    count_tokens=answers,
+                    prefix=test.prefix,
+                    prefix_texts=self._prefixes(test),
+                )
             if counter is None:
                 fitted = tokens.Fitted(requests)
             else:
@@ -339,8 +394,10 @@ class Arm:
                 fitted = tokens.fit(specs, self.counter, self.suite.seed, f"{test.name}:prefixes", synthetic=True)
                 specs = fitted.requests
                 if fitted.inexact:
-                    self._note(f"{test.name}: {fitted.inexact} of {len(specs)} shared prefixes are not exactly "
-                               f"{test.prefix.length} tokens (no word sequence hits it with this tokenizer)")
+                    self._note(
+                        f"{test.name}: {fitted.inexact} of {len(specs)} shared prefixes are not exactly "
+                        f"{test.prefix.length} tokens (no word sequence hits it with this tokenizer)"
+                    )
             self.prefix_texts[test.name] = [spec.prompt for spec in specs]
         return self.prefix_texts[test.name]
 
@@ -349,9 +406,11 @@ class Arm:
         return phase + (f" of the {self.label}" if self.name else "")
 
     def _died(self, status: int, phase: str) -> EngineDied:
-        return EngineDied(f"{self.spec.name} exited with status {status} during {phase}",
-                          hint="See the engine log; the samples measured so far are kept.",
-                          log_tail=self.runner.log_tail(50))
+        return EngineDied(
+            f"{self.spec.name} exited with status {status} during {phase}",
+            hint="See the engine log; the samples measured so far are kept.",
+            log_tail=self.runner.log_tail(50),
+        )
 
     def _account(self, test: TestSpec, name: str, run_number: int, fitted: tokens.Fitted) -> None:
         """Remember what a measured repeat asked for: the report's line of what was sent."""
@@ -365,13 +424,21 @@ class Arm:
         sent["inexact"] += fitted.inexact
         if fitted.skipped:
             limit = self.counter.max_model_len if self.counter else None
-            self._note(f"{name} run {run_number}: {fitted.skipped} dataset prompts were skipped: with their output "
-                       f"they do not fit the engine's context ({limit} tokens)")
+            self._note(
+                f"{name} run {run_number}: {fitted.skipped} dataset prompts were skipped: with their output "
+                f"they do not fit the engine's context ({limit} tokens)"
+            )
 
-    def _measure(self, requests: list[Any], level: Level, name: str, run_number: int,
-                 schedule: list[float] | None = None,
-                 duration: float | None = None,
-                 conversations: list[Session] | None = None) -> tuple[float, float, list[RequestRecord]]:
+    def _measure(
+        self,
+        requests: list[Any],
+        level: Level,
+        name: str,
+        run_number: int,
+        schedule: list[float] | None = None,
+        duration: float | None = None,
+        conversations: list[Session] | None = None,
+    ) -> tuple[float, float, list[RequestRecord]]:
         first = len(self.records)
         progress = Progress()
         phase = self._phase(name, run_number)
@@ -384,10 +451,19 @@ class Arm:
             assert task is not None
             with _EngineWatch(self.runner, asyncio.get_running_loop(), task) as watch:
                 try:
-                    return await run_level(self._target(requests), requests, level, test_name=name, run_number=run_number,
-                                           sink=self.records, progress=progress, schedule=schedule, duration=duration,
-                                           sessions=conversations,
-                                           max_model_len=self.counter.max_model_len if self.counter else None)
+                    return await run_level(
+                        self._target(requests),
+                        requests,
+                        level,
+                        test_name=name,
+                        run_number=run_number,
+                        sink=self.records,
+                        progress=progress,
+                        schedule=schedule,
+                        duration=duration,
+                        sessions=conversations,
+                        max_model_len=self.counter.max_model_len if self.counter else None,
+                    )
                 except asyncio.CancelledError:
                     if watch.status is not None:
                         raise died(watch.status) from None
@@ -404,18 +480,37 @@ class Arm:
 
     # ------------------------------------------------------------------ results
 
-    def _result(self, name: str, run_number: int, level: Level, records: list[RequestRecord], duration: float,
-                cpu: tuple[float, float], before: dict[str, float] | None,
-                after: dict[str, float] | None) -> rs.TestResult:
+    def _result(
+        self,
+        name: str,
+        run_number: int,
+        level: Level,
+        records: list[RequestRecord],
+        duration: float,
+        cpu: tuple[float, float],
+        before: dict[str, float] | None,
+        after: dict[str, float] | None,
+    ) -> rs.TestResult:
         """The repeat's result (``kitt.repeat_result``), once the engine's counters have caught up."""
         server_tokens = telemetry.counter_delta(before, after, self.spec.generation_tokens_metric)
         client_tokens = sum(r.output_tokens for r in records)
         if server_tokens is not None and server_tokens != client_tokens:
             after = self._settle(before, client_tokens) or after
         test = name.rsplit("-", 1)[0]
-        built = build_result(name, run_number, level, records, duration=duration, cpu=cpu, before=before, after=after,
-                             spec=self.spec, suite=self.suite, gpu_summary=self.sampler.summary,
-                             prefixed=any(t.prefix for t in self.suite.tests if t.name == test))
+        built = build_result(
+            name,
+            run_number,
+            level,
+            records,
+            duration=duration,
+            cpu=cpu,
+            before=before,
+            after=after,
+            spec=self.spec,
+            suite=self.suite,
+            gpu_summary=self.sampler.summary,
+            prefixed=any(t.prefix for t in self.suite.tests if t.name == test),
+        )
         for key, text in built.sources.items():
             self._source(key, text)
         for text in built.warnings:
@@ -463,7 +558,8 @@ class Arm:
             "served_model": handle.served_model if handle else None,
             "engine": self.spec.name,
             "mode": self.mode,
-            "engine_image": (handle.image if handle else None) or (self.config.engine_image if self.mode == "docker" else None),
+            "engine_image": (handle.image if handle else None)
+            or (self.config.engine_image if self.mode == "docker" else None),
             "engine_image_digest": handle.image_digest if handle else None,
             "engine_args": list(self.config.engine_args),
             "server_command": handle.command if handle else [],
@@ -490,8 +586,11 @@ class Arm:
         lengths asked for were from what the server counted."""
         method = self.length_method
         if self.counter is None:
-            counted = [(self.requested_input.get((r.test_name, r.run_number, r.index), 0), r.prompt_tokens)
-                       for r in self.records if r.run_number and r.ok and r.usage_from_server]
+            counted = [
+                (self.requested_input.get((r.test_name, r.run_number, r.index), 0), r.prompt_tokens)
+                for r in self.records
+                if r.run_number and r.ok and r.usage_from_server
+            ]
             method = tokens.approximation([a for a, _ in counted], [c for _, c in counted])
         return identity.workload_record(suite_to_dict(self.suite), api=self.api, method=method, sent=self.sent)
 
@@ -510,8 +609,12 @@ class Arm:
             total_time_seconds=elapsed,
             results=self.results,
             passed=passed,
-            extra={"hardware_fingerprint": self.hw.get("fingerprint"), "notes": self.notes, "failures": self.failures,
-                   **({"capacity_curves": self.curves} if self.curves else {})},
+            extra={
+                "hardware_fingerprint": self.hw.get("fingerprint"),
+                "notes": self.notes,
+                "failures": self.failures,
+                **({"capacity_curves": self.curves} if self.curves else {}),
+            },
         )
         rs.write_json(self.out / rs.METRICS_FILE, document)
 
@@ -538,7 +641,8 @@ def _one_line(result: rs.TestResult) -> str:
         return "n/a" if value is None else f"{value:.1f}{unit}"
 
     status = "ok" if result.passed else "FAILED"
-    return (f"  run {result.run_number}: {status} · {m.get('completed', 0):.0f} done, {m.get('failed', 0):.0f} failed"
-            f" · TTFT p50 {fmt('median_ttft_ms')} · TPOT p50 {fmt('median_tpot_ms')}"
-            f" · {fmt('output_throughput', ' tok/s')}")
-
+    return (
+        f"  run {result.run_number}: {status} · {m.get('completed', 0):.0f} done, {m.get('failed', 0):.0f} failed"
+        f" · TTFT p50 {fmt('median_ttft_ms')} · TPOT p50 {fmt('median_tpot_ms')}"
+        f" · {fmt('output_throughput', ' tok/s')}"
+    )

@@ -51,8 +51,14 @@ GROWTH = 2.0  # monotone probing multiplies the load by this while the SLO holds
 ABOVE_MAX, WITHIN, BELOW_MIN = 1.0, 0.0, -1.0  # capacity_bound
 
 # What is kept of each probed level (the curve): load, throughput, per-user token rate, tail latencies.
-CURVE_METRICS = ("request_throughput", "output_throughput", "p99_ttft_ms", "p99_tpot_ms", "p99_e2el_ms",
-                 "median_tpot_ms")
+CURVE_METRICS = (
+    "request_throughput",
+    "output_throughput",
+    "p99_ttft_ms",
+    "p99_tpot_ms",
+    "p99_e2el_ms",
+    "median_tpot_ms",
+)
 
 
 def slo_ratio(metrics: dict[str, float | None], slo: dict[str, float], max_error_rate: float = 0.0) -> float:
@@ -83,8 +89,12 @@ class Probe:
     metrics: dict[str, float | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"load": self.load, "slo_ratio": self.ratio if math.isfinite(self.ratio) else None,
-                "meets_slo": self.ratio <= 1.0, **self.metrics}
+        return {
+            "load": self.load,
+            "slo_ratio": self.ratio if math.isfinite(self.ratio) else None,
+            "meets_slo": self.ratio <= 1.0,
+            **self.metrics,
+        }
 
 
 @dataclass(frozen=True)
@@ -98,8 +108,13 @@ class Outcome:
     probes: int
 
     def metrics(self) -> dict[str, float | None]:
-        return {"capacity": self.capacity, "capacity_bound": self.bound, "capacity_lower": self.lower,
-                "capacity_upper": self.upper, "capacity_probes": float(self.probes)}
+        return {
+            "capacity": self.capacity,
+            "capacity_bound": self.bound,
+            "capacity_lower": self.lower,
+            "capacity_upper": self.upper,
+            "capacity_probes": float(self.probes),
+        }
 
 
 class CapacitySearch:
@@ -179,8 +194,9 @@ def probe_schedule(test: TestSpec, rate: float, seed: int, name: str, run_number
     repeat draws the same gaps from the same random stream; exponential and gamma gaps scale with
     1/rate, so each probe's steady schedule is the repeat's unit-rate pattern divided by its rate
     (a ramp-up keeps its length in seconds; ``duration_s`` cuts each schedule where it ends)."""
-    return arrivals.schedule(test.arrival, rate, test.num_requests, f"{seed}:{name}:{run_number}:arrivals",
-                             test.duration_s)
+    return arrivals.schedule(
+        test.arrival, rate, test.num_requests, f"{seed}:{name}:{run_number}:arrivals", test.duration_s
+    )
 
 
 class ProbingArm(Protocol):
@@ -189,8 +205,9 @@ class ProbingArm(Protocol):
     def probe(self, test: TestSpec, level: Level, run_number: int, tag: str) -> dict[str, float | None]: ...
 
 
-def search(arm: ProbingArm, test: TestSpec, run_number: int,
-           max_error_rate: float) -> tuple[rs.TestResult, list[Probe]]:
+def search(
+    arm: ProbingArm, test: TestSpec, run_number: int, max_error_rate: float
+) -> tuple[rs.TestResult, list[Probe]]:
     """One repeat of a capacity test: probe until the search is done; the result and its curve."""
     spec = test.capacity
     assert spec is not None

@@ -163,10 +163,14 @@ def row_as_dict(row: MetricRow) -> dict[str, Any]:
         return value if value is not None and math.isfinite(value) else None
 
     return {
-        "baseline": num(row.baseline), "current": num(row.current), "change_pct": num(row.change_pct),
+        "baseline": num(row.baseline),
+        "current": num(row.current),
+        "change_pct": num(row.change_pct),
         "ci_pct": [num(row.ci_low_pct), num(row.ci_high_pct)] if row.ci_low_pct is not None else None,
-        "p_value": num(row.p_value), "verdict": row.verdict.value, "threshold_pct": row.threshold_pct,
-    }  # fmt: skip
+        "p_value": num(row.p_value),
+        "verdict": row.verdict.value,
+        "threshold_pct": row.threshold_pct,
+    }
 
 
 # --------------------------------------------------------------------------- building
@@ -196,12 +200,18 @@ def build_report(options: ReportOptions) -> Report:
             baseline_dir = Path(baseline_dir) / name  # each job of a matrix has its own baseline
         history = load_baseline_history(baseline_dir, options.baseline_history)
         comparison = compare_result_sets(
-            current, history or None, thresholds, allow_hardware_mismatch=options.allow_hardware_mismatch,
-            allow_mismatch=options.allow_mismatch, upstream_failure=options.upstream_failure,
+            current,
+            history or None,
+            thresholds,
+            allow_hardware_mismatch=options.allow_hardware_mismatch,
+            allow_mismatch=options.allow_mismatch,
+            upstream_failure=options.upstream_failure,
         )
         jobs.append((name or "", comparison))
-        notices += [Notice(n.level, f"{name}: {n.message}" if name else n.message)
-                    for n in _comparison_notices(comparison, options, baseline_dir)]  # fmt: skip
+        notices += [
+            Notice(n.level, f"{name}: {n.message}" if name else n.message)
+            for n in _comparison_notices(comparison, options, baseline_dir)
+        ]
     links = dict(marker=marker, run_url=options.run_url, repo_url=options.repo_url)
     full = render_matrix(jobs, limit=SUMMARY_LIMIT, **links)
     markdown = full if comment_size(full) < COMMENT_LIMIT else render_matrix(jobs, **links)
@@ -219,15 +229,18 @@ def result_jobs(options: ReportOptions) -> list[tuple[str | None, Path]]:
             raise ResultsError(f"results directory {root} does not exist", hint="Check the path.")
         folders = sorted(p for p in root.iterdir() if p.is_dir() and has_results(p))
         if not folders:
-            raise ResultsError(f"no result sets under {root}",
-                               hint="Each job's result set goes in its own subfolder (as download-artifact's "
-                               "`pattern:` writes them).")  # fmt: skip
+            raise ResultsError(
+                f"no result sets under {root}",
+                hint="Each job's result set goes in its own subfolder (as download-artifact's `pattern:` writes them).",
+            )
     if len(folders) == 1:
         return [(None if not options.results_are_jobs else folders[0].name, folders[0])]
     names = [p.name for p in folders]
     if len(set(names)) != len(names):
-        raise UsageError("two result folders have the same name, so their jobs cannot be told apart",
-                         hint="Give each job's result set a folder of its own name (its artifact name).")
+        raise UsageError(
+            "two result folders have the same name, so their jobs cannot be told apart",
+            hint="Give each job's result set a folder of its own name (its artifact name).",
+        )
     return list(zip(names, folders))
 
 
@@ -273,15 +286,18 @@ def fetch_baselines(
 
     def one(name: str, dest: Path) -> Path | None:
         try:
-            found = download_baseline(token=token, repo=repo, name=name, dest=dest, base_branch=base_branch,
-                                      api_url=api_url, history=history)  # fmt: skip
+            found = download_baseline(
+                token=token, repo=repo, name=name, dest=dest, base_branch=base_branch, api_url=api_url, history=history
+            )
         except GitHubError as error:
             if not keep_errors:
                 raise
             errors.append(error)
             return None
         if not found:
-            notices.append(Notice("notice", f"No baseline{f' for {name}' if jobs is not None else ''}: {found.reason}."))
+            notices.append(
+                Notice("notice", f"No baseline{f' for {name}' if jobs is not None else ''}: {found.reason}.")
+            )
             return None
         return found.path
 
@@ -319,7 +335,9 @@ def load_baseline_history(directory: Path | None, limit: int = 10) -> list[Resul
     if not directory.exists():
         return []
     if not directory.is_dir():
-        raise ResultsError(f"baseline path {directory} is not a directory", hint="Pass the folder holding metrics.json.")
+        raise ResultsError(
+            f"baseline path {directory} is not a directory", hint="Pass the folder holding metrics.json."
+        )
     top_level = (directory / METRICS_FILE).is_file() or any(has_results_file(p) for p in directory.glob("*.json"))
     if top_level:
         jobs = [directory]
@@ -345,8 +363,13 @@ def _comparison_notices(comparison: Comparison, options: ReportOptions, baseline
     level_for_gate: Literal["error", "warning"] = "error" if options.fail_on_regression else "warning"
     notices += [Notice(level_for_gate, line) for line in problem_lines(comparison)]
     if comparison.nothing_compared and not comparison.incomplete:
-        notices.append(Notice(level_for_gate, "Nothing was compared: no gated metric of this run has a value in "
-                              "the baseline (another suite, or renamed metrics?), so this is a mismatch, not a pass."))
+        notices.append(
+            Notice(
+                level_for_gate,
+                "Nothing was compared: no gated metric of this run has a value in "
+                "the baseline (another suite, or renamed metrics?), so this is a mismatch, not a pass.",
+            )
+        )
     notices += [
         Notice(level_for_gate if comparison.gating else "warning", regression_line(row, comparison.gating))
         for row in comparison.regressions
@@ -386,17 +409,24 @@ def publish_report(
     can_comment = options.output is None and all((options.github_token, options.repo, options.pr))
     want_comment = can_comment and options.comment_policy != "never"
     if options.output is None and not can_comment and options.print_report:
-        missing = [n for n, v in (("--github-token", options.github_token), ("--repo", options.repo), ("--pr", options.pr)) if not v]
+        missing = [
+            n
+            for n, v in (("--github-token", options.github_token), ("--repo", options.repo), ("--pr", options.pr))
+            if not v
+        ]
         if len(missing) < 3:
             outcome.notices.append(Notice("warning", f"Not posting a PR comment: {', '.join(missing)} not given."))
         out.write(neutralise(report.markdown))  # results may be a fork's: no workflow command in the log
         out.flush()
         outcome.printed = True
     if options.require_comment and not want_comment:
-        _fail(outcome, UsageError(
-            "--require-comment needs --github-token, --repo and --pr (and no --output)",
-            hint="On push events there is no pull request to comment on; drop --require-comment there.",
-        ))  # fmt: skip
+        _fail(
+            outcome,
+            UsageError(
+                "--require-comment needs --github-token, --repo and --pr (and no --output)",
+                hint="On push events there is no pull request to comment on; drop --require-comment there.",
+            ),
+        )
     if want_comment:
         _comment(outcome, report, options, upsert, out)
     return outcome
@@ -411,16 +441,22 @@ def write_text(path: Path, text: str, what: str = "the report") -> None:
         raise KittError(f"could not write {what} to {path} ({exc.strerror or exc})") from None
 
 
-def _comment(outcome: ReportOutcome, report: Report, options: ReportOptions, upsert: Upsert | None, out: TextIO) -> None:
+def _comment(
+    outcome: ReportOutcome, report: Report, options: ReportOptions, upsert: Upsert | None, out: TextIO
+) -> None:
     from kitt.github.comments import CommentForbidden, upsert_pr_comment
 
     post = upsert or upsert_pr_comment
     try:
         result = post(
-            token=str(options.github_token), repo=str(options.repo), pr=int(options.pr or 0), body=report.markdown,
-            key=options.comment_key or None, api_url=options.api_url,
+            token=str(options.github_token),
+            repo=str(options.repo),
+            pr=int(options.pr or 0),
+            body=report.markdown,
+            key=options.comment_key or None,
+            api_url=options.api_url,
             create=options.comment_policy == "always" or report.gate_failed,
-        )  # fmt: skip
+        )
     except GitHubError as exc:
         if isinstance(exc, CommentForbidden) and not options.require_comment:
             outcome.notices.append(Notice("warning", f"The PR comment was not posted: {exc}"))
@@ -460,13 +496,16 @@ def _append_summary(outcome: ReportOutcome, options: ReportOptions, markdown: st
         outcome.notices.append(Notice("warning", "--summary was given but there is no step summary file to append to."))
         return
     try:
-        outcome.summary_written = append_summary(markdown if markdown.endswith("\n") else markdown + "\n", Path(options.summary_path))
+        outcome.summary_written = append_summary(
+            markdown if markdown.endswith("\n") else markdown + "\n", Path(options.summary_path)
+        )
     except OSError as exc:
         outcome.notices.append(Notice("warning", f"Could not append to the step summary {options.summary_path}: {exc}"))
 
 
-def fetch_run_results(*, token: str, repo: str, run_id: int, artifact: str, dest: Path,
-                      api_url: str | None = None) -> int:
+def fetch_run_results(
+    *, token: str, repo: str, run_id: int, artifact: str, dest: Path, api_url: str | None = None
+) -> int:
     """Unpack the results artifact (or, for a pattern, every match: one folder per job) that the
     benchmark workflow run ``run_id`` uploaded into ``dest``; how many jobs. Raises ResultsError
     when the run uploaded none."""
@@ -474,13 +513,16 @@ def fetch_run_results(*, token: str, repo: str, run_id: int, artifact: str, dest
 
     found = download_run_artifact(token=token, repo=repo, run_id=run_id, name=artifact, dest=dest, api_url=api_url)
     if not found:
-        raise ResultsError(f"no results to report on: {found.reason}",
-                           hint="Check that the benchmark workflow uploads `results-artifact` under this name.")
+        raise ResultsError(
+            f"no results to report on: {found.reason}",
+            hint="Check that the benchmark workflow uploads `results-artifact` under this name.",
+        )
     return found.jobs
 
 
-def base_branch_trend(results_dir: Path, history_dir: Path, thresholds_file: Path | None, threshold: float,
-                      summary_path: Path | None) -> list[Notice]:
+def base_branch_trend(
+    results_dir: Path, history_dir: Path, thresholds_file: Path | None, threshold: float, summary_path: Path | None
+) -> list[Notice]:
     """On a push to the base branch: the history's trend with this job appended goes into the step
     summary, and each new change point that made serving slower is a warning naming its commit.
     A history that cannot be analysed is a warning, never a failure of the push's job."""

@@ -105,9 +105,13 @@ def _gpus(text: str) -> str:
 def _add_container_cli(parser: argparse.ArgumentParser) -> None:
     import os
 
-    parser.add_argument("--container-cli", choices=("docker", "podman"), default=os.environ.get("KITT_CONTAINER_CLI") or None,
-                        help="container CLI for Docker mode (default: $KITT_CONTAINER_CLI, else docker, "
-                        "else podman when only podman is installed)")
+    parser.add_argument(
+        "--container-cli",
+        choices=("docker", "podman"),
+        default=os.environ.get("KITT_CONTAINER_CLI") or None,
+        help="container CLI for Docker mode (default: $KITT_CONTAINER_CLI, else docker, "
+        "else podman when only podman is installed)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,66 +119,120 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kitt {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="benchmark a model on an engine and write a result set",
-                              description="Benchmark a model on an engine and write metrics.json, samples.jsonl, "
-                              "hardware.json, config.json and summary.md into OUTPUT.")
+    run = commands.add_parser(
+        "run",
+        help="benchmark a model on an engine and write a result set",
+        description="Benchmark a model on an engine and write metrics.json, samples.jsonl, "
+        "hardware.json, config.json and summary.md into OUTPUT.",
+    )
     run.add_argument("-m", "--model", required=True, help="model id, local path (or GGUF file for llama-cpp)")
     run.add_argument("-e", "--engine", required=True, help="vllm, sglang, tgi, llama-cpp, ollama, sim or openai")
-    run.add_argument("-s", "--suite", default="quick", help="quick, standard, performance, chat, capacity, or a suite YAML path")
+    run.add_argument(
+        "-s", "--suite", default="quick", help="quick, standard, performance, chat, capacity, or a suite YAML path"
+    )
     run.add_argument("-o", "--output", required=True, type=Path, help="directory for the result set")
     run.add_argument("--endpoint", help="URL of a running OpenAI-compatible server (engine openai)")
     run.add_argument("--concurrency", help="closed-loop streams for every test, a sweep like 1,4,16")
-    run.add_argument("--request-rate", type=_positive_float,
-                     help="open loop: arrivals at this many requests/s (Poisson, unless the suite says gamma or constant)")
+    run.add_argument(
+        "--request-rate",
+        type=_positive_float,
+        help="open loop: arrivals at this many requests/s (Poisson, unless the suite says gamma or constant)",
+    )
     run.add_argument("--num-requests", type=_positive_int, help="measured requests per repeat and level")
-    run.add_argument("--input-len", type=_positive_int,
-                     help="prompt length in tokens (exact where the engine has a tokenizer kitt can ask)")
+    run.add_argument(
+        "--input-len",
+        type=_positive_int,
+        help="prompt length in tokens (exact where the engine has a tokenizer kitt can ask)",
+    )
     run.add_argument("--output-len", type=_positive_int, help="output length in tokens")
-    run.add_argument("--duration", type=_positive_float, metavar="SECONDS",
-                     help="time-box every level: no new request after SECONDS (in-flight ones finish and count); "
-                     "with --num-requests, whichever comes first")
+    run.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="time-box every level: no new request after SECONDS (in-flight ones finish and count); "
+        "with --num-requests, whichever comes first",
+    )
     run.add_argument("--dataset", metavar="PATH", help="send prompts from this file instead of synthetic ones")
-    run.add_argument("--dataset-format", choices=DATASET_FORMATS,
-                     help="the dataset's format (default: openai-chat)")
-    run.add_argument("--repeats", type=_repeats,
-                     help="repeats per level (the gate needs several), or auto: A/B pairs until every gated "
-                     "metric is decided (docs/gpu-minutes.md)")
-    run.add_argument("--min-repeats", type=_positive_int, help="with --repeats auto: pairs before the first look "
-                     "(default 3)")
+    run.add_argument("--dataset-format", choices=DATASET_FORMATS, help="the dataset's format (default: openai-chat)")
+    run.add_argument(
+        "--repeats",
+        type=_repeats,
+        help="repeats per level (the gate needs several), or auto: A/B pairs until every gated "
+        "metric is decided (docs/gpu-minutes.md)",
+    )
+    run.add_argument(
+        "--min-repeats", type=_positive_int, help="with --repeats auto: pairs before the first look (default 3)"
+    )
     run.add_argument("--max-repeats", type=_positive_int, help="with --repeats auto: pairs at most (default 10)")
     run.add_argument("--warmup", type=_non_negative_int, help="warm-up requests per level, not measured")
     run.add_argument("--seed", type=_non_negative_int, help="seed for prompts and arrival times")
     run.add_argument("--api", choices=("completions", "chat"), help="OpenAI API to call (default: the engine's)")
     run.add_argument("--engine-image", help="Docker image to run instead of the engine's default")
-    run.add_argument("--engine-arg", action="append", default=[], metavar="ARG",
-                     help="extra server argument, repeatable (use --engine-arg=--flag for dashes)")
+    run.add_argument(
+        "--engine-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra server argument, repeatable (use --engine-arg=--flag for dashes)",
+    )
     run.add_argument("--port", type=_port, help="host port for the engine (default: a free one)")
     run.add_argument("--native", action="store_true", help="run the engine's own server command, not Docker")
-    run.add_argument("--engine-cache", type=_cache_dir, metavar="DIR",
-                     help="Docker mode: keep the engines' compile caches here between runs "
-                     "(default under Actions: $RUNNER_TOOL_CACHE/kitt/engine-cache)")
+    run.add_argument(
+        "--engine-cache",
+        type=_cache_dir,
+        metavar="DIR",
+        help="Docker mode: keep the engines' compile caches here between runs "
+        "(default under Actions: $RUNNER_TOOL_CACHE/kitt/engine-cache)",
+    )
     _add_container_cli(run)
-    run.add_argument("--gpus", type=_gpus, default="all",
-                     help="GPUs for the container: all (default), none, or indexes like 0,1")
-    run.add_argument("--ready-timeout", type=_positive_float,
-                     help="seconds to wait for the engine (default: 900, or 30 for an --endpoint)")
+    run.add_argument(
+        "--gpus", type=_gpus, default="all", help="GPUs for the container: all (default), none, or indexes like 0,1"
+    )
+    run.add_argument(
+        "--ready-timeout",
+        type=_positive_float,
+        help="seconds to wait for the engine (default: 900, or 30 for an --endpoint)",
+    )
     net = run.add_argument_group("network (the engine's endpoint)", "HTTP(S)_PROXY and NO_PROXY are honoured")
-    net.add_argument("--api-key-env", metavar="NAME", help="variable holding the API key, sent as a bearer token "
-                     "(default: OPENAI_API_KEY)")
-    net.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
-                     help="a header for every request to the engine, repeatable (values never written out)")
-    net.add_argument("--request-timeout", type=_positive_float, metavar="S",
-                     help="seconds for one whole response (default: 60 + 0.5 per output token)")
-    ab = run.add_argument_group("A/B in one job", "Any of these runs a baseline arm beside the candidate (the options "
-                                "above) in balanced interleaved pairs, writing OUTPUT/baseline and OUTPUT/candidate")
+    net.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="variable holding the API key, sent as a bearer token (default: OPENAI_API_KEY)",
+    )
+    net.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a header for every request to the engine, repeatable (values never written out)",
+    )
+    net.add_argument(
+        "--request-timeout",
+        type=_positive_float,
+        metavar="S",
+        help="seconds for one whole response (default: 60 + 0.5 per output token)",
+    )
+    ab = run.add_argument_group(
+        "A/B in one job",
+        "Any of these runs a baseline arm beside the candidate (the options "
+        "above) in balanced interleaved pairs, writing OUTPUT/baseline and OUTPUT/candidate",
+    )
     ab.add_argument("--baseline-engine-image", metavar="IMAGE", help="the baseline arm's Docker image")
-    ab.add_argument("--baseline-engine-arg", action="append", metavar="ARG",
-                    help="the baseline arm's server argument, repeatable (replaces --engine-arg for that arm)")
+    ab.add_argument(
+        "--baseline-engine-arg",
+        action="append",
+        metavar="ARG",
+        help="the baseline arm's server argument, repeatable (replaces --engine-arg for that arm)",
+    )
     ab.add_argument("--baseline-model", metavar="MODEL", help="the baseline arm's model")
     ab.add_argument("--baseline-endpoint", metavar="URL", help="the baseline arm's running server (engine openai)")
-    ab.add_argument("--ab-schedule", choices=("interleaved", "blocks"), default="interleaved",
-                    help="interleaved: both servers up, pairs back to back (default); blocks: one server at a time, "
-                    "ABBA, for models that fit only once")
+    ab.add_argument(
+        "--ab-schedule",
+        choices=("interleaved", "blocks"),
+        default="interleaved",
+        help="interleaved: both servers up, pairs back to back (default); blocks: one server at a time, "
+        "ABBA, for models that fit only once",
+    )
     run.set_defaults(handler=_cmd_run)
 
     engines = commands.add_parser("engines", help="list engines, prepare one, or remove leftovers")
@@ -195,22 +253,46 @@ def build_parser() -> argparse.ArgumentParser:
     ci = commands.add_parser("ci", help="CI helpers")
     ci_commands = ci.add_subparsers(dest="ci_command", required=True, metavar="ACTION")
     report = ci_commands.add_parser("report", help="compare with a baseline, report, comment and gate")
-    report.add_argument("--results-dir", type=Path, action="append", default=[], metavar="DIR",
-                        help="directory with the new metrics.json (or another tool's result files: vllm bench serve, GuideLLM, AIPerf...); repeat it to report on a matrix's jobs in one "
-                        "comment (each job is named after its folder)")
-    report.add_argument("--jobs-dir", type=Path, metavar="DIR",
-                        help="instead of --results-dir: a folder with one result set per subfolder (one per matrix "
-                        "job, as download-artifact's `pattern:` writes them), all in one comment")
-    report.add_argument("--baseline-dir", type=Path, help="directory with the baseline metrics.json or tool files (optional); "
-                        "for several jobs, one subfolder per job, named like the job's folder")
-    report.add_argument("--baseline-artifact", metavar="NAME",
-                        help="download the baseline: the newest artifact NAME from the base branch (needs --repo); "
-                        "for several jobs, a pattern: each job's baseline is the artifact of its folder's name")
-    report.add_argument("--baseline-history", type=_positive_int, default=10, metavar="N",
-                        help="compare with up to N baseline jobs, newest first (downloaded with --baseline-artifact, "
-                        "or one per subfolder of --baseline-dir); 3 or more measure run-to-run drift (default 10)")
-    report.add_argument("--base-branch", help="with --baseline-artifact: the branch (default: $GITHUB_BASE_REF, "
-                        "else the repository's default branch)")
+    report.add_argument(
+        "--results-dir",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="directory with the new metrics.json (or another tool's result files: vllm bench serve, GuideLLM, AIPerf...); repeat it to report on a matrix's jobs in one "
+        "comment (each job is named after its folder)",
+    )
+    report.add_argument(
+        "--jobs-dir",
+        type=Path,
+        metavar="DIR",
+        help="instead of --results-dir: a folder with one result set per subfolder (one per matrix "
+        "job, as download-artifact's `pattern:` writes them), all in one comment",
+    )
+    report.add_argument(
+        "--baseline-dir",
+        type=Path,
+        help="directory with the baseline metrics.json or tool files (optional); "
+        "for several jobs, one subfolder per job, named like the job's folder",
+    )
+    report.add_argument(
+        "--baseline-artifact",
+        metavar="NAME",
+        help="download the baseline: the newest artifact NAME from the base branch (needs --repo); "
+        "for several jobs, a pattern: each job's baseline is the artifact of its folder's name",
+    )
+    report.add_argument(
+        "--baseline-history",
+        type=_positive_int,
+        default=10,
+        metavar="N",
+        help="compare with up to N baseline jobs, newest first (downloaded with --baseline-artifact, "
+        "or one per subfolder of --baseline-dir); 3 or more measure run-to-run drift (default 10)",
+    )
+    report.add_argument(
+        "--base-branch",
+        help="with --baseline-artifact: the branch (default: $GITHUB_BASE_REF, else the repository's default branch)",
+    )
     report.add_argument("--github-token", help="token to post the PR comment (default: $GITHUB_TOKEN)")
     report.add_argument("--repo", help="owner/repo")
     report.add_argument("--pr", type=_positive_int, help="pull request number")
@@ -220,26 +302,39 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a regression is found")
     report.add_argument("--comment-key", help="own one comment per key (matrix jobs)")
     report.add_argument("--summary", action="store_true", help="append the report to $GITHUB_STEP_SUMMARY")
-    report.add_argument("--allow-hardware-mismatch", action="store_true",
-                        help="gate even when the baseline ran on different hardware")
-    report.add_argument("--allow-mismatch", action="store_true",
-                        help="gate even when the baseline measured another model, engine or suite")
-    report.add_argument("--require-comment", action="store_true",
-                        help="fail when the comment cannot be posted (e.g. a fork's read-only token)")
+    report.add_argument(
+        "--allow-hardware-mismatch", action="store_true", help="gate even when the baseline ran on different hardware"
+    )
+    report.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="gate even when the baseline measured another model, engine or suite",
+    )
+    report.add_argument(
+        "--require-comment",
+        action="store_true",
+        help="fail when the comment cannot be posted (e.g. a fork's read-only token)",
+    )
     report.set_defaults(handler=_cmd_ci_report)
-    trend = ci_commands.add_parser("trend", help="find change points in the base branch's history of jobs",
-                                   description="Find where each gated metric's level changed over a history of "
-                                   "jobs (one result set per subfolder of --history-dir), and which commit it was.")
+    trend = ci_commands.add_parser(
+        "trend",
+        help="find change points in the base branch's history of jobs",
+        description="Find where each gated metric's level changed over a history of "
+        "jobs (one result set per subfolder of --history-dir), and which commit it was.",
+    )
     trend.add_argument("--history-dir", required=True, type=Path, help="folder with one result set per subfolder")
     trend.add_argument("--output", type=Path, help="write the Markdown here instead of printing it")
     trend.add_argument("--json", type=Path, help="write the change points as JSON here")
     trend.add_argument("--thresholds", type=Path, help="YAML of per-metric thresholds: which metrics are searched")
     trend.add_argument("--summary", action="store_true", help="append the Markdown to $GITHUB_STEP_SUMMARY")
     trend.set_defaults(handler=_cmd_ci_trend)
-    upload = ci_commands.add_parser("upload-artifact", help="upload files as an artifact of this workflow run",
-                                    description="Upload files with GitHub's artifacts v4 protocol. Needs "
-                                    "ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL, which the runner gives to "
-                                    "Docker and JavaScript actions.")
+    upload = ci_commands.add_parser(
+        "upload-artifact",
+        help="upload files as an artifact of this workflow run",
+        description="Upload files with GitHub's artifacts v4 protocol. Needs "
+        "ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL, which the runner gives to "
+        "Docker and JavaScript actions.",
+    )
     upload.add_argument("--name", required=True, help="artifact name, unique in the run")
     upload.add_argument("path", type=Path, help="a file or a directory")
     upload.add_argument("--retention-days", type=_positive_int)
@@ -253,8 +348,9 @@ def _net_policy(args: argparse.Namespace) -> NetPolicy:
 
     from kitt.net import NetPolicy
 
-    return NetPolicy.from_environ(os.environ, api_key_env=args.api_key_env, headers=args.header,
-                                  request_timeout=args.request_timeout)
+    return NetPolicy.from_environ(
+        os.environ, api_key_env=args.api_key_env, headers=args.header, request_timeout=args.request_timeout
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -294,8 +390,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         port=args.port,
         native=args.native,
         ready_timeout=args.ready_timeout,
-        baseline=BaselineArm.named(args.baseline_model, args.baseline_engine_image, args.baseline_engine_arg,
-                                   args.baseline_endpoint),
+        baseline=BaselineArm.named(
+            args.baseline_model, args.baseline_engine_image, args.baseline_engine_arg, args.baseline_endpoint
+        ),
         ab_schedule=args.ab_schedule,
         container_cli=args.container_cli,
         gpus=args.gpus,
@@ -303,13 +400,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     context = ActionsContext.from_environment()
     _mask_run_secrets(config.net, (args.endpoint, args.baseline_endpoint), context.in_actions)
-    config = replace(config, commit=context.sha, branch=context.ref_name,  # recorded in config.json
-                     engine_cache=args.engine_cache or context.engine_cache)
+    config = replace(
+        config,
+        commit=context.sha,
+        branch=context.ref_name,  # recorded in config.json
+        engine_cache=args.engine_cache or context.engine_cache,
+    )
     outcome = run_benchmark(config, Reporter(groups=context.in_actions))
     print(safe_line(f"Results written to {outcome.output}"))
     if config.baseline is not None:
-        print(safe_line(f"Compare: kitt ci report --results-dir {outcome.output / 'candidate'} "
-                        f"--baseline-dir {outcome.output / 'baseline'}"))
+        print(
+            safe_line(
+                f"Compare: kitt ci report --results-dir {outcome.output / 'candidate'} "
+                f"--baseline-dir {outcome.output / 'baseline'}"
+            )
+        )
     return 0
 
 
@@ -372,8 +477,10 @@ def _cmd_ci_report(args: argparse.Namespace) -> int:
     mask(token, context.in_actions)
     annotations = Annotations(enabled=context.in_actions)
     if bool(args.results_dir) == bool(args.jobs_dir):
-        raise UsageError("give --results-dir (once per job) or --jobs-dir, one of the two",
-                         hint="For example `--results-dir kitt-results`; see `kitt ci report --help`.")
+        raise UsageError(
+            "give --results-dir (once per job) or --jobs-dir, one of the two",
+            hint="For example `--results-dir kitt-results`; see `kitt ci report --help`.",
+        )
     first, *more = args.results_dir or [args.jobs_dir]
     baseline_dir = args.baseline_dir
     if args.baseline_artifact:
@@ -424,13 +531,20 @@ def _download_baseline(
     if args.jobs_dir and args.jobs_dir.is_dir():
         jobs = [p for p in args.jobs_dir.iterdir() if p.is_dir()]
     if jobs and not is_pattern(args.baseline_artifact):
-        raise UsageError("for several jobs, --baseline-artifact must be a pattern (e.g. 'kitt-results-*')",
-                         hint="Each job is compared with the base branch's artifact named like its folder.")
+        raise UsageError(
+            "for several jobs, --baseline-artifact must be a pattern (e.g. 'kitt-results-*')",
+            hint="Each job is compared with the base branch's artifact named like its folder.",
+        )
     found = fetch_baselines(
-        token=token, repo=args.repo, artifact=args.baseline_artifact, jobs=[p.name for p in jobs] if jobs else None,
-        base_branch=args.base_branch or context.base_ref, api_url=context.api_url, history=args.baseline_history,
+        token=token,
+        repo=args.repo,
+        artifact=args.baseline_artifact,
+        jobs=[p.name for p in jobs] if jobs else None,
+        base_branch=args.base_branch or context.base_ref,
+        api_url=context.api_url,
+        history=args.baseline_history,
         temp_dir=context.temp_dir,
-    )  # fmt: skip
+    )
     for notice in found.notices:
         getattr(annotations, notice.level)(notice.message)
     return found.path
@@ -457,14 +571,16 @@ def _cmd_ci_trend(args: argparse.Namespace) -> int:
         annotations = Annotations(enabled=context.in_actions)
         # As `ci report` does: a missing or unwritable step summary is a warning, never a traceback.
         if context.summary_path is None:
-            annotations.warning("--summary was given but there is no step summary file to append to "
-                                "(GITHUB_STEP_SUMMARY is unset).")
+            annotations.warning(
+                "--summary was given but there is no step summary file to append to (GITHUB_STEP_SUMMARY is unset)."
+            )
         else:
             try:
                 append_summary(markdown, context.summary_path)
             except OSError as exc:
-                annotations.warning(f"Could not append to the step summary {context.summary_path}: "
-                                    f"{exc.strerror or exc}")
+                annotations.warning(
+                    f"Could not append to the step summary {context.summary_path}: {exc.strerror or exc}"
+                )
     return 0
 
 

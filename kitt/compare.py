@@ -108,12 +108,21 @@ def compare_result_sets(
     (report mode reads it from the workflow run), which makes the results incomplete.
     """
     thresholds = thresholds or Thresholds()
-    history = sorted(baseline if isinstance(baseline, list) else [baseline] if baseline else [],
-                     key=lambda r: r.timestamp, reverse=True)  # fmt: skip
+    history = sorted(
+        baseline if isinstance(baseline, list) else [baseline] if baseline else [],
+        key=lambda r: r.timestamp,
+        reverse=True,
+    )
     history, excluded = _same_identity_history(history, current)
     newest = history[0] if history else None
-    comparison = Comparison(current, newest, history, allow_hardware_mismatch=allow_hardware_mismatch,
-                            allow_mismatch=allow_mismatch, alpha=alpha)  # fmt: skip
+    comparison = Comparison(
+        current,
+        newest,
+        history,
+        allow_hardware_mismatch=allow_hardware_mismatch,
+        allow_mismatch=allow_mismatch,
+        alpha=alpha,
+    )
     comparison.history_excluded = excluded
     current_groups = group_tests(current)
     if newest is None:
@@ -165,12 +174,19 @@ def compare_result_sets(
             elif plan.verdict is Verdict.INCOMPLETE:
                 missing_metrics.setdefault(metric.test, []).append(metric.metric)
             plans.append(plan)
-        planned.append((TestComparison(key, cur_group.name, len(base_group.repeats), len(cur_group.repeats), []), plans))
+        planned.append(
+            (TestComparison(key, cur_group.name, len(base_group.repeats), len(cur_group.repeats), []), plans)
+        )
     judgement = gate.judge(candidates, alpha)
     comparison.prior = judgement.prior
     comparison.tests = [replace(test, rows=[_row(plan, judgement) for plan in plans]) for test, plans in planned]
-    comparison.incomplete = _incompleteness(current, current_groups, baseline_groups if same_thing else None,
-                                            upstream_failure, missing_metrics if same_thing else {})  # fmt: skip
+    comparison.incomplete = _incompleteness(
+        current,
+        current_groups,
+        baseline_groups if same_thing else None,
+        upstream_failure,
+        missing_metrics if same_thing else {},
+    )
     comparison.charts = _charts(current_groups, baseline_groups)
     comparison.curves = _same_limit(capacity_curves(newest, "baseline") + capacity_curves(current, "current"))
     if comparison.design == "history":
@@ -178,8 +194,9 @@ def compare_result_sets(
     return comparison
 
 
-def _history_series(job_groups: list[dict[MatchKey, RepeatGroup]],
-                    current_groups: dict[MatchKey, RepeatGroup]) -> list[HistorySeries]:
+def _history_series(
+    job_groups: list[dict[MatchKey, RepeatGroup]], current_groups: dict[MatchKey, RepeatGroup]
+) -> list[HistorySeries]:
     """The key metrics of every test across the baseline jobs, oldest first, and this run."""
     series = []
     for key, group in current_groups.items():
@@ -197,7 +214,10 @@ def _ab_positions(baseline: ResultSet, current: ResultSet) -> dict[str, list[int
     base_ab, cur_ab = baseline.config.get("ab"), current.config.get("ab")
     if not (isinstance(base_ab, dict) and isinstance(cur_ab, dict)):
         return None
-    if base_ab.get("run_id") != cur_ab.get("run_id") or (base_ab.get("arm"), cur_ab.get("arm")) != ("baseline", "candidate"):
+    if base_ab.get("run_id") != cur_ab.get("run_id") or (base_ab.get("arm"), cur_ab.get("arm")) != (
+        "baseline",
+        "candidate",
+    ):
         return None
     positions = cur_ab.get("positions")
     if not isinstance(positions, dict):
@@ -205,7 +225,9 @@ def _ab_positions(baseline: ResultSet, current: ResultSet) -> dict[str, list[int
     return {str(k): [p for p in v if p in (0, 1)] for k, v in positions.items() if isinstance(v, list)}
 
 
-def _balanced_pairs(base: RepeatGroup, cur: RepeatGroup, positions: list[int]) -> tuple[list[tuple[Result, Result]], int]:
+def _balanced_pairs(
+    base: RepeatGroup, cur: RepeatGroup, positions: list[int]
+) -> tuple[list[tuple[Result, Result]], int]:
     """The pairs whose two repeats both passed, with the order kept balanced: when a failure leaves
     more baseline-first pairs than candidate-first ones (or the reverse) by more than the design's
     one, the majority's last pairs are dropped. Returns the kept pairs and how many were dropped."""
@@ -229,11 +251,16 @@ def _balanced_pairs(base: RepeatGroup, cur: RepeatGroup, positions: list[int]) -
 
 def _pair_values(pairs: list[tuple[Result, Result]], metric: str) -> list[tuple[float, float]]:
     values = [(b.metrics.get(metric), c.metrics.get(metric)) for b, c in pairs]
-    return [(float(b), float(c)) for b, c in values
-            if b is not None and c is not None and math.isfinite(b) and math.isfinite(c)]  # fmt: skip
+    return [
+        (float(b), float(c))
+        for b, c in values
+        if b is not None and c is not None and math.isfinite(b) and math.isfinite(c)
+    ]
 
 
-def _same_identity_history(history: list[ResultSet], current: ResultSet) -> tuple[list[ResultSet], list[tuple[str, str]]]:
+def _same_identity_history(
+    history: list[ResultSet], current: ResultSet
+) -> tuple[list[ResultSet], list[tuple[str, str]]]:
     """The baseline jobs to pool: the newest always (its identity is checked and reported as a
     mismatch), older ones only when they measured what the current run measured. Each job left
     out is returned as (its timestamp, what differs), for the report to say so."""
@@ -249,13 +276,20 @@ def _same_identity_history(history: list[ResultSet], current: ResultSet) -> tupl
 
 
 def _identity(baseline: ResultSet, current: ResultSet, *, arms: bool = False) -> Identity:
-    differs = () if arms else tuple(
-        (name, str(b), str(c))
-        for name, b, c in (("model", baseline.model, current.model), ("engine", baseline.engine, current.engine),
-                           ("suite", baseline.suite_name, current.suite_name),
-                           ("workload", _workload_fingerprint(baseline), _workload_fingerprint(current)))
-        if b != c and "unknown" not in (b, c)
-    )  # fmt: skip
+    differs = (
+        ()
+        if arms
+        else tuple(
+            (name, str(b), str(c))
+            for name, b, c in (
+                ("model", baseline.model, current.model),
+                ("engine", baseline.engine, current.engine),
+                ("suite", baseline.suite_name, current.suite_name),
+                ("workload", _workload_fingerprint(baseline), _workload_fingerprint(current)),
+            )
+            if b != c and "unknown" not in (b, c)
+        )
+    )
     digests = (baseline.config.get("engine_image_digest"), current.config.get("engine_image_digest"))
     changed = tuple(str(d) for d in digests) if all(digests) and digests[0] != digests[1] else None
     return Identity(differs, changed)  # type: ignore[arg-type]
@@ -286,9 +320,7 @@ def _incompleteness(
         for g in current_groups.values()
         if not all(r.passed for r in g.repeats)
     )
-    missing_tests = tuple(
-        g.name for key, g in (baseline_groups or {}).items() if key not in current_groups
-    )
+    missing_tests = tuple(g.name for key, g in (baseline_groups or {}).items() if key not in current_groups)
     expected = _expected_repeats(current)
     short = []
     for key, group in current_groups.items():
@@ -310,11 +342,18 @@ def _current_only(group: RepeatGroup, thresholds: Thresholds) -> TestComparison:
     for metric in group.metric_names():
         values = group.samples(metric)
         if values:  # null in every repeat (no GPU, say): nothing to show
-            rows.append(MetricRow(
-                test=group.name, key=group.key, metric=metric, direction=metric_direction(metric),
-                threshold_pct=thresholds.for_metric(metric), baseline_spread=None, current_spread=Spread.of(values),
-                verdict=Verdict.ONLY_CURRENT,
-            ))  # fmt: skip
+            rows.append(
+                MetricRow(
+                    test=group.name,
+                    key=group.key,
+                    metric=metric,
+                    direction=metric_direction(metric),
+                    threshold_pct=thresholds.for_metric(metric),
+                    baseline_spread=None,
+                    current_spread=Spread.of(values),
+                    verdict=Verdict.ONLY_CURRENT,
+                )
+            )
     return TestComparison(group.key, group.name, 0, len(group.repeats), rows)
 
 
@@ -335,8 +374,16 @@ def _charts(current: dict[MatchKey, RepeatGroup], baseline: dict[MatchKey, Repea
             if any(v is None for line in lines for v in line):
                 continue
             numbers: list[list[float]] = [[float(v) for v in line if v is not None] for line in lines]
-            charts.append(ChartSeries(base, kind, metric, [k.level for k in keys], numbers[0],
-                                      numbers[1] if baseline is not None else None))  # fmt: skip
+            charts.append(
+                ChartSeries(
+                    base,
+                    kind,
+                    metric,
+                    [k.level for k in keys],
+                    numbers[0],
+                    numbers[1] if baseline is not None else None,
+                )
+            )
     return charts
 
 
@@ -353,8 +400,12 @@ def capacity_curves(result_set: ResultSet, side: str) -> list[CapacityCurve]:
     entries = result_set.raw.get("capacity_curves")
     chosen: dict[str, dict[str, Any]] = {}
     for entry in entries if isinstance(entries, list) else []:
-        if not (isinstance(entry, dict) and isinstance(entry.get("test_name"), str)
-                and isinstance(entry.get("run_number"), int) and isinstance(entry.get("probes"), list)):
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("test_name"), str)
+            and isinstance(entry.get("run_number"), int)
+            and isinstance(entry.get("probes"), list)
+        ):
             continue
         test, run = entry["test_name"], entry["run_number"]
         kept = chosen.get(test)
@@ -410,9 +461,17 @@ def _curve(result_set: ResultSet, side: str, test: str, entry: dict[str, Any]) -
         # Judged as the search judges a re-measured load: on the mean of its SLO ratios (none: missed).
         ratios = [_number(p.get("slo_ratio")) for p in probes]
         ratio = math.inf if any(r is None for r in ratios) else sum(r for r in ratios if r is not None) / len(ratios)
-        points.append(CurvePoint(load, len(probes), ratio <= 1.0,
-                                 *(_mean([_number(p.get(k)) for p in probes])
-                                   for k in ("request_throughput", "p99_ttft_ms", "p99_tpot_ms", "p99_e2el_ms"))))
+        points.append(
+            CurvePoint(
+                load,
+                len(probes),
+                ratio <= 1.0,
+                *(
+                    _mean([_number(p.get(k)) for p in probes])
+                    for k in ("request_throughput", "p99_ttft_ms", "p99_tpot_ms", "p99_e2el_ms")
+                ),
+            )
+        )
     held = max((p.load for p in points if p.meets_slo), default=None)
     failed = min((p.load for p in points if not p.meets_slo and (held is None or p.load > held)), default=None)
     run = entry["run_number"]
@@ -424,8 +483,9 @@ def _curve(result_set: ResultSet, side: str, test: str, entry: dict[str, Any]) -
     slo = entry.get("slo")
     goals = tuple((str(k), float(v)) for k, v in slo.items() if _number(v) is not None) if isinstance(slo, dict) else ()
     over = "concurrency" if entry.get("over") == "concurrency" else "request_rate"
-    return CapacityCurve(test, side, run, over, goals, tuple(points), len(entry["probes"]), len(repeats),
-                         held, failed, bound)
+    return CapacityCurve(
+        test, side, run, over, goals, tuple(points), len(entry["probes"]), len(repeats), held, failed, bound
+    )
 
 
 @dataclass(frozen=True)
@@ -463,8 +523,16 @@ class _Plan:
 def _samples(jobs: list[RepeatGroup], cur: RepeatGroup, metric: str, thresholds: Thresholds) -> _Samples:
     """``metric``'s samples in every baseline job (newest first) and in the current run."""
     per_job = [samples for job in jobs if (samples := job.samples(metric))]
-    return _Samples(cur.name, cur.key, metric, metric_direction(metric), thresholds.for_metric(metric),
-                    jobs[0].samples(metric), cur.samples(metric), per_job)  # fmt: skip
+    return _Samples(
+        cur.name,
+        cur.key,
+        metric,
+        metric_direction(metric),
+        thresholds.for_metric(metric),
+        jobs[0].samples(metric),
+        cur.samples(metric),
+        per_job,
+    )
 
 
 def _plan(m: _Samples) -> _Plan:
@@ -498,14 +566,23 @@ def _row(plan: _Plan, judgement: gate.Judgement) -> MetricRow:
     pooled = [v for samples in m.jobs for v in samples]
     decision = judgement.decisions[plan.index] if plan.candidate is not None else None
     return MetricRow(
-        test=m.test, key=m.key, metric=m.metric, direction=m.direction, threshold_pct=m.threshold_pct,
-        baseline_spread=Spread.of(pooled) if pooled else None, current_spread=Spread.of(m.cur) if m.cur else None,
-        change_pct=plan.change_pct, method=plan.method, baseline_jobs=len(m.jobs),
-        verdict=decision.verdict if decision else plan.verdict, reason=decision.reason if decision else plan.reason,
+        test=m.test,
+        key=m.key,
+        metric=m.metric,
+        direction=m.direction,
+        threshold_pct=m.threshold_pct,
+        baseline_spread=Spread.of(pooled) if pooled else None,
+        current_spread=Spread.of(m.cur) if m.cur else None,
+        change_pct=plan.change_pct,
+        method=plan.method,
+        baseline_jobs=len(m.jobs),
+        verdict=decision.verdict if decision else plan.verdict,
+        reason=decision.reason if decision else plan.reason,
         p_value=decision.p_value if decision else None,
-        ci_low_pct=decision.ci_low_pct if decision else None, ci_high_pct=decision.ci_high_pct if decision else None,
+        ci_low_pct=decision.ci_low_pct if decision else None,
+        ci_high_pct=decision.ci_high_pct if decision else None,
         repeats_to_settle=decision.repeats_to_settle if decision else None,
-    )  # fmt: skip
+    )
 
 
 def _change_pct(b: list[float], c: list[float]) -> float:

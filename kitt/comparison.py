@@ -222,8 +222,14 @@ class Incomplete:
     missing_metrics: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (test, gated metrics it lacks)
 
     def __bool__(self) -> bool:
-        return bool(self.run_failed or self.upstream or self.failed_tests or self.missing_tests
-                    or self.missing_repeats or self.missing_metrics)  # fmt: skip
+        return bool(
+            self.run_failed
+            or self.upstream
+            or self.failed_tests
+            or self.missing_tests
+            or self.missing_repeats
+            or self.missing_metrics
+        )
 
 
 @dataclass(frozen=True)
@@ -283,7 +289,7 @@ class Comparison:
 
     @property
     def unknown_fingerprint(self) -> str | None:
-        """"baseline" or "current" when that side has no hardware fingerprint (so no check)."""
+        """ "baseline" or "current" when that side has no hardware fingerprint (so no check)."""
         if self.baseline is None:
             return None
         for side, result_set in (("baseline", self.baseline), ("current", self.current)):

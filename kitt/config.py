@@ -55,18 +55,57 @@ from kitt.workload.sessions import Think, TurnsSpec
 BUILTIN_SUITES = ("quick", "standard", "performance", "chat", "capacity")
 APIS = ("completions", "chat")
 
-_SUITE_KEYS = {"name", "description", "api", "warmup", "repeats", "seed", "max_error_rate", "slo", "tests",
-               "min_repeats", "max_repeats"}
-_TEST_KEYS = {"name", "concurrency", "request_rate", "num_requests", "input_len", "output_len", "mix", "dataset",
-              "arrival", "burstiness", "ramp_up_s", "duration_s", "capacity", "prefix", "trace", "turns"}
+_SUITE_KEYS = {
+    "name",
+    "description",
+    "api",
+    "warmup",
+    "repeats",
+    "seed",
+    "max_error_rate",
+    "slo",
+    "tests",
+    "min_repeats",
+    "max_repeats",
+}
+_TEST_KEYS = {
+    "name",
+    "concurrency",
+    "request_rate",
+    "num_requests",
+    "input_len",
+    "output_len",
+    "mix",
+    "dataset",
+    "arrival",
+    "burstiness",
+    "ramp_up_s",
+    "duration_s",
+    "capacity",
+    "prefix",
+    "trace",
+    "turns",
+}
 _NORMAL_KEYS = {"mean", "stdev", "min", "max"}
 _MIX_KEYS = {"weight", "input_len", "output_len"}
 _DATASET_KEYS = {"path", "format", "sample"}
 _PREFIX_KEYS = {"groups", "len", "skew"}
 _TRACE_KEYS = {"path", "format", "speedup", "block_size"}
 # What a trace test takes from its trace, so may not set: its load, lengths and prompts.
-_NOT_WITH_TRACE = ("concurrency", "request_rate", "capacity", "dataset", "prefix", "mix", "input_len", "output_len",
-                   "arrival", "burstiness", "ramp_up_s", "turns")
+_NOT_WITH_TRACE = (
+    "concurrency",
+    "request_rate",
+    "capacity",
+    "dataset",
+    "prefix",
+    "mix",
+    "input_len",
+    "output_len",
+    "arrival",
+    "burstiness",
+    "ramp_up_s",
+    "turns",
+)
 _TURNS_KEYS = {"count", "think_ms"}
 _SLO_KEYS = {"ttft_ms", "tpot_ms", "e2el_ms"}
 _CAPACITY_KEYS = {"over", "min", "max", "slo", "precision_pct", "max_probes"}
@@ -192,8 +231,9 @@ class BaselineArm:
     endpoint: str | None = None
 
     @classmethod
-    def named(cls, model: str | None, image: str | None, args: list[str] | tuple[str, ...] | None,
-              endpoint: str | None) -> BaselineArm | None:
+    def named(
+        cls, model: str | None, image: str | None, args: list[str] | tuple[str, ...] | None, endpoint: str | None
+    ) -> BaselineArm | None:
         """The arm the options name, or None when they name none (a plain run)."""
         if model is None and image is None and args is None and endpoint is None:
             return None
@@ -275,19 +315,21 @@ def parse_suite(data: Any, source: str) -> Suite:
     if not 0.0 <= max_error_rate <= 1.0:
         v.fail("suite.max_error_rate", "must be between 0 and 1")
     repeats, auto_repeats = _parse_repeats(v, data)
-    return check_suite_limits(Suite(
-        name=v.string(data.get("name", Path(source).stem), "suite.name"),
-        description=str(data.get("description", "")),
-        api=api,
-        warmup=v.integer(data.get("warmup", 0), "suite.warmup", minimum=0),
-        repeats=repeats,
-        seed=v.integer(data.get("seed", 0), "suite.seed", minimum=0),
-        max_error_rate=max_error_rate,
-        slo=slo,
-        tests=tests,
-        source=source,
-        auto_repeats=auto_repeats,
-    ))
+    return check_suite_limits(
+        Suite(
+            name=v.string(data.get("name", Path(source).stem), "suite.name"),
+            description=str(data.get("description", "")),
+            api=api,
+            warmup=v.integer(data.get("warmup", 0), "suite.warmup", minimum=0),
+            repeats=repeats,
+            seed=v.integer(data.get("seed", 0), "suite.seed", minimum=0),
+            max_error_rate=max_error_rate,
+            slo=slo,
+            tests=tests,
+            source=source,
+            auto_repeats=auto_repeats,
+        )
+    )
 
 
 def _parse_repeats(v: "_Validator", data: dict[str, Any]) -> tuple[int, tuple[int, int] | None]:
@@ -333,8 +375,10 @@ def _parse_test(v: "_Validator", raw: Any, index: int, suite_slo: dict[str, floa
     if "trace" in raw:
         clash = next((key for key in _NOT_WITH_TRACE if key in raw), None)
         if clash is not None:
-            v.fail(f"{where}.{clash}", "does not combine with 'trace': a trace gives the load (its timestamps), "
-                   "the lengths and the prompts")
+            v.fail(
+                f"{where}.{clash}",
+                "does not combine with 'trace': a trace gives the load (its timestamps), the lengths and the prompts",
+            )
         trace = _parse_trace(v, raw["trace"], f"{where}.trace")
         levels: tuple[Level, ...] = (Level("trace", trace.speedup),)
     elif "capacity" in raw:
@@ -350,9 +394,7 @@ def _parse_test(v: "_Validator", raw: Any, index: int, suite_slo: dict[str, floa
         )
     else:
         values = _as_list(raw["request_rate"])
-        levels = tuple(
-            Level("rate", v.positive_number(r, f"{where}.request_rate[{i}]")) for i, r in enumerate(values)
-        )
+        levels = tuple(Level("rate", v.positive_number(r, f"{where}.request_rate[{i}]")) for i, r in enumerate(values))
     if not levels:
         v.fail(where, "needs at least one load level")
     name = v.string(raw.get("name"), f"{where}.name")
@@ -394,8 +436,9 @@ def _parse_test(v: "_Validator", raw: Any, index: int, suite_slo: dict[str, floa
     )
 
 
-def parse_capacity(v: "_Validator", raw: Any, where: str, suite_slo: dict[str, float],
-                   num_requests: int) -> CapacitySpec:
+def parse_capacity(
+    v: "_Validator", raw: Any, where: str, suite_slo: dict[str, float], num_requests: int
+) -> CapacitySpec:
     """``capacity: {over, min, max, slo, precision_pct, max_probes}``; the suite's ``slo`` (ttft_ms,
     tpot_ms, e2el_ms) and ``max_error_rate`` are the defaults of p99_ttft_ms, p99_tpot_ms, p99_e2el_ms."""
     if not isinstance(raw, dict):
@@ -409,8 +452,11 @@ def parse_capacity(v: "_Validator", raw: Any, where: str, suite_slo: dict[str, f
         low = float(v.integer(raw["min"], f"{where}.min", minimum=1))
         high = float(v.integer(raw["max"], f"{where}.max", minimum=1))
         if high > num_requests:
-            v.fail(f"{where}.max", f"concurrency {high:g} is above num_requests {num_requests}: "
-                   "a level never has more streams than requests; raise num_requests")
+            v.fail(
+                f"{where}.max",
+                f"concurrency {high:g} is above num_requests {num_requests}: "
+                "a level never has more streams than requests; raise num_requests",
+            )
     else:
         low = v.positive_number(raw["min"], f"{where}.min")
         high = v.positive_number(raw["max"], f"{where}.max")
@@ -432,21 +478,38 @@ def parse_capacity(v: "_Validator", raw: Any, where: str, suite_slo: dict[str, f
         else:
             slo[key] = v.positive_number(value, f"{where}.slo.{key}")
     if not any(k in slo for k in CAPACITY_SLO_KEYS if k != "max_error_rate"):
-        v.fail(f"{where}.slo", "a capacity search needs a latency goal: give p99_ttft_ms, p99_tpot_ms or p99_e2el_ms "
-               "(here or in the suite's slo)")
+        v.fail(
+            f"{where}.slo",
+            "a capacity search needs a latency goal: give p99_ttft_ms, p99_tpot_ms or p99_e2el_ms "
+            "(here or in the suite's slo)",
+        )
     precision = v.number(raw.get("precision_pct", 10.0), f"{where}.precision_pct")
     if not 0.0 < precision < 100.0:
         v.fail(f"{where}.precision_pct", f"must be above 0 and below 100, got {raw.get('precision_pct')!r}")
     max_probes = v.integer(raw.get("max_probes", 12), f"{where}.max_probes", minimum=2)
     if max_probes > MAX_PROBES:
-        v.fail(f"{where}.max_probes", f"must be at most {MAX_PROBES} (each probe measures a whole level), got {max_probes}")
-    return CapacitySpec(over=over, min=low, max=high, slo={k: slo[k] for k in CAPACITY_SLO_KEYS if k in slo},
-                        precision_pct=precision, max_probes=max_probes)
+        v.fail(
+            f"{where}.max_probes", f"must be at most {MAX_PROBES} (each probe measures a whole level), got {max_probes}"
+        )
+    return CapacitySpec(
+        over=over,
+        min=low,
+        max=high,
+        slo={k: slo[k] for k in CAPACITY_SLO_KEYS if k in slo},
+        precision_pct=precision,
+        max_probes=max_probes,
+    )
 
 
 def capacity_to_dict(spec: CapacitySpec) -> dict[str, Any]:
-    return {"over": spec.over, "min": spec.min, "max": spec.max, "slo": dict(spec.slo),
-            "precision_pct": spec.precision_pct, "max_probes": spec.max_probes}
+    return {
+        "over": spec.over,
+        "min": spec.min,
+        "max": spec.max,
+        "slo": dict(spec.slo),
+        "precision_pct": spec.precision_pct,
+        "max_probes": spec.max_probes,
+    }
 
 
 def _parse_length(v: "_Validator", raw: Any, where: str) -> Length:
@@ -465,8 +528,11 @@ def _parse_length(v: "_Validator", raw: Any, where: str) -> Length:
     v.no_unknown(raw, _NORMAL_KEYS, where)
     missing = sorted(_NORMAL_KEYS - set(raw))
     if missing:
-        v.fail(where, f"a distribution needs mean, stdev, min and max (missing: {', '.join(missing)}), "
-                      "or is {uniform: [lo, hi]}")
+        v.fail(
+            where,
+            f"a distribution needs mean, stdev, min and max (missing: {', '.join(missing)}), "
+            "or is {uniform: [lo, hi]}",
+        )
     minimum = v.integer(raw["min"], f"{where}.min", minimum=1)
     maximum = v.integer(raw["max"], f"{where}.max", minimum=1)
     if minimum > maximum:
@@ -494,8 +560,13 @@ def _parse_mix(v: "_Validator", raw: Any, where: str) -> tuple[MixEntry, ...]:
         weight = v.number(item["weight"], f"{path}.weight")
         if not (math.isfinite(weight) and 0 <= weight <= MAX_WEIGHT):
             v.fail(f"{path}.weight", f"must be a number from 0 to {MAX_WEIGHT:g}, got {item['weight']!r}")
-        entries.append(MixEntry(weight, _parse_length(v, item["input_len"], f"{path}.input_len"),
-                                _parse_length(v, item["output_len"], f"{path}.output_len")))
+        entries.append(
+            MixEntry(
+                weight,
+                _parse_length(v, item["input_len"], f"{path}.input_len"),
+                _parse_length(v, item["output_len"], f"{path}.output_len"),
+            )
+        )
     if not any(entry.weight > 0 for entry in entries):
         v.fail(where, "needs at least one entry with a weight above 0")
     return tuple(entries)
@@ -563,7 +634,10 @@ def _parse_turns(v: "_Validator", raw: Any, where: str) -> TurnsSpec:
     else:
         think = v.number(raw_think, f"{where}.think_ms")
         if not (math.isfinite(think) and 0 <= think <= MAX_THINK_MS):
-            v.fail(f"{where}.think_ms", f"must be a number of milliseconds from 0 to {MAX_THINK_MS:,.0f}, got {raw_think!r}")
+            v.fail(
+                f"{where}.think_ms",
+                f"must be a number of milliseconds from 0 to {MAX_THINK_MS:,.0f}, got {raw_think!r}",
+            )
     if not isinstance(think, float) and lengths.upper(think) > MAX_THINK_MS:
         v.fail(f"{where}.think_ms", f"must be at most {MAX_THINK_MS:,.0f} ms")
     return TurnsSpec(count, think)
@@ -582,13 +656,18 @@ def _parse_arrival(v: "_Validator", raw: dict[str, Any], where: str, *, open_loo
             v.fail(f"{where}.burstiness", "applies to arrival: gamma only")
         burstiness = v.positive_number(raw["burstiness"], f"{where}.burstiness")
         if not MIN_BURSTINESS <= burstiness <= MAX_BURSTINESS:
-            v.fail(f"{where}.burstiness", f"must be from {MIN_BURSTINESS:g} (burstiest) to {MAX_BURSTINESS:g} "
-                   f"(all but constant; 1 is Poisson), got {burstiness:g}")
+            v.fail(
+                f"{where}.burstiness",
+                f"must be from {MIN_BURSTINESS:g} (burstiest) to {MAX_BURSTINESS:g} "
+                f"(all but constant; 1 is Poisson), got {burstiness:g}",
+            )
     ramp = 0.0
     if "ramp_up_s" in raw:
         ramp = v.number(raw["ramp_up_s"], f"{where}.ramp_up_s")
         if not (math.isfinite(ramp) and 0 <= ramp <= MAX_DURATION_S):
-            v.fail(f"{where}.ramp_up_s", f"must be between 0 and {MAX_DURATION_S:,.0f} seconds, got {raw['ramp_up_s']!r}")
+            v.fail(
+                f"{where}.ramp_up_s", f"must be between 0 and {MAX_DURATION_S:,.0f} seconds, got {raw['ramp_up_s']!r}"
+            )
     return Arrival(kind, burstiness, ramp)
 
 
@@ -596,10 +675,11 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
     """Command-line overrides apply to every test of the suite; then every dataset is read and
     checked (both shells call this before any engine starts)."""
     if (o.concurrency is not None or o.request_rate is not None) and all(t.capacity or t.trace for t in suite.tests):
-        raise UsageError(f"{'--concurrency' if o.concurrency is not None else '--request-rate'} does not apply to "
-                         f"{suite.source}: its tests are capacity searches or trace replays, which pick their own load",
-                         hint="Drop the flag, or change the search's capacity min and max (a trace's speedup) in a "
-                         "suite file.")
+        raise UsageError(
+            f"{'--concurrency' if o.concurrency is not None else '--request-rate'} does not apply to "
+            f"{suite.source}: its tests are capacity searches or trace replays, which pick their own load",
+            hint="Drop the flag, or change the search's capacity min and max (a trace's speedup) in a suite file.",
+        )
     tests = []
     for test in suite.tests:
         levels = test.levels
@@ -611,8 +691,11 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
             levels = tuple(Level("concurrency", c) for c in o.concurrency)
         changes: dict[str, Any] = {}
         if o.input_len or o.output_len:  # a fixed length on the command line replaces a mixture's
-            changes.update(mix=(), input_len=o.input_len or _mix_free(test, "input_len"),
-                           output_len=o.output_len or _mix_free(test, "output_len"))
+            changes.update(
+                mix=(),
+                input_len=o.input_len or _mix_free(test, "input_len"),
+                output_len=o.output_len or _mix_free(test, "output_len"),
+            )
         if o.duration_s is not None:
             changes.update(duration_s=o.duration_s)
             if o.num_requests is None and test.duration_s is None and test.trace is None:  # a trace's is its length
@@ -620,8 +703,13 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
         if test.trace is not None:
             pass  # a trace's prompts are its own: --dataset leaves it alone
         elif o.dataset is not None:
-            changes.update(dataset=DatasetSpec(path=o.dataset, format=o.dataset_format or "openai-chat",
-                                               sample=test.dataset.sample if test.dataset else SAMPLES[0]))
+            changes.update(
+                dataset=DatasetSpec(
+                    path=o.dataset,
+                    format=o.dataset_format or "openai-chat",
+                    sample=test.dataset.sample if test.dataset else SAMPLES[0],
+                )
+            )
         elif o.dataset_format is not None:
             if test.dataset is None:
                 raise UsageError("--dataset-format needs a dataset", hint="Name the file with --dataset PATH.")
@@ -638,17 +726,21 @@ def apply_overrides(suite: Suite, o: Overrides) -> Suite:
     searched = [t.name for t in tests if t.capacity is not None]
     if auto_repeats is not None and searched:
         # repeats auto decides per level on A/B pairs of fixed levels; a search's levels differ per repeat.
-        raise UsageError(f"repeats auto does not apply to capacity tests ({', '.join(searched)})",
-                         hint="Give a fixed count: --repeats N, or `repeats: N` in the suite.")
-    return check_suite_limits(replace(
-        suite,
-        tests=tuple(tests),
-        repeats=repeats,
-        auto_repeats=auto_repeats,
-        warmup=o.warmup if o.warmup is not None else suite.warmup,
-        seed=o.seed if o.seed is not None else suite.seed,
-        api=o.api or suite.api,
-    ))
+        raise UsageError(
+            f"repeats auto does not apply to capacity tests ({', '.join(searched)})",
+            hint="Give a fixed count: --repeats N, or `repeats: N` in the suite.",
+        )
+    return check_suite_limits(
+        replace(
+            suite,
+            tests=tuple(tests),
+            repeats=repeats,
+            auto_repeats=auto_repeats,
+            warmup=o.warmup if o.warmup is not None else suite.warmup,
+            seed=o.seed if o.seed is not None else suite.seed,
+            api=o.api or suite.api,
+        )
+    )
 
 
 def _mix_free(test: TestSpec, field_name: str) -> Length:
@@ -682,21 +774,31 @@ def check_suite_limits(suite: Suite) -> Suite:
             if value > MAX_TOKENS:
                 fail(f"{where}: {name} {value} is above the limit of {MAX_TOKENS:,} tokens")
         if test.prefix is not None and test.prefix.groups * test.prefix.length > MAX_PROMPT_TOKENS:
-            fail(f"{where}: prefix groups x len is {test.prefix.groups * test.prefix.length:,} tokens, "
-                 f"above the limit of {MAX_PROMPT_TOKENS:,}")
+            fail(
+                f"{where}: prefix groups x len is {test.prefix.groups * test.prefix.length:,} tokens, "
+                f"above the limit of {MAX_PROMPT_TOKENS:,}"
+            )
         if test.num_requests > MAX_REQUESTS:
             fail(f"{where}: num_requests {test.num_requests} is above the limit of {MAX_REQUESTS:,}")
         if test.turns is not None and test.num_requests * lengths.upper(test.turns.count) > MAX_REQUESTS:
-            fail(f"{where}: num_requests x turns is {test.num_requests * lengths.upper(test.turns.count):,} "
-                 f"requests, above the limit of {MAX_REQUESTS:,} per level")
+            fail(
+                f"{where}: num_requests x turns is {test.num_requests * lengths.upper(test.turns.count):,} "
+                f"requests, above the limit of {MAX_REQUESTS:,} per level"
+            )
         if test.num_requests * longest_input > MAX_PROMPT_TOKENS:
-            fail(f"{where}: num_requests x input_len is {test.num_requests * longest_input:,} prompt tokens, "
-                 f"above the limit of {MAX_PROMPT_TOKENS:,} per level")
+            fail(
+                f"{where}: num_requests x input_len is {test.num_requests * longest_input:,} prompt tokens, "
+                f"above the limit of {MAX_PROMPT_TOKENS:,} per level"
+            )
         spec = test.capacity
         if spec is not None and spec.over == "concurrency" and spec.max > test.num_requests:
-            fail(f"{where}: capacity max {spec.max:g} streams is above num_requests {test.num_requests}: "
-                 "a level never has more streams than requests; raise num_requests")
-        if test.duration_s is not None and not (math.isfinite(test.duration_s) and 0 < test.duration_s <= MAX_DURATION_S):
+            fail(
+                f"{where}: capacity max {spec.max:g} streams is above num_requests {test.num_requests}: "
+                "a level never has more streams than requests; raise num_requests"
+            )
+        if test.duration_s is not None and not (
+            math.isfinite(test.duration_s) and 0 < test.duration_s <= MAX_DURATION_S
+        ):
             fail(f"{where}: duration_s {test.duration_s:g} must be above 0 and at most {MAX_DURATION_S:,.0f} seconds")
         for level in test.levels:
             if level.kind == "rate" and not (math.isfinite(level.value) and MIN_RATE <= level.value <= MAX_RATE):
@@ -711,13 +813,18 @@ def _check_trace_limits(test: TestSpec, fail: Any) -> None:
     if test.duration_s is not None and not (math.isfinite(test.duration_s) and 0 < test.duration_s <= MAX_DURATION_S):
         fail(f"{where}: duration_s {test.duration_s:g} must be above 0 and at most {MAX_DURATION_S:,.0f} seconds")
     records = (test.trace.records or ())[: test.num_requests]
-    for name, values in (("input_length", [r.input_len for r in records]), ("output_length", [r.output_len for r in records])):
+    for name, values in (
+        ("input_length", [r.input_len for r in records]),
+        ("output_length", [r.output_len for r in records]),
+    ):
         if values and max(values) > MAX_TOKENS:
             fail(f"{where}: the trace's longest {name} {max(values)} is above the limit of {MAX_TOKENS:,} tokens")
     total = sum(r.input_len for r in records)
     if total > MAX_PROMPT_TOKENS:
-        fail(f"{where}: the trace's first {len(records):,} requests hold {total:,} prompt tokens, above the limit of "
-             f"{MAX_PROMPT_TOKENS:,} per level; lower num_requests")
+        fail(
+            f"{where}: the trace's first {len(records):,} requests hold {total:,} prompt tokens, above the limit of "
+            f"{MAX_PROMPT_TOKENS:,} per level; lower num_requests"
+        )
 
 
 def _cap_concurrency(test: TestSpec) -> TestSpec:
@@ -739,17 +846,22 @@ def check_run_config(config: RunConfig) -> None:
     if config.ready_timeout is not None and not (math.isfinite(config.ready_timeout) and config.ready_timeout > 0):
         raise UsageError(f"the ready timeout must be a finite number of seconds above 0, got {config.ready_timeout!r}")
     if config.baseline is None and config.ab_schedule != "interleaved":
-        raise UsageError(f"--ab-schedule {config.ab_schedule} needs an A/B run",
-                         hint="Name the baseline arm with --baseline-engine-image, --baseline-engine-arg, "
-                         "--baseline-model or --baseline-endpoint.")
+        raise UsageError(
+            f"--ab-schedule {config.ab_schedule} needs an A/B run",
+            hint="Name the baseline arm with --baseline-engine-image, --baseline-engine-arg, "
+            "--baseline-model or --baseline-endpoint.",
+        )
     if config.suite.auto_repeats is not None and config.baseline is None:
         raise UsageError(
             "--repeats auto needs an A/B run: it decides each level from the pairs of two arms measured side by side",
             hint="Name the baseline arm with --baseline-engine-image, --baseline-engine-arg, --baseline-model or "
-            "--baseline-endpoint, or give a number of repeats (against a history of baseline jobs: not yet supported).")
+            "--baseline-endpoint, or give a number of repeats (against a history of baseline jobs: not yet supported).",
+        )
     if config.suite.auto_repeats is not None and config.ab_schedule == "blocks":
-        raise UsageError("--repeats auto needs --ab-schedule interleaved",
-                         hint="ABBA blocks would restart the engines for every round of pairs; give a number of repeats.")
+        raise UsageError(
+            "--repeats auto needs --ab-schedule interleaved",
+            hint="ABBA blocks would restart the engines for every round of pairs; give a number of repeats.",
+        )
     if config.endpoint is not None:
         check_endpoint(config.endpoint)
 
@@ -782,8 +894,11 @@ def suite_to_dict(suite: Suite) -> dict[str, Any]:
         "api": suite.api,
         "warmup": suite.warmup,
         "repeats": suite.repeats if suite.auto_repeats is None else AUTO,
-        **({} if suite.auto_repeats is None else {"min_repeats": suite.auto_repeats[0],
-                                                  "max_repeats": suite.auto_repeats[1]}),
+        **(
+            {}
+            if suite.auto_repeats is None
+            else {"min_repeats": suite.auto_repeats[0], "max_repeats": suite.auto_repeats[1]}
+        ),
         "seed": suite.seed,
         "max_error_rate": suite.max_error_rate,
         "slo": dict(suite.slo),
@@ -793,8 +908,11 @@ def suite_to_dict(suite: Suite) -> dict[str, Any]:
                 "levels": [{"kind": lv.kind, "value": lv.value} for lv in t.levels],
                 "num_requests": t.num_requests,
                 # A trace's lengths are its records': the unused defaults are not written.
-                **({} if t.trace else {"input_len": lengths.to_data(t.input_len),
-                                       "output_len": lengths.to_data(t.output_len)}),
+                **(
+                    {}
+                    if t.trace
+                    else {"input_len": lengths.to_data(t.input_len), "output_len": lengths.to_data(t.output_len)}
+                ),
                 **_workload_fields(t),
                 **({"capacity": capacity_to_dict(t.capacity)} if t.capacity else {}),
             }
@@ -808,14 +926,21 @@ def _workload_fields(test: TestSpec) -> dict[str, Any]:
     built-in fixed-length suites reads as it always did)."""
     fields: dict[str, Any] = {}
     if test.mix:
-        fields["mix"] = [{"weight": e.weight, "input_len": lengths.to_data(e.input_len),
-                          "output_len": lengths.to_data(e.output_len)} for e in test.mix]
+        fields["mix"] = [
+            {"weight": e.weight, "input_len": lengths.to_data(e.input_len), "output_len": lengths.to_data(e.output_len)}
+            for e in test.mix
+        ]
     if test.dataset is not None:
         fields["dataset"] = test.dataset.to_data()
-    open_loop = any(level.kind == "rate" for level in test.levels) or (test.capacity and test.capacity.over == "request_rate")
+    open_loop = any(level.kind == "rate" for level in test.levels) or (
+        test.capacity and test.capacity.over == "request_rate"
+    )
     if open_loop and test.arrival != Arrival():
-        fields["arrival"] = {"kind": test.arrival.kind, "burstiness": test.arrival.burstiness,
-                             "ramp_up_s": test.arrival.ramp_up_s}
+        fields["arrival"] = {
+            "kind": test.arrival.kind,
+            "burstiness": test.arrival.burstiness,
+            "ramp_up_s": test.arrival.ramp_up_s,
+        }
     if test.duration_s is not None:
         fields["duration_s"] = test.duration_s
     if test.prefix is not None:

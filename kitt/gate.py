@@ -77,7 +77,11 @@ class Judgement:
 
 def beyond_threshold(change_pct: Any, lower_is_better: Any, threshold_pct: Any) -> tuple[np.ndarray, np.ndarray]:
     """(worse, better): is the change past the threshold in the worse or the better direction?"""
-    change, lower, limit = np.asarray(change_pct, float), np.asarray(lower_is_better, bool), np.asarray(threshold_pct, float)
+    change, lower, limit = (
+        np.asarray(change_pct, float),
+        np.asarray(lower_is_better, bool),
+        np.asarray(threshold_pct, float),
+    )
     worse = np.where(lower, change > limit, change < -limit)
     better = np.where(lower, change < -limit, change > limit)
     return worse, better
@@ -153,7 +157,9 @@ def judge(candidates: Sequence[Candidate], alpha: float = FAMILY_ALPHA) -> Judge
     return Judgement(tuple(decisions[i] for i in range(len(candidates))), _prior_summary(tested))
 
 
-def _decide(item: Candidate, group: _Tested, position: int, decision: GateDecision, family: int, z_settle: float) -> Decision:
+def _decide(
+    item: Candidate, group: _Tested, position: int, decision: GateDecision, family: int, z_settle: float
+) -> Decision:
     """One tested candidate's verdict from the family's decision (``family``: its place in it)."""
     low, high = _interval(item, float(group.test.ci_low[position]), float(group.test.ci_high[position]), group.log)
     moved_better = (item.change_pct or 0.0) < 0 if item.lower_is_better else (item.change_pct or 0.0) > 0
@@ -195,7 +201,9 @@ def _run_tests(items: list[tuple[int, Candidate]]) -> list[_Tested]:
     if linear_rows:
         # Values at or below zero (counts such as `failed`) have no logarithm: a plain t on the raw scale.
         summaries = np.array([stats.linear_summary(i.base, i.cur) for _, i in linear_rows]).reshape(-1, 4)
-        groups.append(_Tested(linear_rows, stats.moderated_t(*summaries.T, confidence=CONFIDENCE, min_family=10**9), False))
+        groups.append(
+            _Tested(linear_rows, stats.moderated_t(*summaries.T, confidence=CONFIDENCE, min_family=10**9), False)
+        )
     return groups
 
 
@@ -224,6 +232,9 @@ def _prior_summary(tested: list[_Tested]) -> dict[str, float]:
         prior = group.test.prior
         inliers = ~prior.outlier & (prior.d0 > 0)
         if group.log and inliers.any():
-            return {"d0": float(prior.d0[inliers][0]), "s0_pct": 100.0 * math.sqrt(float(prior.s0_sq[inliers][0])),
-                    "outliers": float(prior.outlier.sum())}  # fmt: skip
+            return {
+                "d0": float(prior.d0[inliers][0]),
+                "s0_pct": 100.0 * math.sqrt(float(prior.s0_sq[inliers][0])),
+                "outliers": float(prior.outlier.sum()),
+            }
     return {}

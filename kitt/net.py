@@ -72,8 +72,14 @@ class NetPolicy:
     request_timeout: float | None = None
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str], *, api_key_env: str | None = None,
-                     headers: list[str] | tuple[str, ...] = (), request_timeout: float | None = None) -> NetPolicy:
+    def from_environ(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        api_key_env: str | None = None,
+        headers: list[str] | tuple[str, ...] = (),
+        request_timeout: float | None = None,
+    ) -> NetPolicy:
         """The policy the flags and ``environ`` give; a bad ``--header`` or proxy variable is a UsageError."""
         name = api_key_env or DEFAULT_KEY_ENV
         if not name.replace("_", "a").isalnum():
@@ -94,8 +100,9 @@ class NetPolicy:
                     raise UsageError(f"{variable}: {exc}", hint="Set it to http://host:port, or unset it.") from None
                 proxies.append((scheme, value))
         no_proxy = environ.get("no_proxy") or environ.get("NO_PROXY") or ""
-        return cls(parsed, Secret(key) if key else None, name, tuple(proxies), no_proxy,
-                   request_timeout=request_timeout)
+        return cls(
+            parsed, Secret(key) if key else None, name, tuple(proxies), no_proxy, request_timeout=request_timeout
+        )
 
     # -- what a request carries ----------------------------------------------------------------
 
@@ -118,8 +125,9 @@ class NetPolicy:
         parts = urlsplit(url)
         table = dict(self.proxies)
         value = table.get(parts.scheme) or table.get("all")
-        if not value or bypass(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80),
-                               self.no_proxy):
+        if not value or bypass(
+            parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), self.no_proxy
+        ):
             return None
         return parse_proxy(value)
 
@@ -232,13 +240,18 @@ class Redirected(Exception):
     """The server answered a redirect, which kitt refuses to follow."""
 
     def __init__(self, status: int, location: str) -> None:
-        super().__init__(f"HTTP {status} redirect to {redact_url(location)!r} refused; "
-                         "point kitt at the final URL")
+        super().__init__(f"HTTP {status} redirect to {redact_url(location)!r} refused; point kitt at the final URL")
         self.status, self.location = status, location
 
 
-def open_url(policy: NetPolicy | None, method: str, url: str, data: bytes | None = None,
-             timeout: float = 10.0, headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
+def open_url(
+    policy: NetPolicy | None,
+    method: str,
+    url: str,
+    data: bytes | None = None,
+    timeout: float = 10.0,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, bytes]:
     """One small request (readiness, ``/metrics``) under ``policy``: (status, body).
 
     HTTP error statuses come back as a status; a redirect raises :class:`Redirected`; network

@@ -27,8 +27,9 @@ class Progress(Protocol):
 
 
 class Reporter:
-    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None, groups: bool = False,
-                 redraw_s: float = 0.5) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, live: bool | None = None, groups: bool = False, redraw_s: float = 0.5
+    ) -> None:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self.groups = groups

@@ -16,8 +16,9 @@ GIT_TIMEOUT_S = 5.0
 
 def _git(args: list[str], cwd: Path | None) -> str | None:
     try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT_S,
-                              check=False)  # fmt: skip
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     value = done.stdout.strip()

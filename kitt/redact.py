@@ -62,8 +62,9 @@ def neutralise(text: str) -> str:
     if "::" not in text and "##[" not in text:
         return text
     lines = text.splitlines(keepends=True)
-    return "".join(_COMMAND_START.sub(lambda m: f"{m.group(1)}:{_ZWSP}", line).replace("##[", f"#{_ZWSP}#[")
-                   for line in lines)
+    return "".join(
+        _COMMAND_START.sub(lambda m: f"{m.group(1)}:{_ZWSP}", line).replace("##[", f"#{_ZWSP}#[") for line in lines
+    )
 
 
 def one_line(text: str) -> str:
@@ -74,4 +75,3 @@ def one_line(text: str) -> str:
 def safe_line(text: str) -> str:
     """One printed line from outside input: credentials redacted, no workflow command."""
     return neutralise(redact_urls(text))
-

@@ -43,6 +43,8 @@ HISTORY_JOB_FOLDER = re.compile(r"\d+-run\d+")
 def history_job_folder(index: int, run_id: int) -> str:
     """The folder name of the ``index``-th newest baseline job (from 1), uploaded by run ``run_id``."""
     return f"{index:02d}-run{run_id}"
+
+
 SAMPLES_FILE = "samples.jsonl"
 HARDWARE_FILE = "hardware.json"
 CONFIG_FILE = "config.json"
@@ -142,15 +144,26 @@ def prepare_output_dir(path: Path, label: str = "output directory") -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        why = "a part of it is a file, not a directory" if isinstance(exc, (NotADirectoryError, FileExistsError)) else (
-            exc.strerror or str(exc))
+        why = (
+            "a part of it is a file, not a directory"
+            if isinstance(exc, (NotADirectoryError, FileExistsError))
+            else (exc.strerror or str(exc))
+        )
         raise UsageError(f"{label} {path} cannot be created or written ({why})", hint=hint) from None
     return path
 
 
 # Everything a run writes into its output folder (an A/B run: its arms' folders).
-RESULT_ENTRIES = (METRICS_FILE, SAMPLES_FILE, HARDWARE_FILE, CONFIG_FILE, SUMMARY_FILE, "engine.log",
-                  "baseline", "candidate")
+RESULT_ENTRIES = (
+    METRICS_FILE,
+    SAMPLES_FILE,
+    HARDWARE_FILE,
+    CONFIG_FILE,
+    SUMMARY_FILE,
+    "engine.log",
+    "baseline",
+    "candidate",
+)
 
 
 def holds_result_set(path: Path) -> bool:
@@ -297,8 +310,10 @@ def load_metrics_file(metrics_path: Path) -> ResultSet:
     _refuse_duplicates(results, metrics_path)
     passed = raw.get("passed", all(r.passed for r in results))
     if not isinstance(passed, bool):
-        raise ResultsError(f"{metrics_path}: passed must be true or false, got {_shown(passed)}",
-                           hint="The file is corrupt or was edited; rerun the benchmark.")
+        raise ResultsError(
+            f"{metrics_path}: passed must be true or false, got {_shown(passed)}",
+            hint="The file is corrupt or was edited; rerun the benchmark.",
+        )
     directory = metrics_path.parent
     return ResultSet(
         directory=directory,
@@ -338,8 +353,10 @@ def _parse_result(entry: Any, path: Path, index: int) -> TestResult:
             if number is not None and number < 0 and metric_direction(str(key)) is not None:
                 # No latency, throughput, count or energy is negative: the file is corrupt, and a
                 # negative baseline would read as a -200% "improvement".
-                raise ResultsError(f"{where}.metrics.{key} is negative ({number:g})",
-                                   hint="The file is corrupt or was edited; rerun the benchmark.")
+                raise ResultsError(
+                    f"{where}.metrics.{key} is negative ({number:g})",
+                    hint="The file is corrupt or was edited; rerun the benchmark.",
+                )
             flat[str(key)] = number
     run_number = entry.get("run_number", 1)
     if isinstance(run_number, bool) or not isinstance(run_number, int) or run_number < 1:
@@ -348,9 +365,13 @@ def _parse_result(entry: Any, path: Path, index: int) -> TestResult:
     errors = [str(e) for e in errors] if isinstance(errors, list) else [str(errors)]
     passed = entry.get("passed", True)
     if not isinstance(passed, bool):  # "false" is a true string: never read a verdict from text
-        raise ResultsError(f"{where}.passed must be true or false, got {_shown(passed)}",
-                           hint="The file is corrupt or was edited; rerun the benchmark.")
-    measured = [v for k, v in flat.items() if v is not None and metric_direction(k) is not None and k not in _ZERO_IS_GOOD]
+        raise ResultsError(
+            f"{where}.passed must be true or false, got {_shown(passed)}",
+            hint="The file is corrupt or was edited; rerun the benchmark.",
+        )
+    measured = [
+        v for k, v in flat.items() if v is not None and metric_direction(k) is not None and k not in _ZERO_IS_GOOD
+    ]
     if measured and not any(measured):
         # Zero latency and zero throughput: nothing was measured. Mark it, so it fails the gate
         # as a failed test instead of passing as "unchanged" (or a -100% "improvement").
@@ -365,8 +386,11 @@ def _parse_result(entry: Any, path: Path, index: int) -> TestResult:
             for key in zeros:
                 flat[key] = None
             passed = False
-            errors.insert(0, f"{', '.join(zeros)} {'is' if len(zeros) == 1 else 'are'} 0, which no measurement "
-                          "gives: the file is corrupt or was edited; rerun the benchmark")
+            errors.insert(
+                0,
+                f"{', '.join(zeros)} {'is' if len(zeros) == 1 else 'are'} 0, which no measurement "
+                "gives: the file is corrupt or was edited; rerun the benchmark",
+            )
     return TestResult(test_name=name, run_number=run_number, passed=passed, metrics=flat, errors=errors)
 
 
@@ -384,7 +408,8 @@ def _refuse_duplicates(results: list[TestResult], path: Path) -> None:
             raise ResultsError(
                 f"{path}: results[{index}] repeats {result.test_name!r} run {result.run_number}, "
                 f"already in results[{seen[key]}]",
-                hint="Each repeat must appear once; the file is corrupt or was edited, rerun the benchmark.")
+                hint="Each repeat must appear once; the file is corrupt or was edited, rerun the benchmark.",
+            )
         seen[key] = index
 
 

@@ -83,10 +83,16 @@ class BenchmarkRun:
             self.ab: dict[str, Any] | None = None
         else:
             base, notes = ab_arm_configs(config)
-            self.arms = [Arm("baseline", base, self.out / "baseline", self.run_id, reporter),
-                         Arm("candidate", config, self.out / "candidate", self.run_id, reporter)]
-            self.ab = {"run_id": self.run_id, "schedule": config.ab_schedule,
-                       "order_seed": self.suite.seed, "differs": ab_differences(base, config)}
+            self.arms = [
+                Arm("baseline", base, self.out / "baseline", self.run_id, reporter),
+                Arm("candidate", config, self.out / "candidate", self.run_id, reporter),
+            ]
+            self.ab = {
+                "run_id": self.run_id,
+                "schedule": config.ab_schedule,
+                "order_seed": self.suite.seed,
+                "differs": ab_differences(base, config),
+            }
             for note in notes:
                 for arm in self.arms:
                     arm.notes.append(note)
@@ -97,8 +103,13 @@ class BenchmarkRun:
                 # The metrics the default thresholds gate, at their threshold (kitt run takes no thresholds file).
                 self.gated = {name: pct for name in DEFAULT_GATED if (pct := Thresholds().for_metric(name)) is not None}
                 self.design = sequential.Design(low, high, family_size=max(1, levels * len(self.gated)))
-                self.ab["repeats"] = {"mode": "auto", "min_repeats": low, "max_repeats": high,
-                                      "gated": dict(self.gated), "levels": {}}
+                self.ab["repeats"] = {
+                    "mode": "auto",
+                    "min_repeats": low,
+                    "max_repeats": high,
+                    "gated": dict(self.gated),
+                    "levels": {},
+                }
 
     def execute(self) -> RunOutcome:
         """Run into a fresh staging folder, then move the result set into place (module docstring)."""
@@ -114,8 +125,9 @@ class BenchmarkRun:
                 raise
             where = rs.install_result_set(stage, self.out, keep_earlier=True)
             if isinstance(exc, KittError) and where != self.out.absolute():
-                exc.hint = (f"This run's results are in {where}; the earlier result set in {self.out} "
-                            "was left as it was.")
+                exc.hint = (
+                    f"This run's results are in {where}; the earlier result set in {self.out} was left as it was."
+                )
                 exc.results_dir = where
             raise
         earlier = rs.holds_result_set(self.out)
@@ -167,8 +179,11 @@ class BenchmarkRun:
         else:
             pairs = f" x {self.suite.repeats} repeats"
         unit = "sessions" if test.turns is not None else "requests"
-        size = (f"{test.duration_s:g} s, at most {test.num_requests} {unit}" if test.duration_s
-                else f"{test.num_requests} {unit}")
+        size = (
+            f"{test.duration_s:g} s, at most {test.num_requests} {unit}"
+            if test.duration_s
+            else f"{test.num_requests} {unit}"
+        )
         with self.reporter.group(f"{name}: {size}{pairs}"):
             for arm in self.arms:
                 arm.warm_up(test, level)
@@ -192,11 +207,19 @@ class BenchmarkRun:
             return False
         baseline, candidate = self.arms
         runs = {r.run_number: r for r in baseline.results if r.test_name == name and r.passed}
-        both = [(runs[r.run_number], r) for r in candidate.results
-                if r.test_name == name and r.passed and r.run_number in runs]
-        values = {metric: [(float(b), float(c)) for base, cur in both
-                           if (b := base.metrics.get(metric)) is not None and (c := cur.metrics.get(metric)) is not None]
-                  for metric in self.gated}
+        both = [
+            (runs[r.run_number], r)
+            for r in candidate.results
+            if r.test_name == name and r.passed and r.run_number in runs
+        ]
+        values = {
+            metric: [
+                (float(b), float(c))
+                for base, cur in both
+                if (b := base.metrics.get(metric)) is not None and (c := cur.metrics.get(metric)) is not None
+            ]
+            for metric in self.gated
+        }
         lower = {metric: metric_direction(metric) == LOWER for metric in self.gated}
         look = sequential.look(values, lower, self.gated, self.design, pairs_run)
         if not look.stop:
@@ -204,7 +227,9 @@ class BenchmarkRun:
             return False
         assert self.ab is not None
         self.ab["repeats"]["levels"][name] = {
-            "pairs": look.pairs, "stopped": look.why, "reason": look.reason(),
+            "pairs": look.pairs,
+            "stopped": look.why,
+            "reason": look.reason(),
             "decisions": {metric: decision.name.lower() for metric, decision in look.decisions.items()},
         }
         note = f"{name}: {look.reason()} (repeats: auto, {self.design.min_pairs} to {self.design.max_pairs} pairs)."
@@ -219,9 +244,12 @@ class BenchmarkRun:
         A's and B's repeat i; the first half has A first, the second B first."""
         baseline, candidate = self.arms
         half = (self.suite.repeats + 1) // 2
-        plan = [(baseline, range(1, half + 1), 0), (candidate, range(1, half + 1), 1),
-                (candidate, range(half + 1, self.suite.repeats + 1), 0),
-                (baseline, range(half + 1, self.suite.repeats + 1), 1)]
+        plan = [
+            (baseline, range(1, half + 1), 0),
+            (candidate, range(1, half + 1), 1),
+            (candidate, range(half + 1, self.suite.repeats + 1), 0),
+            (baseline, range(half + 1, self.suite.repeats + 1), 1),
+        ]
         running: Arm | None = None
         for arm, runs, position in plan:
             if not runs:
@@ -269,17 +297,25 @@ def ab_arm_configs(config: RunConfig) -> tuple[RunConfig, list[str]]:
     if config.ab_schedule not in AB_SCHEDULES:
         raise UsageError(f"--ab-schedule must be one of {', '.join(AB_SCHEDULES)}, got {config.ab_schedule!r}")
     if arm.endpoint is not None and mode != "endpoint":
-        raise UsageError("--baseline-endpoint needs -e openai and --endpoint (the candidate)",
-                         hint="For an engine kitt starts, use --baseline-engine-image, --baseline-engine-arg or --baseline-model.")
+        raise UsageError(
+            "--baseline-endpoint needs -e openai and --endpoint (the candidate)",
+            hint="For an engine kitt starts, use --baseline-engine-image, --baseline-engine-arg or --baseline-model.",
+        )
     if mode == "endpoint" and (arm.model or arm.engine_image or arm.engine_args is not None):
-        raise UsageError("--baseline-model, --baseline-engine-image and --baseline-engine-arg need an engine kitt starts",
-                         hint="Against running servers, give --baseline-endpoint (and --endpoint for the candidate).")
+        raise UsageError(
+            "--baseline-model, --baseline-engine-image and --baseline-engine-arg need an engine kitt starts",
+            hint="Against running servers, give --baseline-endpoint (and --endpoint for the candidate).",
+        )
     if arm.engine_image is not None and mode != "docker":
-        raise UsageError(f"--baseline-engine-image needs Docker mode; {spec.name} runs in {mode} mode here",
-                         hint="Drop --native, or compare arguments or models instead.")
+        raise UsageError(
+            f"--baseline-engine-image needs Docker mode; {spec.name} runs in {mode} mode here",
+            hint="Drop --native, or compare arguments or models instead.",
+        )
     if mode == "endpoint" and config.ab_schedule == "blocks":
-        raise UsageError("--ab-schedule blocks starts and stops engines; running endpoints cannot be",
-                         hint="Use the default, interleaved.")
+        raise UsageError(
+            "--ab-schedule blocks starts and stops engines; running endpoints cannot be",
+            hint="Use the default, interleaved.",
+        )
     base = replace(
         config,
         model=arm.model or config.model,
@@ -293,8 +329,10 @@ def ab_arm_configs(config: RunConfig) -> tuple[RunConfig, list[str]]:
     if not ab_differences(base, config):
         notes.append("Both arms of this A/B run are identical, so it is an A/A run: any difference is noise.")
     if config.ab_schedule == "blocks":
-        notes.append("ABBA blocks: the engines start 3 times (baseline, candidate, baseline), and pairs are "
-                     "further apart in time than interleaved ones, so slow drift cancels less well.")
+        notes.append(
+            "ABBA blocks: the engines start 3 times (baseline, candidate, baseline), and pairs are "
+            "further apart in time than interleaved ones, so slow drift cancels less well."
+        )
     return base, notes
 
 
@@ -327,5 +365,3 @@ def run_benchmark(config: RunConfig, reporter: Reporter | None = None) -> RunOut
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         raise
-
-

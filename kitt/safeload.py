@@ -35,8 +35,10 @@ def read_text(path: Path, what: str, error: type[KittError], max_bytes: int) -> 
             raise error(f"{what} {path} is not a regular file", hint="Point kitt at a file.")
         size = info.st_size
         if size > max_bytes:
-            raise error(f"{what} {path} is {size:,} bytes, more than kitt's limit of {max_bytes:,}",
-                        hint="Point kitt at the right file; see Limits in the README.")
+            raise error(
+                f"{what} {path} is {size:,} bytes, more than kitt's limit of {max_bytes:,}",
+                hint="Point kitt at the right file; see Limits in the README.",
+            )
         with path.open("rb") as handle:
             data = handle.read(max_bytes + 1)  # the file may grow between stat and read
     except FileNotFoundError:
@@ -71,8 +73,10 @@ def parse_yaml(text: str, where: str, error: type[KittError]) -> Any:
         data = yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         # Say where, never what: the offending line may be a secret (an env file passed by mistake).
-        raise error(f"{where} is not valid YAML ({_yaml_where(exc)})",
-                    hint="Check that it is the YAML file you meant; its content is not shown.") from None
+        raise error(
+            f"{where} is not valid YAML ({_yaml_where(exc)})",
+            hint="Check that it is the YAML file you meant; its content is not shown.",
+        ) from None
     except RecursionError:
         raise error(f"{where} is nested too deeply") from None
     _check_depth(data, where, error)
@@ -98,8 +102,9 @@ def parse_json(text: str, where: str, error: type[KittError]) -> Any:
     except RecursionError:
         raise error(f"{where} is nested more than {MAX_NESTING} levels deep") from None
     except ValueError as exc:
-        raise error(f"{where} is not valid JSON ({exc})",
-                    hint="The run that wrote it probably failed; rerun the benchmark.") from None
+        raise error(
+            f"{where} is not valid JSON ({exc})", hint="The run that wrote it probably failed; rerun the benchmark."
+        ) from None
     _check_depth(data, where, error)
     return data
 

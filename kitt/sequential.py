@@ -140,8 +140,9 @@ def decide(
     delta = diffs.mean(-1)
     s2 = diffs.var(-1, ddof=1)
     df = np.full(shape, n - 1.0)
-    test = stats.moderated_t(delta, s2, df, np.full(shape, math.sqrt(1.0 / n)), confidence=None,
-                             max_d0=PRIOR_WEIGHT * (n - 1))
+    test = stats.moderated_t(
+        delta, s2, df, np.full(shape, math.sqrt(1.0 / n)), confidence=None, max_d0=PRIOR_WEIGHT * (n - 1)
+    )
     change = np.expm1(delta) * 100.0
     limit = np.where(np.isnan(threshold), np.inf, threshold)
     up = np.log1p(limit / 100.0)
@@ -167,8 +168,17 @@ def decide(
     return np.where(gated & ~(within | worse | better) & ~reach, int(Decision.OUT_OF_REACH), out)
 
 
-def _within_reach(delta: np.ndarray, se: np.ndarray, df: np.ndarray, n: int, up: np.ndarray, down: np.ndarray,
-                  alpha_k: float, beta_k: float, design: Design) -> np.ndarray:
+def _within_reach(
+    delta: np.ndarray,
+    se: np.ndarray,
+    df: np.ndarray,
+    n: int,
+    up: np.ndarray,
+    down: np.ndarray,
+    alpha_k: float,
+    beta_k: float,
+    design: Design,
+) -> np.ndarray:
     """Could ``max_pairs`` pairs settle the metric, if its change and its noise stay as measured?
 
     At ``max_pairs`` the standard error is ``se * sqrt(n / max_pairs)`` on ``df`` grown in
@@ -228,12 +238,16 @@ class Look:
             return f"all {gated} gated metrics decided after {self.pairs} pairs"
         if self.why == "out_of_reach":
             left = self.out_of_reach
-            return (f"{gated - len(left)} of {gated} gated metrics decided after {self.pairs} pairs; "
-                    f"{', '.join(left)} too noisy to settle within max_repeats")
+            return (
+                f"{gated - len(left)} of {gated} gated metrics decided after {self.pairs} pairs; "
+                f"{', '.join(left)} too noisy to settle within max_repeats"
+            )
         if self.why == "max_pairs":
             left = self.undecided
-            return (f"max_repeats reached: {len(left)} of {gated} gated metrics undecided after {self.pairs} pairs "
-                    f"({', '.join(left)})")
+            return (
+                f"max_repeats reached: {len(left)} of {gated} gated metrics undecided after {self.pairs} pairs "
+                f"({', '.join(left)})"
+            )
         return f"{len(self.undecided)} of {gated} gated metrics undecided after {self.pairs} pairs"
 
 
@@ -259,10 +273,22 @@ def look(
     # Metrics with the same number of usable pairs are judged together, as the gate fits its prior
     # across the family; usually every metric has every pair, so this is one call.
     for count, group in by_count.items():
-        diffs = np.array([[math.log(c) - math.log(b) for b, c in pairs.get(name, [])
-                           if b > 0 and c > 0 and math.isfinite(b) and math.isfinite(c)] for name in group])
-        codes = decide(diffs.reshape(len(group), count), np.array([lower_is_better[n] for n in group]),
-                       np.array([threshold_pct[n] for n in group], float), design)
+        diffs = np.array(
+            [
+                [
+                    math.log(c) - math.log(b)
+                    for b, c in pairs.get(name, [])
+                    if b > 0 and c > 0 and math.isfinite(b) and math.isfinite(c)
+                ]
+                for name in group
+            ]
+        )
+        codes = decide(
+            diffs.reshape(len(group), count),
+            np.array([lower_is_better[n] for n in group]),
+            np.array([threshold_pct[n] for n in group], float),
+            design,
+        )
         decisions.update({name: Decision(int(code)) for name, code in zip(group, codes)})
     decisions = {name: decisions[name] for name in names}
     if pairs_run >= design.min_pairs and all(d.decided for d in decisions.values()):

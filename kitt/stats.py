@@ -190,7 +190,9 @@ def trigamma_inverse(y: np.ndarray | float) -> np.ndarray:
 # --------------------------------------------------------------------------- the moderated t
 
 
-def log_summary(baseline: list[float] | np.ndarray, current: list[float] | np.ndarray) -> tuple[float, float, int, float]:
+def log_summary(
+    baseline: list[float] | np.ndarray, current: list[float] | np.ndarray
+) -> tuple[float, float, int, float]:
     """Summarise two samples of positive values on the log scale.
 
     Returns ``(delta, s2, df, scale)``: the difference of mean logs (current minus baseline),
@@ -204,7 +206,9 @@ def log_summary(baseline: list[float] | np.ndarray, current: list[float] | np.nd
     return float(cur.mean() - base.mean()), s2, df, math.sqrt(1.0 / base.size + 1.0 / cur.size)
 
 
-def paired_summary(baseline: list[float] | np.ndarray, current: list[float] | np.ndarray) -> tuple[float, float, int, float]:
+def paired_summary(
+    baseline: list[float] | np.ndarray, current: list[float] | np.ndarray
+) -> tuple[float, float, int, float]:
     """``log_summary`` for paired repeats (``baseline[i]`` and ``current[i]`` ran back to back):
     the mean and variance of the per-pair log differences, ``n - 1`` degrees of freedom and
     ``sqrt(1/n)``. What the two repeats of a pair share (the job's shift, slow drift) cancels."""
@@ -214,17 +218,28 @@ def paired_summary(baseline: list[float] | np.ndarray, current: list[float] | np
     return float(diff.mean()), s2, df, math.sqrt(1.0 / diff.size)
 
 
-def linear_summary(baseline: list[float] | np.ndarray, current: list[float] | np.ndarray) -> tuple[float, float, int, float]:
+def linear_summary(
+    baseline: list[float] | np.ndarray, current: list[float] | np.ndarray
+) -> tuple[float, float, int, float]:
     """``log_summary`` on the raw scale, for values that can be zero (counts such as ``failed``)."""
     base, cur = np.asarray(baseline, dtype=float), np.asarray(current, dtype=float)
     df = base.size + cur.size - 2
     squares = float(((base - base.mean()) ** 2).sum() + ((cur - cur.mean()) ** 2).sum())
-    return float(cur.mean() - base.mean()), squares / df if df > 0 else math.nan, df, math.sqrt(1 / base.size + 1 / cur.size)
+    return (
+        float(cur.mean() - base.mean()),
+        squares / df if df > 0 else math.nan,
+        df,
+        math.sqrt(1 / base.size + 1 / cur.size),
+    )
 
 
 def history_terms(
-    job_means: np.ndarray, job_sizes: np.ndarray, within_ss: np.ndarray, within_df: np.ndarray,
-    current_mean: np.ndarray, current_size: np.ndarray,
+    job_means: np.ndarray,
+    job_sizes: np.ndarray,
+    within_ss: np.ndarray,
+    within_df: np.ndarray,
+    current_mean: np.ndarray,
+    current_size: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The history test's ``(delta, s2, df, scale)`` from K baseline jobs (the last axis of
     ``job_means`` and ``job_sizes``: each job's mean log value and repeat count) and one current job.
@@ -259,8 +274,14 @@ def history_summary(jobs: list[list[float]], current: list[float]) -> tuple[floa
     cur = np.log(np.asarray(current, float))
     within_ss = sum(float(((j - j.mean()) ** 2).sum()) for j in logs) + float(((cur - cur.mean()) ** 2).sum())
     within_df = sum(j.size - 1 for j in logs) + cur.size - 1
-    terms = history_terms(np.array([j.mean() for j in logs]), np.array([j.size for j in logs]),
-                          np.float64(within_ss), np.float64(within_df), np.float64(cur.mean()), np.float64(cur.size))
+    terms = history_terms(
+        np.array([j.mean() for j in logs]),
+        np.array([j.size for j in logs]),
+        np.float64(within_ss),
+        np.float64(within_df),
+        np.float64(cur.mean()),
+        np.float64(cur.size),
+    )
     return tuple(float(v) for v in terms)  # type: ignore[return-value]
 
 
@@ -277,8 +298,9 @@ class Prior:
     outlier: np.ndarray
 
 
-def fit_prior(s2: np.ndarray, df: np.ndarray, *, min_family: int = MIN_PRIOR_FAMILY,
-              max_d0: float | np.ndarray = np.inf) -> Prior:
+def fit_prior(
+    s2: np.ndarray, df: np.ndarray, *, min_family: int = MIN_PRIOR_FAMILY, max_d0: float | np.ndarray = np.inf
+) -> Prior:
     """Fit the prior along the last axis by Smyth's moments of the log-variances.
 
     The spread of the log-variances beyond what sampling alone gives (trigamma(d/2)) is the
@@ -324,7 +346,12 @@ def fit_prior(s2: np.ndarray, df: np.ndarray, *, min_family: int = MIN_PRIOR_FAM
 
 
 def _prior_from_sums(
-    n: np.ndarray, s_e: np.ndarray, s_e2: np.ndarray, s_trig: np.ndarray, s_df: np.ndarray, min_family: int,
+    n: np.ndarray,
+    s_e: np.ndarray,
+    s_e2: np.ndarray,
+    s_trig: np.ndarray,
+    s_df: np.ndarray,
+    min_family: int,
     max_d0: float | np.ndarray = np.inf,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(d0, s0²) from the count, sum and sum of squares of the centred log-variances ``e``,

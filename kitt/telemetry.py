@@ -170,8 +170,13 @@ def counter_delta(before: dict[str, float] | None, after: dict[str, float] | Non
     return after[name] - before.get(name, 0.0)
 
 
-def prefix_cache_delta(before: dict[str, float] | None, after: dict[str, float] | None, hits: str | None,
-                       queries: str | None, misses: str | None = None) -> tuple[float, float] | None:
+def prefix_cache_delta(
+    before: dict[str, float] | None,
+    after: dict[str, float] | None,
+    hits: str | None,
+    queries: str | None,
+    misses: str | None = None,
+) -> tuple[float, float] | None:
     """(cached prompt tokens, prompt tokens looked up) over a window, from the prefix cache's
     counters: ``hits`` and ``queries`` (vLLM), or ``hits`` and ``misses`` counted apart (llama.cpp:
     the queries are both); None when the engine does not expose them."""

@@ -23,26 +23,68 @@ LOWER = "lower"
 DEFAULT_THRESHOLD_PCT = 5.0
 
 DEFAULT_GATED = (
-    "median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms",
-    "median_itl_ms", "p99_itl_ms", "median_e2el_ms", "p99_e2el_ms", "output_throughput", "capacity",
-)  # fmt: skip
+    "median_ttft_ms",
+    "p99_ttft_ms",
+    "median_tpot_ms",
+    "p99_tpot_ms",
+    "median_itl_ms",
+    "p99_itl_ms",
+    "median_e2el_ms",
+    "p99_e2el_ms",
+    "output_throughput",
+    "capacity",
+)
 _LATENCY = re.compile(r"^(mean|median|std|p\d+(?:\.\d+)?)_(ttft|tpot|itl|e2el|schedule_lag)_ms$")
 _DIRECTIONS = {
     **dict.fromkeys(
-        ["request_throughput", "output_throughput", "total_token_throughput", "request_goodput",
-         "completed", "total_input_tokens", "total_output_tokens", "capacity",
-         "prefix_cache_hit_rate", "cached_prompt_tokens"], HIGHER),
+        [
+            "request_throughput",
+            "output_throughput",
+            "total_token_throughput",
+            "request_goodput",
+            "completed",
+            "total_input_tokens",
+            "total_output_tokens",
+            "capacity",
+            "prefix_cache_hit_rate",
+            "cached_prompt_tokens",
+        ],
+        HIGHER,
+    ),
     **dict.fromkeys(
-        ["failed", "duration", "token_count_mismatch", "gpu_peak_memory_mib", "gpu_mean_power_w",
-         "gpu_energy_per_output_token_j", "gpu_energy_j", "output_len_mismatch"], LOWER),
-}  # fmt: skip
+        [
+            "failed",
+            "duration",
+            "token_count_mismatch",
+            "gpu_peak_memory_mib",
+            "gpu_mean_power_w",
+            "gpu_energy_per_output_token_j",
+            "gpu_energy_j",
+            "output_len_mismatch",
+        ],
+        LOWER,
+    ),
+}
 # Known, shown, but with no better direction: they can never gate.
-INFORMATIONAL = frozenset({
-    "server_generation_tokens", "server_prompt_tokens", "gpu_mean_utilization_pct",
-    "client_cpu_seconds", "client_cpu_util_pct", "usage_count_rejected", "completed_without_text",
-    "capacity_bound", "capacity_lower", "capacity_upper", "capacity_probes",
-    "median_ttft_ms_turn1", "median_ttft_ms_later", "sessions_cut_by_length", "turns_not_sent",
-})  # fmt: skip
+INFORMATIONAL = frozenset(
+    {
+        "server_generation_tokens",
+        "server_prompt_tokens",
+        "gpu_mean_utilization_pct",
+        "client_cpu_seconds",
+        "client_cpu_util_pct",
+        "usage_count_rejected",
+        "completed_without_text",
+        "capacity_bound",
+        "capacity_lower",
+        "capacity_upper",
+        "capacity_probes",
+        "median_ttft_ms_turn1",
+        "median_ttft_ms_later",
+        "sessions_cut_by_length",
+        "turns_not_sent",
+    }
+)
 # Run parameters that upstream and we store among the metrics; they identify a test, not measure it.
 LOAD_PARAMETERS = frozenset({"concurrency", "request_rate", "max_concurrency", "num_prompts", "burstiness"})
 # The key metrics drawn across a sweep of load levels (and across a history of jobs).
@@ -109,8 +151,11 @@ def load_thresholds(path: Path | None, default_pct: float = DEFAULT_THRESHOLD_PC
         where = f"thresholds file {path}: {name}"
         if metric_direction(name) is None:
             close = difflib.get_close_matches(name, [*DEFAULT_GATED, *_DIRECTIONS], n=1)
-            why = ("is informational (no better direction), so it cannot gate" if name in INFORMATIONAL
-                   else "is not a known metric")
+            why = (
+                "is informational (no better direction), so it cannot gate"
+                if name in INFORMATIONAL
+                else "is not a known metric"
+            )
             raise UsageError(f"{where} {why}", hint=f"Did you mean {close[0]}?" if close else None)
         if value is False or value is None:
             per_metric[name] = None

@@ -91,10 +91,18 @@ class ChangePoint:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "test": self.test, "metric": self.metric, "index": self.index, "timestamp": self.timestamp,
-            "commit": self.commit, "change_pct": self.change_pct, "ci_pct": [self.ci_low_pct, self.ci_high_pct],
-            "p_value": self.p_value, "direction": self.direction, "before": self.before, "after": self.after,
-        }  # fmt: skip
+            "test": self.test,
+            "metric": self.metric,
+            "index": self.index,
+            "timestamp": self.timestamp,
+            "commit": self.commit,
+            "change_pct": self.change_pct,
+            "ci_pct": [self.ci_low_pct, self.ci_high_pct],
+            "p_value": self.p_value,
+            "direction": self.direction,
+            "before": self.before,
+            "after": self.after,
+        }
 
 
 @dataclass(frozen=True)
@@ -134,15 +142,19 @@ def load_history(directory: Path) -> list[ResultSet]:
     oldest first. A job that cannot be read is an error, never a gap in the trend."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise ResultsError(f"history directory {directory} does not exist or is not a directory",
-                           hint="Pass the folder that holds one result set per subfolder.")  # fmt: skip
+        raise ResultsError(
+            f"history directory {directory} does not exist or is not a directory",
+            hint="Pass the folder that holds one result set per subfolder.",
+        )
     if (directory / METRICS_FILE).is_file():
         folders = [directory]
     else:
         folders = sorted(p for p in directory.iterdir() if p.is_dir() and next(p.rglob(METRICS_FILE), None) is not None)
     if not folders:
-        raise ResultsError(f"no {METRICS_FILE} found under {directory}",
-                           hint="Each subfolder should hold one job's result set, as `kitt run -o` wrote it.")  # fmt: skip
+        raise ResultsError(
+            f"no {METRICS_FILE} found under {directory}",
+            hint="Each subfolder should hold one job's result set, as `kitt run -o` wrote it.",
+        )
     return order_jobs([load_result_set(folder) for folder in folders])
 
 
@@ -201,19 +213,28 @@ def analyse(
         direction = metric_direction(metric)
         if direction is None:
             continue
-        all_series.append(Series(names[(key, metric)], key, metric, direction,
-                                 tuple(i for i, _ in present), tuple(v for _, v in present)))  # fmt: skip
+        all_series.append(
+            Series(
+                names[(key, metric)], key, metric, direction, tuple(i for i, _ in present), tuple(v for _, v in present)
+            )
+        )
     gated = [s for s in all_series if thresholds.for_metric(s.metric) is not None]
     points: list[ChangePoint] = []
     for series in gated:
-        found = change_points(np.log(series.values), alpha=alpha, family=len(gated), min_segment=min_segment,
-                              window=window, pooled=pooled)  # fmt: skip
+        found = change_points(
+            np.log(series.values), alpha=alpha, family=len(gated), min_segment=min_segment, window=window, pooled=pooled
+        )
         points += _describe(series, found, jobs)
     return Trend(jobs, gated, points, _charts(all_series, len(jobs)), alpha, min_segment)
 
 
 def change_points(
-    x: np.ndarray, *, alpha: float = ALPHA, family: int = 1, min_segment: int = MIN_SEGMENT, window: int = WINDOW,
+    x: np.ndarray,
+    *,
+    alpha: float = ALPHA,
+    family: int = 1,
+    min_segment: int = MIN_SEGMENT,
+    window: int = WINDOW,
     pooled: bool = True,
 ) -> list[tuple[int, float]]:
     """Change points of one sequence ``x`` (log values): ``(position, p_value)`` pairs, by position.
@@ -235,8 +256,9 @@ def change_points(
     return _refine(x, sorted(found), alpha=alpha, family=family, min_segment=min_segment, window=window, pooled=pooled)
 
 
-def _refine(x: np.ndarray, found: list[int], *, alpha: float, family: int, min_segment: int,
-            window: int, pooled: bool) -> list[tuple[int, float]]:
+def _refine(
+    x: np.ndarray, found: list[int], *, alpha: float, family: int, min_segment: int, window: int, pooled: bool
+) -> list[tuple[int, float]]:
     """Place each change point again between its neighbours, and drop those that are no longer
     significant there, until nothing moves. Binary segmentation finds a first split with every
     other change still in the segment, which can pull it a few jobs off; a spurious split found
@@ -315,21 +337,35 @@ def _describe(series: Series, found: list[tuple[int, float]], jobs: list[Job]) -
     edges = [0, *(p for p, _ in found), logs.size]
     points = []
     for number, (position, p_value) in enumerate(found, start=1):
-        before, after = logs[edges[number - 1]:position], logs[position:edges[number + 1]]
+        before, after = logs[edges[number - 1] : position], logs[position : edges[number + 1]]
         delta = float(after.mean() - before.mean())
         v_before, v_after = before.var(ddof=1) / before.size, after.var(ddof=1) / after.size
         variance = v_before + v_after
-        df = variance**2 / (v_before**2 / (before.size - 1) + v_after**2 / (after.size - 1)) if variance > 0 else math.inf
+        df = (
+            variance**2 / (v_before**2 / (before.size - 1) + v_after**2 / (after.size - 1))
+            if variance > 0
+            else math.inf
+        )
         half = _quantile(df) * math.sqrt(variance)
         worse = delta > 0 if series.direction == LOWER else delta < 0
         job = jobs[series.jobs[position]]
-        points.append(ChangePoint(
-            test=series.test, metric=series.metric, index=job.index, timestamp=utc_timestamp(job.timestamp),
-            commit=job.commit, change_pct=math.expm1(delta) * 100, ci_low_pct=math.expm1(delta - half) * 100,
-            ci_high_pct=math.expm1(delta + half) * 100, p_value=p_value,
-            direction=SLOWER if worse else FASTER, before=math.exp(float(before.mean())),
-            after=math.exp(float(after.mean())), key=series.key,
-        ))  # fmt: skip
+        points.append(
+            ChangePoint(
+                test=series.test,
+                metric=series.metric,
+                index=job.index,
+                timestamp=utc_timestamp(job.timestamp),
+                commit=job.commit,
+                change_pct=math.expm1(delta) * 100,
+                ci_low_pct=math.expm1(delta - half) * 100,
+                ci_high_pct=math.expm1(delta + half) * 100,
+                p_value=p_value,
+                direction=SLOWER if worse else FASTER,
+                before=math.exp(float(before.mean())),
+                after=math.exp(float(after.mean())),
+                key=series.key,
+            )
+        )
     return points
 
 
@@ -354,8 +390,11 @@ def _charts(series: list[Series], n_jobs: int) -> list[TrendChart]:
         if len(shared) < 2:
             continue
         lines = tuple(tuple(dict(zip(s.jobs, s.values))[j] for j in shared) for s in members)
-        charts.append(TrendChart(family, kind, metric, members[0].direction, tuple(s.key.level for s in members),
-                                 tuple(shared), lines))  # fmt: skip
+        charts.append(
+            TrendChart(
+                family, kind, metric, members[0].direction, tuple(s.key.level for s in members), tuple(shared), lines
+            )
+        )
     return charts
 
 
@@ -368,8 +407,11 @@ def new_change_points(now: Trend, before: Trend) -> list[ChangePoint]:
     seen: dict[tuple[Any, ...], list[int]] = {}
     for c in before.change_points:
         seen.setdefault((c.key, c.metric, c.direction), []).append(c.index)
-    return [c for c in now.change_points
-            if not any(abs(c.index - i) <= 1 for i in seen.get((c.key, c.metric, c.direction), []))]
+    return [
+        c
+        for c in now.change_points
+        if not any(abs(c.index - i) <= 1 for i in seen.get((c.key, c.metric, c.direction), []))
+    ]
 
 
 def write_change_points(path: Path, points: list[ChangePoint]) -> None:

@@ -38,8 +38,16 @@ def p99_ttft(unit_offsets: Sequence[float], rate: float, servers: int, service: 
     return float(np.percentile(np.asarray(waits(scaled, servers, service)) + ttft, 99))
 
 
-def truth_rate(unit_offsets: Sequence[float], servers: int, service: float, ttft: float, slo: float,
-               low: float, high: float, rel: float = 1e-6) -> float:
+def truth_rate(
+    unit_offsets: Sequence[float],
+    servers: int,
+    service: float,
+    ttft: float,
+    slo: float,
+    low: float,
+    high: float,
+    rel: float = 1e-6,
+) -> float:
     """The highest rate in [low, high] whose p99 TTFT meets ``slo`` (bisection: waits only grow with
     the rate when the pattern is compressed, tests/test_capacity_truth.py checks that on a grid)."""
     if p99_ttft(unit_offsets, low, servers, service, ttft) > slo:

@@ -46,10 +46,13 @@ def simulate(
     cur = cur_job + rng.normal(0.0, sigma, (reports, METRICS, repeats)) + np.log(shift)[None, :, None]
     full = np.ones((reports, METRICS))
     if jobs >= gate.MIN_HISTORY:
-        within_ss = ((base - base.mean(-1, keepdims=True)) ** 2).sum((-1, -2)) + ((cur - cur.mean(-1, keepdims=True)) ** 2).sum(-1)
+        within_ss = ((base - base.mean(-1, keepdims=True)) ** 2).sum((-1, -2)) + (
+            (cur - cur.mean(-1, keepdims=True)) ** 2
+        ).sum(-1)
         within_df = full * (jobs * (repeats - 1) + repeats - 1)
-        delta, s2, df, scale = stats.history_terms(base.mean(-1), full[..., None] * repeats, within_ss, within_df,
-                                                   cur.mean(-1), full * repeats)
+        delta, s2, df, scale = stats.history_terms(
+            base.mean(-1), full[..., None] * repeats, within_ss, within_df, cur.mean(-1), full * repeats
+        )
         test = stats.moderated_t(delta, s2, df, scale, confidence=None, max_d0=gate.history_prior_cap(jobs))
         change = np.expm1(delta) * 100
     else:
@@ -116,10 +119,18 @@ def simulate_ab(
     if paired:
         diff = cur - base
         delta, s2 = diff.mean(-1), diff.var(-1, ddof=1)
-        test = stats.moderated_t(delta, s2, full * (pairs - 1), full * math.sqrt(1 / pairs), confidence=None,
-                                 max_d0=gate.HISTORY_PRIOR_WEIGHT * (pairs - 1))
+        test = stats.moderated_t(
+            delta,
+            s2,
+            full * (pairs - 1),
+            full * math.sqrt(1 / pairs),
+            confidence=None,
+            max_d0=gate.HISTORY_PRIOR_WEIGHT * (pairs - 1),
+        )
     else:
         delta = cur.mean(-1) - base.mean(-1)
         s2 = (base.var(-1, ddof=1) + cur.var(-1, ddof=1)) / 2
         test = stats.moderated_t(delta, s2, full * (2 * pairs - 2), full * math.sqrt(2 / pairs), confidence=None)
-    return gate.gate_family(np.expm1(delta) * 100, test.p_increase, test.p_decrease, LOWER, full * threshold_pct).regression
+    return gate.gate_family(
+        np.expm1(delta) * 100, test.p_increase, test.p_decrease, LOWER, full * threshold_pct
+    ).regression

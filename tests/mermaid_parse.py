@@ -60,10 +60,22 @@ def ensure_mermaid() -> Path:
         raise MermaidUnavailable("node and npm are needed to parse mermaid charts with the mermaid package")
     work = Path(tempfile.mkdtemp(dir=target.parent, prefix=".mermaid-"))
     proc = subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix", str(work),
-         f"mermaid@{MERMAID_VERSION}", f"jsdom@{JSDOM_VERSION}"],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        [
+            npm,
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--ignore-scripts",
+            "--prefix",
+            str(work),
+            f"mermaid@{MERMAID_VERSION}",
+            f"jsdom@{JSDOM_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     if proc.returncode != 0:
         shutil.rmtree(work, ignore_errors=True)
         raise RuntimeError(f"npm install mermaid@{MERMAID_VERSION} failed: {proc.stderr.strip()[-500:]}")
@@ -78,8 +90,15 @@ def ensure_mermaid() -> Path:
 def parse(diagrams: list[str]) -> list[dict[str, object]]:
     """mermaid.parse() on each diagram: ``{"ok": True, "type": ...}`` or ``{"ok": False, "error": ...}``."""
     folder = ensure_mermaid()
-    proc = subprocess.run(["node", str(folder / "parse.mjs")], input=json.dumps(diagrams), capture_output=True,
-                          text=True, timeout=120, cwd=folder, check=False)  # fmt: skip
+    proc = subprocess.run(
+        ["node", str(folder / "parse.mjs")],
+        input=json.dumps(diagrams),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=folder,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"node parse.mjs failed: {proc.stderr.strip()[-500:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

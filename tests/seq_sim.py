@@ -36,8 +36,17 @@ def one_metric_worse(percent: float, metric: int = 0) -> np.ndarray:
     return shift
 
 
-def pair_diffs(jobs: int, pairs: int, *, repeat_cv: float, drift_pct: float, period_pairs: float = 10.0,
-               job_cv: float = 0.03, shift: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+def pair_diffs(
+    jobs: int,
+    pairs: int,
+    *,
+    repeat_cv: float,
+    drift_pct: float,
+    period_pairs: float = 10.0,
+    job_cv: float = 0.03,
+    shift: np.ndarray | None = None,
+    seed: int = 0,
+) -> np.ndarray:
     """Per-pair log differences (candidate - baseline), shaped (jobs, METRICS, pairs)."""
     rng = np.random.default_rng(seed)
     shift = np.ones(METRICS) if shift is None else np.asarray(shift, float)
@@ -64,10 +73,12 @@ def report_regressions(diffs: np.ndarray, threshold_pct: float = 5.0) -> np.ndar
     n = diffs.shape[-1]
     full = np.ones(diffs.shape[:-1])
     delta, s2 = diffs.mean(-1), diffs.var(-1, ddof=1)
-    test = stats.moderated_t(delta, s2, full * (n - 1), full * math.sqrt(1 / n), confidence=None,
-                             max_d0=gate.HISTORY_PRIOR_WEIGHT * (n - 1))
-    return gate.gate_family(np.expm1(delta) * 100, test.p_increase, test.p_decrease, LOWER,
-                            full * threshold_pct).regression
+    test = stats.moderated_t(
+        delta, s2, full * (n - 1), full * math.sqrt(1 / n), confidence=None, max_d0=gate.HISTORY_PRIOR_WEIGHT * (n - 1)
+    )
+    return gate.gate_family(
+        np.expm1(delta) * 100, test.p_increase, test.p_decrease, LOWER, full * threshold_pct
+    ).regression
 
 
 @dataclass(frozen=True)

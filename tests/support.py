@@ -23,8 +23,9 @@ def clean_environ(**extra: str) -> dict[str, str]:
     return env
 
 
-
-def run_kitt(*args: str, env: dict[str, str] | None = None, timeout: float = 300, **kw) -> subprocess.CompletedProcess[str]:
+def run_kitt(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300, **kw
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a child process, as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "kitt", *args],
@@ -89,7 +90,9 @@ def check_golden(path: Path, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     assert path.exists(), f"{path} is missing: run with KITT_UPDATE_GOLDEN=1 and review it"
-    assert text == path.read_text(encoding="utf-8"), f"{path.name} differs from its golden file (KITT_UPDATE_GOLDEN=1 to accept)"
+    assert text == path.read_text(encoding="utf-8"), (
+        f"{path.name} differs from its golden file (KITT_UPDATE_GOLDEN=1 to accept)"
+    )
 
 
 def unique_model() -> str:
@@ -146,8 +149,9 @@ def staged(out: Path, name: str) -> Path | None:
     return found[0] if found else None
 
 
-def wait_for_samples(out: Path, process: subprocess.Popen[str], timeout: float, *,
-                     measured: bool = False) -> list[dict]:
+def wait_for_samples(
+    out: Path, process: subprocess.Popen[str], timeout: float, *, measured: bool = False
+) -> list[dict]:
     """Wait for an observed event of a running ``kitt run -o out``: samples written to its
     samples.jsonl (after a warm-up, or with ``measured`` after a measured repeat). Returns them."""
     import json
@@ -168,8 +172,7 @@ def sample_ids(rows: list[dict]) -> set[tuple[str, int, int]]:
     return {(row["test_name"], row["run_number"], row["index"]) for row in rows}
 
 
-def assert_kill_left_a_clear_failure(returncode: int, stderr: str, out: Path, engine: str,
-                                     seen: list[dict]) -> None:
+def assert_kill_left_a_clear_failure(returncode: int, stderr: str, out: Path, engine: str, seen: list[dict]) -> None:
     """After the engine was SIGKILLed mid-run, wherever the kill landed: exit 1, one error line
     naming the engine and the phase it died in, every sample written before the kill (``seen``)
     still in samples.jsonl, and metrics.json saying the run did not pass, with that phase."""
@@ -197,8 +200,9 @@ def read_request(conn: socket.socket, buffer: bytes) -> bytes | None:
             return None
         buffer += data
     head, _, rest = buffer.partition(b"\r\n\r\n")
-    length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"content-length:")), b"0"))
+    length = int(
+        next((line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), b"0")
+    )
     while len(rest) < length:
         data = conn.recv(65536)
         if not data:

@@ -22,7 +22,9 @@ def test_inputs_with_hyphens_or_underscores():
 
 
 def test_defaults_and_derived_names():
-    inputs = ActionInputs.from_environment({"INPUT_MODEL": "meta-llama/Llama-3.1-8B", "INPUT_ENGINE-ARGS": "--a=1\n\n --b \n"})
+    inputs = ActionInputs.from_environment(
+        {"INPUT_MODEL": "meta-llama/Llama-3.1-8B", "INPUT_ENGINE-ARGS": "--a=1\n\n --b \n"}
+    )
     assert inputs.mode == "benchmark" and inputs.engine == "vllm" and inputs.suite == "quick"
     assert inputs.comment_key == "vllm/Llama-3.1-8B/quick"
     assert inputs.artifact_name == "kitt-results-vllm-Llama-3.1-8B-quick"
@@ -57,10 +59,16 @@ def test_bad_inputs(env, fragment):
 def test_entrypoint_reports_bad_input_as_an_annotation_and_exit_2(tmp_path):
     output = tmp_path / "output"
     output.touch()
-    env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output), INPUT_MODEL="m", INPUT_REPEATS="0",
-                        **{"INPUT_GITHUB-TOKEN": "ghs_secretvalue123456"})
-    done = subprocess.run([sys.executable, str(REPO / "entrypoint.py")], env=env, capture_output=True, text=True,
-                          cwd=tmp_path, timeout=60)
+    env = clean_environ(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(output),
+        INPUT_MODEL="m",
+        INPUT_REPEATS="0",
+        **{"INPUT_GITHUB-TOKEN": "ghs_secretvalue123456"},
+    )
+    done = subprocess.run(
+        [sys.executable, str(REPO / "entrypoint.py")], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert done.returncode == 2
     assert "::error::input 'repeats' must be a positive whole number" in done.stdout
     assert "ghs_secretvalue123456" not in done.stdout + done.stderr
@@ -72,12 +80,23 @@ def test_a_failed_benchmark_never_passes(tmp_path):
     output.touch()
     summary.touch()
     env = clean_environ(
-        GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output), GITHUB_STEP_SUMMARY=str(summary),
-        KITT_ACTION_FLAVOUR="composite", INPUT_MODEL="m", INPUT_ENGINE="openai",
-        INPUT_ENDPOINT="http://127.0.0.1:9", INPUT_COMMENT="never",
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(output),
+        GITHUB_STEP_SUMMARY=str(summary),
+        KITT_ACTION_FLAVOUR="composite",
+        INPUT_MODEL="m",
+        INPUT_ENGINE="openai",
+        INPUT_ENDPOINT="http://127.0.0.1:9",
+        INPUT_COMMENT="never",
     )
-    done = subprocess.run([sys.executable, str(REPO / "entrypoint.py")], env=env, capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "entrypoint.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "::error::openai was not ready" in done.stdout
     text = output.read_text()
@@ -85,8 +104,15 @@ def test_a_failed_benchmark_never_passes(tmp_path):
 
 
 def test_metrics_output_stays_small_for_huge_sweeps():
-    row = {"baseline": 1.0, "current": 2.0, "change_pct": 100.0, "ci_pct": [90.0, 110.0], "p_value": 0.001,
-           "verdict": "regression", "threshold_pct": 5.0}
+    row = {
+        "baseline": 1.0,
+        "current": 2.0,
+        "change_pct": 100.0,
+        "ci_pct": [90.0, 110.0],
+        "p_value": 0.001,
+        "verdict": "regression",
+        "threshold_pct": 5.0,
+    }
     small = {"t-c1": {"median_ttft_ms": row}}
     assert json.loads(compact_metrics(small)) == small
     huge = {f"sweep-c{i}": {f"m{j}": row for j in range(9)} for i in range(400)}
@@ -99,20 +125,34 @@ def _report_mode_env(tmp_path, double, conclusion, artifact=True):
 
     if artifact:
         results = write_run(tmp_path / "artifact")
-        double.add_artifact("kitt-results", {"metrics.json": (results / "metrics.json").read_bytes(),
-                                             "hardware.json": (results / "hardware.json").read_bytes()}, run_id=4242)
+        double.add_artifact(
+            "kitt-results",
+            {
+                "metrics.json": (results / "metrics.json").read_bytes(),
+                "hardware.json": (results / "hardware.json").read_bytes(),
+            },
+            run_id=4242,
+        )
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"workflow_run": {"id": 4242, "conclusion": conclusion, "head_sha": "a" * 40}}))
     output, summary = tmp_path / "output", tmp_path / "summary"
     output.touch()
     summary.touch()
     env = {
-        "GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": double.repo.full_name, "GITHUB_API_URL": double.api_url,
-        "GITHUB_EVENT_PATH": str(event), "GITHUB_EVENT_NAME": "workflow_run", "GITHUB_OUTPUT": str(output),
-        "GITHUB_STEP_SUMMARY": str(summary), "KITT_ACTION_FLAVOUR": "docker", "INPUT_MODE": "report",
-        "INPUT_GITHUB-TOKEN": double.token, "INPUT_RESULTS-DIR": str(tmp_path / "results"),
-        "INPUT_COMMENT": "never", "INPUT_UPLOAD-ARTIFACT": "false",
-    }  # fmt: skip
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": double.repo.full_name,
+        "GITHUB_API_URL": double.api_url,
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_EVENT_NAME": "workflow_run",
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "KITT_ACTION_FLAVOUR": "docker",
+        "INPUT_MODE": "report",
+        "INPUT_GITHUB-TOKEN": double.token,
+        "INPUT_RESULTS-DIR": str(tmp_path / "results"),
+        "INPUT_COMMENT": "never",
+        "INPUT_UPLOAD-ARTIFACT": "false",
+    }
     return env, output
 
 
@@ -157,6 +197,8 @@ def test_an_unexpected_exception_never_writes_passed_true(tmp_path, github_doubl
         main(env)
     values = _outputs(output)
     assert values["passed"] == "false" and values["verdict"] == "error"
+
+
 def test_container_cli_and_gpus_inputs():
     inputs = ActionInputs.from_environment({"INPUT_MODEL": "m"})
     assert inputs.container_cli is None and inputs.gpus == "all"
@@ -194,8 +236,14 @@ def test_report_mode_with_a_pattern_writes_one_comment_for_the_whole_matrix(tmp_
         base = write_run(tmp_path / "base" / name, timestamp="2025-04-30T10:00:00.000Z")
         double.add_artifact(name, files(base), head_branch="main", created_at=earlier)
     env, output = _report_mode_env(tmp_path, double, "success", artifact=False)
-    env.update({"INPUT_RESULTS-ARTIFACT": "kitt-results-*", "INPUT_BASELINE-ARTIFACT": "kitt-results-*",
-                "INPUT_COMMENT": "always", "INPUT_BASELINE-HISTORY": "1"})  # fmt: skip
+    env.update(
+        {
+            "INPUT_RESULTS-ARTIFACT": "kitt-results-*",
+            "INPUT_BASELINE-ARTIFACT": "kitt-results-*",
+            "INPUT_COMMENT": "always",
+            "INPUT_BASELINE-HISTORY": "1",
+        }
+    )
     assert main(env) == 1  # one job regressed: the gate fails for the whole matrix
     values = _outputs(output)
     assert values["verdict"] == "regression" and values["passed"] == "false"

@@ -51,8 +51,20 @@ def test_readme_outputs_table_matches_action_yml():
 
 def test_both_flavours_declare_the_same_inputs_and_outputs_where_they_overlap():
     shared = set(COMPOSITE["inputs"]) & set(DOCKER["inputs"])
-    assert {"model", "engine", "suite", "baseline-artifact", "github-token", "threshold", "fail-on-regression",
-            "comment", "comment-key", "artifact-name", "upload-artifact", "results-dir"} <= shared
+    assert {
+        "model",
+        "engine",
+        "suite",
+        "baseline-artifact",
+        "github-token",
+        "threshold",
+        "fail-on-regression",
+        "comment",
+        "comment-key",
+        "artifact-name",
+        "upload-artifact",
+        "results-dir",
+    } <= shared
     for name in shared:
         mine, theirs = COMPOSITE["inputs"][name], DOCKER["inputs"][name]
         assert mine["description"] == theirs["description"], name

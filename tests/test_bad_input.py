@@ -30,7 +30,9 @@ from kitt.errors import GitHubError, KittError, ResultsError, UsageError
 from github_double.fixtures import github_contract, github_double  # noqa: F401  (the GitHub REST double)
 from support import REPO, clean_environ, run_kitt
 
-TINY_SUITE = "name: tiny\ntests:\n  - name: t\n    concurrency: [1]\n    num_requests: 2\n    input_len: 8\n    output_len: 4\n"
+TINY_SUITE = (
+    "name: tiny\ntests:\n  - name: t\n    concurrency: [1]\n    num_requests: 2\n    input_len: 8\n    output_len: 4\n"
+)
 
 
 def one_error_line(stderr: str) -> str:
@@ -110,8 +112,9 @@ def read_only_folder(tmp_path: Path) -> Iterator[Path]:
         yield locked
         locked.chmod(0o755)
         return
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(locked)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(locked)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"running as root without the right to mount a read-only tmpfs: {mounted.stderr.strip()}")
     try:
@@ -131,11 +134,27 @@ def _unusable_folder(kind: str, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["an existing file", "under a file", "not creatable", "read-only"])
-def test_an_unusable_output_folder_fails_before_the_engine_starts(tmp_path: Path, suite_file: Path, kind: str,
-                                                                  request) -> None:
-    folder = request.getfixturevalue("read_only_folder") / "out" if kind == "read-only" else _unusable_folder(kind, tmp_path)
-    done = run_kitt("run", "-m", "m", "-e", "openai", "--endpoint", "http://127.0.0.1:9", "-s", str(suite_file),
-                    "-o", str(folder), env=clean_environ(), timeout=60)  # fmt: skip
+def test_an_unusable_output_folder_fails_before_the_engine_starts(
+    tmp_path: Path, suite_file: Path, kind: str, request
+) -> None:
+    folder = (
+        request.getfixturevalue("read_only_folder") / "out" if kind == "read-only" else _unusable_folder(kind, tmp_path)
+    )
+    done = run_kitt(
+        "run",
+        "-m",
+        "m",
+        "-e",
+        "openai",
+        "--endpoint",
+        "http://127.0.0.1:9",
+        "-s",
+        str(suite_file),
+        "-o",
+        str(folder),
+        env=clean_environ(),
+        timeout=60,
+    )
     line = one_error_line(done.stderr)
     assert done.returncode == 2, done.stderr
     assert str(folder) in line and ("cannot be created or written" in line or "is not a directory" in line)
@@ -148,8 +167,14 @@ def test_the_actions_results_dir_is_checked_first_and_named(tmp_path: Path, kind
 
     folder = _unusable_folder(kind, tmp_path)
     output = tmp_path / "output"
-    env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output), INPUT_MODEL="m", INPUT_ENGINE="openai",
-                        INPUT_ENDPOINT="http://127.0.0.1:9", **{"INPUT_RESULTS-DIR": str(folder)})
+    env = clean_environ(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(output),
+        INPUT_MODEL="m",
+        INPUT_ENGINE="openai",
+        INPUT_ENDPOINT="http://127.0.0.1:9",
+        **{"INPUT_RESULTS-DIR": str(folder)},
+    )
     assert main(env) == 2
     assert "::error::input 'results-dir': directory" in capsys.readouterr().out
     assert outputs(output)["passed"] == "false"
@@ -183,11 +208,25 @@ def test_an_unwritable_output_or_summary_file_loses_nothing(tmp_path: Path, gith
 def test_an_unwritable_summary_after_a_real_benchmark(tmp_path: Path, suite_file: Path) -> None:
     output, results = tmp_path / "output", tmp_path / "results"
     output.touch()
-    env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output), GITHUB_STEP_SUMMARY=str(tmp_path),
-                        KITT_ACTION_FLAVOUR="composite", INPUT_MODEL="m", INPUT_ENGINE="sim", INPUT_SUITE=str(suite_file),
-                        INPUT_COMMENT="never", **{"INPUT_RESULTS-DIR": str(results)})  # fmt: skip
-    done = subprocess.run([sys.executable, str(REPO / "entrypoint.py")], env=env, capture_output=True, text=True,
-                          cwd=tmp_path, timeout=180)
+    env = clean_environ(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(output),
+        GITHUB_STEP_SUMMARY=str(tmp_path),
+        KITT_ACTION_FLAVOUR="composite",
+        INPUT_MODEL="m",
+        INPUT_ENGINE="sim",
+        INPUT_SUITE=str(suite_file),
+        INPUT_COMMENT="never",
+        **{"INPUT_RESULTS-DIR": str(results)},
+    )
+    done = subprocess.run(
+        [sys.executable, str(REPO / "entrypoint.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and "Could not append to the step summary" in done.stdout
     assert outputs(output)["passed"] == "true" and (results / "metrics.json").is_file()
@@ -215,8 +254,9 @@ def test_an_unwritable_summary_after_a_real_benchmark(tmp_path: Path, suite_file
         (["--num-requests", "200000", "--input-len", "1000"], "above the limit of 100,000,000 per level"),
     ],
 )
-def test_out_of_range_run_values_are_usage_errors(tmp_path: Path, suite_file: Path, args: list[str], fragment: str,
-                                                  capsys) -> None:
+def test_out_of_range_run_values_are_usage_errors(
+    tmp_path: Path, suite_file: Path, args: list[str], fragment: str, capsys
+) -> None:
     argv = ["run", "-m", "m", "-e", "sim", "-s", str(suite_file), "-o", str(tmp_path / "out"), *args]
     code, _, err = kitt_main(argv, capsys)
     assert code == 2 and fragment in one_error_line(err)
@@ -259,8 +299,14 @@ def test_concurrency_above_the_requests_is_capped_and_named_for_what_it_is() -> 
 
 @pytest.mark.parametrize(
     "argv",
-    [["run"], ["run", "-m", "m", "-e", "sim", "-o", "o", "--bogus"], ["ci", "report"], ["nope"],
-     ["run", "-m", "m", "-e", "sim", "-o", "o", "--port", "x"], []],
+    [
+        ["run"],
+        ["run", "-m", "m", "-e", "sim", "-o", "o", "--bogus"],
+        ["ci", "report"],
+        ["nope"],
+        ["run", "-m", "m", "-e", "sim", "-o", "o", "--port", "x"],
+        [],
+    ],
 )
 def test_argparse_errors_are_one_line_and_an_annotation(argv: list[str], capsys, monkeypatch) -> None:
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
@@ -301,16 +347,23 @@ def test_argparse_errors_are_one_line_and_an_annotation(argv: list[str], capsys,
         ({"INPUT_DATASET-FORMAT": "csv"}, "dataset-format"),
     ],
 )
-def test_every_action_input_is_checked_before_anything_starts(tmp_path: Path, inputs: dict[str, str], name: str,
-                                                              capsys) -> None:
+def test_every_action_input_is_checked_before_anything_starts(
+    tmp_path: Path, inputs: dict[str, str], name: str, capsys
+) -> None:
     from kitt.action import main
 
     (tmp_path / "bad.yml").write_text("p99_ttft_ms: [1\n")
     (tmp_path / "unknown.yml").write_text("p99_ttf_ms: 10\n")
     files = {"@bad-yaml": str(tmp_path / "bad.yml"), "@unknown-metric": str(tmp_path / "unknown.yml")}
     output = tmp_path / "output"
-    env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output), INPUT_MODEL="m", INPUT_ENGINE="openai",
-                        INPUT_ENDPOINT="http://127.0.0.1:9", **{"INPUT_RESULTS-DIR": str(tmp_path / "results")})
+    env = clean_environ(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(output),
+        INPUT_MODEL="m",
+        INPUT_ENGINE="openai",
+        INPUT_ENDPOINT="http://127.0.0.1:9",
+        **{"INPUT_RESULTS-DIR": str(tmp_path / "results")},
+    )
     env.update({key: files.get(value, value) for key, value in inputs.items()})
     assert main(env) == 2
     captured = capsys.readouterr()
@@ -364,9 +417,15 @@ def test_untrusted_thresholds_files(tmp_path: Path, kind: str) -> None:
 def _metrics(**top: Any) -> dict[str, Any]:
     metrics = {"median_ttft_ms": 40.0, "p99_ttft_ms": 60.0, "output_throughput": 900.0, "completed": 8.0, "failed": 0.0}
     metrics.update(top.pop("metrics", {}))
-    document = {"schema_version": 1, "suite_name": "s", "timestamp": "2025-05-01T10:00:00Z", "engine": "sim",
-                "model": "m", "passed": True,
-                "results": [{"test_name": "t-c1", "run_number": 1, "passed": True, "metrics": metrics}]}
+    document = {
+        "schema_version": 1,
+        "suite_name": "s",
+        "timestamp": "2025-05-01T10:00:00Z",
+        "engine": "sim",
+        "model": "m",
+        "passed": True,
+        "results": [{"test_name": "t-c1", "run_number": 1, "passed": True, "metrics": metrics}],
+    }
     document.update(top)
     return document
 
@@ -404,17 +463,33 @@ def test_all_zero_metrics_are_not_a_measurement(tmp_path: Path, side: str, capsy
         (tmp_path / name).mkdir()
         zeroed = name == "current" or side == "both"
         (tmp_path / name / "metrics.json").write_text(json.dumps(_metrics(metrics=zero if zeroed else {})))
-    code, out, _ = kitt_main(["ci", "report", "--results-dir", str(tmp_path / "current"), "--baseline-dir",
-                              str(tmp_path / "baseline"), "--fail-on-regression"], capsys)
+    code, out, _ = kitt_main(
+        [
+            "ci",
+            "report",
+            "--results-dir",
+            str(tmp_path / "current"),
+            "--baseline-dir",
+            str(tmp_path / "baseline"),
+            "--fail-on-regression",
+        ],
+        capsys,
+    )
     assert code == 1 and "every metric is zero" in out and "improvement" not in out.lower().split("##")[0]
 
 
 @pytest.mark.parametrize(
     "payload",
     [
-        {"pull_request": "x"}, {"pull_request": {"number": "7", "head": "x"}}, {"pull_request": {"number": 7, "head": 5}},
-        {"pull_request": {"number": True}}, {"pull_request": [1]}, {"workflow_run": "x"}, {"workflow_run": {"id": "x"}},
-        [1, 2], "text",
+        {"pull_request": "x"},
+        {"pull_request": {"number": "7", "head": "x"}},
+        {"pull_request": {"number": 7, "head": 5}},
+        {"pull_request": {"number": True}},
+        {"pull_request": [1]},
+        {"workflow_run": "x"},
+        {"workflow_run": {"id": "x"}},
+        [1, 2],
+        "text",
     ],
 )
 def test_event_payload_fields_of_the_wrong_type_read_as_absent(tmp_path: Path, payload: Any) -> None:
@@ -432,8 +507,11 @@ def test_event_payload_fields_of_the_wrong_type_read_as_absent(tmp_path: Path, p
     record = results / PULL_REQUEST_FILE
     if record.exists():  # only {"number": 7, "head": 5}: the number is good, the head is not
         assert json.loads(record.read_text()) == {"number": 7, "head_sha": None}
-    assert context.event_object("workflow_run") == (payload.get("workflow_run") if isinstance(payload, dict)
-                                                    and isinstance(payload.get("workflow_run"), dict) else {})
+    assert context.event_object("workflow_run") == (
+        payload.get("workflow_run")
+        if isinstance(payload, dict) and isinstance(payload.get("workflow_run"), dict)
+        else {}
+    )
 
 
 # --------------------------------------------------------------------------- the GitHub API
@@ -449,7 +527,9 @@ def test_an_api_answering_200_with_the_wrong_shape(github_double, tmp_path: Path
     from kitt.github.pulls import get_pull_request
 
     fast = RetryPolicy(attempts=2, first_delay_s=0.0, sleep=lambda s: None)
-    common = dict(token=github_double.token, repo=github_double.repo.full_name, api_url=github_double.api_url, retry=fast)
+    common = dict(
+        token=github_double.token, repo=github_double.repo.full_name, api_url=github_double.api_url, retry=fast
+    )
     github_double.fail_next(operation, 200, body=body, times=3)
     try:
         if operation == "pulls/get":
@@ -478,15 +558,21 @@ def test_a_comment_api_of_the_wrong_shape(github_double, operation: str, body: A
     github_double.fail_next(operation, 200, body=body, times=5)
     try:
         with pytest.raises(GitHubError):
-            upsert_pr_comment(token=github_double.token, repo=github_double.repo.full_name, pr=pull.number, body="hi",
-                              api_url=github_double.api_url,
-                              retry=RetryPolicy(attempts=2, first_delay_s=0.0, sleep=lambda s: None))
+            upsert_pr_comment(
+                token=github_double.token,
+                repo=github_double.repo.full_name,
+                pr=pull.number,
+                body="hi",
+                api_url=github_double.api_url,
+                retry=RetryPolicy(attempts=2, first_delay_s=0.0, sleep=lambda s: None),
+            )
     finally:
         github_double.take_violations()
 
 
-def test_a_wrong_shaped_pull_request_still_leaves_the_report_in_the_summary(tmp_path: Path, github_double,
-                                                                            capsys) -> None:
+def test_a_wrong_shaped_pull_request_still_leaves_the_report_in_the_summary(
+    tmp_path: Path, github_double, capsys
+) -> None:
     from kitt.action import main
 
     env = _report_env(tmp_path, github_double)
@@ -534,8 +620,9 @@ def silent_server() -> Iterator[str]:
 
 
 @pytest.mark.parametrize("path", ["baseline", "pull request", "comment"])
-def test_an_api_that_never_answers_is_bounded_by_the_policys_timeout(silent_server: str, tmp_path: Path,
-                                                                     path: str) -> None:
+def test_an_api_that_never_answers_is_bounded_by_the_policys_timeout(
+    silent_server: str, tmp_path: Path, path: str
+) -> None:
     """Every path uses kitt.github.http's timeout: PyGithub too, and a policy's sub-second timeout."""
     from kitt.github.baseline import download_baseline
     from kitt.github.comments import upsert_pr_comment
@@ -565,8 +652,9 @@ def test_readiness_hints_say_what_helps(tmp_path: Path, refusing_server: Any, st
     answers but does not serve yet may be loading: --ready-timeout is honoured for endpoints (no cap)."""
     refusing_server.status = status
     url = f"http://127.0.0.1:{refusing_server.server_address[1]}"
-    code, _, err = kitt_main(["run", "-m", "m", "-e", "openai", "--endpoint", url, "--ready-timeout", "1",
-                              "-o", str(tmp_path / "o")], capsys)
+    code, _, err = kitt_main(
+        ["run", "-m", "m", "-e", "openai", "--endpoint", url, "--ready-timeout", "1", "-o", str(tmp_path / "o")], capsys
+    )
     line = one_error_line(err)
     assert code == 1 and f"HTTP {status}" in line
     if status == 401:
@@ -599,12 +687,24 @@ def test_a_cancel_is_one_error_not_two(tmp_path: Path, refusing_server: Any) -> 
     """SIGTERM while the engine is being waited for: the cancel is the only error."""
     refusing_server.status = 503
     output = tmp_path / "output"
-    env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output), KITT_ACTION_FLAVOUR="composite",
-                        INPUT_MODEL="m", INPUT_ENGINE="openai", INPUT_COMMENT="never",
-                        INPUT_ENDPOINT=f"http://127.0.0.1:{refusing_server.server_address[1]}",
-                        **{"INPUT_RESULTS-DIR": str(tmp_path / "results")})
-    child = subprocess.Popen([sys.executable, str(REPO / "entrypoint.py")], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    env = clean_environ(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(output),
+        KITT_ACTION_FLAVOUR="composite",
+        INPUT_MODEL="m",
+        INPUT_ENGINE="openai",
+        INPUT_COMMENT="never",
+        INPUT_ENDPOINT=f"http://127.0.0.1:{refusing_server.server_address[1]}",
+        **{"INPUT_RESULTS-DIR": str(tmp_path / "results")},
+    )
+    child = subprocess.Popen(
+        [sys.executable, str(REPO / "entrypoint.py")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
         # On an observed event: the readiness wait has reached the server (a probe was answered 503).
         deadline = time.monotonic() + 30
@@ -631,8 +731,18 @@ def test_a_baseline_with_nothing_in_common_fails_loudly(tmp_path: Path, capsys) 
     renamed = _metrics()
     renamed["results"][0]["metrics"] = {"ttft_p50": 40.0, "tokens_per_s": 900.0}  # another tool's names
     (tmp_path / "baseline" / "metrics.json").write_text(json.dumps(renamed))
-    code, out, err = kitt_main(["ci", "report", "--results-dir", str(tmp_path / "current"), "--baseline-dir",
-                                str(tmp_path / "baseline"), "--fail-on-regression"], capsys)
+    code, out, err = kitt_main(
+        [
+            "ci",
+            "report",
+            "--results-dir",
+            str(tmp_path / "current"),
+            "--baseline-dir",
+            str(tmp_path / "baseline"),
+            "--fail-on-regression",
+        ],
+        capsys,
+    )
     assert code == 1 and "error: Nothing was compared" in err and "not a pass" in err
 
 
@@ -643,8 +753,18 @@ def test_a_baseline_whose_tests_all_differ_fails_loudly(tmp_path: Path, capsys) 
     other = _metrics()
     other["results"][0]["test_name"] = "other-c1"
     (tmp_path / "baseline" / "metrics.json").write_text(json.dumps(other))
-    code, _, err = kitt_main(["ci", "report", "--results-dir", str(tmp_path / "current"), "--baseline-dir",
-                              str(tmp_path / "baseline"), "--fail-on-regression"], capsys)
+    code, _, err = kitt_main(
+        [
+            "ci",
+            "report",
+            "--results-dir",
+            str(tmp_path / "current"),
+            "--baseline-dir",
+            str(tmp_path / "baseline"),
+            "--fail-on-regression",
+        ],
+        capsys,
+    )
     assert code == 1 and "error: other-c1 is in the baseline but missing from the current run" in err
 
 
@@ -680,22 +800,39 @@ def good_result_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("good") / "out"
     suite = out.parent / "s.yaml"
     suite.write_text(TINY_SUITE)
-    done = run_kitt("run", "-m", "m", "-e", "sim", "-s", str(suite), "-o", str(out), "--repeats", "1",
-                    env=clean_environ(), timeout=120)
+    done = run_kitt(
+        "run",
+        "-m",
+        "m",
+        "-e",
+        "sim",
+        "-s",
+        str(suite),
+        "-o",
+        str(out),
+        "--repeats",
+        "1",
+        env=clean_environ(),
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return out
 
 
-@pytest.mark.parametrize(("args", "code"), [
-    (["-e", "no-such-engine"], 2),
-    (["-e", "openai"], 2),  # no --endpoint
-    (["-e", "sim", "--concurrency", "0"], 2),
-    (["-e", "sim", "--engine-arg=--never-ready", "--ready-timeout", "1"], 1),  # the engine never gets ready
-    (["-e", "sim", "--engine-arg=--die-after=1"], 1),  # the engine dies mid-run
-    (["-e", "sim", "--engine-arg=--fail-every=2"], 1),  # every other request fails
-])
-def test_a_failed_run_never_destroys_the_result_set_in_its_folder(tmp_path: Path, good_result_set: Path,
-                                                                  suite_file: Path, args: list[str], code: int) -> None:
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["-e", "no-such-engine"], 2),
+        (["-e", "openai"], 2),  # no --endpoint
+        (["-e", "sim", "--concurrency", "0"], 2),
+        (["-e", "sim", "--engine-arg=--never-ready", "--ready-timeout", "1"], 1),  # the engine never gets ready
+        (["-e", "sim", "--engine-arg=--die-after=1"], 1),  # the engine dies mid-run
+        (["-e", "sim", "--engine-arg=--fail-every=2"], 1),  # every other request fails
+    ],
+)
+def test_a_failed_run_never_destroys_the_result_set_in_its_folder(
+    tmp_path: Path, good_result_set: Path, suite_file: Path, args: list[str], code: int
+) -> None:
     out = tmp_path / "out"
     shutil.copytree(good_result_set, out)
     before = result_set_bytes(out)
@@ -712,14 +849,28 @@ def test_a_failed_run_never_destroys_the_result_set_in_its_folder(tmp_path: Path
     assert not list(tmp_path.glob(".out.kitt-*"))  # no staging folder left behind
 
 
-def test_a_finished_run_replaces_the_result_set_and_says_so(tmp_path: Path, good_result_set: Path,
-                                                            suite_file: Path) -> None:
+def test_a_finished_run_replaces_the_result_set_and_says_so(
+    tmp_path: Path, good_result_set: Path, suite_file: Path
+) -> None:
     out = tmp_path / "out"
     shutil.copytree(good_result_set, out)
     (out / "pull_request.json").write_text('{"number": 3}')  # not the result set's: kept
     old = json.loads((out / "config.json").read_text())["run_id"]
-    done = run_kitt("run", "-m", "m", "-e", "sim", "-s", str(suite_file), "-o", str(out), "--repeats", "1",
-                    env=clean_environ(), timeout=120)
+    done = run_kitt(
+        "run",
+        "-m",
+        "m",
+        "-e",
+        "sim",
+        "-s",
+        str(suite_file),
+        "-o",
+        str(out),
+        "--repeats",
+        "1",
+        env=clean_environ(),
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert f"Replaced the earlier result set in {out}" in done.stderr
     assert json.loads((out / "config.json").read_text())["run_id"] != old
@@ -727,11 +878,17 @@ def test_a_finished_run_replaces_the_result_set_and_says_so(tmp_path: Path, good
     assert not list(tmp_path.glob(".out.kitt-*")) and not list(tmp_path.glob("out.failed-*"))
 
 
-@pytest.mark.parametrize("args", [
-    ["-e", "no-such-engine"], ["-e", "openai"], ["-e", "sim", "--endpoint", "http://127.0.0.1:9"],
-    ["-e", "vllm", "--baseline-endpoint", "http://127.0.0.1:9"], ["-e", "openai", "--endpoint", "ftp://x"],
-    ["-e", "tgi", "--native"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-e", "no-such-engine"],
+        ["-e", "openai"],
+        ["-e", "sim", "--endpoint", "http://127.0.0.1:9"],
+        ["-e", "vllm", "--baseline-endpoint", "http://127.0.0.1:9"],
+        ["-e", "openai", "--endpoint", "ftp://x"],
+        ["-e", "tgi", "--native"],
+    ],
+)
 def test_usage_errors_leave_no_folder_behind(tmp_path: Path, args: list[str], capsys) -> None:
     out = tmp_path / "deep" / "out"
     code, _, err = kitt_main(["run", "-m", "m", "-o", str(out), *args], capsys)
@@ -762,8 +919,25 @@ def test_url_credentials_never_print_and_are_masked(tmp_path: Path, userinfo: st
     env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output))
     with sim(host=host, model="m") as url:
         endpoint = url.replace("://", f"://{userinfo}@")
-        done = run_kitt("run", "-m", "m", "-e", "openai", "--endpoint", endpoint, "-o", str(tmp_path / "out"),
-                        "--num-requests", "2", "--repeats", "1", "--warmup", "0", env=env, timeout=120)
+        done = run_kitt(
+            "run",
+            "-m",
+            "m",
+            "-e",
+            "openai",
+            "--endpoint",
+            endpoint,
+            "-o",
+            str(tmp_path / "out"),
+            "--num-requests",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            env=env,
+            timeout=120,
+        )
     assert done.returncode == 0, done.stderr
     masks = [line for line in done.stdout.splitlines() if line.startswith("::add-mask::")]
     assert any(SECRET in line for line in masks)  # the runner masks it in everything after
@@ -776,15 +950,18 @@ def test_url_credentials_never_print_and_are_masked(tmp_path: Path, userinfo: st
             assert SECRET not in path.read_text(errors="replace"), path
 
 
-@pytest.mark.parametrize(("url", "shown"), [
-    ("http://u:p@[::1]:8000", "http://<redacted>@[::1]:8000"),
-    ("http://u:p@[::1]:8000/v1?x=1", "http://<redacted>@[::1]:8000/v1?x=1"),
-    ("https://user:pw@host.example:443/v1", "https://<redacted>@host.example:443/v1"),
-    ("http://user@10.0.0.1", "http://<redacted>@10.0.0.1"),
-    ("http://a:b@c@d:1/", "http://<redacted>@d:1/"),
-    ("http://[::1]:8000", "http://[::1]:8000"),
-    ("http://[bad-ipv6:x@y", "http://<redacted>@y"),
-])
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://u:p@[::1]:8000", "http://<redacted>@[::1]:8000"),
+        ("http://u:p@[::1]:8000/v1?x=1", "http://<redacted>@[::1]:8000/v1?x=1"),
+        ("https://user:pw@host.example:443/v1", "https://<redacted>@host.example:443/v1"),
+        ("http://user@10.0.0.1", "http://<redacted>@10.0.0.1"),
+        ("http://a:b@c@d:1/", "http://<redacted>@d:1/"),
+        ("http://[::1]:8000", "http://[::1]:8000"),
+        ("http://[bad-ipv6:x@y", "http://<redacted>@y"),
+    ],
+)
 def test_one_redact_url_right_for_every_host(url: str, shown: str) -> None:
     from kitt.redact import redact_url
 
@@ -796,8 +973,14 @@ def test_there_is_one_redact_url() -> None:
     assert [p.relative_to(REPO).as_posix() for p in defined] == ["kitt/redact.py"]
 
 
-INJECTIONS = ["m\n::warning::INJECTED", "m\r\n::stop-commands::INJECTED", "m\n  ::add-mask::INJECTED",
-              "m\u2028::error::INJECTED", "m\n##[warning]INJECTED", "m\x0b::notice::INJECTED"]
+INJECTIONS = [
+    "m\n::warning::INJECTED",
+    "m\r\n::stop-commands::INJECTED",
+    "m\n  ::add-mask::INJECTED",
+    "m\u2028::error::INJECTED",
+    "m\n##[warning]INJECTED",
+    "m\x0b::notice::INJECTED",
+]
 
 
 @pytest.mark.parametrize("model", INJECTIONS)
@@ -805,8 +988,21 @@ def test_no_workflow_command_from_a_model_name(tmp_path: Path, model: str, suite
     output = tmp_path / "gh-output"
     output.touch()
     env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output))
-    done = run_kitt("run", "-m", model, "-e", "sim", "-s", str(suite_file), "-o", str(tmp_path / "out"),
-                    "--repeats", "1", env=env, timeout=120)
+    done = run_kitt(
+        "run",
+        "-m",
+        model,
+        "-e",
+        "sim",
+        "-s",
+        str(suite_file),
+        "-o",
+        str(tmp_path / "out"),
+        "--repeats",
+        "1",
+        env=env,
+        timeout=120,
+    )
     assert "Traceback" not in done.stderr
     assert_no_injected_command(done.stdout + done.stderr)
     assert "INJECTED" in done.stdout + done.stderr  # shown, as text
@@ -830,10 +1026,17 @@ def test_every_printed_line_is_neutralised(text: str, capsys) -> None:
     assert_no_injected_command(stream.getvalue() + capsys.readouterr().err)
 
 
-@pytest.mark.parametrize("payload", [
-    {"repository": "owner/name"}, {"repository": ["a"]}, {"repository": 5}, {"repository": {"default_branch": ["x"]}},
-    {"repository": None, "pull_request": "x"}, {"pull_request": {"number": 5, "head": "x"}, "repository": "x"},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"repository": "owner/name"},
+        {"repository": ["a"]},
+        {"repository": 5},
+        {"repository": {"default_branch": ["x"]}},
+        {"repository": None, "pull_request": "x"},
+        {"pull_request": {"number": 5, "head": "x"}, "repository": "x"},
+    ],
+)
 def test_a_malformed_event_payload_never_crashes_the_action(tmp_path: Path, payload: Any, capsys) -> None:
     from kitt.action import main
 
@@ -842,9 +1045,17 @@ def test_a_malformed_event_payload_never_crashes_the_action(tmp_path: Path, payl
     (results / "metrics.json").write_text(json.dumps(_metrics()))
     event, output = tmp_path / "event.json", tmp_path / "gh-output"
     event.write_text(json.dumps(payload))
-    env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output), GITHUB_EVENT_PATH=str(event),
-                        GITHUB_EVENT_NAME="push", GITHUB_REF_NAME="main", KITT_ACTION_FLAVOUR="composite",
-                        INPUT_ENGINE="none", INPUT_COMMENT="never", **{"INPUT_RESULTS-DIR": str(results)})
+    env = clean_environ(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(output),
+        GITHUB_EVENT_PATH=str(event),
+        GITHUB_EVENT_NAME="push",
+        GITHUB_REF_NAME="main",
+        KITT_ACTION_FLAVOUR="composite",
+        INPUT_ENGINE="none",
+        INPUT_COMMENT="never",
+        **{"INPUT_RESULTS-DIR": str(results)},
+    )
     assert main(env) == 0
     assert outputs(output)["passed"] == "true" and "Traceback" not in capsys.readouterr().err
 
@@ -857,8 +1068,14 @@ def test_a_bug_after_the_gate_never_leaves_passed_true(tmp_path: Path, monkeypat
     results.mkdir()
     (results / "metrics.json").write_text(json.dumps(_metrics()))
     output = tmp_path / "gh-output"
-    env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output), KITT_ACTION_FLAVOUR="composite",
-                        INPUT_ENGINE="none", INPUT_COMMENT="never", **{"INPUT_RESULTS-DIR": str(results)})
+    env = clean_environ(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(output),
+        KITT_ACTION_FLAVOUR="composite",
+        INPUT_ENGINE="none",
+        INPUT_COMMENT="never",
+        **{"INPUT_RESULTS-DIR": str(results)},
+    )
     monkeypatch.setattr(kitt.action, "compact_metrics", lambda _: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         main(env)
@@ -887,8 +1104,19 @@ def test_yaml_errors_say_where_never_what(tmp_path: Path, content: str, which: s
     else:
         (tmp_path / "r").mkdir()
         (tmp_path / "r" / "metrics.json").write_text(json.dumps(_metrics()))
-        code, out, err = kitt_main(["ci", "report", "--results-dir", str(tmp_path / "r"), "--thresholds", str(path),
-                                    "--output", str(tmp_path / "r.md")], capsys)
+        code, out, err = kitt_main(
+            [
+                "ci",
+                "report",
+                "--results-dir",
+                str(tmp_path / "r"),
+                "--thresholds",
+                str(path),
+                "--output",
+                str(tmp_path / "r.md"),
+            ],
+            capsys,
+        )
     line = one_error_line(err)
     assert code == 2 and str(path) in line and SECRET not in out + err
     if "not valid YAML" in line:
@@ -916,11 +1144,14 @@ def test_trend_summary_warns_like_ci_report(tmp_path: Path, summary: str, read_o
     assert len(warnings) == 1 and ("no step summary file" in warnings[0] or "Could not append" in warnings[0])
 
 
-@pytest.mark.parametrize(("top", "results"), [
-    ({"passed": False, "failures": ["received SIGTERM: the run was stopped"]}, []),
-    ({"passed": False, "failures": ["sim exited with status -9 during t-c1 run 1"]}, None),
-    ({"passed": True}, []),
-])
+@pytest.mark.parametrize(
+    ("top", "results"),
+    [
+        ({"passed": False, "failures": ["received SIGTERM: the run was stopped"]}, []),
+        ({"passed": False, "failures": ["sim exited with status -9 during t-c1 run 1"]}, None),
+        ({"passed": True}, []),
+    ],
+)
 def test_a_cancelled_runs_summary_never_says_all_passed(tmp_path: Path, top: dict[str, Any], results: Any) -> None:
     from kitt.compare import compare_result_sets
     from kitt.report import render_summary
@@ -935,10 +1166,12 @@ def test_a_cancelled_runs_summary_never_says_all_passed(tmp_path: Path, top: dic
     assert ("did not finish" in summary) == (top["passed"] is False)
 
 
-@pytest.mark.parametrize("other", [{"model": "other-model"}, {"engine": "vllm"}, {"suite_name": "other"},
-                                   {"model": "x", "engine": "y"}])
-def test_history_jobs_of_another_model_or_engine_are_left_out_and_said(tmp_path: Path, other: dict[str, str],
-                                                                      capsys) -> None:
+@pytest.mark.parametrize(
+    "other", [{"model": "other-model"}, {"engine": "vllm"}, {"suite_name": "other"}, {"model": "x", "engine": "y"}]
+)
+def test_history_jobs_of_another_model_or_engine_are_left_out_and_said(
+    tmp_path: Path, other: dict[str, str], capsys
+) -> None:
     from kitt.compare import compare_result_sets
     from kitt.results import load_result_set
 
@@ -947,8 +1180,11 @@ def test_history_jobs_of_another_model_or_engine_are_left_out_and_said(tmp_path:
         folder = history / f"{index:02d}-run{100 + index}"
         folder.mkdir(parents=True)
         fields = other if index in (2, 4) else {}
-        doc = _metrics(timestamp=f"2026-05-0{9 - index}T10:00:00Z", **fields,
-                       metrics={"median_ttft_ms": 5000.0 if fields else 40.0 + index})
+        doc = _metrics(
+            timestamp=f"2026-05-0{9 - index}T10:00:00Z",
+            **fields,
+            metrics={"median_ttft_ms": 5000.0 if fields else 40.0 + index},
+        )
         (folder / "metrics.json").write_text(json.dumps(doc))
     (tmp_path / "current").mkdir()
     (tmp_path / "current" / "metrics.json").write_text(json.dumps(_metrics(timestamp="2026-05-10T10:00:00Z")))
@@ -956,8 +1192,9 @@ def test_history_jobs_of_another_model_or_engine_are_left_out_and_said(tmp_path:
     comparison = compare_result_sets(load_result_set(tmp_path / "current"), jobs)
     assert len(comparison.history) == 3 and len(comparison.history_excluded) == 2
     assert all(job.model == "m" and job.engine == "sim" for job in comparison.history)
-    code, out, _ = kitt_main(["ci", "report", "--results-dir", str(tmp_path / "current"), "--baseline-dir",
-                              str(history)], capsys)
+    code, out, _ = kitt_main(
+        ["ci", "report", "--results-dir", str(tmp_path / "current"), "--baseline-dir", str(history)], capsys
+    )
     assert "2 older baseline jobs measured something else and were left out of the history" in out
     assert "5000" not in out  # their numbers are in no statistic
 
@@ -973,8 +1210,22 @@ def test_client_cpu_share_uses_its_own_window() -> None:
 def test_client_cpu_share_is_a_share_of_the_machine(tmp_path: Path, suite_file: Path, engine_arg: str) -> None:
     """Requests that fail at once made the level last milliseconds, and "2396% of a CPU core"
     on a 2-core machine: the CPU time over the wall time of the same window is at most the cores."""
-    done = run_kitt("run", "-m", "m", "-e", "sim", "-s", str(suite_file), "-o", str(tmp_path / "out"),
-                    "--repeats", "2", f"--engine-arg={engine_arg}", env=clean_environ(), timeout=120)
+    done = run_kitt(
+        "run",
+        "-m",
+        "m",
+        "-e",
+        "sim",
+        "-s",
+        str(suite_file),
+        "-o",
+        str(tmp_path / "out"),
+        "--repeats",
+        "2",
+        f"--engine-arg={engine_arg}",
+        env=clean_environ(),
+        timeout=120,
+    )
     assert "Traceback" not in done.stderr
     for result in json.loads((tmp_path / "out" / "metrics.json").read_text())["results"]:
         assert 0 < result["metrics"]["client_cpu_util_pct"] <= 100 * (os.cpu_count() or 1), result["metrics"]
@@ -999,7 +1250,8 @@ def test_a_printed_report_injects_no_workflow_command(tmp_path: Path, field: str
 
 
 def test_the_actions_failed_run_keeps_the_earlier_result_set_and_uploads_its_own(
-        tmp_path: Path, good_result_set: Path, suite_file: Path, capsys) -> None:
+    tmp_path: Path, good_result_set: Path, suite_file: Path, capsys
+) -> None:
     """On a self-hosted runner that keeps its workspace: a failed job leaves the earlier result
     set in results-dir as it was, and the step's results-dir output (what is uploaded) is its own."""
     from kitt.action import main
@@ -1008,9 +1260,16 @@ def test_the_actions_failed_run_keeps_the_earlier_result_set_and_uploads_its_own
     shutil.copytree(good_result_set, results)
     before = result_set_bytes(results)
     output = tmp_path / "gh-output"
-    env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output), KITT_ACTION_FLAVOUR="composite",
-                        INPUT_MODEL="m", INPUT_ENGINE="sim", INPUT_SUITE=str(suite_file), INPUT_COMMENT="never",
-                        **{"INPUT_RESULTS-DIR": str(results), "INPUT_ENGINE-ARGS": "--fail-every=2"})
+    env = clean_environ(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(output),
+        KITT_ACTION_FLAVOUR="composite",
+        INPUT_MODEL="m",
+        INPUT_ENGINE="sim",
+        INPUT_SUITE=str(suite_file),
+        INPUT_COMMENT="never",
+        **{"INPUT_RESULTS-DIR": str(results), "INPUT_ENGINE-ARGS": "--fail-every=2"},
+    )
     assert main(env) == 1
     captured = capsys.readouterr()
     errors = [line for line in captured.out.splitlines() if line.startswith("::error")]

@@ -47,7 +47,9 @@ from kitt.workload.datasets import DatasetSpec, read_dataset
 BASE_RATE = {"name": "t", "request_rate": [2.0], "num_requests": 4, "input_len": 8, "output_len": 4}
 BASE_CAP = {"name": "t", "num_requests": 8, "input_len": 8, "output_len": 4}
 SLO = {"p99_ttft_ms": 100}
-TINY_SUITE = "name: s\ntests:\n  - name: t\n    concurrency: [1]\n    num_requests: 2\n    input_len: 8\n    output_len: 4\n"
+TINY_SUITE = (
+    "name: s\ntests:\n  - name: t\n    concurrency: [1]\n    num_requests: 2\n    input_len: 8\n    output_len: 4\n"
+)
 
 
 def one_line(error: UsageError, fragment: str) -> str:
@@ -112,14 +114,38 @@ TEST_CASES = [
     ("uniform-with-mean", {"input_len": {"uniform": [1, 2], "mean": 3}}, "unknown key"),
     ("normal-missing-keys", {"input_len": {"mean": 4}}, "missing: max, min, stdev"),
     ("normal-empty", {"input_len": {}}, "a distribution needs mean, stdev, min and max"),
-    ("normal-nan-mean", {"input_len": {"mean": float("nan"), "stdev": 1, "min": 1, "max": 8}}, "mean: must lie between"),
-    ("normal-mean-outside", {"input_len": {"mean": 40, "stdev": 1, "min": 1, "max": 8}}, "mean: must lie between min 1"),
-    ("normal-inf-stdev", {"input_len": {"mean": 4, "stdev": float("inf"), "min": 1, "max": 8}}, "stdev: must be a number"),
+    (
+        "normal-nan-mean",
+        {"input_len": {"mean": float("nan"), "stdev": 1, "min": 1, "max": 8}},
+        "mean: must lie between",
+    ),
+    (
+        "normal-mean-outside",
+        {"input_len": {"mean": 40, "stdev": 1, "min": 1, "max": 8}},
+        "mean: must lie between min 1",
+    ),
+    (
+        "normal-inf-stdev",
+        {"input_len": {"mean": 4, "stdev": float("inf"), "min": 1, "max": 8}},
+        "stdev: must be a number",
+    ),
     ("normal-negative-stdev", {"input_len": {"mean": 4, "stdev": -1, "min": 1, "max": 8}}, "stdev: must be a number"),
-    ("normal-huge-stdev", {"input_len": {"mean": 4, "stdev": 1e308, "min": 1, "max": 8}}, "stdev: must be a number from 0"),
+    (
+        "normal-huge-stdev",
+        {"input_len": {"mean": 4, "stdev": 1e308, "min": 1, "max": 8}},
+        "stdev: must be a number from 0",
+    ),
     ("normal-min-above-max", {"input_len": {"mean": 4, "stdev": 1, "min": 9, "max": 8}}, "min 9 is above max 8"),
-    ("normal-float-min", {"input_len": {"mean": 4, "stdev": 1, "min": 1.5, "max": 8}}, "input_len.min: must be a whole"),
-    ("normal-huge-max", {"output_len": {"mean": 4, "stdev": 1, "min": 1, "max": 10**9}}, "above the limit of 1,000,000"),
+    (
+        "normal-float-min",
+        {"input_len": {"mean": 4, "stdev": 1, "min": 1.5, "max": 8}},
+        "input_len.min: must be a whole",
+    ),
+    (
+        "normal-huge-max",
+        {"output_len": {"mean": 4, "stdev": 1, "min": 1, "max": 10**9}},
+        "above the limit of 1,000,000",
+    ),
     ("length-bool", {"input_len": True}, "input_len: must be a whole number >= 1, got True"),
     ("length-string", {"input_len": "128"}, "input_len: must be a whole number"),
     ("length-float", {"input_len": 12.5}, "input_len: must be a whole number"),
@@ -129,16 +155,40 @@ TEST_CASES = [
     ("mix-empty", {"mix": []}, "mix: must be a non-empty list"),
     ("mix-mapping", {"mix": {"weight": 1}}, "mix: must be a non-empty list"),
     ("mix-entry-string", {"mix": ["a"]}, "mix[0]: must be a mapping"),
-    ("mix-all-zero", {"mix": [{"weight": 0, "input_len": 4, "output_len": 4}]}, "needs at least one entry with a weight"),
-    ("mix-negative-weight", {"mix": [{"weight": -1, "input_len": 4, "output_len": 4}]}, "mix[0].weight: must be a number"),
+    (
+        "mix-all-zero",
+        {"mix": [{"weight": 0, "input_len": 4, "output_len": 4}]},
+        "needs at least one entry with a weight",
+    ),
+    (
+        "mix-negative-weight",
+        {"mix": [{"weight": -1, "input_len": 4, "output_len": 4}]},
+        "mix[0].weight: must be a number",
+    ),
     ("mix-nan-weight", {"mix": [{"weight": float("nan"), "input_len": 4, "output_len": 4}]}, "mix[0].weight"),
     ("mix-inf-weight", {"mix": [{"weight": float("inf"), "input_len": 4, "output_len": 4}]}, "mix[0].weight"),
-    ("mix-bool-weight", {"mix": [{"weight": True, "input_len": 4, "output_len": 4}]}, "mix[0].weight: must be a number"),
-    ("mix-weights-overflow", {"mix": [{"weight": 1e308, "input_len": 4, "output_len": 4},
-                                      {"weight": 1e308, "input_len": 5, "output_len": 4}]}, "weight: must be a number from 0"),
+    (
+        "mix-bool-weight",
+        {"mix": [{"weight": True, "input_len": 4, "output_len": 4}]},
+        "mix[0].weight: must be a number",
+    ),
+    (
+        "mix-weights-overflow",
+        {
+            "mix": [
+                {"weight": 1e308, "input_len": 4, "output_len": 4},
+                {"weight": 1e308, "input_len": 5, "output_len": 4},
+            ]
+        },
+        "weight: must be a number from 0",
+    ),
     ("mix-missing-output", {"mix": [{"weight": 1, "input_len": 4}]}, "mix[0].output_len: is missing"),
     ("mix-unknown-key", {"mix": [{"weight": 1, "input_len": 4, "output_len": 4, "share": 1}]}, "mix[0].share: unknown"),
-    ("mix-bad-length", {"mix": [{"weight": 1, "input_len": {"uniform": [3, 1]}, "output_len": 4}]}, "lo 3 is above hi 1"),
+    (
+        "mix-bad-length",
+        {"mix": [{"weight": 1, "input_len": {"uniform": [3, 1]}, "output_len": 4}]},
+        "lo 3 is above hi 1",
+    ),
     ("dataset-number", {"dataset": 5}, "dataset: must be a mapping {path, format, sample} or a path"),
     ("dataset-empty-path", {"dataset": ""}, "dataset.path: must be a non-empty string"),
     ("dataset-blank-path", {"dataset": {"path": "  "}}, "dataset.path: must be a non-empty string"),
@@ -155,23 +205,58 @@ CAPACITY_CASES = [
     ("over-qps", {"over": "qps", "min": 1, "max": 2}, "capacity.over: must be one of concurrency, request_rate"),
     ("min-missing", {"over": "concurrency", "max": 2}, "capacity.min: is required"),
     ("min-equals-max", {"over": "concurrency", "min": 2, "max": 2, "slo": SLO}, "capacity.min: must be below max"),
-    ("streams-float", {"over": "concurrency", "min": 1.5, "max": 2, "slo": SLO}, "capacity.min: must be a whole number"),
+    (
+        "streams-float",
+        {"over": "concurrency", "min": 1.5, "max": 2, "slo": SLO},
+        "capacity.min: must be a whole number",
+    ),
     ("streams-above-requests", {"over": "concurrency", "min": 1, "max": 80, "slo": SLO}, "above num_requests 8"),
     ("rate-nan", {"over": "request_rate", "min": float("nan"), "max": 2, "slo": SLO}, "capacity.min: must be a finite"),
     ("rate-huge", {"over": "request_rate", "min": 1, "max": 1e9, "slo": SLO}, "request rates must be between 0.001"),
     ("no-latency-goal", {"over": "concurrency", "min": 1, "max": 2}, "needs a latency goal"),
     ("slo-string", {"over": "concurrency", "min": 1, "max": 2, "slo": "fast"}, "capacity.slo: must be a mapping"),
     ("slo-suite-key", {"over": "concurrency", "min": 1, "max": 2, "slo": {"ttft_ms": 1}}, "slo.ttft_ms: unknown key"),
-    ("slo-negative", {"over": "concurrency", "min": 1, "max": 2, "slo": {"p99_ttft_ms": -1}}, "must be a finite number"),
-    ("slo-error-rate-only", {"over": "concurrency", "min": 1, "max": 2, "slo": {"max_error_rate": 0.1}}, "latency goal"),
+    (
+        "slo-negative",
+        {"over": "concurrency", "min": 1, "max": 2, "slo": {"p99_ttft_ms": -1}},
+        "must be a finite number",
+    ),
+    (
+        "slo-error-rate-only",
+        {"over": "concurrency", "min": 1, "max": 2, "slo": {"max_error_rate": 0.1}},
+        "latency goal",
+    ),
     ("slo-error-rate-one", {"over": "concurrency", "min": 1, "max": 2, "slo": {**SLO, "max_error_rate": 1}}, "below 1"),
-    ("slo-error-rate-nan", {"over": "concurrency", "min": 1, "max": 2, "slo": {**SLO, "max_error_rate": float("nan")}},
-     "max_error_rate: must be at least 0"),
-    ("precision-zero", {"over": "concurrency", "min": 1, "max": 2, "slo": SLO, "precision_pct": 0}, "above 0 and below 100"),
-    ("precision-nan", {"over": "concurrency", "min": 1, "max": 2, "slo": SLO, "precision_pct": float("nan")}, "precision_pct"),
-    ("precision-bool", {"over": "concurrency", "min": 1, "max": 2, "slo": SLO, "precision_pct": True}, "must be a number"),
-    ("probes-one", {"over": "concurrency", "min": 1, "max": 2, "slo": SLO, "max_probes": 1}, "max_probes: must be a whole"),
-    ("probes-huge", {"over": "concurrency", "min": 1, "max": 2, "slo": SLO, "max_probes": 10**9}, "max_probes: must be at most"),
+    (
+        "slo-error-rate-nan",
+        {"over": "concurrency", "min": 1, "max": 2, "slo": {**SLO, "max_error_rate": float("nan")}},
+        "max_error_rate: must be at least 0",
+    ),
+    (
+        "precision-zero",
+        {"over": "concurrency", "min": 1, "max": 2, "slo": SLO, "precision_pct": 0},
+        "above 0 and below 100",
+    ),
+    (
+        "precision-nan",
+        {"over": "concurrency", "min": 1, "max": 2, "slo": SLO, "precision_pct": float("nan")},
+        "precision_pct",
+    ),
+    (
+        "precision-bool",
+        {"over": "concurrency", "min": 1, "max": 2, "slo": SLO, "precision_pct": True},
+        "must be a number",
+    ),
+    (
+        "probes-one",
+        {"over": "concurrency", "min": 1, "max": 2, "slo": SLO, "max_probes": 1},
+        "max_probes: must be a whole",
+    ),
+    (
+        "probes-huge",
+        {"over": "concurrency", "min": 1, "max": 2, "slo": SLO, "max_probes": 10**9},
+        "max_probes: must be at most",
+    ),
     ("unknown-key", {"over": "concurrency", "min": 1, "max": 2, "slo": SLO, "steps": 3}, "capacity.steps: unknown key"),
 ]
 
@@ -212,18 +297,41 @@ def test_bad_repeats_in_a_suite_are_one_line(keys: dict[str, Any], fragment: str
 
 # (id, file name, its bytes, format, a fragment)
 DATASET_CASES = [
-    ("role-a-list", "a.jsonl", b'{"messages":[{"role":["user"],"content":"hi"}]}\n', "openai-chat", "no user turn with text"),
+    (
+        "role-a-list",
+        "a.jsonl",
+        b'{"messages":[{"role":["user"],"content":"hi"}]}\n',
+        "openai-chat",
+        "no user turn with text",
+    ),
     ("from-a-mapping", "a.jsonl", b'{"conversations":[{"from":{"a":1},"value":"hi"}]}\n', "sharegpt", "no user turn"),
     ("from-a-list-in-array", "a.json", b'[{"conversations":[{"from":["human"],"value":"hi"}]}]', "sharegpt", "entry 0"),
-    ("content-parts-bad", "a.jsonl", b'{"messages":[{"role":"user","content":[{"type":"text","text":["x"]}]}]}\n',
-     "openai-chat", "no user turn with text"),
+    (
+        "content-parts-bad",
+        "a.jsonl",
+        b'{"messages":[{"role":"user","content":[{"type":"text","text":["x"]}]}]}\n',
+        "openai-chat",
+        "no user turn with text",
+    ),
     ("content-a-number", "a.jsonl", b'{"messages":[{"role":"user","content":5}]}\n', "openai-chat", "no user turn"),
-    ("output-len-inf", "a.jsonl", b'{"prompt":"x","output_len":1e400}\n', "prompts", "output_len must be a whole number"),
+    (
+        "output-len-inf",
+        "a.jsonl",
+        b'{"prompt":"x","output_len":1e400}\n',
+        "prompts",
+        "output_len must be a whole number",
+    ),
     ("output-len-nan", "a.jsonl", b'{"prompt":"x","output_len":NaN}\n', "prompts", "got NaN"),
     ("output-len-bool", "a.jsonl", b'{"prompt":"x","output_len":true}\n', "prompts", "got true"),
     ("output-len-negative", "a.jsonl", b'{"prompt":"x","output_len":-3}\n', "prompts", "got -3"),
     ("output-len-string", "a.jsonl", b'{"prompt":"x","output_len":"9"}\n', "prompts", "output_len must be a whole"),
-    ("truncated-line", "a.jsonl", b'{"messages":[{"role":"user","content":"hi"}],"x":[', "openai-chat", "line 1: not a JSON"),
+    (
+        "truncated-line",
+        "a.jsonl",
+        b'{"messages":[{"role":"user","content":"hi"}],"x":[',
+        "openai-chat",
+        "line 1: not a JSON",
+    ),
     ("nested-100000", "a.jsonl", b"[" * 100_000 + b"\n", "openai-chat", "line 1: not a JSON object"),
     ("not-utf8", "a.jsonl", b"\xff\xfe", "openai-chat", "is not UTF-8 text"),
     ("binary", "a.jsonl", b"\x00\x01\x02", "prompts", "is a binary file"),
@@ -233,10 +341,20 @@ DATASET_CASES = [
     ("array-of-numbers", "a.json", b"[1,2]", "sharegpt", "entry 0: no 'conversations' list"),
     ("sharegpt-object-not-array", "a.json", b'[{"conversations":[]}', "sharegpt", "is not valid JSON"),
     ("json-string-line", "a.jsonl", b'"just a string"\n', "openai-chat", "no 'messages' list"),
-    ("only-assistant-turns", "a.jsonl", b'{"messages":[{"role":"assistant","content":"hi"}]}\n', "openai-chat",
-     "no user turn with text"),
-    ("sharegpt-file-as-openai", "a.jsonl", b'{"conversations":[{"from":"human","value":"hi"}]}\n', "openai-chat",
-     "no 'messages' list"),
+    (
+        "only-assistant-turns",
+        "a.jsonl",
+        b'{"messages":[{"role":"assistant","content":"hi"}]}\n',
+        "openai-chat",
+        "no user turn with text",
+    ),
+    (
+        "sharegpt-file-as-openai",
+        "a.jsonl",
+        b'{"conversations":[{"from":"human","value":"hi"}]}\n',
+        "openai-chat",
+        "no 'messages' list",
+    ),
     ("prompts-empty-prompt", "a.jsonl", b'{"prompt":"  "}\n', "prompts", "no 'prompt' string"),
 ]
 
@@ -306,9 +424,17 @@ CLI_CASES = [
     ("min-repeats-without-auto", ["--min-repeats", "3"], "need --repeats auto"),
     ("max-repeats-without-auto", ["--max-repeats", "3"], "need --repeats auto"),
     ("min-repeats-one", ["--repeats", "auto", "--min-repeats", "1", *BASELINE], "--min-repeats must be at least 2"),
-    ("max-below-min", ["--repeats", "auto", "--min-repeats", "5", "--max-repeats", "3", *BASELINE], "--max-repeats (3)"),
+    (
+        "max-below-min",
+        ["--repeats", "auto", "--min-repeats", "5", "--max-repeats", "3", *BASELINE],
+        "--max-repeats (3)",
+    ),
     ("max-repeats-zero", ["--repeats", "auto", "--max-repeats", "0", *BASELINE], "argument --max-repeats"),
-    ("auto-with-blocks", ["--repeats", "auto", "--ab-schedule", "blocks", *BASELINE], "needs --ab-schedule interleaved"),
+    (
+        "auto-with-blocks",
+        ["--repeats", "auto", "--ab-schedule", "blocks", *BASELINE],
+        "needs --ab-schedule interleaved",
+    ),
     ("auto-max-huge", ["--repeats", "auto", "--max-repeats", "100000", *BASELINE], "above the limit of 1,000"),
     ("repeats-words", ["--repeats", "many"], "argument --repeats: expected a whole number"),
     ("repeats-zero", ["--repeats", "0"], "argument --repeats: expected a number >= 1"),
@@ -322,8 +448,9 @@ CLI_CASES = [
 
 
 @pytest.mark.parametrize("flags, fragment", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
-def test_a_bad_workload_flag_is_exit_2_before_the_engine(tmp_path: Path, suite_file: Path, capsys: pytest.CaptureFixture[str],
-                                                        flags: list[str], fragment: str) -> None:
+def test_a_bad_workload_flag_is_exit_2_before_the_engine(
+    tmp_path: Path, suite_file: Path, capsys: pytest.CaptureFixture[str], flags: list[str], fragment: str
+) -> None:
     (tmp_path / "d.jsonl").write_text('{"messages":[{"role":"user","content":"hi"}]}\n')
     (tmp_path / "role.jsonl").write_text('{"messages":[{"role":["user"],"content":"hi"}]}\n')
     (tmp_path / "afile").write_text("x")
@@ -344,17 +471,25 @@ CAPACITY_CLI_CASES = [
 
 
 @pytest.mark.parametrize("flags, fragment", [c[1:] for c in CAPACITY_CLI_CASES], ids=[c[0] for c in CAPACITY_CLI_CASES])
-def test_the_capacity_suite_refuses_flags_it_cannot_honour(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                           flags: list[str], fragment: str) -> None:
+def test_the_capacity_suite_refuses_flags_it_cannot_honour(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], fragment: str
+) -> None:
     code, line, out = kitt_run(flags, tmp_path, capsys, "capacity")
     assert code == 2 and fragment in line, line
     assert not out.exists()
 
 
 def test_a_mixed_suite_still_takes_concurrency_for_its_fixed_tests() -> None:
-    suite = config.parse_suite({"name": "s", "tests": [
-        dict(BASE_RATE), {**BASE_CAP, "name": "c", "capacity": {"over": "concurrency", "min": 1, "max": 4, "slo": SLO}}]},
-        "s.yaml")
+    suite = config.parse_suite(
+        {
+            "name": "s",
+            "tests": [
+                dict(BASE_RATE),
+                {**BASE_CAP, "name": "c", "capacity": {"over": "concurrency", "min": 1, "max": 4, "slo": SLO}},
+            ],
+        },
+        "s.yaml",
+    )
     resolved = config.apply_overrides(suite, config.Overrides(concurrency=(2,)))
     assert resolved.tests[0].levels == (config.Level("concurrency", 2),)
 
@@ -362,21 +497,36 @@ def test_a_mixed_suite_still_takes_concurrency_for_its_fixed_tests() -> None:
 # (id, action inputs beyond the model, the input named, a fragment)
 ACTION_CASES = [
     ("dataset-missing", {"INPUT_DATASET": "{tmp}/nope.jsonl"}, "input 'dataset'", "does not exist"),
-    ("dataset-format-csv", {"INPUT_DATASET": "{tmp}/d.jsonl", "INPUT_DATASET-FORMAT": "csv"}, "dataset-format", "one of"),
+    (
+        "dataset-format-csv",
+        {"INPUT_DATASET": "{tmp}/d.jsonl", "INPUT_DATASET-FORMAT": "csv"},
+        "dataset-format",
+        "one of",
+    ),
     ("dataset-bad-line", {"INPUT_DATASET": "{tmp}/role.jsonl"}, "input 'dataset'", "no user turn"),
     ("repeats-auto-no-baseline", {"INPUT_REPEATS": "auto"}, "", "--repeats auto needs an A/B run"),
     ("repeats-words", {"INPUT_REPEATS": "many"}, "input 'repeats'", "positive whole number"),
-    ("capacity-repeats-auto", {"INPUT_SUITE": "capacity", "INPUT_REPEATS": "auto",
-                               "INPUT_BASELINE-ENGINE-ARGS": "--slowdown=1.1"}, "input 'suite'", "capacity tests"),
+    (
+        "capacity-repeats-auto",
+        {"INPUT_SUITE": "capacity", "INPUT_REPEATS": "auto", "INPUT_BASELINE-ENGINE-ARGS": "--slowdown=1.1"},
+        "input 'suite'",
+        "capacity tests",
+    ),
 ]
 
 
 @pytest.mark.parametrize("env, name, fragment", [c[1:] for c in ACTION_CASES], ids=[c[0] for c in ACTION_CASES])
-def test_a_bad_workload_action_input_names_the_input(tmp_path: Path, env: dict[str, str], name: str, fragment: str) -> None:
+def test_a_bad_workload_action_input_names_the_input(
+    tmp_path: Path, env: dict[str, str], name: str, fragment: str
+) -> None:
     (tmp_path / "d.jsonl").write_text('{"messages":[{"role":"user","content":"hi"}]}\n')
     (tmp_path / "role.jsonl").write_text('{"messages":[{"role":["user"],"content":"hi"}]}\n')
-    environ = {"INPUT_MODEL": "m", "INPUT_ENGINE": "sim", "INPUT_RESULTS-DIR": str(tmp_path / "out"),
-               **{k: v.replace("{tmp}", str(tmp_path)) for k, v in env.items()}}
+    environ = {
+        "INPUT_MODEL": "m",
+        "INPUT_ENGINE": "sim",
+        "INPUT_RESULTS-DIR": str(tmp_path / "out"),
+        **{k: v.replace("{tmp}", str(tmp_path)) for k, v in env.items()},
+    }
     with pytest.raises(UsageError) as caught:
         preflight(ActionInputs.from_environment(environ), ActionsContext.from_environment({}))
     line = one_line(caught.value, fragment)
@@ -404,7 +554,9 @@ SIM_FLAG_CASES = [
 
 
 @pytest.mark.parametrize("flags, fragment", [c[1:] for c in SIM_FLAG_CASES], ids=[c[0] for c in SIM_FLAG_CASES])
-def test_a_bad_sim_option_is_refused_at_start(capsys: pytest.CaptureFixture[str], flags: list[str], fragment: str) -> None:
+def test_a_bad_sim_option_is_refused_at_start(
+    capsys: pytest.CaptureFixture[str], flags: list[str], fragment: str
+) -> None:
     with pytest.raises(SystemExit) as caught:
         simserver.parse_args(["--port", "0", *flags])
     assert caught.value.code == 2
@@ -419,9 +571,26 @@ def test_no_serving_model_wins_over_the_flags_before_it() -> None:
 
 @pytest.fixture(scope="module")
 def sim_port() -> Iterator[int]:
-    process = subprocess.Popen([sys.executable, "-m", "kitt.engines.simserver", "--port", "0", "--ttft-ms", "1",
-                                "--itl-ms", "1", "--ttft-cv", "0", "--itl-cv", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kitt.engines.simserver",
+            "--port",
+            "0",
+            "--ttft-ms",
+            "1",
+            "--itl-ms",
+            "1",
+            "--ttft-cv",
+            "0",
+            "--itl-cv",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()

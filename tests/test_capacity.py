@@ -45,20 +45,23 @@ def test_a_capacity_test_parses_and_takes_the_suites_slo_as_default() -> None:
     assert own.tests[0].test_name(own.tests[0].levels[0]) == "cap-capacity"
 
 
-@pytest.mark.parametrize("capacity, fragment", [
-    ({**GOOD, "slo": {"p99_ttft": 500}}, "suite.tests[0].capacity.slo.p99_ttft: unknown key"),
-    ({**GOOD, "min": 16, "max": 16}, "suite.tests[0].capacity.min: must be below max"),
-    ({**GOOD, "min": 8, "max": 4}, "suite.tests[0].capacity.min: must be below max"),
-    ({**GOOD, "precision_pct": 0}, "suite.tests[0].capacity.precision_pct: must be above 0 and below 100"),
-    ({**GOOD, "precision_pct": 100}, "suite.tests[0].capacity.precision_pct"),
-    ({**GOOD, "slo": {}}, "suite.tests[0].capacity.slo: a capacity search needs a latency goal"),
-    ({**GOOD, "slo": {"max_error_rate": 0.1}}, "capacity.slo: a capacity search needs a latency goal"),
-    ({**GOOD, "over": "users"}, "suite.tests[0].capacity.over: must be one of concurrency, request_rate"),
-    ({**GOOD, "max": 64}, "suite.tests[0].capacity.max: concurrency 64 is above num_requests 32"),
-    ({"over": "request_rate", "min": 0, "max": 4, "slo": {"p99_ttft_ms": 1}}, "suite.tests[0].capacity.min"),
-    ({**GOOD, "spam": 1}, "suite.tests[0].capacity.spam: unknown key"),
-    ({**GOOD, "max_probes": 1}, "suite.tests[0].capacity.max_probes"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "capacity, fragment",
+    [
+        ({**GOOD, "slo": {"p99_ttft": 500}}, "suite.tests[0].capacity.slo.p99_ttft: unknown key"),
+        ({**GOOD, "min": 16, "max": 16}, "suite.tests[0].capacity.min: must be below max"),
+        ({**GOOD, "min": 8, "max": 4}, "suite.tests[0].capacity.min: must be below max"),
+        ({**GOOD, "precision_pct": 0}, "suite.tests[0].capacity.precision_pct: must be above 0 and below 100"),
+        ({**GOOD, "precision_pct": 100}, "suite.tests[0].capacity.precision_pct"),
+        ({**GOOD, "slo": {}}, "suite.tests[0].capacity.slo: a capacity search needs a latency goal"),
+        ({**GOOD, "slo": {"max_error_rate": 0.1}}, "capacity.slo: a capacity search needs a latency goal"),
+        ({**GOOD, "over": "users"}, "suite.tests[0].capacity.over: must be one of concurrency, request_rate"),
+        ({**GOOD, "max": 64}, "suite.tests[0].capacity.max: concurrency 64 is above num_requests 32"),
+        ({"over": "request_rate", "min": 0, "max": 4, "slo": {"p99_ttft_ms": 1}}, "suite.tests[0].capacity.min"),
+        ({**GOOD, "spam": 1}, "suite.tests[0].capacity.spam: unknown key"),
+        ({**GOOD, "max_probes": 1}, "suite.tests[0].capacity.max_probes"),
+    ],
+)
 def test_bad_capacity_input_names_the_field(capacity: dict, fragment: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_suite(suite(capacity), "s.yaml")
@@ -70,26 +73,69 @@ def test_a_capacity_test_with_fixed_levels_too_is_refused() -> None:
         parse_suite(suite(GOOD, concurrency=[4]), "s.yaml")
 
 
-@pytest.mark.parametrize("capacity, extra, args, fragment", [
-    ("{over: concurrency, min: 4, max: 2, slo: {p99_ttft_ms: 100}}", "", [], "capacity.min: must be below max"),
-    ("{over: concurrency, min: 2, max: 4, slo: {p99_ttfts_ms: 100}}", "", [], "capacity.slo.p99_ttfts_ms: unknown key"),
-    ("{over: concurrency, min: 2, max: 4, precision_pct: 100, slo: {p99_ttft_ms: 100}}", "", [],
-     "capacity.precision_pct: must be above 0 and below 100"),
-    ("{over: request_rate, min: 1, max: 4}", "", [], "capacity.slo: a capacity search needs a latency goal"),
-    ("{over: concurrency, min: 2, max: 4, slo: {p99_ttft_ms: 100}}", "repeats: auto\n", [],
-     "repeats auto does not apply to capacity tests (cap)"),
-    ("{over: concurrency, min: 2, max: 4, slo: {p99_ttft_ms: 100}}", "", ["--repeats", "auto"],
-     "repeats auto does not apply to capacity tests (cap)"),
-    ("{over: concurrency, min: 2, max: 16, slo: {p99_ttft_ms: 100}}", "", ["--num-requests", "8"],
-     "capacity max 16 streams is above num_requests 8"),
-])  # fmt: skip
-def test_bad_capacity_input_exits_2_before_any_engine_starts(tmp_path: Path, capacity: str, extra: str,
-                                                            args: list[str], fragment: str) -> None:
+@pytest.mark.parametrize(
+    "capacity, extra, args, fragment",
+    [
+        ("{over: concurrency, min: 4, max: 2, slo: {p99_ttft_ms: 100}}", "", [], "capacity.min: must be below max"),
+        (
+            "{over: concurrency, min: 2, max: 4, slo: {p99_ttfts_ms: 100}}",
+            "",
+            [],
+            "capacity.slo.p99_ttfts_ms: unknown key",
+        ),
+        (
+            "{over: concurrency, min: 2, max: 4, precision_pct: 100, slo: {p99_ttft_ms: 100}}",
+            "",
+            [],
+            "capacity.precision_pct: must be above 0 and below 100",
+        ),
+        ("{over: request_rate, min: 1, max: 4}", "", [], "capacity.slo: a capacity search needs a latency goal"),
+        (
+            "{over: concurrency, min: 2, max: 4, slo: {p99_ttft_ms: 100}}",
+            "repeats: auto\n",
+            [],
+            "repeats auto does not apply to capacity tests (cap)",
+        ),
+        (
+            "{over: concurrency, min: 2, max: 4, slo: {p99_ttft_ms: 100}}",
+            "",
+            ["--repeats", "auto"],
+            "repeats auto does not apply to capacity tests (cap)",
+        ),
+        (
+            "{over: concurrency, min: 2, max: 16, slo: {p99_ttft_ms: 100}}",
+            "",
+            ["--num-requests", "8"],
+            "capacity max 16 streams is above num_requests 8",
+        ),
+    ],
+)
+def test_bad_capacity_input_exits_2_before_any_engine_starts(
+    tmp_path: Path, capacity: str, extra: str, args: list[str], fragment: str
+) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(f"name: bad\n{extra}tests:\n  - name: cap\n    num_requests: 32\n    capacity: {capacity}\n")
-    done = subprocess.run([sys.executable, "-m", "kitt", "run", "-m", "sim-never", "-e", "sim", "-s", str(path),
-                           "-o", str(tmp_path / "out"), "--baseline-engine-arg=--max-num-seqs=4", *args],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kitt",
+            "run",
+            "-m",
+            "sim-never",
+            "-e",
+            "sim",
+            "-s",
+            str(path),
+            "-o",
+            str(tmp_path / "out"),
+            "--baseline-engine-arg=--max-num-seqs=4",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("kitt: error: ")]
     assert len(errors) == 1 and fragment in errors[0], done.stderr
@@ -99,8 +145,10 @@ def test_bad_capacity_input_exits_2_before_any_engine_starts(tmp_path: Path, cap
 def test_a_capacity_test_takes_the_tests_workload() -> None:
     """Lengths, a mixture, a dataset, a time box and (over request rate) the arrival process are the
     test's workload for every probe; they round-trip into config.json."""
-    mix = [{"weight": 3, "input_len": {"mean": 200, "stdev": 50, "min": 50, "max": 400}, "output_len": 64},
-           {"weight": 1, "input_len": 1000, "output_len": {"uniform": [100, 200]}}]
+    mix = [
+        {"weight": 3, "input_len": {"mean": 200, "stdev": 50, "min": 50, "max": 400}, "output_len": 64},
+        {"weight": 1, "input_len": 1000, "output_len": {"uniform": [100, 200]}},
+    ]
     rate = {"over": "request_rate", "min": 0.5, "max": 8, "slo": {"p99_ttft_ms": 500}}
     test = parse_suite(suite(rate, mix=mix, duration_s=30, arrival="gamma", burstiness=0.5), "s").tests[0]
     assert test.capacity is not None and len(test.mix) == 2 and test.duration_s == 30
@@ -138,10 +186,12 @@ def run_search(spec: CapacitySpec, ratio_at) -> CapacitySearch:
     return search
 
 
-def spec(over: str = "concurrency", low: float = 1, high: float = 64, precision: float = 10.0,
-         probes: int = 40) -> CapacitySpec:
-    return CapacitySpec(over=over, min=low, max=high, slo={"p99_ttft_ms": 100}, precision_pct=precision,
-                        max_probes=probes)
+def spec(
+    over: str = "concurrency", low: float = 1, high: float = 64, precision: float = 10.0, probes: int = 40
+) -> CapacitySpec:
+    return CapacitySpec(
+        over=over, min=low, max=high, slo={"p99_ttft_ms": 100}, precision_pct=precision, max_probes=probes
+    )
 
 
 @pytest.mark.parametrize("slots", range(1, 64))
@@ -205,11 +255,22 @@ def test_capacity_is_higher_is_better_and_gates_by_default() -> None:
 
 def _capacity_job(when: datetime, values: list[float]) -> ResultSet:
     """A result set of one capacity test: one `capacity` per repeat, as the arm writes them."""
-    results = [Result("chat-capacity", run, True, {"capacity": value, "capacity_bound": 0.0, "capacity_probes": 5.0})
-               for run, value in enumerate(values, start=1)]
-    return ResultSet(directory=Path("."), metrics_path=Path("metrics.json"), schema_version=1, suite_name="capacity",
-                     timestamp=when.isoformat(), engine="sim", model="tiny", passed=True, results=results,
-                     hardware={"fingerprint": "fp"})  # fmt: skip
+    results = [
+        Result("chat-capacity", run, True, {"capacity": value, "capacity_bound": 0.0, "capacity_probes": 5.0})
+        for run, value in enumerate(values, start=1)
+    ]
+    return ResultSet(
+        directory=Path("."),
+        metrics_path=Path("metrics.json"),
+        schema_version=1,
+        suite_name="capacity",
+        timestamp=when.isoformat(),
+        engine="sim",
+        model="tiny",
+        passed=True,
+        results=results,
+        hardware={"fingerprint": "fp"},
+    )
 
 
 @pytest.mark.parametrize("spread", [0.0, 0.25])
@@ -218,7 +279,9 @@ def test_fewer_slots_is_a_capacity_regression_against_a_history_and_the_same_is_
     whether the searches found exactly the slots every time (no spread at all) or wobbled by a bit."""
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     wobble = [0.0, spread, -spread]
-    history = [_capacity_job(start + timedelta(days=d), [8.0 + wobble[(d + i) % 3] for i in range(3)]) for d in range(10)]
+    history = [
+        _capacity_job(start + timedelta(days=d), [8.0 + wobble[(d + i) % 3] for i in range(3)]) for d in range(10)
+    ]
     fewer = compare_result_sets(_capacity_job(start + timedelta(days=11), [6.0, 6.0 + spread, 6.0]), history)
     assert fewer.design == "history"
     (row,) = [r for r in fewer.rows if r.metric == "capacity"]

@@ -18,8 +18,9 @@ REPORTS, CAUGHT_REPORTS = 100, 30
 
 @pytest.mark.parametrize("design", ["ab", "history"])
 @pytest.mark.parametrize(("over", "lost"), [("concurrency", 6.5), ("request_rate", 8.5 * 0.75)])
-def test_an_a_a_pair_is_rarely_a_capacity_regression_and_a_quarter_lost_is_caught(design: str, over: str,
-                                                                                  lost: float) -> None:
+def test_an_a_a_pair_is_rarely_a_capacity_regression_and_a_quarter_lost_is_caught(
+    design: str, over: str, lost: float
+) -> None:
     aa = sim.simulate(REPORTS, design, over=over, seed=11)
     # At most 1% in truth (benchmarks/capacity_gate.py); 3 of 100 leaves room for a p99's luck in so few reports.
     assert sim.rate(aa) <= 0.03, [v.value for v in aa]

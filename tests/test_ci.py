@@ -23,10 +23,19 @@ FAST_RETRY = RetryPolicy(first_delay_s=0.01)
 PR = 7
 WIGGLE = (-0.02, 0.0, 0.015, 0.01, -0.012)
 BASE = {
-    "median_ttft_ms": 41.0, "p99_ttft_ms": 95.0, "median_tpot_ms": 8.2, "p99_tpot_ms": 11.5,
-    "median_itl_ms": 7.9, "p99_itl_ms": 16.5, "median_e2el_ms": 1100.0, "p99_e2el_ms": 1600.0,
-    "output_throughput": 900.0, "request_throughput": 3.1, "failed": 0.0, "gpu_peak_memory_mib": None,
-}  # fmt: skip
+    "median_ttft_ms": 41.0,
+    "p99_ttft_ms": 95.0,
+    "median_tpot_ms": 8.2,
+    "p99_tpot_ms": 11.5,
+    "median_itl_ms": 7.9,
+    "p99_itl_ms": 16.5,
+    "median_e2el_ms": 1100.0,
+    "p99_e2el_ms": 1600.0,
+    "output_throughput": 900.0,
+    "request_throughput": 3.1,
+    "failed": 0.0,
+    "gpu_peak_memory_mib": None,
+}
 
 # Upstream KITT's metrics.json, written by hand: no schema_version, a naive timestamp, no load level
 # in the test name (concurrency among the metrics), names we do not know, a nested value.
@@ -70,17 +79,36 @@ def write_run(
             metrics: dict[str, float | None] = {"concurrency": float(level)}
             for index, (name, value) in enumerate(BASE.items()):
                 wiggle = 1 + WIGGLE[(run + index) % len(WIGGLE)]
-                metrics[name] = None if value is None else value * (change or {}).get(name, 1.0) * (wiggle if value else 1)
-            results.append({"test_name": f"throughput-c{level}", "run_number": run, "passed": True, "metrics": metrics, "errors": []})
+                metrics[name] = (
+                    None if value is None else value * (change or {}).get(name, 1.0) * (wiggle if value else 1)
+                )
+            results.append(
+                {
+                    "test_name": f"throughput-c{level}",
+                    "run_number": run,
+                    "passed": True,
+                    "metrics": metrics,
+                    "errors": [],
+                }
+            )
     document = {
-        "schema_version": 1, "kitt_version": "0.1.0", "suite_name": "standard", "timestamp": timestamp,
-        "engine": "vllm", "model": model, "passed": passed, "total_time_seconds": 400.0,
+        "schema_version": 1,
+        "kitt_version": "0.1.0",
+        "suite_name": "standard",
+        "timestamp": timestamp,
+        "engine": "vllm",
+        "model": model,
+        "passed": passed,
+        "total_time_seconds": 400.0,
         "results": results,
-    }  # fmt: skip
+    }
     write_json(directory / "metrics.json", document)
     if config is not None:
         write_json(directory / "config.json", config)
-    write_json(directory / "hardware.json", {"fingerprint": fingerprint, "gpu_count": 1, "gpus": [{"name": "NVIDIA H100 80GB HBM3"}]})
+    write_json(
+        directory / "hardware.json",
+        {"fingerprint": fingerprint, "gpu_count": 1, "gpus": [{"name": "NVIDIA H100 80GB HBM3"}]},
+    )
     return directory
 
 
@@ -191,7 +219,11 @@ def test_missing_or_empty_baseline_says_no_baseline_yet(tmp_path: Path, make: st
         (tmp_path / "baseline" / "notes.txt").write_text("nothing here")
     code, printed, notices = run(options(tmp_path, fail_on_regression=True))
     assert code == 0 and "## 📊 No baseline yet" in printed
-    assert notices == [Notice("notice", f"No baseline yet under {tmp_path / 'baseline'}: the report shows this run without a comparison.")]
+    assert notices == [
+        Notice(
+            "notice", f"No baseline yet under {tmp_path / 'baseline'}: the report shows this run without a comparison."
+        )
+    ]
 
 
 def test_baseline_from_other_hardware_is_shown_not_gated(tmp_path: Path) -> None:
@@ -315,9 +347,14 @@ def test_read_only_token_through_the_github_double(regressed: Path, github_doubl
     github_double.add_pull(PR)
     summary = tmp_path / "summary.md"
     opts = options(
-        regressed, github_token=github_double.read_only_token, repo=github_double.repo.full_name, pr=PR,
-        api_url=github_double.api_url, summary_path=summary, fail_on_regression=True,
-    )  # fmt: skip
+        regressed,
+        github_token=github_double.read_only_token,
+        repo=github_double.repo.full_name,
+        pr=PR,
+        api_url=github_double.api_url,
+        summary_path=summary,
+        fail_on_regression=True,
+    )
     outcome = execute_ci_report(opts, upsert=functools.partial(upsert_pr_comment, retry=FAST_RETRY))
     assert outcome.exit_code == 1  # the regression, not the 403
     assert github_double.comments(PR) == [] and summary.read_text().startswith("<!-- kitt-benchmark -->")
@@ -350,7 +387,9 @@ def test_big_report_is_cut_for_the_comment_but_not_for_the_step_summary(tmp_path
     opts = options(tmp_path, github_token="t", repo="o/r", pr=PR, summary=True, summary_path=summary)
     outcome = execute_ci_report(opts, upsert=fake_upsert)
     (body,) = bodies
-    assert len(body) < 65_536 and "limit for a comment" in body and body.startswith("<!-- kitt-benchmark -->\n## ❌ 150")
+    assert (
+        len(body) < 65_536 and "limit for a comment" in body and body.startswith("<!-- kitt-benchmark -->\n## ❌ 150")
+    )
     full = summary.read_text()
     assert len(full) > 65_536 and "cut" not in full and full.count("#### `throughput-c") == 150
     assert outcome.exit_code == 0 and outcome.summary_written
@@ -364,11 +403,26 @@ def test_upstream_cli_shape_posts_and_upserts_through_the_double(regressed: Path
     from support import REPO, clean_environ
 
     github_double.add_pull(PR)
-    env = clean_environ(GITHUB_API_URL=github_double.api_url, GITHUB_ACTIONS="true",
-                        GITHUB_TOKEN=github_double.token)  # the token from the environment, as documented
-    command = [sys.executable, "-m", "kitt", "ci", "report", "--results-dir", str(regressed / "current"),
-               "--baseline-dir", str(regressed / "baseline"), "--repo", github_double.repo.full_name,
-               "--pr", str(PR), "--comment-key", "h100"]
+    env = clean_environ(
+        GITHUB_API_URL=github_double.api_url, GITHUB_ACTIONS="true", GITHUB_TOKEN=github_double.token
+    )  # the token from the environment, as documented
+    command = [
+        sys.executable,
+        "-m",
+        "kitt",
+        "ci",
+        "report",
+        "--results-dir",
+        str(regressed / "current"),
+        "--baseline-dir",
+        str(regressed / "baseline"),
+        "--repo",
+        github_double.repo.full_name,
+        "--pr",
+        str(PR),
+        "--comment-key",
+        "h100",
+    ]
     runs = [subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO, timeout=120) for _ in range(2)]
     for done in runs:
         assert done.returncode == 0, done.stderr
@@ -379,8 +433,9 @@ def test_upstream_cli_shape_posts_and_upserts_through_the_double(regressed: Path
     (comment,) = github_double.comments(PR)
     assert comment.body.startswith("<!-- kitt-benchmark:h100 -->")
     assert "::notice::PR comment created" in runs[0].stdout and "::notice::PR comment updated" in runs[1].stdout
-    failing = subprocess.run([*command, "--fail-on-regression"], env=env, capture_output=True, text=True, cwd=REPO,
-                             timeout=120)
+    failing = subprocess.run(
+        [*command, "--fail-on-regression"], env=env, capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert failing.returncode == 1 and "::error::throughput-c8 p99_tpot_ms regressed" in failing.stdout
 
 
@@ -402,17 +457,32 @@ def test_baseline_artifact_flag_downloads_the_base_branch_baseline(regressed: Pa
 
     github_double.add_artifact("kitt-results", content=zipped(regressed / "baseline"), head_branch="main")
     # A fork's artifact named like the baseline, on a branch named main, newer: must be ignored.
-    github_double.add_artifact("kitt-results", content=zipped(regressed / "current"), head_branch="main",
-                               from_fork=True)
+    github_double.add_artifact(
+        "kitt-results", content=zipped(regressed / "current"), head_branch="main", from_fork=True
+    )
     env = clean_environ(GITHUB_API_URL=github_double.api_url, GITHUB_TOKEN=github_double.token)
-    command = [sys.executable, "-m", "kitt", "ci", "report", "--results-dir", str(regressed / "current"),
-               "--baseline-artifact", "kitt-results", "--repo", github_double.repo.full_name, "--output",
-               str(regressed / "report.md"), "--fail-on-regression"]
+    command = [
+        sys.executable,
+        "-m",
+        "kitt",
+        "ci",
+        "report",
+        "--results-dir",
+        str(regressed / "current"),
+        "--baseline-artifact",
+        "kitt-results",
+        "--repo",
+        github_double.repo.full_name,
+        "--output",
+        str(regressed / "report.md"),
+        "--fail-on-regression",
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 1, done.stderr
     assert "p99_tpot_ms" in (regressed / "report.md").read_text() and "p99_tpot_ms regressed" in done.stderr
-    missing = subprocess.run([*command[:8], "absent", *command[9:]], env=env, capture_output=True, text=True,
-                             cwd=REPO, timeout=120)
+    missing = subprocess.run(
+        [*command[:8], "absent", *command[9:]], env=env, capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert missing.returncode == 0 and "No baseline: no artifact named 'absent'" in missing.stderr
     assert "no baseline yet" in (regressed / "report.md").read_text().lower()
 
@@ -422,8 +492,13 @@ def test_baseline_artifact_flag_downloads_the_base_branch_baseline(regressed: Pa
 
 def test_a_run_cancelled_after_one_of_ten_repeats_is_incomplete_and_fails(tmp_path: Path) -> None:
     write_run(tmp_path / "baseline", repeats=10)
-    write_run(tmp_path / "current", repeats=1, passed=False, timestamp="2025-05-02T10:00:00.000Z",
-              config={"suite": {"repeats": 10}})
+    write_run(
+        tmp_path / "current",
+        repeats=1,
+        passed=False,
+        timestamp="2025-05-02T10:00:00.000Z",
+        config={"suite": {"repeats": 10}},
+    )
     code, text, notices = run(options(tmp_path, fail_on_regression=True))
     assert code == 1
     headline = text.splitlines()[1]
@@ -435,8 +510,9 @@ def test_a_run_cancelled_after_one_of_ten_repeats_is_incomplete_and_fails(tmp_pa
 def test_a_failed_benchmark_job_upstream_makes_the_report_incomplete(tmp_path: Path) -> None:
     write_run(tmp_path / "baseline")
     write_run(tmp_path / "current", timestamp="2025-05-02T10:00:00.000Z")
-    outcome = execute_ci_report(options(tmp_path, upstream_failure="cancelled", fail_on_regression=True),
-                                stdout=io.StringIO())
+    outcome = execute_ci_report(
+        options(tmp_path, upstream_failure="cancelled", fail_on_regression=True), stdout=io.StringIO()
+    )
     assert outcome.exit_code == 1 and outcome.outputs["verdict"] == "incomplete"
     assert "conclusion: cancelled" in outcome.report.markdown  # type: ignore[union-attr]
 
@@ -452,7 +528,11 @@ def test_another_model_is_shown_not_gated_unless_allowed(tmp_path: Path) -> None
 
 def test_a_changed_engine_image_is_named_in_the_headline_and_does_not_block(tmp_path: Path) -> None:
     write_run(tmp_path / "baseline", config={"engine_image_digest": "sha256:" + "ab" * 32})
-    write_run(tmp_path / "current", timestamp="2025-05-02T10:00:00.000Z", config={"engine_image_digest": "sha256:" + "cd" * 32})
+    write_run(
+        tmp_path / "current",
+        timestamp="2025-05-02T10:00:00.000Z",
+        config={"engine_image_digest": "sha256:" + "cd" * 32},
+    )
     code, text, _ = run(options(tmp_path, fail_on_regression=True))
     assert code == 0
     assert "✅" in text.splitlines()[1] and "vllm image changed: sha256:abababababab… → sha256:cdcdcdcdcdcd…" in text
@@ -460,8 +540,11 @@ def test_a_changed_engine_image_is_named_in_the_headline_and_does_not_block(tmp_
 
 def test_a_history_of_baseline_jobs_is_read_newest_first_and_named(tmp_path: Path) -> None:
     for day in (1, 2, 3, 4):
-        write_run(tmp_path / "baseline" / f"job-{day}", timestamp=f"2025-04-0{day}T10:00:00.000Z",
-                  change={"median_ttft_ms": 1 + 0.01 * day})
+        write_run(
+            tmp_path / "baseline" / f"job-{day}",
+            timestamp=f"2025-04-0{day}T10:00:00.000Z",
+            change={"median_ttft_ms": 1 + 0.01 * day},
+        )
     write_run(tmp_path / "current", timestamp="2025-05-02T10:00:00.000Z")
     outcome = execute_ci_report(options(tmp_path, baseline_history=3), stdout=io.StringIO())
     comparison = outcome.report.comparison  # type: ignore[union-attr]
@@ -481,8 +564,15 @@ def test_ci_report_on_several_result_sets_writes_one_report_with_each_jobs_own_b
     # Only vllm-llama has a baseline; sglang-llama's regression cannot be seen without one.
     write_run(tmp_path / "base" / "vllm-llama", timestamp="2025-04-30T10:00:00.000Z")
     args = ["ci", "report", "--baseline-dir", str(tmp_path / "base"), "--fail-on-regression"]
-    code = main([*args, "--results-dir", str(tmp_path / "jobs" / "vllm-llama"),
-                 "--results-dir", str(tmp_path / "jobs" / "sglang-llama")])  # fmt: skip
+    code = main(
+        [
+            *args,
+            "--results-dir",
+            str(tmp_path / "jobs" / "vllm-llama"),
+            "--results-dir",
+            str(tmp_path / "jobs" / "sglang-llama"),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 1 and printed.count("<!-- kitt-benchmark") == 1
     assert printed.splitlines()[1] == "## ❌ 1 of 2 jobs regressed · 1 without a baseline"
@@ -499,7 +589,12 @@ def test_ci_report_refuses_two_jobs_of_one_name_and_no_results(tmp_path: Path, c
 
     write_run(tmp_path / "a" / "job")
     write_run(tmp_path / "b" / "job")
-    assert main(["ci", "report", "--results-dir", str(tmp_path / "a" / "job"), "--results-dir", str(tmp_path / "b" / "job")]) == 2
+    assert (
+        main(
+            ["ci", "report", "--results-dir", str(tmp_path / "a" / "job"), "--results-dir", str(tmp_path / "b" / "job")]
+        )
+        == 2
+    )
     assert "same name" in capsys.readouterr().err
     assert main(["ci", "report"]) == 2
     assert "--results-dir (once per job) or --jobs-dir" in capsys.readouterr().err

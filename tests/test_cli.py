@@ -19,8 +19,15 @@ def test_engines_list_names_every_engine_and_mode():
     done = run_kitt("engines", "list")
     assert done.returncode == 0
     rows = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()}
-    assert rows == {"vllm": "docker/native", "sglang": "docker/native", "tgi": "docker/native",
-                    "llama-cpp": "docker/native", "ollama": "docker/native", "sim": "sim", "openai": "endpoint"}
+    assert rows == {
+        "vllm": "docker/native",
+        "sglang": "docker/native",
+        "tgi": "docker/native",
+        "llama-cpp": "docker/native",
+        "ollama": "docker/native",
+        "sim": "sim",
+        "openai": "endpoint",
+    }
 
 
 def test_engines_setup_checks_the_native_command():

@@ -20,10 +20,16 @@ from kitt.results import ResultSet
 from kitt.results import TestResult as Result
 
 BASE_VALUES = {
-    "median_ttft_ms": 40.0, "p99_ttft_ms": 90.0, "median_tpot_ms": 8.0, "p99_tpot_ms": 11.0,
-    "median_itl_ms": 7.5, "p99_itl_ms": 16.0, "median_e2el_ms": 900.0, "p99_e2el_ms": 1300.0,
+    "median_ttft_ms": 40.0,
+    "p99_ttft_ms": 90.0,
+    "median_tpot_ms": 8.0,
+    "p99_tpot_ms": 11.0,
+    "median_itl_ms": 7.5,
+    "p99_itl_ms": 16.0,
+    "median_e2el_ms": 900.0,
+    "p99_e2el_ms": 1300.0,
     "output_throughput": 850.0,
-}  # fmt: skip
+}
 
 
 def result_set(
@@ -39,13 +45,22 @@ def result_set(
         for run, metrics in enumerate(repeats, start=1)
     ]
     return ResultSet(
-        directory=Path("."), metrics_path=Path("metrics.json"), schema_version=1, suite_name="quick",
-        timestamp=datetime(2025, 1, 1, tzinfo=timezone.utc), engine="vllm", model="tiny",
-        passed=passed, results=results, hardware={"fingerprint": fingerprint} if fingerprint else {},
-    )  # fmt: skip
+        directory=Path("."),
+        metrics_path=Path("metrics.json"),
+        schema_version=1,
+        suite_name="quick",
+        timestamp=datetime(2025, 1, 1, tzinfo=timezone.utc),
+        engine="vllm",
+        model="tiny",
+        passed=passed,
+        results=results,
+        hardware={"fingerprint": fingerprint} if fingerprint else {},
+    )
 
 
-def noisy_repeats(rng: np.random.Generator, n: int, shift: dict[str, float] | None = None, cv: float = 0.03) -> list[dict[str, float | None]]:
+def noisy_repeats(
+    rng: np.random.Generator, n: int, shift: dict[str, float] | None = None, cv: float = 0.03
+) -> list[dict[str, float | None]]:
     sigma = math.sqrt(math.log1p(cv * cv))
     shift = shift or {}
     return [
@@ -65,11 +80,26 @@ def test_every_known_metric_has_a_direction() -> None:
     for stat in ("mean", "median", "std", "p90", "p95", "p99", "p99.9"):
         for kind in ("ttft", "tpot", "itl", "e2el"):
             assert metric_direction(f"{stat}_{kind}_ms") == "lower"
-    for name in ("request_throughput", "output_throughput", "total_token_throughput", "request_goodput",
-                 "completed", "total_input_tokens", "total_output_tokens"):  # fmt: skip
+    for name in (
+        "request_throughput",
+        "output_throughput",
+        "total_token_throughput",
+        "request_goodput",
+        "completed",
+        "total_input_tokens",
+        "total_output_tokens",
+    ):
         assert metric_direction(name) == "higher"
-    for name in ("failed", "duration", "mean_schedule_lag_ms", "p99_schedule_lag_ms", "token_count_mismatch",
-                 "gpu_peak_memory_mib", "gpu_mean_power_w", "gpu_energy_per_output_token_j"):  # fmt: skip
+    for name in (
+        "failed",
+        "duration",
+        "mean_schedule_lag_ms",
+        "p99_schedule_lag_ms",
+        "token_count_mismatch",
+        "gpu_peak_memory_mib",
+        "gpu_mean_power_w",
+        "gpu_energy_per_output_token_j",
+    ):
         assert metric_direction(name) == "lower"
     for name in ("server_generation_tokens", "gpu_mean_utilization_pct", "tokens_per_second", "avg_latency"):
         assert metric_direction(name) is None
@@ -77,7 +107,9 @@ def test_every_known_metric_has_a_direction() -> None:
 
 def test_default_gate_is_the_nine_key_metrics() -> None:
     thresholds = Thresholds()
-    assert [m for m in [*DEFAULT_GATED, "request_throughput", "failed", "total_output_tokens"] if thresholds.for_metric(m)] == list(DEFAULT_GATED)
+    assert [
+        m for m in [*DEFAULT_GATED, "request_throughput", "failed", "total_output_tokens"] if thresholds.for_metric(m)
+    ] == list(DEFAULT_GATED)
     assert thresholds.for_metric("tokens_per_second") is None
 
 
@@ -155,7 +187,8 @@ def test_improvements_are_reported_and_never_fail() -> None:
     rng = np.random.default_rng(2)
     better = {name: (0.7 if metric_direction(name) == LOWER else 1.4) for name in BASE_VALUES}
     comparison = compare_result_sets(
-        result_set({"throughput-c8": noisy_repeats(rng, 5, better)}), result_set({"throughput-c8": noisy_repeats(rng, 5)})
+        result_set({"throughput-c8": noisy_repeats(rng, 5, better)}),
+        result_set({"throughput-c8": noisy_repeats(rng, 5)}),
     )
     assert len(comparison.improvements) == 9 and comparison.regressions == []
     assert not comparison.gate_failed and comparison.verdict == "improvement"
@@ -194,7 +227,9 @@ def test_other_hardware_is_shown_but_not_gated_unless_allowed() -> None:
 
 
 def test_unknown_fingerprint_is_noted_not_treated_as_a_mismatch() -> None:
-    comparison = compare_result_sets(result_set({"t": [dict(BASE_VALUES)]}), result_set({"t": [dict(BASE_VALUES)]}, fingerprint=None))
+    comparison = compare_result_sets(
+        result_set({"t": [dict(BASE_VALUES)]}), result_set({"t": [dict(BASE_VALUES)]}, fingerprint=None)
+    )
     assert not comparison.hardware_mismatch and comparison.gating
     assert comparison.unknown_fingerprint == "baseline"
     assert "baseline has no hardware fingerprint" in (hardware_note(comparison) or "")
@@ -203,7 +238,12 @@ def test_unknown_fingerprint_is_noted_not_treated_as_a_mismatch() -> None:
 def test_metrics_and_tests_on_one_side_only() -> None:
     base = result_set({"throughput-c8": [{**BASE_VALUES, "old_metric": 1.0}] * 2, "gone-c1": [dict(BASE_VALUES)]})
     cur_values = {k: v for k, v in BASE_VALUES.items() if k != "p99_itl_ms"}
-    cur = result_set({"throughput-c8": [{**cur_values, "new_metric": 2.0, "gpu_peak_memory_mib": None}] * 2, "new-c2": [dict(BASE_VALUES)]})
+    cur = result_set(
+        {
+            "throughput-c8": [{**cur_values, "new_metric": 2.0, "gpu_peak_memory_mib": None}] * 2,
+            "new-c2": [dict(BASE_VALUES)],
+        }
+    )
     comparison = compare_result_sets(cur, base)
     rows = by_metric(comparison)
     assert rows["old_metric"].verdict is Verdict.ONLY_BASELINE
@@ -217,7 +257,9 @@ def test_metrics_and_tests_on_one_side_only() -> None:
 
 
 def test_failed_test_in_the_current_run_is_a_problem_never_a_pass() -> None:
-    comparison = compare_result_sets(result_set({"t": [dict(BASE_VALUES)]}, passed=False), result_set({"t": [dict(BASE_VALUES)]}))
+    comparison = compare_result_sets(
+        result_set({"t": [dict(BASE_VALUES)]}, passed=False), result_set({"t": [dict(BASE_VALUES)]})
+    )
     assert comparison.incomplete.failed_tests == (FailedTest("t", "engine died"),)
     assert comparison.verdict == "incomplete"
     assert comparison.gate_failed
@@ -261,7 +303,9 @@ CV = 0.03
 SIM_REPORTS = 60_000
 
 
-def simulate_reports(reports: int, shift: np.ndarray, seed: int, *, cvs: np.ndarray | None = None, n: int = N_REPEATS) -> np.ndarray:
+def simulate_reports(
+    reports: int, shift: np.ndarray, seed: int, *, cvs: np.ndarray | None = None, n: int = N_REPEATS
+) -> np.ndarray:
     """Regressions flagged per report and metric, for ``reports`` reports of nine gated metrics.
 
     Log-normal repeats with a 3% coefficient of variation; ``shift`` multiplies the current
@@ -329,11 +373,16 @@ def test_compare_result_sets_decides_exactly_like_the_simulation() -> None:
         comparison = compare_result_sets(cur, base)
         rows = by_metric(comparison)
         summaries = np.array(
-            [stats.log_summary([r.metrics[m] for r in base.results], [r.metrics[m] for r in cur.results]) for m in names]
+            [
+                stats.log_summary([r.metrics[m] for r in base.results], [r.metrics[m] for r in cur.results])
+                for m in names
+            ]
         )
         test = stats.moderated_t(*summaries.T, confidence=None)
         lower = np.array([metric_direction(m) == LOWER for m in names])
-        expected = gate_family(np.expm1(summaries[:, 0]) * 100, test.p_increase, test.p_decrease, lower, np.full(9, 5.0))
+        expected = gate_family(
+            np.expm1(summaries[:, 0]) * 100, test.p_increase, test.p_decrease, lower, np.full(9, 5.0)
+        )
         assert [rows[m].verdict is Verdict.REGRESSION for m in names] == expected.regression.tolist()
         moved_better = np.where(lower, summaries[:, 0] < 0, summaries[:, 0] > 0)
         p_moved = np.where(moved_better, expected.p_better, expected.p_worse)
@@ -343,8 +392,9 @@ def test_compare_result_sets_decides_exactly_like_the_simulation() -> None:
 # --------------------------------------------------------------------------- A/B pairs
 
 
-def ab_sides(rng: np.random.Generator, positions: list[int], shift: dict[str, float] | None = None,
-             run_id: str = "run-1") -> tuple[ResultSet, ResultSet]:
+def ab_sides(
+    rng: np.random.Generator, positions: list[int], shift: dict[str, float] | None = None, run_id: str = "run-1"
+) -> tuple[ResultSet, ResultSet]:
     """The two arms of an A/B run, pair by pair sharing a drift that the pairing must cancel."""
     base_repeats, cur_repeats = [], []
     for pair in range(len(positions)):
@@ -352,7 +402,9 @@ def ab_sides(rng: np.random.Generator, positions: list[int], shift: dict[str, fl
         base_repeats.append({k: v * drift for k, v in noisy_repeats(rng, 1, cv=0.01)[0].items()})
         cur_repeats.append({k: v * drift for k, v in noisy_repeats(rng, 1, shift, cv=0.01)[0].items()})
     base, cur = result_set({"throughput-c8": base_repeats}), result_set({"throughput-c8": cur_repeats})
-    base.config = {"ab": {"run_id": run_id, "arm": "baseline", "positions": {"throughput-c8": [1 - p for p in positions]}}}
+    base.config = {
+        "ab": {"run_id": run_id, "arm": "baseline", "positions": {"throughput-c8": [1 - p for p in positions]}}
+    }
     cur.config = {"ab": {"run_id": "run-1", "arm": "candidate", "positions": {"throughput-c8": positions}}}
     return base, cur
 

@@ -10,9 +10,19 @@ from pathlib import Path
 import pytest
 
 from kitt.comparison import (
-    FAMILY_ALPHA, MIN_HISTORY, Comparison, Design, FailedTest, Identity, Incomplete, MatchKey, MetricRow, Spread,
-    Verdict, center,
-)  # fmt: skip
+    FAMILY_ALPHA,
+    MIN_HISTORY,
+    Comparison,
+    Design,
+    FailedTest,
+    Identity,
+    Incomplete,
+    MatchKey,
+    MetricRow,
+    Spread,
+    Verdict,
+    center,
+)
 from kitt.comparison import TestComparison as OneTest  # not collected as a test class
 from kitt.results import ResultSet
 
@@ -21,14 +31,31 @@ KEY = MatchKey("latency", "concurrency", 1.0)
 
 def result_set(days_ago: int = 0, fingerprint: str = "fp") -> ResultSet:
     moment = datetime(2026, 6, 1, tzinfo=timezone.utc) - timedelta(days=days_ago)
-    return ResultSet(Path("."), Path("metrics.json"), 1, "quick", moment, "sim", "m", True, [],
-                     hardware={"fingerprint": fingerprint} if fingerprint else {})  # fmt: skip
+    return ResultSet(
+        Path("."),
+        Path("metrics.json"),
+        1,
+        "quick",
+        moment,
+        "sim",
+        "m",
+        True,
+        [],
+        hardware={"fingerprint": fingerprint} if fingerprint else {},
+    )
 
 
 def row(verdict: Verdict, *, gated: bool = True, base: float | None = 100.0, cur: float | None = 100.0) -> MetricRow:
-    return MetricRow("latency-c1", KEY, "median_ttft_ms", "lower", 5.0 if gated else None,
-                     Spread.of([base]) if base is not None else None, Spread.of([cur]) if cur is not None else None,
-                     verdict=verdict)  # fmt: skip
+    return MetricRow(
+        "latency-c1",
+        KEY,
+        "median_ttft_ms",
+        "lower",
+        5.0 if gated else None,
+        Spread.of([base]) if base is not None else None,
+        Spread.of([cur]) if cur is not None else None,
+        verdict=verdict,
+    )
 
 
 def comparison(*rows: MetricRow, baseline: ResultSet | None = None, **fields: object) -> Comparison:
@@ -51,7 +78,9 @@ def test_a_spread_holds_the_repeats_centre_cv_and_range() -> None:
 
 def test_rows_are_frozen_and_read_their_sides() -> None:
     r = row(Verdict.UNCHANGED, base=100.0, cur=None)
-    assert r.gated and r.baseline == pytest.approx(100.0) and r.current is None and (r.n_baseline, r.n_current) == (1, 0)
+    assert (
+        r.gated and r.baseline == pytest.approx(100.0) and r.current is None and (r.n_baseline, r.n_current) == (1, 0)
+    )
     assert r.method is Design.NONE
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.verdict = Verdict.REGRESSION  # type: ignore[misc]
@@ -67,12 +96,15 @@ def test_without_a_baseline_nothing_gates() -> None:
     assert not c.gating and c.design == "none" and c.verdict == "no baseline" and not c.gate_failed
 
 
-@pytest.mark.parametrize(("verdicts", "expected", "failed"), [
-    ([Verdict.REGRESSION, Verdict.IMPROVEMENT], "regression", True),
-    ([Verdict.INCONCLUSIVE, Verdict.IMPROVEMENT], "inconclusive", False),
-    ([Verdict.IMPROVEMENT, Verdict.UNCHANGED], "improvement", False),
-    ([Verdict.UNCHANGED], "unchanged", False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("verdicts", "expected", "failed"),
+    [
+        ([Verdict.REGRESSION, Verdict.IMPROVEMENT], "regression", True),
+        ([Verdict.INCONCLUSIVE, Verdict.IMPROVEMENT], "inconclusive", False),
+        ([Verdict.IMPROVEMENT, Verdict.UNCHANGED], "improvement", False),
+        ([Verdict.UNCHANGED], "unchanged", False),
+    ],
+)
 def test_the_one_word_verdict_and_the_gate(verdicts: list[Verdict], expected: str, failed: bool) -> None:
     c = comparison(*(row(v) for v in verdicts), baseline=result_set(1))
     assert c.gating and c.verdict == expected and c.gate_failed is failed

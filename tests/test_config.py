@@ -21,7 +21,10 @@ def write(tmp_path, text):
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("tests: [{name: a, concurrency: 1, num_requests: 0}]", "suite.tests[0].num_requests: must be a whole number >= 1"),
+        (
+            "tests: [{name: a, concurrency: 1, num_requests: 0}]",
+            "suite.tests[0].num_requests: must be a whole number >= 1",
+        ),
         ("tests: [{name: a, concurency: 1}]", "suite.tests[0].concurency: unknown key"),
         ("tests: [{name: a, concurrency: [1, -4]}]", "suite.tests[0].concurrency[1]"),
         ("tests: [{name: a}]", "needs exactly one of 'concurrency'"),
@@ -76,17 +79,29 @@ WORKLOAD_TEST = "tests:\n  - {name: a, %s}\n"
 @pytest.mark.parametrize(
     ("fields", "fragment"),
     [
-        ("concurrency: 1, input_len: {mean: 100, stdev: -1, min: 10, max: 200}", "suite.tests[0].input_len.stdev: must be"),
+        (
+            "concurrency: 1, input_len: {mean: 100, stdev: -1, min: 10, max: 200}",
+            "suite.tests[0].input_len.stdev: must be",
+        ),
         ("concurrency: 1, input_len: {mean: 100, stdev: 5, min: 300, max: 200}", "input_len: min 300 is above max 200"),
-        ("concurrency: 1, input_len: {mean: 900, stdev: 5, min: 10, max: 200}", "suite.tests[0].input_len.mean: must lie"),
+        (
+            "concurrency: 1, input_len: {mean: 900, stdev: 5, min: 10, max: 200}",
+            "suite.tests[0].input_len.mean: must lie",
+        ),
         ("concurrency: 1, input_len: {mean: 100, stdev: 5}", "needs mean, stdev, min and max (missing: max, min)"),
         ("concurrency: 1, output_len: {uniform: [9, 3]}", "suite.tests[0].output_len.uniform: lo 9 is above hi 3"),
         ("concurrency: 1, output_len: {uniform: 5}", "suite.tests[0].output_len.uniform: must be a list"),
-        ("concurrency: 1, mix: [{weight: 0, input_len: 5, output_len: 5}]", "suite.tests[0].mix: needs at least one entry"),
+        (
+            "concurrency: 1, mix: [{weight: 0, input_len: 5, output_len: 5}]",
+            "suite.tests[0].mix: needs at least one entry",
+        ),
         ("concurrency: 1, mix: [{weight: -1, input_len: 5, output_len: 5}]", "suite.tests[0].mix[0].weight"),
         ("concurrency: 1, mix: [{weight: 1, input_len: 5}]", "suite.tests[0].mix[0].output_len: is missing"),
         ("concurrency: 1, input_len: 5, mix: [{weight: 1, input_len: 5, output_len: 5}]", "mix: replaces input_len"),
-        ("request_rate: 1, arrival: gamma, burstiness: 0", "suite.tests[0].burstiness: must be a finite number greater than 0"),
+        (
+            "request_rate: 1, arrival: gamma, burstiness: 0",
+            "suite.tests[0].burstiness: must be a finite number greater than 0",
+        ),
         ("request_rate: 1, arrival: bursty", "suite.tests[0].arrival: must be one of poisson, gamma, constant"),
         ("request_rate: 1, burstiness: 2", "suite.tests[0].burstiness: applies to arrival: gamma only"),
         ("request_rate: 1, ramp_up_s: -3", "suite.tests[0].ramp_up_s"),
@@ -107,9 +122,16 @@ def test_workload_fields_resolve_and_are_recorded(tmp_path):
     from kitt.workload.arrivals import Arrival
     from kitt.workload.lengths import Normal, Uniform
 
-    suite = load_suite(write(tmp_path, WORKLOAD_TEST % (
-        "request_rate: [2], arrival: gamma, burstiness: 0.5, ramp_up_s: 3, duration_s: 30, "
-        "input_len: {mean: 100, stdev: 20, min: 10, max: 200}, output_len: {uniform: [8, 16]}")))
+    suite = load_suite(
+        write(
+            tmp_path,
+            WORKLOAD_TEST
+            % (
+                "request_rate: [2], arrival: gamma, burstiness: 0.5, ramp_up_s: 3, duration_s: 30, "
+                "input_len: {mean: 100, stdev: 20, min: 10, max: 200}, output_len: {uniform: [8, 16]}"
+            ),
+        )
+    )
     test = suite.tests[0]
     assert test.input_len == Normal(100, 20, 10, 200) and test.output_len == Uniform(8, 16)
     assert test.arrival == Arrival("gamma", 0.5, 3.0) and test.duration_s == 30
@@ -169,7 +191,9 @@ def test_a_bad_prefix_exits_2_in_one_line_before_any_engine_starts(tmp_path):
 
 
 def test_a_prefix_counts_toward_the_prompt_limits(tmp_path):
-    suite = load_suite(write(tmp_path, WORKLOAD_TEST % "concurrency: 1, input_len: 10, prefix: {groups: 3, len: 999990}"))
+    suite = load_suite(
+        write(tmp_path, WORKLOAD_TEST % "concurrency: 1, input_len: 10, prefix: {groups: 3, len: 999990}")
+    )
     assert suite.tests[0].prefix.length == 999_990 and suite.tests[0].prefix.skew == 0
     with pytest.raises(UsageError, match=r"test 'a': prefix len \+ input_len 1000001 is above the limit"):
         load_suite(write(tmp_path, WORKLOAD_TEST % "concurrency: 1, input_len: 10, prefix: {groups: 1, len: 999991}"))

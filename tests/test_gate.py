@@ -12,12 +12,19 @@ from kitt.comparison import FAMILY_ALPHA, Design, Reason, Verdict
 from kitt.gate import Candidate, Decision, Judgement, judge
 
 
-def candidate(base: list[float], cur: list[float], design: Design = Design.SINGLE, *, lower: bool = True,
-              threshold: float = 5.0, change: float | None = None) -> Candidate:
+def candidate(
+    base: list[float],
+    cur: list[float],
+    design: Design = Design.SINGLE,
+    *,
+    lower: bool = True,
+    threshold: float = 5.0,
+    change: float | None = None,
+) -> Candidate:
     """A candidate whose change is the ratio of the means (what compare computes for positive values)."""
     if change is None:
         change = (sum(cur) / len(cur) / (sum(base) / len(base)) - 1.0) * 100.0
-    return Candidate(design, change, lower, threshold, base, cur, [base])  # fmt: skip
+    return Candidate(design, change, lower, threshold, base, cur, [base])
 
 
 STEADY = [100.0, 100.4, 99.7, 100.2, 99.9]
@@ -27,12 +34,15 @@ def test_nothing_to_judge_is_an_empty_judgement() -> None:
     assert judge([]) == Judgement((), {})
 
 
-@pytest.mark.parametrize(("cur", "lower", "verdict"), [
-    ([110.0], True, Verdict.REGRESSION),  # latency up 10% past a 5% threshold
-    ([90.0], True, Verdict.IMPROVEMENT),
-    ([103.0], True, Verdict.UNCHANGED),
-    ([90.0], False, Verdict.REGRESSION),  # a throughput down 10%
-])
+@pytest.mark.parametrize(
+    ("cur", "lower", "verdict"),
+    [
+        ([110.0], True, Verdict.REGRESSION),  # latency up 10% past a 5% threshold
+        ([90.0], True, Verdict.IMPROVEMENT),
+        ([103.0], True, Verdict.UNCHANGED),
+        ([90.0], False, Verdict.REGRESSION),  # a throughput down 10%
+    ],
+)
 def test_one_repeat_is_judged_by_the_threshold_alone(cur: list[float], lower: bool, verdict: Verdict) -> None:
     (decision,) = judge([candidate([100.0], cur, Design.THRESHOLD, lower=lower)]).decisions
     assert decision == Decision(verdict, Reason.SINGLE_REPEAT)  # no test: no p-value, no interval
@@ -91,5 +101,9 @@ def test_judge_changes_nothing_it_is_given() -> None:
 
 def test_the_design_names_are_the_strings_the_report_and_the_rows_used() -> None:
     assert [d.value for d in (gate.HISTORY, gate.PAIRED, gate.SINGLE, gate.THRESHOLD)] == [
-        "history t", "paired t", "moderated t", "threshold only"]
+        "history t",
+        "paired t",
+        "moderated t",
+        "threshold only",
+    ]
     assert Design.SINGLE == "moderated t"

@@ -33,7 +33,9 @@ def test_ten_history_jobs_keep_a_a_false_alarms_at_one_percent(job_cv: float) ->
 
 
 def test_ten_history_jobs_catch_a_20_percent_regression_at_3_percent_drift() -> None:
-    caught = simulate(REPORTS, jobs=10, job_cv=0.03, repeat_cv=REPEAT_CV, shift=one_metric_worse(20), seed=12)[:, 0].mean()
+    caught = simulate(REPORTS, jobs=10, job_cv=0.03, repeat_cv=REPEAT_CV, shift=one_metric_worse(20), seed=12)[
+        :, 0
+    ].mean()
     assert caught >= 0.95, f"{caught:.1%}"
 
 
@@ -44,7 +46,10 @@ def test_ten_history_jobs_lose_nothing_without_drift() -> None:
 
 def test_single_job_iid_case_does_not_regress() -> None:
     assert simulate(REPORTS * 3, jobs=1, job_cv=0.0, repeat_cv=0.03, seed=14).any(axis=-1).mean() <= 0.01
-    assert simulate(REPORTS * 3, jobs=1, job_cv=0.0, repeat_cv=0.03, shift=one_metric_worse(10), seed=15)[:, 0].mean() >= 0.95
+    assert (
+        simulate(REPORTS * 3, jobs=1, job_cv=0.0, repeat_cv=0.03, shift=one_metric_worse(10), seed=15)[:, 0].mean()
+        >= 0.95
+    )
 
 
 def test_one_baseline_job_cannot_tell_drift_from_change() -> None:
@@ -63,8 +68,17 @@ def test_history_prior_is_capped_because_metrics_share_the_job_shift() -> None:
 
 
 def _job(rng: np.random.Generator, when: datetime, effect: float, shift: dict[int, float] | None = None) -> ResultSet:
-    names = ["median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms", "median_itl_ms", "p99_itl_ms",
-             "median_e2el_ms", "p99_e2el_ms", "output_throughput"]  # fmt: skip
+    names = [
+        "median_ttft_ms",
+        "p99_ttft_ms",
+        "median_tpot_ms",
+        "p99_tpot_ms",
+        "median_itl_ms",
+        "p99_itl_ms",
+        "median_e2el_ms",
+        "p99_e2el_ms",
+        "output_throughput",
+    ]
     results = []
     for run in range(1, 6):
         metrics = {}
@@ -73,9 +87,18 @@ def _job(rng: np.random.Generator, when: datetime, effect: float, shift: dict[in
             noise = rng.normal(0.0, math.sqrt(math.log1p(REPEAT_CV**2)))
             metrics[name] = 100.0 * (shift or {}).get(index, 1.0) * math.exp(sign * effect + noise)
         results.append(Result("throughput-c8", run, True, metrics))
-    return ResultSet(directory=Path("."), metrics_path=Path("metrics.json"), schema_version=1, suite_name="quick",
-                     timestamp=when, engine="vllm", model="tiny", passed=True, results=results,
-                     hardware={"fingerprint": "fp"})  # fmt: skip
+    return ResultSet(
+        directory=Path("."),
+        metrics_path=Path("metrics.json"),
+        schema_version=1,
+        suite_name="quick",
+        timestamp=when,
+        engine="vllm",
+        model="tiny",
+        passed=True,
+        results=results,
+        hardware={"fingerprint": "fp"},
+    )
 
 
 def test_compare_result_sets_decides_history_exactly_like_the_simulation_functions() -> None:
@@ -84,7 +107,9 @@ def test_compare_result_sets_decides_history_exactly_like_the_simulation_functio
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     for trial in range(20):
         history = [_job(rng, start + timedelta(days=d), rng.normal(0, 0.03)) for d in range(10)]
-        current = _job(rng, start + timedelta(days=11), rng.normal(0, 0.03), {trial % METRICS: 1.25} if trial % 2 else None)
+        current = _job(
+            rng, start + timedelta(days=11), rng.normal(0, 0.03), {trial % METRICS: 1.25} if trial % 2 else None
+        )
         comparison = compare_result_sets(current, history)
         assert comparison.design == "history"
         rows = {r.metric: r for r in comparison.rows}
@@ -93,8 +118,9 @@ def test_compare_result_sets_decides_history_exactly_like_the_simulation_functio
         cur = [[r.metrics[m] for r in current.results] for m in names]
         summaries = np.array([stats.history_summary(j, c) for j, c in zip(jobs, cur)])
         test = stats.moderated_t(*summaries.T, confidence=None, max_d0=gate.history_prior_cap(10))
-        expected = gate.gate_family(np.expm1(summaries[:, 0]) * 100, test.p_increase, test.p_decrease, LOWER,
-                                    np.full(METRICS, 5.0))  # fmt: skip
+        expected = gate.gate_family(
+            np.expm1(summaries[:, 0]) * 100, test.p_increase, test.p_decrease, LOWER, np.full(METRICS, 5.0)
+        )
         assert [rows[m].verdict is Verdict.REGRESSION for m in names] == expected.regression.tolist()
         assert all(rows[m].method == "history t" for m in names)
 

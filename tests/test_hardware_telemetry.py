@@ -57,8 +57,13 @@ def test_no_gpu_gives_null_fields_and_a_note():
 
 
 def test_fingerprint_ignores_what_differs_between_identical_machines():
-    base = {"gpus": [{"name": "NVIDIA H100 80GB HBM3", "memory_total_mib": 81559, "uuid": "GPU-a"}],
-            "cpu_model": "AMD EPYC 9654", "cpu_count": 16, "driver_version": "550", "kernel": "6.1"}
+    base = {
+        "gpus": [{"name": "NVIDIA H100 80GB HBM3", "memory_total_mib": 81559, "uuid": "GPU-a"}],
+        "cpu_model": "AMD EPYC 9654",
+        "cpu_count": 16,
+        "driver_version": "550",
+        "kernel": "6.1",
+    }
     twin = json.loads(json.dumps(base))
     twin["gpus"][0]["uuid"] = "GPU-b"
     twin["driver_version"], twin["kernel"] = "555", "6.8"
@@ -89,14 +94,23 @@ garbage line
 
 def test_prefix_cache_counters_over_a_window():
     """vLLM counts hits and queries; llama.cpp counts cached and uncached prompt tokens apart (issue 25)."""
-    before = {"vllm:prefix_cache_hits_total": 100.0, "vllm:prefix_cache_queries_total": 400.0,
-              "llamacpp:prompt_tokens_cached_total": 10.0, "llamacpp:prompt_tokens_total": 50.0}
-    after = {"vllm:prefix_cache_hits_total": 612.0, "vllm:prefix_cache_queries_total": 1040.0,
-             "llamacpp:prompt_tokens_cached_total": 266.0, "llamacpp:prompt_tokens_total": 114.0}
+    before = {
+        "vllm:prefix_cache_hits_total": 100.0,
+        "vllm:prefix_cache_queries_total": 400.0,
+        "llamacpp:prompt_tokens_cached_total": 10.0,
+        "llamacpp:prompt_tokens_total": 50.0,
+    }
+    after = {
+        "vllm:prefix_cache_hits_total": 612.0,
+        "vllm:prefix_cache_queries_total": 1040.0,
+        "llamacpp:prompt_tokens_cached_total": 266.0,
+        "llamacpp:prompt_tokens_total": 114.0,
+    }
     vllm = ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total")
     assert telemetry.prefix_cache_delta(before, after, *vllm) == (512.0, 640.0)
-    assert telemetry.prefix_cache_delta(before, after, "llamacpp:prompt_tokens_cached_total", None,
-                                        "llamacpp:prompt_tokens_total") == (256.0, 320.0)
+    assert telemetry.prefix_cache_delta(
+        before, after, "llamacpp:prompt_tokens_cached_total", None, "llamacpp:prompt_tokens_total"
+    ) == (256.0, 320.0)
     assert telemetry.prefix_cache_delta(before, None, *vllm) is None  # no scrape: nothing, not a zero
     assert telemetry.prefix_cache_delta(before, {"vllm:prefix_cache_hits_total": 1.0}, *vllm) is None
     assert telemetry.prefix_cache_delta(before, after, None, None) is None  # an engine kitt reads no counter of

@@ -18,8 +18,14 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     """``lint-imports`` on the ``kitt`` package under ``root``, with the contracts of its pyproject.toml."""
     env = clean_environ(PYTHONPATH=str(root), NO_COLOR="1", COLUMNS="200")
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--config", str(root / "pyproject.toml")],
-                          capture_output=True, text=True, timeout=120, cwd=root, env=env)  # fmt: skip
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--config", str(root / "pyproject.toml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+        env=env,
+    )
 
 
 def test_the_layers_hold() -> None:
@@ -40,7 +46,9 @@ def test_an_upward_import_breaks_the_layers(tmp_path: Path, where: str) -> None:
         anchor = "\nfrom kitt.bench.client import Client\n"
         text = text.replace(anchor, anchor + "from kitt.report import render_summary\n", 1)
     else:
-        text += "\n\ndef _upward() -> object:\n    from kitt.report import render_summary\n\n    return render_summary\n"
+        text += (
+            "\n\ndef _upward() -> object:\n    from kitt.report import render_summary\n\n    return render_summary\n"
+        )
     loadgen.write_text(text)
     assert "kitt.report" in loadgen.read_text()
 

@@ -1,4 +1,4 @@
-"""The lint rules of pyproject.toml ([tool.ruff.lint]) hold over kitt, the tests and the benchmarks."""
+"""The lint rules and the format of pyproject.toml ([tool.ruff]) hold over kitt, the tests and the benchmarks."""
 
 from __future__ import annotations
 
@@ -6,12 +6,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from support import REPO, clean_environ
 
 RUFF = Path(sys.executable).parent / "ruff"
 
 
-def test_ruff_check_passes() -> None:
-    result = subprocess.run([str(RUFF), "check", "--no-cache", "kitt", "tests", "benchmarks"], capture_output=True,
-                            text=True, timeout=120, cwd=REPO, env=clean_environ(NO_COLOR="1"))  # fmt: skip
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
+def test_ruff_passes(command: list[str]) -> None:
+    result = subprocess.run(
+        [str(RUFF), *command, "--no-cache", "kitt", "tests", "benchmarks"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=clean_environ(NO_COLOR="1"),
+    )
     assert result.returncode == 0, result.stdout + result.stderr

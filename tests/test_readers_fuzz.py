@@ -21,17 +21,86 @@ from kitt.errors import KittError
 
 CASES = 90  # mutated cases per reader (a third as many of each other kind)
 KEYS = [
-    "schema_version", "suite_name", "timestamp", "engine", "model", "passed", "results", "test_name", "run_number",
-    "metrics", "errors", "fingerprint", "hardware_fingerprint", "suite", "repeats", "engine_image_digest", "name",
-    "tests", "concurrency", "request_rate", "num_requests", "input_len", "output_len", "warmup", "seed", "api",
-    "max_error_rate", "slo", "ttft_ms", "median_ttft_ms", "p99_itl_ms", "output_throughput", "failed", "completed",
-    "pull_request", "head", "sha", "number", "workflow_run", "id", "conclusion", "head_sha",
-]  # fmt: skip
+    "schema_version",
+    "suite_name",
+    "timestamp",
+    "engine",
+    "model",
+    "passed",
+    "results",
+    "test_name",
+    "run_number",
+    "metrics",
+    "errors",
+    "fingerprint",
+    "hardware_fingerprint",
+    "suite",
+    "repeats",
+    "engine_image_digest",
+    "name",
+    "tests",
+    "concurrency",
+    "request_rate",
+    "num_requests",
+    "input_len",
+    "output_len",
+    "warmup",
+    "seed",
+    "api",
+    "max_error_rate",
+    "slo",
+    "ttft_ms",
+    "median_ttft_ms",
+    "p99_itl_ms",
+    "output_throughput",
+    "failed",
+    "completed",
+    "pull_request",
+    "head",
+    "sha",
+    "number",
+    "workflow_run",
+    "id",
+    "conclusion",
+    "head_sha",
+]
 NASTY: list[Any] = [
-    0, -1, 1, 2, 7, -0.0, 0.5, 1e308, -1e308, 1e-320, 10**400, -(10**30), 1e20, float("nan"), float("inf"),
-    True, False, None, "", " ", "x", "²", "٣", "1e400", "2025-05-01T10:00:00Z", "9999-12-31T23:59:59+14:00",
-    "-->", "a\nb", [], {}, [0], {"x": 1}, "quick", "chat", "t-c1",
-]  # fmt: skip
+    0,
+    -1,
+    1,
+    2,
+    7,
+    -0.0,
+    0.5,
+    1e308,
+    -1e308,
+    1e-320,
+    10**400,
+    -(10**30),
+    1e20,
+    float("nan"),
+    float("inf"),
+    True,
+    False,
+    None,
+    "",
+    " ",
+    "x",
+    "²",
+    "٣",
+    "1e400",
+    "2025-05-01T10:00:00Z",
+    "9999-12-31T23:59:59+14:00",
+    "-->",
+    "a\nb",
+    [],
+    {},
+    [0],
+    {"x": 1},
+    "quick",
+    "chat",
+    "t-c1",
+]
 
 
 def random_json(rng: random.Random, depth: int = 0) -> Any:
@@ -48,7 +117,9 @@ def mutate(document: Any, rng: random.Random) -> Any:
     mutated = copy.deepcopy(document)
     parent, key, node = None, None, mutated
     for _ in range(rng.randrange(1, 7)):
-        children = list(node.items()) if isinstance(node, dict) else list(enumerate(node)) if isinstance(node, list) else []
+        children = (
+            list(node.items()) if isinstance(node, dict) else list(enumerate(node)) if isinstance(node, list) else []
+        )
         if not children:
             break
         parent, (key, node) = node, rng.choice(children)
@@ -81,27 +152,63 @@ def check_all(reader: Callable[[bytes], Any], valid: Any, seed: int) -> int:
             text = str(error)
             assert text and "\n" not in text, f"seed {seed} case {name}: a KittError that is not one line: {text!r}"
         except Exception as error:  # noqa: BLE001 - the point of the test
-            raise AssertionError(f"seed {seed} case {name} ({data[:120]!r}): {type(error).__name__}: {error}") from error
+            raise AssertionError(
+                f"seed {seed} case {name} ({data[:120]!r}): {type(error).__name__}: {error}"
+            ) from error
         else:
             accepted += 1
     return accepted
 
 
 VALID_SUITE = {
-    "name": "fuzz", "api": "chat", "warmup": 1, "repeats": 2, "seed": 3, "max_error_rate": 0.1,
+    "name": "fuzz",
+    "api": "chat",
+    "warmup": 1,
+    "repeats": 2,
+    "seed": 3,
+    "max_error_rate": 0.1,
     "slo": {"ttft_ms": 500, "tpot_ms": 50},
-    "tests": [{"name": "a", "concurrency": [1, 2], "num_requests": 8, "input_len": 16, "output_len": 8},
-              {"name": "b", "request_rate": [2.0], "num_requests": 8}],
-}  # fmt: skip
-METRICS = {"median_ttft_ms": 40.0, "p99_ttft_ms": 55.0, "median_tpot_ms": 9.0, "p99_tpot_ms": 12.0,
-           "median_itl_ms": 9.0, "p99_itl_ms": 14.0, "median_e2el_ms": 700.0, "p99_e2el_ms": 900.0,
-           "output_throughput": 1500.0, "failed": 0.0, "completed": 32.0, "gpu_peak_memory_mib": None}  # fmt: skip
+    "tests": [
+        {"name": "a", "concurrency": [1, 2], "num_requests": 8, "input_len": 16, "output_len": 8},
+        {"name": "b", "request_rate": [2.0], "num_requests": 8},
+    ],
+}
+METRICS = {
+    "median_ttft_ms": 40.0,
+    "p99_ttft_ms": 55.0,
+    "median_tpot_ms": 9.0,
+    "p99_tpot_ms": 12.0,
+    "median_itl_ms": 9.0,
+    "p99_itl_ms": 14.0,
+    "median_e2el_ms": 700.0,
+    "p99_e2el_ms": 900.0,
+    "output_throughput": 1500.0,
+    "failed": 0.0,
+    "completed": 32.0,
+    "gpu_peak_memory_mib": None,
+}
 VALID_METRICS = {
-    "schema_version": 1, "kitt_version": "0.1.0", "suite_name": "standard", "timestamp": "2025-05-01T10:00:00.000Z",
-    "engine": "vllm", "model": "m", "passed": True, "total_time_seconds": 10.0, "hardware_fingerprint": "h",
-    "results": [{"test_name": f"t-c{c}", "run_number": r, "passed": True, "metrics": {"concurrency": c, **METRICS},
-                 "errors": []} for c in (1, 4) for r in (1, 2, 3)],
-}  # fmt: skip
+    "schema_version": 1,
+    "kitt_version": "0.1.0",
+    "suite_name": "standard",
+    "timestamp": "2025-05-01T10:00:00.000Z",
+    "engine": "vllm",
+    "model": "m",
+    "passed": True,
+    "total_time_seconds": 10.0,
+    "hardware_fingerprint": "h",
+    "results": [
+        {
+            "test_name": f"t-c{c}",
+            "run_number": r,
+            "passed": True,
+            "metrics": {"concurrency": c, **METRICS},
+            "errors": [],
+        }
+        for c in (1, 4)
+        for r in (1, 2, 3)
+    ],
+}
 VALID_CONFIG = {"suite": {"repeats": 3}, "engine_image_digest": "sha256:1", "model": "m"}
 VALID_HARDWARE = {"fingerprint": "h", "gpu_count": 1, "gpus": [{"name": "NVIDIA H100"}]}
 
@@ -142,8 +249,11 @@ def test_result_set_readers_and_everything_downstream(tmp_path: Path, target: st
 
     baseline = tmp_path / "baseline"
     baseline.mkdir()
-    for name, document in (("metrics.json", VALID_METRICS), ("hardware.json", VALID_HARDWARE),
-                           ("config.json", VALID_CONFIG)):
+    for name, document in (
+        ("metrics.json", VALID_METRICS),
+        ("hardware.json", VALID_HARDWARE),
+        ("config.json", VALID_CONFIG),
+    ):
         (baseline / name).write_text(json.dumps(document))
     current = tmp_path / "current"
     current.mkdir()
@@ -188,7 +298,10 @@ def test_event_payload_reader(tmp_path: Path) -> None:
 
     event = tmp_path / "event.json"
     results = tmp_path / "results"
-    valid = {"pull_request": {"number": 7, "head": {"sha": "a" * 40}}, "workflow_run": {"id": 42, "conclusion": "success"}}
+    valid = {
+        "pull_request": {"number": 7, "head": {"sha": "a" * 40}},
+        "workflow_run": {"id": 42, "conclusion": "success"},
+    }
 
     def read(data: bytes) -> None:
         event.write_bytes(data)

@@ -10,20 +10,43 @@ from kitt.repeat_result import CLIENT_SATURATION_PCT, build_result
 SUITE = parse_suite({"name": "s", "max_error_rate": 0.25, "tests": [{"name": "t", "concurrency": [2]}]}, "s.yaml")
 
 
-def record(index: int, *, tokens: int = 4, error: str | None = None, cached: int | None = None,
-           usage: bool = True) -> RequestRecord:
+def record(
+    index: int, *, tokens: int = 4, error: str | None = None, cached: int | None = None, usage: bool = True
+) -> RequestRecord:
     sent = 1.0 + index
     events = [] if error else [sent + 0.02 + 0.01 * k for k in range(tokens)]
-    return RequestRecord(index=index, test_name="t-c2", run_number=1, scheduled=sent, sent=sent, events=events,
-                         end=events[-1] if events else sent + 0.01, prompt_tokens=None if error else 16,
-                         cached_tokens=cached, completion_tokens=None if error or not usage else tokens,
-                         usage_from_server=usage and not error, requested_output_tokens=tokens, error=error)
+    return RequestRecord(
+        index=index,
+        test_name="t-c2",
+        run_number=1,
+        scheduled=sent,
+        sent=sent,
+        events=events,
+        end=events[-1] if events else sent + 0.01,
+        prompt_tokens=None if error else 16,
+        cached_tokens=cached,
+        completion_tokens=None if error or not usage else tokens,
+        usage_from_server=usage and not error,
+        requested_output_tokens=tokens,
+        error=error,
+    )
 
 
 def build(records, *, before=None, after=None, spec=VLLM, cpu=(0.1, 10.0), prefixed=False, suite=SUITE):
-    return build_result("t-c2", 1, Level("concurrency", 2), records, duration=4.0, cpu=cpu, before=before,
-                        after=after, spec=spec, suite=suite, gpu_summary=lambda tokens: {"gpu_energy_j": None},
-                        prefixed=prefixed)
+    return build_result(
+        "t-c2",
+        1,
+        Level("concurrency", 2),
+        records,
+        duration=4.0,
+        cpu=cpu,
+        before=before,
+        after=after,
+        spec=spec,
+        suite=suite,
+        gpu_summary=lambda tokens: {"gpu_energy_j": None},
+        prefixed=prefixed,
+    )
 
 
 def test_metrics_from_records_and_counters_and_no_notes_when_all_agree():
@@ -39,11 +62,15 @@ def test_metrics_from_records_and_counters_and_no_notes_when_all_agree():
 
 
 def test_a_count_the_server_and_the_client_disagree_on_is_a_warning_not_a_failure():
-    built = build([record(i) for i in range(4)], before={"vllm:generation_tokens_total": 0.0},
-                  after={"vllm:generation_tokens_total": 15.0})
+    built = build(
+        [record(i) for i in range(4)],
+        before={"vllm:generation_tokens_total": 0.0},
+        after={"vllm:generation_tokens_total": 15.0},
+    )
     assert built.result.passed and built.result.metrics["token_count_mismatch"] == 1
-    assert built.warnings == ["t-c2 run 1: the server counted 15 generated tokens, the client 16; "
-                              "see token_count_mismatch"]
+    assert built.warnings == [
+        "t-c2 run 1: the server counted 15 generated tokens, the client 16; see token_count_mismatch"
+    ]
 
 
 def test_more_failures_than_the_suite_allows_fail_the_repeat_with_the_first_error():
@@ -56,10 +83,32 @@ def test_more_failures_than_the_suite_allows_fail_the_repeat_with_the_first_erro
 
 def test_a_trace_level_has_no_load_value_and_a_rate_level_its_rate():
     records = [record(i) for i in range(2)]
-    trace = build_result("t-trace", 1, Level("trace", 0), records, duration=2.0, cpu=(0.0, 1.0), before=None,
-                         after=None, spec=OPENAI, suite=SUITE, gpu_summary=lambda _: {})
-    rate = build_result("t-r4", 1, Level("rate", 4.0), records, duration=2.0, cpu=(0.0, 1.0), before=None,
-                        after=None, spec=OPENAI, suite=SUITE, gpu_summary=lambda _: {})
+    trace = build_result(
+        "t-trace",
+        1,
+        Level("trace", 0),
+        records,
+        duration=2.0,
+        cpu=(0.0, 1.0),
+        before=None,
+        after=None,
+        spec=OPENAI,
+        suite=SUITE,
+        gpu_summary=lambda _: {},
+    )
+    rate = build_result(
+        "t-r4",
+        1,
+        Level("rate", 4.0),
+        records,
+        duration=2.0,
+        cpu=(0.0, 1.0),
+        before=None,
+        after=None,
+        spec=OPENAI,
+        suite=SUITE,
+        gpu_summary=lambda _: {},
+    )
     assert "concurrency" not in trace.result.metrics and "request_rate" not in trace.result.metrics
     assert rate.result.metrics["request_rate"] == 4.0
 
@@ -77,7 +126,10 @@ def test_cache_metrics_from_vllms_counters_and_the_usage_each_say_their_source()
     assert built.result.metrics["prefix_cache_hit_rate"] == 0.5 and built.result.metrics["cached_prompt_tokens"] == 32
     assert set(built.sources) == {"rate", "usage"}
     without_usage = build([record(i) for i in range(4)], before=before, after=after)
-    assert without_usage.result.metrics["cached_prompt_tokens"] == 32 and set(without_usage.sources) == {"rate", "counter"}
+    assert without_usage.result.metrics["cached_prompt_tokens"] == 32 and set(without_usage.sources) == {
+        "rate",
+        "counter",
+    }
 
 
 def test_caching_off_is_a_measured_zero_and_no_counters_is_no_number():

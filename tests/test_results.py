@@ -11,23 +11,49 @@ import pytest
 
 from kitt.errors import ResultsError, UsageError
 from kitt.results import (
-    HISTORY_JOB_FOLDER, SCHEMA_VERSION, SamplesWriter, find_latest_metrics, history_job_folder,
-    load_metrics_file, load_result_set, metrics_document, prepare_output_dir, utc_timestamp, write_json,
-)  # fmt: skip
+    HISTORY_JOB_FOLDER,
+    SCHEMA_VERSION,
+    SamplesWriter,
+    find_latest_metrics,
+    history_job_folder,
+    load_metrics_file,
+    load_result_set,
+    metrics_document,
+    prepare_output_dir,
+    utc_timestamp,
+    write_json,
+)
 from kitt.results import TestResult as Result  # as "Result", so pytest does not take it for a test class
 
 
 def document(timestamp: str = "2026-05-01T10:00:00.000Z", **metrics: float | None) -> dict[str, Any]:
     results = [Result("latency-c1", 1, True, {"median_ttft_ms": 40.0, "output_throughput": 900.0, **metrics})]
-    return metrics_document(suite_name="quick", engine="sim", model="m", kitt_version="0.1.0", timestamp=timestamp,
-                            total_time_seconds=12.34567, results=results, passed=True,
-                            extra={"hardware_fingerprint": "fp"})  # fmt: skip
+    return metrics_document(
+        suite_name="quick",
+        engine="sim",
+        model="m",
+        kitt_version="0.1.0",
+        timestamp=timestamp,
+        total_time_seconds=12.34567,
+        results=results,
+        passed=True,
+        extra={"hardware_fingerprint": "fp"},
+    )
 
 
 def test_metrics_json_keeps_upstream_fields_first_and_non_finite_numbers_as_null(tmp_path: Path) -> None:
     doc = document(p99_ttft_ms=float("nan"), duration=float("inf"))
-    assert list(doc)[:9] == ["schema_version", "kitt_version", "suite_name", "timestamp", "engine", "model", "passed",
-                             "total_time_seconds", "results"]  # fmt: skip
+    assert list(doc)[:9] == [
+        "schema_version",
+        "kitt_version",
+        "suite_name",
+        "timestamp",
+        "engine",
+        "model",
+        "passed",
+        "total_time_seconds",
+        "results",
+    ]
     assert doc["schema_version"] == SCHEMA_VERSION and doc["total_time_seconds"] == 12.346
     metrics = doc["results"][0]["metrics"]
     assert metrics["p99_ttft_ms"] is None and metrics["duration"] is None
@@ -48,10 +74,17 @@ def test_a_result_set_reads_back_with_its_hardware_and_config(tmp_path: Path) ->
 
 
 def test_an_upstream_kitt_file_without_schema_or_hardware_reads(tmp_path: Path) -> None:
-    (tmp_path / "metrics.json").write_text(json.dumps({
-        "suite": "standard", "timestamp": "2025-01-02T03:04:05", "engine": "vllm", "model": "m",
-        "results": [{"test_name": "t", "metrics": {"median_ttft_ms": 5, "note": "text", "nested": {"a": 1}}}],
-    }))  # fmt: skip
+    (tmp_path / "metrics.json").write_text(
+        json.dumps(
+            {
+                "suite": "standard",
+                "timestamp": "2025-01-02T03:04:05",
+                "engine": "vllm",
+                "model": "m",
+                "results": [{"test_name": "t", "metrics": {"median_ttft_ms": 5, "note": "text", "nested": {"a": 1}}}],
+            }
+        )
+    )
     result_set = load_metrics_file(tmp_path / "metrics.json")
     assert result_set.schema_version is None and result_set.suite_name == "standard" and result_set.passed
     assert result_set.timestamp.tzinfo is not None  # a naive time is read as UTC
@@ -65,15 +98,18 @@ def test_the_newest_result_set_is_chosen_by_its_timestamp_not_its_path(tmp_path:
     assert find_latest_metrics(tmp_path) == tmp_path / "a-new" / "metrics.json"
 
 
-@pytest.mark.parametrize(("change", "fragment"), [
-    ({"schema_version": SCHEMA_VERSION + 1}, "newer than this kitt understands"),
-    ({"schema_version": 0}, "schema_version must be a positive integer"),
-    ({"results": {"t": 1}}, "'results' must be a list"),
-    ({"results": [{"test_name": ""}]}, "test_name must be a non-empty string"),
-    ({"results": [{"test_name": "t", "run_number": 0}]}, "run_number must be a positive integer"),
-    ({"results": [{"test_name": "t", "metrics": {"median_ttft_ms": -1}}]}, "median_ttft_ms is negative"),
-    ({"timestamp": "yesterday"}, "no usable 'timestamp'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"schema_version": SCHEMA_VERSION + 1}, "newer than this kitt understands"),
+        ({"schema_version": 0}, "schema_version must be a positive integer"),
+        ({"results": {"t": 1}}, "'results' must be a list"),
+        ({"results": [{"test_name": ""}]}, "test_name must be a non-empty string"),
+        ({"results": [{"test_name": "t", "run_number": 0}]}, "run_number must be a positive integer"),
+        ({"results": [{"test_name": "t", "metrics": {"median_ttft_ms": -1}}]}, "median_ttft_ms is negative"),
+        ({"timestamp": "yesterday"}, "no usable 'timestamp'"),
+    ],
+)
 def test_an_unusable_metrics_file_is_one_results_error(tmp_path: Path, change: dict[str, Any], fragment: str) -> None:
     write_json(tmp_path / "metrics.json", {**document(), **change})
     with pytest.raises(ResultsError) as caught:

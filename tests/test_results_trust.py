@@ -15,13 +15,30 @@ from kitt import results as rs
 
 
 def document(results: list[dict[str, Any]] | None = None, **top: Any) -> dict[str, Any]:
-    metrics = {"median_ttft_ms": 40.0, "p99_ttft_ms": 60.0, "median_e2el_ms": 300.0, "median_itl_ms": 8.0,
-               "output_throughput": 900.0, "completed": 8.0, "failed": 0.0}
-    base = {"schema_version": 1, "suite_name": "s", "timestamp": "2026-05-01T10:00:00Z", "engine": "sim",
-            "model": "m", "passed": True,
-            "results": results if results is not None else [
-                {"test_name": f"t-c{c}", "run_number": n, "passed": True, "metrics": dict(metrics)}
-                for c in (1, 4) for n in (1, 2, 3)]}
+    metrics = {
+        "median_ttft_ms": 40.0,
+        "p99_ttft_ms": 60.0,
+        "median_e2el_ms": 300.0,
+        "median_itl_ms": 8.0,
+        "output_throughput": 900.0,
+        "completed": 8.0,
+        "failed": 0.0,
+    }
+    base = {
+        "schema_version": 1,
+        "suite_name": "s",
+        "timestamp": "2026-05-01T10:00:00Z",
+        "engine": "sim",
+        "model": "m",
+        "passed": True,
+        "results": results
+        if results is not None
+        else [
+            {"test_name": f"t-c{c}", "run_number": n, "passed": True, "metrics": dict(metrics)}
+            for c in (1, 4)
+            for n in (1, 2, 3)
+        ],
+    }
     base.update(top)
     return base
 
@@ -63,20 +80,35 @@ def _duplicated(how: str) -> dict[str, Any]:
         twin["metrics"]["median_ttft_ms"] = 99.0
         doc["results"].insert(0, twin)
     elif how == "default run number twice":  # run_number absent means 1
-        doc["results"] = [{"test_name": "x", "passed": True, "metrics": {"median_ttft_ms": 5.0}},
-                          {"test_name": "x", "run_number": 1, "passed": True, "metrics": {"median_ttft_ms": 6.0}}]
+        doc["results"] = [
+            {"test_name": "x", "passed": True, "metrics": {"median_ttft_ms": 5.0}},
+            {"test_name": "x", "run_number": 1, "passed": True, "metrics": {"median_ttft_ms": 6.0}},
+        ]
     return doc
 
 
-@pytest.mark.parametrize("how", ["one repeat five times", "a repeat copied at the end", "same number, other values",
-                                 "default run number twice"])
+@pytest.mark.parametrize(
+    "how",
+    ["one repeat five times", "a repeat copied at the end", "same number, other values", "default run number twice"],
+)
 @pytest.mark.parametrize("side", ["current", "baseline"])
 def test_duplicate_repeats_are_refused(tmp_path: Path, how: str, side: str, capsys) -> None:
     bad = write(tmp_path / side, _duplicated(how))
     good = write(tmp_path / ("baseline" if side == "current" else "current"), document())
     current, baseline = (bad, good) if side == "current" else (good, bad)
-    code, out, err = report(["ci", "report", "--results-dir", str(current), "--baseline-dir", str(baseline),
-                             "--output", str(tmp_path / "r.md")], capsys)
+    code, out, err = report(
+        [
+            "ci",
+            "report",
+            "--results-dir",
+            str(current),
+            "--baseline-dir",
+            str(baseline),
+            "--output",
+            str(tmp_path / "r.md"),
+        ],
+        capsys,
+    )
     line = error_line(err)
     assert code == 1 and "repeats" in line and "run " in line and "rerun" in line
     assert not (tmp_path / "r.md").exists()  # nothing passed on a faked repeat
@@ -99,8 +131,9 @@ def test_booleans_are_json_booleans(tmp_path: Path, value: Any, where: str, caps
     else:
         doc["passed"] = value
     write(tmp_path / "current", doc)
-    code, _, err = report(["ci", "report", "--results-dir", str(tmp_path / "current"),
-                           "--output", str(tmp_path / "r.md")], capsys)
+    code, _, err = report(
+        ["ci", "report", "--results-dir", str(tmp_path / "current"), "--output", str(tmp_path / "r.md")], capsys
+    )
     line = error_line(err)
     assert code == 1 and "passed must be true or false" in line
 
@@ -118,9 +151,20 @@ def test_a_zero_latency_is_no_measurement(tmp_path: Path, metric: str, side: str
         result["metrics"][metric] = 0.0
     write(tmp_path / side, zeroed)
     write(tmp_path / ("baseline" if side == "current" else "current"), document())
-    code, out, err = report(["ci", "report", "--results-dir", str(tmp_path / "current"), "--baseline-dir",
-                             str(tmp_path / "baseline"), "--fail-on-regression", "--output", str(tmp_path / "r.md")],
-                            capsys)
+    code, out, err = report(
+        [
+            "ci",
+            "report",
+            "--results-dir",
+            str(tmp_path / "current"),
+            "--baseline-dir",
+            str(tmp_path / "baseline"),
+            "--fail-on-regression",
+            "--output",
+            str(tmp_path / "r.md"),
+        ],
+        capsys,
+    )
     text = (tmp_path / "r.md").read_text()
     assert "∞" not in text and "inf%" not in text.lower() and "-100" not in text
     loaded = rs.load_result_set(tmp_path / side)
@@ -196,4 +240,3 @@ def test_staging_falls_back_inside_when_the_parent_is_not_writable(tmp_path: Pat
     monkeypatch.undo()
     assert rs.install_result_set(stage, out, keep_earlier=False) == out.absolute()
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "samples.jsonl"]
-

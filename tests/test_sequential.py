@@ -37,12 +37,18 @@ def test_nothing_is_decided_before_min_pairs_and_a_clear_answer_is_after():
     same = look({m: pairs_with(0.0, 0.005, 4, i) for i, m in enumerate(GATED)}, LOWER_BY_NAME, GATED, design, 4)
     assert same.stop and same.why == "decided" and set(same.decisions.values()) == {Decision.WITHIN}
     assert same.reason() == "all 3 gated metrics decided after 4 pairs"
-    slower = {"median_ttft_ms": pairs_with(0.3, 0.005, 4), "p99_ttft_ms": pairs_with(0.0, 0.005, 4, 1),
-              "output_throughput": pairs_with(0.3, 0.005, 4, 2)}
+    slower = {
+        "median_ttft_ms": pairs_with(0.3, 0.005, 4),
+        "p99_ttft_ms": pairs_with(0.0, 0.005, 4, 1),
+        "output_throughput": pairs_with(0.3, 0.005, 4, 2),
+    }
     verdict = look(slower, LOWER_BY_NAME, GATED, design, 4)
     # Higher TTFT is worse; higher throughput is better.
-    assert verdict.decisions == {"median_ttft_ms": Decision.WORSE, "p99_ttft_ms": Decision.WITHIN,
-                                 "output_throughput": Decision.BETTER}
+    assert verdict.decisions == {
+        "median_ttft_ms": Decision.WORSE,
+        "p99_ttft_ms": Decision.WITHIN,
+        "output_throughput": Decision.BETTER,
+    }
 
 
 def test_a_change_at_the_threshold_is_never_decided_and_the_level_says_why_it_stopped():
@@ -56,8 +62,11 @@ def test_a_change_at_the_threshold_is_never_decided_and_the_level_says_why_it_st
 
 def test_a_metric_too_noisy_to_settle_stops_the_level_as_out_of_reach():
     design = Design(3, 10, family_size=3)
-    values = {"median_ttft_ms": pairs_with(0.0, 0.005, 4), "output_throughput": pairs_with(0.0, 0.005, 4, 1),
-              "p99_ttft_ms": [(100.0, v) for v in (180.0, 60.0, 150.0, 70.0)]}
+    values = {
+        "median_ttft_ms": pairs_with(0.0, 0.005, 4),
+        "output_throughput": pairs_with(0.0, 0.005, 4, 1),
+        "p99_ttft_ms": [(100.0, v) for v in (180.0, 60.0, 150.0, 70.0)],
+    }
     result = look(values, LOWER_BY_NAME, GATED, design, 4)
     assert result.stop and result.why == "out_of_reach" and result.out_of_reach == ["p99_ttft_ms"]
     assert "p99_ttft_ms too noisy to settle" in result.reason()
@@ -103,7 +112,9 @@ def test_auto_keeps_the_fixed_design_error_rates_with_half_the_pairs():
     assert aa.regression.any(-1).mean() <= 0.01
     assert worse.regression[:, 0].mean() >= 0.95
     assert aa.pairs.mean() <= 5.0 and worse.pairs.mean() <= 5.0
-    assert fixed(pair_diffs(2000, 10, shift=one_metric_worse(10), seed=12, **common), 10).regression[:, 0].mean() >= 0.95
+    assert (
+        fixed(pair_diffs(2000, 10, shift=one_metric_worse(10), seed=12, **common), 10).regression[:, 0].mean() >= 0.95
+    )
 
 
 def test_spending_is_what_holds_the_within_error_under_optional_stopping():
@@ -149,12 +160,15 @@ def test_a_suite_says_repeats_auto_with_its_bounds(tmp_path):
     assert back.auto_repeats is None and back.repeats == 4
 
 
-@pytest.mark.parametrize(("extra", "fragment"), [
-    ("repeats: sometimes", "suite.repeats: must be a whole number >= 1 or 'auto'"),
-    ("repeats: 5\nmax_repeats: 8", "suite.max_repeats: needs `repeats: auto`"),
-    ("repeats: auto\nmin_repeats: 1", "suite.min_repeats: must be a whole number >= 2"),
-    ("repeats: auto\nmin_repeats: 6\nmax_repeats: 4", "suite.max_repeats: must be at least min_repeats (6)"),
-])
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ("repeats: sometimes", "suite.repeats: must be a whole number >= 1 or 'auto'"),
+        ("repeats: 5\nmax_repeats: 8", "suite.max_repeats: needs `repeats: auto`"),
+        ("repeats: auto\nmin_repeats: 1", "suite.min_repeats: must be a whole number >= 2"),
+        ("repeats: auto\nmin_repeats: 6\nmax_repeats: 4", "suite.max_repeats: must be at least min_repeats (6)"),
+    ],
+)
 def test_bad_auto_settings_name_the_field(tmp_path, extra, fragment):
     with pytest.raises(UsageError, match="suite.yaml") as caught:
         load_suite(suite_file(tmp_path, extra))
@@ -190,8 +204,20 @@ def test_the_cli_refuses_auto_without_a_baseline_arm_in_one_line_before_anything
     assert_one_line_error(done.stderr, "--repeats auto needs an A/B run")
     done = run_kitt("run", "-m", "m", "-e", "sim", "-o", str(out), "--repeats", "often")
     assert done.returncode == 2 and "often" in done.stderr
-    done = run_kitt("run", "-m", "m", "-e", "sim", "-o", str(out), "--repeats", "auto", "--ab-schedule", "blocks",
-                    "--baseline-engine-arg=--slowdown=1")
+    done = run_kitt(
+        "run",
+        "-m",
+        "m",
+        "-e",
+        "sim",
+        "-o",
+        str(out),
+        "--repeats",
+        "auto",
+        "--ab-schedule",
+        "blocks",
+        "--baseline-engine-arg=--slowdown=1",
+    )
     assert done.returncode == 2
     assert_one_line_error(done.stderr, "--repeats auto needs --ab-schedule interleaved")
     assert not out.exists()

@@ -59,7 +59,9 @@ def test_incomplete_beta_identities() -> None:
 def test_gamma_family_functions() -> None:
     euler = 0.5772156649015329
     assert stats.digamma([1.0, 0.5, 10.0]) == pytest.approx([-euler, -euler - 2 * math.log(2), 2.251752589066721])
-    assert stats.trigamma([1.0, 0.5, 4.0]) == pytest.approx([math.pi**2 / 6, math.pi**2 / 2, math.pi**2 / 6 - 1 - 1 / 4 - 1 / 9])
+    assert stats.trigamma([1.0, 0.5, 4.0]) == pytest.approx(
+        [math.pi**2 / 6, math.pi**2 / 2, math.pi**2 / 6 - 1 - 1 / 4 - 1 / 9]
+    )
     x = np.array([0.05, 0.3, 4.0, 250.0, 1e5])
     assert stats.trigamma_inverse(stats.trigamma(x)) == pytest.approx(x, rel=1e-9)
     values = np.array([1e-3, 0.5, 1.0, 2.5, 7.9, 8.0, 30.0, 1e4])

@@ -8,17 +8,37 @@ import pytest
 
 from kitt.errors import UsageError
 from kitt.thresholds import (
-    CHART_METRICS, DEFAULT_GATED, DEFAULT_THRESHOLD_PCT, HIGHER, LOWER, Thresholds, is_known_metric, load_thresholds,
-    metric_direction, metric_sort_key,
-)  # fmt: skip
+    CHART_METRICS,
+    DEFAULT_GATED,
+    DEFAULT_THRESHOLD_PCT,
+    HIGHER,
+    LOWER,
+    Thresholds,
+    is_known_metric,
+    load_thresholds,
+    metric_direction,
+    metric_sort_key,
+)
 
 
-@pytest.mark.parametrize(("name", "direction"), [
-    ("median_ttft_ms", LOWER), ("p99_itl_ms", LOWER), ("p99.9_e2el_ms", LOWER), ("mean_schedule_lag_ms", LOWER),
-    ("output_throughput", HIGHER), ("completed", HIGHER), ("failed", LOWER),
-    ("server_generation_tokens", None), ("my_custom_metric", None), ("median_ttft_s", None),
-])  # fmt: skip
-def test_every_known_metric_has_a_direction_and_informational_or_unknown_ones_none(name: str, direction: str | None) -> None:
+@pytest.mark.parametrize(
+    ("name", "direction"),
+    [
+        ("median_ttft_ms", LOWER),
+        ("p99_itl_ms", LOWER),
+        ("p99.9_e2el_ms", LOWER),
+        ("mean_schedule_lag_ms", LOWER),
+        ("output_throughput", HIGHER),
+        ("completed", HIGHER),
+        ("failed", LOWER),
+        ("server_generation_tokens", None),
+        ("my_custom_metric", None),
+        ("median_ttft_s", None),
+    ],
+)
+def test_every_known_metric_has_a_direction_and_informational_or_unknown_ones_none(
+    name: str, direction: str | None
+) -> None:
     assert metric_direction(name) == direction
 
 
@@ -31,7 +51,7 @@ def test_metrics_are_listed_default_gated_first_in_their_order_then_known_then_t
     names = ["zzz_custom", "completed", *reversed(DEFAULT_GATED), "client_cpu_seconds", "aaa_custom"]
     ordered = sorted(names, key=metric_sort_key)
     assert ordered[: len(DEFAULT_GATED)] == list(DEFAULT_GATED)
-    assert ordered[len(DEFAULT_GATED):] == ["client_cpu_seconds", "completed", "aaa_custom", "zzz_custom"]
+    assert ordered[len(DEFAULT_GATED) :] == ["client_cpu_seconds", "completed", "aaa_custom", "zzz_custom"]
 
 
 def test_the_chart_metrics_are_directed_key_metrics() -> None:
@@ -59,14 +79,17 @@ def test_a_file_adds_a_metric_changes_one_and_switches_one_off(tmp_path: Path) -
     assert load_thresholds(empty) == Thresholds(DEFAULT_THRESHOLD_PCT)
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ("p99_ttf_ms: 10\n", "p99_ttf_ms is not a known metric"),
-    ("client_cpu_seconds: 10\n", "is informational"),
-    ("- p99_ttft_ms\n", "must be a mapping"),
-    ("p99_ttft_ms: -1\n", "threshold must be a percentage"),
-    ("p99_ttft_ms: yes\n", "threshold must be a percentage"),
-    ("p99_ttft_ms: ten\n", "threshold must be a percentage"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("p99_ttf_ms: 10\n", "p99_ttf_ms is not a known metric"),
+        ("client_cpu_seconds: 10\n", "is informational"),
+        ("- p99_ttft_ms\n", "must be a mapping"),
+        ("p99_ttft_ms: -1\n", "threshold must be a percentage"),
+        ("p99_ttft_ms: yes\n", "threshold must be a percentage"),
+        ("p99_ttft_ms: ten\n", "threshold must be a percentage"),
+    ],
+)
 def test_a_bad_thresholds_file_is_one_usage_error_naming_the_file(tmp_path: Path, text: str, fragment: str) -> None:
     path = tmp_path / "thresholds.yml"
     path.write_text(text)
@@ -96,4 +119,6 @@ def test_prefix_cache_metrics_are_higher_shown_and_gated_only_when_asked(tmp_pat
     path = tmp_path / "thresholds.yaml"
     path.write_text("prefix_cache_hit_rate: 10\n")
     thresholds = load_thresholds(path)
-    assert thresholds.for_metric("prefix_cache_hit_rate") == 10 and thresholds.for_metric("cached_prompt_tokens") is None
+    assert (
+        thresholds.for_metric("prefix_cache_hit_rate") == 10 and thresholds.for_metric("cached_prompt_tokens") is None
+    )

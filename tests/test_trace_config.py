@@ -28,20 +28,32 @@ def trace_file(tmp_path: Path, *lines: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("fields", "fragment"), [
-    ("trace: {path: t.jsonl, speedup: 0}", "suite.tests[0].trace.speedup: must be a finite number greater than 0, got 0"),
-    ("trace: {path: t.jsonl, speedup: -2}", "suite.tests[0].trace.speedup: must be a finite number greater than 0"),
-    ("trace: {path: t.jsonl, block_size: 0}", "suite.tests[0].trace.block_size: must be a whole number >= 1, got 0"),
-    ("trace: {path: t.jsonl, format: csv}", "suite.tests[0].trace.format: must be one of mooncake, timed, got 'csv'"),
-    ("trace: {path: t.jsonl, rate: 2}", "suite.tests[0].trace.rate: unknown key"),
-    ("trace: {format: timed}", "suite.tests[0].trace.path: must be a non-empty string"),
-    ("trace: t.jsonl, concurrency: 4", "suite.tests[0].concurrency: does not combine with 'trace'"),
-    ("trace: t.jsonl, request_rate: 2", "suite.tests[0].request_rate: does not combine with 'trace'"),
-    ("trace: t.jsonl, dataset: d.jsonl", "suite.tests[0].dataset: does not combine with 'trace'"),
-    ("trace: t.jsonl, prefix: {groups: 1, len: 8}", "suite.tests[0].prefix: does not combine with 'trace'"),
-    ("trace: t.jsonl, turns: {count: 2}", "suite.tests[0].turns: does not combine with 'trace'"),
-    ("trace: t.jsonl, input_len: 8", "suite.tests[0].input_len: does not combine with 'trace'"),
-])
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        (
+            "trace: {path: t.jsonl, speedup: 0}",
+            "suite.tests[0].trace.speedup: must be a finite number greater than 0, got 0",
+        ),
+        ("trace: {path: t.jsonl, speedup: -2}", "suite.tests[0].trace.speedup: must be a finite number greater than 0"),
+        (
+            "trace: {path: t.jsonl, block_size: 0}",
+            "suite.tests[0].trace.block_size: must be a whole number >= 1, got 0",
+        ),
+        (
+            "trace: {path: t.jsonl, format: csv}",
+            "suite.tests[0].trace.format: must be one of mooncake, timed, got 'csv'",
+        ),
+        ("trace: {path: t.jsonl, rate: 2}", "suite.tests[0].trace.rate: unknown key"),
+        ("trace: {format: timed}", "suite.tests[0].trace.path: must be a non-empty string"),
+        ("trace: t.jsonl, concurrency: 4", "suite.tests[0].concurrency: does not combine with 'trace'"),
+        ("trace: t.jsonl, request_rate: 2", "suite.tests[0].request_rate: does not combine with 'trace'"),
+        ("trace: t.jsonl, dataset: d.jsonl", "suite.tests[0].dataset: does not combine with 'trace'"),
+        ("trace: t.jsonl, prefix: {groups: 1, len: 8}", "suite.tests[0].prefix: does not combine with 'trace'"),
+        ("trace: t.jsonl, turns: {count: 2}", "suite.tests[0].turns: does not combine with 'trace'"),
+        ("trace: t.jsonl, input_len: 8", "suite.tests[0].input_len: does not combine with 'trace'"),
+    ],
+)
 def test_bad_trace_settings_name_the_field(tmp_path: Path, fields: str, fragment: str) -> None:
     with pytest.raises(UsageError) as info:
         load_suite(suite_file(tmp_path, fields))
@@ -55,17 +67,29 @@ def test_a_bad_trace_file_is_refused_when_the_overrides_are_applied(tmp_path: Pa
         apply_overrides(suite, Overrides())
 
 
-@pytest.mark.parametrize(("line", "fragment"), [
-    (json.dumps({**GOOD, "timestamp": -5}), "trace {path}, line 2: timestamp must be a number of milliseconds >= 0"),
-    ('{"timestamp": 1, "input_length": 8', "trace {path}, line 2: not a JSON object (mooncake format)"),
-    (json.dumps({**GOOD, "hash_ids": "1,2"}), 'trace {path}, line 2: hash_ids must be a list of whole numbers, got "1,2"'),
-    (json.dumps({**GOOD, "timestamp": 10}) + "\n" + json.dumps(GOOD),
-     "trace {path}, line 3: timestamp 0 ms is before the previous request's 10 ms (timestamps must not go backwards)"),
-    (None, "trace (mooncake) {path} does not exist"),
-    ("big", "trace (mooncake) {path} is {size} bytes, more than kitt's limit"),
-])
-def test_bad_trace_files_exit_2_in_one_line_before_any_engine_starts(tmp_path: Path, line: str | None,
-                                                                      fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        (
+            json.dumps({**GOOD, "timestamp": -5}),
+            "trace {path}, line 2: timestamp must be a number of milliseconds >= 0",
+        ),
+        ('{"timestamp": 1, "input_length": 8', "trace {path}, line 2: not a JSON object (mooncake format)"),
+        (
+            json.dumps({**GOOD, "hash_ids": "1,2"}),
+            'trace {path}, line 2: hash_ids must be a list of whole numbers, got "1,2"',
+        ),
+        (
+            json.dumps({**GOOD, "timestamp": 10}) + "\n" + json.dumps(GOOD),
+            "trace {path}, line 3: timestamp 0 ms is before the previous request's 10 ms (timestamps must not go backwards)",
+        ),
+        (None, "trace (mooncake) {path} does not exist"),
+        ("big", "trace (mooncake) {path} is {size} bytes, more than kitt's limit"),
+    ],
+)
+def test_bad_trace_files_exit_2_in_one_line_before_any_engine_starts(
+    tmp_path: Path, line: str | None, fragment: str
+) -> None:
     path = trace_file(tmp_path, line or "")
     if line is None:
         path.unlink()

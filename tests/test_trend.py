@@ -112,9 +112,12 @@ def test_source_revision_prefers_the_ci_then_git_then_nothing(tmp_path):
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     try:
         subprocess.run([*git, "init", "-q", "-b", "trunk", str(tmp_path)], check=True, capture_output=True)
-        subprocess.run([*git, "-C", str(tmp_path), "commit", "-q", "--allow-empty", "-m", "x"], check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [*git, "-C", str(tmp_path), "commit", "-q", "--allow-empty", "-m", "x"], check=True, capture_output=True
+        )
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"git cannot make a repository here: {exc}")
-    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     assert source_revision(None, None, tmp_path) == {"commit": head, "branch": "trunk"}

@@ -22,11 +22,21 @@ def _history_dir(tmp_path, jobs=12, steps=None, seed=3):
 
 def test_cli_writes_markdown_and_json(tmp_path):
     history, sets = _history_dir(tmp_path, steps={6: 1.15})
-    done = run_kitt("ci", "trend", "--history-dir", str(history), "--json", str(tmp_path / "cp.json"),
-                    "--output", str(tmp_path / "trend.md"))  # fmt: skip
+    done = run_kitt(
+        "ci",
+        "trend",
+        "--history-dir",
+        str(history),
+        "--json",
+        str(tmp_path / "cp.json"),
+        "--output",
+        str(tmp_path / "trend.md"),
+    )
     assert done.returncode == 0, done.stderr
     points = json.loads((tmp_path / "cp.json").read_text())
-    assert points and {p["index"] for p in points} == {6} and {p["commit"] for p in points} == {sets[6].config["commit"]}
+    assert (
+        points and {p["index"] for p in points} == {6} and {p["commit"] for p in points} == {sets[6].config["commit"]}
+    )
     assert all(p["direction"] == "slower" and p["p_value"] <= 0.05 for p in points)
     assert (tmp_path / "trend.md").read_text().startswith("## 📉 kitt trend: 18 change points in the last 12 jobs")
     printed = run_kitt("ci", "trend", "--history-dir", str(history))
@@ -52,24 +62,43 @@ def _push_env(tmp_path, double, sha, branch="main"):
     output, summary, event = tmp_path / "output", tmp_path / "summary", tmp_path / "event.json"
     output.touch()
     summary.touch()
-    event.write_text(json.dumps({"ref": f"refs/heads/{branch}", "after": sha, "repository": {"default_branch": "main"}}))
+    event.write_text(
+        json.dumps({"ref": f"refs/heads/{branch}", "after": sha, "repository": {"default_branch": "main"}})
+    )
     return {
-        "GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": double.repo.full_name, "GITHUB_API_URL": double.api_url,
-        "GITHUB_EVENT_NAME": "push", "GITHUB_SHA": sha, "GITHUB_REF_NAME": branch, "GITHUB_OUTPUT": str(output),
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": double.repo.full_name,
+        "GITHUB_API_URL": double.api_url,
+        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_SHA": sha,
+        "GITHUB_REF_NAME": branch,
+        "GITHUB_OUTPUT": str(output),
         "GITHUB_EVENT_PATH": str(event),
-        "GITHUB_STEP_SUMMARY": str(summary), "KITT_ACTION_FLAVOUR": "composite", "INPUT_MODEL": "sim-model",
-        "INPUT_ENGINE": "sim", "INPUT_GITHUB-TOKEN": double.token, "INPUT_RESULTS-DIR": str(tmp_path / "results"),
-        "INPUT_BASELINE-ARTIFACT": "kitt-results", "INPUT_BASELINE-HISTORY": "20", "INPUT_COMMENT": "never",
-        "INPUT_FAIL-ON-REGRESSION": "false", "INPUT_UPLOAD-ARTIFACT": "false",
-    }, summary  # fmt: skip
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "KITT_ACTION_FLAVOUR": "composite",
+        "INPUT_MODEL": "sim-model",
+        "INPUT_ENGINE": "sim",
+        "INPUT_GITHUB-TOKEN": double.token,
+        "INPUT_RESULTS-DIR": str(tmp_path / "results"),
+        "INPUT_BASELINE-ARTIFACT": "kitt-results",
+        "INPUT_BASELINE-HISTORY": "20",
+        "INPUT_COMMENT": "never",
+        "INPUT_FAIL-ON-REGRESSION": "false",
+        "INPUT_UPLOAD-ARTIFACT": "false",
+    }, summary
 
 
 def _stage(tmp_path, double, monkeypatch, sets, sha):
     """The base branch's earlier jobs as artifacts; this job's benchmark writes the newest one."""
     for number, result_set in enumerate(sets[:-1]):
         folder = trend_sim.write(result_set, tmp_path / "artifacts" / str(number))
-        double.add_artifact("kitt-results", {"metrics.json": (folder / "metrics.json").read_bytes(),
-                                             "config.json": (folder / "config.json").read_bytes()})  # fmt: skip
+        double.add_artifact(
+            "kitt-results",
+            {
+                "metrics.json": (folder / "metrics.json").read_bytes(),
+                "config.json": (folder / "config.json").read_bytes(),
+            },
+        )
     seen = {}
 
     def benchmark(config, reporter):  # the engine is not what is under test here; the sim run has its own tests
@@ -91,13 +120,16 @@ def test_push_adds_the_trend_and_warns_about_a_new_slowdown(tmp_path, github_dou
     text = summary.read_text()
     assert "## 📉 kitt trend: 18 change points in the last 12 jobs" in text
     assert "**New in this job's history**" in text and "```mermaid\n%%{init:" in text and "\nxychart-beta\n" in text
-    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::warning") and "kitt trend" in line]
+    warnings = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("::warning") and "kitt trend" in line
+    ]
     assert len(warnings) == 1 and "commit 09c0ffe" in warnings[0] and "slower" in warnings[0]
 
 
 @pytest.mark.parametrize("event, branch", [("pull_request", "main"), ("push", "feature")])
-def test_no_trend_on_a_pull_request_or_a_push_to_another_branch(tmp_path, github_double, monkeypatch, capsys,
-                                                                event, branch):
+def test_no_trend_on_a_pull_request_or_a_push_to_another_branch(
+    tmp_path, github_double, monkeypatch, capsys, event, branch
+):
     from kitt.action import main
 
     sets = trend_sim.history(8, steps={5: 1.12}, seed=3)

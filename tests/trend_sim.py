@@ -28,20 +28,31 @@ LEVELS = (1, 8)
 
 def true_values(concurrency: int) -> dict[str, float]:
     return {
-        "median_ttft_ms": 30.0 + 4 * concurrency, "p99_ttft_ms": 80.0 + 9 * concurrency,
-        "median_tpot_ms": 8.0 + 0.3 * concurrency, "p99_tpot_ms": 11.0 + 0.5 * concurrency,
-        "median_itl_ms": 7.8 + 0.3 * concurrency, "p99_itl_ms": 15.0 + 0.6 * concurrency,
-        "median_e2el_ms": 1050.0 + 40 * concurrency, "p99_e2el_ms": 1500.0 + 70 * concurrency,
-        "output_throughput": 120.0 * concurrency ** 0.85,
-    }  # fmt: skip
+        "median_ttft_ms": 30.0 + 4 * concurrency,
+        "p99_ttft_ms": 80.0 + 9 * concurrency,
+        "median_tpot_ms": 8.0 + 0.3 * concurrency,
+        "p99_tpot_ms": 11.0 + 0.5 * concurrency,
+        "median_itl_ms": 7.8 + 0.3 * concurrency,
+        "p99_itl_ms": 15.0 + 0.6 * concurrency,
+        "median_e2el_ms": 1050.0 + 40 * concurrency,
+        "p99_e2el_ms": 1500.0 + 70 * concurrency,
+        "output_throughput": 120.0 * concurrency**0.85,
+    }
 
 
 def _sigma(cv: float) -> float:
     return math.sqrt(math.log1p(cv * cv))
 
 
-def job(index: int, effect: float, noise: np.ndarray, factor: float, *, levels: tuple[int, ...] = LEVELS,
-        commit: str | None = None) -> ResultSet:
+def job(
+    index: int,
+    effect: float,
+    noise: np.ndarray,
+    factor: float,
+    *,
+    levels: tuple[int, ...] = LEVELS,
+    commit: str | None = None,
+) -> ResultSet:
     """One job: ``effect`` (a log shift shared by all metrics), ``noise`` (levels × repeats × metrics,
     log) and the true slowdown ``factor`` from the steps so far."""
     results = []
@@ -54,14 +65,29 @@ def job(index: int, effect: float, noise: np.ndarray, factor: float, *, levels: 
             results.append(TestResult(f"chat-c{level}", run + 1, True, metrics))
     when = START + timedelta(hours=6 * index)
     return ResultSet(
-        directory=Path(f"/sim/job-{index:03d}"), metrics_path=Path(f"/sim/job-{index:03d}/metrics.json"),
-        schema_version=1, suite_name="standard", timestamp=when, engine="vllm", model="sim-model", passed=True,
-        results=results, config={"commit": commit or f"{index:02d}{'c0ffee' * 6}"[:40], "branch": "main"},
-    )  # fmt: skip
+        directory=Path(f"/sim/job-{index:03d}"),
+        metrics_path=Path(f"/sim/job-{index:03d}/metrics.json"),
+        schema_version=1,
+        suite_name="standard",
+        timestamp=when,
+        engine="vllm",
+        model="sim-model",
+        passed=True,
+        results=results,
+        config={"commit": commit or f"{index:02d}{'c0ffee' * 6}"[:40], "branch": "main"},
+    )
 
 
-def history(jobs: int, *, steps: dict[int, float] | None = None, job_cv: float = 0.02, repeat_cv: float = 0.015,
-            repeats: int = 5, levels: tuple[int, ...] = LEVELS, seed: int = 0) -> list[ResultSet]:
+def history(
+    jobs: int,
+    *,
+    steps: dict[int, float] | None = None,
+    job_cv: float = 0.02,
+    repeat_cv: float = 0.015,
+    repeats: int = 5,
+    levels: tuple[int, ...] = LEVELS,
+    seed: int = 0,
+) -> list[ResultSet]:
     """``jobs`` result sets, oldest first; ``steps`` maps a job index to the slowdown that starts there."""
     rng = np.random.default_rng(seed)
     tau, sigma = _sigma(job_cv), _sigma(repeat_cv)
@@ -88,15 +114,27 @@ def judge(trend: Trend, steps: dict[int, float], tolerance: int = 1) -> Outcome:
     found = 0
     for series in trend.series:
         for index in steps:
-            found += any(c.test == series.test and c.metric == series.metric and abs(c.index - index) <= tolerance
-                         for c in trend.change_points)  # fmt: skip
+            found += any(
+                c.test == series.test and c.metric == series.metric and abs(c.index - index) <= tolerance
+                for c in trend.change_points
+            )
     false = sum(1 for c in trend.change_points if not any(abs(c.index - i) <= tolerance for i in steps))
     total = len(trend.series) * len(steps)
     return Outcome(found == total, found, total, false)
 
 
-def run(histories: int, *, jobs: int = 30, step_pct: float = 10.0, n_steps: int = 1, min_segment: int = 3,
-        job_cv: float = 0.02, repeat_cv: float = 0.015, seed: int = 0, **analyse_args: object) -> list[Outcome]:
+def run(
+    histories: int,
+    *,
+    jobs: int = 30,
+    step_pct: float = 10.0,
+    n_steps: int = 1,
+    min_segment: int = 3,
+    job_cv: float = 0.02,
+    repeat_cv: float = 0.015,
+    seed: int = 0,
+    **analyse_args: object,
+) -> list[Outcome]:
     """Simulate ``histories`` histories with ``n_steps`` steps (0: flat) at seeded random jobs."""
     rng = np.random.default_rng(seed)
     outcomes = []
@@ -118,10 +156,15 @@ def write(result_set: ResultSet, directory: Path) -> Path:
     from kitt.results import CONFIG_FILE, METRICS_FILE, metrics_document, utc_timestamp, write_json
 
     document = metrics_document(
-        suite_name=result_set.suite_name, engine=result_set.engine, model=result_set.model, kitt_version="0.0.0-test",
-        timestamp=utc_timestamp(result_set.timestamp), total_time_seconds=60.0, results=result_set.results,
+        suite_name=result_set.suite_name,
+        engine=result_set.engine,
+        model=result_set.model,
+        kitt_version="0.0.0-test",
+        timestamp=utc_timestamp(result_set.timestamp),
+        total_time_seconds=60.0,
+        results=result_set.results,
         passed=result_set.passed,
-    )  # fmt: skip
+    )
     write_json(directory / METRICS_FILE, document)
     write_json(directory / CONFIG_FILE, result_set.config)
     return directory

@@ -61,8 +61,14 @@ def main(argv: list[str] | None = None) -> None:
     conversations, level, due = None, Level("concurrency", args.concurrency), None
     if args.turns:
         turns = sessions.TurnsSpec(count=args.turns)
-        built, counts = build_sessions(args.num_requests, turns, input_len=args.input_len, output_len=args.output_len,
-                                       seed=args.seed, salt="accuracy")
+        built, counts = build_sessions(
+            args.num_requests,
+            turns,
+            input_len=args.input_len,
+            output_len=args.output_len,
+            seed=args.seed,
+            salt="accuracy",
+        )
         conversations = sessions.group(built, built, counts, turns, args.seed, "accuracy")
         requests = [s.turns[0] for s in conversations]
         every = [turn for s in conversations for turn in s.turns]
@@ -72,8 +78,14 @@ def main(argv: list[str] | None = None) -> None:
         requests = traces.build_requests(trace, len(due), args.seed, "accuracy", None).requests
         level = Level("trace", args.speedup)
     else:
-        requests = build_level(args.num_requests, input_len=args.input_len, output_len=args.output_len,
-                               dataset=dataset, seed=args.seed, salt="accuracy")
+        requests = build_level(
+            args.num_requests,
+            input_len=args.input_len,
+            output_len=args.output_len,
+            dataset=dataset,
+            seed=args.seed,
+            salt="accuracy",
+        )
     if not args.turns:
         every = requests
     if args.rate:
@@ -84,15 +96,26 @@ def main(argv: list[str] | None = None) -> None:
     extra = {"seed": args.seed} if args.aiohttp else {"schedule": due}  # the old one drew its own arrivals
     if conversations is not None:
         extra["sessions"] = conversations
-    start, end = asyncio.run(level_runner(target, requests, level, test_name="accuracy", run_number=1, sink=records,
-                                          **extra))
+    start, end = asyncio.run(
+        level_runner(target, requests, level, test_name="accuracy", run_number=1, sink=records, **extra)
+    )
     # A session's later turns open with its first turn's text (kitt.workload.spec.conversation_text).
     heads = {spec.index: spec.text[:48] for spec in every}
     if conversations is not None:
         heads = {turn.index: s.turns[0].text[:48] for s in conversations for turn in s.turns}
-    saved = [{"prompt_head": heads[r.index], "prompt_tokens": r.prompt_tokens, "scheduled": r.scheduled,
-              "sent": r.sent, "events": r.events, "event_tokens": r.event_tokens,
-              "completion_tokens": r.completion_tokens, "error": r.error} for r in records]
+    saved = [
+        {
+            "prompt_head": heads[r.index],
+            "prompt_tokens": r.prompt_tokens,
+            "scheduled": r.scheduled,
+            "sent": r.sent,
+            "events": r.events,
+            "event_tokens": r.event_tokens,
+            "completion_tokens": r.completion_tokens,
+            "error": r.error,
+        }
+        for r in records
+    ]
     with open(args.out, "w") as handle:
         json.dump({"client": "kitt", "start": start, "end": end, "requests": saved}, handle)
 

@@ -196,6 +196,8 @@ def _has_text(choices: Any) -> bool:
         if choice.get("text"):
             return True
         delta = choice.get("delta")
-        if isinstance(delta, dict) and (delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning")):
+        if isinstance(delta, dict) and (
+            delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning")
+        ):
             return True
     return False

@@ -47,8 +47,15 @@ class Client:
     A client and its connections share one read buffer: they belong to one pump (one thread).
     """
 
-    def __init__(self, url: str, headers: dict[str, str] | None = None, *, connect_timeout: float = 30.0,
-                 ssl_context: _ssl.SSLContext | None = None, proxy: Proxy | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        *,
+        connect_timeout: float = 30.0,
+        ssl_context: _ssl.SSLContext | None = None,
+        proxy: Proxy | None = None,
+    ) -> None:
         from kitt import __version__
 
         self.endpoint = Endpoint.from_url(url)
@@ -61,16 +68,24 @@ class Client:
         if proxy is not None and self.endpoint.tls:  # a CONNECT tunnel, then TLS end to end
             host = self.endpoint.host
             authority = f"[{host}]:{self.endpoint.port}" if ":" in host else f"{host}:{self.endpoint.port}"
-            self._tunnel = "\r\n".join([f"CONNECT {authority} HTTP/1.1", f"Host: {authority}", *proxy_auth,
-                                         "", ""]).encode("latin-1")
+            self._tunnel = "\r\n".join(
+                [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}", *proxy_auth, "", ""]
+            ).encode("latin-1")
         elif proxy is not None:  # a plain proxy: the absolute URI, and the proxy's credentials
             target = f"http://{self.endpoint.host_header}{self.endpoint.path}"
-        lines = [f"POST {target} HTTP/1.1", f"Host: {self.endpoint.host_header}",
-                 *(proxy_auth if self._tunnel is None else []),
-                 f"User-Agent: kitt/{__version__}", "Accept: text/event-stream, application/json",
-                 "Content-Type: application/json"]
-        lines += [f"{name}: {value}" for name, value in (headers or {}).items()
-                  if name.lower() not in ("host", "content-length", "transfer-encoding", "connection")]
+        lines = [
+            f"POST {target} HTTP/1.1",
+            f"Host: {self.endpoint.host_header}",
+            *(proxy_auth if self._tunnel is None else []),
+            f"User-Agent: kitt/{__version__}",
+            "Accept: text/event-stream, application/json",
+            "Content-Type: application/json",
+        ]
+        lines += [
+            f"{name}: {value}"
+            for name, value in (headers or {}).items()
+            if name.lower() not in ("host", "content-length", "transfer-encoding", "connection")
+        ]
         self._head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
         self._read_buffer = memoryview(bytearray(_READ_SIZE))
         self._addresses: list[tuple[Any, ...]] | None = None
@@ -90,8 +105,9 @@ class Client:
         assert self._addresses
         return self._open_at(pump, 0, on_open, [])
 
-    def _open_at(self, pump: Pump, index: int, on_open: Callable[[Connection, str | None], None],
-                 failures: list[str]) -> Connection:
+    def _open_at(
+        self, pump: Pump, index: int, on_open: Callable[[Connection, str | None], None], failures: list[str]
+    ) -> Connection:
         """Connect to the ``index``-th resolved address; on failure try the next (IPv6 and IPv4, in order)."""
         assert self._addresses is not None
         family, kind, proto, _, address = self._addresses[index]
@@ -103,8 +119,12 @@ class Client:
         connection = Connection(pump, sock, self._read_buffer, tls, self._tunnel)
 
         def opened(conn: Connection, error: str | None) -> None:
-            if error is not None and conn.ready is False and index + 1 < len(self._addresses or ()) \
-                    and not error.startswith(("SSL", "the proxy")):
+            if (
+                error is not None
+                and conn.ready is False
+                and index + 1 < len(self._addresses or ())
+                and not error.startswith(("SSL", "the proxy"))
+            ):
                 failures.append(error)
                 self._open_at(pump, index + 1, on_open, failures)
                 return

@@ -83,14 +83,14 @@ class ResponseParsing:
                 end = pos + self._left
                 if not self._left:
                     self._state = "trailers"
-                elif data[end:end + 2] == b"\r\n":  # the whole chunk is in this read: the usual case
+                elif data[end : end + 2] == b"\r\n":  # the whole chunk is in this read: the usual case
                     body.append(data[pos:end])
                     pos = end + 2
                 else:
                     self._state = "chunk-data"
             elif state == "chunk-data" or state == "length":
                 take = min(self._left, size - pos)
-                body.append(data[pos:pos + take])
+                body.append(data[pos : pos + take])
                 pos += take
                 self._left -= take
                 if self._left:

@@ -66,9 +66,14 @@ _CONNECTING = {0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY, 10035}  
 class Connection(ResponseParsing):
     """One keep-alive HTTP/1.1 connection: socket I/O on a :class:`Pump`, and the response parser."""
 
-    def __init__(self, pump: Pump, sock: socket.socket, read_buffer: memoryview,
-                 tls: tuple[_ssl.SSLObject, _ssl.MemoryBIO, _ssl.MemoryBIO] | None = None,
-                 tunnel: bytes | None = None) -> None:
+    def __init__(
+        self,
+        pump: Pump,
+        sock: socket.socket,
+        read_buffer: memoryview,
+        tls: tuple[_ssl.SSLObject, _ssl.MemoryBIO, _ssl.MemoryBIO] | None = None,
+        tunnel: bytes | None = None,
+    ) -> None:
         self.pump, self.sock = pump, sock
         self.closed = False
         self.reusable = True
@@ -105,8 +110,9 @@ class Connection(ResponseParsing):
         self.requests += 1
         self._interim = False
         self._state, self._buffer, self._sse = "head", b"", b""
-        self._deadline = self.pump.call_at(clock() + timeout, self.abort,
-                                           f"TimeoutError: no complete response within {timeout:g} s")
+        self._deadline = self.pump.call_at(
+            clock() + timeout, self.abort, f"TimeoutError: no complete response within {timeout:g} s"
+        )
         self._response.sent = clock()  # last, so that no bookkeeping sits between the clock and the send
         self._send(payload)
 
@@ -164,8 +170,9 @@ class Connection(ResponseParsing):
                 self.kernel_stamps = True
             except OSError:
                 pass
-        self._deadline = self.pump.call_at(clock() + timeout, self._open_failed,
-                                           f"TimeoutError: no connection within {timeout:g} s")
+        self._deadline = self.pump.call_at(
+            clock() + timeout, self._open_failed, f"TimeoutError: no connection within {timeout:g} s"
+        )
         code = sock.connect_ex(address)
         if code not in _CONNECTING:
             self._open_failed(f"ConnectionError: {os.strerror(code)} ({address[0]}:{address[1]})")
@@ -323,9 +330,9 @@ class Connection(ResponseParsing):
                 break
             start = eol + 2
             end = start + length
-            if length <= 0 or data[end - 1:end + 2] != b"\n\r\n":  # the terminator, or a cut chunk or line
+            if length <= 0 or data[end - 1 : end + 2] != b"\n\r\n":  # the terminator, or a cut chunk or line
                 break
-            for line in data[start:end - 1].split(b"\n"):
+            for line in data[start : end - 1].split(b"\n"):
                 if line[:5] == b"data:":
                     append((now, line))
             pos = end + 2

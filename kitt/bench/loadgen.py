@@ -104,22 +104,45 @@ async def run_level(
     progress.total += sum(len(s.turns) for s in sessions[: len(requests)]) if sessions else len(requests)
     url = target.base_url.rstrip("/") + api_path(target.api)
     policy = target.net or NetPolicy()
-    client = Client(strip_credentials(url), {**policy.headers_for(url), **target.headers},
-                    connect_timeout=policy.connect_timeout, proxy=policy.proxy_for(url))
+    client = Client(
+        strip_credentials(url),
+        {**policy.headers_for(url), **target.headers},
+        connect_timeout=policy.connect_timeout,
+        proxy=policy.proxy_for(url),
+    )
     loop = asyncio.get_running_loop()
     try:
         await loop.run_in_executor(None, client.resolve)
     except OSError as exc:
         now = time.perf_counter()
         for spec in requests:
-            record = RequestRecord(index=spec.index, test_name=test_name, run_number=run_number, scheduled=now,
-                                   sent=now, end=now, requested_output_tokens=spec.max_tokens,
-                                   error=f"cannot resolve {(client.proxy or client.endpoint).host}: {exc}")
+            record = RequestRecord(
+                index=spec.index,
+                test_name=test_name,
+                run_number=run_number,
+                scheduled=now,
+                sent=now,
+                end=now,
+                requested_output_tokens=spec.max_tokens,
+                error=f"cannot resolve {(client.proxy or client.endpoint).host}: {exc}",
+            )
             sink.append(record)
             progress.done += 1
         return now, now
-    run = _Run(client, target, requests, level, test_name, run_number, sink, progress, schedule, duration,
-               sessions, max_model_len)
+    run = _Run(
+        client,
+        target,
+        requests,
+        level,
+        test_name,
+        run_number,
+        sink,
+        progress,
+        schedule,
+        duration,
+        sessions,
+        max_model_len,
+    )
     finished: asyncio.Future[None] = loop.create_future()
 
     def main() -> None:
@@ -152,10 +175,21 @@ async def run_level(
 class _Run:
     """One level's requests as callbacks on a pump: closed-loop streams or timed open-loop arrivals."""
 
-    def __init__(self, client: Client, target: Target, requests: list[RequestSpec], level: Level, test_name: str,
-                 run_number: int, sink: list[RequestRecord], progress: Progress, schedule: Sequence[float] | None,
-                 duration: float | None, sessions: Sequence[Session] | None = None,
-                 max_model_len: int | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        target: Target,
+        requests: list[RequestSpec],
+        level: Level,
+        test_name: str,
+        run_number: int,
+        sink: list[RequestRecord],
+        progress: Progress,
+        schedule: Sequence[float] | None,
+        duration: float | None,
+        sessions: Sequence[Session] | None = None,
+        max_model_len: int | None = None,
+    ) -> None:
         self.client, self.target, self.level = client, target, level
         self.test_name, self.run_number = test_name, run_number
         self.schedule, self.duration = schedule, duration
@@ -164,9 +198,20 @@ class _Run:
         self.pump = Pump()
         self.requests = requests
         # Bodies are built before the clock starts: JSON encoding is not on the timing path.
-        self.payloads = [client.request_bytes(json.dumps(request_body(
-            spec, api=target.api, model=target.model, stream_options=target.stream_options,
-            extra=target.extra_body)).encode()) for spec in requests]
+        self.payloads = [
+            client.request_bytes(
+                json.dumps(
+                    request_body(
+                        spec,
+                        api=target.api,
+                        model=target.model,
+                        stream_options=target.stream_options,
+                        extra=target.extra_body,
+                    )
+                ).encode()
+            )
+            for spec in requests
+        ]
         self.mine: list[RequestRecord] = []
         self.in_flight: dict[int, RequestRecord] = {}
         self.idle: list[Connection] = []  # kept-alive connections, most recently used last
@@ -234,8 +279,13 @@ class _Run:
 
     def _send(self, position: int, due: float) -> None:
         spec = self.requests[position]
-        record = RequestRecord(index=spec.index, test_name=self.test_name, run_number=self.run_number,
-                               scheduled=due, requested_output_tokens=spec.max_tokens)
+        record = RequestRecord(
+            index=spec.index,
+            test_name=self.test_name,
+            run_number=self.run_number,
+            scheduled=due,
+            requested_output_tokens=spec.max_tokens,
+        )
         if self.sessions is not None:
             self.started += 1
             self.open_sessions += 1
@@ -269,8 +319,11 @@ class _Run:
 
     def _write(self, connection: Connection, record: RequestRecord, payload: bytes) -> None:
         record.sent = time.perf_counter()
-        connection.request(payload, self.target.request_timeout,
-                           lambda response: self._exchanged(connection, record, response, payload))
+        connection.request(
+            payload,
+            self.target.request_timeout,
+            lambda response: self._exchanged(connection, record, response, payload),
+        )
 
     def _exchanged(self, connection: Connection, record: RequestRecord, response: Response, payload: bytes) -> None:
         record.sent = response.sent or record.sent  # the send time, read right before the send system call
@@ -287,8 +340,10 @@ class _Run:
         if response.error is not None:
             record.error = response.error
         elif response.location is not None:
-            record.error = (f"HTTP {response.status}: redirect to {redact_url(response.location)!r} refused; "
-                            "point --endpoint at the final URL")
+            record.error = (
+                f"HTTP {response.status}: redirect to {redact_url(response.location)!r} refused; "
+                "point --endpoint at the final URL"
+            )
         elif response.status != 200:
             text = response.body[:300].decode("utf-8", "replace")
             record.error = f"HTTP {response.status}: {' '.join(text.split())}"
@@ -333,26 +388,46 @@ class _Run:
             return
         previous = self.current[position]
         following = session.turns[turn]
-        if (self.max_model_len and record.prompt_tokens is not None
-                and record.prompt_tokens + record.output_tokens + following.input_len + following.max_tokens
-                > self.max_model_len):
+        if (
+            self.max_model_len
+            and record.prompt_tokens is not None
+            and record.prompt_tokens + record.output_tokens + following.input_len + following.max_tokens
+            > self.max_model_len
+        ):
             self._end_session(record, "length", left)
             return
-        due = (record.end or time.perf_counter()) + (session.think_s[turn - 1] if turn - 1 < len(session.think_s) else 0.0)
+        due = (record.end or time.perf_counter()) + (
+            session.think_s[turn - 1] if turn - 1 < len(session.think_s) else 0.0
+        )
         if self.duration is not None and due - self.start_time >= self.duration:
             self._end_session(record, "time", left)
             return
         spec = next_turn(previous, record.answer or "", following)
         record.answer = None
-        payload = self.client.request_bytes(json.dumps(request_body(
-            spec, api=self.target.api, model=self.target.model, stream_options=self.target.stream_options,
-            extra=self.target.extra_body)).encode())
+        payload = self.client.request_bytes(
+            json.dumps(
+                request_body(
+                    spec,
+                    api=self.target.api,
+                    model=self.target.model,
+                    stream_options=self.target.stream_options,
+                    extra=self.target.extra_body,
+                )
+            ).encode()
+        )
         self.current[position] = spec
         self.pump.call_at(due, self._send_turn, position, turn + 1, spec, payload, due)
 
     def _send_turn(self, position: int, turn: int, spec: RequestSpec, payload: bytes, due: float) -> None:
-        record = RequestRecord(index=spec.index, test_name=self.test_name, run_number=self.run_number,
-                               scheduled=due, requested_output_tokens=spec.max_tokens, session=position, turn=turn)
+        record = RequestRecord(
+            index=spec.index,
+            test_name=self.test_name,
+            run_number=self.run_number,
+            scheduled=due,
+            requested_output_tokens=spec.max_tokens,
+            session=position,
+            turn=turn,
+        )
         assert self.sessions is not None
         if turn < len(self.sessions[position].turns):
             record.answer = ""
@@ -482,8 +557,10 @@ def parse_events(lines: list[tuple[float, bytes]], record: RequestRecord) -> Non
         fewer = not record.text_withheld and record.completion_tokens < len(events)
         more = record.requested_output_tokens > 0 and record.completion_tokens > record.requested_output_tokens
         if fewer or more:
-            record.usage_rejected = (f"usage says {record.completion_tokens} completion tokens, but the stream carried "
-                                     f"{len(events)} token events for max_tokens {record.requested_output_tokens}")
+            record.usage_rejected = (
+                f"usage says {record.completion_tokens} completion tokens, but the stream carried "
+                f"{len(events)} token events for max_tokens {record.requested_output_tokens}"
+            )
             record.event_tokens = None
     if not events and record.error is None:
         record.error = "stream ended without any generated text"
@@ -576,6 +653,8 @@ def _has_text(choices: Any) -> bool:
         if choice.get("text"):
             return True
         delta = choice.get("delta")
-        if isinstance(delta, dict) and (delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning")):
+        if isinstance(delta, dict) and (
+            delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning")
+        ):
             return True
     return False

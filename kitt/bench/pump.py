@@ -115,8 +115,10 @@ class Pump:
         if self._epoll is not None:
             return self._epoll.poll(-1 if timeout is None else timeout, 1024)
         assert self._selector is not None
-        return [(key.fd, (READ if events & selectors.EVENT_READ else 0) | (WRITE if events & selectors.EVENT_WRITE else 0))
-                for key, events in self._selector.select(timeout)]
+        return [
+            (key.fd, (READ if events & selectors.EVENT_READ else 0) | (WRITE if events & selectors.EVENT_WRITE else 0))
+            for key, events in self._selector.select(timeout)
+        ]
 
     def run(self) -> None:
         """Serve callbacks until :meth:`stop`; then close every connection (also on an error)."""

@@ -1,8 +1,8 @@
 """Engines by name: specs, and the runner that starts one in the mode asked for.
 
-    vllm, sglang, tgi, llama-cpp, ollama   docker (default; the docker or podman CLI) or native (--native)
-    sim                                     the built-in simulated server, for trying kitt anywhere
-    openai                                  an already running endpoint (--endpoint URL)
+vllm, sglang, tgi, llama-cpp, ollama   docker (default; the docker or podman CLI) or native (--native)
+sim                                     the built-in simulated server, for trying kitt anywhere
+openai                                  an already running endpoint (--endpoint URL)
 """
 
 from __future__ import annotations
@@ -84,17 +84,22 @@ def check_port_free(port: int) -> None:
             try:
                 sock.bind((host, port))
             except PermissionError:
-                raise UsageError(f"--port {port} needs privileges kitt does not have",
-                                 hint="Pick a port above 1023, or leave --port out for a free one.") from None
+                raise UsageError(
+                    f"--port {port} needs privileges kitt does not have",
+                    hint="Pick a port above 1023, or leave --port out for a free one.",
+                ) from None
             except OSError:
-                raise UsageError(f"--port {port} is already in use on this machine",
-                                 hint="Stop what listens there, pick another port, or leave --port out for a "
-                                 "free one.") from None
+                raise UsageError(
+                    f"--port {port} is already in use on this machine",
+                    hint="Stop what listens there, pick another port, or leave --port out for a free one.",
+                ) from None
 
 
 def choose_mode(spec: EngineSpec, *, native: bool, endpoint: str | None) -> str:
     if endpoint and spec.default_mode != "endpoint":
-        raise UsageError(f"--endpoint is for the openai engine; {spec.name} is started by kitt", hint="Use -e openai --endpoint URL.")
+        raise UsageError(
+            f"--endpoint is for the openai engine; {spec.name} is started by kitt", hint="Use -e openai --endpoint URL."
+        )
     if spec.default_mode == "endpoint" and not endpoint:
         raise UsageError("the openai engine needs --endpoint URL (an already running OpenAI-compatible server)")
     if native:

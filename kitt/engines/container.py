@@ -128,8 +128,9 @@ def _gpu_request(args: tuple[str, ...]) -> str | None:
 
 
 # What each CLI says when the GPU request cannot be served (Docker 28; Podman 4.3 to 5).
-_DOCKER_GPU = re.compile(r"could not select device driver|nvidia-container-cli|unknown or invalid runtime name: nvidia",
-                         re.IGNORECASE)
+_DOCKER_GPU = re.compile(
+    r"could not select device driver|nvidia-container-cli|unknown or invalid runtime name: nvidia", re.IGNORECASE
+)
 _PODMAN_GPU = re.compile(r"CDI|unresolvable .*device|nvidia\.com/gpu", re.IGNORECASE)
 
 

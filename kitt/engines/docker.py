@@ -60,7 +60,9 @@ def docker_run_command(
     model_in_container, model_volumes = container_model_path(spec, model)
     values = {"model": model_in_container, "served": served, "host": "0.0.0.0", "port": str(spec.container_port)}
     command = [
-        cli, "run", "--detach",
+        cli,
+        "run",
+        "--detach",
         f"--name={name}",
         f"--label={LABEL}",
         f"--label=kitt.run-id={run_id}",
@@ -128,10 +130,14 @@ def remove_orphans(owner_host: str | None = None, *, everything: bool = False, c
     if not containers:
         return []
     owners = run_cli(
-        cli, "inspect", "--type=container", "--format",
+        cli,
+        "inspect",
+        "--type=container",
+        "--format",
         '{{.Id}}\t{{index .Config.Labels "kitt.owner-host"}}\t{{index .Config.Labels "kitt.owner-pid"}}',
-        *containers, check=False,
-    )  # fmt: skip
+        *containers,
+        check=False,
+    )
     removed = []
     for line in owners.stdout.splitlines():
         container, host, pid = (line.split("\t") + ["", ""])[:3]
@@ -223,7 +229,9 @@ class DockerRunner:
     def exit_status(self) -> int | None:
         if self._container is None:
             return None
-        result = self._cli("inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", self._container, check=False)
+        result = self._cli(
+            "inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", self._container, check=False
+        )
         if result.returncode != 0:
             return -1  # the container is gone
         running, code = (result.stdout.split() + ["", ""])[:2]

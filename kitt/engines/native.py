@@ -42,7 +42,11 @@ def check_native_command(spec: EngineSpec) -> str:
     if spec.native_command[1:2] == ("-m",):
         module = spec.native_command[2]
         probe = subprocess.run(
-            [found, "-c", f"import importlib.util,sys; sys.exit(importlib.util.find_spec({module.split('.')[0]!r}) is None)"],
+            [
+                found,
+                "-c",
+                f"import importlib.util,sys; sys.exit(importlib.util.find_spec({module.split('.')[0]!r}) is None)",
+            ],
             capture_output=True,
             timeout=60,
         )

@@ -32,8 +32,9 @@ class Rejected(Exception):
         self.status = status
 
 
-def http_json(method: str, url: str, body: Any = None, timeout: float = 10.0,
-              net: NetPolicy | None = None) -> tuple[int, Any]:
+def http_json(
+    method: str, url: str, body: Any = None, timeout: float = 10.0, net: NetPolicy | None = None
+) -> tuple[int, Any]:
     """A small JSON request under ``net``; returns (status, parsed body or text). 401/403 raise Rejected."""
     data = None if body is None else json.dumps(body).encode()
     status, raw = open_url(net, method, url, data, timeout)
@@ -87,8 +88,9 @@ def wait_until_ready(
         return remaining if cap is None else min(cap, remaining)
 
     def call(method: str, url: str, body: Any = None, timeout: float | None = None) -> tuple[int, Any]:
-        result = http_json(method, url, body, timeout=left(HEALTH_PROBE_SECONDS) if timeout is None else timeout,
-                           net=net)
+        result = http_json(
+            method, url, body, timeout=left(HEALTH_PROBE_SECONDS) if timeout is None else timeout, net=net
+        )
         answered[0] = True
         return result
 
@@ -103,12 +105,15 @@ def wait_until_ready(
             except Rejected as exc:
                 raise EngineNotReady(
                     f"{spec.name} refused kitt's credentials: {exc}",
-                    hint=f"Set the API key in ${net.api_key_env}" + (" (it is empty now)" if net.api_key is None else "")
+                    hint=f"Set the API key in ${net.api_key_env}"
+                    + (" (it is empty now)" if net.api_key is None else "")
                     + "; --api-key-env names another variable, --header adds a gateway's header.",
                 ) from None
             except Redirected as exc:
-                raise EngineNotReady(f"{spec.name} at {redact_url(base)}: {exc}",
-                                     hint="Use the URL the redirect points at as --endpoint.") from None
+                raise EngineNotReady(
+                    f"{spec.name} at {redact_url(base)}: {exc}",
+                    hint="Use the URL the redirect points at as --endpoint.",
+                ) from None
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 problem = scrub(str(getattr(exc, "reason", exc)), net)
             if problem is None:
@@ -137,8 +142,9 @@ def wait_until_ready(
     if spec.needs_model_pull:
         until(f"pulling {handle.served_model}", lambda: _pull(call, base, handle.served_model, left()))
     until(f"{handle.served_model} listed by GET {spec.models_path}", listed)
-    until("one real generation",
-          lambda: _generate_once(call, base, handle.served_model, api, spec.needs_model_pull, left))
+    until(
+        "one real generation", lambda: _generate_once(call, base, handle.served_model, api, spec.needs_model_pull, left)
+    )
 
 
 def _check_alive(runner: Runner, stage: str) -> None:
@@ -151,17 +157,21 @@ def _check_alive(runner: Runner, stage: str) -> None:
         )
 
 
-def _hint(mode: str, base: str, last_error: str, log_tail: str, answered: bool = True,
-          endpoint_flag: str = "--endpoint") -> str:
+def _hint(
+    mode: str, base: str, last_error: str, log_tail: str, answered: bool = True, endpoint_flag: str = "--endpoint"
+) -> str:
     """What to do about a wait that ran out: the URL when nothing answered, else the log and the timeout."""
     unreachable = any(s in last_error for s in ("refused", "not known", "No route", "unreachable", "resolution"))
     if mode == "endpoint" and (unreachable or not answered):
-        return (f"Nothing answered at {redact_url(base)}: check {endpoint_flag} (host, port, http or https), "
-                "or raise --ready-timeout if it is slow to answer.")
+        return (
+            f"Nothing answered at {redact_url(base)}: check {endpoint_flag} (host, port, http or https), "
+            "or raise --ready-timeout if it is slow to answer."
+        )
     if mode == "endpoint":
         return "The endpoint answered but is not serving the model yet; raise --ready-timeout if it is still loading."
-    return (("Check the engine log above" if log_tail.strip() else "The engine wrote no log")
-            + "; raise --ready-timeout for large models.")
+    return (
+        "Check the engine log above" if log_tail.strip() else "The engine wrote no log"
+    ) + "; raise --ready-timeout for large models."
 
 
 def _pull(call: Callable[..., tuple[int, Any]], base: str, model: str, timeout: float) -> str | None:
@@ -171,8 +181,9 @@ def _pull(call: Callable[..., tuple[int, Any]], base: str, model: str, timeout: 
     return None
 
 
-def _generate_once(call: Callable[..., tuple[int, Any]], base: str, model: str, api: str, preload: bool,
-                   left: Callable[[], float]) -> str | None:
+def _generate_once(
+    call: Callable[..., tuple[int, Any]], base: str, model: str, api: str, preload: bool, left: Callable[[], float]
+) -> str | None:
     if preload:
         # Load the weights and keep them resident, so the first measured request does not pay for it.
         call("POST", base + "/api/generate", {"model": model, "keep_alive": "60m"}, timeout=left())

@@ -109,8 +109,12 @@ class RawSocket:
 
 
 class _TimerSpec(ctypes.Structure):
-    _fields_ = [("interval_s", ctypes.c_long), ("interval_ns", ctypes.c_long),
-                ("value_s", ctypes.c_long), ("value_ns", ctypes.c_long)]
+    _fields_ = [
+        ("interval_s", ctypes.c_long),
+        ("interval_ns", ctypes.c_long),
+        ("value_s", ctypes.c_long),
+        ("value_ns", ctypes.c_long),
+    ]
 
 
 class TimerFd:

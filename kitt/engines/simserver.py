@@ -85,8 +85,10 @@ from kitt.engines.simmodel import Request, ServingConfig, ServingModel
 from kitt.engines.simnet import RawSocket, TimerFd, clock
 from kitt.engines.simtokens import UnknownToken, Vocabulary, chat_token_count, chat_words, message_text
 
-_SSE_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-             b"Transfer-Encoding: chunked\r\n\r\n")
+_SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
 _END = b"data: [DONE]\n\n"
 
 
@@ -95,9 +97,17 @@ def _chunk(payload: bytes) -> bytes:
 
 
 def _response(status: str, body: bytes, content_type: bytes = b"application/json", close: bool = False) -> bytes:
-    return (b"HTTP/1.1 " + status.encode() + b"\r\nContent-Type: " + content_type
-            + b"\r\nContent-Length: " + str(len(body)).encode()
-            + (b"\r\nConnection: close" if close else b"") + b"\r\n\r\n" + body)
+    return (
+        b"HTTP/1.1 "
+        + status.encode()
+        + b"\r\nContent-Type: "
+        + content_type
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + (b"\r\nConnection: close" if close else b"")
+        + b"\r\n\r\n"
+        + body
+    )
 
 
 def _bad_request(message: str, param: str | None = None, close: bool = False) -> bytes:
@@ -107,8 +117,12 @@ def _bad_request(message: str, param: str | None = None, close: bool = False) ->
 
 
 def _usage(prompt: int, completion: int, details: bytes = b"") -> bytes:
-    return (b'{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d%s}'
-            % (prompt, completion, prompt + completion, details))
+    return b'{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d%s}' % (
+        prompt,
+        completion,
+        prompt + completion,
+        details,
+    )
 
 
 def lognormal(rng: random.Random, mean: float, cv: float) -> float:
@@ -133,13 +147,47 @@ class Stream:
     A whole (non-streaming) response runs the same schedule without writing its events, and
     writes everything at its last one."""
 
-    __slots__ = ("chat", "conn", "continuous", "dead", "deadline", "details", "head", "held", "lag", "log", "next_gap",
-                 "per_event", "prompt_tokens", "remaining", "request", "rid", "sent_tokens", "server", "speed",
-                 "streaming", "ttft", "usage", "withheld")
+    __slots__ = (
+        "chat",
+        "conn",
+        "continuous",
+        "dead",
+        "deadline",
+        "details",
+        "head",
+        "held",
+        "lag",
+        "log",
+        "next_gap",
+        "per_event",
+        "prompt_tokens",
+        "remaining",
+        "request",
+        "rid",
+        "sent_tokens",
+        "server",
+        "speed",
+        "streaming",
+        "ttft",
+        "usage",
+        "withheld",
+    )
 
-    def __init__(self, conn: Connection, rid: int, chat: bool, streaming: bool, ttft: float,
-                 next_gap: Callable[[], float], per_event: int, tokens: int, prompt_tokens: int,
-                 stream_options: dict[str, Any], log: dict[str, Any], speed: float):
+    def __init__(
+        self,
+        conn: Connection,
+        rid: int,
+        chat: bool,
+        streaming: bool,
+        ttft: float,
+        next_gap: Callable[[], float],
+        per_event: int,
+        tokens: int,
+        prompt_tokens: int,
+        stream_options: dict[str, Any],
+        log: dict[str, Any],
+        speed: float,
+    ):
         self.conn, self.server, self.rid, self.chat, self.streaming = conn, conn.server, rid, chat, streaming
         self.ttft, self.next_gap, self.per_event, self.speed = ttft, next_gap, per_event, speed
         self.deadline = self.lag = 0.0
@@ -147,8 +195,12 @@ class Stream:
         self.continuous = bool(stream_options.get("continuous_usage_stats"))
         self.usage = bool(stream_options.get("include_usage")) or self.continuous
         kind = b"chat.completion.chunk" if chat else b"text_completion"
-        self.head = (b'data: {"id":"cmpl-%d","object":"%s","created":%d,"model":%s,"choices":[{"index":0,'
-                     % (rid, kind, int(time.time()), json.dumps(self.server.o.model).encode()))
+        self.head = b'data: {"id":"cmpl-%d","object":"%s","created":%d,"model":%s,"choices":[{"index":0,' % (
+            rid,
+            kind,
+            int(time.time()),
+            json.dumps(self.server.o.model).encode(),
+        )
         self.log, self.dead, self.held = log, False, False
         self.request: Request | None = None
         self.details = b""  # usage.prompt_tokens_details, with --enable-prompt-tokens-details
@@ -201,8 +253,10 @@ class Stream:
             if self.usage:
                 usage = _usage(self.prompt_tokens, self.sent_tokens, self.details)
                 if server.o.usage_completion is not None:  # a server whose usage cannot be trusted
-                    usage = b'{"prompt_tokens":%d,"completion_tokens":%s}' % (self.prompt_tokens,
-                                                                               server.o.usage_completion.encode())
+                    usage = b'{"prompt_tokens":%d,"completion_tokens":%s}' % (
+                        self.prompt_tokens,
+                        server.o.usage_completion.encode(),
+                    )
                 tail = _chunk(self.head[: self.head.index(b'"choices"')] + b'"choices":[],"usage":' + usage + b"}\n\n")
             transport.write(tail + _chunk(_END) + b"0\r\n\r\n")
             self.log["end"] = clock()
@@ -217,9 +271,13 @@ class Stream:
         text = " r%d" % self.rid + " tok" * (self.sent_tokens - 1)
         choice: dict[str, Any] = {"index": 0, "finish_reason": "length"}
         choice.update({"message": {"role": "assistant", "content": text}} if self.chat else {"text": text})
-        body = {"id": f"cmpl-{self.rid}", "object": "chat.completion" if self.chat else "text_completion",
-                "model": self.server.o.model, "choices": [choice],
-                "usage": json.loads(_usage(self.prompt_tokens, self.sent_tokens, self.details))}
+        body = {
+            "id": f"cmpl-{self.rid}",
+            "object": "chat.completion" if self.chat else "text_completion",
+            "model": self.server.o.model,
+            "choices": [choice],
+            "usage": json.loads(_usage(self.prompt_tokens, self.sent_tokens, self.details)),
+        }
         now = clock()
         transport.write(_response("200 OK", json.dumps(body).encode(), close=self.conn.close_after))
         self.lag = now - self.deadline
@@ -344,8 +402,12 @@ class Server:
             ("num_requests_waiting", "gauge", len(model.waiting) if model is not None else 0, label),
             ("prompt_tokens_total", "counter", self.prompt_tokens, label),
             ("generation_tokens_total", "counter", self.generation_tokens, label),
-            ("request_success_total", "counter", self.succeeded,
-             '{engine="0",finished_reason="length",model_name="%s"}' % self.o.model),
+            (
+                "request_success_total",
+                "counter",
+                self.succeeded,
+                '{engine="0",finished_reason="length",model_name="%s"}' % self.o.model,
+            ),
             ("prefix_cache_queries_total", "counter", cache.queries if cache is not None else 0, label),
             ("prefix_cache_hits_total", "counter", cache.hits if cache is not None else 0, label),
         )
@@ -356,16 +418,23 @@ class Server:
         return ("\n".join(lines) + "\n").encode()
 
     def log_payload(self) -> dict[str, Any]:
-        return {"clock": "time.perf_counter (CLOCK_MONOTONIC on Linux), seconds",
-                "settings": {k: v for k, v in vars(self.o).items() if k != "log"},
-                "timer": "timerfd" if self.scheduler.timerfd is not None else "call_at",
-                "requests": self.requests}
+        return {
+            "clock": "time.perf_counter (CLOCK_MONOTONIC on Linux), seconds",
+            "settings": {k: v for k, v in vars(self.o).items() if k != "log"},
+            "timer": "timerfd" if self.scheduler.timerfd is not None else "call_at",
+            "requests": self.requests,
+        }
 
 
 def serving_config(options: argparse.Namespace) -> ServingConfig:
-    return ServingConfig(max_num_seqs=options.max_num_seqs, prefill_ms_per_token=options.prefill_ms_per_token,
-                         itl_ms_per_seq=options.itl_ms_per_seq, block_size=options.block_size,
-                         kv_cache_tokens=options.kv_cache_tokens, prefix_caching=options.enable_prefix_caching)
+    return ServingConfig(
+        max_num_seqs=options.max_num_seqs,
+        prefill_ms_per_token=options.prefill_ms_per_token,
+        itl_ms_per_seq=options.itl_ms_per_seq,
+        block_size=options.block_size,
+        kv_cache_tokens=options.kv_cache_tokens,
+        prefix_caching=options.enable_prefix_caching,
+    )
 
 
 class Connection:
@@ -423,15 +492,23 @@ class Connection:
         path = path.split("?", 1)[0]
         server = self.server
         if server.o.api_key and path != "/health" and headers.get("authorization") != f"Bearer {server.o.api_key}":
-            self._reply(_response("401 Unauthorized", b'{"error":{"message":"invalid API key"}}', close=self.close_after))
+            self._reply(
+                _response("401 Unauthorized", b'{"error":{"message":"invalid API key"}}', close=self.close_after)
+            )
         elif method == "POST" and path in ("/v1/completions", "/v1/chat/completions"):
             self._generate(arrival, path.endswith("chat/completions"), body)
         elif method == "POST" and path in ("/tokenize", "/detokenize") and not server.o.no_tokenize:
             self._tokens(path == "/tokenize", body)
         elif method == "GET" and path == "/health":
             ready = server.ready()
-            self._reply(_response("200 OK" if ready else "503 Service Unavailable", b"ok" if ready else b"loading",
-                                  b"text/plain", self.close_after))
+            self._reply(
+                _response(
+                    "200 OK" if ready else "503 Service Unavailable",
+                    b"ok" if ready else b"loading",
+                    b"text/plain",
+                    self.close_after,
+                )
+            )
         elif method == "GET" and path == "/v1/models":
             self._reply(server.models)
         elif method == "GET" and path == "/metrics":
@@ -453,12 +530,22 @@ class Connection:
                     words = body["prompt"].split()
                 else:
                     raise TypeError("no prompt")
-                answer = {"count": len(words), "max_model_len": o.max_model_len, "tokens": vocabulary.encode(words),
-                          "token_strs": words if body.get("return_token_strs") else None}
+                answer = {
+                    "count": len(words),
+                    "max_model_len": o.max_model_len,
+                    "tokens": vocabulary.encode(words),
+                    "token_strs": words if body.get("return_token_strs") else None,
+                }
         except UnknownToken as exc:
             self._reply(_bad_request(str(exc), "tokens", self.close_after))
             return
-        except (ValueError, TypeError, AttributeError, KeyError, RecursionError):  # RecursionError: JSON nested too deep
+        except (
+            ValueError,
+            TypeError,
+            AttributeError,
+            KeyError,
+            RecursionError,
+        ):  # RecursionError: JSON nested too deep
             what = "a prompt string or chat messages" if tokenize else "a list of token ids"
             self._reply(_bad_request(f"the body must be JSON with {what}", None, self.close_after))
             return
@@ -498,14 +585,25 @@ class Connection:
             return
         limit = o.max_model_len
         if prompt_tokens > limit:
-            self._reply(_bad_request(
-                f"This model's maximum context length is {limit} tokens. However, your prompt contains "
-                f"{prompt_tokens} input tokens, which exceeds this limit even without any output tokens. "
-                "Please reduce the length of the input prompt.", "input_tokens", self.close_after))
+            self._reply(
+                _bad_request(
+                    f"This model's maximum context length is {limit} tokens. However, your prompt contains "
+                    f"{prompt_tokens} input tokens, which exceeds this limit even without any output tokens. "
+                    "Please reduce the length of the input prompt.",
+                    "input_tokens",
+                    self.close_after,
+                )
+            )
             return
         if tokens > limit:
-            self._reply(_bad_request(f"max_tokens={tokens} cannot be greater than max_model_len={limit}. "
-                                     "Please request fewer output tokens.", "max_tokens", self.close_after))
+            self._reply(
+                _bad_request(
+                    f"max_tokens={tokens} cannot be greater than max_model_len={limit}. "
+                    "Please request fewer output tokens.",
+                    "max_tokens",
+                    self.close_after,
+                )
+            )
             return
         tokens = max(min(tokens, limit - prompt_tokens), 1)  # vLLM shortens what does not fit
         rid = len(server.requests)
@@ -513,17 +611,34 @@ class Connection:
         speed = speed_factor(o, time.time())
         ttft_ms, itl_ms = ttft_ms * speed, itl_ms * speed
         ttft = lognormal(rng, ttft_ms, o.ttft_cv) / 1e3
-        log: dict[str, Any] = {"rid": rid, "arrival": arrival, "prompt_head": prompt[:48], "chat": chat,
-                               "prompt_tokens": prompt_tokens, "start": arrival, "queue_ms": 0.0, "cached_tokens": 0,
-                               "prefill_ms": 0.0, "ttft_ms": ttft * 1e3, "itl_ms": itl_ms, "max_tokens": tokens,
-                               "events": [], "tokens": [], "end": None}
+        log: dict[str, Any] = {
+            "rid": rid,
+            "arrival": arrival,
+            "prompt_head": prompt[:48],
+            "chat": chat,
+            "prompt_tokens": prompt_tokens,
+            "start": arrival,
+            "queue_ms": 0.0,
+            "cached_tokens": 0,
+            "prefill_ms": 0.0,
+            "ttft_ms": ttft * 1e3,
+            "itl_ms": itl_ms,
+            "max_tokens": tokens,
+            "events": [],
+            "tokens": [],
+            "end": None,
+        }
         server.requests.append(log)
         if o.fail_every and (rid + 1) % o.fail_every == 0:
-            self._reply(_response("500 Internal Server Error", b'{"error":{"message":"simulated failure"}}',
-                                  close=self.close_after))
+            self._reply(
+                _response(
+                    "500 Internal Server Error", b'{"error":{"message":"simulated failure"}}', close=self.close_after
+                )
+            )
             return
         model = server.model
         if model is None:
+
             def next_gap() -> float:
                 return lognormal(rng, itl_ms, o.itl_cv) / 1e3
         else:
@@ -531,9 +646,22 @@ class Connection:
 
             def next_gap() -> float:
                 return lognormal(rng, itl_ms + per_seq_ms * model.running, o.itl_cv) / 1e3
+
         streaming = bool(body.get("stream"))
-        stream = Stream(self, rid, chat, streaming, ttft, next_gap, per_event, tokens, prompt_tokens,
-                        body.get("stream_options") or {}, log, speed)
+        stream = Stream(
+            self,
+            rid,
+            chat,
+            streaming,
+            ttft,
+            next_gap,
+            per_event,
+            tokens,
+            prompt_tokens,
+            body.get("stream_options") or {},
+            log,
+            speed,
+        )
         server.generation_tokens += o.miscount
         self.busy, self.stream = True, stream
         if streaming and (o.stall or o.endless_line):
@@ -591,48 +719,101 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
     parser.add_argument("--itl-cv", type=_finite, default=0.05, help="coefficient of variation of each gap (0: exact)")
     parser.add_argument("--tokens-per-event", type=int, default=1, help="tokens carried by each SSE event")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-model-len", type=int, default=32768,
-                        help="longest prompt plus output, in tokens (words); a longer prompt gets vLLM's HTTP 400")
+    parser.add_argument(
+        "--max-model-len",
+        type=int,
+        default=32768,
+        help="longest prompt plus output, in tokens (words); a longer prompt gets vLLM's HTTP 400",
+    )
     parser.add_argument("--startup-delay", type=_finite, default=0.0, help="seconds before /health answers 200")
     parser.add_argument("--never-ready", action="store_true", help="/health never answers 200")
     parser.add_argument("--die-after", type=int, default=0, help="exit abruptly during request N+1")
     parser.add_argument("--fail-every", type=int, default=0, help="answer every Nth request with HTTP 500")
     parser.add_argument("--miscount", type=int, default=0, help="/metrics over-counts N tokens per request")
-    parser.add_argument("--no-tokenize", action="store_true",
-                        help="no /tokenize or /detokenize (404), like an OpenAI-compatible endpoint without them")
+    parser.add_argument(
+        "--no-tokenize",
+        action="store_true",
+        help="no /tokenize or /detokenize (404), like an OpenAI-compatible endpoint without them",
+    )
     model = parser.add_argument_group(
-        "serving model", "what a serving engine does under load (see kitt/engines/simmodel.py); all off by default, "
-        "which keeps the exact schedule of --ttft-ms and --itl-ms")
-    model.add_argument("--max-num-seqs", type=int, default=0,
-                       help="at most N requests run at once, later ones queue in arrival order (0: no limit)")
-    model.add_argument("--prefill-ms-per-token", type=_finite, default=0.0,
-                       help="added to TTFT for each prompt token not served from the prefix cache")
-    model.add_argument("--itl-ms-per-seq", type=_finite, default=0.0,
-                       help="added to each gap between events per running request")
-    model.add_argument("--kv-cache-tokens", type=int, default=0,
-                       help="the prefix cache's budget in tokens, least recently used blocks evicted (0: no cache)")
+        "serving model",
+        "what a serving engine does under load (see kitt/engines/simmodel.py); all off by default, "
+        "which keeps the exact schedule of --ttft-ms and --itl-ms",
+    )
+    model.add_argument(
+        "--max-num-seqs",
+        type=int,
+        default=0,
+        help="at most N requests run at once, later ones queue in arrival order (0: no limit)",
+    )
+    model.add_argument(
+        "--prefill-ms-per-token",
+        type=_finite,
+        default=0.0,
+        help="added to TTFT for each prompt token not served from the prefix cache",
+    )
+    model.add_argument(
+        "--itl-ms-per-seq", type=_finite, default=0.0, help="added to each gap between events per running request"
+    )
+    model.add_argument(
+        "--kv-cache-tokens",
+        type=int,
+        default=0,
+        help="the prefix cache's budget in tokens, least recently used blocks evicted (0: no cache)",
+    )
     model.add_argument("--block-size", type=int, default=16, help="tokens per prefix-cache block")
-    model.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True,
-                       help="cache prompt prefixes within --kv-cache-tokens (vLLM's flag)")
-    model.add_argument("--enable-prompt-tokens-details", action="store_true",
-                       help="report usage.prompt_tokens_details.cached_tokens, as vLLM does with this flag")
-    model.add_argument("--no-serving-model", action="store_true",
-                       help="turn every part of the serving model off, whatever the flags before it say")
+    model.add_argument(
+        "--enable-prefix-caching",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="cache prompt prefixes within --kv-cache-tokens (vLLM's flag)",
+    )
+    model.add_argument(
+        "--enable-prompt-tokens-details",
+        action="store_true",
+        help="report usage.prompt_tokens_details.cached_tokens, as vLLM does with this flag",
+    )
+    model.add_argument(
+        "--no-serving-model",
+        action="store_true",
+        help="turn every part of the serving model off, whatever the flags before it say",
+    )
     parser.add_argument("--log", help="write the truth log here (JSON) on SIGTERM/SIGINT")
     parser.add_argument("--backlog", type=int, default=1024)
     parser.add_argument("--api-key", help="require Authorization: Bearer KEY on everything but /health")
     parser.add_argument("--stall", action="store_true", help="never answer a streaming request")
-    parser.add_argument("--withhold-text", type=int, default=0, metavar="N",
-                        help="every Nth stream's events carry no text, its usage still counts the tokens")
-    parser.add_argument("--usage-completion", metavar="JSON",
-                        help="send this JSON value as every stream's usage.completion_tokens (e.g. -5, \"32\", 1e9)")
-    parser.add_argument("--endless-line", type=int, default=0, metavar="MB",
-                        help="answer a streaming request with one SSE line of MB MiB and no newline")
-    parser.add_argument("--slowdown", type=_finite, default=1.0,
-                        help="multiply every TTFT and gap by this factor (an A/B arm made slower, say 1.1)")
-    parser.add_argument("--drift-pct", type=_finite, default=0.0,
-                        help="a slow drift of the whole server's speed: TTFT and gaps scaled by "
-                        "1 + P/100 * sin(2 pi * wall-clock time / period), the same for every sim on the host")
+    parser.add_argument(
+        "--withhold-text",
+        type=int,
+        default=0,
+        metavar="N",
+        help="every Nth stream's events carry no text, its usage still counts the tokens",
+    )
+    parser.add_argument(
+        "--usage-completion",
+        metavar="JSON",
+        help='send this JSON value as every stream\'s usage.completion_tokens (e.g. -5, "32", 1e9)',
+    )
+    parser.add_argument(
+        "--endless-line",
+        type=int,
+        default=0,
+        metavar="MB",
+        help="answer a streaming request with one SSE line of MB MiB and no newline",
+    )
+    parser.add_argument(
+        "--slowdown",
+        type=_finite,
+        default=1.0,
+        help="multiply every TTFT and gap by this factor (an A/B arm made slower, say 1.1)",
+    )
+    parser.add_argument(
+        "--drift-pct",
+        type=_finite,
+        default=0.0,
+        help="a slow drift of the whole server's speed: TTFT and gaps scaled by "
+        "1 + P/100 * sin(2 pi * wall-clock time / period), the same for every sim on the host",
+    )
     parser.add_argument("--drift-period-s", type=_finite, default=60.0, help="the drift's period in seconds")
     parser.set_defaults(**defaults)
     options = parser.parse_args(argv)
@@ -640,10 +821,17 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
     if options.no_serving_model:
         options.max_num_seqs = options.kv_cache_tokens = 0
         options.prefill_ms_per_token = options.itl_ms_per_seq = 0.0
-    if (options.max_num_seqs < 0 or options.prefill_ms_per_token < 0 or options.itl_ms_per_seq < 0
-            or options.kv_cache_tokens < 0 or options.block_size < 1):
-        parser.error("--max-num-seqs, --prefill-ms-per-token, --itl-ms-per-seq and --kv-cache-tokens must be at "
-                     "least 0, --block-size at least 1")
+    if (
+        options.max_num_seqs < 0
+        or options.prefill_ms_per_token < 0
+        or options.itl_ms_per_seq < 0
+        or options.kv_cache_tokens < 0
+        or options.block_size < 1
+    ):
+        parser.error(
+            "--max-num-seqs, --prefill-ms-per-token, --itl-ms-per-seq and --kv-cache-tokens must be at "
+            "least 0, --block-size at least 1"
+        )
     if options.ttft_cv < 0 or options.itl_cv < 0 or not 0 <= options.port <= 65535:
         parser.error("--ttft-cv and --itl-cv must be at least 0, --port from 0 to 65535")
     if options.ttft_ms <= 0 or options.itl_ms <= 0 or options.tokens_per_event < 1 or options.max_model_len < 1:
@@ -677,11 +865,16 @@ async def serve(options: argparse.Namespace) -> None:
     modelled = ""
     if server.model is not None:
         config = server.model.config
-        modelled = (f"; {config.max_num_seqs or 'unlimited'} slots, prefill {config.prefill_ms_per_token:g} ms/token, "
-                    f"+{config.itl_ms_per_seq:g} ms ITL per running request, prefix cache "
-                    + (f"{config.kv_cache_tokens} tokens" if config.caching else "off"))
-    print(f"listening {port} (kitt sim: {options.model} on http://{options.host}:{port}, "
-          f"TTFT {options.ttft_ms:g} ms, ITL {options.itl_ms:g} ms{modelled})", flush=True)
+        modelled = (
+            f"; {config.max_num_seqs or 'unlimited'} slots, prefill {config.prefill_ms_per_token:g} ms/token, "
+            f"+{config.itl_ms_per_seq:g} ms ITL per running request, prefix cache "
+            + (f"{config.kv_cache_tokens} tokens" if config.caching else "off")
+        )
+    print(
+        f"listening {port} (kitt sim: {options.model} on http://{options.host}:{port}, "
+        f"TTFT {options.ttft_ms:g} ms, ITL {options.itl_ms:g} ms{modelled})",
+        flush=True,
+    )
     await stop.wait()
     loop.remove_reader(listener.fileno())
     listener.close()

@@ -97,9 +97,11 @@ class Vocabulary:
         try:
             return self.hashed[token]
         except (KeyError, TypeError):
-            raise UnknownToken(f"token id {token!r} is not in the sim's vocabulary "
-                               "(ids come from its /tokenize, or are below "
-                               f"{LETTER_WORDS})") from None
+            raise UnknownToken(
+                f"token id {token!r} is not in the sim's vocabulary "
+                "(ids come from its /tokenize, or are below "
+                f"{LETTER_WORDS})"
+            ) from None
 
     def encode(self, words: Iterable[str]) -> list[int]:
         return [self.token_id(word) for word in words]

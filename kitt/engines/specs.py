@@ -40,8 +40,15 @@ SGLANG = EngineSpec(
     image="lmsysorg/sglang:v0.5.12-cu130",
     container_port=30000,
     server_args=(
-        "--model-path", "{model}", "--served-model-name", "{served}",
-        "--host", "{host}", "--port", "{port}", "--enable-metrics",
+        "--model-path",
+        "{model}",
+        "--served-model-name",
+        "{served}",
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+        "--enable-metrics",
     ),
     native_command=("python3", "-m", "sglang.launch_server"),
     docker_command=("python3", "-m", "sglang.launch_server"),
@@ -82,8 +89,17 @@ LLAMA_CPP = EngineSpec(
     image="ghcr.io/ggml-org/llama.cpp:server-cuda12-b9603",
     container_port=8080,
     server_args=(
-        "--model", "{model}", "--alias", "{served}", "--host", "{host}", "--port", "{port}",
-        "--n-gpu-layers", "999", "--metrics",
+        "--model",
+        "{model}",
+        "--alias",
+        "{served}",
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+        "--n-gpu-layers",
+        "999",
+        "--metrics",
     ),
     native_command=("llama-server",),
     generation_tokens_metric="llamacpp:tokens_predicted_total",
@@ -117,8 +133,16 @@ OLLAMA = EngineSpec(
     needs_model_pull=True,
 )
 
-SIM_SERVING_DEFAULTS = ("--max-num-seqs", "8", "--prefill-ms-per-token", "0.1", "--itl-ms-per-seq", "0.5",
-                        "--kv-cache-tokens", "65536")
+SIM_SERVING_DEFAULTS = (
+    "--max-num-seqs",
+    "8",
+    "--prefill-ms-per-token",
+    "0.1",
+    "--itl-ms-per-seq",
+    "0.5",
+    "--kv-cache-tokens",
+    "65536",
+)
 
 SIM = EngineSpec(
     name="sim",

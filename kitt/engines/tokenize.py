@@ -48,8 +48,11 @@ class EngineTokenizer:
     def _count(self, prompt: str) -> int:
         messages = [{"role": "user", "content": prompt}]
         if self.dialect == "vllm":
-            body: dict[str, Any] = ({"model": self.model, "messages": messages, "add_generation_prompt": True}
-                                    if self.chat else {"model": self.model, "prompt": prompt})
+            body: dict[str, Any] = (
+                {"model": self.model, "messages": messages, "add_generation_prompt": True}
+                if self.chat
+                else {"model": self.model, "prompt": prompt}
+            )
             answer = self._post("/tokenize", body)
             if isinstance(answer.get("max_model_len"), int):
                 self.max_model_len = answer["max_model_len"]
@@ -74,8 +77,10 @@ class EngineTokenizer:
         try:
             status, raw = open_url(self.net, "POST", self.base + path, json.dumps(body).encode(), _TIMEOUT)
         except OSError as exc:
-            raise BenchmarkError(f"the engine's {path} failed: {exc}",
-                                 hint="The engine stopped answering while kitt measured prompt lengths.") from None
+            raise BenchmarkError(
+                f"the engine's {path} failed: {exc}",
+                hint="The engine stopped answering while kitt measured prompt lengths.",
+            ) from None
         if status != 200:
             raise BenchmarkError(f"the engine's {path} answered HTTP {status}: {raw[:200].decode('utf-8', 'replace')}")
         try:
@@ -90,8 +95,9 @@ def _whole(value: Any, path: str) -> int:
     return value
 
 
-def engine_tokenizer(spec: EngineSpec, base_url: str, model: str, api: str,
-                     net: NetPolicy | None) -> EngineTokenizer | None:
+def engine_tokenizer(
+    spec: EngineSpec, base_url: str, model: str, api: str, net: NetPolicy | None
+) -> EngineTokenizer | None:
     """The engine's tokenizer, or None where it has none (or, for ``probe``, does not answer in vLLM's shape)."""
     if spec.tokenizer is None:
         return None

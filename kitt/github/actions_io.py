@@ -167,8 +167,10 @@ def set_outputs(outputs: Mapping[str, str], output_path: Path | None, annotation
         return
     failed = [name for name, value in outputs.items() if not set_output(name, value, output_path)]
     if failed:
-        annotations.warning(f"Could not write the step outputs ({', '.join(failed)}) to GITHUB_OUTPUT "
-                            f"{output_path}; the results are on disk, but later steps will not see these outputs.")
+        annotations.warning(
+            f"Could not write the step outputs ({', '.join(failed)}) to GITHUB_OUTPUT "
+            f"{output_path}; the results are on disk, but later steps will not see these outputs."
+        )
         annotations.flush()
 
 

@@ -26,8 +26,9 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # unpacked; a result set is a few MB
 DEFAULT_MAX_FILES = 1000
 
 
-def safe_extract(zip_path: str | Path, dest: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
-                 max_files: int = DEFAULT_MAX_FILES) -> list[Path]:
+def safe_extract(
+    zip_path: str | Path, dest: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, max_files: int = DEFAULT_MAX_FILES
+) -> list[Path]:
     """Unpack an untrusted zip into ``dest`` (absent or empty) and return the files written.
 
     Refuses, with ArtifactError and nothing left behind: absolute paths, ``..``, symlinks
@@ -44,12 +45,16 @@ def safe_extract(zip_path: str | Path, dest: str | Path, max_bytes: int = DEFAUL
     with archive:
         entries = archive.infolist()
         if len(entries) > max_files:
-            raise ArtifactError(f"The artifact holds {len(entries)} entries, more than the limit of {max_files}",
-                                hint="Upload only the result set, not a whole folder tree.")
+            raise ArtifactError(
+                f"The artifact holds {len(entries)} entries, more than the limit of {max_files}",
+                hint="Upload only the result set, not a whole folder tree.",
+            )
         declared = sum(entry.file_size for entry in entries)
         if declared > max_bytes:
-            raise ArtifactError(f"The artifact declares {declared} bytes unpacked, more than the limit of "
-                                f"{max_bytes}", hint="Upload only the result set (metrics.json, samples.jsonl, ...).")
+            raise ArtifactError(
+                f"The artifact declares {declared} bytes unpacked, more than the limit of {max_bytes}",
+                hint="Upload only the result set (metrics.json, samples.jsonl, ...).",
+            )
         plan: dict[str, zipfile.ZipInfo] = {}
         for entry in entries:
             relative = _member_path(entry)
@@ -85,8 +90,10 @@ def _member_path(entry: zipfile.ZipInfo) -> str:
     elif "\x00" in name or not name.strip("/."):
         problem = "has an empty or invalid name"
     if problem:
-        raise ArtifactError(f"Refusing to unpack the artifact: entry {entry.filename[:200]!r} {problem}",
-                            hint="Artifacts are untrusted data; rebuild it with actions/upload-artifact.")
+        raise ArtifactError(
+            f"Refusing to unpack the artifact: entry {entry.filename[:200]!r} {problem}",
+            hint="Artifacts are untrusted data; rebuild it with actions/upload-artifact.",
+        )
     parts = [part for part in name.split("/") if part not in ("", ".")]
     return "/".join(parts) + ("/" if entry.is_dir() else "")
 
@@ -105,8 +112,10 @@ def _inflate(archive: zipfile.ZipFile, plan: dict[str, zipfile.ZipInfo], root: P
                 while chunk := source.read(1 << 16):
                     total += len(chunk)
                     if total > max_bytes:
-                        raise ArtifactError(f"The artifact unpacks to more than {max_bytes} bytes, the limit",
-                                            hint="Upload only the result set (metrics.json, samples.jsonl, ...).")
+                        raise ArtifactError(
+                            f"The artifact unpacks to more than {max_bytes} bytes, the limit",
+                            hint="Upload only the result set (metrics.json, samples.jsonl, ...).",
+                        )
                     out.write(chunk)
             files.append(relative)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as error:

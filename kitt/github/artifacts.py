@@ -71,8 +71,6 @@ class BackendIds:
     workflow_job_run_backend_id: str
 
 
-
-
 def validate_artifact_name(name: str) -> str:
     """Return ``name`` if GitHub accepts it as an artifact name, else raise UsageError."""
     if not name or not name.strip():
@@ -120,15 +118,9 @@ def collect_files(paths_or_dir: PathInput | Sequence[PathInput]) -> list[tuple[P
     A directory contributes every file below it; a file list is made relative to the
     deepest folder that holds all of them.
     """
-    items = (
-        [Path(paths_or_dir)]
-        if isinstance(paths_or_dir, (str, os.PathLike))
-        else [Path(p) for p in paths_or_dir]
-    )
+    items = [Path(paths_or_dir)] if isinstance(paths_or_dir, (str, os.PathLike)) else [Path(p) for p in paths_or_dir]
     if not items:
-        raise ArtifactError(
-            "There is nothing to upload: no paths were given.", "Pass a results folder or files."
-        )
+        raise ArtifactError("There is nothing to upload: no paths were given.", "Pass a results folder or files.")
     for item in items:
         if not item.exists():
             raise ArtifactError(f"Cannot upload {item}: it does not exist.", "Check the results path.")
@@ -136,9 +128,7 @@ def collect_files(paths_or_dir: PathInput | Sequence[PathInput]) -> list[tuple[P
     root = Path(os.path.commonpath(bases))
     files: dict[str, Path] = {}
     for item in items:
-        candidates = (
-            sorted(p for p in item.resolve().rglob("*") if p.is_file()) if item.is_dir() else [item.resolve()]
-        )
+        candidates = sorted(p for p in item.resolve().rglob("*") if p.is_file()) if item.is_dir() else [item.resolve()]
         for path in candidates:
             files[path.relative_to(root).as_posix()] = path
     if not files:
@@ -184,8 +174,11 @@ def send_with_retry(
     hint = "GitHub's artifact service may be degraded: re-run the job, and see https://www.githubstatus.com."
     if attempts.count >= retry.attempts:
         raise ArtifactError(f"{what} failed after {attempts.count} tries (last: {attempts.last}).", hint)
-    why = ("it asked to wait longer than kitt waits" if response is not None and response.status_code == 429
-           else "it is not safe to repeat: the service may have done it anyway")  # fmt: skip
+    why = (
+        "it asked to wait longer than kitt waits"
+        if response is not None and response.status_code == 429
+        else "it is not safe to repeat: the service may have done it anyway"
+    )
     raise ArtifactError(f"{what} failed ({attempts.last}) and was not retried: {why}.", hint)
 
 
@@ -209,9 +202,7 @@ def _twirp(
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     if response.status_code == 409:
-        raise ArtifactError(
-            f"An artifact named {body['name']!r} already exists in this run.", UNIQUE_NAME_HINT
-        )
+        raise ArtifactError(f"An artifact named {body['name']!r} already exists in this run.", UNIQUE_NAME_HINT)
     if response.status_code >= 400:
         raise ArtifactError(
             f"{method} on the artifact service answered {response.status_code}: {_short(response.text)}.",
@@ -222,9 +213,7 @@ def _twirp(
     except ValueError:
         data = None
     if not isinstance(data, dict) or data.get("ok") is False:
-        raise ArtifactError(
-            f"{method} on the artifact service failed: {_short(response.text)}.", "Re-run the job."
-        )
+        raise ArtifactError(f"{method} on the artifact service failed: {_short(response.text)}.", "Re-run the job.")
     return data
 
 
@@ -241,9 +230,7 @@ def _field(data: dict[str, Any], snake: str, camel: str) -> Any:
 def _put_blob(
     session: requests.Session, url: str, query: str, data: bytes, headers: dict[str, str], retry: RetryPolicy
 ) -> None:
-    what = (
-        "Uploading the artifact's block list" if "blocklist" in query else "Uploading a block of the artifact"
-    )
+    what = "Uploading the artifact's block list" if "blocklist" in query else "Uploading a block of the artifact"
     full_url = f"{url}{'&' if '?' in url else '?'}{query}"
     headers = {"x-ms-version": AZURE_STORAGE_VERSION, **headers}
     response = send_with_retry(session, "PUT", full_url, what=what, retry=retry, data=data, headers=headers)
@@ -326,9 +313,7 @@ def upload_artifact(
             created = _twirp(http, results_url, runtime_token, "CreateArtifact", create, retry)
             signed_url = _field(created, "signed_upload_url", "signedUploadUrl")
             if not signed_url:
-                raise ArtifactError(
-                    "CreateArtifact on the artifact service gave no upload URL.", "Re-run the job."
-                )
+                raise ArtifactError("CreateArtifact on the artifact service gave no upload URL.", "Re-run the job.")
             size, sha256 = upload_blocks(http, signed_url, zip_file, retry=retry, block_size=block_size)
         # int64 travels as a string in protobuf JSON.
         finalize = {**run_and_job, "size": str(size), "hash": f"sha256:{sha256}"}
@@ -352,9 +337,7 @@ def upload_from_environment(
     token = os.environ.get("ACTIONS_RUNTIME_TOKEN", "")
     results_url = os.environ.get("ACTIONS_RESULTS_URL", "")
     missing = [
-        var
-        for var, value in (("ACTIONS_RUNTIME_TOKEN", token), ("ACTIONS_RESULTS_URL", results_url))
-        if not value
+        var for var, value in (("ACTIONS_RUNTIME_TOKEN", token), ("ACTIONS_RESULTS_URL", results_url)) if not value
     ]
     if missing:
         verb = "are" if len(missing) > 1 else "is"

@@ -90,8 +90,9 @@ class _Artifacts:
         self.github = github_client(token, api_url, retry)
         self.repository: Repository = self.github.get_repo(repo)  # lazy: read when a field is
         self.session = requests.Session()
-        self.session.headers.update({"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
-                                     "User-Agent": USER_AGENT})
+        self.session.headers.update(
+            {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28", "User-Agent": USER_AGENT}
+        )
 
     def close(self) -> None:
         self.session.close()
@@ -104,8 +105,10 @@ class _Artifacts:
         except READ_ERRORS as error:
             raise read_failure(error, doing, self.repo, self.api_url) from None
         if not isinstance(branch, str) or not branch:
-            raise GitHubError("GitHub's answer about the repository names no default branch",
-                              hint="Pass the base branch (--base-branch) or run on a pull request.")
+            raise GitHubError(
+                "GitHub's answer about the repository names no default branch",
+                hint="Pass the base branch (--base-branch) or run on a pull request.",
+            )
         return branch
 
     def named(self, name: str) -> list[dict[str, Any]]:
@@ -116,9 +119,13 @@ class _Artifacts:
         """The artifacts of workflow run ``run_id``: those named ``name``, or all when it is a pattern."""
         # PyGithub reaches a run's artifacts only through the run itself (one more request, and no
         # name filter): its own PaginatedList on the endpoint, with the client's requester, does both.
-        listing = PaginatedList(Artifact, self.github.requester,
-                                f"{self.repository.url}/actions/runs/{int(run_id)}/artifacts",
-                                {} if is_pattern(name) else {"name": name}, list_item="artifacts")
+        listing = PaginatedList(
+            Artifact,
+            self.github.requester,
+            f"{self.repository.url}/actions/runs/{int(run_id)}/artifacts",
+            {} if is_pattern(name) else {"name": name},
+            list_item="artifacts",
+        )
         return self._read(listing, f"list the artifacts of run {run_id}")
 
     def _read(self, listing: PaginatedList[Artifact], doing: str) -> list[dict[str, Any]]:
@@ -128,12 +135,15 @@ class _Artifacts:
         try:
             for count, artifact in enumerate(listing):
                 if count >= MAX_PAGES * PER_PAGE:
-                    raise GitHubError(f"GitHub listed more than {MAX_PAGES} pages while trying to {doing}",
-                                      hint="Delete old artifacts or use a more specific artifact name.")
+                    raise GitHubError(
+                        f"GitHub listed more than {MAX_PAGES} pages while trying to {doing}",
+                        hint="Delete old artifacts or use a more specific artifact name.",
+                    )
                 entry = artifact.raw_data
                 if not isinstance(entry, dict):  # PyGithub took something else for the list
-                    raise GitHubError(f"GitHub's answer to the request to {doing} has no list of artifacts",
-                                      hint=SHAPE_HINT)
+                    raise GitHubError(
+                        f"GitHub's answer to the request to {doing} has no list of artifacts", hint=SHAPE_HINT
+                    )
                 if _usable_artifact(entry):
                     found.append(entry)
         except READ_ERRORS as error:
@@ -146,13 +156,20 @@ class _Artifacts:
         found = dict(artifact_id=artifact_id, run_id=_run_field(artifact, "id"), created_at=artifact.get("created_at"))
         doing = f"download artifact {artifact_id}"
         api = (self.api_url or DEFAULT_API_URL).rstrip("/")
-        response = send(self.session, "GET", f"{api}/repos/{self.repo}/actions/artifacts/{artifact_id}/zip",
-                        policy=self.retry, headers={"Authorization": f"Bearer {self.token}"}, allow_redirects=False)
+        response = send(
+            self.session,
+            "GET",
+            f"{api}/repos/{self.repo}/actions/artifacts/{artifact_id}/zip",
+            policy=self.retry,
+            headers={"Authorization": f"Bearer {self.token}"},
+            allow_redirects=False,
+        )
         if response is None:
             raise unreachable(doing, self.api_url)
         if response.status_code == 410:
-            return ArtifactDownload(None, f"artifact {artifact['name']!r} ({artifact_id}) has expired (HTTP 410)",
-                                    **found)
+            return ArtifactDownload(
+                None, f"artifact {artifact['name']!r} ({artifact_id}) has expired (HTTP 410)", **found
+            )
         location = response.headers.get("Location")
         if response.status_code not in (301, 302, 303, 307, 308) or not location:
             raise answer_failure(response.status_code, _message(response), doing, self.repo)
@@ -161,15 +178,24 @@ class _Artifacts:
             archive = Path(work) / "artifact.zip"
             try:
                 # A fresh request: the signed URL is on another host and must not get the token.
-                with requests.get(location, stream=True, timeout=self.retry.timeout_s, allow_redirects=False,
-                                  headers={"User-Agent": USER_AGENT}) as blob:
+                with requests.get(
+                    location,
+                    stream=True,
+                    timeout=self.retry.timeout_s,
+                    allow_redirects=False,
+                    headers={"User-Agent": USER_AGENT},
+                ) as blob:
                     if blob.status_code != 200:
-                        raise ArtifactError(f"The artifact storage refused to {doing} (HTTP {blob.status_code})",
-                                            hint="The download link lasts one minute; re-run the job.")
+                        raise ArtifactError(
+                            f"The artifact storage refused to {doing} (HTTP {blob.status_code})",
+                            hint="The download link lasts one minute; re-run the job.",
+                        )
                     _save(blob, archive, max_bytes)
             except requests.RequestException as error:
-                raise ArtifactError(f"Could not {doing} from the artifact storage ({type(error).__name__})",
-                                    hint="Re-run the job; the download link lasts one minute.") from None
+                raise ArtifactError(
+                    f"Could not {doing} from the artifact storage ({type(error).__name__})",
+                    hint="Re-run the job; the download link lasts one minute.",
+                ) from None
             safe_extract(archive, dest, max_bytes=max_bytes, max_files=max_files)
         return ArtifactDownload(dest, "", **found)
 
@@ -185,8 +211,12 @@ def _message(response: requests.Response) -> str:
 
 def _usable_artifact(artifact: Any) -> bool:
     """An artifact entry with the fields kitt relies on; any other entry is skipped as not ours."""
-    return (isinstance(artifact, dict) and isinstance(artifact.get("name"), str)
-            and isinstance(artifact.get("id"), int) and not isinstance(artifact.get("id"), bool))
+    return (
+        isinstance(artifact, dict)
+        and isinstance(artifact.get("name"), str)
+        and isinstance(artifact.get("id"), int)
+        and not isinstance(artifact.get("id"), bool)
+    )
 
 
 def _created(artifact: dict[str, Any]) -> tuple[datetime, int]:
@@ -218,8 +248,10 @@ def _save(blob: requests.Response, archive: Path, max_bytes: int) -> None:
         for chunk in blob.iter_content(1 << 16):
             written += len(chunk)
             if written > limit:
-                raise ArtifactError(f"The artifact is larger than {limit} bytes, kitt's limit for results",
-                                    hint="Upload only the result set (metrics.json, samples.jsonl, ...).")
+                raise ArtifactError(
+                    f"The artifact is larger than {limit} bytes, kitt's limit for results",
+                    hint="Upload only the result set (metrics.json, samples.jsonl, ...).",
+                )
             out.write(chunk)
 
 
@@ -256,9 +288,12 @@ def download_baseline(
         live = [a for a in found if a.get("name") == name and a.get("expired") is False]
         ours = [a for a in live if _same_repo_run(a) and _run_field(a, "head_branch") == base_branch]
         if not ours:
-            reason = (f"no artifact named {name!r} exists in {repo}" if not found else
-                      f"no live artifact named {name!r} from a run of {repo} on branch {base_branch!r} "
-                      f"({len(found)} found: expired, from forks or from other branches)")
+            reason = (
+                f"no artifact named {name!r} exists in {repo}"
+                if not found
+                else f"no live artifact named {name!r} from a run of {repo} on branch {base_branch!r} "
+                f"({len(found)} found: expired, from forks or from other branches)"
+            )
             return ArtifactDownload(None, reason + "; the comparison is skipped until the base branch uploads one")
         chosen = sorted(ours, key=_created, reverse=True)[: max(1, history)]
         if history <= 1:
@@ -273,8 +308,13 @@ def download_baseline(
         if not jobs:
             return ArtifactDownload(None, f"every listed artifact named {name!r} expired before it could be downloaded")
         newest = chosen[0]
-        return ArtifactDownload(Path(dest), artifact_id=int(newest["id"]), run_id=_run_field(newest, "id"),
-                                created_at=newest.get("created_at"), jobs=jobs)
+        return ArtifactDownload(
+            Path(dest),
+            artifact_id=int(newest["id"]),
+            run_id=_run_field(newest, "id"),
+            created_at=newest.get("created_at"),
+            jobs=jobs,
+        )
     finally:
         artifacts.close()
 
@@ -315,12 +355,16 @@ def download_run_artifact(
         for artifact in sorted(live, key=_created):
             newest[str(artifact["name"])] = artifact
         if len(newest) > DEFAULT_MAX_JOBS:
-            raise ArtifactError(f"{len(newest)} artifacts of run {run_id} match {name!r}, more than {DEFAULT_MAX_JOBS}",
-                                hint="Use a narrower results-artifact pattern.")
+            raise ArtifactError(
+                f"{len(newest)} artifacts of run {run_id} match {name!r}, more than {DEFAULT_MAX_JOBS}",
+                hint="Use a narrower results-artifact pattern.",
+            )
         for artifact_name, artifact in sorted(newest.items()):
             if not _SAFE_NAME.match(artifact_name):
-                raise ArtifactError(f"artifact name {artifact_name[:100]!r} cannot be a folder name",
-                                    hint="Name the results artifacts with letters, digits, '.', '_' and '-'.")
+                raise ArtifactError(
+                    f"artifact name {artifact_name[:100]!r} cannot be a folder name",
+                    hint="Name the results artifacts with letters, digits, '.', '_' and '-'.",
+                )
             artifacts.download(artifact, Path(dest) / artifact_name, max_bytes, max_files)
         return ArtifactDownload(Path(dest), run_id=run_id, jobs=len(newest))
     finally:

@@ -86,9 +86,13 @@ class PolicyRetry(Retry):
         wait = None
         if method is not None and self._is_method_retryable(method):
             connected = error is None or not self._is_connection_error(error)
-            wait = self.policy.wait_before_retry(len(self.history), status,
-                                                 response.headers if response is not None else None,
-                                                 idempotent=True, connected=connected)
+            wait = self.policy.wait_before_retry(
+                len(self.history),
+                status,
+                response.headers if response is not None else None,
+                idempotent=True,
+                connected=connected,
+            )
         if wait is None:
             raise MaxRetryError(_pool, url, error or ResponseError(f"HTTP {status}")) from error
         history = (*self.history, RequestHistory(method, url, error, status, None))
@@ -136,16 +140,19 @@ def check_repository(repo: str) -> None:
 def json_object(data: Any, doing: str) -> dict[str, Any]:
     """``data`` if it is the JSON object GitHub's API returns, else GitHubError."""
     if not isinstance(data, dict):
-        raise GitHubError(f"GitHub's answer to the request to {doing} was not the JSON object its API returns",
-                          hint=SHAPE_HINT)
+        raise GitHubError(
+            f"GitHub's answer to the request to {doing} was not the JSON object its API returns", hint=SHAPE_HINT
+        )
     return data
 
 
 def answer_failure(status: int, message: str, doing: str, repo: str) -> GitHubError:
     """kitt's error for an HTTP answer that refused a read (listing, lookup, download)."""
     if status >= 500:
-        return GitHubError(f"GitHub failed to {doing} (HTTP {status})",
-                           hint="This is usually temporary on GitHub's side: re-run the job.")
+        return GitHubError(
+            f"GitHub failed to {doing} (HTTP {status})",
+            hint="This is usually temporary on GitHub's side: re-run the job.",
+        )
     text = f"Could not {doing} in {repo} (HTTP {status}: {message})"
     if status in (403, 429) and "rate limit" in message.lower():
         return GitHubError(text, hint="GitHub's API rate limit held; re-run the job later.")
@@ -155,8 +162,10 @@ def answer_failure(status: int, message: str, doing: str, repo: str) -> GitHubEr
 
 
 def unreachable(doing: str, api_url: str | None) -> GitHubError:
-    return GitHubError(f"Could not reach GitHub at {(api_url or DEFAULT_API_URL).rstrip('/')} to {doing}",
-                       hint="Check the network and `GITHUB_API_URL`; re-run the job if it was a glitch.")
+    return GitHubError(
+        f"Could not reach GitHub at {(api_url or DEFAULT_API_URL).rstrip('/')} to {doing}",
+        hint="Check the network and `GITHUB_API_URL`; re-run the job if it was a glitch.",
+    )
 
 
 def read_failure(error: Exception, doing: str, repo: str, api_url: str | None) -> GitHubError:
@@ -165,8 +174,10 @@ def read_failure(error: Exception, doing: str, repo: str, api_url: str | None) -
         return answer_failure(error.status, error_message(error), doing, repo)
     if isinstance(error, requests.RequestException):
         return unreachable(doing, api_url)
-    return GitHubError(f"GitHub's answer to the request to {doing} was not the JSON object its API returns "
-                       f"({type(error).__name__})", hint=SHAPE_HINT)
+    return GitHubError(
+        f"GitHub's answer to the request to {doing} was not the JSON object its API returns ({type(error).__name__})",
+        hint=SHAPE_HINT,
+    )
 
 
 def error_message(error: GithubException) -> str:

@@ -153,14 +153,18 @@ def upsert_pr_comment(
         result = session.upsert(marker, text, create=create)
     except SHAPE_ERRORS as error:
         # PyGithub reads whatever JSON a 200 carries; a proxy's page or an API change breaks it here.
-        raise GitHubError(f"GitHub's answer while posting the comment on {repo}#{pr} was not what its API returns "
-                          f"({type(error).__name__})",
-                          hint="Check `GITHUB_API_URL`; a proxy or an outage page may be answering.") from None
+        raise GitHubError(
+            f"GitHub's answer while posting the comment on {repo}#{pr} was not what its API returns "
+            f"({type(error).__name__})",
+            hint="Check `GITHUB_API_URL`; a proxy or an outage page may be answering.",
+        ) from None
     finally:
         session.close()
     if result is not None and not (isinstance(result.url, str) and isinstance(result.id, int)):
-        raise GitHubError(f"GitHub's answer while posting the comment on {repo}#{pr} names no comment URL or id",
-                          hint="Check `GITHUB_API_URL`; a proxy or an outage page may be answering.")
+        raise GitHubError(
+            f"GitHub's answer while posting the comment on {repo}#{pr} names no comment URL or id",
+            hint="Check `GITHUB_API_URL`; a proxy or an outage page may be answering.",
+        )
     return result
 
 
@@ -240,8 +244,9 @@ class _Session:
             # no wait asks for a minute (GitHub's docs).
             headers = {"retry-after": _header(error, "retry-after") or "60"} if _is_secondary_rate_limit(error) else {}
             status = 429 if headers else status
-        wait = self.retry.wait_before_retry(attempt, status if isinstance(status, int) else None, headers,
-                                            idempotent=True)
+        wait = self.retry.wait_before_retry(
+            attempt, status if isinstance(status, int) else None, headers, idempotent=True
+        )
         if wait is None:
             raise self._failure(doing, error) from None
         self.retry.sleep(wait)
@@ -260,22 +265,32 @@ class _Session:
         status, message = error.status, self._scrub(_message(error))
         text = f"Could not {doing} on {where} (HTTP {status}: {message})"
         if status == 401:
-            return GitHubError(text, hint="The token was rejected: pass a valid `github-token` "
-                                          "(the default `${{ github.token }}` works).")
+            return GitHubError(
+                text,
+                hint="The token was rejected: pass a valid `github-token` (the default `${{ github.token }}` works).",
+            )
         if status in (403, 429) and _is_primary_rate_limit(error):
-            return GitHubError(text, hint="The token's API rate limit is used up until the hour resets; "
-                                          "re-run the job later.")
+            return GitHubError(
+                text, hint="The token's API rate limit is used up until the hour resets; re-run the job later."
+            )
         if status in (403, 429) and _is_secondary_rate_limit(error):
-            return GitHubError(text, hint="GitHub's secondary rate limit held for longer than kitt waits; "
-                                          "re-run the job later or comment from fewer parallel jobs.")
+            return GitHubError(
+                text,
+                hint="GitHub's secondary rate limit held for longer than kitt waits; "
+                "re-run the job later or comment from fewer parallel jobs.",
+            )
         if status == 403:
             return CommentForbidden(text, hint=PERMISSION_HINT)
         if status == 404:
-            return GitHubError(text, hint="Check the repository and pull request number; a private "
-                                          "repository also needs a token that can read it (`pull-requests: write`).")
+            return GitHubError(
+                text,
+                hint="Check the repository and pull request number; a private "
+                "repository also needs a token that can read it (`pull-requests: write`).",
+            )
         if status == 422:
-            return GitHubError(text, hint="GitHub rejected the comment body; report this as a kitt bug "
-                                          "with the job log.")
+            return GitHubError(
+                text, hint="GitHub rejected the comment body; report this as a kitt bug with the job log."
+            )
         return GitHubError(text, hint="This is usually temporary on GitHub's side: re-run the job.")
 
     def _scrub(self, text: str) -> str:
@@ -297,9 +312,9 @@ def _message(error: Any) -> str:
 
 
 def _is_primary_rate_limit(error: Any) -> bool:
-    return _message(error).lower().startswith("api rate limit exceeded") or _header(
-        error, "x-ratelimit-remaining"
-    ) == "0"
+    return (
+        _message(error).lower().startswith("api rate limit exceeded") or _header(error, "x-ratelimit-remaining") == "0"
+    )
 
 
 def _is_secondary_rate_limit(error: Any) -> bool:

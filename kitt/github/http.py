@@ -49,7 +49,12 @@ class RetryPolicy:
         return self.first_delay_s * self.multiplier**attempt
 
     def wait_before_retry(
-        self, attempt: int, status: int | None, headers: Mapping[str, str] | None, *, idempotent: bool,
+        self,
+        attempt: int,
+        status: int | None,
+        headers: Mapping[str, str] | None,
+        *,
+        idempotent: bool,
         connected: bool = True,
     ) -> float | None:
         """Seconds to wait before trying again after try ``attempt`` failed, or None: do not retry.

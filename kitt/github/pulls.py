@@ -26,8 +26,9 @@ class PullRequest:
     base_ref: str
 
 
-def get_pull_request(*, token: str, repo: str, pr: int, api_url: str | None = None,
-                     retry: RetryPolicy = GITHUB_RETRY) -> PullRequest:
+def get_pull_request(
+    *, token: str, repo: str, pr: int, api_url: str | None = None, retry: RetryPolicy = GITHUB_RETRY
+) -> PullRequest:
     """The pull request's head commit and base branch, as GitHub has them (not as an artifact says).
 
     Raises GitHubError when GitHub refuses or cannot be reached (401/403/404 say which permission
@@ -50,16 +51,23 @@ def get_pull_request(*, token: str, repo: str, pr: int, api_url: str | None = No
     return PullRequest(int(pr), sha, ref)
 
 
-def verified_pull_request(*, token: str, repo: str, claimed: int, built_sha: str | None, trusted: bool,
-                          api_url: str | None = None) -> tuple[int | None, str, str | None]:
+def verified_pull_request(
+    *, token: str, repo: str, claimed: int, built_sha: str | None, trusted: bool, api_url: str | None = None
+) -> tuple[int | None, str, str | None]:
     """(the PR to comment on, its base branch, a warning) for a PR that results claim: GitHub's
     answer, not the claim, decides. Unless the number is ``trusted`` (the workflow's own input), the
     PR's head must be ``built_sha``, the commit the benchmark ran on; else no PR, and a warning.
     Raises GitHubError when GitHub cannot say."""
     pull = get_pull_request(token=token, repo=repo, pr=claimed, api_url=api_url)
     if not trusted and built_sha and pull.head_sha != built_sha:
-        return None, pull.base_ref, (f"Pull request #{claimed}'s head is not the commit the benchmark ran on; no comment "
-                                     "is posted (the PR moved on, or the artifact is not what it claims).")
+        return (
+            None,
+            pull.base_ref,
+            (
+                f"Pull request #{claimed}'s head is not the commit the benchmark ran on; no comment "
+                "is posted (the PR moved on, or the artifact is not what it claims)."
+            ),
+        )
     return claimed, pull.base_ref, None
 
 

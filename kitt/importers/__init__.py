@@ -66,8 +66,11 @@ def _safe(check: Callable[[dict[str, Any]], bool], data: dict[str, Any]) -> bool
 
 
 def _json_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*.json") if p.is_file() and p.name != METRICS_FILE
-                  and not p.name.startswith(".") and p.stat().st_size <= MAX_FILE_BYTES)  # fmt: skip
+    return sorted(
+        p
+        for p in directory.rglob("*.json")
+        if p.is_file() and p.name != METRICS_FILE and not p.name.startswith(".") and p.stat().st_size <= MAX_FILE_BYTES
+    )
 
 
 def _parse(path: Path) -> list[Any]:
@@ -145,7 +148,9 @@ def result_set_from(directory: Path, found: list[tuple[Path, Reader, dict[str, A
     for _, tool_file in files:
         for level in tool_file.levels:
             runs[level.test_name] = runs.get(level.test_name, 0) + 1
-            results.append(TestResult(level.test_name, runs[level.test_name], level.passed, level.metrics, level.errors))
+            results.append(
+                TestResult(level.test_name, runs[level.test_name], level.passed, level.metrics, level.errors)
+            )
     newest_path, newest = files[-1]
     definitions = list(dict.fromkeys(line for _, tool_file in files for line in tool_file.definitions))
     return ResultSet(

@@ -25,22 +25,33 @@ from kitt.importers.base import Level, Reader, ToolFile, level_name, number, par
 TOOL = "GuideLLM"
 _STATS = {"mean": "mean", "median": "median", "std": "std_dev"}
 _PERCENTILES = {"p90": "p90", "p95": "p95", "p99": "p99"}
-_LATENCIES = {"time_to_first_token_ms": ("ttft", 1.0), "inter_token_latency_ms": ("tpot", 1.0),
-              "request_latency": ("e2el", 1000.0), "time_per_output_token_ms": ("e2el_per_token", 1.0)}  # fmt: skip
-_RATES = {"requests_per_second": "request_throughput", "output_tokens_per_second": "output_throughput",
-          "tokens_per_second": "total_token_throughput"}  # fmt: skip
+_LATENCIES = {
+    "time_to_first_token_ms": ("ttft", 1.0),
+    "inter_token_latency_ms": ("tpot", 1.0),
+    "request_latency": ("e2el", 1000.0),
+    "time_per_output_token_ms": ("e2el_per_token", 1.0),
+}
+_RATES = {
+    "requests_per_second": "request_throughput",
+    "output_tokens_per_second": "output_throughput",
+    "tokens_per_second": "total_token_throughput",
+}
 DEFINITIONS = [
     "GuideLLM's inter-token latency is per request (last token - first token) / (tokens - 1): shown as kitt's "
     "TPOT (its percentiles weigh each request by its tokens); its TPOT includes the first token, so it is shown "
     "as e2el_per_token and not gated; it reports no per-gap ITL.",
-]  # fmt: skip
+]
 
 
 def recognise(data: dict[str, Any]) -> bool:
     benchmarks = data.get("benchmarks")
-    return isinstance(benchmarks, list) and bool(benchmarks) and all(
-        isinstance(b, dict) and isinstance(b.get("metrics"), dict) and "time_to_first_token_ms" in b["metrics"]
-        for b in benchmarks
+    return (
+        isinstance(benchmarks, list)
+        and bool(benchmarks)
+        and all(
+            isinstance(b, dict) and isinstance(b.get("metrics"), dict) and "time_to_first_token_ms" in b["metrics"]
+            for b in benchmarks
+        )
     )
 
 

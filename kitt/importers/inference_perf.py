@@ -34,13 +34,20 @@ from kitt.importers.base import Level, Reader, ToolFile, level_name, number, req
 
 TOOL = "inference-perf"
 _STATS = {"mean": "mean", "median": "median", "p90": "p90", "p95": "p95", "p99": "p99"}
-_THROUGHPUT = {"requests_per_sec": "request_throughput", "output_tokens_per_sec": "output_throughput",
-               "total_tokens_per_sec": "total_token_throughput"}  # fmt: skip
-NTPOT_LINE = ("inference-perf's normalized time per output token (latency over tokens, first token included) "
-              "is shown as e2el_per_token, not gated.")  # fmt: skip
+_THROUGHPUT = {
+    "requests_per_sec": "request_throughput",
+    "output_tokens_per_sec": "output_throughput",
+    "total_tokens_per_sec": "total_token_throughput",
+}
+NTPOT_LINE = (
+    "inference-perf's normalized time per output token (latency over tokens, first token included) "
+    "is shown as e2el_per_token, not gated."
+)
 _STAGE_FILE_BYTES = 16 * 1024 * 1024  # a stage report is kilobytes; a per-request report beside it can be huge
-SUMMARY_LINE = ("inference-perf's summary_lifecycle_metrics.json spans every stage of a run together: read as "
-                "all-stages only where the run's per-stage files are absent.")  # fmt: skip
+SUMMARY_LINE = (
+    "inference-perf's summary_lifecycle_metrics.json spans every stage of a run together: read as "
+    "all-stages only where the run's per-stage files are absent."
+)
 
 
 def recognise(data: dict[str, Any]) -> bool:
@@ -70,21 +77,35 @@ def _counts(successes: dict[str, Any], seconds: float | None) -> tuple[bool, boo
     """(TPOT and token rates use the server's count, ITL's tokens are the server's, a note)."""
     mismatches = number(successes.get("token_count_mismatches"))
     if mismatches is None:
-        return False, False, ("this inference-perf report predates token_count_mismatches, so what its TPOT and ITL "
-                              "divide is unknown (late-2025 releases timed every streamed line): shown as "
-                              "tpot_own_tokens and itl_own_tokens, not gated.")  # fmt: skip
+        return (
+            False,
+            False,
+            (
+                "this inference-perf report predates token_count_mismatches, so what its TPOT and ITL "
+                "divide is unknown (late-2025 releases timed every streamed line): shown as "
+                "tpot_own_tokens and itl_own_tokens, not gated."
+            ),
+        )
     if mismatches == 0:
         return True, True, ""
     server = number((successes.get("output_tokens") or {}).get("total"))
     rate = number((successes.get("throughput") or {}).get("output_tokens_per_sec"))
     divided = rate * seconds if rate is not None and seconds else None
     server_count = server is not None and divided is not None and abs(divided - server) <= max(0.5, 1e-6 * server)
-    note = ("inference-perf's tokenizer counted other tokens than the server's usage (output_len vs output_tokens): "
-            "its ITL (gaps between its tokens, 0 inside a chunk) is shown as itl_own_tokens, not gated")  # fmt: skip
+    note = (
+        "inference-perf's tokenizer counted other tokens than the server's usage (output_len vs output_tokens): "
+        "its ITL (gaps between its tokens, 0 inside a chunk) is shown as itl_own_tokens, not gated"
+    )
     if server_count:
         return True, False, note + "; its TPOT used the server's count (use_server_output_tokens), kitt's TPOT."
-    return False, False, (note + ", and so are its TPOT and token rates (tpot_own_tokens, *_own_tokens), divided by "
-                          "its own count; set report.request_lifecycle.use_server_output_tokens: true.")  # fmt: skip
+    return (
+        False,
+        False,
+        (
+            note + ", and so are its TPOT and token rates (tpot_own_tokens, *_own_tokens), divided by "
+            "its own count; set report.request_lifecycle.use_server_output_tokens: true."
+        ),
+    )
 
 
 def read(data: dict[str, Any], path: Path) -> ToolFile:
@@ -94,10 +115,13 @@ def read(data: dict[str, Any], path: Path) -> ToolFile:
     latency = successes["latency"]
     server_tpot, server_itl, note = _counts(successes, number(data.get("benchmark_time_seconds")))
     metrics: dict[str, float | None] = {}
-    names = {"time_to_first_token": "ttft", "request_latency": "e2el",
-             "normalized_time_per_output_token": "e2el_per_token",
-             "time_per_output_token": "tpot" if server_tpot else "tpot_own_tokens",
-             "inter_token_latency": "itl" if server_itl else "itl_own_tokens"}  # fmt: skip
+    names = {
+        "time_to_first_token": "ttft",
+        "request_latency": "e2el",
+        "normalized_time_per_output_token": "e2el_per_token",
+        "time_per_output_token": "tpot" if server_tpot else "tpot_own_tokens",
+        "inter_token_latency": "itl" if server_itl else "itl_own_tokens",
+    }
     for theirs, ours in names.items():
         metrics |= stats(latency.get(theirs), ours, _STATS, scale=1000.0)
     for theirs, ours in _THROUGHPUT.items():
@@ -106,14 +130,16 @@ def read(data: dict[str, Any], path: Path) -> ToolFile:
     completed, failed = number(successes.get("count")), number(failures.get("count"))
     metrics |= {k: v for k, v in (("completed", completed), ("failed", failed)) if v is not None}
     if _is_stage(data):
-        name, level = level_name(number(load.get("concurrency")), None if "concurrency" in load
-                                 else number(load.get("requested_rate")))  # fmt: skip
+        name, level = level_name(
+            number(load.get("concurrency")), None if "concurrency" in load else number(load.get("requested_rate"))
+        )
     else:
         name, level = "all-stages", {}
     errors = request_errors(completed, failed)
     definitions = [NTPOT_LINE, *([note] if note else []), *([] if _is_stage(data) else [SUMMARY_LINE])]
-    return ToolFile(tool=TOOL, levels=[Level(name, {**metrics, **level}, passed=not errors, errors=errors)],
-                    definitions=definitions)  # fmt: skip
+    return ToolFile(
+        tool=TOOL, levels=[Level(name, {**metrics, **level}, passed=not errors, errors=errors)], definitions=definitions
+    )
 
 
 READER = Reader("inference_perf", recognise, read)

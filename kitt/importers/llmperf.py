@@ -25,13 +25,21 @@ from typing import Any
 from kitt.importers.base import Level, Reader, ToolFile, level_name, number, parse_time, request_errors
 
 TOOL = "LLMPerf"
-_STATS = {"mean": "mean", "median": "quantiles_p50", "std": "stddev", "p90": "quantiles_p90",
-          "p95": "quantiles_p95", "p99": "quantiles_p99"}  # fmt: skip
-DEFINITIONS = ["LLMPerf's inter-token latency is a request's time to its last chunk over the chunks it streamed "
-               "(first token included), so it is shown as e2el_per_token, not as kitt's ITL or TPOT; LLMPerf "
-               "reports neither of those.",
-               "LLMPerf counts output tokens by re-tokenizing the text with a Llama tokenizer, not the server's "
-               "usage: its output throughput is shown as output_throughput_own_tokens, not gated."]  # fmt: skip
+_STATS = {
+    "mean": "mean",
+    "median": "quantiles_p50",
+    "std": "stddev",
+    "p90": "quantiles_p90",
+    "p95": "quantiles_p95",
+    "p99": "quantiles_p99",
+}
+DEFINITIONS = [
+    "LLMPerf's inter-token latency is a request's time to its last chunk over the chunks it streamed "
+    "(first token included), so it is shown as e2el_per_token, not as kitt's ITL or TPOT; LLMPerf "
+    "reports neither of those.",
+    "LLMPerf counts output tokens by re-tokenizing the text with a Llama tokenizer, not the server's "
+    "usage: its output throughput is shown as output_throughput_own_tokens, not gated.",
+]
 
 
 def recognise(data: dict[str, Any]) -> bool:
@@ -55,9 +63,12 @@ def read(data: dict[str, Any], path: Path) -> ToolFile:
     completed = number(data.get("results_num_completed_requests"))
     failed = number(data.get("results_number_errors"))
     per_minute = number(data.get("results_num_completed_requests_per_min"))
-    for key, value in (("completed", completed), ("failed", failed),
-                       ("output_throughput_own_tokens", number(data.get("results_mean_output_throughput_token_per_s"))),
-                       ("request_throughput", per_minute / 60.0 if per_minute is not None else None)):  # fmt: skip
+    for key, value in (
+        ("completed", completed),
+        ("failed", failed),
+        ("output_throughput_own_tokens", number(data.get("results_mean_output_throughput_token_per_s"))),
+        ("request_throughput", per_minute / 60.0 if per_minute is not None else None),
+    ):
         if value is not None:
             metrics[key] = value
     name, level = level_name(number(data.get("num_concurrent_requests")), None)

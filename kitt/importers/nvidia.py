@@ -29,22 +29,32 @@ from kitt.importers.base import Level, Reader, ToolFile, level_name, number, par
 
 _STATS = {"mean": "avg", "median": "p50", "std": "std", "p90": "p90", "p95": "p95", "p99": "p99"}
 _LATENCIES = {"time_to_first_token": "ttft", "inter_token_latency": "tpot", "request_latency": "e2el"}
-_THROUGHPUT = {"request_throughput": "request_throughput", "output_token_throughput": "output_throughput",
-               "total_token_throughput": "total_token_throughput", "goodput": "request_goodput",
-               "request_goodput": "request_goodput"}  # genai-perf's name  # fmt: skip
+_THROUGHPUT = {
+    "request_throughput": "request_throughput",
+    "output_token_throughput": "output_throughput",
+    "total_token_throughput": "total_token_throughput",
+    "goodput": "request_goodput",
+    "request_goodput": "request_goodput",
+}  # genai-perf's name
 _UNIT_TO_MS = {"ms": 1.0, "s": 1000.0, "sec": 1000.0, "us": 1e-3, "ns": 1e-6}
 
 
 def _definitions(tool: str, data: dict[str, Any]) -> list[str]:
-    lines = [f"{tool}'s inter-token latency is per request (latency - TTFT) / (tokens - 1): shown as kitt's TPOT; "
-             f"{tool} reports no per-gap ITL."]  # fmt: skip
+    lines = [
+        f"{tool}'s inter-token latency is per request (latency - TTFT) / (tokens - 1): shown as kitt's TPOT; "
+        f"{tool} reports no per-gap ITL."
+    ]
     endpoint = (data.get("input_config") or {}).get("endpoint")
     if tool == "AIPerf" and isinstance(endpoint, dict) and not endpoint.get("use_server_token_count"):
-        lines.append("AIPerf counted output tokens with its own tokenizer, not the server's usage as kitt does, so "
-                     "its TPOT and token rates use that count (`--use-server-token-count` changes it).")
+        lines.append(
+            "AIPerf counted output tokens with its own tokenizer, not the server's usage as kitt does, so "
+            "its TPOT and token rates use that count (`--use-server-token-count` changes it)."
+        )
     if tool == "genai-perf":
-        lines.append("genai-perf counts output tokens with its own tokenizer (`--tokenizer`), not the server's usage "
-                     "as kitt does, so its TPOT and token rates use that count.")
+        lines.append(
+            "genai-perf counts output tokens with its own tokenizer (`--tokenizer`), not the server's usage "
+            "as kitt does, so its TPOT and token rates use that count."
+        )
     return lines
 
 

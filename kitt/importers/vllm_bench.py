@@ -15,8 +15,17 @@ from kitt.importers.base import Reader, ToolFile, Level, level_name, number, par
 from kitt.thresholds import metric_direction
 
 TOOL = "vllm bench serve"
-_KEEP = {"completed", "failed", "duration", "total_input_tokens", "total_output_tokens", "request_throughput",
-         "request_goodput", "output_throughput", "total_token_throughput"}  # fmt: skip
+_KEEP = {
+    "completed",
+    "failed",
+    "duration",
+    "total_input_tokens",
+    "total_output_tokens",
+    "request_throughput",
+    "request_goodput",
+    "output_throughput",
+    "total_token_throughput",
+}
 
 
 def recognise(data: dict[str, Any]) -> bool:

@@ -23,12 +23,29 @@ from kitt.platform import COMMENT_LIMIT, comment_size
 from kitt.report import sentences, tables
 from kitt.report.sentences import hardware_note, problem_lines, regression_line
 from kitt.report.words import (
-    code, commit_link, commit_of, date_label, hardware_label, headline, legend, matrix_headline, md, plural,
-)  # fmt: skip
+    code,
+    commit_link,
+    commit_of,
+    date_label,
+    hardware_label,
+    headline,
+    legend,
+    matrix_headline,
+    md,
+    plural,
+)
 from kitt.results import ResultSet
 
-__all__ = ["hardware_label", "hardware_note", "md", "problem_lines", "regression_line", "render_matrix",
-           "render_report", "render_summary"]  # fmt: skip
+__all__ = [
+    "hardware_label",
+    "hardware_note",
+    "md",
+    "problem_lines",
+    "regression_line",
+    "render_matrix",
+    "render_report",
+    "render_summary",
+]
 
 
 @dataclass
@@ -80,16 +97,23 @@ def _meta(comparison: Comparison, repo_url: str | None) -> str:
         b = md(get(base)) if base is not None else c
         return c if b == c else f"{b} → {c}"
 
-    parts = [f"**{both(lambda r: r.model)}**", both(lambda r: r.engine), f"suite {both(lambda r: r.suite_name)}",
-             both(hardware_label)]  # fmt: skip
+    parts = [
+        f"**{both(lambda r: r.model)}**",
+        both(lambda r: r.engine),
+        f"suite {both(lambda r: r.suite_name)}",
+        both(hardware_label),
+    ]
     repeats = max((t.n_current for t in comparison.tests), default=0)
     if base is None:
         parts.append(plural(repeats, "repeat"))
         parts.append(f"this run {_side(cur, repo_url)}")
     else:
         base_repeats = max((t.n_baseline for t in comparison.tests), default=0)
-        parts.append(f"{plural(repeats, 'repeat')} a side" if base_repeats == repeats
-                     else f"{base_repeats} vs {plural(repeats, 'repeat')}")  # fmt: skip
+        parts.append(
+            f"{plural(repeats, 'repeat')} a side"
+            if base_repeats == repeats
+            else f"{base_repeats} vs {plural(repeats, 'repeat')}"
+        )
         jobs = len(comparison.history)
         history = f" (newest of {jobs} jobs)" if jobs > 1 else ""
         parts.append(f"baseline {_side(base, repo_url)}{history} → this run {_side(cur, repo_url)}")
@@ -107,7 +131,8 @@ def _job(comparison: Comparison, name: str, repo_url: str | None) -> _Job:
         warnings=sentences.warnings(comparison),
         key_title="What changed" if compared else "Key metrics (typical value of the repeats, ± their CV)",
         key_tables=key_tables,
-        legend=legend({tables.mark(r, comparison.gating) for r in comparison.rows if r.gated}) if compared and key_tables
+        legend=legend({tables.mark(r, comparison.gating) for r in comparison.rows if r.gated})
+        if compared and key_tables
         else "",
         after_key=sentences.after_key(comparison) + sentences.curve_lines(comparison),
         charts=tables.charts(comparison.charts, comparison),
@@ -140,10 +165,14 @@ def _footer(run_url: str | None, comparisons: list[Comparison]) -> str:
     compared = [c for c in comparisons if c.baseline is not None]
     if compared:
         designs = {"history" if c.design == "history" else "single" for c in compared}
-        test = " / ".join({"history": "against the baseline jobs' spread", "single": "moderated t on log values"}[d]
-                          for d in sorted(designs))  # fmt: skip
-        parts.append(f"regression / improvement: beyond the threshold and significant ({test}, Holm-corrected, "
-                     f"family α = {compared[0].alpha:g})")  # fmt: skip
+        test = " / ".join(
+            {"history": "against the baseline jobs' spread", "single": "moderated t on log values"}[d]
+            for d in sorted(designs)
+        )
+        parts.append(
+            f"regression / improvement: beyond the threshold and significant ({test}, Holm-corrected, "
+            f"family α = {compared[0].alpha:g})"
+        )
     return " · ".join(parts)
 
 
@@ -201,8 +230,13 @@ def render_matrix(
         return render_report(jobs[0][1], marker=marker, run_url=run_url, repo_url=repo_url, limit=limit)
     sections = [_job(comparison, name, repo_url) for name, comparison in jobs]
     overview = [[code(name), job.headline] for (name, _), job in zip(jobs, sections)]
-    view = _View(marker, matrix_headline([j.verdict for j in sections]), overview, sections,
-                 _footer(run_url, [c for _, c in jobs]))  # fmt: skip
+    view = _View(
+        marker,
+        matrix_headline([j.verdict for j in sections]),
+        overview,
+        sections,
+        _footer(run_url, [c for _, c in jobs]),
+    )
     return _fit(view, limit)
 
 
@@ -249,8 +283,12 @@ def _fit(view: _View, limit: int) -> str:
     note = f"Everything but the verdict was cut {limit_text}; {where}."
     bare = replace(_with_details(lighter, 0), cut_notes=[note])
     for keep in (1000, 50, 10):
-        candidate = replace(bare, jobs=[replace(j, key_tables=[], legend="", problems=_cut(j.problems, keep),
-                                                  after_key=[]) for j in bare.jobs])  # fmt: skip
+        candidate = replace(
+            bare,
+            jobs=[
+                replace(j, key_tables=[], legend="", problems=_cut(j.problems, keep), after_key=[]) for j in bare.jobs
+            ],
+        )
         text = _render("report.md.j2", candidate)
         if comment_size(text) <= limit:
             return text
@@ -287,7 +325,8 @@ def render_summary(comparison: Comparison, *, run_url: str | None = None) -> str
         job,
         headline=f"kitt benchmark: {md(result_set.model)} on {md(result_set.engine)}",
         meta=f"{job.meta} · {lead}",
-        problems=[f"{code(name)} failed" for name in failed] + [md(f) for f in _strings(result_set.raw.get("failures"))],
+        problems=[f"{code(name)} failed" for name in failed]
+        + [md(f) for f in _strings(result_set.raw.get("failures"))],
         notes=[md(note) for note in _strings(result_set.raw.get("notes"))],
     )
     return _render("summary.md.j2", _View("", job.headline, [], [job], _footer(run_url, [])))

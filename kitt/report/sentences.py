@@ -19,8 +19,9 @@ def hardware_note(comparison: Comparison) -> str | None:
     if comparison.hardware_mismatch:
         base, cur = comparison.baseline, comparison.current
         assert base is not None
-        described = (f"baseline {hardware_label(base)} ({base.fingerprint}), "
-                     f"current {hardware_label(cur)} ({cur.fingerprint})")  # fmt: skip
+        described = (
+            f"baseline {hardware_label(base)} ({base.fingerprint}), current {hardware_label(cur)} ({cur.fingerprint})"
+        )
         if comparison.gating:
             return f"Hardware differs ({described}); gated anyway because of --allow-hardware-mismatch."
         return (
@@ -39,7 +40,9 @@ def problem_lines(comparison: Comparison) -> list[str]:
     gap = comparison.incomplete
     lines = []
     if gap.upstream:
-        lines.append(f"The benchmark job did not succeed (its conclusion: {gap.upstream}), so these results cannot pass.")
+        lines.append(
+            f"The benchmark job did not succeed (its conclusion: {gap.upstream}), so these results cannot pass."
+        )
     if gap.run_failed:
         lines.append("The current run did not finish cleanly (metrics.json says passed: false), so it cannot pass.")
     lines += [f"{t.name} failed in the current run" + (f": {t.error}" if t.error else "") for t in gap.failed_tests]
@@ -65,15 +68,21 @@ def identity_notes(comparison: Comparison) -> list[str]:
     if comparison.history_excluded:
         left = "; ".join(f"{when} ({what})" for when, what in comparison.history_excluded[:5])
         more = f" and {len(comparison.history_excluded) - 5} more" if len(comparison.history_excluded) > 5 else ""
-        notes.append(f"{plural(len(comparison.history_excluded), 'older baseline job')} measured something else and "
-                     f"{'was' if len(comparison.history_excluded) == 1 else 'were'} left out of the history: {left}{more}.")
+        notes.append(
+            f"{plural(len(comparison.history_excluded), 'older baseline job')} measured something else and "
+            f"{'was' if len(comparison.history_excluded) == 1 else 'were'} left out of the history: {left}{more}."
+        )
     if not differs:
         return notes
     described = "; ".join(f"{name}: baseline {b}, current {c}" for name, b, c in differs)
     if comparison.allow_mismatch:
-        return notes + [f"The two sides measured different things ({described}); gated anyway because of --allow-mismatch."]
-    return notes + [f"The two sides measured different things ({described}), so the comparison is shown but not gated. "
-                    "Pass --allow-mismatch to gate anyway."]
+        return notes + [
+            f"The two sides measured different things ({described}); gated anyway because of --allow-mismatch."
+        ]
+    return notes + [
+        f"The two sides measured different things ({described}), so the comparison is shown but not gated. "
+        "Pass --allow-mismatch to gate anyway."
+    ]
 
 
 def design_note(comparison: Comparison) -> str:
@@ -82,25 +91,37 @@ def design_note(comparison: Comparison) -> str:
         pairs = max((r.n_current for r in comparison.rows if r.method == "paired t"), default=0)
         ab = comparison.current.config.get("ab") or {}
         differs = ab.get("differs") if isinstance(ab.get("differs"), dict) else {}
-        what = "; ".join(f"{name}: {code(values[0])} → {code(values[1])}" for name, values in differs.items()
-                         if isinstance(values, list) and len(values) == 2)
-        note = (f"A/B in one job ({md(ab.get('schedule', 'interleaved'))}): baseline and candidate ran as up to "
-                f"{plural(pairs, 'back-to-back pair')} per test, in balanced order, so the runner's shift and slow "
-                "drift cancel; each metric is judged on its per-pair differences.")
+        what = "; ".join(
+            f"{name}: {code(values[0])} → {code(values[1])}"
+            for name, values in differs.items()
+            if isinstance(values, list) and len(values) == 2
+        )
+        note = (
+            f"A/B in one job ({md(ab.get('schedule', 'interleaved'))}): baseline and candidate ran as up to "
+            f"{plural(pairs, 'back-to-back pair')} per test, in balanced order, so the runner's shift and slow "
+            "drift cancel; each metric is judged on its per-pair differences."
+        )
         note += f" The arms differ in {what}." if what else " The arms are identical (an A/A run)."
         dropped = comparison.pairs_dropped
         if dropped:
-            note += " Pairs dropped to keep the order balanced after failed repeats: " + ", ".join(
-                f"{md(test)} {count}" for test, count in dropped.items()) + "."
+            note += (
+                " Pairs dropped to keep the order balanced after failed repeats: "
+                + ", ".join(f"{md(test)} {count}" for test, count in dropped.items())
+                + "."
+            )
         return note
     if comparison.design == "history":
         dates = sorted(r.timestamp.astimezone(timezone.utc).strftime("%Y-%m-%d") for r in comparison.history)
-        return (f"Compared with {jobs} baseline jobs ({dates[0]} to {dates[-1]}): the gate measures how much a "
-                "whole job shifts from run to run and judges this run against that spread.")
+        return (
+            f"Compared with {jobs} baseline jobs ({dates[0]} to {dates[-1]}): the gate measures how much a "
+            "whole job shifts from run to run and judges this run against that spread."
+        )
     few = f"Only {plural(jobs, 'baseline job')}, so compared with the newest: " if jobs > 1 else "One baseline job: "
-    return (few + "run-to-run drift was not measured, so a shift of the whole runner (clocks, thermals, "
-            "neighbours) can look like a change. For a verdict that holds under CI noise, keep a history of "
-            f"baseline jobs (`baseline-history`, at least {MIN_HISTORY}; the default downloads the last 10).")
+    return (
+        few + "run-to-run drift was not measured, so a shift of the whole runner (clocks, thermals, "
+        "neighbours) can look like a change. For a verdict that holds under CI noise, keep a history of "
+        f"baseline jobs (`baseline-history`, at least {MIN_HISTORY}; the default downloads the last 10)."
+    )
 
 
 def settle(rows: list[MetricRow]) -> list[str]:
@@ -113,8 +134,10 @@ def settle(rows: list[MetricRow]) -> list[str]:
         advice[f"about {span} repeats a side would settle {them}, if the changes are real"] = None
     for row in rows:
         if row.method == "history t":
-            advice["the change is within this runner's job-to-job spread; rerun the job, or judge it "
-                   "against more baseline jobs"] = None
+            advice[
+                "the change is within this runner's job-to-job spread; rerun the job, or judge it "
+                "against more baseline jobs"
+            ] = None
         elif not row.repeats_to_settle:
             advice["more repeats, or a history of baseline jobs, would settle it"] = None
     return list(advice)
@@ -122,14 +145,20 @@ def settle(rows: list[MetricRow]) -> list[str]:
 
 def notes(comparison: Comparison) -> list[str]:
     if comparison.baseline is None:
-        return ["No baseline yet: nothing to compare against, so nothing is gated. This run can become the baseline.",
-                *comparison.current.definitions]
+        return [
+            "No baseline yet: nothing to compare against, so nothing is gated. This run can become the baseline.",
+            *comparison.current.definitions,
+        ]
     notes = list(dict.fromkeys(comparison.current.definitions + comparison.baseline.definitions))
     notes.append(design_note(comparison))
     notes += _repeats_auto_notes(comparison.current)
     notes += _startup_notes(comparison)
-    notes += [f"Test {name} is only in the baseline, so it is not compared." for name in comparison.tests_only_in_baseline]
-    notes += [f"Test {name} is only in the current run, so it is not compared." for name in comparison.tests_only_in_current]
+    notes += [
+        f"Test {name} is only in the baseline, so it is not compared." for name in comparison.tests_only_in_baseline
+    ]
+    notes += [
+        f"Test {name} is only in the current run, so it is not compared." for name in comparison.tests_only_in_current
+    ]
     single = [r for r in comparison.rows if r.method == "threshold only"]
     if single:
         notes.append(
@@ -142,11 +171,18 @@ def notes(comparison: Comparison) -> list[str]:
             f"Some gated metrics have only {few} repeats on a side, so the significance test is weak: by simulation, "
             "a 10% regression of one metric is caught about 2 times in 3 with 3 repeats, 95% of the time with 5."
         )
-    flagged = sorted({r.test for r in comparison.rows if r.metric == "usage_count_rejected"
-                      and r.current_spread is not None and (r.current_spread.high or 0) > 0})
+    flagged = sorted(
+        {
+            r.test
+            for r in comparison.rows
+            if r.metric == "usage_count_rejected" and r.current_spread is not None and (r.current_spread.high or 0) > 0
+        }
+    )
     if flagged:
-        notes.append(f"The server's usage counts disagreed with its streams in {', '.join(flagged)}: those requests' "
-                     "tokens were counted from the events instead (usage_count_rejected).")
+        notes.append(
+            f"The server's usage counts disagreed with its streams in {', '.join(flagged)}: those requests' "
+            "tokens were counted from the events instead (usage_count_rejected)."
+        )
     for side, verdict in (("baseline", Verdict.ONLY_BASELINE), ("current run", Verdict.ONLY_CURRENT)):
         if names := comparison.metrics_only_in(verdict):
             notes.append(f"Only in the {side}, so not compared: {', '.join(names)}.")
@@ -166,8 +202,11 @@ def after_key(comparison: Comparison) -> list[str]:
     if comparison.inconclusive:
         lines.append("🟡 To settle the inconclusive ones: " + "; ".join(settle(comparison.inconclusive)) + ".")
     unchanged = len(comparison.unchanged)
-    if unchanged and comparison.baseline is not None and (comparison.regressions or comparison.improvements
-                                                          or comparison.inconclusive):  # fmt: skip
+    if (
+        unchanged
+        and comparison.baseline is not None
+        and (comparison.regressions or comparison.improvements or comparison.inconclusive)
+    ):
         lines.append(f"{plural(unchanged, 'other gated metric')} unchanged (within the threshold).")
     return lines
 
@@ -204,11 +243,15 @@ def curve_lines(comparison: Comparison) -> list[str]:
         base, cur = sides.get("baseline"), sides.get("current")
         if base is not None and cur is not None:
             run = f"run {cur.run_number}" if cur.run_number == base.run_number else "the first run"
-            lines.append(f"{code(test)}, {run} of each side: {slo} {_boundary(base)} in the baseline "
-                         f"({_levels(base)} probed) and {_boundary(cur)} in this run ({_levels(cur)} probed).")
+            lines.append(
+                f"{code(test)}, {run} of each side: {slo} {_boundary(base)} in the baseline "
+                f"({_levels(base)} probed) and {_boundary(cur)} in this run ({_levels(cur)} probed)."
+            )
             continue
         label = "" if comparison.baseline is None else (" (baseline only)" if base is not None else " (this run only)")
-        lines.append(f"{code(test)}{label}: {_levels(first)} probed in run {first.run_number}; {slo} {_boundary(first)}.")
+        lines.append(
+            f"{code(test)}{label}: {_levels(first)} probed in run {first.run_number}; {slo} {_boundary(first)}."
+        )
     return lines
 
 
@@ -219,8 +262,11 @@ def _repeats_auto_notes(result_set: ResultSet) -> list[str]:
     levels = record.get("levels") if isinstance(record, dict) else None
     if not isinstance(levels, dict):
         return []
-    return [f"{test}: {level['reason']} (repeats: auto, {record.get('min_repeats')} to {record.get('max_repeats')} pairs)."
-            for test, level in levels.items() if isinstance(level, dict) and isinstance(level.get("reason"), str)]
+    return [
+        f"{test}: {level['reason']} (repeats: auto, {record.get('min_repeats')} to {record.get('max_repeats')} pairs)."
+        for test, level in levels.items()
+        if isinstance(level, dict) and isinstance(level.get("reason"), str)
+    ]
 
 
 def _startup_notes(comparison: Comparison) -> list[str]:
@@ -234,10 +280,14 @@ def _startup_notes(comparison: Comparison) -> list[str]:
         if not starts or not all(isinstance(s.get("total_s"), (int, float)) for s in starts):
             continue
         first = starts[0]
-        parts = [f"{name} {first[key]:.1f} s" for key, name in (("pull_s", "pull"), ("start_s", "start"),
-                                                                  ("ready_s", "readiness"))
-                 if isinstance(first.get(key), (int, float))]
-        again = f"; {len(starts)} start-ups, {sum(s['total_s'] for s in starts):.1f} s in all" if len(starts) > 1 else ""
+        parts = [
+            f"{name} {first[key]:.1f} s"
+            for key, name in (("pull_s", "pull"), ("start_s", "start"), ("ready_s", "readiness"))
+            if isinstance(first.get(key), (int, float))
+        ]
+        again = (
+            f"; {len(starts)} start-ups, {sum(s['total_s'] for s in starts):.1f} s in all" if len(starts) > 1 else ""
+        )
         notes.append(f"Engine start-up of {label}: {first['total_s']:.1f} s ({', '.join(parts)}){again}.")
     return notes
 
@@ -294,8 +344,10 @@ def sent_line(result_set: ResultSet) -> str:
                 text += f", ramp-up {arrival.get('ramp_up_s'):g} s"
             parts.append(text)
         if isinstance(trace, dict) and isinstance(trace.get("speedup"), (int, float)):
-            parts.append(f"at {trace['speedup']:g}x speed" + (
-                f", blocks of {trace['block_size']:,} tokens" if isinstance(trace.get("block_size"), int) else ""))
+            parts.append(
+                f"at {trace['speedup']:g}x speed"
+                + (f", blocks of {trace['block_size']:,} tokens" if isinstance(trace.get("block_size"), int) else "")
+            )
         if test.get("duration_s"):
             parts.append(f"levels of at most {test['duration_s']:g} s")
         if test.get("skipped"):

@@ -15,9 +15,20 @@ from typing import Any
 
 from kitt.comparison import ChartSeries, Comparison, MetricRow, Spread, TestComparison, Verdict
 from kitt.report.words import (
-    VERDICT_MARKS, arrow, chart_text, code, curve_unit, fmt_ci, fmt_p, fmt_pct, fmt_value, level_label, metric_label,
-    metric_name, unit,
-)  # fmt: skip
+    VERDICT_MARKS,
+    arrow,
+    chart_text,
+    code,
+    curve_unit,
+    fmt_ci,
+    fmt_p,
+    fmt_pct,
+    fmt_value,
+    level_label,
+    metric_label,
+    metric_name,
+    unit,
+)
 from kitt.thresholds import DEFAULT_GATED, metric_sort_key
 
 # At most this many load levels side by side, so a table fits a comment's ~900 px column.
@@ -28,10 +39,15 @@ BASELINE_COLOUR, WORSE, BETTER, NEUTRAL = "#8c959f", "#cf222e", "#2da44e", "#218
 SLO_COLOUR = "#bf8700"  # a capacity curve's SLO line: amber on both themes
 CHART_HEIGHT = 320
 _VERDICT_WORDS = {
-    Verdict.REGRESSION: "🔴 regression", Verdict.IMPROVEMENT: "🟢 improvement", Verdict.UNCHANGED: "unchanged",
-    Verdict.NOT_GATED: "not gated", Verdict.INCONCLUSIVE: "🟡 inconclusive", Verdict.INCOMPLETE: "⚠️ incomplete",
-    Verdict.ONLY_BASELINE: "only in baseline", Verdict.ONLY_CURRENT: "only in current",
-}  # fmt: skip
+    Verdict.REGRESSION: "🔴 regression",
+    Verdict.IMPROVEMENT: "🟢 improvement",
+    Verdict.UNCHANGED: "unchanged",
+    Verdict.NOT_GATED: "not gated",
+    Verdict.INCONCLUSIVE: "🟡 inconclusive",
+    Verdict.INCOMPLETE: "⚠️ incomplete",
+    Verdict.ONLY_BASELINE: "only in baseline",
+    Verdict.ONLY_CURRENT: "only in current",
+}
 
 
 def mark(row: MetricRow, gating: bool) -> str:
@@ -157,34 +173,62 @@ def details_tables(comparison: Comparison) -> list[dict[str, Any]]:
         limits = {r.threshold_pct for r in test.rows if r.threshold_pct is not None}
         column = len(limits) > 1
         body = [
-            [f"{code(r.metric)} {arrow(r.direction)}".rstrip(), fmt_value(r.baseline), fmt_value(r.current),
-             fmt_pct(r.change_pct), fmt_ci(r), fmt_p(r.p_value),
-             *([f"{r.threshold_pct:g}%" if r.threshold_pct is not None else "—"] if column else []),
-             verdict_word(r, comparison.gating)]
+            [
+                f"{code(r.metric)} {arrow(r.direction)}".rstrip(),
+                fmt_value(r.baseline),
+                fmt_value(r.current),
+                fmt_pct(r.change_pct),
+                fmt_ci(r),
+                fmt_p(r.p_value),
+                *([f"{r.threshold_pct:g}%" if r.threshold_pct is not None else "—"] if column else []),
+                verdict_word(r, comparison.gating),
+            ]
             for r in test.rows
-        ]  # fmt: skip
+        ]
         shared = f" · threshold {limits.pop():g}%" if len(limits) == 1 else ""
-        tables.append({
-            "title": f"{_title(test)} · {test.n_baseline} vs {test.n_current} repeats{shared}",
-            "header": ["Metric", "Baseline", "Current", "Change", "95% CI", "p", *(["Threshold"] if column else []),
-                       "Verdict"],
-            "align": ["l", "r", "r", "r", "r", "r", *(["r"] if column else []), "l"],
-            "rows": body,
-        })  # fmt: skip
+        tables.append(
+            {
+                "title": f"{_title(test)} · {test.n_baseline} vs {test.n_current} repeats{shared}",
+                "header": [
+                    "Metric",
+                    "Baseline",
+                    "Current",
+                    "Change",
+                    "95% CI",
+                    "p",
+                    *(["Threshold"] if column else []),
+                    "Verdict",
+                ],
+                "align": ["l", "r", "r", "r", "r", "r", *(["r"] if column else []), "l"],
+                "rows": body,
+            }
+        )
     return tables
 
 
 def current_details(tests: list[TestComparison]) -> list[dict[str, Any]]:
-    return [{
-        "title": f"{_title(t)} · {t.n_current} repeats",
-        "header": ["Metric", "Unit", "Typical", "CV", "Min", "Max"],
-        "align": ["l", "l", "r", "r", "r", "r"],
-        "rows": [[f"{code(r.metric)} {arrow(r.direction)}".rstrip(), unit(r.metric) or "—",
-                  fmt_value(r.current_spread.center if r.current_spread else None),
-                  f"{r.current_spread.cv_pct:.1f}%" if r.current_spread and r.current_spread.cv_pct is not None else "—",
-                  fmt_value(r.current_spread.low if r.current_spread else None),
-                  fmt_value(r.current_spread.high if r.current_spread else None)] for r in t.rows],
-    } for t in tests if t.rows]  # fmt: skip
+    return [
+        {
+            "title": f"{_title(t)} · {t.n_current} repeats",
+            "header": ["Metric", "Unit", "Typical", "CV", "Min", "Max"],
+            "align": ["l", "l", "r", "r", "r", "r"],
+            "rows": [
+                [
+                    f"{code(r.metric)} {arrow(r.direction)}".rstrip(),
+                    unit(r.metric) or "—",
+                    fmt_value(r.current_spread.center if r.current_spread else None),
+                    f"{r.current_spread.cv_pct:.1f}%"
+                    if r.current_spread and r.current_spread.cv_pct is not None
+                    else "—",
+                    fmt_value(r.current_spread.low if r.current_spread else None),
+                    fmt_value(r.current_spread.high if r.current_spread else None),
+                ]
+                for r in t.rows
+            ],
+        }
+        for t in tests
+        if t.rows
+    ]
 
 
 def _axis_top(values: list[float]) -> str:
@@ -202,31 +246,43 @@ def charts(series: list[ChartSeries], comparison: Comparison | None) -> list[dic
     for s in series:
         x_label = "concurrency" if s.kind == "concurrency" else "request rate (req/s)"
         direction = "lower" if s.metric.endswith("_ms") else "higher"
-        rows = [] if comparison is None else [
-            r for t in comparison.tests if (t.key.base, t.key.kind) == (s.family, s.kind) for r in t.rows
-            if r.metric == s.metric
-        ]  # fmt: skip
+        rows = (
+            []
+            if comparison is None
+            else [
+                r
+                for t in comparison.tests
+                if (t.key.base, t.key.kind) == (s.family, s.kind)
+                for r in t.rows
+                if r.metric == s.metric
+            ]
+        )
         verdicts = {r.verdict for r in rows}
         colour = WORSE if Verdict.REGRESSION in verdicts else BETTER if Verdict.IMPROVEMENT in verdicts else NEUTRAL
         colour_word = {WORSE: "red", BETTER: "green", NEUTRAL: "blue"}[colour]
         y_label = f"{metric_name(s.metric)} ({unit(s.metric)})" if unit(s.metric) else metric_name(s.metric)
         lines = [("this run", s.current)] if s.baseline is None else [("baseline", s.baseline), ("this run", s.current)]
         palette = [colour] if s.baseline is None else [BASELINE_COLOUR, colour]
-        result.append({
-            "init": ('{"xyChart": {"height": %d, "width": 700}, "themeVariables": {"xyChart": {"plotColorPalette": "%s"}}}'
-                     % (CHART_HEIGHT, ", ".join(palette))),
-            "title": chart_text(f"{s.family}: {y_label}, {direction} is better"),
-            "x_label": x_label,
-            "categories": ", ".join(f'"{level:g}"' for level in s.levels),
-            "y_label": chart_text(y_label),
-            "y_top": _axis_top([v for _, line in lines for v in line]),
-            "lines": [(name, ", ".join(f"{v:.4g}" for v in line)) for name, line in lines],
-            "legend": (f"Lines: **grey** baseline, **{colour_word}** this run." if s.baseline is not None
-                       else f"Line: **{colour_word}** this run."),
-        })  # fmt: skip
+        result.append(
+            {
+                "init": (
+                    '{"xyChart": {"height": %d, "width": 700}, "themeVariables": {"xyChart": {"plotColorPalette": "%s"}}}'
+                    % (CHART_HEIGHT, ", ".join(palette))
+                ),
+                "title": chart_text(f"{s.family}: {y_label}, {direction} is better"),
+                "x_label": x_label,
+                "categories": ", ".join(f'"{level:g}"' for level in s.levels),
+                "y_label": chart_text(y_label),
+                "y_top": _axis_top([v for _, line in lines for v in line]),
+                "lines": [(name, ", ".join(f"{v:.4g}" for v in line)) for name, line in lines],
+                "legend": (
+                    f"Lines: **grey** baseline, **{colour_word}** this run."
+                    if s.baseline is not None
+                    else f"Line: **{colour_word}** this run."
+                ),
+            }
+        )
     return result
-
-
 
 
 def _capacity_colour(comparison: Comparison, test: str) -> str:
@@ -259,31 +315,55 @@ def curves(comparison: Comparison) -> list[dict[str, Any]]:
         load_unit = curve_unit(curve.over)
         categories = [f"{p.load:g}" + (" ★" if p.load == curve.held else "") for p in curve.points]
         colour_word = {BASELINE_COLOUR: "grey", WORSE: "red", BETTER: "green", NEUTRAL: "blue"}[colour]
-        star = (f"; ★ the capacity, {fmt_value(curve.held)} {load_unit}" if curve.held is not None and curve.bound == 0
-                else f"; ★ the SLO held even at max, {fmt_value(curve.held)} {load_unit}" if curve.held is not None
-                else "")  # fmt: skip
+        star = (
+            f"; ★ the capacity, {fmt_value(curve.held)} {load_unit}"
+            if curve.held is not None and curve.bound == 0
+            else f"; ★ the SLO held even at max, {fmt_value(curve.held)} {load_unit}"
+            if curve.held is not None
+            else ""
+        )
         above = f" (a level above {fmt_value(top)} ms, or with none measured, is drawn at the top)" if cut else ""
-        result.append({
-            "chart": {
-                "init": ('{"xyChart": {"height": %d, "width": 700}, "themeVariables": {"xyChart": {"plotColorPalette": "%s"}}}'
-                         % (CHART_HEIGHT, ", ".join([colour, SLO_COLOUR]))),
-                "title": chart_text(f"{curve.test}, {side} (run {curve.run_number}): {name} against load"),
-                "x_label": "concurrency (streams)" if curve.over == "concurrency" else "request rate (req/s)",
-                "categories": ", ".join(f'"{c}"' for c in categories),
-                "y_label": chart_text(f"{name} (ms)"),
-                "y_top": f"{top:g}",
-                "lines": [(side, ", ".join(f"{v:.4g}" for v in drawn)),
-                          ("SLO", ", ".join(f"{limit:.4g}" for _ in drawn))],
-                "legend": (f"Lines: **{colour_word}** {name} of {whose} at each probed load, **amber** the SLO "
-                           f"({fmt_value(limit)} ms){star}{above}."),
-            },
-            "table": {
-                "header": ["streams" if curve.over == "concurrency" else "offered req/s", "served req/s", "p99 TTFT ms",
-                           "p99 TPOT ms", "SLO met"],
-                "align": ["l", "r", "r", "r", "c"],
-                "rows": [[f"{p.load:g}" + (f" ({p.probes}×)" if p.probes > 1 else ""), fmt_value(p.request_throughput),
-                          fmt_value(p.p99_ttft_ms), fmt_value(p.p99_tpot_ms), "✓" if p.meets_slo else "✗"]
-                         for p in curve.points],
-            },
-        })  # fmt: skip
+        result.append(
+            {
+                "chart": {
+                    "init": (
+                        '{"xyChart": {"height": %d, "width": 700}, "themeVariables": {"xyChart": {"plotColorPalette": "%s"}}}'
+                        % (CHART_HEIGHT, ", ".join([colour, SLO_COLOUR]))
+                    ),
+                    "title": chart_text(f"{curve.test}, {side} (run {curve.run_number}): {name} against load"),
+                    "x_label": "concurrency (streams)" if curve.over == "concurrency" else "request rate (req/s)",
+                    "categories": ", ".join(f'"{c}"' for c in categories),
+                    "y_label": chart_text(f"{name} (ms)"),
+                    "y_top": f"{top:g}",
+                    "lines": [
+                        (side, ", ".join(f"{v:.4g}" for v in drawn)),
+                        ("SLO", ", ".join(f"{limit:.4g}" for _ in drawn)),
+                    ],
+                    "legend": (
+                        f"Lines: **{colour_word}** {name} of {whose} at each probed load, **amber** the SLO "
+                        f"({fmt_value(limit)} ms){star}{above}."
+                    ),
+                },
+                "table": {
+                    "header": [
+                        "streams" if curve.over == "concurrency" else "offered req/s",
+                        "served req/s",
+                        "p99 TTFT ms",
+                        "p99 TPOT ms",
+                        "SLO met",
+                    ],
+                    "align": ["l", "r", "r", "r", "c"],
+                    "rows": [
+                        [
+                            f"{p.load:g}" + (f" ({p.probes}×)" if p.probes > 1 else ""),
+                            fmt_value(p.request_throughput),
+                            fmt_value(p.p99_ttft_ms),
+                            fmt_value(p.p99_tpot_ms),
+                            "✓" if p.meets_slo else "✗",
+                        ]
+                        for p in curve.points
+                    ],
+                },
+            }
+        )
     return result

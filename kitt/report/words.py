@@ -95,8 +95,11 @@ def arrow(direction: str | None) -> str:
 
 
 _LATENCY = {"ttft": "TTFT", "tpot": "TPOT", "itl": "ITL", "e2el": "E2E"}
-_NAMED = {"output_throughput": "output throughput", "request_throughput": "request throughput",
-          "total_token_throughput": "total throughput"}  # fmt: skip
+_NAMED = {
+    "output_throughput": "output throughput",
+    "request_throughput": "request throughput",
+    "total_token_throughput": "total throughput",
+}
 _LATENCY_NAME = re.compile(r"^(?P<stat>median|mean|p\d+)_(?P<what>ttft|tpot|itl|e2el)_ms$")
 
 
@@ -173,9 +176,12 @@ VERDICT_MARKS = {
     Verdict.INCOMPLETE: "⚠️",
 }
 _LEGEND = (
-    ("🔴", "regression"), ("🟠", "regression, shown but not gated"), ("🟢", "improvement"),
-    ("🟡", "inconclusive: beyond the threshold but within the noise"), ("⚠️", "incomplete: missing from this run"),
-)  # fmt: skip
+    ("🔴", "regression"),
+    ("🟠", "regression, shown but not gated"),
+    ("🟢", "improvement"),
+    ("🟡", "inconclusive: beyond the threshold but within the noise"),
+    ("⚠️", "incomplete: missing from this run"),
+)
 
 
 def legend(marks: set[str]) -> str:
@@ -227,8 +233,12 @@ def cause(rows: list[MetricRow], comparison: Comparison, named: int = 2) -> str:
     return text + (f", and {plural(more, 'other metric')}" if more else "")
 
 
-_SLO_WORDS = {"p99_ttft_ms": ("p99 TTFT", "ms"), "p99_tpot_ms": ("p99 TPOT", "ms"), "p99_e2el_ms": ("p99 E2E", "ms"),
-              "max_error_rate": ("errors", "")}
+_SLO_WORDS = {
+    "p99_ttft_ms": ("p99 TTFT", "ms"),
+    "p99_tpot_ms": ("p99 TPOT", "ms"),
+    "p99_e2el_ms": ("p99 E2E", "ms"),
+    "max_error_rate": ("errors", ""),
+}
 
 
 def capacity_spec(comparison: Comparison, test_name: str) -> dict[str, Any] | None:
@@ -236,7 +246,11 @@ def capacity_spec(comparison: Comparison, test_name: str) -> dict[str, Any] | No
     suite = comparison.current.config.get("suite")
     tests = suite.get("tests") if isinstance(suite, dict) else None
     for test in tests if isinstance(tests, list) else []:
-        if isinstance(test, dict) and f"{test.get('name')}-capacity" == test_name and isinstance(test.get("capacity"), dict):
+        if (
+            isinstance(test, dict)
+            and f"{test.get('name')}-capacity" == test_name
+            and isinstance(test.get("capacity"), dict)
+        ):
             return test["capacity"]
     return None
 
@@ -326,18 +340,33 @@ def headline(comparison: Comparison) -> str:
         text = f"✅ No regressions: {plural(compared, 'gated metric')} within threshold"
     digest = comparison.identity.image_digest
     if digest:
-        text += f" · {md(comparison.current.engine)} image changed: {short_digest(digest[0])} → {short_digest(digest[1])}"
+        text += (
+            f" · {md(comparison.current.engine)} image changed: {short_digest(digest[0])} → {short_digest(digest[1])}"
+        )
     return text
 
 
 # Worst first: the verdict of a whole matrix is its worst job's.
-VERDICT_ORDER = ("regression", "incomplete", "not gated", "nothing compared", "inconclusive", "no baseline",
-                 "improvement", "unchanged")  # fmt: skip
+VERDICT_ORDER = (
+    "regression",
+    "incomplete",
+    "not gated",
+    "nothing compared",
+    "inconclusive",
+    "no baseline",
+    "improvement",
+    "unchanged",
+)
 _MATRIX_WORDS = {
-    "regression": ("❌", "regressed"), "incomplete": ("⚠️", "incomplete"), "not gated": ("⚠️", "not gated"),
-    "nothing compared": ("⚠️", "with nothing to compare"), "inconclusive": ("🟡", "inconclusive"),
-    "no baseline": ("📊", "without a baseline"), "improvement": ("✅", "improved"), "unchanged": ("✅", "unchanged"),
-}  # fmt: skip
+    "regression": ("❌", "regressed"),
+    "incomplete": ("⚠️", "incomplete"),
+    "not gated": ("⚠️", "not gated"),
+    "nothing compared": ("⚠️", "with nothing to compare"),
+    "inconclusive": ("🟡", "inconclusive"),
+    "no baseline": ("📊", "without a baseline"),
+    "improvement": ("✅", "improved"),
+    "unchanged": ("✅", "unchanged"),
+}
 
 
 def worst_verdict(verdicts: Iterable[str]) -> str:

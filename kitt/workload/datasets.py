@@ -59,8 +59,13 @@ class DatasetSpec:
     prompts: tuple[DatasetPrompt, ...] | None = field(default=None, repr=False, compare=False)
 
     def to_data(self) -> dict[str, Any]:
-        return {"path": self.path, "format": self.format, "sample": self.sample, "sha256": self.sha256,
-                "prompts": len(self.prompts) if self.prompts is not None else None}
+        return {
+            "path": self.path,
+            "format": self.format,
+            "sample": self.sample,
+            "sha256": self.sha256,
+            "prompts": len(self.prompts) if self.prompts is not None else None,
+        }
 
 
 def read_dataset(spec: DatasetSpec) -> DatasetSpec:
@@ -77,8 +82,11 @@ def read_dataset(spec: DatasetSpec) -> DatasetSpec:
             raise UsageError(f"{where}: not a JSON array of conversations")
         prompts = [_sharegpt(item, f"{where}, entry {i}") for i, item in enumerate(data[:MAX_PROMPTS])]
     else:
-        prompts = [_parse_line(spec.format, line, f"{where}, line {number}")
-                   for number, line in _lines(text) if number is not None]
+        prompts = [
+            _parse_line(spec.format, line, f"{where}, line {number}")
+            for number, line in _lines(text)
+            if number is not None
+        ]
     prompts = [p for p in prompts if p is not None]
     if not prompts:
         raise UsageError(f"{where} holds no prompt", hint=f"Check that it is in the {spec.format} format.")
@@ -103,8 +111,7 @@ def _parse_line(fmt: str, line: str, where: str) -> DatasetPrompt | None:
     try:
         item = parse_json(line, where, UsageError)
     except UsageError:
-        raise UsageError(f"{where}: not a JSON object ({fmt} format)",
-                         hint=_FORMAT_HINTS[fmt]) from None
+        raise UsageError(f"{where}: not a JSON object ({fmt} format)", hint=_FORMAT_HINTS[fmt]) from None
     if fmt == "openai-chat":
         return _openai_chat(item, where)
     if fmt == "sharegpt":
@@ -142,15 +149,17 @@ def _first_exchange(turns: list[tuple[Any, Any]], where: str, fmt: str) -> Datas
     for i, (role, text) in enumerate(turns):
         if isinstance(role, str) and role in _USER and isinstance(text, str) and text.strip():
             answer = None
-            for r, t in turns[i + 1:]:
+            for r, t in turns[i + 1 :]:
                 if isinstance(r, str) and r in _USER:
                     break
                 if isinstance(r, str) and r in _ASSISTANT and isinstance(t, str):
                     answer = t
                     break
             if not exchanges:  # the first answer: the first assistant message after it, as before
-                answer = next((t for r, t in turns[i + 1:] if isinstance(r, str) and r in _ASSISTANT
-                               and isinstance(t, str)), None)
+                answer = next(
+                    (t for r, t in turns[i + 1 :] if isinstance(r, str) and r in _ASSISTANT and isinstance(t, str)),
+                    None,
+                )
             exchanges.append((text, answer))
     if exchanges:
         return DatasetPrompt(exchanges[0][0], answer=exchanges[0][1], later=tuple(exchanges[1:]))
@@ -160,8 +169,11 @@ def _first_exchange(turns: list[tuple[Any, Any]], where: str, fmt: str) -> Datas
 def _content(content: Any) -> Any:
     """A message's text: a string, or the text parts of a list of content parts."""
     if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content
-                       if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str))
+        return "".join(
+            part.get("text", "")
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+        )
     return content
 
 
@@ -171,8 +183,10 @@ def _prompt(item: Any, where: str) -> DatasetPrompt:
         raise UsageError(f"{where}: no 'prompt' string (prompts format)", hint=_FORMAT_HINTS["prompts"])
     output_len = item.get("output_len")
     if output_len is not None and (isinstance(output_len, bool) or not isinstance(output_len, int) or output_len < 1):
-        raise UsageError(f"{where}: output_len must be a whole number >= 1, got {json.dumps(output_len)[:40]}",
-                         hint=_FORMAT_HINTS["prompts"])
+        raise UsageError(
+            f"{where}: output_len must be a whole number >= 1, got {json.dumps(output_len)[:40]}",
+            hint=_FORMAT_HINTS["prompts"],
+        )
     return DatasetPrompt(prompt, output_len=output_len)
 
 
@@ -191,9 +205,14 @@ def sample(spec: DatasetSpec, count: int, rng: random.Random) -> list[DatasetPro
     return chosen
 
 
-def build_conversations(turn_counts: list[int], spec: DatasetSpec, output_len: Length, seed: int, salt: str,
-                        count_tokens: Callable[[list[str]], list[int]] | None = None
-                        ) -> tuple[list[RequestSpec], list[int]]:
+def build_conversations(
+    turn_counts: list[int],
+    spec: DatasetSpec,
+    output_len: Length,
+    seed: int,
+    salt: str,
+    count_tokens: Callable[[list[str]], list[int]] | None = None,
+) -> tuple[list[RequestSpec], list[int]]:
     """Sessions from the dataset's conversations: one sampled (as ``build_requests`` samples) per
     entry of ``turn_counts``, sending its user turns in order, at most that many (fewer when the
     conversation has fewer). Each turn's output length is its recorded answer's, capped by
@@ -201,16 +220,23 @@ def build_conversations(turn_counts: list[int], spec: DatasetSpec, output_len: L
     after session, and how many turns each session got."""
     rng = random.Random(f"{seed}:{salt}:dataset")
     chosen = sample(spec, len(turn_counts), rng)
-    exchanges = [[(p.text, p.answer, p.output_len), *((t, a, None) for t, a in p.later)][:n]
-                 for p, n in zip(chosen, turn_counts)]
+    exchanges = [
+        [(p.text, p.answer, p.output_len), *((t, a, None) for t, a in p.later)][:n] for p, n in zip(chosen, turn_counts)
+    ]
     flat = [e for conversation in exchanges for e in conversation]
     lengths = _output_lengths([(answer, given) for _, answer, given in flat], output_len, rng, count_tokens)
-    requests = [RequestSpec(index=i, prompt=text, max_tokens=n) for i, ((text, _, _), n) in enumerate(zip(flat, lengths))]
+    requests = [
+        RequestSpec(index=i, prompt=text, max_tokens=n) for i, ((text, _, _), n) in enumerate(zip(flat, lengths))
+    ]
     return requests, [len(c) for c in exchanges]
 
 
-def _output_lengths(items: list[tuple[str | None, int | None]], output_len: Length, rng: random.Random,
-                    count_tokens: Callable[[list[str]], list[int]] | None) -> list[int]:
+def _output_lengths(
+    items: list[tuple[str | None, int | None]],
+    output_len: Length,
+    rng: random.Random,
+    count_tokens: Callable[[list[str]], list[int]] | None,
+) -> list[int]:
     """Each (recorded answer, given length)'s output length, as ``build_requests`` decides it."""
     cap = upper(output_len)
     answers = sorted({a for a, given in items if given is None and a and a.strip()})
@@ -229,8 +255,14 @@ def _output_lengths(items: list[tuple[str | None, int | None]], output_len: Leng
     return out
 
 
-def build_requests(count: int, spec: DatasetSpec, output_len: Length, seed: int, salt: str,
-                   count_tokens: Callable[[list[str]], list[int]] | None = None) -> list[RequestSpec]:
+def build_requests(
+    count: int,
+    spec: DatasetSpec,
+    output_len: Length,
+    seed: int,
+    salt: str,
+    count_tokens: Callable[[list[str]], list[int]] | None = None,
+) -> list[RequestSpec]:
     """``count`` requests from the dataset. The output length is the answer's token length where
     the file has one (counted in one batch by ``count_tokens``, else estimated from its words),
     capped by the test's ``output_len``; else drawn from ``output_len``."""

@@ -26,8 +26,7 @@ def length_stats(values: Sequence[int]) -> dict[str, float] | None:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def workload_record(suite: dict[str, Any], *, api: str, method: str,
-                    sent: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def workload_record(suite: dict[str, Any], *, api: str, method: str, sent: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """config.json's ``workload``: the fingerprint, the length method, whether the workload is
     the plain fixed-length synthetic one, and per test what its measured requests asked for.
 
@@ -54,7 +53,9 @@ def workload_record(suite: dict[str, Any], *, api: str, method: str,
             "skipped": lengths["skipped"],
             "inexact": lengths["inexact"],
             "rates": rates,
-            "arrival": (test.get("arrival") or {"kind": "poisson", "burstiness": 1.0, "ramp_up_s": 0.0}) if rates else None,
+            "arrival": (test.get("arrival") or {"kind": "poisson", "burstiness": 1.0, "ramp_up_s": 0.0})
+            if rates
+            else None,
             "duration_s": test.get("duration_s"),
         }
         if "dataset" in test:
@@ -67,6 +68,9 @@ def workload_record(suite: dict[str, Any], *, api: str, method: str,
             entry["turns"] = test["turns"]
         tests[test["name"]] = entry
         # suite_to_dict writes mix, dataset, arrival, duration_s, prefix, trace and turns only when a test sets them.
-        plain = plain and not ({"mix", "dataset", "arrival", "duration_s", "prefix", "trace", "turns"} & set(test)) and all(
-            isinstance(test[k], int) for k in ("input_len", "output_len"))
+        plain = (
+            plain
+            and not ({"mix", "dataset", "arrival", "duration_s", "prefix", "trace", "turns"} & set(test))
+            and all(isinstance(test[k], int) for k in ("input_len", "output_len"))
+        )
     return {"fingerprint": fingerprint(what), "length_method": method, "plain": plain, "tests": tests}

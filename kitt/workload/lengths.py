@@ -63,8 +63,9 @@ def draw(length: Length, rng: random.Random) -> int:
     return length.minimum if length.mean < length.minimum else length.maximum
 
 
-def draw_pairs(count: int, input_len: Length, output_len: Length, mix: tuple[MixEntry, ...],
-               rng: random.Random) -> list[tuple[int, int]]:
+def draw_pairs(
+    count: int, input_len: Length, output_len: Length, mix: tuple[MixEntry, ...], rng: random.Random
+) -> list[tuple[int, int]]:
     """``count`` (input, output) lengths: from the mixture when there is one, else from the two lengths."""
     pairs = []
     weights = [entry.weight for entry in mix]
@@ -114,4 +115,3 @@ def describe(length: Length) -> str:
     if isinstance(length, Uniform):
         return f"{length.lo:,}–{length.hi:,} (uniform)"
     return f"{length.minimum:,}–{length.maximum:,} (normal, mean {length.mean:g})"
-

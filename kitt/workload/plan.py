@@ -18,11 +18,20 @@ from kitt.workload.sessions import TurnsSpec
 from kitt.workload.spec import RequestSpec
 
 
-def build_level(count: int, *, input_len: Length, output_len: Length, mix: tuple[MixEntry, ...] = (),
-                dataset: DatasetSpec | None = None, seed: int, salt: str,
-                count_tokens: Callable[[list[str]], list[int]] | None = None,
-                prefix: PrefixSpec | None = None, prefix_texts: list[str] | None = None,
-                turn_counts: list[int] | None = None) -> list[RequestSpec]:
+def build_level(
+    count: int,
+    *,
+    input_len: Length,
+    output_len: Length,
+    mix: tuple[MixEntry, ...] = (),
+    dataset: DatasetSpec | None = None,
+    seed: int,
+    salt: str,
+    count_tokens: Callable[[list[str]], list[int]] | None = None,
+    prefix: PrefixSpec | None = None,
+    prefix_texts: list[str] | None = None,
+    turn_counts: list[int] | None = None,
+) -> list[RequestSpec]:
     """``count`` requests; ``count_tokens`` measures a dataset's answers (their output lengths).
     With ``prefix``, each starts with one of ``prefix_texts`` (built once per test, see
     ``kitt.workload.prefixes.build_prefixes``), drawn from the level's own seeded generator.
@@ -46,18 +55,36 @@ def build_level(count: int, *, input_len: Length, output_len: Length, mix: tuple
     return requests
 
 
-def build_sessions(count: int, turns: TurnsSpec, *, input_len: Length, output_len: Length,
-                   mix: tuple[MixEntry, ...] = (), dataset: DatasetSpec | None = None, seed: int, salt: str,
-                   count_tokens: Callable[[list[str]], list[int]] | None = None,
-                   prefix: PrefixSpec | None = None,
-                   prefix_texts: list[str] | None = None) -> tuple[list[RequestSpec], list[int]]:
+def build_sessions(
+    count: int,
+    turns: TurnsSpec,
+    *,
+    input_len: Length,
+    output_len: Length,
+    mix: tuple[MixEntry, ...] = (),
+    dataset: DatasetSpec | None = None,
+    seed: int,
+    salt: str,
+    count_tokens: Callable[[list[str]], list[int]] | None = None,
+    prefix: PrefixSpec | None = None,
+    prefix_texts: list[str] | None = None,
+) -> tuple[list[RequestSpec], list[int]]:
     """``count`` sessions' turns, session after session, and each session's number of turns:
     drawn from ``turns.count`` (kitt.workload.sessions), and from a dataset at most as many as its
     conversation has user turns; a shared prefix opens each session's first turn."""
     drawn = sessions.turn_counts(turns, count, seed, salt)
     if dataset is None:
-        return build_level(sum(drawn), input_len=input_len, output_len=output_len, mix=mix, seed=seed, salt=salt,
-                           prefix=prefix, prefix_texts=prefix_texts, turn_counts=drawn), drawn
+        return build_level(
+            sum(drawn),
+            input_len=input_len,
+            output_len=output_len,
+            mix=mix,
+            seed=seed,
+            salt=salt,
+            prefix=prefix,
+            prefix_texts=prefix_texts,
+            turn_counts=drawn,
+        ), drawn
     requests, counts = datasets.build_conversations(drawn, dataset, output_len, seed, salt, count_tokens)
     if prefix is not None and prefix_texts:
         firsts = list(accumulate([0, *counts[:-1]])) if counts else []

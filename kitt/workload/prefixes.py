@@ -32,14 +32,16 @@ class PrefixSpec:
         return {"groups": self.groups, "len": self.length, "skew": self.skew}
 
     def weights(self) -> list[float]:
-        return [1.0 / (k ** self.skew) for k in range(1, self.groups + 1)]
+        return [1.0 / (k**self.skew) for k in range(1, self.groups + 1)]
 
 
 def build_prefixes(spec: PrefixSpec, seed: int, test_name: str) -> list[RequestSpec]:
     """The G prefixes as specs to fit (``input_len`` P); each opens with its own number, so they differ."""
     rng = random.Random(f"{seed}:{test_name}:prefixes")
-    return [RequestSpec(index=g, prompt=prompt_words(rng, spec.length), max_tokens=1, input_len=spec.length)
-            for g in range(spec.groups)]
+    return [
+        RequestSpec(index=g, prompt=prompt_words(rng, spec.length), max_tokens=1, input_len=spec.length)
+        for g in range(spec.groups)
+    ]
 
 
 def choose_groups(spec: PrefixSpec, count: int, seed: int, salt: str) -> list[int]:
@@ -55,5 +57,7 @@ def choose_groups(spec: PrefixSpec, count: int, seed: int, salt: str) -> list[in
 def attach(requests: list[RequestSpec], texts: list[str], groups: list[int], length: int) -> list[RequestSpec]:
     """Each request with its prefix in front; a length asked for grows by the prefix's ``length``
     (a dataset prompt's, unknown until measured, stays 0)."""
-    return [replace(spec, prefix=texts[g], input_len=spec.input_len + length if spec.input_len else 0)
-            for spec, g in zip(requests, groups)]
+    return [
+        replace(spec, prefix=texts[g], input_len=spec.input_len + length if spec.input_len else 0)
+        for spec, g in zip(requests, groups)
+    ]

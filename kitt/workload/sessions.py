@@ -41,8 +41,9 @@ def turn_counts(spec: TurnsSpec, sessions: int, seed: int, salt: str) -> list[in
     return [lengths.draw(spec.count, rng) for _ in range(sessions)]
 
 
-def group(built: list[RequestSpec], fitted: list[RequestSpec], counts: list[int], spec: TurnsSpec, seed: int,
-          salt: str) -> list[Session]:
+def group(
+    built: list[RequestSpec], fitted: list[RequestSpec], counts: list[int], spec: TurnsSpec, seed: int, salt: str
+) -> list[Session]:
     """The turns as sessions of ``counts`` turns (``built``: every turn's own message, session
     after session; ``fitted``: the same after ``kitt.workload.tokens.fit``), each later turn with
     its think time drawn seeded. Fitting a dataset's prompts leaves out those past the context
@@ -62,7 +63,7 @@ def group(built: list[RequestSpec], fitted: list[RequestSpec], counts: list[int]
     sessions, at = [], 0
     for index, count in enumerate(counts):
         mine: list[RequestSpec] = []
-        for turn in kept[at:at + count]:
+        for turn in kept[at : at + count]:
             if turn is None:
                 break
             mine.append(turn)

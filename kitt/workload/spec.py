@@ -35,8 +35,9 @@ def request_body(
     """The JSON body of one streaming request to ``/v1/completions`` or ``/v1/chat/completions``."""
     body: dict[str, Any] = {"model": model, "max_tokens": spec.max_tokens, "stream": True, "temperature": 0.0}
     if api == "chat":
-        body["messages"] = [{"role": "assistant" if i % 2 else "user", "content": text}
-                            for i, text in enumerate(spec.history)]
+        body["messages"] = [
+            {"role": "assistant" if i % 2 else "user", "content": text} for i, text in enumerate(spec.history)
+        ]
         body["messages"].append({"role": "user", "content": spec.text})  # a prefix opens the user message
     elif spec.history:
         body["prompt"] = conversation_text(spec.history, spec.text)

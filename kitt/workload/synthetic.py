@@ -27,15 +27,17 @@ _WORDS = (
 ).split()
 
 
-def build_requests(count: int, input_len: Length, output_len: Length, seed: int, salt: str = "",
-                   mix: tuple[MixEntry, ...] = ()) -> list[RequestSpec]:
+def build_requests(
+    count: int, input_len: Length, output_len: Length, seed: int, salt: str = "", mix: tuple[MixEntry, ...] = ()
+) -> list[RequestSpec]:
     """``count`` prompts; the same seed and salt give the same prompts on every machine."""
     rng = random.Random(f"{seed}:{salt}")
     lengths = draw_pairs(count, input_len, output_len, mix, random.Random(f"{seed}:{salt}:lengths"))
     requests = []
     for index, (prompt_len, max_tokens) in enumerate(lengths):
-        requests.append(RequestSpec(index=index, prompt=prompt_words(rng, prompt_len), max_tokens=max_tokens,
-                                    input_len=prompt_len))
+        requests.append(
+            RequestSpec(index=index, prompt=prompt_words(rng, prompt_len), max_tokens=max_tokens, input_len=prompt_len)
+        )
     return requests
 
 
@@ -52,4 +54,3 @@ def filler_words(rng: random.Random, count: int) -> list[str]:
 # Words for the last tokens of a fitted prompt: the common words and single letters, which
 # every byte-pair vocabulary holds (a letter costs one or two tokens, a word one to four).
 FINE_WORDS = tuple(_WORDS) + tuple("abcdefghijklmnopqrstuvwxyz")
-

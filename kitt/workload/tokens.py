@@ -76,7 +76,7 @@ def fit(requests: list[RequestSpec], counter: Counter, seed: int, salt: str, *, 
             if step > 0:
                 words[i].extend(filler_words(rng, step))
             elif len(words[i]) > 1:
-                del words[i][max(len(words[i]) + step, 1):]  # keep the distinct opening word
+                del words[i][max(len(words[i]) + step, 1) :]  # keep the distinct opening word
             else:  # the opening alone is too long (digits can be a token each): shorten it
                 words[i][0] = words[i][0][: max(len(words[i][0]) + step, 1)]
         for i, count in zip(off, counter.count([_text(requests[i], words[i]) for i in off])):
@@ -122,8 +122,11 @@ def _variants(words: list[str], difference: int, rng: random.Random) -> list[lis
 def _measure_dataset(requests: list[RequestSpec], counter: Counter) -> Fitted:
     counts = counter.count([spec.text for spec in requests])
     limit = counter.max_model_len
-    kept = [replace(spec, input_len=count) for spec, count in zip(requests, counts)
-            if limit is None or count + spec.max_tokens <= limit]
+    kept = [
+        replace(spec, input_len=count)
+        for spec, count in zip(requests, counts)
+        if limit is None or count + spec.max_tokens <= limit
+    ]
     kept = [replace(spec, index=index) for index, spec in enumerate(kept)]
     return Fitted(kept, skipped=len(requests) - len(kept))
 

@@ -57,7 +57,7 @@ MAX_RECORDS = 1_000_000
 _HINTS = {
     "mooncake": 'Each line must be {"timestamp": ms, "input_length": N, "output_length": N, "hash_ids": [int, ...]}.',
     "timed": 'Each line must be {"timestamp_ms": ms, "input_len": N, "output_len": N} or '
-             '{"timestamp_ms": ms, "prompt": "...", "output_len": N} (or "messages" for "prompt").',
+    '{"timestamp_ms": ms, "prompt": "...", "output_len": N} (or "messages" for "prompt").',
 }
 
 
@@ -83,8 +83,14 @@ class TraceSpec:
 
     def to_data(self) -> dict[str, Any]:
         """As config.json writes it."""
-        return {"path": self.path, "format": self.format, "speedup": self.speedup, "block_size": self.block_size,
-                "sha256": self.sha256, "records": len(self.records) if self.records is not None else None}
+        return {
+            "path": self.path,
+            "format": self.format,
+            "speedup": self.speedup,
+            "block_size": self.block_size,
+            "sha256": self.sha256,
+            "records": len(self.records) if self.records is not None else None,
+        }
 
     def offsets(self, count: int, duration_s: float | None = None) -> list[float]:
         """The due times (seconds from the level's start) of the first ``count`` records, those
@@ -109,9 +115,11 @@ def read_trace(spec: TraceSpec) -> TraceSpec:
             break
         record = _parse_line(spec.format, line, f"{where}, line {number}")
         if records and record.timestamp_ms < records[-1].timestamp_ms:
-            raise UsageError(f"{where}, line {number}: timestamp {record.timestamp_ms:g} ms is before the previous "
-                             f"request's {records[-1].timestamp_ms:g} ms (timestamps must not go backwards)",
-                             hint="Sort the file by timestamp: kitt replays it in file order and does not sort it.")
+            raise UsageError(
+                f"{where}, line {number}: timestamp {record.timestamp_ms:g} ms is before the previous "
+                f"request's {records[-1].timestamp_ms:g} ms (timestamps must not go backwards)",
+                hint="Sort the file by timestamp: kitt replays it in file order and does not sort it.",
+            )
         records.append(record)
     if not records:
         raise UsageError(f"{where} holds no request", hint=_HINTS[spec.format])
@@ -128,10 +136,15 @@ def _parse_line(fmt: str, line: str, where: str) -> TraceRecord:
     if fmt == "mooncake":
         hash_ids = item.get("hash_ids")
         if not isinstance(hash_ids, list) or any(isinstance(h, bool) or not isinstance(h, int) for h in hash_ids):
-            raise UsageError(f"{where}: hash_ids must be a list of whole numbers, got {_show(hash_ids)}",
-                             hint=_HINTS[fmt])
-        return TraceRecord(_timestamp(item, "timestamp", where, fmt), _length(item, "input_length", where, fmt),
-                           _length(item, "output_length", where, fmt), tuple(hash_ids))
+            raise UsageError(
+                f"{where}: hash_ids must be a list of whole numbers, got {_show(hash_ids)}", hint=_HINTS[fmt]
+            )
+        return TraceRecord(
+            _timestamp(item, "timestamp", where, fmt),
+            _length(item, "input_length", where, fmt),
+            _length(item, "output_length", where, fmt),
+            tuple(hash_ids),
+        )
     timestamp = _timestamp(item, "timestamp_ms", where, fmt)
     output_len = _length(item, "output_len", where, fmt)
     if "prompt" in item or "messages" in item:
@@ -159,12 +172,14 @@ def _text(item: dict[str, Any], where: str) -> str:
     else:
         messages = item["messages"]
         prompt = None
-        if isinstance(messages, list) and all(isinstance(m, dict) and isinstance(m.get("content"), str)
-                                              for m in messages):
+        if isinstance(messages, list) and all(
+            isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages
+        ):
             prompt = "\n\n".join(m["content"] for m in messages)
     if not isinstance(prompt, str) or not prompt.strip():
-        raise UsageError(f"{where}: prompt must be non-empty text (or messages a list of {{role, content}})",
-                         hint=_HINTS["timed"])
+        raise UsageError(
+            f"{where}: prompt must be non-empty text (or messages a list of {{role, content}})", hint=_HINTS["timed"]
+        )
     return prompt
 
 
@@ -172,8 +187,7 @@ def _show(value: Any) -> str:
     return "nothing" if value is None else json.dumps(value)[:40]
 
 
-def build_requests(spec: TraceSpec, count: int, seed: int, salt: str,
-                   counter: tokens.Counter | None) -> tokens.Fitted:
+def build_requests(spec: TraceSpec, count: int, seed: int, salt: str, counter: tokens.Counter | None) -> tokens.Fitted:
     """The first ``count`` records as requests, in order (request i is due at ``offsets()[i]``),
     with exact lengths when ``counter`` is given (see the module's docstring)."""
     records = (spec.records or ())[:count]
@@ -190,11 +204,19 @@ def build_requests(spec: TraceSpec, count: int, seed: int, salt: str,
         shared = " ".join(blocks[chain[:j]] for j in range(1, len(chain) + 1))
         rest = record.input_len - len(chain) * spec.block_size - overhead
         if chain and rest == 0:  # the prompt is its shared blocks, already fitted
-            requests.append(RequestSpec(index=index, prompt=shared, max_tokens=record.output_len,
-                                        input_len=record.input_len))
+            requests.append(
+                RequestSpec(index=index, prompt=shared, max_tokens=record.output_len, input_len=record.input_len)
+            )
             continue
-        requests.append(RequestSpec(index=index, prompt=prompt_words(rng, max(rest, 1)), max_tokens=record.output_len,
-                                    input_len=record.input_len, prefix=shared))
+        requests.append(
+            RequestSpec(
+                index=index,
+                prompt=prompt_words(rng, max(rest, 1)),
+                max_tokens=record.output_len,
+                input_len=record.input_len,
+                prefix=shared,
+            )
+        )
         own.append(index)
     if counter is None:
         return tokens.Fitted(requests)
@@ -222,17 +244,25 @@ def _shared_chain(record: TraceRecord, block_size: int, overhead: int) -> tuple[
     return record.hash_ids[: min(len(record.hash_ids), room // block_size)] if room > 0 else ()
 
 
-def _build_blocks(chains: list[tuple[int, ...]], block_size: int, overhead: int, rng: random.Random,
-                  counter: tokens.Counter | None, seed: int,
-                  salt: str) -> tuple[dict[tuple[int, ...], str], int]:
+def _build_blocks(
+    chains: list[tuple[int, ...]],
+    block_size: int,
+    overhead: int,
+    rng: random.Random,
+    counter: tokens.Counter | None,
+    seed: int,
+    salt: str,
+) -> tuple[dict[tuple[int, ...], str], int]:
     """The words of each block, keyed by its chain of hash ids (the node of their prefix tree),
     each fitted alone, in one batch, to ``block_size`` tokens plus the engine's ``overhead``:
     words join at spaces, so the prompt through block j is ``j * block_size`` tokens after the
     overhead, and a prompt's tokens are counted whole when its own words are fitted. Returns the
     blocks and how many could not be fitted exactly."""
     nodes = list(dict.fromkeys(chain[:depth] for chain in chains for depth in range(1, len(chain) + 1)))
-    specs = [RequestSpec(index=n, prompt=prompt_words(rng, block_size), max_tokens=1,
-                         input_len=block_size + overhead) for n in range(len(nodes))]
+    specs = [
+        RequestSpec(index=n, prompt=prompt_words(rng, block_size), max_tokens=1, input_len=block_size + overhead)
+        for n in range(len(nodes))
+    ]
     inexact = 0
     if counter is not None and specs:
         fitted = tokens.fit(specs, counter, seed, f"{salt}:blocks", synthetic=True)

@@ -37,16 +37,38 @@ def load_harness():
 def test_kitt_matches_the_reference_server_at_64_streams(tmp_path: Path) -> None:
     harness = load_harness()
     log = tmp_path / "truth.json"
-    server = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "reference_server.py"), "--port", "0",
-                               "--ttft-ms", "50", "--itl-ms", "10", "--log", str(log)], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "reference_server.py"),
+            "--port",
+            "0",
+            "--ttft-ms",
+            "50",
+            "--itl-ms",
+            "10",
+            "--log",
+            str(log),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = server.stdout.readline() if server.stdout else ""
         assert line.startswith("listening "), line
         url = f"http://127.0.0.1:{line.split()[1]}"
         specs = build_requests(REQUESTS, 32, OUTPUT, seed=0, salt="accuracy-test")
         records: list[RequestRecord] = []
-        asyncio.run(run_level(Target(base_url=url, model="reference"), specs, Level("concurrency", STREAMS),
-                              test_name="accuracy", run_number=1, sink=records))
+        asyncio.run(
+            run_level(
+                Target(base_url=url, model="reference"),
+                specs,
+                Level("concurrency", STREAMS),
+                test_name="accuracy",
+                run_number=1,
+                sink=records,
+            )
+        )
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -54,8 +76,15 @@ def test_kitt_matches_the_reference_server_at_64_streams(tmp_path: Path) -> None
     by_prompt = {r["prompt_head"]: r["rid"] for r in truth["requests"]}
     prompts = {spec.index: spec.prompt[:48] for spec in specs}
     assert [r.error for r in records if r.error] == []
-    seen = [harness.Seen(by_prompt[prompts[r.index]], r.events[0] - r.sent,
-                         [b - a for a, b in zip(r.events, r.events[1:])], r.events[-1] - r.events[0]) for r in records]
+    seen = [
+        harness.Seen(
+            by_prompt[prompts[r.index]],
+            r.events[0] - r.sent,
+            [b - a for a, b in zip(r.events, r.events[1:])],
+            r.events[-1] - r.events[0],
+        )
+        for r in records
+    ]
     row = harness.Row("short", STREAMS, 1, OUTPUT, REQUESTS)
     result = harness.score(harness.Kitt(), row, seen, truth, None)
     assert result["matched"] == REQUESTS and result["event_count_mismatch"] == 0

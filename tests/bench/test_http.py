@@ -85,7 +85,7 @@ def test_chunked_stream_split_at_every_byte(cut: int) -> None:
 def test_every_byte_in_its_own_read() -> None:
     connection, done, _ = offline_connection()
     for position in range(len(STREAM)):
-        connection.data_received(STREAM[position:position + 1], float(position))
+        connection.data_received(STREAM[position : position + 1], float(position))
     assert [line for _, line in done[0].lines] == [e.rstrip(b"\n") for e in EVENTS]
 
 
@@ -178,8 +178,9 @@ class ScriptedServer:
         self.listener.close()
 
 
-def exchange(client: Client, payloads: list[bytes], timeout: float = 10.0,
-             use_epoll: bool = True) -> tuple[list[Response], list[Connection]]:
+def exchange(
+    client: Client, payloads: list[bytes], timeout: float = 10.0, use_epoll: bool = True
+) -> tuple[list[Response], list[Connection]]:
     """Send ``payloads`` one after another on one pump, reusing the connection while it allows."""
     pump = Pump(use_epoll=use_epoll)
     responses: list[Response] = []
@@ -218,8 +219,9 @@ def exchange(client: Client, payloads: list[bytes], timeout: float = 10.0,
 def test_keep_alive_reuses_one_connection(use_epoll: bool) -> None:
     server = ScriptedServer([([STREAM], 0, False)] * 3)
     try:
-        responses, used = exchange(Client(f"http://127.0.0.1:{server.port}/v1/completions"), [b"{}"] * 3,
-                                   use_epoll=use_epoll)
+        responses, used = exchange(
+            Client(f"http://127.0.0.1:{server.port}/v1/completions"), [b"{}"] * 3, use_epoll=use_epoll
+        )
     finally:
         server.close()
     assert [r.error for r in responses] == [None] * 3
@@ -267,9 +269,28 @@ def test_connection_refused_and_timeout_are_errors() -> None:
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
 def test_https_through_memory_bios(tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(cert, key)
     pieces = [HEAD, chunk(EVENTS[0]), chunk(EVENTS[1]) + chunk(EVENTS[2]) + b"0\r\n\r\n"]
@@ -286,19 +307,41 @@ def test_https_through_memory_bios(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- run_level
 
 
-def run(url: str, count: int, level: Level, schedule: list[float] | None = None,
-        **target: object) -> list[RequestRecord]:
+def run(
+    url: str, count: int, level: Level, schedule: list[float] | None = None, **target: object
+) -> list[RequestRecord]:
     sink: list[RequestRecord] = []
     specs = [RequestSpec(index=i, prompt=f"prompt {i}", max_tokens=4) for i in range(count)]
-    asyncio.run(run_level(Target(base_url=url, model="reference", **target), specs, level,  # type: ignore[arg-type]
-                          test_name="t", run_number=1, sink=sink, schedule=schedule))
+    asyncio.run(
+        run_level(
+            Target(base_url=url, model="reference", **target),
+            specs,
+            level,  # type: ignore[arg-type]
+            test_name="t",
+            run_number=1,
+            sink=sink,
+            schedule=schedule,
+        )
+    )
     return sink
 
 
 @pytest.fixture(scope="module")
 def reference_url():
-    server = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "reference_server.py"), "--port", "0",
-                               "--ttft-ms", "20", "--itl-ms", "5"], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "reference_server.py"),
+            "--port",
+            "0",
+            "--ttft-ms",
+            "20",
+            "--itl-ms",
+            "5",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = server.stdout.readline() if server.stdout else ""
         assert line.startswith("listening "), line
@@ -308,8 +351,13 @@ def reference_url():
 
 
 def test_role_only_first_delta_is_not_a_token_event(reference_url: str) -> None:
-    records = run(reference_url, 2, Level("concurrency", 2), api="chat",
-                  stream_options={"include_usage": True, "continuous_usage_stats": True})
+    records = run(
+        reference_url,
+        2,
+        Level("concurrency", 2),
+        api="chat",
+        stream_options={"include_usage": True, "continuous_usage_stats": True},
+    )
     for record in records:
         assert record.ok, record.error
         assert len(record.events) == 4 and record.event_tokens == [1, 1, 1, 1]
@@ -318,8 +366,9 @@ def test_role_only_first_delta_is_not_a_token_event(reference_url: str) -> None:
 
 
 def test_chunked_events_and_open_loop(reference_url: str) -> None:
-    records = run(reference_url, 6, Level("rate", 50.0), schedule(Arrival(), 50.0, 6, "t"),
-                  extra_body={"ref_tokens_per_event": 3})
+    records = run(
+        reference_url, 6, Level("rate", 50.0), schedule(Arrival(), 50.0, 6, "t"), extra_body={"ref_tokens_per_event": 3}
+    )
     assert len(records) == 6 and all(r.ok for r in records)
     assert all(r.event_tokens is None and len(r.events) == 2 and r.completion_tokens == 4 for r in records)
     assert all(r.sent >= r.scheduled for r in records)
@@ -361,15 +410,25 @@ def test_cancellation_records_requests_in_flight() -> None:
             except OSError:
                 return
             if read_request(conn, b"") is not None:
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                )
                 held.append(conn)
                 arrived.release()
 
     threading.Thread(target=serve, daemon=True).start()
 
     async def cancelled() -> None:
-        task = asyncio.ensure_future(run_level(Target(base_url=f"http://127.0.0.1:{listener.getsockname()[1]}", model="m"),
-                                               specs, Level("concurrency", 3), test_name="t", run_number=1, sink=sink))
+        task = asyncio.ensure_future(
+            run_level(
+                Target(base_url=f"http://127.0.0.1:{listener.getsockname()[1]}", model="m"),
+                specs,
+                Level("concurrency", 3),
+                test_name="t",
+                run_number=1,
+                sink=sink,
+            )
+        )
         loop = asyncio.get_running_loop()
         for _ in specs:
             assert await loop.run_in_executor(None, arrived.acquire, True, 20)

@@ -85,8 +85,16 @@ def test_parse_events_ignores_role_empty_and_usage_chunks():
     lines = [
         (0.01, sse({"choices": [{"delta": {"role": "assistant", "content": ""}}]})),  # role-only
         (0.02, sse({"choices": [{"delta": {}}]})),  # empty delta
-        (0.03, sse({"choices": [{"delta": {"content": "Hel"}}], "usage": {"prompt_tokens": 7, "completion_tokens": 1}})),
-        (0.05, sse({"choices": [{"delta": {"content": "lo there"}}], "usage": {"prompt_tokens": 7, "completion_tokens": 3}})),
+        (
+            0.03,
+            sse({"choices": [{"delta": {"content": "Hel"}}], "usage": {"prompt_tokens": 7, "completion_tokens": 1}}),
+        ),
+        (
+            0.05,
+            sse(
+                {"choices": [{"delta": {"content": "lo there"}}], "usage": {"prompt_tokens": 7, "completion_tokens": 3}}
+            ),
+        ),
         (0.06, sse({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3}})),  # usage-only
         (0.07, b"data: [DONE]\n"),
     ]
@@ -99,7 +107,11 @@ def test_parse_events_ignores_role_empty_and_usage_chunks():
 
 
 def test_parse_events_without_usage_counts_events_and_flags_bad_data():
-    lines = [(0.1, sse({"choices": [{"text": "a"}]})), (0.2, b"data: {not json\n"), (0.3, sse({"choices": [{"text": "b"}]}))]
+    lines = [
+        (0.1, sse({"choices": [{"text": "a"}]})),
+        (0.2, b"data: {not json\n"),
+        (0.3, sse({"choices": [{"text": "b"}]})),
+    ]
     r = RequestRecord(index=0, test_name="t", run_number=1, scheduled=0.0)
     parse_events(lines, r)
     assert r.events == [0.1, 0.3]

@@ -28,17 +28,39 @@ from kitt.workload.spec import RequestSpec
 from kitt.config import Level
 
 KEY = "sk-test-9f8e7d6c5b4a"
-RUN = ("--num-requests", "4", "--concurrency", "2", "--repeats", "1", "--warmup", "0", "--output-len", "8",
-       "--input-len", "8")
+RUN = (
+    "--num-requests",
+    "4",
+    "--concurrency",
+    "2",
+    "--repeats",
+    "1",
+    "--warmup",
+    "0",
+    "--output-len",
+    "8",
+    "--input-len",
+    "8",
+)
 
-needs_tinyproxy = pytest.mark.skipif(tinyproxy_binary() is None,
-                                     reason="tinyproxy is not installed (.ci/run installs it: apt-get install tinyproxy)")
+needs_tinyproxy = pytest.mark.skipif(
+    tinyproxy_binary() is None, reason="tinyproxy is not installed (.ci/run installs it: apt-get install tinyproxy)"
+)
 
 
 def _env(**extra: str) -> dict[str, str]:
     env = clean_environ(**extra)
-    for name in ("OPENAI_API_KEY", "http_proxy", "https_proxy", "all_proxy", "no_proxy",
-                 "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+    for name in (
+        "OPENAI_API_KEY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+    ):
         if name not in extra:
             env.pop(name, None)
     return env
@@ -47,13 +69,16 @@ def _env(**extra: str) -> dict[str, str]:
 def _level(target: Target, count: int = 2, tokens: int = 8) -> list[RequestRecord]:
     specs = [RequestSpec(index=i, prompt="hello there", max_tokens=tokens) for i in range(count)]
     sink: list[RequestRecord] = []
-    asyncio.run(asyncio.wait_for(run_level(target, specs, Level("concurrency", 2), test_name="t", run_number=1,
-                                           sink=sink), 60))
+    asyncio.run(
+        asyncio.wait_for(run_level(target, specs, Level("concurrency", 2), test_name="t", run_number=1, sink=sink), 60)
+    )
     return sink
 
 
 def _all_output(result, folder: Path) -> str:
-    return result.stdout + result.stderr + "".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+    return (
+        result.stdout + result.stderr + "".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+    )
 
 
 # ------------------------------------------------------------------------------ auth
@@ -62,8 +87,22 @@ def _all_output(result, folder: Path) -> str:
 def test_the_key_reaches_readiness_benchmark_and_scrape_and_is_never_written(tmp_path: Path) -> None:
     with sim("--api-key", KEY) as url:
         out = tmp_path / "out"
-        result = run_kitt("run", "-m", "sim-net", "-e", "openai", "--endpoint", url, "-o", str(out), *RUN,
-                          "--header", "X-Gateway: gw-secret-value", env=_env(OPENAI_API_KEY=KEY), timeout=120)
+        result = run_kitt(
+            "run",
+            "-m",
+            "sim-net",
+            "-e",
+            "openai",
+            "--endpoint",
+            url,
+            "-o",
+            str(out),
+            *RUN,
+            "--header",
+            "X-Gateway: gw-secret-value",
+            env=_env(OPENAI_API_KEY=KEY),
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
         text = _all_output(result, out)
         assert KEY not in text and "gw-secret-value" not in text
@@ -84,16 +123,43 @@ def test_a_missing_or_wrong_key_fails_fast_naming_the_variable(tmp_path: Path, v
     args = ("--api-key-env", variable) if variable else ()
     with sim("--api-key", KEY) as url:
         # A ready timeout far beyond the child's 60 s: waiting it out would never return in time.
-        result = run_kitt("run", "-m", "sim-net", "-e", "openai", "--endpoint", url, "-o", str(tmp_path / "o"),
-                          *RUN, *args, "--ready-timeout", "3600", env=_env(**extra), timeout=60)
+        result = run_kitt(
+            "run",
+            "-m",
+            "sim-net",
+            "-e",
+            "openai",
+            "--endpoint",
+            url,
+            "-o",
+            str(tmp_path / "o"),
+            *RUN,
+            *args,
+            "--ready-timeout",
+            "3600",
+            env=_env(**extra),
+            timeout=60,
+        )
     assert result.returncode == 1
     assert "401" in result.stderr and f"${variable or 'OPENAI_API_KEY'}" in result.stderr
     assert "wrong-key" not in result.stdout + result.stderr
 
 
 def test_a_bad_header_is_a_usage_error(tmp_path: Path) -> None:
-    result = run_kitt("run", "-m", "x", "-e", "openai", "--endpoint", "http://127.0.0.1:9", "-o", str(tmp_path),
-                      "--header", "no colon here", env=_env())
+    result = run_kitt(
+        "run",
+        "-m",
+        "x",
+        "-e",
+        "openai",
+        "--endpoint",
+        "http://127.0.0.1:9",
+        "-o",
+        str(tmp_path),
+        "--header",
+        "no colon here",
+        env=_env(),
+    )
     assert result.returncode == 2 and "--header" in result.stderr
 
 
@@ -159,16 +225,42 @@ def test_https_through_a_connect_tunnel_with_a_ca_from_ssl_cert_file(tmp_path: P
         relay = TlsRelay(url, cert, key)
         try:
             out = tmp_path / "out"
-            result = run_kitt("run", "-m", "sim-net", "-e", "openai", "--endpoint", relay.url, "-o", str(out), *RUN,
-                              env=_env(SSL_CERT_FILE=str(ca), https_proxy=proxy.url), timeout=120)
+            result = run_kitt(
+                "run",
+                "-m",
+                "sim-net",
+                "-e",
+                "openai",
+                "--endpoint",
+                relay.url,
+                "-o",
+                str(out),
+                *RUN,
+                env=_env(SSL_CERT_FILE=str(ca), https_proxy=proxy.url),
+                timeout=120,
+            )
             assert result.returncode == 0, result.stderr
             config = json.loads((out / "config.json").read_text())
             assert config["network"]["proxy"] == proxy.url
             assert "go through the proxy" in (out / "metrics.json").read_text()
             assert f"127.0.0.1:{relay.port}" in proxy.log()  # the CONNECT tunnel
             # Without the CA the handshake fails: TLS is really verified end to end.
-            bare = run_kitt("run", "-m", "sim-net", "-e", "openai", "--endpoint", relay.url, "-o",
-                            str(tmp_path / "o2"), *RUN, "--ready-timeout", "2", env=_env(), timeout=60)
+            bare = run_kitt(
+                "run",
+                "-m",
+                "sim-net",
+                "-e",
+                "openai",
+                "--endpoint",
+                relay.url,
+                "-o",
+                str(tmp_path / "o2"),
+                *RUN,
+                "--ready-timeout",
+                "2",
+                env=_env(),
+                timeout=60,
+            )
             assert bare.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in bare.stderr
         finally:
             relay.stop()
@@ -191,8 +283,20 @@ def _ipv6_loopback() -> bool:
 def test_an_ipv6_endpoint(tmp_path: Path) -> None:
     with sim(host="::1") as url:
         assert url.startswith("http://[::1]:")
-        result = run_kitt("run", "-m", "sim-net", "-e", "openai", "--endpoint", url, "-o", str(tmp_path / "o"), *RUN,
-                          env=_env(), timeout=120)
+        result = run_kitt(
+            "run",
+            "-m",
+            "sim-net",
+            "-e",
+            "openai",
+            "--endpoint",
+            url,
+            "-o",
+            str(tmp_path / "o"),
+            *RUN,
+            env=_env(),
+            timeout=120,
+        )
     assert result.returncode == 0, result.stderr
 
 
@@ -202,8 +306,10 @@ def test_every_resolved_address_is_tried_in_order() -> None:
         dead = socket.socket()
         dead.bind(("127.0.0.1", 0))  # bound, never listening: connecting to it is refused
         client = Client(url + "/v1/completions", connect_timeout=5)
-        client._addresses = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", dead.getsockname()[1])),
-                             (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        client._addresses = [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", dead.getsockname()[1])),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+        ]
         pump, outcome = Pump(), []
 
         def opened(connection, error):  # type: ignore[no-untyped-def]
@@ -228,8 +334,22 @@ def test_a_stream_that_never_answers_times_out() -> None:
 
 def test_the_request_timeout_flag(tmp_path: Path) -> None:
     with sim("--stall") as url:
-        result = run_kitt("run", "-m", "sim-net", "-e", "openai", "--endpoint", url, "-o", str(tmp_path / "o"), *RUN,
-                          "--request-timeout", "1", env=_env(), timeout=120)
+        result = run_kitt(
+            "run",
+            "-m",
+            "sim-net",
+            "-e",
+            "openai",
+            "--endpoint",
+            url,
+            "-o",
+            str(tmp_path / "o"),
+            *RUN,
+            "--request-timeout",
+            "1",
+            env=_env(),
+            timeout=120,
+        )
     assert result.returncode == 1
     samples = [json.loads(line) for line in (tmp_path / "o" / "samples.jsonl").read_text().splitlines()]
     assert samples and all("no complete response within 1 s" in s["error"] for s in samples)
@@ -245,24 +365,58 @@ def test_the_ready_timeout_is_not_capped_for_endpoints(tmp_path: Path) -> None:
     assert ready_timeout(None, "endpoint") == 30.0 and ready_timeout(None, "docker") == 900.0
     assert ready_timeout(120.0, "endpoint") == 120.0  # a user's value is never capped
     with sim() as url:
-        result = run_kitt("run", "-m", "not-served-here", "-e", "openai", "--endpoint", url, "-o", str(tmp_path / "o"), *RUN,
-                          "--ready-timeout", "3", env=_env(), timeout=60)
+        result = run_kitt(
+            "run",
+            "-m",
+            "not-served-here",
+            "-e",
+            "openai",
+            "--endpoint",
+            url,
+            "-o",
+            str(tmp_path / "o"),
+            *RUN,
+            "--ready-timeout",
+            "3",
+            env=_env(),
+            timeout=60,
+        )
     assert result.returncode == 1 and "within 3 s" in result.stderr  # the user's 3 s, not the endpoint default
     free = socket.socket()
     free.bind(("127.0.0.1", 0))
     port = free.getsockname()[1]
     free.close()
-    refused = run_kitt("run", "-m", "sim-net", "-e", "openai", "--endpoint", f"http://127.0.0.1:{port}", "-o",
-                       str(tmp_path / "o2"), *RUN, "--ready-timeout", "1", env=_env(), timeout=60)
+    refused = run_kitt(
+        "run",
+        "-m",
+        "sim-net",
+        "-e",
+        "openai",
+        "--endpoint",
+        f"http://127.0.0.1:{port}",
+        "-o",
+        str(tmp_path / "o2"),
+        *RUN,
+        "--ready-timeout",
+        "1",
+        env=_env(),
+        timeout=60,
+    )
     assert refused.returncode == 1 and "check --endpoint" in refused.stderr
 
 
 def test_the_action_input_names_the_variable_and_the_key_never_prints() -> None:
     from kitt.action_inputs import ActionInputs
 
-    inputs = ActionInputs.from_environment({"INPUT_MODEL": "m", "INPUT_ENGINE": "openai",
-                                            "INPUT_API_KEY_ENV": "GATEWAY_KEY", "GATEWAY_KEY": KEY,
-                                            "HTTPS_PROXY": "http://u:proxy-pw@127.0.0.1:3128"})
+    inputs = ActionInputs.from_environment(
+        {
+            "INPUT_MODEL": "m",
+            "INPUT_ENGINE": "openai",
+            "INPUT_API_KEY_ENV": "GATEWAY_KEY",
+            "GATEWAY_KEY": KEY,
+            "HTTPS_PROXY": "http://u:proxy-pw@127.0.0.1:3128",
+        }
+    )
     assert inputs.net.api_key_env == "GATEWAY_KEY" and inputs.net.api_key == KEY
     assert inputs.net.headers_for("https://x/")["Authorization"] == f"Bearer {KEY}"
     assert inputs.net.proxy_for("https://x/").url == "http://<redacted>@127.0.0.1:3128"
@@ -273,6 +427,16 @@ def test_the_action_input_names_the_variable_and_the_key_never_prints() -> None:
 
 
 def test_a_proxy_kitt_cannot_use_is_a_usage_error(tmp_path: Path) -> None:
-    result = run_kitt("run", "-m", "x", "-e", "openai", "--endpoint", "http://127.0.0.1:9", "-o", str(tmp_path),
-                      env=_env(HTTPS_PROXY="socks5://127.0.0.1:1080"))
+    result = run_kitt(
+        "run",
+        "-m",
+        "x",
+        "-e",
+        "openai",
+        "--endpoint",
+        "http://127.0.0.1:9",
+        "-o",
+        str(tmp_path),
+        env=_env(HTTPS_PROXY="socks5://127.0.0.1:1080"),
+    )
     assert result.returncode == 2 and "HTTPS_PROXY: only http:// proxies are supported" in result.stderr

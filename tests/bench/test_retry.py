@@ -34,15 +34,19 @@ TOKENS = 4
 
 
 def _event(text: str, completion: int) -> bytes:
-    payload = {"choices": [{"index": 0, "text": text, "finish_reason": None}],
-               "usage": {"prompt_tokens": 2, "completion_tokens": completion, "total_tokens": 2 + completion}}
+    payload = {
+        "choices": [{"index": 0, "text": text, "finish_reason": None}],
+        "usage": {"prompt_tokens": 2, "completion_tokens": completion, "total_tokens": 2 + completion},
+    }
     data = b"data: " + json.dumps(payload).encode() + b"\n\n"
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-STREAM = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n%s\r\n"
-          + b"".join(_event(f" t{i}", i + 1) for i in range(TOKENS))
-          + b"%x\r\ndata: [DONE]\n\n\r\n0\r\n\r\n" % len(b"data: [DONE]\n\n"))
+STREAM = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n%s\r\n"
+    + b"".join(_event(f" t{i}", i + 1) for i in range(TOKENS))
+    + b"%x\r\ndata: [DONE]\n\n\r\n0\r\n\r\n" % len(b"data: [DONE]\n\n")
+)
 
 
 class LoopbackServer:
@@ -108,9 +112,19 @@ def run(server: LoopbackServer, count: int, concurrency: int, samples: Path) -> 
     sink: list[RequestRecord] = []
     specs = [RequestSpec(index=i, prompt=f"prompt {i}", max_tokens=TOKENS) for i in range(count)]
     try:
-        asyncio.run(asyncio.wait_for(run_level(
-            Target(base_url=f"http://127.0.0.1:{server.port}", model="m"), specs, Level("concurrency", concurrency),
-            test_name="t", run_number=1, sink=sink), timeout=30))
+        asyncio.run(
+            asyncio.wait_for(
+                run_level(
+                    Target(base_url=f"http://127.0.0.1:{server.port}", model="m"),
+                    specs,
+                    Level("concurrency", concurrency),
+                    test_name="t",
+                    run_number=1,
+                    sink=sink,
+                ),
+                timeout=30,
+            )
+        )
     finally:
         server.close()
     origin = min(r.scheduled for r in sink)
@@ -136,7 +150,14 @@ def test_a_reused_connection_closed_unanswered_is_retried_on_a_fresh_one(tmp_pat
         assert row["retry_error"] == "connection closed before a response (the server closed the connection)"
     # Request i >= 1: dropped on connection i (its second request), answered on connection i + 1.
     assert [(number, action) for _, number, action in server.arrivals] == [
-        (1, "answer"), (1, "drop"), (2, "answer"), (2, "drop"), (3, "answer"), (3, "drop"), (4, "answer")]
+        (1, "answer"),
+        (1, "drop"),
+        (2, "answer"),
+        (2, "drop"),
+        (3, "answer"),
+        (3, "drop"),
+        (4, "answer"),
+    ]
     assert server.connections == 4
     answered = [arrived for arrived, _, action in server.arrivals if action == "answer"]
     dropped = [arrived for arrived, _, action in server.arrivals if action == "drop"]

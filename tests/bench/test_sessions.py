@@ -79,12 +79,23 @@ def sessions(turns: list[list[str]], think_s: float = 0.0) -> list[Session]:
     return out
 
 
-def run(url: str, convs: list[Session], level: Level, schedule: list[float] | None = None,
-        max_model_len: int | None = None) -> list[RequestRecord]:
+def run(
+    url: str, convs: list[Session], level: Level, schedule: list[float] | None = None, max_model_len: int | None = None
+) -> list[RequestRecord]:
     sink: list[RequestRecord] = []
-    asyncio.run(run_level(Target(base_url=url, model="m", api="chat"), [s.turns[0] for s in convs], level,
-                          test_name="t", run_number=1, sink=sink, schedule=schedule, sessions=convs,
-                          max_model_len=max_model_len))
+    asyncio.run(
+        run_level(
+            Target(base_url=url, model="m", api="chat"),
+            [s.turns[0] for s in convs],
+            level,
+            test_name="t",
+            run_number=1,
+            sink=sink,
+            schedule=schedule,
+            sessions=convs,
+            max_model_len=max_model_len,
+        )
+    )
     return sink
 
 
@@ -122,16 +133,22 @@ def test_one_stream_runs_one_session_at_a_time(server: str) -> None:
 
 
 def test_an_open_loop_rate_counts_session_starts(server: str) -> None:
-    records = run(server, sessions([["a b", "c d"], ["e f", "g h"], ["i j", "k l"]]), Level("rate", 10.0),
-                  schedule=[0.0, 0.01, 0.02])
+    records = run(
+        server,
+        sessions([["a b", "c d"], ["e f", "g h"], ["i j", "k l"]]),
+        Level("rate", 10.0),
+        schedule=[0.0, 0.01, 0.02],
+    )
     assert len(records) == 6 and all(r.ok for r in records)
     assert sorted(r.scheduled for r in records if r.turn == 1) == pytest.approx(
-        [min(r.scheduled for r in records) + d for d in (0.0, 0.01, 0.02)], abs=1e-9)
+        [min(r.scheduled for r in records) + d for d in (0.0, 0.01, 0.02)], abs=1e-9
+    )
 
 
 def test_a_failed_turn_ends_its_session_and_the_rest_are_not_sent(server: str) -> None:
-    records = run(server, sessions([["a b", "FAIL here", "never sent", "nor this"], ["c d", "e f"]]),
-                  Level("concurrency", 2))
+    records = run(
+        server, sessions([["a b", "FAIL here", "never sent", "nor this"], ["c d", "e f"]]), Level("concurrency", 2)
+    )
     assert len(records) == 4
     failed = next(r for r in records if not r.ok)
     assert (failed.session, failed.turn, failed.session_end, failed.turns_not_sent) == (0, 2, "failed", 2)
@@ -151,8 +168,18 @@ def test_a_session_that_would_pass_the_context_ends_early(server: str) -> None:
 def test_a_time_boxed_level_sends_no_turn_after_its_end(server: str) -> None:
     records: list[RequestRecord] = []
     convs = sessions([["a b", "c d", "e f"]], think_s=0.3)
-    asyncio.run(run_level(Target(base_url=server, model="m", api="chat"), [convs[0].turns[0]], Level("concurrency", 1),
-                          test_name="t", run_number=1, sink=records, sessions=convs, duration=0.2))
+    asyncio.run(
+        run_level(
+            Target(base_url=server, model="m", api="chat"),
+            [convs[0].turns[0]],
+            Level("concurrency", 1),
+            test_name="t",
+            run_number=1,
+            sink=records,
+            sessions=convs,
+            duration=0.2,
+        )
+    )
     assert len(records) == 1 and (records[0].session_end, records[0].turns_not_sent) == ("time", 2)
 
 
@@ -167,7 +194,6 @@ def test_the_next_turn_for_the_completions_api_continues_the_text() -> None:
     chat = request_body(third, api="chat", model="m", stream_options={}, extra={})["messages"]
     assert [m["role"] for m in chat] == ["user", "assistant", "user", "assistant", "user"]
     assert chat[0]["content"] == "SYSTEM tell me" and chat[1]["content"] == " a story"
-
 
 
 def test_work_a_next_turn_waits_on_is_deferred_ahead_of_the_rest() -> None:

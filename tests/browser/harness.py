@@ -32,9 +32,18 @@ PACKAGES = {"markdown-it": "14.1.0", "github-markdown-css": "5.9.0", "mermaid": 
 COMMENT_WIDTH = 900  # px: GitHub's comment column at its widest
 WINDOW_WIDTH = 960
 BUDGET_MS = 20_000  # virtual time for mermaid to lay out every chart
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-                  "--allow-file-access-from-files", "--force-device-scale-factor=1")  # fmt: skip
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--allow-file-access-from-files",
+    "--force-device-scale-factor=1",
+)
 
 
 def cache_root() -> Path:
@@ -63,8 +72,21 @@ def ensure_packages() -> Path:
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         specs = [f"{name}@{version}" for name, version in PACKAGES.items()]
-        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--no-save", "--ignore-scripts", "--prefix",
-                        str(target), *specs], check=True, timeout=600)  # fmt: skip
+        subprocess.run(
+            [
+                npm,
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                "--ignore-scripts",
+                "--prefix",
+                str(target),
+                *specs,
+            ],
+            check=True,
+            timeout=600,
+        )
         (target / ".complete").write_text(json.dumps(PACKAGES))
     return modules
 
@@ -174,8 +196,16 @@ def _chromium(chromium: str, profile: Path, *args: str, timeout: float = 120) ->
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def render(markdown: str, out: Path, name: str, *, shot_open: bool = False, dark: bool = False,
-           chromium: str | None = None, modules: Path | None = None) -> Rendered:
+def render(
+    markdown: str,
+    out: Path,
+    name: str,
+    *,
+    shot_open: bool = False,
+    dark: bool = False,
+    chromium: str | None = None,
+    modules: Path | None = None,
+) -> Rendered:
     """Render ``markdown`` as a comment and measure it with every <details> open (--dump-dom; the
     first visible line is taken before they open), then screenshot it at its full height, as a
     reviewer first sees it (details closed) or, with ``shot_open``, with everything open."""
@@ -188,19 +218,26 @@ def render(markdown: str, out: Path, name: str, *, shot_open: bool = False, dark
     measure_page.write_text(_page(markdown, modules, open_details=True, dark=dark, measure=True), encoding="utf-8")
     shot_page.write_text(_page(markdown, modules, open_details=shot_open, dark=dark), encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="kitt-chromium-") as profile:
-        dumped = _chromium(chromium, Path(profile), f"--window-size={WINDOW_WIDTH},2000", "--dump-dom",
-                           measure_page.as_uri())  # fmt: skip
+        dumped = _chromium(
+            chromium, Path(profile), f"--window-size={WINDOW_WIDTH},2000", "--dump-dom", measure_page.as_uri()
+        )
         match = re.search(r'<pre id="kitt-result"[^>]*>(.*?)</pre>', dumped.stdout, re.S)
         if not match or not match.group(1).strip():
-            raise RuntimeError(f"chromium gave no measurements for {name} (rc {dumped.returncode}): "
-                               f"{dumped.stderr[-1500:]}")  # fmt: skip
+            raise RuntimeError(
+                f"chromium gave no measurements for {name} (rc {dumped.returncode}): {dumped.stderr[-1500:]}"
+            )
         measured = json.loads(html.unescape(match.group(1)))
         if "fatal" in measured:
             raise RuntimeError(f"the page failed for {name}: {measured['fatal']}")
         shot = out / f"{name}.png"
         height = int(measured["height"]) if shot_open else int(measured["closed_height"])
-        taken = _chromium(chromium, Path(profile), f"--window-size={WINDOW_WIDTH},{min(max(height, 200), 16_000)}",
-                          f"--screenshot={shot}", shot_page.as_uri())  # fmt: skip
+        taken = _chromium(
+            chromium,
+            Path(profile),
+            f"--window-size={WINDOW_WIDTH},{min(max(height, 200), 16_000)}",
+            f"--screenshot={shot}",
+            shot_page.as_uri(),
+        )
         if not shot.is_file():
             raise RuntimeError(f"chromium took no screenshot of {name} (rc {taken.returncode}): {taken.stderr[-1500:]}")
     return Rendered(measured, shot)

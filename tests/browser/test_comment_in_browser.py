@@ -52,8 +52,9 @@ def headline_of(markdown: str) -> str:
 def test_golden_report_reads_well_at_a_comments_width(name: str, browser: tuple[str, Path], tmp_path: Path) -> None:
     chromium, modules = browser
     markdown = (GOLDEN / f"{name}.md").read_text(encoding="utf-8")
-    rendered = harness.render(markdown, tmp_path, name, shot_open=name == "regression", chromium=chromium,
-                              modules=modules)  # fmt: skip
+    rendered = harness.render(
+        markdown, tmp_path, name, shot_open=name == "regression", chromium=chromium, modules=modules
+    )
     keep(rendered.screenshot)
     measured = rendered.measured
 
@@ -78,8 +79,9 @@ def test_golden_report_reads_well_at_a_comments_width(name: str, browser: tuple[
 def test_the_regression_report_also_reads_in_the_dark_theme(browser: tuple[str, Path], tmp_path: Path) -> None:
     chromium, modules = browser
     markdown = (GOLDEN / "regression.md").read_text(encoding="utf-8")
-    dark = harness.render(markdown, tmp_path, "regression-dark", shot_open=True, dark=True,
-                          chromium=chromium, modules=modules)  # fmt: skip
+    dark = harness.render(
+        markdown, tmp_path, "regression-dark", shot_open=True, dark=True, chromium=chromium, modules=modules
+    )
     keep(dark.screenshot)
     assert dark.measured["errors"] == [] and dark.measured["charts"]
     assert all("#8c959f" in chart["strokes"] for chart in dark.measured["charts"])

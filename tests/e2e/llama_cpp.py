@@ -103,9 +103,18 @@ def _build_into(work: Path, dest: Path) -> None:
     """Download the sdist and build llama-server in ``work``; fill ``dest``."""
     vllm_cpu._run(
         [
-            sys.executable, "-m", "pip", "download", "--quiet",
-            "--disable-pip-version-check", "--no-deps", "--no-binary", ":all:",
-            f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}", "-d", str(work),
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}",
+            "-d",
+            str(work),
         ]
     )
     sdist = work / f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"
@@ -113,9 +122,7 @@ def _build_into(work: Path, dest: Path) -> None:
     source = work / f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}" / "vendor" / "llama.cpp"
     build = work / "build"
     vllm_cpu._run(["cmake", "-S", str(source), "-B", str(build), *CMAKE_FLAGS])
-    vllm_cpu._run(
-        ["cmake", "--build", str(build), "--target", "llama-server", f"-j{BUILD_JOBS}"]
-    )
+    vllm_cpu._run(["cmake", "--build", str(build), "--target", "llama-server", f"-j{BUILD_JOBS}"])
     (dest / "bin").mkdir(parents=True)
     shutil.copy2(build / "bin" / "llama-server", dest / "bin" / "llama-server")
     for name in _CONVERTER_FILES:
@@ -149,7 +156,9 @@ def ensure_server(cache_dir: Path | None = None) -> Path:
             _build_into(Path(tmp), staged)
             version = subprocess.run(
                 [str(staged / "bin" / "llama-server"), "--version"],
-                capture_output=True, text=True, timeout=60,
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
             if version.returncode != 0:
                 raise RuntimeError(f"the new llama-server does not run: {version.stderr}")
@@ -161,7 +170,8 @@ def ensure_server(cache_dir: Path | None = None) -> Path:
                         "server_version": (version.stdout + version.stderr).strip(),
                         "build_seconds": round(time.monotonic() - started),
                     },
-                    indent=1, sort_keys=True,
+                    indent=1,
+                    sort_keys=True,
                 )
                 + "\n"
             )
@@ -209,17 +219,22 @@ def make_tiny_gguf(model_dir: Path, python: Path, cache_dir: Path | None = None)
     dest = (cache_dir or vllm_cpu.cache_root()) / f"tiny-llama-{key}.gguf"
     stamp = dest.with_suffix(".json")
     with vllm_cpu._locked(dest.parent / f".{dest.name}.lock"):
-        if dest.is_file() and vllm_cpu._read_json(stamp) == {
-            **wanted, "sha256": vllm_cpu._sha256(dest.read_bytes())
-        }:
+        if dest.is_file() and vllm_cpu._read_json(stamp) == {**wanted, "sha256": vllm_cpu._sha256(dest.read_bytes())}:
             return dest
         _log(f"converting {model_dir} to {dest}")
         with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".gguf-") as tmp:
             staged = Path(tmp) / dest.name
             vllm_cpu._run(
                 [
-                    str(python), "-c", _CONVERT_PROGRAM, str(tree), str(model_dir),
-                    "--outtype", "f32", "--outfile", str(staged),
+                    str(python),
+                    "-c",
+                    _CONVERT_PROGRAM,
+                    str(tree),
+                    str(model_dir),
+                    "--outtype",
+                    "f32",
+                    "--outfile",
+                    str(staged),
                 ],
                 env=vllm_cpu._clean_env({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}),
                 shown=f"{python} -c <convert_hf_to_gguf with the gpt-2 pre-tokenizer> {model_dir}",
@@ -245,21 +260,33 @@ def tiny_gguf(cache_dir: Path | None = None) -> tuple[Path, Path]:
 def server_command(binary: Path, gguf: Path, port: int) -> list[str]:
     """The command line that serves ``gguf`` on 127.0.0.1:``port`` (one slot, CPU)."""
     return [
-        str(binary), "--model", str(gguf), "--alias", SERVED_MODEL_NAME,
-        "--host", HOST, "--port", str(port), "--ctx-size", str(CONTEXT_SIZE),
-        "--metrics", "--threads", "1",
+        str(binary),
+        "--model",
+        str(gguf),
+        "--alias",
+        SERVED_MODEL_NAME,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--ctx-size",
+        str(CONTEXT_SIZE),
+        "--metrics",
+        "--threads",
+        "1",
     ]
 
 
-def start_server(
-    binary: Path, gguf: Path, port: int, log_path: Path
-) -> subprocess.Popen[bytes]:
+def start_server(binary: Path, gguf: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
     """Start the server in a new process group; stop it with :func:`stop_server`."""
     command = server_command(binary, gguf, port)
     guarded = [sys.executable, "-c", vllm_cpu._DIE_WITH_PARENT, str(os.getpid()), *command]
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            guarded, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            guarded,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -291,7 +318,8 @@ def _smoke(binary: Path, gguf: Path) -> int:
                 {"model": SERVED_MODEL_NAME, "prompt": "Hello", "max_tokens": 8, "ignore_eos": True}
             ).encode()
             request = urllib.request.Request(
-                f"http://{HOST}:{port}/v1/completions", data=body,
+                f"http://{HOST}:{port}/v1/completions",
+                data=body,
                 headers={"Content-Type": "application/json"},
             )
             with urllib.request.urlopen(request, timeout=60) as response:

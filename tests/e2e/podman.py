@@ -51,15 +51,17 @@ def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
 @lru_cache(maxsize=1)
 def base_image() -> tuple[str | None, str]:
     """(the base image, "") when Podman works here, else (None, why not)."""
-    done = subprocess.run(["bash", str(REPO / "scripts" / "setup-podman.sh")], capture_output=True, text=True,
-                          timeout=900)
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts" / "setup-podman.sh")], capture_output=True, text=True, timeout=900
+    )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0:
         return None, f"scripts/setup-podman.sh failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}"
     if not lines:
         return None, (done.stderr.strip().splitlines() or ["scripts/setup-podman.sh set nothing up"])[-1]
-    check = subprocess.run(["podman", "run", "--rm", "--network=none", lines[-1], "true"], capture_output=True,
-                           text=True, timeout=120)
+    check = subprocess.run(
+        ["podman", "run", "--rm", "--network=none", lines[-1], "true"], capture_output=True, text=True, timeout=120
+    )
     if check.returncode != 0:
         return None, f"podman cannot run a container here: {check.stderr.strip()[-300:]}"
     return lines[-1], ""
@@ -102,16 +104,37 @@ def host_ca_bundle() -> Path | None:
 
 def action_image(base: str) -> str:
     """The Docker flavour's image, built from the repository's Dockerfile as the release does."""
-    inputs = [REPO / name for name in ("Dockerfile", "requirements.lock", "pyproject.toml", "README.md", "LICENSE",
-                                       "entrypoint.py", "kitt")]
+    inputs = [
+        REPO / name
+        for name in (
+            "Dockerfile",
+            "requirements.lock",
+            "pyproject.toml",
+            "README.md",
+            "LICENSE",
+            "entrypoint.py",
+            "kitt",
+        )
+    ]
     tag = f"{ACTION_REPO}:{_tree_hash(inputs, base)}"
     if not _exists(tag):
         # pip inside the build fetches from PyPI like the release build; the host's network and CA
         # bundle are lent to that one step, and nothing of them stays in the image.
         ca = host_ca_bundle()
         mount = [f"--volume={ca}:/etc/ssl/certs/ca-certificates.crt:ro"] if ca else []
-        podman("build", "--pull=never", "--network=host", *mount, f"--build-arg=BASE_IMAGE={base}",
-               "--tag", tag, "--file", str(REPO / "Dockerfile"), str(REPO), timeout=600)
+        podman(
+            "build",
+            "--pull=never",
+            "--network=host",
+            *mount,
+            f"--build-arg=BASE_IMAGE={base}",
+            "--tag",
+            tag,
+            "--file",
+            str(REPO / "Dockerfile"),
+            str(REPO),
+            timeout=600,
+        )
     return tag
 
 
@@ -177,8 +200,11 @@ def podman_docker_api(tmp_path):
     if shutil.which("docker") is None:
         pytest.skip("the docker CLI is not installed (Debian: docker.io); Podman's own CLI is tested above")
     sock = tmp_path / "podman.sock"
-    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    service = subprocess.Popen(
+        ["podman", "system", "service", "--time=0", f"unix://{sock}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while not sock.exists() and time.monotonic() < deadline and service.poll() is None:

@@ -13,8 +13,20 @@ from pathlib import Path
 from support import assert_no_engine_left, assert_one_line_error, clean_environ, run_kitt, unique_model
 
 DRIFT = ["--engine-arg=--drift-pct=10", "--engine-arg=--drift-period-s=20"]
-LOAD = ["--concurrency", "4", "--num-requests", "8", "--repeats", "6", "--warmup", "2", "--output-len", "16",
-        "--seed", "7"]  # fmt: skip
+LOAD = [
+    "--concurrency",
+    "4",
+    "--num-requests",
+    "8",
+    "--repeats",
+    "6",
+    "--warmup",
+    "2",
+    "--output-len",
+    "16",
+    "--seed",
+    "7",
+]
 
 
 def ab_run(out: Path, model: str, candidate: list[str], baseline: list[str]) -> None:
@@ -31,8 +43,17 @@ def report(out: Path, tmp: Path, *extra: str) -> tuple[int, str, dict[str, str]]
     """kitt ci report on an A/B run's folder, as a step would run it: exit code, report, verdict per metric."""
     outputs = tmp / "outputs"
     outputs.write_text("")
-    done = run_kitt("ci", "report", "--results-dir", str(out), "--fail-on-regression", "--output", str(tmp / "report.md"),
-                    *extra, env=clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(outputs)))
+    done = run_kitt(
+        "ci",
+        "report",
+        "--results-dir",
+        str(out),
+        "--fail-on-regression",
+        "--output",
+        str(tmp / "report.md"),
+        *extra,
+        env=clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(outputs)),
+    )
     lines = outputs.read_text().splitlines()
     key = json.loads(lines[lines.index(next(l for l in lines if l.startswith("key-metrics<<"))) + 1])
     verdicts = {f"{test}:{metric}": row["verdict"] for test, rows in key.items() for metric, row in rows.items()}
@@ -76,8 +97,22 @@ def test_ab_flags_an_engine_cannot_take_are_usage_errors(tmp_path: Path) -> None
 
 def test_an_arm_that_never_gets_ready_is_named_and_both_are_torn_down(tmp_path: Path) -> None:
     model = unique_model()
-    done = run_kitt("run", "-m", model, "-e", "sim", "-s", "quick", "-o", str(tmp_path / "r"), *LOAD,
-                    "--baseline-engine-arg=--never-ready", "--ready-timeout", "3", timeout=120)
+    done = run_kitt(
+        "run",
+        "-m",
+        model,
+        "-e",
+        "sim",
+        "-s",
+        "quick",
+        "-o",
+        str(tmp_path / "r"),
+        *LOAD,
+        "--baseline-engine-arg=--never-ready",
+        "--ready-timeout",
+        "3",
+        timeout=120,
+    )
     assert done.returncode == 1
     assert_one_line_error(done.stderr, "the baseline arm")
     assert_no_engine_left(model)
@@ -86,14 +121,40 @@ def test_an_arm_that_never_gets_ready_is_named_and_both_are_torn_down(tmp_path: 
 def test_blocks_run_the_arms_one_at_a_time_in_abba_order(tmp_path: Path) -> None:
     model = unique_model()
     out = tmp_path / "blocks"
-    done = run_kitt("run", "-m", model, "-e", "sim", "-s", "quick", "-o", str(out), "--concurrency", "2",
-                    "--num-requests", "4", "--repeats", "4", "--warmup", "1", "--output-len", "8",
-                    "--ab-schedule", "blocks", "--engine-arg=--slowdown=1.2", "--baseline-engine-arg=--slowdown=1",
-                    timeout=300)
+    done = run_kitt(
+        "run",
+        "-m",
+        model,
+        "-e",
+        "sim",
+        "-s",
+        "quick",
+        "-o",
+        str(out),
+        "--concurrency",
+        "2",
+        "--num-requests",
+        "4",
+        "--repeats",
+        "4",
+        "--warmup",
+        "1",
+        "--output-len",
+        "8",
+        "--ab-schedule",
+        "blocks",
+        "--engine-arg=--slowdown=1.2",
+        "--baseline-engine-arg=--slowdown=1",
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     # Three start-ups: baseline, candidate (both halves without a restart), baseline again.
     starts = [line for line in done.stderr.splitlines() + done.stdout.splitlines() if "is ready at" in line]
-    assert [("baseline" in line, "candidate" in line) for line in starts] == [(True, False), (False, True), (True, False)]
+    assert [("baseline" in line, "candidate" in line) for line in starts] == [
+        (True, False),
+        (False, True),
+        (True, False),
+    ]
     for arm, first_half in (("baseline", 0), ("candidate", 1)):
         config = json.loads((out / arm / "config.json").read_text())
         assert config["ab"]["schedule"] == "blocks"

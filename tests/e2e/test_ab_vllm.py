@@ -20,22 +20,50 @@ from e2e.test_vllm_cpu import ENGINE_ARGS, kitt_env, vllm, wait_until_gone  # no
 
 # Six pairs: on two CPU cores shared by both servers the slower arm's TTFT varies widely from pair
 # to pair (a 95% CI of +41% ... +1974% around +440% with four pairs), so more pairs are needed.
-LOAD = ["-s", "quick", "--concurrency", "4", "--num-requests", "8", "--repeats", "6", "--warmup", "2",
-        "--output-len", "32"]  # fmt: skip
+LOAD = [
+    "-s",
+    "quick",
+    "--concurrency",
+    "4",
+    "--num-requests",
+    "8",
+    "--repeats",
+    "6",
+    "--warmup",
+    "2",
+    "--output-len",
+    "32",
+]
 BASELINE_ARGS = [arg.replace("--engine-arg=", "--baseline-engine-arg=") for arg in ENGINE_ARGS]
 
 
 # The gate's family here: the key metrics a team would gate such a change on. With all 18 default
 # metrics, Holm left even +440% TTFT inconclusive in one CI rehearsal: honest, but it tests nothing.
 THRESHOLDS = "median_ttft_ms: 5\nmedian_e2el_ms: 5\noutput_throughput: 5\n" + "".join(
-    f"{m}: off\n" for m in ("p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms", "median_itl_ms", "p99_itl_ms", "p99_e2el_ms"))
+    f"{m}: off\n"
+    for m in ("p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms", "median_itl_ms", "p99_itl_ms", "p99_e2el_ms")
+)
 
 
 def ab(vllm, tmp_path, name: str, candidate_extra: list[str]) -> tuple[int, str, dict[str, str]]:
     bin_dir, model_dir = vllm
     out = tmp_path / name
-    done = run_kitt("run", "-e", "vllm", "--native", "-m", str(model_dir), "-o", str(out), *LOAD, *ENGINE_ARGS,
-                    *candidate_extra, *BASELINE_ARGS, env=kitt_env(bin_dir), timeout=1200)
+    done = run_kitt(
+        "run",
+        "-e",
+        "vllm",
+        "--native",
+        "-m",
+        str(model_dir),
+        "-o",
+        str(out),
+        *LOAD,
+        *ENGINE_ARGS,
+        *candidate_extra,
+        *BASELINE_ARGS,
+        env=kitt_env(bin_dir),
+        timeout=1200,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert wait_until_gone() == [], "both vLLM servers must be gone"
     for arm in ("baseline", "candidate"):

@@ -120,8 +120,18 @@ def baseline(tmp_path_factory) -> bytes:
     root = tmp_path_factory.mktemp("baseline")
     suite = root / "act-suite.yaml"
     suite.write_text(SUITE)
-    done = run_kitt("run", "-m", "sim-model", "-e", "sim", "-s", str(suite), "-o", str(root / "out"),
-                    *[f"--engine-arg={a}" for a in BASE_SIM])
+    done = run_kitt(
+        "run",
+        "-m",
+        "sim-model",
+        "-e",
+        "sim",
+        "-s",
+        str(suite),
+        "-o",
+        str(root / "out"),
+        *[f"--engine-arg={a}" for a in BASE_SIM],
+    )
     assert done.returncode == 0, done.stderr
     return zip_dir(root / "out")
 
@@ -133,12 +143,19 @@ def run_benchmark_workflow(tmp_path: Path, double, engine_args: list[str]):
     workflow.write_text(WORKFLOW.format(artifact=ARTIFACT, pr=PR, engine_args=args))
     keep = tmp_path / "kept"
     keep.mkdir()
-    event = {"number": PR, "pull_request": {"number": PR, "head": {"ref": "feature", "sha": "a" * 40},
-                                            "base": {"ref": "main"}}}
+    event = {
+        "number": PR,
+        "pull_request": {"number": PR, "head": {"ref": "feature", "sha": "a" * 40}, "base": {"ref": "main"}},
+    }
     run = act.run_act(
-        workflow, event=event, workdir=tmp_path / "act", src=src, timeout_s=600,
+        workflow,
+        event=event,
+        workdir=tmp_path / "act",
+        src=src,
+        timeout_s=600,
         env={"GITHUB_API_URL": double.api_url, "GITHUB_REPOSITORY": "octo-org/kitt-demo", "KEEP": str(keep)},
-        secrets={"GH_TOKEN": double.token}, extra_args=offline_upload_action(tmp_path),
+        secrets={"GH_TOKEN": double.token},
+        extra_args=offline_upload_action(tmp_path),
     )
     return run, keep / "kitt-results"
 
@@ -146,8 +163,9 @@ def run_benchmark_workflow(tmp_path: Path, double, engine_args: list[str]):
 def test_action_benchmarks_comments_and_gates(tmp_path, github_double, baseline):
     double = github_double
     double.add_pull(PR, base_ref="main")
-    double.add_artifact(ARTIFACT, content=baseline, head_branch="main",
-                        created_at=datetime.now(timezone.utc) - timedelta(hours=1))
+    double.add_artifact(
+        ARTIFACT, content=baseline, head_branch="main", created_at=datetime.now(timezone.utc) - timedelta(hours=1)
+    )
 
     marker = "<!-- kitt-benchmark:sim/sim-model/act-suite -->"
 
@@ -184,16 +202,22 @@ def test_action_benchmarks_comments_and_gates(tmp_path, github_double, baseline)
     assert [c.id for c in marked] == [comment.id] and marked[0].body.splitlines()[1] == headline
 
     # 3. The fork-safe report job (Docker flavour's entrypoint) on the uploaded results of run 1.
-    double.add_artifact(ARTIFACT, content=zip_dir(kept), head_branch="feature", run_id=4242,
-                        created_at=datetime.now(timezone.utc))
+    double.add_artifact(
+        ARTIFACT, content=zip_dir(kept), head_branch="feature", run_id=4242, created_at=datetime.now(timezone.utc)
+    )
     src = copy_repo(tmp_path / "report-src")
     workflow = tmp_path / "report.yml"
     workflow.write_text(REPORT_WORKFLOW.format(artifact=ARTIFACT))
     event = {"workflow_run": {"id": 4242, "head_sha": "a" * 40, "event": "pull_request"}}
     report = act.run_act(
-        workflow, event=event, event_name="workflow_run", workdir=tmp_path / "act-report", src=src,
+        workflow,
+        event=event,
+        event_name="workflow_run",
+        workdir=tmp_path / "act-report",
+        src=src,
         env={"GITHUB_API_URL": double.api_url, "GITHUB_REPOSITORY": "octo-org/kitt-demo"},
-        secrets={"GH_TOKEN": double.token}, timeout_s=300,
+        secrets={"GH_TOKEN": double.token},
+        timeout_s=300,
     )
     assert report.returncode == 1, report.raw_output()[-4000:]  # the regression still gates
     outputs = report.outputs("kitt")

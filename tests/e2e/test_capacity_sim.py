@@ -30,8 +30,9 @@ tests:
 """
 
 
-def capacity_run(tmp: Path, model: str, name: str, slots: int, baseline_slots: int | None = None,
-                 repeats: int = 2) -> Path:
+def capacity_run(
+    tmp: Path, model: str, name: str, slots: int, baseline_slots: int | None = None, repeats: int = 2
+) -> Path:
     suite = tmp / "capacity.yaml"
     suite.write_text(SUITE.format(repeats=repeats))
     out = tmp / name
@@ -69,8 +70,10 @@ def test_capacity_over_concurrency_is_exactly_the_slots_in_every_repeat(tmp_path
     levels = len(curves[0]["probes"])
     loads = len({p["load"] for p in curves[0]["probes"]})
     probed = f"{levels} levels" + (f" at {loads} loads" if loads != levels else "")
-    assert (f"`chat-capacity`: {probed} probed in run 1; the SLO (p99 TTFT ≤ 100 ms) held up to 5 streams "
-            "and failed at 6 streams.") in summary, summary
+    assert (
+        f"`chat-capacity`: {probed} probed in run 1; the SLO (p99 TTFT ≤ 100 ms) held up to 5 streams "
+        "and failed at 6 streams."
+    ) in summary, summary
     chart = summary.split("```mermaid")[1].split("```")[0]
     assert '"5 ★", "6"' in chart and 'line "SLO" [100,' in chart and 'line "this run"' in chart
     assert "| 5 |" in summary and "| 6 |" in summary  # the probe table
@@ -80,8 +83,16 @@ def test_capacity_over_concurrency_is_exactly_the_slots_in_every_repeat(tmp_path
 def report(out: Path, tmp: Path) -> tuple[int, str]:
     outputs = tmp / "outputs"
     outputs.write_text("")
-    done = run_kitt("ci", "report", "--results-dir", str(out), "--fail-on-regression", "--output", str(tmp / "report.md"),
-                    env=clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(outputs)))
+    done = run_kitt(
+        "ci",
+        "report",
+        "--results-dir",
+        str(out),
+        "--fail-on-regression",
+        "--output",
+        str(tmp / "report.md"),
+        env=clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(outputs)),
+    )
     return done.returncode, (tmp / "report.md").read_text()
 
 
@@ -95,8 +106,10 @@ def test_fewer_slots_is_a_capacity_regression_and_an_a_a_run_is_not(tmp_path: Pa
     headline = text.splitlines()[1]
     assert headline == "## ❌ 1 regression: capacity -25% (p99 TTFT ≤ 100 ms): 8 → 6 streams", headline
     # The curves, baseline beside the candidate: where each side's SLO held and failed.
-    assert ("held up to 8 streams and failed at 9 streams in the baseline" in text
-            and "held up to 6 streams and failed at 7 streams in this run" in text), text[:3000]
+    assert (
+        "held up to 8 streams and failed at 9 streams in the baseline" in text
+        and "held up to 6 streams and failed at 7 streams in this run" in text
+    ), text[:3000]
 
     same = capacity_run(tmp_path, model, "aa", slots=8, baseline_slots=8, repeats=3)
     code, text = report(same, tmp_path)
@@ -123,9 +136,23 @@ def test_over_request_rate_each_probe_is_a_level_of_the_tests_workload(tmp_path:
     suite = tmp_path / "rate.yaml"
     suite.write_text(RATE_SUITE.format())
     out = tmp_path / "rate"
-    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", str(suite), "-o", str(out),
-                    "--engine-arg=--max-num-seqs=2", "--engine-arg=--ttft-ms=30", "--engine-arg=--itl-ms=10",
-                    "--engine-arg=--ttft-cv=0", "--engine-arg=--itl-cv=0", timeout=300)
+    done = run_kitt(
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-s",
+        str(suite),
+        "-o",
+        str(out),
+        "--engine-arg=--max-num-seqs=2",
+        "--engine-arg=--ttft-ms=30",
+        "--engine-arg=--itl-ms=10",
+        "--engine-arg=--ttft-cv=0",
+        "--engine-arg=--itl-cv=0",
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     document = json.loads((out / "metrics.json").read_text())
     (result,) = document["results"]
@@ -168,14 +195,30 @@ def test_over_request_rate_capacity_is_within_its_precision_of_the_queues_truth(
     timing jitter allowed, and each probe's measured p99 within that jitter of the queue's."""
     service = (TTFT_MS + (OUTPUT_LEN - 1) * ITL_MS) / 1e3
     suite = tmp_path / "truth.yaml"
-    suite.write_text(TRUTH_SUITE.format(seed=SEED, requests=REQUESTS, output_len=OUTPUT_LEN, precision=PRECISION,
-                                        slo_ms=SLO_MS))
+    suite.write_text(
+        TRUTH_SUITE.format(seed=SEED, requests=REQUESTS, output_len=OUTPUT_LEN, precision=PRECISION, slo_ms=SLO_MS)
+    )
     out = tmp_path / "truth"
-    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", str(suite), "-o", str(out),
-                    f"--engine-arg=--max-num-seqs={SLOTS}", f"--engine-arg=--ttft-ms={TTFT_MS:g}",
-                    f"--engine-arg=--itl-ms={ITL_MS:g}", "--engine-arg=--ttft-cv=0", "--engine-arg=--itl-cv=0",
-                    "--engine-arg=--prefill-ms-per-token=0", "--engine-arg=--itl-ms-per-seq=0",
-                    "--engine-arg=--kv-cache-tokens=0", timeout=300)
+    done = run_kitt(
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-s",
+        str(suite),
+        "-o",
+        str(out),
+        f"--engine-arg=--max-num-seqs={SLOTS}",
+        f"--engine-arg=--ttft-ms={TTFT_MS:g}",
+        f"--engine-arg=--itl-ms={ITL_MS:g}",
+        "--engine-arg=--ttft-cv=0",
+        "--engine-arg=--itl-cv=0",
+        "--engine-arg=--prefill-ms-per-token=0",
+        "--engine-arg=--itl-ms-per-seq=0",
+        "--engine-arg=--kv-cache-tokens=0",
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     document = json.loads((out / "metrics.json").read_text())
     curves = {c["run_number"]: c for c in document["capacity_curves"]}
@@ -183,8 +226,10 @@ def test_over_request_rate_capacity_is_within_its_precision_of_the_queues_truth(
     for result in document["results"]:
         run, metrics = result["run_number"], result["metrics"]
         unit = arrivals.schedule(arrivals.Arrival(), 1.0, REQUESTS, f"{SEED}:chat-capacity:{run}:arrivals")
-        truths = [truth.truth_rate(unit, SLOTS, service, TTFT_MS / 1e3, (SLO_MS + d) / 1e3, 1.0, 1000.0)
-                  for d in (-JITTER_MS, 0.0, JITTER_MS)]
+        truths = [
+            truth.truth_rate(unit, SLOTS, service, TTFT_MS / 1e3, (SLO_MS + d) / 1e3, 1.0, 1000.0)
+            for d in (-JITTER_MS, 0.0, JITTER_MS)
+        ]
         low, exact, high = truths
         assert high / low < 1.08, truths  # the seed's precondition: the truth is well conditioned
         for probe in curves[run]["probes"]:

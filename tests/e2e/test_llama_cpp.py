@@ -26,7 +26,13 @@ from kitt.engines.docker import docker_run_command
 from kitt.workload.lengths import Uniform
 from kitt.workload.synthetic import build_requests
 from support import (
-    REPO, assert_exact_quick_suite, assert_kill_left_a_clear_failure, clean_environ, free_port, processes_with, run_kitt,
+    REPO,
+    assert_exact_quick_suite,
+    assert_kill_left_a_clear_failure,
+    clean_environ,
+    free_port,
+    processes_with,
+    run_kitt,
     wait_for_samples,
 )
 
@@ -67,8 +73,23 @@ def test_quick_suite_on_real_llama_cpp(llama, tmp_path):
     out = tmp_path / "results"
     port = free_port()
     done = run_kitt(
-        "run", "-e", "llama-cpp", "--native", "-m", str(gguf), "-s", "quick", "-o", str(out),
-        "--port", str(port), "--repeats", "2", *ENGINE_ARGS, env=kitt_env(binary), timeout=600,
+        "run",
+        "-e",
+        "llama-cpp",
+        "--native",
+        "-m",
+        str(gguf),
+        "-s",
+        "quick",
+        "-o",
+        str(out),
+        "--port",
+        str(port),
+        "--repeats",
+        "2",
+        *ENGINE_ARGS,
+        env=kitt_env(binary),
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     measured = assert_exact_quick_suite(out, "llama-cpp")
@@ -92,11 +113,12 @@ def test_quick_suite_on_real_llama_cpp(llama, tmp_path):
     # is on the median over the repeats' requests, and 10% leaves room for scheduling noise.
     serial = [s for s in samples if s["test_name"] == "latency-c1"]
     log = (out / "engine.log").read_text(errors="replace")
-    decoded = [(float(ms), int(n)) for ms, n in EVAL_TIME.findall(log) if int(n) == 64][:len(serial)]
+    decoded = [(float(ms), int(n)) for ms, n in EVAL_TIME.findall(log) if int(n) == 64][: len(serial)]
     assert len(decoded) == len(serial)
     differences = [
         abs((s["event_ms"][-1] - s["event_ms"][0]) / (s["completion_tokens"] - 1) - ms / (n - 1)) / (ms / (n - 1))
-        for s, (ms, n) in zip(serial, decoded) if not s["warmup"]
+        for s, (ms, n) in zip(serial, decoded)
+        if not s["warmup"]
     ]
     assert len(differences) == 16 and statistics.median(differences) < 0.10, differences
 
@@ -108,13 +130,21 @@ def test_quick_suite_on_real_llama_cpp(llama, tmp_path):
     # Docker mode passes the same arguments to the image; only host and port differ.
     spec = get_engine("llama-cpp")
     docker = docker_run_command(
-        spec, image=spec.image or "", model=str(gguf), served=served_name(spec, str(gguf)), host_port=port,
-        extra_args=tuple(command[len(spec.native_command) + len(spec.server_args):]), name="n", run_id="r",
-        environ={"HOME": str(tmp_path)}, owner_pid=1, owner_host="h",
+        spec,
+        image=spec.image or "",
+        model=str(gguf),
+        served=served_name(spec, str(gguf)),
+        host_port=port,
+        extra_args=tuple(command[len(spec.native_command) + len(spec.server_args) :]),
+        name="n",
+        run_id="r",
+        environ={"HOME": str(tmp_path)},
+        owner_pid=1,
+        owner_host="h",
     )
-    docker_args = docker[docker.index(spec.image) + 1:]
+    docker_args = docker[docker.index(spec.image) + 1 :]
     swap = {"0.0.0.0": "127.0.0.1", str(spec.container_port): str(port), f"/models/{gguf.name}": str(gguf)}
-    assert [swap.get(a, a) for a in docker_args] == command[len(spec.native_command):]
+    assert [swap.get(a, a) for a in docker_args] == command[len(spec.native_command) :]
     assert "llama-cpp" in (out / "summary.md").read_text()
     assert wait_until_gone(port) == []
 
@@ -128,10 +158,26 @@ def test_chat_lengths_exact_on_real_llama_cpp(llama, tmp_path):
     suite.write_text(
         "name: chat-lengths\napi: chat\nrepeats: 1\nwarmup: 0\nseed: 7\ntests:\n"
         "  - {name: fixed, concurrency: [2], num_requests: 4, input_len: 48, output_len: 4}\n"
-        "  - {name: uniform, concurrency: [2], num_requests: 8, output_len: 4, input_len: {uniform: [20, 120]}}\n")
+        "  - {name: uniform, concurrency: [2], num_requests: 8, output_len: 4, input_len: {uniform: [20, 120]}}\n"
+    )
     out = tmp_path / "results"
-    done = run_kitt("run", "-e", "llama-cpp", "--native", "-m", str(gguf), "-s", str(suite), "-o", str(out),
-                    "--port", str(free_port()), *ENGINE_ARGS, env=kitt_env(binary), timeout=600)
+    done = run_kitt(
+        "run",
+        "-e",
+        "llama-cpp",
+        "--native",
+        "-m",
+        str(gguf),
+        "-s",
+        str(suite),
+        "-o",
+        str(out),
+        "--port",
+        str(free_port()),
+        *ENGINE_ARGS,
+        env=kitt_env(binary),
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     config = json.loads((out / "config.json").read_text())
     assert config["api"] == "chat" and config["workload"]["length_method"] == "exact, engine /tokenize"
@@ -145,8 +191,10 @@ def test_chat_lengths_exact_on_real_llama_cpp(llama, tmp_path):
     # The lengths kitt drew for the level (its seed and salt, kitt.arm): each one sent exactly.
     drawn = [r.input_len for r in build_requests(8, Uniform(20, 120), 4, seed=7, salt="uniform-c2:1")]
     assert sorted(s["prompt_tokens"] for s in uniform) == sorted(drawn) and len(set(drawn)) > 1
-    assert (stats["min"], stats["max"]) == (min(s["prompt_tokens"] for s in uniform),
-                                            max(s["prompt_tokens"] for s in uniform))
+    assert (stats["min"], stats["max"]) == (
+        min(s["prompt_tokens"] for s in uniform),
+        max(s["prompt_tokens"] for s in uniform),
+    )
 
 
 def test_llama_cpp_killed_mid_run(llama, tmp_path):
@@ -154,10 +202,37 @@ def test_llama_cpp_killed_mid_run(llama, tmp_path):
     out = tmp_path / "results"
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "kitt", "run", "-e", "llama-cpp", "--native", "-m", str(gguf), "-s", "quick",
-         "-o", str(out), "--port", str(port), "--concurrency", "2", "--num-requests", "2000", "--repeats", "1",
-         "--output-len", "64", *ENGINE_ARGS],
-        cwd=REPO, env=kitt_env(binary), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "kitt",
+            "run",
+            "-e",
+            "llama-cpp",
+            "--native",
+            "-m",
+            str(gguf),
+            "-s",
+            "quick",
+            "-o",
+            str(out),
+            "--port",
+            str(port),
+            "--concurrency",
+            "2",
+            "--num-requests",
+            "2000",
+            "--repeats",
+            "1",
+            "--output-len",
+            "64",
+            *ENGINE_ARGS,
+        ],
+        cwd=REPO,
+        env=kitt_env(binary),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         # On an observed event, not by the clock: the warm-up's samples are written (see the vLLM test).
@@ -184,11 +259,27 @@ def test_shared_prefix_hits_the_prompt_cache_on_real_llama_cpp(llama, tmp_path):
         "name: prefix\napi: chat\nrepeats: 1\nwarmup: 0\nseed: 3\ntests:\n"
         "  - {name: shared, concurrency: [1], num_requests: 12, input_len: 16, output_len: 2,\n"
         "     prefix: {groups: 1, len: 384}}\n"
-        "  - {name: unique, concurrency: [1], num_requests: 12, input_len: 400, output_len: 2}\n")
+        "  - {name: unique, concurrency: [1], num_requests: 12, input_len: 400, output_len: 2}\n"
+    )
     out = tmp_path / "results"
     port = free_port()
-    done = run_kitt("run", "-e", "llama-cpp", "--native", "-m", str(gguf), "-s", str(suite), "-o", str(out),
-                    "--port", str(port), *ENGINE_ARGS, env=kitt_env(binary), timeout=600)
+    done = run_kitt(
+        "run",
+        "-e",
+        "llama-cpp",
+        "--native",
+        "-m",
+        str(gguf),
+        "-s",
+        str(suite),
+        "-o",
+        str(out),
+        "--port",
+        str(port),
+        *ENGINE_ARGS,
+        env=kitt_env(binary),
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert {s["prompt_tokens"] for s in samples} == {400} and all(s["error"] is None for s in samples)

@@ -42,8 +42,22 @@ def kitt_env(tmp_path) -> dict[str, str]:
 
 
 def vllm_args(engine: str, out: Path, suite: Path, *extra: str) -> list[str]:
-    return ["run", "-m", "tiny-model", "-e", "vllm", "-s", str(suite), "-o", str(out), "--engine-image", engine,
-            "--container-cli", "podman", *extra]
+    return [
+        "run",
+        "-m",
+        "tiny-model",
+        "-e",
+        "vllm",
+        "-s",
+        str(suite),
+        "-o",
+        str(out),
+        "--engine-image",
+        engine,
+        "--container-cli",
+        "podman",
+        *extra,
+    ]
 
 
 def kitt_containers(engine: str) -> list[str]:
@@ -52,8 +66,14 @@ def kitt_containers(engine: str) -> list[str]:
 
 def start_until_ready(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.Popen[str]:
     """Start `kitt run` and return once it says (on stderr, with its progress) that the engine is ready."""
-    child = subprocess.Popen([sys.executable, "-m", "kitt", *args], cwd=REPO, env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "kitt", *args],
+        cwd=REPO,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert child.stderr is not None
     deadline, seen = time.monotonic() + timeout, []
     while time.monotonic() < deadline:
@@ -87,7 +107,15 @@ def test_vllm_spec_end_to_end(tmp_path, engine, kitt_env):
     command = config["server_command"]
     assert command[:2] == ["podman", "run"] and not any(p.startswith(("--gpus", "--device")) for p in command)
     assert command[command.index(engine) + 1 :] == [
-        "--model", "tiny-model", "--served-model-name", "tiny-model", "--host", "0.0.0.0", "--port", "8000"]
+        "--model",
+        "tiny-model",
+        "--served-model-name",
+        "tiny-model",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+    ]
     assert (tmp_path / "hf").is_dir()  # created for the mount: Podman refuses a missing host folder
     caches = tmp_path / "tool-cache" / "kitt" / "engine-cache" / "vllm"
     for host, target in ((caches / "vllm", "/root/.cache/vllm"), (caches / "triton", "/root/.triton")):
@@ -99,8 +127,9 @@ def test_vllm_spec_end_to_end(tmp_path, engine, kitt_env):
 
 def test_sigterm_mid_run_removes_the_container(tmp_path, engine, kitt_env):
     out = tmp_path / "out"
-    child = start_until_ready(vllm_args(engine, out, suite_file(tmp_path, repeats=1, requests=2000),
-                                        "--gpus", "none"), kitt_env)
+    child = start_until_ready(
+        vllm_args(engine, out, suite_file(tmp_path, repeats=1, requests=2000), "--gpus", "none"), kitt_env
+    )
     (container,) = kitt_containers(engine)
     seen = wait_for_samples(out, child, 120)  # on an observed event: the warm-up's samples are written
     child.send_signal(signal.SIGTERM)
@@ -122,8 +151,9 @@ def test_sigkilled_runs_container_is_removed_by_the_next_run_and_by_cleanup(tmp_
     killed.communicate(timeout=30)
     assert kitt_containers(engine) == [orphan], "the premise: a SIGKILLed kitt leaves its container"
 
-    done = run_kitt(*vllm_args(engine, tmp_path / "next", suite_file(tmp_path), "--gpus", "none"), env=kitt_env,
-                    timeout=180)
+    done = run_kitt(
+        *vllm_args(engine, tmp_path / "next", suite_file(tmp_path), "--gpus", "none"), env=kitt_env, timeout=180
+    )
     assert done.returncode == 0, done.stderr
     assert pm.podman("container", "exists", orphan, check=False).returncode == 1
     assert kitt_containers(engine) == []
@@ -139,8 +169,11 @@ def test_sigkilled_runs_container_is_removed_by_the_next_run_and_by_cleanup(tmp_
 
 
 def test_an_image_that_exits_at_once_fails_with_its_log(tmp_path, engine, kitt_env):
-    done = run_kitt(*vllm_args(engine, tmp_path / "out", suite_file(tmp_path), "--gpus", "none",
-                               "--engine-arg=--no-such-flag"), env=kitt_env, timeout=180)
+    done = run_kitt(
+        *vllm_args(engine, tmp_path / "out", suite_file(tmp_path), "--gpus", "none", "--engine-arg=--no-such-flag"),
+        env=kitt_env,
+        timeout=180,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "---- last lines of the engine log ----" in done.stderr
     assert "unrecognized arguments: --no-such-flag" in done.stderr  # the container's own stderr
@@ -167,8 +200,10 @@ def test_gpus_all_with_podman(tmp_path, engine, kitt_env):
     done = run_kitt(*vllm_args(engine, tmp_path / "out", suite_file(tmp_path)), env=kitt_env, timeout=180)
     if cdi_names_nvidia_gpus():
         assert done.returncode == 0, done.stderr
-        assert "--device=nvidia.com/gpu=all" in json.loads((tmp_path / "out" / "config.json").read_text())[
-            "server_command"]
+        assert (
+            "--device=nvidia.com/gpu=all"
+            in json.loads((tmp_path / "out" / "config.json").read_text())["server_command"]
+        )
     else:
         assert done.returncode == 2, done.stdout + done.stderr
         errors = [line for line in done.stderr.splitlines() if line.startswith("kitt: error:")]
@@ -180,6 +215,7 @@ def test_gpus_all_with_podman(tmp_path, engine, kitt_env):
 
 def docker_daemon(env: dict[str, str]) -> dict | None:
     """`docker info` as JSON when a real Docker daemon (not Podman's Docker API) answers, else None."""
+
     def docker(*args: str) -> str | None:
         try:
             done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=30, env=env)
@@ -201,14 +237,21 @@ def test_gpus_all_with_docker(tmp_path, engine, kitt_env):
     info = docker_daemon(kitt_env)
     if info is None:
         pytest.skip("no Docker daemon answers here (`docker info` failed); Podman covers Docker mode above")
-    saved = subprocess.run(f"podman save {engine} | docker load", shell=True, capture_output=True, text=True,
-                           timeout=300)
+    saved = subprocess.run(
+        f"podman save {engine} | docker load", shell=True, capture_output=True, text=True, timeout=300
+    )
     assert saved.returncode == 0, saved.stderr
     try:
-        done = run_kitt(*vllm_args(engine, tmp_path / "out", suite_file(tmp_path))[:-2], "--container-cli",
-                        "docker", env=kitt_env, timeout=300)
+        done = run_kitt(
+            *vllm_args(engine, tmp_path / "out", suite_file(tmp_path))[:-2],
+            "--container-cli",
+            "docker",
+            env=kitt_env,
+            timeout=300,
+        )
         toolkit = "nvidia" in json.dumps(info.get("Runtimes", {})) or any(
-            shutil.which(tool) for tool in ("nvidia-container-runtime-hook", "nvidia-ctk"))
+            shutil.which(tool) for tool in ("nvidia-container-runtime-hook", "nvidia-ctk")
+        )
         if toolkit:
             assert done.returncode == 0, done.stderr
         else:
@@ -218,20 +261,34 @@ def test_gpus_all_with_docker(tmp_path, engine, kitt_env):
         subprocess.run(["docker", "rmi", "--force", engine], capture_output=True, timeout=60)
 
 
-def test_the_docker_cli_drives_docker_mode_through_podmans_docker_api(tmp_path, engine, kitt_env,
-                                                                      podman_docker_api):
+def test_the_docker_cli_drives_docker_mode_through_podmans_docker_api(tmp_path, engine, kitt_env, podman_docker_api):
     """Every docker command kitt runs (run with labels, inspect, logs, ps with label filters, rm,
     image inspect), by the real docker CLI, against Podman's Docker-compatible API."""
     env = {**kitt_env, "DOCKER_HOST": podman_docker_api}
-    done = run_kitt(*vllm_args(engine, tmp_path / "out", suite_file(tmp_path))[:-2], "--container-cli", "docker",
-                    "--gpus", "none", env=env, timeout=180)
+    done = run_kitt(
+        *vllm_args(engine, tmp_path / "out", suite_file(tmp_path))[:-2],
+        "--container-cli",
+        "docker",
+        "--gpus",
+        "none",
+        env=env,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["server_command"][:2] == ["docker", "run"] and "@sha256:" in config["engine_image_digest"]
     assert kitt_containers(engine) == []
 
-    killed = start_until_ready([*vllm_args(engine, tmp_path / "killed", suite_file(tmp_path, repeats=1, requests=2000))[:-2],
-                                "--container-cli", "docker", "--gpus", "none"], env)
+    killed = start_until_ready(
+        [
+            *vllm_args(engine, tmp_path / "killed", suite_file(tmp_path, repeats=1, requests=2000))[:-2],
+            "--container-cli",
+            "docker",
+            "--gpus",
+            "none",
+        ],
+        env,
+    )
     (orphan,) = kitt_containers(engine)
     killed.kill()
     killed.communicate(timeout=30)

@@ -36,8 +36,20 @@ PR, RUN_ID, ARTIFACT, HEAD_SHA = 7, 4242, "kitt-results-e2e", "a" * 40
 
 def result_set(root: Path, name: str, itl_ms: float) -> Path:
     out = root / name
-    done = run_kitt("run", "-m", "sim-model", "-e", "sim", "-s", str(suite_file(root, repeats=3)), "-o", str(out),
-                    "--engine-arg=--ttft-ms=20", f"--engine-arg=--itl-ms={itl_ms}", timeout=120)
+    done = run_kitt(
+        "run",
+        "-m",
+        "sim-model",
+        "-e",
+        "sim",
+        "-s",
+        str(suite_file(root, repeats=3)),
+        "-o",
+        str(out),
+        "--engine-arg=--ttft-ms=20",
+        f"--engine-arg=--itl-ms={itl_ms}",
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return out
 
@@ -54,10 +66,12 @@ def result_zips(tmp_path_factory) -> tuple[bytes, bytes]:
 def serve_results(double, result_zips: tuple[bytes, bytes]) -> None:
     baseline, slow = result_zips
     double.add_pull(PR, base_ref="main")
-    double.add_artifact(ARTIFACT, content=baseline, head_branch="main",
-                        created_at=datetime.now(timezone.utc) - timedelta(hours=1))
-    double.add_artifact(ARTIFACT, content=slow, head_branch="feature", run_id=RUN_ID,
-                        created_at=datetime.now(timezone.utc))
+    double.add_artifact(
+        ARTIFACT, content=baseline, head_branch="main", created_at=datetime.now(timezone.utc) - timedelta(hours=1)
+    )
+    double.add_artifact(
+        ARTIFACT, content=slow, head_branch="feature", run_id=RUN_ID, created_at=datetime.now(timezone.utc)
+    )
 
 
 def github_docker_action_command(image: str, root: Path, env: dict[str, str]) -> list[str]:
@@ -65,11 +79,23 @@ def github_docker_action_command(image: str, root: Path, env: dict[str, str]) ->
     the workspace as working directory, the file-command, home and workflow folders, and every
     variable passed by name. --network=host so the container reaches the double on 127.0.0.1 (the
     runner uses a job network; GitHub's API is on the internet)."""
-    command = ["podman", "run", f"--name=kitt-action-{uuid.uuid4().hex[:8]}", f"--label={pm.TEST_LABEL}",
-               "--workdir", "/github/workspace", "--rm", "--network=host"]
+    command = [
+        "podman",
+        "run",
+        f"--name=kitt-action-{uuid.uuid4().hex[:8]}",
+        f"--label={pm.TEST_LABEL}",
+        "--workdir",
+        "/github/workspace",
+        "--rm",
+        "--network=host",
+    ]
     command += [f"--env={name}" for name in env]
-    for host, target in (("workspace", "/github/workspace"), ("file_commands", "/github/file_commands"),
-                         ("home", "/github/home"), ("workflow", "/github/workflow")):
+    for host, target in (
+        ("workspace", "/github/workspace"),
+        ("file_commands", "/github/file_commands"),
+        ("home", "/github/home"),
+        ("workflow", "/github/workflow"),
+    ):
         (root / host).mkdir(parents=True, exist_ok=True)
         command.append(f"--volume={root / host}:{target}")
     return [*command, image]
@@ -97,25 +123,45 @@ def test_docker_flavour_image_as_the_runner_runs_it(tmp_path, base, github_doubl
 
     root = tmp_path / "runner"
     (root / "workflow").mkdir(parents=True)
-    (root / "workflow" / "event.json").write_text(json.dumps(
-        {"workflow_run": {"id": RUN_ID, "head_sha": HEAD_SHA, "event": "pull_request"}}))
+    (root / "workflow" / "event.json").write_text(
+        json.dumps({"workflow_run": {"id": RUN_ID, "head_sha": HEAD_SHA, "event": "pull_request"}})
+    )
     (root / "file_commands").mkdir()
     output, summary = root / "file_commands" / "set_output_1", root / "file_commands" / "step_summary_1"
     output.touch()
     summary.touch()
-    env = action_inputs({"results-artifact": ARTIFACT, "baseline-artifact": ARTIFACT, "github-token": double.token, "threshold": "20",
-                         "upload-artifact": "false"})
+    env = action_inputs(
+        {
+            "results-artifact": ARTIFACT,
+            "baseline-artifact": ARTIFACT,
+            "github-token": double.token,
+            "threshold": "20",
+            "upload-artifact": "false",
+        }
+    )
     env.update(
-        HOME="/github/home", CI="true", GITHUB_ACTIONS="true", GITHUB_WORKSPACE="/github/workspace",
-        GITHUB_EVENT_NAME="workflow_run", GITHUB_EVENT_PATH="/github/workflow/event.json",
-        GITHUB_OUTPUT="/github/file_commands/set_output_1", GITHUB_STEP_SUMMARY="/github/file_commands/step_summary_1",
-        GITHUB_API_URL=double.api_url, GITHUB_SERVER_URL="https://github.com", GITHUB_REPOSITORY="octo-org/kitt-demo",
+        HOME="/github/home",
+        CI="true",
+        GITHUB_ACTIONS="true",
+        GITHUB_WORKSPACE="/github/workspace",
+        GITHUB_EVENT_NAME="workflow_run",
+        GITHUB_EVENT_PATH="/github/workflow/event.json",
+        GITHUB_OUTPUT="/github/file_commands/set_output_1",
+        GITHUB_STEP_SUMMARY="/github/file_commands/step_summary_1",
+        GITHUB_API_URL=double.api_url,
+        GITHUB_SERVER_URL="https://github.com",
+        GITHUB_REPOSITORY="octo-org/kitt-demo",
         GITHUB_RUN_ID="4343",
         # The runner passes RUNNER_TEMP as the host's path without mounting it (actions/runner#1984).
         RUNNER_TEMP="/home/runner/work/_temp",
     )
-    done = subprocess.run(github_docker_action_command(image, root, env), capture_output=True, text=True,
-                          timeout=300, env={**clean_environ(), **env})
+    done = subprocess.run(
+        github_docker_action_command(image, root, env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**clean_environ(), **env},
+    )
     log = done.stdout + done.stderr
     assert done.returncode == 1, log  # the slower PR regressed: the gate fails the step
     # The token is printed once, to ask the runner to mask it; never anywhere else.
@@ -164,8 +210,9 @@ jobs:
 """
 
 
-def test_docker_flavour_under_act_through_podmans_docker_api(tmp_path, request, base, github_double, result_zips,
-                                                             podman_docker_api, monkeypatch):
+def test_docker_flavour_under_act_through_podmans_docker_api(
+    tmp_path, request, base, github_double, result_zips, podman_docker_api, monkeypatch
+):
     """act runs report/action.yml, the Docker action itself, through Podman's Docker API: act
     pulls nothing (--pull=false), so the built image carries the name report/action.yml gives.
     The job runs in a container of the base image (host mode cannot mount the file commands
@@ -183,19 +230,29 @@ def test_docker_flavour_under_act_through_podmans_docker_api(tmp_path, request, 
     serve_results(double, result_zips)
 
     src = tmp_path / "src"
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache"))
+    shutil.copytree(
+        REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache")
+    )
     workflow = tmp_path / "report.yml"
     workflow.write_text(REPORT_WORKFLOW.format(artifact=ARTIFACT))
     monkeypatch.setenv("DOCKER_HOST", podman_docker_api)
     run = act.run_act(
-        workflow, event={"workflow_run": {"id": RUN_ID, "head_sha": HEAD_SHA, "event": "pull_request"}},
-        event_name="workflow_run", workdir=tmp_path / "act", src=src, timeout_s=300,
+        workflow,
+        event={"workflow_run": {"id": RUN_ID, "head_sha": HEAD_SHA, "event": "pull_request"}},
+        event_name="workflow_run",
+        workdir=tmp_path / "act",
+        src=src,
+        timeout_s=300,
         env={"GITHUB_API_URL": double.api_url, "GITHUB_REPOSITORY": "octo-org/kitt-demo"},
         secrets={"GH_TOKEN": double.token},
         extra_args=["-P", f"self-hosted={base}", "--bind", "--container-daemon-socket", "-", "--rm"],
     )
-    assert run.returncode == 1 and run.job_results() == {"report": "failure"}, run.raw_output()[-4000:] + run.stderr[-2000:]
-    assert any("docker run image=" + released in str(e.get("msg", "")) for e in run.events), "act ran the action's image"
+    assert run.returncode == 1 and run.job_results() == {"report": "failure"}, (
+        run.raw_output()[-4000:] + run.stderr[-2000:]
+    )
+    assert any("docker run image=" + released in str(e.get("msg", "")) for e in run.events), (
+        "act ran the action's image"
+    )
     outputs = run.outputs("kitt")
     assert outputs["passed"] == "false" and int(outputs["regressions"]) >= 1
     assert outputs["artifact-name"] == f"kitt-report-{ARTIFACT}" and outputs["report"] == "kitt-results/report.md"

@@ -11,15 +11,22 @@ from pathlib import Path
 from support import run_kitt, unique_model
 
 NO_NOISE = ["--ttft-ms=30", "--itl-ms=5", "--ttft-cv=0", "--itl-cv=0"]
-SUITE = ("name: shared\napi: {api}\nrepeats: 3\nwarmup: 2\nseed: 11\ntests:\n"
-         "  - {{name: pfx, concurrency: [4], num_requests: 16, input_len: 64, output_len: 8,\n"
-         "     prefix: {{groups: 2, len: 256}}}}\n")
+SUITE = (
+    "name: shared\napi: {api}\nrepeats: 3\nwarmup: 2\nseed: 11\ntests:\n"
+    "  - {{name: pfx, concurrency: [4], num_requests: 16, input_len: 64, output_len: 8,\n"
+    "     prefix: {{groups: 2, len: 256}}}}\n"
+)
 
 
 def read(out: Path) -> tuple[list[dict], list[dict], dict, dict]:
     metrics = json.loads((out / "metrics.json").read_text())
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    return metrics["results"], [s for s in samples if not s["warmup"]], json.loads((out / "config.json").read_text()), metrics
+    return (
+        metrics["results"],
+        [s for s in samples if not s["warmup"]],
+        json.loads((out / "config.json").read_text()),
+        metrics,
+    )
 
 
 def test_a_candidate_that_turns_caching_off_sends_the_same_requests_and_is_caught(tmp_path: Path) -> None:
@@ -28,9 +35,20 @@ def test_a_candidate_that_turns_caching_off_sends_the_same_requests_and_is_caugh
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE.format(api="completions"))
     out = tmp_path / "ab"
-    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", str(suite), "-o", str(out),
-                    *[f"--engine-arg={a}" for a in [*NO_NOISE, "--no-enable-prefix-caching"]],
-                    *[f"--baseline-engine-arg={a}" for a in [*NO_NOISE, "--enable-prompt-tokens-details"]], timeout=120)
+    done = run_kitt(
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-s",
+        str(suite),
+        "-o",
+        str(out),
+        *[f"--engine-arg={a}" for a in [*NO_NOISE, "--no-enable-prefix-caching"]],
+        *[f"--baseline-engine-arg={a}" for a in [*NO_NOISE, "--enable-prompt-tokens-details"]],
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     on_results, on_samples, on_config, on_metrics = read(out / "baseline")
     off_results, off_samples, off_config, off_metrics = read(out / "candidate")
@@ -38,7 +56,9 @@ def test_a_candidate_that_turns_caching_off_sends_the_same_requests_and_is_caugh
     assert on_config["workload"]["fingerprint"] == off_config["workload"]["fingerprint"]
     assert on_config["workload"]["tests"]["pfx"]["prefix"] == {"groups": 2, "len": 256, "skew": 0.0}
     key = lambda s: (s["run_number"], s["index"])  # noqa: E731
-    assert sorted((key(s), s["prompt_tokens"]) for s in on_samples) == sorted((key(s), s["prompt_tokens"]) for s in off_samples)
+    assert sorted((key(s), s["prompt_tokens"]) for s in on_samples) == sorted(
+        (key(s), s["prompt_tokens"]) for s in off_samples
+    )
     assert {s["prompt_tokens"] for s in on_samples} == {256 + 64}  # exact: the prefix plus the test's input length
     for result in on_results:
         m = result["metrics"]
@@ -75,8 +95,19 @@ def test_chat_prompts_open_with_the_prefix(tmp_path: Path) -> None:
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE.format(api="chat"))
     out = tmp_path / "chat"
-    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", str(suite), "-o", str(out),
-                    *[f"--engine-arg={a}" for a in NO_NOISE], timeout=120)
+    done = run_kitt(
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-s",
+        str(suite),
+        "-o",
+        str(out),
+        *[f"--engine-arg={a}" for a in NO_NOISE],
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     results, samples, config, metrics = read(out)
     assert {s["prompt_tokens"] for s in samples} == {256 + 64}  # the template counted once, lengths exact
@@ -84,5 +115,6 @@ def test_chat_prompts_open_with_the_prefix(tmp_path: Path) -> None:
     for result in results:
         assert result["metrics"]["prefix_cache_hit_rate"] > 0.5
         assert result["metrics"]["cached_prompt_tokens"] > 0  # from the counter: no usage details asked for
-    assert any("cached_prompt_tokens is the change of the engine's vllm:prefix_cache_hits_total" in n
-               for n in metrics["notes"])
+    assert any(
+        "cached_prompt_tokens is the change of the engine's vllm:prefix_cache_hits_total" in n for n in metrics["notes"]
+    )

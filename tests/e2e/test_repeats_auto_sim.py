@@ -46,9 +46,14 @@ def job(tmp: Path, model: str, index: int, slowdown: float) -> tuple[bool, int, 
     """One A/B job: (did the report find a regression, pairs run, why it stopped)."""
     out = tmp / f"job{index}-{slowdown}"
     suite = apply_overrides(load_suite(str(tmp / "suite.yaml")), Overrides(seed=index))
-    config = RunConfig(model=model, engine="sim", suite=suite, output=out,
-                       engine_args=(f"--slowdown={slowdown}", *SIM),
-                       baseline=BaselineArm(engine_args=("--slowdown=1", *SIM)))
+    config = RunConfig(
+        model=model,
+        engine="sim",
+        suite=suite,
+        output=out,
+        engine_args=(f"--slowdown={slowdown}", *SIM),
+        baseline=BaselineArm(engine_args=("--slowdown=1", *SIM)),
+    )
     with (tmp / "progress.log").open("a") as log:
         run_benchmark(config, Reporter(log, live=False))
     written = json.loads((out / "candidate" / "config.json").read_text())
@@ -56,8 +61,10 @@ def job(tmp: Path, model: str, index: int, slowdown: float) -> tuple[bool, int, 
     (startup,) = written["startup"]
     assert startup["mode"] == written["mode"] and startup["total_s"] >= startup["ready_s"] > 0 and "start_s" in startup
     assert any("health" in stage for stage in startup["stages"])
-    assert any(n.startswith("Engine start-up of the candidate arm") for n in
-               json.loads((out / "candidate" / "metrics.json").read_text())["notes"])
+    assert any(
+        n.startswith("Engine start-up of the candidate arm")
+        for n in json.loads((out / "candidate" / "metrics.json").read_text())["notes"]
+    )
     record = written["ab"]["repeats"]
     level = record["levels"]["ab-c4"]
     assert level["pairs"] == len(json.loads((out / "candidate" / "metrics.json").read_text())["results"])
@@ -77,8 +84,10 @@ def test_auto_on_drifting_sims_keeps_the_error_rates_with_half_the_pairs(tmp_pat
     same = [job(tmp_path, model, i, 1.0) for i in range(JOBS)]
     slower = [job(tmp_path, model, i, 1.1) for i in range(JOBS)]
     pairs = [p for _, p, _ in same + slower]
-    summary = (f"A/A failing {sum(f for f, _, _ in same)}/{JOBS}, 10% caught {sum(f for f, _, _ in slower)}/{JOBS}, "
-               f"pairs {pairs}; " + "; ".join(why for _, _, why in same + slower))
+    summary = (
+        f"A/A failing {sum(f for f, _, _ in same)}/{JOBS}, 10% caught {sum(f for f, _, _ in slower)}/{JOBS}, "
+        f"pairs {pairs}; " + "; ".join(why for _, _, why in same + slower)
+    )
     print(summary)  # pytest -s shows the figures docs/gpu-minutes.md quotes
     assert sum(failed for failed, _, _ in same) <= 1, summary
     assert sum(caught for caught, _, _ in slower) >= 9, summary

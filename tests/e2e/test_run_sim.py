@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from support import (
-    REPO, assert_no_engine_left, assert_one_line_error, clean_environ, processes_with, run_kitt, sample_ids, unique_model,
+    REPO,
+    assert_no_engine_left,
+    assert_one_line_error,
+    clean_environ,
+    processes_with,
+    run_kitt,
+    sample_ids,
+    unique_model,
     wait_for_samples,
 )
 
@@ -44,10 +51,29 @@ def read_json(path: Path) -> dict:
 def test_full_result_set(tmp_path):
     model = unique_model()
     out = tmp_path / "results"
-    done = run_kitt("run", "-m", model, "-e", "sim", "-s", "quick", "-o", str(out), "--concurrency", "1,3", *SMALL,
-                    env=clean_environ(GITHUB_SHA="ab" * 20, GITHUB_REF_NAME="main"))
+    done = run_kitt(
+        "run",
+        "-m",
+        model,
+        "-e",
+        "sim",
+        "-s",
+        "quick",
+        "-o",
+        str(out),
+        "--concurrency",
+        "1,3",
+        *SMALL,
+        env=clean_environ(GITHUB_SHA="ab" * 20, GITHUB_REF_NAME="main"),
+    )
     assert done.returncode == 0, done.stderr
-    assert {p.name for p in out.iterdir()} >= {"metrics.json", "samples.jsonl", "hardware.json", "config.json", "summary.md"}
+    assert {p.name for p in out.iterdir()} >= {
+        "metrics.json",
+        "samples.jsonl",
+        "hardware.json",
+        "config.json",
+        "summary.md",
+    }
 
     metrics = read_json(out / "metrics.json")
     assert metrics["schema_version"] == 1 and metrics["engine"] == "sim" and metrics["model"] == model
@@ -79,16 +105,40 @@ def test_full_result_set(tmp_path):
     assert all(len(s["event_ms"]) == 8 and s["event_tokens"] == [1] * 8 for s in samples)
 
     config = read_json(out / "config.json")
-    for key in ("kitt_version", "model", "engine", "mode", "engine_args", "server_command", "suite", "seed", "api",
-                "engine_image", "engine_image_digest", "exact_output_len", "stream_options", "hardware_fingerprint"):
+    for key in (
+        "kitt_version",
+        "model",
+        "engine",
+        "mode",
+        "engine_args",
+        "server_command",
+        "suite",
+        "seed",
+        "api",
+        "engine_image",
+        "engine_image_digest",
+        "exact_output_len",
+        "stream_options",
+        "hardware_fingerprint",
+    ):
         assert key in config
     assert config["mode"] == "sim" and config["suite"]["repeats"] == 2 and config["exact_output_len"] is True
     # The source measured, for the trend: the CI's GITHUB_SHA and GITHUB_REF_NAME (else git's answer).
     assert config["commit"] == "ab" * 20 and config["branch"] == "main"
 
     hardware = read_json(out / "hardware.json")
-    for key in ("gpu_count", "gpus", "driver_version", "cuda_version", "cpu_model", "cpu_count", "ram_total_gib",
-                "os", "kernel", "fingerprint"):
+    for key in (
+        "gpu_count",
+        "gpus",
+        "driver_version",
+        "cuda_version",
+        "cpu_model",
+        "cpu_count",
+        "ram_total_gib",
+        "os",
+        "kernel",
+        "fingerprint",
+    ):
         assert key in hardware
     if GPU_PRESENT:
         assert hardware["gpu_count"] >= 1 and hardware["gpus"][0]["name"]
@@ -102,9 +152,29 @@ def test_timing_matches_what_the_sim_was_told(tmp_path):
     """With no noise, the measured median TTFT and ITL are within 1 ms of the sim's settings."""
     out = tmp_path / "r"
     done = run_kitt(
-        "run", "-m", unique_model(), "-e", "sim", "-s", "quick", "-o", str(out), "--concurrency", "1",
-        "--num-requests", "12", "--repeats", "1", "--warmup", "2", "--output-len", "24",
-        "--engine-arg=--ttft-ms=60", "--engine-arg=--itl-ms=12", "--engine-arg=--ttft-cv=0", "--engine-arg=--itl-cv=0",
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-s",
+        "quick",
+        "-o",
+        str(out),
+        "--concurrency",
+        "1",
+        "--num-requests",
+        "12",
+        "--repeats",
+        "1",
+        "--warmup",
+        "2",
+        "--output-len",
+        "24",
+        "--engine-arg=--ttft-ms=60",
+        "--engine-arg=--itl-ms=12",
+        "--engine-arg=--ttft-cv=0",
+        "--engine-arg=--itl-cv=0",
         "--engine-arg=--no-serving-model",
     )
     assert done.returncode == 0, done.stderr
@@ -121,9 +191,30 @@ def test_queued_requests_wait_one_service_time_and_kitts_ttft_is_the_wait_plus_p
     plus the sim's own lateness on this busy machine, within 1 ms."""
     out, log = tmp_path / "r", tmp_path / "truth.json"
     done = run_kitt(
-        "run", "-m", unique_model(), "-e", "sim", "-s", "quick", "-o", str(out), "--concurrency", "8",
-        "--num-requests", "8", "--repeats", "1", "--warmup", "0", "--output-len", "16", "--input-len", "64",
-        "--engine-arg=--max-num-seqs=4", "--engine-arg=--ttft-cv=0", "--engine-arg=--itl-cv=0",
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-s",
+        "quick",
+        "-o",
+        str(out),
+        "--concurrency",
+        "8",
+        "--num-requests",
+        "8",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--output-len",
+        "16",
+        "--input-len",
+        "64",
+        "--engine-arg=--max-num-seqs=4",
+        "--engine-arg=--ttft-cv=0",
+        "--engine-arg=--itl-cv=0",
         f"--engine-arg=--log={log}",
     )
     assert done.returncode == 0, done.stderr
@@ -136,8 +227,9 @@ def test_queued_requests_wait_one_service_time_and_kitts_ttft_is_the_wait_plus_p
     for test, requests in (("latency-c8", logged[:8]), ("throughput-c8", logged[8:])):
         first, queued = sorted(requests, key=lambda r: r["start"])[:4], sorted(requests, key=lambda r: r["start"])[4:]
         # One service time: base TTFT, prefill, then 15 gaps each grown by 4 running requests.
-        ends = sorted(r["arrival"] + (r["ttft_ms"] + r["prefill_ms"] + 15 * (r["itl_ms"] + 4 * per_seq)) / 1e3
-                      for r in first)
+        ends = sorted(
+            r["arrival"] + (r["ttft_ms"] + r["prefill_ms"] + 15 * (r["itl_ms"] + 4 * per_seq)) / 1e3 for r in first
+        )
         assert all(r["queue_ms"] < 1.0 for r in first)
         assert all(abs(r["start"] - end) < 1e-3 for r, end in zip(queued, ends)), (queued, ends)
         assert all(r["queue_ms"] > 100 for r in queued)
@@ -157,10 +249,30 @@ def test_the_default_sim_queues_at_16_streams_in_the_standard_suite(tmp_path):
     """With no engine arguments the sim is a small GPU deployment (8 slots): the standard suite's
     16 streams wait for slots, so their TTFT is well above one stream's."""
     out = tmp_path / "r"
-    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", "standard", "-o", str(out), "--concurrency", "1,16",
-                    "--num-requests", "16", "--repeats", "1", "--warmup", "0", timeout=240)
+    done = run_kitt(
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-s",
+        "standard",
+        "-o",
+        str(out),
+        "--concurrency",
+        "1,16",
+        "--num-requests",
+        "16",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr
-    ttft = {r["metrics"]["concurrency"]: r["metrics"]["median_ttft_ms"] for r in read_json(out / "metrics.json")["results"]}
+    ttft = {
+        r["metrics"]["concurrency"]: r["metrics"]["median_ttft_ms"] for r in read_json(out / "metrics.json")["results"]
+    }
     assert ttft[16] > 3 * ttft[1], ttft
     summary = (out / "summary.md").read_text()
     assert "sweep-c1" in summary and "sweep-c16" in summary
@@ -169,8 +281,27 @@ def test_the_default_sim_queues_at_16_streams_in_the_standard_suite(tmp_path):
 def test_chunked_events_and_chat_api(tmp_path):
     out = tmp_path / "r"
     done = run_kitt(
-        "run", "-m", unique_model(), "-e", "sim", "-s", "quick", "-o", str(out), "--api", "chat",
-        "--concurrency", "2", "--num-requests", "4", "--repeats", "1", "--output-len", "9", "--warmup", "0",
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-s",
+        "quick",
+        "-o",
+        str(out),
+        "--api",
+        "chat",
+        "--concurrency",
+        "2",
+        "--num-requests",
+        "4",
+        "--repeats",
+        "1",
+        "--output-len",
+        "9",
+        "--warmup",
+        "0",
         "--engine-arg=--tokens-per-event=4",
     )
     assert done.returncode == 0, done.stderr
@@ -182,8 +313,27 @@ def test_chunked_events_and_chat_api(tmp_path):
 
 def test_poisson_arrivals_record_schedule_lag(tmp_path):
     out = tmp_path / "r"
-    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", "quick", "-o", str(out), "--request-rate", "20",
-                    "--num-requests", "10", "--repeats", "1", "--output-len", "4", "--warmup", "1")
+    done = run_kitt(
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-s",
+        "quick",
+        "-o",
+        str(out),
+        "--request-rate",
+        "20",
+        "--num-requests",
+        "10",
+        "--repeats",
+        "1",
+        "--output-len",
+        "4",
+        "--warmup",
+        "1",
+    )
     assert done.returncode == 0, done.stderr
     results = read_json(out / "metrics.json")["results"]
     assert [r["test_name"] for r in results] == ["latency-r20", "throughput-r20"]
@@ -218,8 +368,19 @@ def test_unreachable_endpoint(tmp_path):
     from support import free_port
 
     out = tmp_path / "r"
-    done = run_kitt("run", "-m", "x", "-e", "openai", "--endpoint", f"http://127.0.0.1:{free_port()}", "-o", str(out),
-                    "--ready-timeout", "2")
+    done = run_kitt(
+        "run",
+        "-m",
+        "x",
+        "-e",
+        "openai",
+        "--endpoint",
+        f"http://127.0.0.1:{free_port()}",
+        "-o",
+        str(out),
+        "--ready-timeout",
+        "2",
+    )
     assert done.returncode == 1
     assert_one_line_error(done.stderr, "was not ready within 2 s", "Connection refused", "check --endpoint")
     assert read_json(out / "metrics.json")["passed"] is False
@@ -228,8 +389,9 @@ def test_unreachable_endpoint(tmp_path):
 def test_engine_that_never_becomes_ready(tmp_path):
     model = unique_model()
     out = tmp_path / "r"
-    done = run_kitt("run", "-m", model, "-e", "sim", "-o", str(out), *SMALL, "--ready-timeout", "8",
-                    "--engine-arg=--never-ready")
+    done = run_kitt(
+        "run", "-m", model, "-e", "sim", "-o", str(out), *SMALL, "--ready-timeout", "8", "--engine-arg=--never-ready"
+    )
     assert done.returncode == 1
     assert_one_line_error(done.stderr, "sim was not ready within 8 s", "GET /health answering 200", "HTTP 503")
     assert "last lines of the engine log" in done.stderr and f"kitt sim: {model} on http" in done.stderr
@@ -242,8 +404,9 @@ def test_engine_that_dies_mid_run_keeps_samples(tmp_path):
     model = unique_model()
     out = tmp_path / "r"
     # Request 1 is the readiness probe, 2 the warm-up, 3-6 run 1: the engine dies during request 7.
-    done = run_kitt("run", "-m", model, "-e", "sim", "-o", str(out), *SMALL, "--concurrency", "1",
-                    "--engine-arg=--die-after=6")
+    done = run_kitt(
+        "run", "-m", model, "-e", "sim", "-o", str(out), *SMALL, "--concurrency", "1", "--engine-arg=--die-after=6"
+    )
     assert done.returncode == 1
     assert_one_line_error(done.stderr, "sim exited with status 3 during latency-c1 run 2")
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
@@ -256,8 +419,19 @@ def test_engine_that_dies_mid_run_keeps_samples(tmp_path):
 
 def test_error_rate_over_the_limit_fails_the_run(tmp_path):
     out = tmp_path / "r"
-    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-o", str(out), *SMALL, "--concurrency", "1",
-                    "--engine-arg=--fail-every=3")
+    done = run_kitt(
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-o",
+        str(out),
+        *SMALL,
+        "--concurrency",
+        "1",
+        "--engine-arg=--fail-every=3",
+    )
     assert done.returncode == 1
     assert_one_line_error(done.stderr, "requests failed (max_error_rate 0)", "HTTP 500")
     results = read_json(out / "metrics.json")["results"]
@@ -266,8 +440,19 @@ def test_error_rate_over_the_limit_fails_the_run(tmp_path):
 
 def test_server_and_client_token_counts_that_disagree_are_flagged(tmp_path):
     out = tmp_path / "r"
-    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-o", str(out), *SMALL, "--concurrency", "1",
-                    "--engine-arg=--miscount=2")
+    done = run_kitt(
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-o",
+        str(out),
+        *SMALL,
+        "--concurrency",
+        "1",
+        "--engine-arg=--miscount=2",
+    )
     assert done.returncode == 0, done.stderr  # a warning, not a failure
     for result in read_json(out / "metrics.json")["results"]:
         assert result["metrics"]["token_count_mismatch"] == 4 * 2
@@ -282,9 +467,31 @@ def test_cancellation_tears_down(tmp_path, sig):
     model = unique_model()
     out = tmp_path / "r"
     process = subprocess.Popen(
-        [sys.executable, "-m", "kitt", "run", "-m", model, "-e", "sim", "-o", str(out), "--num-requests", "200",
-         "--repeats", "3", "--output-len", "64", "--concurrency", "4"],
-        cwd=REPO, env=clean_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "kitt",
+            "run",
+            "-m",
+            model,
+            "-e",
+            "sim",
+            "-o",
+            str(out),
+            "--num-requests",
+            "200",
+            "--repeats",
+            "3",
+            "--output-len",
+            "64",
+            "--concurrency",
+            "4",
+        ],
+        cwd=REPO,
+        env=clean_environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     # On an observed event, never by the clock: a measured repeat's samples are written, so the
     # engine is up and the next repeat is due. Wherever the signal lands, the same must hold.

@@ -12,24 +12,41 @@ from pathlib import Path
 from support import run_kitt, unique_model
 
 THINK_MS = 100
-SUITE = ("name: conversations\napi: chat\nrepeats: 1\nwarmup: 1\nseed: 5\ntests:\n"
-         "  - {name: conv, concurrency: [2], num_requests: 4, input_len: 32, output_len: 8,\n"
-         f"     turns: {{count: 3, think_ms: {THINK_MS}}}}}\n")
+SUITE = (
+    "name: conversations\napi: chat\nrepeats: 1\nwarmup: 1\nseed: 5\ntests:\n"
+    "  - {name: conv, concurrency: [2], num_requests: 4, input_len: 32, output_len: 8,\n"
+    f"     turns: {{count: 3, think_ms: {THINK_MS}}}}}\n"
+)
 SIM = ["--ttft-ms=20", "--itl-ms=2", "--ttft-cv=0", "--itl-cv=0", "--enable-prompt-tokens-details"]
 
 
 def read(out: Path) -> tuple[list[dict], dict, dict]:
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    return ([s for s in samples if not s["warmup"]], json.loads((out / "metrics.json").read_text()),
-            json.loads((out / "config.json").read_text()))
+    return (
+        [s for s in samples if not s["warmup"]],
+        json.loads((out / "metrics.json").read_text()),
+        json.loads((out / "config.json").read_text()),
+    )
 
 
 def test_sessions_carry_the_engines_answers_turn_by_turn_on_both_arms(tmp_path: Path) -> None:
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE)
     out = tmp_path / "ab"
-    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", str(suite), "-o", str(out),
-                    *[f"--engine-arg={a}" for a in SIM], *[f"--baseline-engine-arg={a}" for a in SIM], timeout=120)
+    done = run_kitt(
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-s",
+        str(suite),
+        "-o",
+        str(out),
+        *[f"--engine-arg={a}" for a in SIM],
+        *[f"--baseline-engine-arg={a}" for a in SIM],
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     arms = {arm: read(out / arm) for arm in ("baseline", "candidate")}
     for samples, metrics, config in arms.values():
@@ -73,19 +90,40 @@ def test_sessions_carry_the_engines_answers_turn_by_turn_on_both_arms(tmp_path: 
 def test_a_dataset_replays_its_conversations_user_turns_over_the_completions_api(tmp_path: Path) -> None:
     """ShareGPT conversations as sessions: their user turns in order, one a turn, each prompt the
     text so far (every earlier turn and the engine's answer to it), never the recorded answers."""
-    chats = [{"conversations": [
-        {"from": "human", "value": f"question {n} one " + "word " * 20}, {"from": "gpt", "value": "recorded " * 6},
-        {"from": "human", "value": f"question {n} two " + "more " * 10}, {"from": "gpt", "value": "recorded " * 4},
-        {"from": "human", "value": f"question {n} three"}]} for n in range(2)]
+    chats = [
+        {
+            "conversations": [
+                {"from": "human", "value": f"question {n} one " + "word " * 20},
+                {"from": "gpt", "value": "recorded " * 6},
+                {"from": "human", "value": f"question {n} two " + "more " * 10},
+                {"from": "gpt", "value": "recorded " * 4},
+                {"from": "human", "value": f"question {n} three"},
+            ]
+        }
+        for n in range(2)
+    ]
     data = tmp_path / "chats.json"
     data.write_text(json.dumps(chats))
     suite = tmp_path / "suite.yaml"
-    suite.write_text("name: replay\napi: completions\nrepeats: 1\nwarmup: 0\nseed: 3\ntests:\n"
-                     f"  - {{name: replay, concurrency: [2], num_requests: 2, output_len: 8,\n"
-                     f"     dataset: {{path: {data}, format: sharegpt, sample: order}}, turns: {{count: 5}}}}\n")
+    suite.write_text(
+        "name: replay\napi: completions\nrepeats: 1\nwarmup: 0\nseed: 3\ntests:\n"
+        f"  - {{name: replay, concurrency: [2], num_requests: 2, output_len: 8,\n"
+        f"     dataset: {{path: {data}, format: sharegpt, sample: order}}, turns: {{count: 5}}}}\n"
+    )
     out = tmp_path / "out"
-    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", str(suite), "-o", str(out),
-                    *[f"--engine-arg={a}" for a in SIM], timeout=120)
+    done = run_kitt(
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-s",
+        str(suite),
+        "-o",
+        str(out),
+        *[f"--engine-arg={a}" for a in SIM],
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     samples, metrics, _ = read(out)
     assert sorted((s["session"], s["turn"]) for s in samples) == [(s, t) for s in (0, 1) for t in (1, 2, 3)]

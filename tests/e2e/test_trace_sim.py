@@ -55,14 +55,36 @@ def test_a_mooncake_trace_is_replayed_on_time_with_exact_prompts_and_shared_bloc
     path = tmp_path / "trace.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in trace))
     suite = tmp_path / "suite.yaml"
-    suite.write_text("name: replay\napi: completions\nrepeats: 1\nwarmup: 0\nseed: 3\ntests:\n"
-                     f"  - {{name: mc, trace: {{path: {path}, format: mooncake, speedup: {SPEEDUP:g}, "
-                     f"block_size: {BLOCK}}}}}\n")
+    suite.write_text(
+        "name: replay\napi: completions\nrepeats: 1\nwarmup: 0\nseed: 3\ntests:\n"
+        f"  - {{name: mc, trace: {{path: {path}, format: mooncake, speedup: {SPEEDUP:g}, "
+        f"block_size: {BLOCK}}}}}\n"
+    )
     out, log = tmp_path / "r", tmp_path / "truth.json"
-    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", str(suite), "-o", str(out),
-                    *[f"--engine-arg={a}" for a in ("--ttft-ms=20", "--itl-ms=2", "--ttft-cv=0", "--itl-cv=0",
-                                                    "--prefill-ms-per-token=0.01", "--enable-prompt-tokens-details",
-                                                    f"--log={log}")], timeout=120)
+    done = run_kitt(
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-s",
+        str(suite),
+        "-o",
+        str(out),
+        *[
+            f"--engine-arg={a}"
+            for a in (
+                "--ttft-ms=20",
+                "--itl-ms=2",
+                "--ttft-cv=0",
+                "--itl-cv=0",
+                "--prefill-ms-per-token=0.01",
+                "--enable-prompt-tokens-details",
+                f"--log={log}",
+            )
+        ],
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     logged = json.loads(log.read_text())["requests"][1:]  # the first is kitt's readiness probe
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
@@ -74,8 +96,10 @@ def test_a_mooncake_trace_is_replayed_on_time_with_exact_prompts_and_shared_bloc
     start = statistics.median(r["arrival"] - d for r, d in zip(logged, due))
     errors_ms = [abs(r["arrival"] - start - d) * 1e3 for r, d in zip(logged, due)]
     lags = [s["schedule_lag_ms"] for s in samples]
-    print(f"arrival error median {statistics.median(errors_ms):.3f} ms, max {max(errors_ms):.3f} ms; "
-          f"schedule lag median {statistics.median(lags):.3f} ms")  # shown with -s
+    print(
+        f"arrival error median {statistics.median(errors_ms):.3f} ms, max {max(errors_ms):.3f} ms; "
+        f"schedule lag median {statistics.median(lags):.3f} ms"
+    )  # shown with -s
     assert statistics.median(errors_ms) < MEDIAN_ERROR_MS, errors_ms
     assert max(errors_ms) < 50, errors_ms  # none far off: the order and spacing are the trace's
     assert sorted(s["scheduled_s"] for s in samples) == sorted(round(d, 6) for d in due)
@@ -104,13 +128,26 @@ def test_both_arms_of_an_ab_run_replay_identical_chat_requests(tmp_path: Path) -
     path = tmp_path / "trace.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in trace))
     suite = tmp_path / "suite.yaml"
-    suite.write_text("name: replay\napi: chat\nrepeats: 1\nwarmup: 1\nseed: 3\ntests:\n"
-                     f"  - {{name: mc, trace: {{path: {path}, speedup: 4, block_size: {BLOCK}}}}}\n")
+    suite.write_text(
+        "name: replay\napi: chat\nrepeats: 1\nwarmup: 1\nseed: 3\ntests:\n"
+        f"  - {{name: mc, trace: {{path: {path}, speedup: 4, block_size: {BLOCK}}}}}\n"
+    )
     out = tmp_path / "ab"
     logs = {arm: tmp_path / f"{arm}.json" for arm in ("baseline", "candidate")}
-    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", str(suite), "-o", str(out),
-                    f"--engine-arg=--log={logs['candidate']}", f"--baseline-engine-arg=--log={logs['baseline']}",
-                    timeout=120)
+    done = run_kitt(
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-s",
+        str(suite),
+        "-o",
+        str(out),
+        f"--engine-arg=--log={logs['candidate']}",
+        f"--baseline-engine-arg=--log={logs['baseline']}",
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     sent = {}
     for arm, log in logs.items():

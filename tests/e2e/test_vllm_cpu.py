@@ -21,7 +21,13 @@ from pathlib import Path
 import pytest
 
 from support import (
-    REPO, assert_exact_quick_suite, assert_kill_left_a_clear_failure, clean_environ, free_port, processes_with, run_kitt,
+    REPO,
+    assert_exact_quick_suite,
+    assert_kill_left_a_clear_failure,
+    clean_environ,
+    free_port,
+    processes_with,
+    run_kitt,
     wait_for_samples,
 )
 
@@ -68,9 +74,23 @@ def test_quick_suite_on_real_vllm(vllm, tmp_path):
     bin_dir, model_dir = vllm
     out = tmp_path / "results"
     done = run_kitt(
-        "run", "-e", "vllm", "--native", "-m", str(model_dir), "-s", "quick", "-o", str(out),
-        "--port", str(free_port()), "--repeats", "2", *ENGINE_ARGS,
-        env=kitt_env(bin_dir), timeout=900,
+        "run",
+        "-e",
+        "vllm",
+        "--native",
+        "-m",
+        str(model_dir),
+        "-s",
+        "quick",
+        "-o",
+        str(out),
+        "--port",
+        str(free_port()),
+        "--repeats",
+        "2",
+        *ENGINE_ARGS,
+        env=kitt_env(bin_dir),
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     measured = assert_exact_quick_suite(out, "vllm")
@@ -100,10 +120,37 @@ def test_vllm_killed_mid_run(vllm, tmp_path):
     out = tmp_path / "results"
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "kitt", "run", "-e", "vllm", "--native", "-m", str(model_dir), "-s", "quick",
-         "-o", str(out), "--port", str(port), "--concurrency", "2", "--num-requests", "200", "--repeats", "1",
-         "--output-len", "32", *ENGINE_ARGS],
-        cwd=REPO, env=kitt_env(bin_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "kitt",
+            "run",
+            "-e",
+            "vllm",
+            "--native",
+            "-m",
+            str(model_dir),
+            "-s",
+            "quick",
+            "-o",
+            str(out),
+            "--port",
+            str(port),
+            "--concurrency",
+            "2",
+            "--num-requests",
+            "200",
+            "--repeats",
+            "1",
+            "--output-len",
+            "32",
+            *ENGINE_ARGS,
+        ],
+        cwd=REPO,
+        env=kitt_env(bin_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         # The fault is placed on an observed event, never by the clock: the warm-up's samples are
@@ -126,10 +173,17 @@ def test_workloads_exact_on_real_vllm(vllm, tmp_path):
     prompts of a fixed length and of a truncated normal are exact as vLLM counts them (template
     included), and a ShareGPT file of the test's making is sampled as the suite says."""
     bin_dir, model_dir = vllm
-    conversations = [{"id": str(i), "conversations": [
-        {"from": "system", "value": "answer briefly"},
-        {"from": "human", "value": f"question {i}: " + "tell me about the weather " * (4 * i + 1)},
-        {"from": "gpt", "value": "it is fine " * i}]} for i in range(5)]
+    conversations = [
+        {
+            "id": str(i),
+            "conversations": [
+                {"from": "system", "value": "answer briefly"},
+                {"from": "human", "value": f"question {i}: " + "tell me about the weather " * (4 * i + 1)},
+                {"from": "gpt", "value": "it is fine " * i},
+            ],
+        }
+        for i in range(5)
+    ]
     dataset = tmp_path / "chats.json"
     dataset.write_text(json.dumps(conversations))
     suite = tmp_path / "suite.yaml"
@@ -146,13 +200,31 @@ def test_workloads_exact_on_real_vllm(vllm, tmp_path):
         # Issue 25: three-turn sessions. vLLM's CPU blocks are 128 tokens and only whole blocks hit,
         # so each turn's new message is long enough that the conversation so far fills a block.
         "  - {name: conv, concurrency: [2], num_requests: 4, input_len: 160, output_len: 8,\n"
-        "     turns: {count: 3, think_ms: 0}}\n")
+        "     turns: {count: 3, think_ms: 0}}\n"
+    )
     out = tmp_path / "results"
-    done = run_kitt("run", "-e", "vllm", "--native", "-m", str(model_dir), "-s", str(suite), "-o", str(out),
-                    "--port", str(free_port()), *ENGINE_ARGS, env=kitt_env(bin_dir), timeout=900)
+    done = run_kitt(
+        "run",
+        "-e",
+        "vllm",
+        "--native",
+        "-m",
+        str(model_dir),
+        "-s",
+        str(suite),
+        "-o",
+        str(out),
+        "--port",
+        str(free_port()),
+        *ENGINE_ARGS,
+        env=kitt_env(bin_dir),
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    by_test = {name: [s for s in samples if s["test_name"].startswith(name + "-")] for name in ("fixed", "normal", "sharegpt")}
+    by_test = {
+        name: [s for s in samples if s["test_name"].startswith(name + "-")] for name in ("fixed", "normal", "sharegpt")
+    }
     config = json.loads((out / "config.json").read_text())
     workload = config["workload"]
     assert workload["length_method"] == "exact, engine /tokenize"
@@ -172,8 +244,9 @@ def test_workloads_exact_on_real_vllm(vllm, tmp_path):
     # 128 tokens and only whole blocks hit: a prefix of 512 tokens with its chat template shares 3
     # whole blocks of a 528-token prompt, so the rate is above 0.5 once each prefix was seen.
     assert {s["prompt_tokens"] for s in samples if s["test_name"] == "prefix-c1"} == {512 + 16}
-    prefix = next(r["metrics"] for r in json.loads((out / "metrics.json").read_text())["results"]
-                  if r["test_name"] == "prefix-c1")
+    prefix = next(
+        r["metrics"] for r in json.loads((out / "metrics.json").read_text())["results"] if r["test_name"] == "prefix-c1"
+    )
     assert prefix["prefix_cache_hit_rate"] > 0.5 and prefix["cached_prompt_tokens"] > 0, prefix
     assert workload["tests"]["prefix"]["prefix"] == {"groups": 2, "len": 512, "skew": 0.0}
     # Multi-turn sessions (issue 25): vLLM counted every earlier turn's prompt and the answer it
@@ -188,8 +261,9 @@ def test_workloads_exact_on_real_vllm(vllm, tmp_path):
         for k in (1, 2):
             assert turns[k + 1]["prompt_tokens"] >= turns[k]["prompt_tokens"] + turns[k]["completion_tokens"], turns
     assert {s["prompt_tokens"] for s in conv if s["turn"] == 1} == {160}
-    result = next(r["metrics"] for r in json.loads((out / "metrics.json").read_text())["results"]
-                  if r["test_name"] == "conv-c2")
+    result = next(
+        r["metrics"] for r in json.loads((out / "metrics.json").read_text())["results"] if r["test_name"] == "conv-c2"
+    )
     assert result["prefix_cache_hit_rate"] > 0 and result["turns_not_sent"] == 0, result
 
 
@@ -216,9 +290,22 @@ def test_capacity_over_concurrency_is_the_slots_on_real_vllm(vllm, tmp_path):
     suite.write_text(CAPACITY_SUITE)
     out = tmp_path / "results"
     done = run_kitt(
-        "run", "-e", "vllm", "--native", "-m", str(model_dir), "-s", str(suite), "-o", str(out),
-        "--port", str(free_port()), *ENGINE_ARGS, "--engine-arg=--max-num-seqs=2",
-        env=kitt_env(bin_dir), timeout=900,
+        "run",
+        "-e",
+        "vllm",
+        "--native",
+        "-m",
+        str(model_dir),
+        "-s",
+        str(suite),
+        "-o",
+        str(out),
+        "--port",
+        str(free_port()),
+        *ENGINE_ARGS,
+        "--engine-arg=--max-num-seqs=2",
+        env=kitt_env(bin_dir),
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     document = json.loads((out / "metrics.json").read_text())

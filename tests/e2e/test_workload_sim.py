@@ -10,8 +10,12 @@ import pytest
 
 from support import run_kitt, unique_model
 
-NO_NOISE = ["--engine-arg=--ttft-ms=30", "--engine-arg=--itl-ms=10", "--engine-arg=--ttft-cv=0",
-            "--engine-arg=--itl-cv=0"]
+NO_NOISE = [
+    "--engine-arg=--ttft-ms=30",
+    "--engine-arg=--itl-ms=10",
+    "--engine-arg=--ttft-cv=0",
+    "--engine-arg=--itl-cv=0",
+]
 
 
 def samples(out: Path) -> list[dict]:
@@ -24,7 +28,8 @@ def test_time_boxed_levels_and_gamma_arrivals(tmp_path: Path) -> None:
         "name: boxed\nrepeats: 1\nwarmup: 0\nseed: 3\ntests:\n"
         "  - {name: closed, concurrency: [2], duration_s: 1.0, input_len: {uniform: [4, 40]}, output_len: 20}\n"
         "  - {name: bursty, request_rate: [20], arrival: gamma, burstiness: 0.5, duration_s: 1.0,\n"
-        "     mix: [{weight: 3, input_len: 8, output_len: 4}, {weight: 1, input_len: 64, output_len: 12}]}\n")
+        "     mix: [{weight: 3, input_len: 8, output_len: 4}, {weight: 1, input_len: 64, output_len: 12}]}\n"
+    )
     out = tmp_path / "r"
     done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", str(suite), "-o", str(out), *NO_NOISE)
     assert done.returncode == 0, done.stderr
@@ -58,9 +63,11 @@ def test_time_boxed_levels_and_gamma_arrivals(tmp_path: Path) -> None:
 def test_exact_lengths_from_the_engines_tokenize(tmp_path: Path, api: str) -> None:
     """The sim counts one token a word plus a chat template; the prompts hit every length exactly."""
     suite = tmp_path / "suite.yaml"
-    suite.write_text("name: exact\nrepeats: 1\nwarmup: 1\ntests:\n"
-                     "  - {name: dist, concurrency: [4], num_requests: 24, output_len: 4,\n"
-                     "     input_len: {mean: 60, stdev: 30, min: 20, max: 120}}\n")
+    suite.write_text(
+        "name: exact\nrepeats: 1\nwarmup: 1\ntests:\n"
+        "  - {name: dist, concurrency: [4], num_requests: 24, output_len: 4,\n"
+        "     input_len: {mean: 60, stdev: 30, min: 20, max: 120}}\n"
+    )
     out = tmp_path / "r"
     done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", str(suite), "-o", str(out), "--api", api, *NO_NOISE)
     assert done.returncode == 0, done.stderr
@@ -74,18 +81,50 @@ def test_exact_lengths_from_the_engines_tokenize(tmp_path: Path, api: str) -> No
 
 def test_a_sharegpt_file_sampled_without_replacement(tmp_path: Path) -> None:
     data = tmp_path / "sg.json"
-    conversations = [{"id": str(i), "conversations": [{"from": "human", "value": f"q{i} " + "x " * (5 * i)},
-                                                      {"from": "gpt", "value": "y " * (i + 1)}]} for i in range(1, 7)]
+    conversations = [
+        {
+            "id": str(i),
+            "conversations": [
+                {"from": "human", "value": f"q{i} " + "x " * (5 * i)},
+                {"from": "gpt", "value": "y " * (i + 1)},
+            ],
+        }
+        for i in range(1, 7)
+    ]
     data.write_text(json.dumps(conversations))
     out = tmp_path / "r"
-    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", "quick", "-o", str(out), "--concurrency", "2",
-                    "--num-requests", "6", "--repeats", "1", "--warmup", "0", "--output-len", "4",
-                    "--dataset", str(data), "--dataset-format", "sharegpt", *NO_NOISE)
+    done = run_kitt(
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-s",
+        "quick",
+        "-o",
+        str(out),
+        "--concurrency",
+        "2",
+        "--num-requests",
+        "6",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--output-len",
+        "4",
+        "--dataset",
+        str(data),
+        "--dataset-format",
+        "sharegpt",
+        *NO_NOISE,
+    )
     assert done.returncode == 0, done.stderr
     run = [s for s in samples(out) if s["test_name"] == "latency-c2"]
     # Each conversation once: its first human turn (1 + 5i words), its answer (i + 1 words) capped at 4.
     assert sorted((s["prompt_tokens"], s["completion_tokens"]) for s in run) == [
-        (1 + 5 * i, min(i + 1, 4)) for i in range(1, 7)]
+        (1 + 5 * i, min(i + 1, 4)) for i in range(1, 7)
+    ]
     workload = json.loads((out / "config.json").read_text())["workload"]
     assert workload["tests"]["latency"]["dataset"]["format"] == "sharegpt"
     assert "ShareGPT sample (sha " in (out / "summary.md").read_text()
@@ -95,9 +134,33 @@ def test_dataset_prompts_past_the_context_are_skipped_and_counted(tmp_path: Path
     data = tmp_path / "prompts.txt"
     data.write_text("\n".join(f"prompt {i} " + "word " * (10 * i) for i in range(6)) + "\n")
     out = tmp_path / "r"
-    done = run_kitt("run", "-m", unique_model(), "-e", "sim", "-s", "quick", "-o", str(out), "--concurrency", "1",
-                    "--num-requests", "6", "--repeats", "1", "--warmup", "0", "--output-len", "4",
-                    "--dataset", str(data), "--dataset-format", "prompts", "--engine-arg=--max-model-len=30", *NO_NOISE)
+    done = run_kitt(
+        "run",
+        "-m",
+        unique_model(),
+        "-e",
+        "sim",
+        "-s",
+        "quick",
+        "-o",
+        str(out),
+        "--concurrency",
+        "1",
+        "--num-requests",
+        "6",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--output-len",
+        "4",
+        "--dataset",
+        str(data),
+        "--dataset-format",
+        "prompts",
+        "--engine-arg=--max-model-len=30",
+        *NO_NOISE,
+    )
     assert done.returncode == 0, done.stderr
     run = [s for s in samples(out) if s["test_name"] == "latency-c1"]
     # Prompts of 2, 12, 22, 32, ... words: with 4 output tokens only the first three fit 30 tokens.

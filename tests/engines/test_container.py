@@ -33,7 +33,9 @@ def test_unknown_cli_is_a_usage_error():
         resolve_cli("nerdctl")
 
 
-@pytest.mark.parametrize(("text", "value"), [("all", "all"), ("NONE", "none"), ("0", "0"), (" 0, 1 ", "0,1"), ("01", "1")])
+@pytest.mark.parametrize(
+    ("text", "value"), [("all", "all"), ("NONE", "none"), ("0", "0"), (" 0, 1 ", "0,1"), ("01", "1")]
+)
 def test_parse_gpus(text, value):
     assert parse_gpus(text) == value
 
@@ -51,8 +53,10 @@ def test_podman_removes_without_the_ten_second_grace():
 
 # What the runtimes print when a GPU request cannot be served (Docker 28 without the NVIDIA
 # Container Toolkit; Podman 4.3 without a CDI spec, as measured in tests/e2e/test_podman.py).
-DOCKER_NO_TOOLKIT = ('docker: Error response from daemon: could not select device driver "" with capabilities: '
-                     "[[gpu]].\nRun 'docker run --help' for more information")
+DOCKER_NO_TOOLKIT = (
+    'docker: Error response from daemon: could not select device driver "" with capabilities: '
+    "[[gpu]].\nRun 'docker run --help' for more information"
+)
 PODMAN_NO_CDI = "Error: setting up CDI devices: unresolvable CDI devices nvidia.com/gpu=all"
 
 
@@ -64,8 +68,11 @@ def test_docker_without_the_toolkit_names_it():
 
 
 def test_podman_without_cdi_names_nvidia_ctk():
-    error = failure("podman", ("run", "--device=nvidia.com/gpu=0", "--device=nvidia.com/gpu=1", "img"),
-                    PODMAN_NO_CDI.replace("=all", "=0"))
+    error = failure(
+        "podman",
+        ("run", "--device=nvidia.com/gpu=0", "--device=nvidia.com/gpu=1", "img"),
+        PODMAN_NO_CDI.replace("=all", "=0"),
+    )
     assert isinstance(error, UsageError)
     assert "nvidia-ctk cdi generate" in str(error) and "nvidia.com/gpu=0, nvidia.com/gpu=1" in str(error)
 

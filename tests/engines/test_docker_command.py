@@ -21,9 +21,16 @@ SECRET = "hf_supersecretvalue123"
 def build(engine, model="org/model", **kw):
     spec = get_engine(engine)
     args = dict(
-        image=spec.image, model=model, served=served_name(spec, model), host_port=18000, extra_args=(),
-        name=f"kitt-{engine}-r1", run_id="r1", environ={"HOME": "/home/runner", "HF_TOKEN": SECRET},
-        owner_pid=4242, owner_host="gpu-host-1",
+        image=spec.image,
+        model=model,
+        served=served_name(spec, model),
+        host_port=18000,
+        extra_args=(),
+        name=f"kitt-{engine}-r1",
+        run_id="r1",
+        environ={"HOME": "/home/runner", "HF_TOKEN": SECRET},
+        owner_pid=4242,
+        owner_host="gpu-host-1",
     )
     args.update(kw)
     return spec, docker_run_command(spec, **args)
@@ -58,8 +65,16 @@ def test_vllm():
     assert "--ipc=host" in command
     assert "--volume=/home/runner/.cache/huggingface:/root/.cache/huggingface" in command
     assert after_image(command, spec.image) == [
-        "--model", "org/model", "--served-model-name", "org/model",
-        "--host", "0.0.0.0", "--port", "8000", "--tensor-parallel-size", "2",
+        "--model",
+        "org/model",
+        "--served-model-name",
+        "org/model",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+        "--tensor-parallel-size",
+        "2",
     ]
 
 
@@ -118,8 +133,8 @@ def test_native_and_docker_share_the_argument_template(engine):
     """Only host and port differ between the modes, so the vLLM CPU test covers Docker's arguments too."""
     spec, command = build(engine, extra_args=("--x", "1"))
     native = native_command(spec, model="org/model", served="org/model", port=18000, extra_args=("--x", "1"))
-    docker_args = after_image(command, spec.image)[len(spec.docker_command):]
-    native_args = native[len(spec.native_command):]
+    docker_args = after_image(command, spec.image)[len(spec.docker_command) :]
+    native_args = native[len(spec.native_command) :]
     swap = {"0.0.0.0": "127.0.0.1", str(spec.container_port): "18000"}
     assert [swap.get(a, a) for a in docker_args] == native_args
 
@@ -151,11 +166,27 @@ def test_podman_takes_the_same_command_with_cdi_gpus(engine):
 def test_podman_runner_names_the_registry():
     from kitt.engines.docker import DockerRunner
 
-    runner = DockerRunner(get_engine("vllm"), image="vllm/vllm-openai:v0.21.0", model="m", served="m", port=18000,
-                          extra_args=(), run_id="r1", cli="podman", gpus="none")
+    runner = DockerRunner(
+        get_engine("vllm"),
+        image="vllm/vllm-openai:v0.21.0",
+        model="m",
+        served="m",
+        port=18000,
+        extra_args=(),
+        run_id="r1",
+        cli="podman",
+        gpus="none",
+    )
     assert runner.image == "docker.io/vllm/vllm-openai:v0.21.0" and runner.image in runner.command
-    docker = DockerRunner(get_engine("vllm"), image="vllm/vllm-openai:v0.21.0", model="m", served="m", port=18000,
-                          extra_args=(), run_id="r1")
+    docker = DockerRunner(
+        get_engine("vllm"),
+        image="vllm/vllm-openai:v0.21.0",
+        model="m",
+        served="m",
+        port=18000,
+        extra_args=(),
+        run_id="r1",
+    )
     assert docker.image == "vllm/vllm-openai:v0.21.0" and docker.command[0] == "docker"
 
 

@@ -21,8 +21,9 @@ def test_stop_kills_the_whole_process_group(tmp_path):
     marker = f"kitt-test-{uuid.uuid4().hex}"
     # A parent that ignores SIGTERM and a child that outlives a plain kill of its parent.
     script = f"trap '' TERM; (exec -a {marker}-child sleep 300) & exec -a {marker}-parent sleep 300"
-    runner = NativeRunner(spec_running(script), model="m", served="m", port=1, extra_args=(), log_path=tmp_path / "log",
-                          stop_grace=1.0)
+    runner = NativeRunner(
+        spec_running(script), model="m", served="m", port=1, extra_args=(), log_path=tmp_path / "log", stop_grace=1.0
+    )
     runner.start()
     deadline = time.monotonic() + 5
     while len(processes_with(marker)) < 2 and time.monotonic() < deadline:
@@ -54,8 +55,12 @@ def test_missing_native_command_is_a_usage_error():
 
 
 def test_python_module_engine_without_the_module():
-    spec = EngineSpec(name="nomod", description="", modes=("native",),
-                      native_command=("python3", "-m", "module_that_does_not_exist_kitt.server"))
+    spec = EngineSpec(
+        name="nomod",
+        description="",
+        modes=("native",),
+        native_command=("python3", "-m", "module_that_does_not_exist_kitt.server"),
+    )
     with pytest.raises(UsageError, match="cannot import module_that_does_not_exist_kitt"):
         check_native_command(spec)
 

@@ -29,8 +29,14 @@ def stuck_server(answer: str) -> Iterator[int]:
     held: list[socket.socket] = []
 
     def reply(conn: socket.socket, status: str, body: bytes) -> None:
-        conn.sendall(b"HTTP/1.1 " + status.encode() + b"\r\nContent-Type: application/json\r\nContent-Length: "
-                     + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+        conn.sendall(
+            b"HTTP/1.1 "
+            + status.encode()
+            + b"\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n"
+            + body
+        )
         conn.close()
 
     def handle(conn: socket.socket) -> None:
@@ -129,11 +135,30 @@ def test_a_dead_baseline_endpoint_is_blamed_on_its_own_flag(tmp_path: Path, dead
                 port = probe.getsockname()[1]
         else:
             port = stack.enter_context(stuck_server("nothing"))
-        done = run_kitt("run", "-m", "m", "-e", "openai", "--endpoint", live, "--baseline-endpoint",
-                        f"http://u:s3cretpw@127.0.0.1:{port}", "--ready-timeout", "1", "-o", str(tmp_path / "out"),
-                        "--num-requests", "2", "--repeats", "1", env=clean_environ(), timeout=120)
+        done = run_kitt(
+            "run",
+            "-m",
+            "m",
+            "-e",
+            "openai",
+            "--endpoint",
+            live,
+            "--baseline-endpoint",
+            f"http://u:s3cretpw@127.0.0.1:{port}",
+            "--ready-timeout",
+            "1",
+            "-o",
+            str(tmp_path / "out"),
+            "--num-requests",
+            "2",
+            "--repeats",
+            "1",
+            env=clean_environ(),
+            timeout=120,
+        )
     errors = [line for line in done.stderr.splitlines() if line.startswith("kitt: error:")]
     assert done.returncode == 1 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
-    assert "baseline arm" in errors[0] and "check --baseline-endpoint" in errors[0] and "check --endpoint" not in errors[0]
+    assert (
+        "baseline arm" in errors[0] and "check --baseline-endpoint" in errors[0] and "check --endpoint" not in errors[0]
+    )
     assert "s3cretpw" not in done.stderr + done.stdout
-

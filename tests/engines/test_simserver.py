@@ -26,9 +26,27 @@ def sim(*args: str) -> Iterator[http.client.HTTPConnection]:
     """A sim server with ``args`` and an exact schedule; yields a keep-alive connection to it.
 
     The server stops (and writes its ``--log``, if given) when the block ends."""
-    process = subprocess.Popen([sys.executable, "-m", "kitt.engines.simserver", "--port", "0", "--ttft-ms", "2",
-                                "--itl-ms", "1", "--ttft-cv", "0", "--itl-cv", "0", *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kitt.engines.simserver",
+            "--port",
+            "0",
+            "--ttft-ms",
+            "2",
+            "--itl-ms",
+            "1",
+            "--ttft-cv",
+            "0",
+            "--itl-cv",
+            "0",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -41,15 +59,24 @@ def sim(*args: str) -> Iterator[http.client.HTTPConnection]:
         process.wait(timeout=10)
 
 
-def send(conn: http.client.HTTPConnection, prompts: list[str], streams: int = 1, output_len: int = 4,
-         api: str = "completions") -> list[RequestRecord]:
+def send(
+    conn: http.client.HTTPConnection,
+    prompts: list[str],
+    streams: int = 1,
+    output_len: int = 4,
+    api: str = "completions",
+) -> list[RequestRecord]:
     """``prompts`` through kitt's own load generator, ``streams`` closed-loop streams."""
     specs = [RequestSpec(index=i, prompt=prompt, max_tokens=output_len) for i, prompt in enumerate(prompts)]
     records: list[RequestRecord] = []
-    target = Target(base_url=f"http://127.0.0.1:{conn.port}", model="sim-model", api=api,
-                    stream_options=dict(SIM.stream_options))
-    asyncio.run(asyncio.wait_for(run_level(target, specs, Level("concurrency", streams), test_name="t",
-                                           run_number=1, sink=records), 60))
+    target = Target(
+        base_url=f"http://127.0.0.1:{conn.port}", model="sim-model", api=api, stream_options=dict(SIM.stream_options)
+    )
+    asyncio.run(
+        asyncio.wait_for(
+            run_level(target, specs, Level("concurrency", streams), test_name="t", run_number=1, sink=records), 60
+        )
+    )
     assert [r.error for r in records if r.error] == []
     return sorted(records, key=lambda r: r.index)
 
@@ -106,7 +133,10 @@ def test_usage_agrees_with_tokenize_for_completions_chat_and_token_ids(server):
 def test_max_model_len_answers_vllms_400_and_shortens_the_output(server):
     status, error = post(server, "/v1/completions", {"prompt": "w " * 65, "max_tokens": 1})
     assert status == 400 and error["error"]["param"] == "input_tokens"
-    assert "maximum context length is 64 tokens" in error["error"]["message"] and "65 input tokens" in error["error"]["message"]
+    assert (
+        "maximum context length is 64 tokens" in error["error"]["message"]
+        and "65 input tokens" in error["error"]["message"]
+    )
     status, error = post(server, "/v1/completions", {"prompt": "w", "max_tokens": 65})
     assert status == 400 and error["error"]["param"] == "max_tokens"
     status, reply = post(server, "/v1/completions", {"prompt": "w " * 60, "max_tokens": 10})
@@ -118,8 +148,9 @@ def test_max_model_len_answers_vllms_400_and_shortens_the_output(server):
 def test_a_repeated_prompt_is_served_from_the_cache_and_its_ttft_drops_by_the_prefill_it_skipped(tmp_path):
     log = tmp_path / "truth.json"
     prompt = " ".join(f"w{i}" for i in range(65))  # 4 full blocks of 16, and one token more
-    with sim("--prefill-ms-per-token", "1", "--kv-cache-tokens", "1024", "--enable-prompt-tokens-details",
-             "--log", str(log)) as conn:
+    with sim(
+        "--prefill-ms-per-token", "1", "--kv-cache-tokens", "1024", "--enable-prompt-tokens-details", "--log", str(log)
+    ) as conn:
         first, second = send(conn, [prompt, prompt])
         status, whole = post(conn, "/v1/completions", {"prompt": prompt, "max_tokens": 2})
         counters = scrape(conn)
@@ -167,8 +198,7 @@ def test_counters_read_as_vllms_and_agree_with_the_client():
         records = send(conn, [f"{i} a b c" for i in range(6)], streams=3, output_len=5)
         records += send(conn, [f"{i} a b c" for i in range(2)], streams=1, output_len=3, api="chat")
         after = scrape(conn)
-    for name in ("prompt_tokens", "generation_tokens", "request_success", "prefix_cache_queries",
-                 "prefix_cache_hits"):
+    for name in ("prompt_tokens", "generation_tokens", "request_success", "prefix_cache_queries", "prefix_cache_hits"):
         assert f'vllm:{name}_total{{engine="0",' in text and 'model_name="sim-model"' in text
     assert telemetry.counter_delta(before, after, SIM.generation_tokens_metric) == sum(r.output_tokens for r in records)
     assert telemetry.counter_delta(before, after, SIM.prompt_tokens_metric) == sum(r.prompt_tokens for r in records)
@@ -212,8 +242,10 @@ def test_a_lost_client_frees_its_slot_and_a_waiting_one_leaves_the_queue():
 
 def test_prefix_caching_off_and_no_serving_model_keep_the_counters_at_zero():
     prompt = " ".join(f"w{i}" for i in range(40))
-    for flags in (["--kv-cache-tokens", "1024", "--no-enable-prefix-caching"],
-                  ["--max-num-seqs", "2", "--kv-cache-tokens", "1024", "--no-serving-model"]):
+    for flags in (
+        ["--kv-cache-tokens", "1024", "--no-enable-prefix-caching"],
+        ["--max-num-seqs", "2", "--kv-cache-tokens", "1024", "--no-serving-model"],
+    ):
         with sim(*flags) as conn:
             for _ in range(2):
                 status, reply = post(conn, "/v1/completions", {"prompt": prompt, "max_tokens": 1})
@@ -227,8 +259,18 @@ def test_slowdown_and_noise_scale_the_whole_model(tmp_path):
     """--slowdown scales base TTFT, prefill and the per-request ITL growth alike; --ttft-cv draws
     the base TTFT around its mean while prefill stays exact."""
     log = tmp_path / "truth.json"
-    with sim("--slowdown", "2", "--prefill-ms-per-token", "0.5", "--itl-ms-per-seq", "1", "--ttft-cv", "0.2",
-             "--log", str(log)) as conn:
+    with sim(
+        "--slowdown",
+        "2",
+        "--prefill-ms-per-token",
+        "0.5",
+        "--itl-ms-per-seq",
+        "1",
+        "--ttft-cv",
+        "0.2",
+        "--log",
+        str(log),
+    ) as conn:
         records = send(conn, [f"{i} " + "w " * 19 for i in range(6)], streams=2, output_len=3)
     truth = json.loads(log.read_text())["requests"]
     assert all(r["prefill_ms"] == 2 * 0.5 * 20 and r["itl_ms"] == 2 * 1 for r in truth)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kitt.engines.simtokens import (HASHED_BASE, LETTER_WORDS, UnknownToken, Vocabulary, chat_token_count, chat_words)
+from kitt.engines.simtokens import HASHED_BASE, LETTER_WORDS, UnknownToken, Vocabulary, chat_token_count, chat_words
 
 
 def test_letter_words_are_bijective_base_26():
@@ -30,10 +30,25 @@ def test_other_words_hash_the_same_in_every_process_and_round_trip_where_seen():
 
 
 def test_chat_template_adds_three_tokens_per_message_and_two_for_the_generation_prompt():
-    messages = [{"role": "system", "content": "be brief"},
-                {"role": "user", "content": [{"type": "text", "text": "hello  there"}, {"type": "text", "text": "x"}]}]
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": "hello  there"}, {"type": "text", "text": "x"}]},
+    ]
     words = chat_words(messages)
-    assert words == ["<|im_start|>", "system", "be", "brief", "<|im_end|>",
-                     "<|im_start|>", "user", "hello", "there", "x", "<|im_end|>", "<|im_start|>", "assistant"]
+    assert words == [
+        "<|im_start|>",
+        "system",
+        "be",
+        "brief",
+        "<|im_end|>",
+        "<|im_start|>",
+        "user",
+        "hello",
+        "there",
+        "x",
+        "<|im_end|>",
+        "<|im_start|>",
+        "assistant",
+    ]
     assert chat_token_count(messages) == len(words) == 5 + 2 * 3 + 2
     assert chat_token_count(messages, add_generation_prompt=False) == len(chat_words(messages, False)) == 11

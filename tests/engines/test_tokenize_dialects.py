@@ -31,8 +31,10 @@ def tgi(path: str, body: dict[str, Any]) -> tuple[int, Any]:
         return 200, [{"id": i, "text": w, "start": 0, "stop": len(w)} for i, w in enumerate(words)]
     if path == "/chat_tokenize":
         words = " ".join(m["content"] for m in body["messages"]).split() + ["<|t|>"] * TEMPLATE
-        return 200, {"tokenize_response": [{"id": i, "text": w, "start": 0, "stop": 1} for i, w in enumerate(words)],
-                     "templated_text": " ".join(words)}
+        return 200, {
+            "tokenize_response": [{"id": i, "text": w, "start": 0, "stop": 1} for i, w in enumerate(words)],
+            "templated_text": " ".join(words),
+        }
     return 404, {"error": "not found"}
 
 
@@ -85,8 +87,10 @@ def test_tgi_completions_count_the_token_list_of_tokenize(double) -> None:
     counter = engine_tokenizer(TGI, base, "m", "completions", None)
     assert isinstance(counter, EngineTokenizer)
     assert counter.count(["one two three", "a b c d e"]) == [3, 5]
-    assert sorted(seen, key=lambda s: s[1]["inputs"]) == [("/tokenize", {"inputs": "a b c d e"}),
-                                                          ("/tokenize", {"inputs": "one two three"})]
+    assert sorted(seen, key=lambda s: s[1]["inputs"]) == [
+        ("/tokenize", {"inputs": "a b c d e"}),
+        ("/tokenize", {"inputs": "one two three"}),
+    ]
     assert counter.max_model_len is None  # TGI's /tokenize does not say its context
 
 

@@ -55,11 +55,18 @@ def test_mask_each_line_of_a_secret(capsys):
 def test_context_from_the_runner_environment(tmp_path):
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"pull_request": {"number": 7}}))
-    context = ActionsContext.from_environment({
-        "GITHUB_ACTIONS": "true", "GITHUB_API_URL": "https://ghe.example.com/api/v3",
-        "GITHUB_SERVER_URL": "https://ghe.example.com", "GITHUB_REPOSITORY": "o/r", "GITHUB_RUN_ID": "42",
-        "GITHUB_EVENT_PATH": str(event), "GITHUB_BASE_REF": "main", "KITT_ACTION_FLAVOUR": "docker",
-    })  # fmt: skip
+    context = ActionsContext.from_environment(
+        {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_API_URL": "https://ghe.example.com/api/v3",
+            "GITHUB_SERVER_URL": "https://ghe.example.com",
+            "GITHUB_REPOSITORY": "o/r",
+            "GITHUB_RUN_ID": "42",
+            "GITHUB_EVENT_PATH": str(event),
+            "GITHUB_BASE_REF": "main",
+            "KITT_ACTION_FLAVOUR": "docker",
+        }
+    )
     assert context.in_actions and context.api_url == "https://ghe.example.com/api/v3"
     assert context.run_url == "https://ghe.example.com/o/r/actions/runs/42"
     assert context.event()["pull_request"]["number"] == 7 and context.flavour == "docker"

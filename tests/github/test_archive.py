@@ -49,7 +49,8 @@ def test_oversized_and_overfull_archives_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="2 entries"):
         safe_extract(archive, tmp_path / "out", max_files=1)
     assert safe_extract(archive, tmp_path / "out", max_bytes=5001, max_files=2) == [
-        tmp_path / "out" / "big.bin", tmp_path / "out" / "small.txt",
+        tmp_path / "out" / "big.bin",
+        tmp_path / "out" / "small.txt",
     ]
 
 

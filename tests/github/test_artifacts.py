@@ -157,10 +157,7 @@ def test_zip_is_deterministic_and_relative_to_the_folder(tmp_path: Path) -> None
             "nested/deeper/samples.jsonl",
             "nested/résumé.txt",
         }
-        assert (
-            archive.read("nested/deeper/samples.jsonl")
-            == (payload / "nested/deeper/samples.jsonl").read_bytes()
-        )
+        assert archive.read("nested/deeper/samples.jsonl") == (payload / "nested/deeper/samples.jsonl").read_bytes()
 
 
 def test_a_file_list_is_relative_to_its_common_folder(tmp_path: Path) -> None:
@@ -201,13 +198,9 @@ class FakeService:
         parts = urlsplit(handler.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
-        call = (
-            parts.path.rsplit("/", 1)[-1] if handler.command == "POST" else f"PUT {query.get('comp', 'blob')}"
-        )
+        call = parts.path.rsplit("/", 1)[-1] if handler.command == "POST" else f"PUT {query.get('comp', 'blob')}"
         with self.lock:
-            self.requests.append(
-                {"call": call, "headers": dict(handler.headers), "query": query, "body": body}
-            )
+            self.requests.append({"call": call, "headers": dict(handler.headers), "query": query, "body": body})
         if call == "CreateArtifact":
             status = self.create_statuses.pop(0) if self.create_statuses else 200
             if status != 200:
@@ -302,9 +295,7 @@ def test_upload_speaks_create_blocks_blocklist_finalize(tmp_path: Path, service:
     assert len({len(base64.b64decode(b)) for b in block_ids}) == 1, "Azure wants equal-length block IDs"
     latest = service.block_list.decode()
     assert latest.startswith('<?xml version="1.0" encoding="utf-8"?><BlockList><Latest>')
-    assert latest.count("<Latest>") == len(block_ids) and all(
-        f"<Latest>{b}</Latest>" in latest for b in block_ids
-    )
+    assert latest.count("<Latest>") == len(block_ids) and all(f"<Latest>{b}</Latest>" in latest for b in block_ids)
     assert service.requests[-2]["headers"]["x-ms-blob-content-type"] == "application/zip"
 
     blob = b"".join(service.blocks[b] for b in block_ids)
@@ -312,9 +303,7 @@ def test_upload_speaks_create_blocks_blocklist_finalize(tmp_path: Path, service:
     finalize = json.loads(service.requests[-1]["body"])
     assert finalize["hash"] == "sha256:" + hashlib.sha256(blob).hexdigest()
     assert finalize["size"] == str(len(blob))
-    assert result == artifacts.UploadResult(
-        id=4242, name="kitt-results", size=len(blob), digest=finalize["hash"]
-    )
+    assert result == artifacts.UploadResult(id=4242, name="kitt-results", size=len(blob), digest=finalize["hash"])
     assert sleeper.delays == [] and service.max_in_flight == 1, "blocks must go one after another"
 
 
@@ -386,9 +375,7 @@ def test_a_used_name_says_to_set_a_unique_artifact_name(tmp_path: Path, service:
 
 
 @pytest.mark.parametrize("status", [400, 401, 403])
-def test_client_errors_are_not_retried_and_hide_the_token(
-    tmp_path: Path, service: FakeService, status: int
-) -> None:
+def test_client_errors_are_not_retried_and_hide_the_token(tmp_path: Path, service: FakeService, status: int) -> None:
     service.create_statuses = [status]
     sleeper = Recorder()
     with pytest.raises(ArtifactError, match=f"answered {status}") as caught:
@@ -409,9 +396,7 @@ def test_the_environment_helper_names_what_is_missing(tmp_path: Path) -> None:
         artifacts.upload_from_environment("kitt-results", tmp_path)
 
 
-def test_the_environment_helper_uploads(
-    tmp_path: Path, service: FakeService, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_environment_helper_uploads(tmp_path: Path, service: FakeService, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACTIONS_RUNTIME_TOKEN", TOKEN)
     monkeypatch.setenv("ACTIONS_RESULTS_URL", service.url + "/")
     result = artifacts.upload_from_environment("kitt-results", _payload(tmp_path / "results"))
@@ -512,9 +497,7 @@ def test_round_trip_through_act(tmp_path: Path) -> None:
     assert outputs["digest"] == "sha256:" + hashlib.sha256(stored).hexdigest()
     assert int(outputs["size"]) == len(stored) and int(outputs["id"]) > 0
     with zipfile.ZipFile(io.BytesIO(stored)) as archive:
-        expected = {
-            p.relative_to(payload).as_posix(): p.read_bytes() for p in payload.rglob("*") if p.is_file()
-        }
+        expected = {p.relative_to(payload).as_posix(): p.read_bytes() for p in payload.rglob("*") if p.is_file()}
         assert sorted(archive.namelist()) == sorted(expected)
         for name, data in expected.items():
             assert archive.read(name) == data, name
@@ -548,9 +531,7 @@ def test_act_reports_a_failed_step_and_leaves_no_process(tmp_path: Path) -> None
         )
     )
     (tmp_path / "src").mkdir()
-    run = act.run_act(
-        workflow, event={"number": 1}, workdir=tmp_path / "act", src=tmp_path / "src", artifacts=False
-    )
+    run = act.run_act(workflow, event={"number": 1}, workdir=tmp_path / "act", src=tmp_path / "src", artifacts=False)
     assert run.returncode == 1 and not run.timed_out
     assert run.step_results() == {"fail/leaves-a-process": "success", "fail/boom": "failure"}
     assert run.job_results() == {"fail": "failure"}
@@ -564,9 +545,7 @@ def test_act_is_stopped_at_the_timeout(tmp_path: Path) -> None:
         "on: pull_request\njobs:\n  slow:\n    runs-on: self-hosted\n    steps:\n      - run: sleep 300\n"
     )
     (tmp_path / "src").mkdir()
-    run = act.run_act(
-        workflow, event={}, workdir=tmp_path / "act", src=tmp_path / "src", artifacts=False, timeout_s=2
-    )
+    run = act.run_act(workflow, event={}, workdir=tmp_path / "act", src=tmp_path / "src", artifacts=False, timeout_s=2)
     assert run.timed_out  # stopped at its 2 s timeout, not after the 300 s step
     assert not list(_sleepers(tmp_path))
 

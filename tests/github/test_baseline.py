@@ -20,8 +20,14 @@ T0 = datetime(2024, 6, 1, tzinfo=timezone.utc)
 
 
 def fetch(double: Any, dest: Path, **kwargs: Any) -> Any:
-    options: dict[str, Any] = dict(token=double.token, repo=REPO, name=NAME, dest=dest, api_url=double.api_url,
-                                   retry=RetryPolicy(first_delay_s=0.01))
+    options: dict[str, Any] = dict(
+        token=double.token,
+        repo=REPO,
+        name=NAME,
+        dest=dest,
+        api_url=double.api_url,
+        retry=RetryPolicy(first_delay_s=0.01),
+    )
     options.update(kwargs)
     return download_baseline(**options)
 
@@ -93,10 +99,14 @@ def test_every_page_is_read_and_the_token_stays_off_the_blob_host(github_double:
         github_double.add_artifact(NAME, marked("feature"), head_branch="feature", created_at=T0 + timedelta(i))
     github_double.add_artifact(NAME, marked("ours"), created_at=T0)  # oldest: listed on page 2
     assert fetch(github_double, tmp_path / "b", base_branch="main")
-    assert [dict(r.query).get("page", "1") for r in github_double.requests_for("actions/list-artifacts-for-repo")] \
-        == ["1", "2"]
-    listing, download = github_double.requests_for("actions/list-artifacts-for-repo")[0], \
-        github_double.requests_for("actions/download-artifact")[0]
+    assert [dict(r.query).get("page", "1") for r in github_double.requests_for("actions/list-artifacts-for-repo")] == [
+        "1",
+        "2",
+    ]
+    listing, download = (
+        github_double.requests_for("actions/list-artifacts-for-repo")[0],
+        github_double.requests_for("actions/download-artifact")[0],
+    )
     assert listing.headers["authorization"] == download.headers["authorization"] == f"Bearer {github_double.token}"
     blob = github_double.requests_for("blob")
     assert len(blob) == 1 and "authorization" not in blob[0].headers
@@ -133,11 +143,13 @@ def test_unknown_repository_is_a_clear_error(github_double: Any, tmp_path: Path)
 def test_run_artifact_is_found_by_run_id(github_double: Any, tmp_path: Path) -> None:
     github_double.add_artifact(NAME, marked("other run"), run_id=41)
     github_double.add_artifact(NAME, marked("fork pr"), run_id=42, from_fork=True, head_branch="main")
-    result = download_run_artifact(token=github_double.token, repo=REPO, run_id=42, name=NAME,
-                                   dest=tmp_path / "r", api_url=github_double.api_url)
+    result = download_run_artifact(
+        token=github_double.token, repo=REPO, run_id=42, name=NAME, dest=tmp_path / "r", api_url=github_double.api_url
+    )
     assert result.run_id == 42 and (tmp_path / "r" / "metrics.json").read_text() == '{"from": "fork pr"}'
-    missing = download_run_artifact(token=github_double.token, repo=REPO, run_id=43, name=NAME,
-                                    dest=tmp_path / "m", api_url=github_double.api_url)
+    missing = download_run_artifact(
+        token=github_double.token, repo=REPO, run_id=43, name=NAME, dest=tmp_path / "m", api_url=github_double.api_url
+    )
     assert missing.path is None and "run 43 was not uploaded" in missing.reason
 
 

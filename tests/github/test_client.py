@@ -33,8 +33,9 @@ def policy(waits: list[float], attempts: int = 4, **fields: Any) -> RetryPolicy:
 
 
 def baseline(double: Any, dest: Path, retry: RetryPolicy) -> Any:
-    return download_baseline(token=double.token, repo=REPO, name=NAME, dest=dest, base_branch="main",
-                             api_url=double.api_url, retry=retry)
+    return download_baseline(
+        token=double.token, repo=REPO, name=NAME, dest=dest, base_branch="main", api_url=double.api_url, retry=retry
+    )
 
 
 def test_the_client_retries_with_the_policy_object_it_is_given(github_double: Any) -> None:
@@ -88,8 +89,9 @@ def test_the_pull_request_lookup_retries_by_the_same_policy(github_double: Any) 
     github_double.add_pull(PR, base_ref="release")
     github_double.fail_next("pulls/get", 500)
     waits: list[float] = []
-    pull = get_pull_request(token=github_double.token, repo=REPO, pr=PR, api_url=github_double.api_url,
-                            retry=policy(waits))
+    pull = get_pull_request(
+        token=github_double.token, repo=REPO, pr=PR, api_url=github_double.api_url, retry=policy(waits)
+    )
     assert (pull.base_ref, pull.head_sha) == ("release", "a" * 40)
     assert [r.status for r in github_double.requests_for("pulls/get")] == [500, 200] and waits == [0.25]
 
@@ -123,8 +125,9 @@ def test_a_comment_whose_create_got_a_500_is_listed_again_not_posted_twice(githu
     github_double.add_pull(PR)
     github_double.fail_next("issues/create-comment", 500, after_handling=True)  # stored, then the 500
     waits: list[float] = []
-    result = upsert_pr_comment(token=github_double.token, repo=REPO, pr=PR, body="report",
-                               api_url=github_double.api_url, retry=policy(waits))
+    result = upsert_pr_comment(
+        token=github_double.token, repo=REPO, pr=PR, body="report", api_url=github_double.api_url, retry=policy(waits)
+    )
     (stored,) = github_double.comments(PR)
     assert result.id == stored.id and result.action == "created"
     assert len(github_double.requests_for("issues/create-comment")) == 1
@@ -136,8 +139,9 @@ def test_the_comment_edit_is_retried_by_the_transport_under_the_policy(github_do
     ours = github_double.add_comment(PR, "<!-- kitt-benchmark -->\nold")
     github_double.fail_next("issues/update-comment", 503, times=2)
     waits: list[float] = []
-    result = upsert_pr_comment(token=github_double.token, repo=REPO, pr=PR, body="new",
-                               api_url=github_double.api_url, retry=policy(waits))
+    result = upsert_pr_comment(
+        token=github_double.token, repo=REPO, pr=PR, body="new", api_url=github_double.api_url, retry=policy(waits)
+    )
     assert (result.action, result.id) == ("updated", ours.id)
     assert [r.status for r in github_double.requests_for("issues/update-comment")] == [503, 503, 200]
     assert len(github_double.requests_for("issues/list-comments")) == 1 and waits == [0.25, 0.75]

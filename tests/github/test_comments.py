@@ -24,8 +24,14 @@ PR = 7
 UNKEYED = "<!-- kitt-benchmark -->"
 
 
-def upsert(double: Any, body: str, attempts: int = 4, max_wait_s: float = 60.0,
-           sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> Any:
+def upsert(
+    double: Any,
+    body: str,
+    attempts: int = 4,
+    max_wait_s: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+    **kwargs: Any,
+) -> Any:
     """Upsert with a fast retry policy (``attempts``, ``max_wait_s`` and ``sleep`` are its fields)."""
     retry = RetryPolicy(attempts=attempts, first_delay_s=0.01, max_wait_s=max_wait_s, sleep=sleep)
     options: dict[str, Any] = dict(token=double.token, repo=REPO, pr=PR, api_url=double.api_url, retry=retry)
@@ -71,7 +77,10 @@ def test_two_matrix_keys_each_own_one_comment(double: Any) -> None:
     second_a = upsert(double, "a v2", key="a")
     second_b = upsert(double, "b v2", key="b")
     assert (first_a.action, first_b.action, second_a.action, second_b.action) == (
-        "created", "created", "updated", "updated",
+        "created",
+        "created",
+        "updated",
+        "updated",
     )
     assert (second_a.id, second_b.id) == (first_a.id, first_b.id) and first_a.id != first_b.id
     bodies = {c.id: c.body for c in double.comments(PR)}

@@ -14,8 +14,9 @@ REPO = "octo-org/kitt-demo"
 
 
 def lookup(double: Any, pr: int, **kwargs: Any) -> PullRequest:
-    options: dict[str, Any] = dict(token=double.token, repo=REPO, api_url=double.api_url,
-                                   retry=RetryPolicy(first_delay_s=0.01))
+    options: dict[str, Any] = dict(
+        token=double.token, repo=REPO, api_url=double.api_url, retry=RetryPolicy(first_delay_s=0.01)
+    )
     return get_pull_request(pr=pr, **{**options, **kwargs})
 
 
@@ -27,8 +28,9 @@ def test_head_commit_and_base_branch_come_from_github(github_double: Any) -> Non
 
 
 def test_a_missing_pull_request_names_the_permission_and_hides_the_token(github_double: Any) -> None:
-    with pytest.raises(GitHubError, match=r"read pull request #99 in octo-org/kitt-demo \(HTTP 404.*actions: read") \
-            as caught:
+    with pytest.raises(
+        GitHubError, match=r"read pull request #99 in octo-org/kitt-demo \(HTTP 404.*actions: read"
+    ) as caught:
         lookup(github_double, 99)
     assert github_double.token not in str(caught.value)
 

@@ -34,9 +34,7 @@ class ContractRequest:
 
     def __post_init__(self) -> None:
         self.method = self.method.lower()
-        self.parameters = RequestParameters(
-            query=ImmutableMultiDict(self.query), header=Headers(self.headers)
-        )
+        self.parameters = RequestParameters(query=ImmutableMultiDict(self.query), header=Headers(self.headers))
 
 
 @dataclass

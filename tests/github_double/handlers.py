@@ -146,11 +146,7 @@ def update_comment(double: GitHubDouble, call: Call, repo: Repo) -> Reply:
 
 def _artifact_list(double: GitHubDouble, call: Call, repo: Repo, keep: Callable[[Any], bool]) -> Reply:
     name = call.arg("name")
-    found = [
-        a
-        for a in double.artifacts
-        if a.repository_id == repo.id and (name is None or a.name == name) and keep(a)
-    ]
+    found = [a for a in double.artifacts if a.repository_id == repo.id and (name is None or a.name == name) and keep(a)]
     found.sort(key=lambda a: (a.created_at, a.id), reverse=True)  # newest first, as GitHub lists them
     page, headers = paginate(double, call, found)
     body = {"total_count": len(found), "artifacts": [objects.artifact(double.api_url, repo, a) for a in page]}
@@ -172,9 +168,7 @@ def download_artifact(double: GitHubDouble, call: Call, repo: Repo) -> Reply:
     if item is None or call.params["archive_format"] != "zip":
         return not_found()
     if item.expired or item.gone:
-        return Reply(
-            410, error_body("Artifact has expired", 410, "https://docs.github.com/rest/actions/artifacts")
-        )
+        return Reply(410, error_body("Artifact has expired", 410, "https://docs.github.com/rest/actions/artifacts"))
     token = secrets.token_urlsafe(16)
     double.blobs[token] = (item.content, time.monotonic() + 60.0)
     return Reply(302, None, {"Location": f"{double.blob_url}/_blobs/{token}?sig={secrets.token_hex(8)}"})

@@ -55,8 +55,7 @@ class GitHubDouble:
     TOKEN = "ghs_kittDoubleWriteToken0000000000000"
     READ_ONLY_TOKEN = "ghs_kittDoubleReadOnlyToken00000000000"
 
-    def __init__(self, contract: Contract, *, token: str = TOKEN,
-                 read_only_token: str = READ_ONLY_TOKEN) -> None:
+    def __init__(self, contract: Contract, *, token: str = TOKEN, read_only_token: str = READ_ONLY_TOKEN) -> None:
         self.contract = contract
         self.token, self.read_only_token = token, read_only_token
         self.bot_login = "github-actions[bot]"
@@ -86,8 +85,7 @@ class GitHubDouble:
         server.double = self  # type: ignore[attr-defined]
         self._server = server
         # A short poll interval keeps shutdown (every test's teardown) fast.
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="github-double",
-                                        daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="github-double", daemon=True)
         self._thread.start()
         return self
 
@@ -139,9 +137,7 @@ class GitHubDouble:
             self.issues.add((self.repo.full_name, number))
             return pull
 
-    def add_comment(
-        self, issue_number: int, body: str, *, user: str = "octocat", repo: Repo | None = None
-    ) -> Comment:
+    def add_comment(self, issue_number: int, body: str, *, user: str = "octocat", repo: Repo | None = None) -> Comment:
         with self._lock:
             repo = repo or self.repo
             self.issues.add((repo.full_name, issue_number))
@@ -219,9 +215,7 @@ class GitHubDouble:
         with self._lock:
             for _ in range(times):
                 default = error_body("Server Error" if status >= 500 else "Forbidden", status)
-                self._faults[operation].append(
-                    Fault(status, body or default, dict(headers or {}), after_handling)
-                )
+                self._faults[operation].append(Fault(status, body or default, dict(headers or {}), after_handling))
 
     def rate_limit_next(self, operation: str, *, retry_after: int = 1, times: int = 1) -> None:
         """A secondary rate limit (403 with ``retry-after``) for the next ``times`` requests."""
@@ -286,9 +280,7 @@ class GitHubDouble:
         problems = self.contract.request_errors(request)
         generic = True  # answers any GitHub endpoint may give, listed in the description or not
         if problems:
-            self.violations += [
-                f"{method.upper()} {path}: request breaks GitHub's contract: {p}" for p in problems
-            ]
+            self.violations += [f"{method.upper()} {path}: request breaks GitHub's contract: {p}" for p in problems]
             reply = Reply(
                 422 if isinstance(payload, (dict, list)) or raw else 400,
                 {"message": "Invalid request.", "documentation_url": "https://docs.github.com/rest"},

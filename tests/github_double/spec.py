@@ -31,9 +31,7 @@ if TYPE_CHECKING:
 OPENAPI_PACKAGE = "@octokit/openapi"
 OPENAPI_VERSION = "23.0.2"
 # `npm view @octokit/openapi@23.0.2 dist.integrity`: a re-published tarball must not slip in.
-OPENAPI_INTEGRITY = (
-    "sha512-pV8M7L9GY23AybNvTmo2nyjmpmnt6+2sRE/tqr0ZLQcPS4lnw7u5eZGNmwRNkBC3D7gZXbFx5AHzLUVRBXGDhg=="
-)
+OPENAPI_INTEGRITY = "sha512-pV8M7L9GY23AybNvTmo2nyjmpmnt6+2sRE/tqr0ZLQcPS4lnw7u5eZGNmwRNkBC3D7gZXbFx5AHzLUVRBXGDhg=="
 _MEMBER = "package/generated/api.github.com.json"
 
 # (method, path template) of every operation the double serves: the contract is cut to these.

@@ -16,8 +16,15 @@ from .spec import SERVED_OPERATIONS, _refs, load_cut_spec
 REPO = "/repos/octo-org/kitt-demo"
 
 
-def call(double: GitHubDouble, method: str, path: str, *, token: str | None = GitHubDouble.TOKEN,
-         body: Any = None, follow: bool = False) -> requests.Response:
+def call(
+    double: GitHubDouble,
+    method: str,
+    path: str,
+    *,
+    token: str | None = GitHubDouble.TOKEN,
+    body: Any = None,
+    follow: bool = False,
+) -> requests.Response:
     headers = {"Authorization": f"token {token}"} if token else {}
     url = path if path.startswith("http") else double.api_url + path
     return requests.request(method, url, headers=headers, json=body, allow_redirects=follow, timeout=10)

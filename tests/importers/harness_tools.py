@@ -61,8 +61,14 @@ def tool_env(offline: bool = True) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     # GuideLLM spawns up to 10 worker processes, each importing it anew; one serves these few streams,
     # and it starts in about 25 s instead of 37 here.
-    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", DO_NOT_TRACK="1",
-               VLLM_NO_USAGE_STATS="1", PYTHONUNBUFFERED="1", GUIDELLM__MAX_WORKER_PROCESSES="1")  # fmt: skip
+    env.update(
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        DO_NOT_TRACK="1",
+        VLLM_NO_USAGE_STATS="1",
+        PYTHONUNBUFFERED="1",
+        GUIDELLM__MAX_WORKER_PROCESSES="1",
+    )
     if offline:
         env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     else:
@@ -93,9 +99,24 @@ def _venv(name: str, version: str, check: str) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, stdout=sys.stderr)
         requirements = root / "requirements.txt"
         requirements.write_text("\n".join(pins) + "\n")
-        subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--progress-bar",
-                        "off", "--disable-pip-version-check", "-r", str(requirements)],
-                       check=True, stdout=sys.stderr, env=tool_env())  # fmt: skip
+        subprocess.run(
+            [
+                str(bin_dir / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--progress-bar",
+                "off",
+                "--disable-pip-version-check",
+                "-r",
+                str(requirements),
+            ],
+            check=True,
+            stdout=sys.stderr,
+            env=tool_env(),
+        )
         subprocess.run([str(bin_dir / "python"), "-c", check], check=True, stdout=sys.stderr, env=tool_env())
         (root / _STAMP).write_text(json.dumps(wanted, sort_keys=True) + "\n")
         print(f"[tools] {name} {version} venv ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
@@ -110,14 +131,14 @@ def aiperf_bin() -> Path:
     return _venv("aiperf", AIPERF_VERSION, "import aiperf.cli") / "aiperf"
 
 
-
 def python312() -> Path | None:
     """A Python >= 3.12 (inference-perf requires one), or None where this machine has none."""
     found = [shutil.which(name) for name in ("python3.13", "python3.12")]
     found += [str(p) for p in sorted((Path.home() / ".pyenv" / "versions").glob("3.1[23]*/bin/python"))]
     for candidate in filter(None, found):
-        probe = subprocess.run([candidate, "-c", "import sys, venv; print(sys.version_info >= (3, 12))"],
-                               capture_output=True, text=True)  # fmt: skip
+        probe = subprocess.run(
+            [candidate, "-c", "import sys, venv; print(sys.version_info >= (3, 12))"], capture_output=True, text=True
+        )
         if probe.returncode == 0 and probe.stdout.strip() == "True":
             return Path(candidate)
     return None
@@ -139,15 +160,33 @@ def inference_perf_bin() -> Path:
             shutil.rmtree(root, ignore_errors=True)
             subprocess.run([str(python), "-m", "venv", str(root)], check=True, stdout=sys.stderr)
             (root / "requirements.txt").write_text("\n".join(pins) + "\n")
-            subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--progress-bar",
-                            "off", "--disable-pip-version-check", "-r", str(root / "requirements.txt")],
-                           check=True, stdout=sys.stderr, env=tool_env())  # fmt: skip
-            subprocess.run([str(bin_dir / "python"), "-c", "import inference_perf.main"], check=True,
-                           stdout=sys.stderr, env=tool_env())  # fmt: skip
+            subprocess.run(
+                [
+                    str(bin_dir / "python"),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-deps",
+                    "--progress-bar",
+                    "off",
+                    "--disable-pip-version-check",
+                    "-r",
+                    str(root / "requirements.txt"),
+                ],
+                check=True,
+                stdout=sys.stderr,
+                env=tool_env(),
+            )
+            subprocess.run(
+                [str(bin_dir / "python"), "-c", "import inference_perf.main"],
+                check=True,
+                stdout=sys.stderr,
+                env=tool_env(),
+            )
             (root / _STAMP).write_text(json.dumps(wanted, sort_keys=True) + "\n")
             print(f"[tools] inference-perf {version} venv ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return bin_dir / "inference-perf"
-
 
 
 def _python(version: str) -> Path | None:
@@ -173,8 +212,17 @@ def llmperf_python(source: Path) -> Path:
             shutil.rmtree(root, ignore_errors=True)
             subprocess.run([str(python), "-m", "venv", str(root)], check=True, stdout=sys.stderr)
             (root / "requirements.txt").write_text("\n".join(pins) + "\n")
-            pip = [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--progress-bar", "off",
-                   "--disable-pip-version-check"]  # fmt: skip
+            pip = [
+                str(bin_dir / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--progress-bar",
+                "off",
+                "--disable-pip-version-check",
+            ]
             subprocess.run([*pip, "-r", str(root / "requirements.txt")], check=True, stdout=sys.stderr, env=tool_env())
             subprocess.run([*pip, "-e", str(source)], check=True, stdout=sys.stderr, env=tool_env())
             (root / _STAMP).write_text(json.dumps(wanted, sort_keys=True) + "\n")
@@ -197,7 +245,6 @@ def llmperf_hf_home() -> Path:
     return home
 
 
-
 def genai_perf_env() -> tuple[Path, list[str]]:
     """genai-perf, and the ``NAME=value`` settings that let it find perf_analyzer and its libraries."""
     import ctypes.util
@@ -208,8 +255,10 @@ def genai_perf_env() -> tuple[Path, list[str]]:
     if not (bin_dir / "perf_analyzer").exists():
         raise RuntimeError(f"{bin_dir} has no perf_analyzer: the tritonclient pin must be its manylinux wheel")
     cudart = sorted(bin_dir.parent.glob("lib/python*/site-packages/nvidia/cuda_runtime/lib"))
-    return bin_dir / "genai-perf", [f"PATH={bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-                                    f"LD_LIBRARY_PATH={cudart[0] if cudart else ''}"]  # fmt: skip
+    return bin_dir / "genai-perf", [
+        f"PATH={bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        f"LD_LIBRARY_PATH={cudart[0] if cudart else ''}",
+    ]
 
 
 if __name__ == "__main__":

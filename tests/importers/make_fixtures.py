@@ -47,10 +47,26 @@ MODEL = "sim-model"
 
 def start_sim(ttft: float, itl: float, seed: int) -> tuple[subprocess.Popen[str], str]:
     server = subprocess.Popen(
-        [sys.executable, "-m", "kitt.engines.simserver", "--port", "0", "--model", MODEL, "--ttft-ms", str(ttft),
-         "--itl-ms", str(itl), "--seed", str(seed)],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "kitt.engines.simserver",
+            "--port",
+            "0",
+            "--model",
+            MODEL,
+            "--ttft-ms",
+            str(ttft),
+            "--itl-ms",
+            str(itl),
+            "--seed",
+            str(seed),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     line = server.stdout.readline() if server.stdout else ""
     if not line.startswith("listening "):
         server.kill()
@@ -67,51 +83,128 @@ def stop_sim(server: subprocess.Popen[str]) -> None:
         server.wait()
 
 
-def vllm_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
-                  requests: int) -> list[list[str]]:  # fmt: skip
+def vllm_commands(
+    url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int, requests: int
+) -> list[list[str]]:
     runs: list[str] = []
     for repeat in range(1, repeats + 1):
         for level in levels:
-            runs += ["--next", "--backend", "openai", "--base-url", url, "--endpoint", "/v1/completions",
-                     "--model", MODEL, "--tokenizer", str(tokenizer), "--dataset-name", "random",
-                     "--random-input-len", str(INPUT_LEN), "--random-output-len", str(OUTPUT_LEN),
-                     "--num-prompts", str(requests), "--max-concurrency", str(level), "--ignore-eos",
-                     "--ready-check-timeout-sec", "0", "--disable-tqdm", "--seed", str(repeat),
-                     "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,90,99",
-                     "--save-result", "--result-dir", str(out),
-                     "--result-filename", f"vllm-c{level}-run{repeat}.json"]  # fmt: skip
+            runs += [
+                "--next",
+                "--backend",
+                "openai",
+                "--base-url",
+                url,
+                "--endpoint",
+                "/v1/completions",
+                "--model",
+                MODEL,
+                "--tokenizer",
+                str(tokenizer),
+                "--dataset-name",
+                "random",
+                "--random-input-len",
+                str(INPUT_LEN),
+                "--random-output-len",
+                str(OUTPUT_LEN),
+                "--num-prompts",
+                str(requests),
+                "--max-concurrency",
+                str(level),
+                "--ignore-eos",
+                "--ready-check-timeout-sec",
+                "0",
+                "--disable-tqdm",
+                "--seed",
+                str(repeat),
+                "--percentile-metrics",
+                "ttft,tpot,itl,e2el",
+                "--metric-percentiles",
+                "50,90,99",
+                "--save-result",
+                "--result-dir",
+                str(out),
+                "--result-filename",
+                f"vllm-c{level}-run{repeat}.json",
+            ]
     return [[str(tools.vllm_python()), str(HERE / "vllm_bench_runs.py"), *runs]]
 
 
-def guidellm_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
-                     requests: int) -> list[list[str]]:  # fmt: skip
+def guidellm_commands(
+    url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int, requests: int
+) -> list[list[str]]:
     streams = ",".join(map(str, levels))
-    return [[str(tools.guidellm_bin()), "run",
-             "--backend", f"kind=openai_http,target={url},model={MODEL},request_format=/v1/completions",
-             "--profile", "kind=concurrent", "--override", "profile.streams", streams,
-             "--constraint", f"kind=max_requests,count={requests}",
-             "--data", f"kind=synthetic_text,prompt_tokens={INPUT_LEN},output_tokens={OUTPUT_LEN}",
-             "--tokenizer", f"kind=huggingface_auto,model={tokenizer}",
-             "--output", f"kind=json,path={out / f'guidellm-run{repeat}.json'}", "--disable-console-interactive"]
-            for repeat in range(1, repeats + 1)]  # fmt: skip
+    return [
+        [
+            str(tools.guidellm_bin()),
+            "run",
+            "--backend",
+            f"kind=openai_http,target={url},model={MODEL},request_format=/v1/completions",
+            "--profile",
+            "kind=concurrent",
+            "--override",
+            "profile.streams",
+            streams,
+            "--constraint",
+            f"kind=max_requests,count={requests}",
+            "--data",
+            f"kind=synthetic_text,prompt_tokens={INPUT_LEN},output_tokens={OUTPUT_LEN}",
+            "--tokenizer",
+            f"kind=huggingface_auto,model={tokenizer}",
+            "--output",
+            f"kind=json,path={out / f'guidellm-run{repeat}.json'}",
+            "--disable-console-interactive",
+        ]
+        for repeat in range(1, repeats + 1)
+    ]
 
 
-def aiperf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
-                    requests: int, multi_run: bool = False) -> list[list[str]]:  # fmt: skip
+def aiperf_commands(
+    url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int, requests: int, multi_run: bool = False
+) -> list[list[str]]:
     """One AIPerf start per repeat and level; or, with ``multi_run``, one per level with
     ``--num-profile-runs`` (AIPerf's own repeats: ``profile_runs/run_NNNN/`` and an aggregate)."""
+
     def command(level: int, repeat: int, extra: list[str], folder: str) -> list[str]:
-        return [str(tools.aiperf_bin()), "profile", "--model", MODEL, "--url", url, "--endpoint-type", "completions",
-                "--streaming", "--use-server-token-count", "--concurrency", str(level), "--request-count",
-                str(requests), "--synthetic-input-tokens-mean", str(INPUT_LEN), "--synthetic-input-tokens-stddev",
-                "0", "--output-tokens-mean", str(OUTPUT_LEN), "--output-tokens-stddev", "0", "--extra-inputs",
-                "ignore_eos:true", "--tokenizer", str(tokenizer), "--random-seed", str(repeat), "--ui-type", "none",
-                *extra, "--artifact-dir", str(out / folder)]  # fmt: skip
+        return [
+            str(tools.aiperf_bin()),
+            "profile",
+            "--model",
+            MODEL,
+            "--url",
+            url,
+            "--endpoint-type",
+            "completions",
+            "--streaming",
+            "--use-server-token-count",
+            "--concurrency",
+            str(level),
+            "--request-count",
+            str(requests),
+            "--synthetic-input-tokens-mean",
+            str(INPUT_LEN),
+            "--synthetic-input-tokens-stddev",
+            "0",
+            "--output-tokens-mean",
+            str(OUTPUT_LEN),
+            "--output-tokens-stddev",
+            "0",
+            "--extra-inputs",
+            "ignore_eos:true",
+            "--tokenizer",
+            str(tokenizer),
+            "--random-seed",
+            str(repeat),
+            "--ui-type",
+            "none",
+            *extra,
+            "--artifact-dir",
+            str(out / folder),
+        ]
 
     if multi_run:
         return [command(level, 1, ["--num-profile-runs", str(repeats)], f"c{level}") for level in levels]
-    return [command(level, repeat, [], f"c{level}-run{repeat}")
-            for repeat in range(1, repeats + 1) for level in levels]
+    return [command(level, repeat, [], f"c{level}-run{repeat}") for repeat in range(1, repeats + 1) for level in levels]
 
 
 INFERENCE_PERF_CONFIG = """\
@@ -135,16 +228,25 @@ storage:
 """
 
 
-def inference_perf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
-                            requests: int) -> list[list[str]]:  # fmt: skip
+def inference_perf_commands(
+    url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int, requests: int
+) -> list[list[str]]:
     """One config file a repeat (inference-perf takes its load from one), next to the side's log."""
     stages = "\n".join(f"  - {{num_requests: {requests}, concurrency_level: {level}}}" for level in levels)
     commands = []
     for repeat in range(1, repeats + 1):
         config = out.parent / f".{out.name}-run{repeat}.yml"
-        config.write_text(INFERENCE_PERF_CONFIG.format(stages=stages, model=MODEL, url=url, tokenizer=tokenizer,
-                                                       input_len=INPUT_LEN, output_len=OUTPUT_LEN,
-                                                       out=out / f"run{repeat}"))  # fmt: skip
+        config.write_text(
+            INFERENCE_PERF_CONFIG.format(
+                stages=stages,
+                model=MODEL,
+                url=url,
+                tokenizer=tokenizer,
+                input_len=INPUT_LEN,
+                output_len=OUTPUT_LEN,
+                out=out / f"run{repeat}",
+            )
+        )
         commands.append([str(tools.inference_perf_bin()), "--config_file", str(config)])
     return commands
 
@@ -153,43 +255,120 @@ LLMPERF_SOURCE: list[Path] = []  # set by --llmperf-src
 LLMPERF_INPUT_LEN = 64  # its prompt template alone is about 50 tokens: a mean below loops forever
 
 
-def llmperf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
-                     requests: int) -> list[list[str]]:  # fmt: skip
+def llmperf_commands(
+    url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int, requests: int
+) -> list[list[str]]:
     """LLMPerf reads its endpoint from the environment; ``env`` passes it (and the HF home) per command."""
     source = LLMPERF_SOURCE[0]
     python, home = tools.llmperf_python(source), tools.llmperf_hf_home()
-    environment = ["env", f"OPENAI_API_BASE={url}/v1", "OPENAI_API_KEY=kitt-sim", f"HF_HOME={home}",
-                   "RAY_USAGE_STATS_ENABLED=0"]  # fmt: skip
-    return [[*environment, str(python), str(source / "token_benchmark_ray.py"), "--model", MODEL, "--llm-api", "openai",
-             "--num-concurrent-requests", str(level), "--max-num-completed-requests", str(requests),
-             "--mean-input-tokens", str(LLMPERF_INPUT_LEN), "--stddev-input-tokens", "0",
-             "--mean-output-tokens", str(OUTPUT_LEN), "--stddev-output-tokens", "0", "--timeout", "120",
-             "--results-dir", str(out / f"run{repeat}" / f"c{level}")]
-            for repeat in range(1, repeats + 1) for level in levels]  # fmt: skip
+    environment = [
+        "env",
+        f"OPENAI_API_BASE={url}/v1",
+        "OPENAI_API_KEY=kitt-sim",
+        f"HF_HOME={home}",
+        "RAY_USAGE_STATS_ENABLED=0",
+    ]
+    return [
+        [
+            *environment,
+            str(python),
+            str(source / "token_benchmark_ray.py"),
+            "--model",
+            MODEL,
+            "--llm-api",
+            "openai",
+            "--num-concurrent-requests",
+            str(level),
+            "--max-num-completed-requests",
+            str(requests),
+            "--mean-input-tokens",
+            str(LLMPERF_INPUT_LEN),
+            "--stddev-input-tokens",
+            "0",
+            "--mean-output-tokens",
+            str(OUTPUT_LEN),
+            "--stddev-output-tokens",
+            "0",
+            "--timeout",
+            "120",
+            "--results-dir",
+            str(out / f"run{repeat}" / f"c{level}"),
+        ]
+        for repeat in range(1, repeats + 1)
+        for level in levels
+    ]
 
 
-def genai_perf_commands(url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int,
-                        requests: int) -> list[list[str]]:  # fmt: skip
+def genai_perf_commands(
+    url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int, requests: int
+) -> list[list[str]]:
     """genai-perf drives perf_analyzer (one level a start); it writes into a folder it names itself."""
     genai_perf, settings = tools.genai_perf_env()
-    return [["env", *settings, str(genai_perf), "profile", "-m", MODEL, "--endpoint-type", "completions", "--streaming",
-             "--url", url.removeprefix("http://"), "--concurrency", str(level), "--request-count", str(requests),
-             "--synthetic-input-tokens-mean", str(INPUT_LEN), "--synthetic-input-tokens-stddev", "0",
-             "--output-tokens-mean", str(OUTPUT_LEN), "--output-tokens-stddev", "0", "--random-seed", str(repeat),
-             "--tokenizer", str(tokenizer), "--artifact-dir", str(out / f"run{repeat}" / f"c{level}")]
-            for repeat in range(1, repeats + 1) for level in levels]  # fmt: skip
+    return [
+        [
+            "env",
+            *settings,
+            str(genai_perf),
+            "profile",
+            "-m",
+            MODEL,
+            "--endpoint-type",
+            "completions",
+            "--streaming",
+            "--url",
+            url.removeprefix("http://"),
+            "--concurrency",
+            str(level),
+            "--request-count",
+            str(requests),
+            "--synthetic-input-tokens-mean",
+            str(INPUT_LEN),
+            "--synthetic-input-tokens-stddev",
+            "0",
+            "--output-tokens-mean",
+            str(OUTPUT_LEN),
+            "--output-tokens-stddev",
+            "0",
+            "--random-seed",
+            str(repeat),
+            "--tokenizer",
+            str(tokenizer),
+            "--artifact-dir",
+            str(out / f"run{repeat}" / f"c{level}"),
+        ]
+        for repeat in range(1, repeats + 1)
+        for level in levels
+    ]
 
 
-COMMANDS = {"vllm": vllm_commands, "guidellm": guidellm_commands, "aiperf": aiperf_commands,
-            "inference-perf": inference_perf_commands, "llmperf": llmperf_commands,
-            "genai-perf": genai_perf_commands}  # fmt: skip
-DEFAULT_LEVELS = {"vllm": LEVELS, "guidellm": LEVELS, "aiperf": AIPERF_LEVELS, "inference-perf": LEVELS,
-                  "llmperf": LEVELS, "genai-perf": LEVELS}  # fmt: skip
+COMMANDS = {
+    "vllm": vllm_commands,
+    "guidellm": guidellm_commands,
+    "aiperf": aiperf_commands,
+    "inference-perf": inference_perf_commands,
+    "llmperf": llmperf_commands,
+    "genai-perf": genai_perf_commands,
+}
+DEFAULT_LEVELS = {
+    "vllm": LEVELS,
+    "guidellm": LEVELS,
+    "aiperf": AIPERF_LEVELS,
+    "inference-perf": LEVELS,
+    "llmperf": LEVELS,
+    "genai-perf": LEVELS,
+}
 
 
-def make(tool: str, out: Path, levels: tuple[int, ...] | None = None, repeats: int = REPEATS,
-         requests: int = REQUESTS, timeout: float = 300, slowdown: float = SLOWDOWN,
-         multi_run: bool = False) -> dict[str, Path]:  # fmt: skip
+def make(
+    tool: str,
+    out: Path,
+    levels: tuple[int, ...] | None = None,
+    repeats: int = REPEATS,
+    requests: int = REQUESTS,
+    timeout: float = 300,
+    slowdown: float = SLOWDOWN,
+    multi_run: bool = False,
+) -> dict[str, Path]:
     """Run ``tool`` against the sim server for each side; return each side's folder.
 
     ``slowdown``: how much slower the ``slower`` side's server is; ``multi_run``: AIPerf's own
@@ -204,12 +383,19 @@ def make(tool: str, out: Path, levels: tuple[int, ...] | None = None, repeats: i
         server, url = start_sim(ttft, itl, seed)
         extra = {"multi_run": True} if multi_run else {}
         try:
-            for command in COMMANDS[tool](url, folder, tokenizer, levels or DEFAULT_LEVELS[tool], repeats, requests,
-                                          **extra):
+            for command in COMMANDS[tool](
+                url, folder, tokenizer, levels or DEFAULT_LEVELS[tool], repeats, requests, **extra
+            ):
                 log = folder.parent / f".{side}.log"
                 with open(log, "a") as sink:
-                    code = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          env=tools.tool_env(offline=tool != "aiperf"), timeout=timeout).returncode
+                    code = subprocess.run(
+                        command,
+                        stdout=sink,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        env=tools.tool_env(offline=tool != "aiperf"),
+                        timeout=timeout,
+                    ).returncode
                 if code != 0:
                     raise RuntimeError(f"{tool} exited {code}; see {log}:\n{log.read_text()[-3000:]}")
         finally:

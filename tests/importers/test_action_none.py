@@ -17,11 +17,23 @@ def _entrypoint(tmp_path: Path, **inputs: str) -> tuple[subprocess.CompletedProc
     output, summary = tmp_path / "output", tmp_path / "summary"
     output.touch()
     summary.touch()
-    env = clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output), GITHUB_STEP_SUMMARY=str(summary),
-                        KITT_ACTION_FLAVOUR="composite", INPUT_ENGINE="none", INPUT_COMMENT="never",
-                        **{f"INPUT_{k.upper()}": v for k, v in inputs.items()})  # fmt: skip
-    done = subprocess.run([sys.executable, str(REPO / "entrypoint.py")], env=env, capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)  # fmt: skip
+    env = clean_environ(
+        GITHUB_ACTIONS="true",
+        GITHUB_OUTPUT=str(output),
+        GITHUB_STEP_SUMMARY=str(summary),
+        KITT_ACTION_FLAVOUR="composite",
+        INPUT_ENGINE="none",
+        INPUT_COMMENT="never",
+        **{f"INPUT_{k.upper()}": v for k, v in inputs.items()},
+    )
+    done = subprocess.run(
+        [sys.executable, str(REPO / "entrypoint.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     lines, values = output.read_text().splitlines(), {}
     for index, line in enumerate(lines):
         if "<<" in line:

@@ -35,11 +35,13 @@ SLOWDOWN = 2.0
 
 
 def _check(folders: dict[str, Path], slowdown: float) -> None:
-    same = build_report(ReportOptions(results_dir=folders["same"], baseline_dir=folders["baseline"],
-                                      fail_on_regression=True))  # fmt: skip
+    same = build_report(
+        ReportOptions(results_dir=folders["same"], baseline_dir=folders["baseline"], fail_on_regression=True)
+    )
     assert same.comparison.gating and same.comparison.regressions == [] and same.exit_code == 0, same.markdown
-    slower = build_report(ReportOptions(results_dir=folders["slower"], baseline_dir=folders["baseline"],
-                                        fail_on_regression=True))  # fmt: skip
+    slower = build_report(
+        ReportOptions(results_dir=folders["slower"], baseline_dir=folders["baseline"], fail_on_regression=True)
+    )
     assert slower.comparison.verdict == "regression" and slower.exit_code == 1, slower.markdown
     tpot = [r.change_pct for r in slower.comparison.rows if r.metric == "median_tpot_ms"]
     expected = (slowdown - 1) * 100
@@ -49,8 +51,9 @@ def _check(folders: dict[str, Path], slowdown: float) -> None:
 
 @pytest.mark.parametrize(("tool", "multi_run"), [("vllm", False), ("guidellm", False), ("aiperf", True)])
 def test_live_files_gate_like_the_committed_ones(tool, multi_run, tmp_path):
-    folders = make_fixtures.make(tool, tmp_path, levels=(4,), repeats=3, requests=24, slowdown=SLOWDOWN,
-                                 multi_run=multi_run)
+    folders = make_fixtures.make(
+        tool, tmp_path, levels=(4,), repeats=3, requests=24, slowdown=SLOWDOWN, multi_run=multi_run
+    )
     # Every side: the tool's own files, read as three repeats of the one level.
     for folder in folders.values():
         assert all(json.loads(p.read_text()) for p in folder.rglob("*.json"))

@@ -21,8 +21,13 @@ from kitt.importers import has_results, load_results, readers, recognise
 from support import run_kitt
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-REAL = {"vllm": "vllm bench serve", "guidellm": "GuideLLM", "aiperf": "AIPerf", "inference-perf": "inference-perf",
-        "genai-perf": "genai-perf"}
+REAL = {
+    "vllm": "vllm bench serve",
+    "guidellm": "GuideLLM",
+    "aiperf": "AIPerf",
+    "inference-perf": "inference-perf",
+    "genai-perf": "genai-perf",
+}
 WITHOUT_TPOT = {"llmperf": "LLMPerf"}  # real files of a tool that reports no TPOT (nor per-gap ITL)
 # genai-perf counts output tokens with its own tokenizer only: the tiny model's splits each sim token in
 # two, so its TPOT (E2EL - TTFT over that count) is about half the sim's 8 ms per token.
@@ -78,8 +83,12 @@ def test_an_a_a_pair_shows_no_regression(tool):
 def test_a_slowed_candidate_is_a_regression(tool):
     built = report(FIXTURES / tool / "slower", FIXTURES / tool / "baseline", fail_on_regression=True)
     assert built.comparison.gating and built.comparison.verdict == "regression" and built.exit_code == 1
-    assert {row.metric for row in built.comparison.regressions} <= {*GATED_LATENCY, "median_itl_ms", "p99_itl_ms",
-                                                                    "output_throughput"}
+    assert {row.metric for row in built.comparison.regressions} <= {
+        *GATED_LATENCY,
+        "median_itl_ms",
+        "p99_itl_ms",
+        "output_throughput",
+    }
     # The server's ITL was slowed by 30%: TPOT moved that way, by well over the 5% threshold (less than 30%
     # where the clients' own overhead on a busy 2-core machine dilutes it).
     tpot = [r for r in built.comparison.rows if r.metric == "median_tpot_ms"]
@@ -116,8 +125,17 @@ def test_a_slowed_llmperf_candidate_regresses_on_what_it_measures():
 
 
 def test_the_cli_gates_a_tools_files(tmp_path):
-    done = run_kitt("ci", "report", "--results-dir", str(FIXTURES / "vllm" / "slower"), "--baseline-dir",
-                    str(FIXTURES / "vllm" / "baseline"), "--fail-on-regression", "--output", str(tmp_path / "r.md"))
+    done = run_kitt(
+        "ci",
+        "report",
+        "--results-dir",
+        str(FIXTURES / "vllm" / "slower"),
+        "--baseline-dir",
+        str(FIXTURES / "vllm" / "baseline"),
+        "--fail-on-regression",
+        "--output",
+        str(tmp_path / "r.md"),
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     text = (tmp_path / "r.md").read_text()
     assert "concurrency-c2" in text and "regress" in text.lower()

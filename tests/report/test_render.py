@@ -25,8 +25,16 @@ GOLDEN = Path(__file__).parent / "golden"
 RUN_URL = "https://github.com/octo/serving/actions/runs/42"
 MARKER = "<!-- kitt-benchmark -->"
 LEVELS = (1, 4, 16)
-H100 = {"fingerprint": "h100-3f9a", "gpu_count": 1, "gpus": [{"name": "NVIDIA H100 80GB HBM3", "memory_total_mib": 81559}]}
-A100 = {"fingerprint": "a100-77c1", "gpu_count": 2, "gpus": [{"name": "NVIDIA A100-SXM4-40GB", "memory_total_mib": 40960}]}
+H100 = {
+    "fingerprint": "h100-3f9a",
+    "gpu_count": 1,
+    "gpus": [{"name": "NVIDIA H100 80GB HBM3", "memory_total_mib": 81559}],
+}
+A100 = {
+    "fingerprint": "a100-77c1",
+    "gpu_count": 2,
+    "gpus": [{"name": "NVIDIA A100-SXM4-40GB", "memory_total_mib": 40960}],
+}
 # Fixed relative deviations of the repeats, rotated per metric so the variances differ a little.
 WIGGLE = (-0.02, 0.0, 0.015, 0.01, -0.012)
 
@@ -39,13 +47,21 @@ def _fixed_version(monkeypatch: pytest.MonkeyPatch) -> None:
 def base_metrics(concurrency: int) -> dict[str, float | None]:
     return {
         "concurrency": float(concurrency),
-        "median_ttft_ms": 30.0 + 4 * concurrency, "p99_ttft_ms": 80.0 + 9 * concurrency,
-        "median_tpot_ms": 8.0 + 0.3 * concurrency, "p99_tpot_ms": 11.0 + 0.5 * concurrency,
-        "median_itl_ms": 7.8 + 0.3 * concurrency, "p99_itl_ms": 15.0 + 0.6 * concurrency,
-        "median_e2el_ms": 1050.0 + 40 * concurrency, "p99_e2el_ms": 1500.0 + 70 * concurrency,
-        "output_throughput": 120.0 * concurrency ** 0.85, "request_throughput": 0.9 * concurrency ** 0.85,
-        "completed": 64.0, "failed": 0.0, "gpu_peak_memory_mib": 71234.0, "gpu_mean_utilization_pct": 87.5,
-    }  # fmt: skip
+        "median_ttft_ms": 30.0 + 4 * concurrency,
+        "p99_ttft_ms": 80.0 + 9 * concurrency,
+        "median_tpot_ms": 8.0 + 0.3 * concurrency,
+        "p99_tpot_ms": 11.0 + 0.5 * concurrency,
+        "median_itl_ms": 7.8 + 0.3 * concurrency,
+        "p99_itl_ms": 15.0 + 0.6 * concurrency,
+        "median_e2el_ms": 1050.0 + 40 * concurrency,
+        "p99_e2el_ms": 1500.0 + 70 * concurrency,
+        "output_throughput": 120.0 * concurrency**0.85,
+        "request_throughput": 0.9 * concurrency**0.85,
+        "completed": 64.0,
+        "failed": 0.0,
+        "gpu_peak_memory_mib": 71234.0,
+        "gpu_mean_utilization_pct": 87.5,
+    }
 
 
 def result_set(
@@ -70,10 +86,17 @@ def result_set(
             metrics.update(extra or {})
             results.append(Result(f"throughput-c{level}", run, True, metrics))
     return ResultSet(
-        directory=Path("."), metrics_path=Path("metrics.json"), schema_version=1, suite_name="standard",
-        timestamp=datetime(2025, 3, 14, 9, 26, 53, tzinfo=timezone.utc), engine="vllm", model=model,
-        passed=True, results=results, hardware=hardware if hardware is not None else H100,
-    )  # fmt: skip
+        directory=Path("."),
+        metrics_path=Path("metrics.json"),
+        schema_version=1,
+        suite_name="standard",
+        timestamp=datetime(2025, 3, 14, 9, 26, 53, tzinfo=timezone.utc),
+        engine="vllm",
+        model=model,
+        passed=True,
+        results=results,
+        hardware=hardware if hardware is not None else H100,
+    )
 
 
 def render_summary_of(result_set: ResultSet, **kwargs: str) -> str:
@@ -90,11 +113,23 @@ def test_regression_report_matches_golden() -> None:
     text = render_report(comparison, marker="<!-- kitt-benchmark:llama-h100 -->", run_url=RUN_URL)
     # The headline names the cause; then one line of metadata, the table of what changed, the
     # legend, and everything else collapsed.
-    assert text.startswith("<!-- kitt-benchmark:llama-h100 -->\n## ❌ 3 regressions: p99 TTFT +18% at every concurrency\n")
-    order = [text.index(s) for s in ("**meta-llama/Llama-3.1-8B-Instruct** · vllm · suite standard", "### What changed",
-                                      "| **p99 TTFT** ms ↓ | 🔴 **+18.0%**", "| **median TPOT** ms ↓ | 🟢 **-15.0%**",
-                                      "🔴 regression · 🟢 improvement", "21 other gated metrics unchanged",
-                                      "<summary>Charts (2)</summary>", "<summary>All metrics", RUN_URL)]  # fmt: skip
+    assert text.startswith(
+        "<!-- kitt-benchmark:llama-h100 -->\n## ❌ 3 regressions: p99 TTFT +18% at every concurrency\n"
+    )
+    order = [
+        text.index(s)
+        for s in (
+            "**meta-llama/Llama-3.1-8B-Instruct** · vllm · suite standard",
+            "### What changed",
+            "| **p99 TTFT** ms ↓ | 🔴 **+18.0%**",
+            "| **median TPOT** ms ↓ | 🟢 **-15.0%**",
+            "🔴 regression · 🟢 improvement",
+            "21 other gated metrics unchanged",
+            "<summary>Charts (2)</summary>",
+            "<summary>All metrics",
+            RUN_URL,
+        )
+    ]
     assert order == sorted(order)
     changed = text.split("### What changed")[1].split("<sub>")[0]
     assert "median_ttft_ms" not in changed and "output throughput" not in changed  # unchanged rows stay out
@@ -112,7 +147,9 @@ def test_no_baseline_report_matches_golden() -> None:
 
 
 def test_hardware_mismatch_report_matches_golden() -> None:
-    comparison = compare_result_sets(result_set(change={"median_e2el_ms": 1.3}, levels=(8,)), result_set(hardware=A100, levels=(8,)))
+    comparison = compare_result_sets(
+        result_set(change={"median_e2el_ms": 1.3}, levels=(8,)), result_set(hardware=A100, levels=(8,))
+    )
     text = render_report(comparison, marker=MARKER)
     assert "## ⚠️ Not gated: the hardware differs (1 regression shown: median E2E +30%)" in text
     assert "🟠 regression (not gated)" in text and "> [!WARNING]\n> Hardware differs" in text
@@ -122,7 +159,9 @@ def test_hardware_mismatch_report_matches_golden() -> None:
 
 
 def test_single_repeat_report_matches_golden() -> None:
-    comparison = compare_result_sets(result_set(repeats=1, change={"median_itl_ms": 1.07}, levels=(2,)), result_set(repeats=1, levels=(2,)))
+    comparison = compare_result_sets(
+        result_set(repeats=1, change={"median_itl_ms": 1.07}, levels=(2,)), result_set(repeats=1, levels=(2,))
+    )
     text = render_report(comparison, marker=MARKER)
     assert text.splitlines()[1].startswith("## ❌ 1 regression: median ITL +7.0%")
     assert "1 repeat a side" in text and "significance test needs repeats" in text
@@ -173,11 +212,20 @@ def test_history_report_with_inconclusive_and_incomplete_matches_golden() -> Non
     import dataclasses
     from datetime import timedelta
 
-    history = [dataclasses.replace(result_set(levels=(4,), change={"median_e2el_ms": 1 + 0.04 * (day % 3)}),
-                                   timestamp=datetime(2025, 3, 1 + day, tzinfo=timezone.utc)) for day in range(5)]
+    history = [
+        dataclasses.replace(
+            result_set(levels=(4,), change={"median_e2el_ms": 1 + 0.04 * (day % 3)}),
+            timestamp=datetime(2025, 3, 1 + day, tzinfo=timezone.utc),
+        )
+        for day in range(5)
+    ]
     current = result_set(levels=(4,), change={"median_e2el_ms": 1.09, "p99_ttft_ms": 1.4})
-    current = dataclasses.replace(current, timestamp=history[0].timestamp + timedelta(days=9),
-                                  results=[r for r in current.results if r.run_number < 5], passed=False)
+    current = dataclasses.replace(
+        current,
+        timestamp=history[0].timestamp + timedelta(days=9),
+        results=[r for r in current.results if r.run_number < 5],
+        passed=False,
+    )
     text = render_report(compare_result_sets(current, history), marker=MARKER, run_url=RUN_URL)
     assert text.startswith(f"{MARKER}\n## ❌ 1 regression: p99 TTFT +39%, and the results are incomplete")
     assert "🟡 **+5.2%**" in text and "job-to-job spread" in text
@@ -190,10 +238,14 @@ def test_commits_are_linked_when_the_results_know_them() -> None:
     import dataclasses
 
     base = dataclasses.replace(result_set(levels=(1,)), config={"commit": "0123456789abcdef0123456789abcdef01234567"})
-    current = dataclasses.replace(result_set(levels=(1,)), config={"commit": {"sha": "fedcba9876543210fedcba9876543210fedcba98"}})
+    current = dataclasses.replace(
+        result_set(levels=(1,)), config={"commit": {"sha": "fedcba9876543210fedcba9876543210fedcba98"}}
+    )
     text = render_report(compare_result_sets(current, base), marker=MARKER, repo_url="https://github.com/octo/serving")
     meta = text.splitlines()[3]
-    assert "baseline [`0123456`](https://github.com/octo/serving/commit/0123456789abcdef0123456789abcdef01234567)" in meta
+    assert (
+        "baseline [`0123456`](https://github.com/octo/serving/commit/0123456789abcdef0123456789abcdef01234567)" in meta
+    )
     assert "this run [`fedcba9`](https://github.com/octo/serving/commit/fedcba98" in meta
     bad = dataclasses.replace(current, config={"commit": "](javascript:alert(1))"})
     assert "javascript" not in render_report(compare_result_sets(bad, base), marker=MARKER, repo_url="https://x")
@@ -222,9 +274,14 @@ def test_matrix_report_matches_golden() -> None:
     text = render_matrix(matrix_jobs(), marker="<!-- kitt-benchmark:kitt-results-* -->", run_url=RUN_URL)
     lines = text.splitlines()
     assert lines[1] == "## ❌ 1 of 3 jobs regressed · 1 without a baseline · 1 unchanged"
-    assert "| `kitt-results-vllm-llama` | ❌ 6 regressions: median ITL +50% and median E2E +48% at every concurrency |" in text
-    order = [text.index(f"### {name}: ") for name in ("kitt-results-vllm-llama", "kitt-results-sglang-llama",
-                                                       "kitt-results-vllm-qwen")]  # fmt: skip
+    assert (
+        "| `kitt-results-vllm-llama` | ❌ 6 regressions: median ITL +50% and median E2E +48% at every concurrency |"
+        in text
+    )
+    order = [
+        text.index(f"### {name}: ")
+        for name in ("kitt-results-vllm-llama", "kitt-results-sglang-llama", "kitt-results-vllm-qwen")
+    ]
     assert order == sorted(order)
     assert text.count("<!-- kitt-benchmark") == 1
     check_golden("matrix.md", text)
@@ -232,8 +289,13 @@ def test_matrix_report_matches_golden() -> None:
 
 def test_huge_matrix_fits_one_comment_cutting_details_first() -> None:
     levels = tuple(range(1, 41))
-    jobs = [(f"job-{i:02d}", compare_result_sets(result_set(levels=levels, change={"p99_ttft_ms": 1.3}),
-                                                 result_set(levels=levels))) for i in range(12)]  # fmt: skip
+    jobs = [
+        (
+            f"job-{i:02d}",
+            compare_result_sets(result_set(levels=levels, change={"p99_ttft_ms": 1.3}), result_set(levels=levels)),
+        )
+        for i in range(12)
+    ]
     text = render_matrix(jobs, marker=MARKER, run_url=RUN_URL)
     assert report_size(text) < COMMENT_LIMIT
     assert text.splitlines()[1] == "## ❌ 12 of 12 jobs regressed"
@@ -253,9 +315,18 @@ def test_the_advice_for_inconclusive_rows_is_one_clause_with_a_range_of_repeats(
     from kitt.comparison import MetricRow, Verdict
 
     def row(metric: str, repeats: int | None, method: str = "moderated t") -> MetricRow:
-        return MetricRow(test="t", key=None, metric=metric, direction="lower", threshold_pct=5.0,  # type: ignore[arg-type]
-                         baseline_spread=None, current_spread=None, verdict=Verdict.INCONCLUSIVE,
-                         method=method, repeats_to_settle=repeats)
+        return MetricRow(
+            test="t",
+            key=None,
+            metric=metric,
+            direction="lower",
+            threshold_pct=5.0,  # type: ignore[arg-type]
+            baseline_spread=None,
+            current_spread=None,
+            verdict=Verdict.INCONCLUSIVE,
+            method=method,
+            repeats_to_settle=repeats,
+        )
 
     rows = [row("median_ttft_ms", 6), row("median_e2el_ms", 15), row("output_throughput", 5)]
     assert sentences.settle(rows) == ["about 5-15 repeats a side would settle them, if the changes are real"]

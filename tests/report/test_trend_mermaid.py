@@ -11,8 +11,10 @@ from kitt.report.trend import history_chart, render_trend
 from kitt.trend import trend_with_newest
 from mermaid_parse import mermaid_blocks, parse
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None,
-                                reason="node and npm are not installed: the mermaid package cannot run")
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None or shutil.which("npm") is None,
+    reason="node and npm are not installed: the mermaid package cannot run",
+)
 
 
 def test_every_trend_chart_parses_as_an_xychart():

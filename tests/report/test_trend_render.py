@@ -69,7 +69,11 @@ def test_trend_summary_matches_golden():
     text = render_trend(update.trend, new=update.new)
     check_golden("trend.md", text)
     assert text.startswith("## 📉 kitt trend: ")
-    assert "**New in this job's history**" in text and "commit `09c0ffe` (job 10 of 12" in text and "18 series got **slower**" in text
+    assert (
+        "**New in this job's history**" in text
+        and "commit `09c0ffe` (job 10 of 12" in text
+        and "18 series got **slower**" in text
+    )
     blocks = mermaid_blocks(text)
     assert len(blocks) == 2 and "(higher is better)" in blocks[0] and "(lower is better)" in blocks[1]
     for block in blocks:
@@ -94,15 +98,18 @@ def test_pr_history_chart_is_valid_and_ends_with_the_pr():
     text = history_chart("median_e2el_ms", "lower", [1000.0, 1010.0, 990.0, 1005.0], 1100.0)
     (block,) = mermaid_blocks(text)
     check_xychart(block)
-    assert '"PR"]' in block and "bar [1000, 1010, 990, 1005, 1100]" in block and "line \"baseline\" [1002, 1002" in block
+    assert '"PR"]' in block and "bar [1000, 1010, 990, 1005, 1100]" in block and 'line "baseline" [1002, 1002' in block
 
 
-@pytest.mark.parametrize("bad", [
-    'xychart-beta\n    title "t"\n    x-axis "x" ["1", "2"]\n    y-axis "y" 5 --> 10\n    line [1, 2]',
-    'xychart-beta\n    title "t"\n    x-axis "x" ["1", "2"]\n    y-axis "y" 0 --> 10\n    line [1, 2, 3]',
-    'xychart-beta\n    title "a "quoted" t"\n    x-axis "x" ["1"]\n    y-axis "y" 0 --> 10\n    line [1]',
-    'xychart\n    title "t"\n    x-axis "x" ["1"]\n    y-axis "y" 0 --> 10\n    line [1]',
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [
+        'xychart-beta\n    title "t"\n    x-axis "x" ["1", "2"]\n    y-axis "y" 5 --> 10\n    line [1, 2]',
+        'xychart-beta\n    title "t"\n    x-axis "x" ["1", "2"]\n    y-axis "y" 0 --> 10\n    line [1, 2, 3]',
+        'xychart-beta\n    title "a "quoted" t"\n    x-axis "x" ["1"]\n    y-axis "y" 0 --> 10\n    line [1]',
+        'xychart\n    title "t"\n    x-axis "x" ["1"]\n    y-axis "y" 0 --> 10\n    line [1]',
+    ],
+)
 def test_the_grammar_check_rejects_broken_charts(bad):
     with pytest.raises(AssertionError):
         check_xychart(bad)

@@ -20,23 +20,48 @@ def write(tmp_path: Path, name: str, text: str | bytes) -> str:
 
 
 def sharegpt(n: int) -> list[dict]:
-    return [{"id": str(i), "conversations": [{"from": "system", "value": "be brief"},
-                                             {"from": "human", "value": f"question {i} " + "word " * i},
-                                             {"from": "gpt", "value": "answer " * (i * 10)}]} for i in range(n)]
+    return [
+        {
+            "id": str(i),
+            "conversations": [
+                {"from": "system", "value": "be brief"},
+                {"from": "human", "value": f"question {i} " + "word " * i},
+                {"from": "gpt", "value": "answer " * (i * 10)},
+            ],
+        }
+        for i in range(n)
+    ]
 
 
 def test_the_three_formats(tmp_path: Path) -> None:
-    chat = write(tmp_path, "chat.jsonl", "\n".join(json.dumps(
-        {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": [{"type": "text", "text": f"hi {i}"}]},
-                      {"role": "assistant", "content": "a b c"}]}) for i in range(3)) + "\n\n")
+    chat = write(
+        tmp_path,
+        "chat.jsonl",
+        "\n".join(
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "system", "content": "s"},
+                        {"role": "user", "content": [{"type": "text", "text": f"hi {i}"}]},
+                        {"role": "assistant", "content": "a b c"},
+                    ]
+                }
+            )
+            for i in range(3)
+        )
+        + "\n\n",
+    )
     spec = read_dataset(DatasetSpec(chat, "openai-chat"))
     assert [p.text for p in spec.prompts] == ["hi 0", "hi 1", "hi 2"] and spec.prompts[0].answer == "a b c"
     assert len(spec.sha256) == 64
     array = read_dataset(DatasetSpec(write(tmp_path, "sg.json", json.dumps(sharegpt(4))), "sharegpt"))
     lines = read_dataset(DatasetSpec(write(tmp_path, "sg.jsonl", "\n".join(map(json.dumps, sharegpt(4)))), "sharegpt"))
-    assert [p.text for p in array.prompts] == [p.text for p in lines.prompts] and array.prompts[1].text == "question 1 word "
-    jsonl = read_dataset(DatasetSpec(write(tmp_path, "p.jsonl", '{"prompt": "a", "output_len": 9}\n{"prompt": "b"}\n'),
-                                     "prompts"))
+    assert [p.text for p in array.prompts] == [p.text for p in lines.prompts] and array.prompts[
+        1
+    ].text == "question 1 word "
+    jsonl = read_dataset(
+        DatasetSpec(write(tmp_path, "p.jsonl", '{"prompt": "a", "output_len": 9}\n{"prompt": "b"}\n'), "prompts")
+    )
     assert [(p.text, p.output_len) for p in jsonl.prompts] == [("a", 9), ("b", None)]
     text = read_dataset(DatasetSpec(write(tmp_path, "p.txt", "first prompt\n\nsecond prompt\n"), "prompts"))
     assert [p.text for p in text.prompts] == ["first prompt", "second prompt"]
@@ -56,27 +81,49 @@ def test_sampling_is_seeded_with_or_without_replacement(tmp_path: Path) -> None:
 
 
 def test_output_length_is_the_answer_capped_by_output_len(tmp_path: Path) -> None:
-    spec = read_dataset(DatasetSpec(write(tmp_path, "p.jsonl", '{"prompt": "a", "output_len": 900}\n'
-                                          '{"prompt": "b", "output_len": 5}\n{"prompt": "c"}\n'), "prompts", "order"))
+    spec = read_dataset(
+        DatasetSpec(
+            write(
+                tmp_path,
+                "p.jsonl",
+                '{"prompt": "a", "output_len": 900}\n{"prompt": "b", "output_len": 5}\n{"prompt": "c"}\n',
+            ),
+            "prompts",
+            "order",
+        )
+    )
     requests = build_requests(3, spec, 64, seed=1, salt="s")
     assert [(r.prompt, r.max_tokens) for r in requests] == [("a", 64), ("b", 5), ("c", 64)]
     counted = read_dataset(DatasetSpec(write(tmp_path, "sg.json", json.dumps(sharegpt(3))), "sharegpt", "order"))
-    requests = build_requests(3, counted, 25, seed=1, salt="s", count_tokens=lambda texts: [len(t.split()) for t in texts])
+    requests = build_requests(
+        3, counted, 25, seed=1, salt="s", count_tokens=lambda texts: [len(t.split()) for t in texts]
+    )
     assert [r.max_tokens for r in requests] == [25, 10, 20]  # an empty answer is none: output_len
 
 
-@pytest.mark.parametrize(("fmt", "content", "fragment"), [
-    ("openai-chat", None, "does not exist"),
-    ("openai-chat", "folder", "is a directory"),
-    ("openai-chat", "  \n", "is empty"),
-    ("openai-chat", b"\xff\xfe{}", "is not UTF-8"),
-    ("openai-chat", '{"messages": [{"role": "user", "content": "x"}]}\nnot json\n', "line 2: not a JSON object"),
-    ("openai-chat", '{"messages": [{"role": "assistant", "content": "x"}]}\n', "line 1: the conversation has no user turn"),
-    ("openai-chat", '{"prompt": "x"}\n', "line 1: no 'messages' list"),
-    ("sharegpt", '[{"conversations": [{"from": "gpt", "value": "x"}]}]', "entry 0: the conversation has no user turn"),
-    ("sharegpt", '{"conversations": []}\n{"id": 1}\n', "line 1: the conversation has no user turn"),
-    ("prompts", '{"prompt": "a"}\n{"prompt": "b", "output_len": 0}\n', "line 2: output_len must be"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "content", "fragment"),
+    [
+        ("openai-chat", None, "does not exist"),
+        ("openai-chat", "folder", "is a directory"),
+        ("openai-chat", "  \n", "is empty"),
+        ("openai-chat", b"\xff\xfe{}", "is not UTF-8"),
+        ("openai-chat", '{"messages": [{"role": "user", "content": "x"}]}\nnot json\n', "line 2: not a JSON object"),
+        (
+            "openai-chat",
+            '{"messages": [{"role": "assistant", "content": "x"}]}\n',
+            "line 1: the conversation has no user turn",
+        ),
+        ("openai-chat", '{"prompt": "x"}\n', "line 1: no 'messages' list"),
+        (
+            "sharegpt",
+            '[{"conversations": [{"from": "gpt", "value": "x"}]}]',
+            "entry 0: the conversation has no user turn",
+        ),
+        ("sharegpt", '{"conversations": []}\n{"id": 1}\n', "line 1: the conversation has no user turn"),
+        ("prompts", '{"prompt": "a"}\n{"prompt": "b", "output_len": 0}\n', "line 2: output_len must be"),
+    ],
+)
 def test_bad_dataset_files_name_the_file_and_line(tmp_path: Path, fmt: str, content: object, fragment: str) -> None:
     path = str(tmp_path / "data")
     if content == "folder":

@@ -12,8 +12,11 @@ from kitt.workload.synthetic import build_requests
 def test_fixed_lengths_give_the_prompts_kitt_always_built() -> None:
     # The prompts of seed 42, salt "x" before distributions existed (kitt/bench/workload.py).
     specs = build_requests(3, 5, 2, 42, "x")
-    assert [s.prompt for s in specs] == ["803728 might us is or", "961034 out are an their",
-                                         "321921 see between very one"]
+    assert [s.prompt for s in specs] == [
+        "803728 might us is or",
+        "961034 out are an their",
+        "321921 see between very one",
+    ]
     assert all(s.max_tokens == 2 and s.input_len == 5 for s in specs)
 
 

@@ -25,8 +25,10 @@ tokenizers = pytest.importorskip("tokenizers", reason="the test extra installs t
 
 # Where tests/e2e/vllm_cpu.py default_model_dir keeps the tiny model.
 MODEL = Path(os.environ.get("KITT_TEST_CACHE") or Path.home() / ".cache" / "kitt-tests") / "tiny-llama"
-pytestmark = pytest.mark.skipif(not (MODEL / "tokenizer.json").is_file(),
-                                reason=f"no tiny model at {MODEL}: scripts/test builds it (tests/e2e/vllm_cpu.py)")
+pytestmark = pytest.mark.skipif(
+    not (MODEL / "tokenizer.json").is_file(),
+    reason=f"no tiny model at {MODEL}: scripts/test builds it (tests/e2e/vllm_cpu.py)",
+)
 
 
 def reference_counts(prompts: list[str]) -> list[int]:
@@ -64,17 +66,55 @@ def test_prompts_fit_exactly_as_the_tokenizer_counts(lengths) -> None:
 def test_a_run_against_an_endpoint_without_tokenize_uses_tokenizer_json(tmp_path) -> None:
     """engine ``openai`` probes /tokenize once; the sim started with --no-tokenize answers 404, so
     kitt falls back to the model folder's tokenizer.json and config.json says so."""
-    sim = subprocess.Popen([sys.executable, "-m", "kitt.engines.simserver", "--port", "0", "--model", str(MODEL),
-                            "--ttft-ms", "2", "--itl-ms", "1", "--no-tokenize"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kitt.engines.simserver",
+            "--port",
+            "0",
+            "--model",
+            str(MODEL),
+            "--ttft-ms",
+            "2",
+            "--itl-ms",
+            "1",
+            "--no-tokenize",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert sim.stdout is not None
         line = sim.stdout.readline()
         assert line.startswith("listening "), line
         out = tmp_path / "r"
-        done = run_kitt("run", "-m", str(MODEL), "-e", "openai", "--endpoint", f"http://127.0.0.1:{line.split()[1]}",
-                        "-o", str(out), "-s", "quick", "--concurrency", "1", "--num-requests", "2", "--repeats", "1",
-                        "--warmup", "0", "--input-len", "48", "--output-len", "4")
+        done = run_kitt(
+            "run",
+            "-m",
+            str(MODEL),
+            "-e",
+            "openai",
+            "--endpoint",
+            f"http://127.0.0.1:{line.split()[1]}",
+            "-o",
+            str(out),
+            "-s",
+            "quick",
+            "--concurrency",
+            "1",
+            "--num-requests",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--input-len",
+            "48",
+            "--output-len",
+            "4",
+        )
     finally:
         sim.terminate()
         sim.wait(timeout=10)

@@ -38,8 +38,9 @@ def test_prefixes_and_whole_prompts_hit_their_lengths_exactly() -> None:
     counter = DigitsAndPairs()  # digits a token each, 'th' words two, plus BOS: not one token a word
     texts = fitted_prefixes(spec, counter)
     assert counter.count(texts) == [96, 96, 96] and len(set(texts)) == 3
-    requests = build_level(60, input_len=Uniform(5, 80), output_len=8, seed=7, salt="t-c1:1", prefix=spec,
-                           prefix_texts=texts)
+    requests = build_level(
+        60, input_len=Uniform(5, 80), output_len=8, seed=7, salt="t-c1:1", prefix=spec, prefix_texts=texts
+    )
     plain = build_level(60, input_len=Uniform(5, 80), output_len=8, seed=7, salt="t-c1:1")
     assert [r.input_len for r in requests] == [p.input_len + 96 for p in plain]  # P + the test's input length
     assert [r.prompt for r in requests] == [p.prompt for p in plain]  # the own prompts are main's, unchanged
@@ -89,26 +90,48 @@ def suite_with(tmp_path, prefix: str | None) -> dict:
 
 def test_the_prefix_is_part_of_the_workload_fingerprint(tmp_path) -> None:
     def record(prefix: str | None) -> dict:
-        return workload_record(suite_with(tmp_path, prefix), api="completions", method="exact, engine /tokenize",
-                               sent={})
+        return workload_record(
+            suite_with(tmp_path, prefix), api="completions", method="exact, engine /tokenize", sent={}
+        )
 
     none, two = record(None), record("{groups: 2, len: 256}")
     assert none["plain"] and not two["plain"]
     assert two["tests"]["a"]["prefix"] == {"groups": 2, "len": 256, "skew": 0.0}
-    fingerprints = {r["fingerprint"] for r in (none, two, record("{groups: 3, len: 256}"),
-                                                record("{groups: 2, len: 128}"), record("{groups: 2, len: 256, skew: 1}"))}
+    fingerprints = {
+        r["fingerprint"]
+        for r in (
+            none,
+            two,
+            record("{groups: 3, len: 256}"),
+            record("{groups: 2, len: 128}"),
+            record("{groups: 2, len: 256, skew: 1}"),
+        )
+    }
     assert len(fingerprints) == 5
     assert record("{groups: 2, len: 256}")["fingerprint"] == two["fingerprint"]
 
 
 def test_the_sent_line_names_the_prefixes() -> None:
-    workload = {"fingerprint": "f", "length_method": "exact, engine /tokenize", "plain": False,
-                "tests": {"a": {"source": "synthetic", "requests": 16, "input_tokens": {"min": 320, "median": 320, "max": 320},
-                                "output_tokens": {"min": 8, "median": 8, "max": 8}, "rates": [], "arrival": None,
-                                "prefix": {"groups": 2, "len": 256, "skew": 0.0}}}}
+    workload = {
+        "fingerprint": "f",
+        "length_method": "exact, engine /tokenize",
+        "plain": False,
+        "tests": {
+            "a": {
+                "source": "synthetic",
+                "requests": 16,
+                "input_tokens": {"min": 320, "median": 320, "max": 320},
+                "output_tokens": {"min": 8, "median": 8, "max": 8},
+                "rates": [],
+                "arrival": None,
+                "prefix": {"groups": 2, "len": 256, "skew": 0.0},
+            }
+        },
+    }
     current = replace(result_set({"a-c2": [{"median_ttft_ms": 10.0}]}), config={"workload": workload})
-    assert sent_line(current) == ("Sent: synthetic prompts, 16 requests, input 320 tokens (exact), output 8, "
-                                  "2 shared prefixes of 256 tokens")
+    assert sent_line(current) == (
+        "Sent: synthetic prompts, 16 requests, input 320 tokens (exact), output 8, 2 shared prefixes of 256 tokens"
+    )
     workload["tests"]["a"]["prefix"] = {"groups": 1, "len": 1024, "skew": 1.5}
     assert sent_line(current).endswith("1 shared prefix of 1,024 tokens (Zipf skew 1.5)")
 

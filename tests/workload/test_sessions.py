@@ -24,8 +24,16 @@ def write(tmp_path, text: str) -> str:
 
 def build(spec: TurnsSpec, salt: str = "a-c2:1", prefix: PrefixSpec | None = None):
     counts = sessions.turn_counts(spec, 5, 7, salt)
-    requests = plan.build_level(sum(counts), input_len=16, output_len=4, seed=7, salt=salt, prefix=prefix,
-                                prefix_texts=["P1 p", "P2 p"] if prefix else None, turn_counts=counts)
+    requests = plan.build_level(
+        sum(counts),
+        input_len=16,
+        output_len=4,
+        seed=7,
+        salt=salt,
+        prefix=prefix,
+        prefix_texts=["P1 p", "P2 p"] if prefix else None,
+        turn_counts=counts,
+    )
     return sessions.group(requests, requests, counts, spec, 7, salt)
 
 
@@ -48,7 +56,10 @@ def test_turns_parse_as_numbers_or_distributions(tmp_path) -> None:
         ("{count: 3, think_ms: -1}", "suite.tests[0].turns.think_ms: must be a number of milliseconds from 0"),
         ("{count: 3, think_ms: .nan}", "suite.tests[0].turns.think_ms: must be a number of milliseconds from 0"),
         ("{count: 3, think_ms: soon}", "suite.tests[0].turns.think_ms: must be a number, got 'soon'"),
-        ("{count: 3, think_ms: {uniform: [-5, 10]}}", "suite.tests[0].turns.think_ms.uniform[0]: must be a whole number >= 1"),
+        (
+            "{count: 3, think_ms: {uniform: [-5, 10]}}",
+            "suite.tests[0].turns.think_ms.uniform[0]: must be a whole number >= 1",
+        ),
         ("{think_ms: 5}", "suite.tests[0].turns.count: is missing"),
         ("{count: 3, pause: 5}", "suite.tests[0].turns.pause: unknown key"),
         ("3", "suite.tests[0].turns: must be a mapping {count, think_ms}"),
@@ -63,14 +74,25 @@ def test_bad_turns_name_the_field(tmp_path, turns: str, fragment: str) -> None:
 
 def test_turns_with_a_capacity_search_are_refused(tmp_path) -> None:
     with pytest.raises(UsageError, match="turns: multi-turn sessions run at fixed load levels for now"):
-        load_suite(write(tmp_path, "slo: {ttft_ms: 100}\n" + TEST % "capacity: {over: concurrency, min: 1, max: 4}, "
-                                                                 "turns: {count: 2}"))
+        load_suite(
+            write(
+                tmp_path,
+                "slo: {ttft_ms: 100}\n" + TEST % "capacity: {over: concurrency, min: 1, max: 4}, turns: {count: 2}",
+            )
+        )
 
 
 CONVERSATIONS = [
-    {"conversations": [{"from": "system", "value": "be brief"}, {"from": "human", "value": "first question"},
-                       {"from": "gpt", "value": "one two three"}, {"from": "human", "value": "second question"},
-                       {"from": "gpt", "value": "four five"}, {"from": "human", "value": "third question"}]},
+    {
+        "conversations": [
+            {"from": "system", "value": "be brief"},
+            {"from": "human", "value": "first question"},
+            {"from": "gpt", "value": "one two three"},
+            {"from": "human", "value": "second question"},
+            {"from": "gpt", "value": "four five"},
+            {"from": "human", "value": "third question"},
+        ]
+    },
     {"conversations": [{"from": "human", "value": "only question"}, {"from": "gpt", "value": "a b c d e f"}]},
 ]
 
@@ -83,11 +105,19 @@ def test_a_dataset_session_replays_its_user_turns_in_order_never_its_recorded_an
     dataset = read_dataset(DatasetSpec(str(path), format="sharegpt", sample="order"))
     assert dataset.prompts[0].later == (("second question", "four five"), ("third question", None))
     spec = TurnsSpec(5)
-    requests, counts = plan.build_sessions(3, spec, input_len=16, output_len=Uniform(2, 9), dataset=dataset,
-                                           seed=1, salt="s")
+    requests, counts = plan.build_sessions(
+        3, spec, input_len=16, output_len=Uniform(2, 9), dataset=dataset, seed=1, salt="s"
+    )
     assert counts == [3, 1, 3]  # at most the conversation's user turns
-    assert [r.prompt for r in requests] == ["first question", "second question", "third question", "only question",
-                                            "first question", "second question", "third question"]
+    assert [r.prompt for r in requests] == [
+        "first question",
+        "second question",
+        "third question",
+        "only question",
+        "first question",
+        "second question",
+        "third question",
+    ]
     # Output lengths from the recorded answers (words x 1.3 without a tokenizer), capped by output_len;
     # the answers themselves are never part of what is sent (the engine's own go in between).
     assert [r.max_tokens for r in requests[:2]] == [4, 3] and requests[3].max_tokens == 8
@@ -95,8 +125,11 @@ def test_a_dataset_session_replays_its_user_turns_in_order_never_its_recorded_an
     # A turn fitting leaves out (past the context) ends its session there.
     fitted = [r for r in requests if r.index != 1]
     built = sessions.group(requests, fitted, counts, spec, 1, "s")
-    assert [[t.prompt for t in s.turns] for s in built] == [["first question"], ["only question"],
-                                                            ["first question", "second question", "third question"]]
+    assert [[t.prompt for t in s.turns] for s in built] == [
+        ["first question"],
+        ["only question"],
+        ["first question", "second question", "third question"],
+    ]
     again, _ = plan.build_sessions(3, spec, input_len=16, output_len=Uniform(2, 9), dataset=dataset, seed=1, salt="s")
     assert again == requests
 
@@ -136,7 +169,11 @@ def test_turns_are_part_of_the_workload_fingerprint(tmp_path) -> None:
         suite = load_suite(write(tmp_path, TEST % f"concurrency: 1{turns}"))
         return identity.workload_record(suite_to_dict(suite), api="chat", method="exact", sent={})
 
-    plain, three, slower = record(""), record(", turns: {count: 3, think_ms: 10}"), record(", turns: {count: 3, think_ms: 20}")
+    plain, three, slower = (
+        record(""),
+        record(", turns: {count: 3, think_ms: 10}"),
+        record(", turns: {count: 3, think_ms: 20}"),
+    )
     assert plain["plain"] and not three["plain"]
     assert len({plain["fingerprint"], three["fingerprint"], slower["fingerprint"]}) == 3
     assert three["tests"]["a"]["turns"] == {"count": 3, "think_ms": 10.0}

@@ -33,8 +33,9 @@ def test_synthetic_prompts_hit_every_length_in_few_batched_rounds() -> None:
     openings = [f.prompt.split()[0] for f, r in zip(fitted.requests, requests) if r.input_len > 7]
     assert len(set(openings)) >= 0.97 * len(openings)  # distinct openings: no prefix cache across requests
     assert len(counter.calls) <= 13 and counter.calls[0] == 200  # one batch a round, never one call a prompt
-    again = fit(build_requests(200, Uniform(2, 300), 8, seed=5, salt="t-c1:1"), DigitsAndPairs(), 5, "t-c1:1",
-                synthetic=True)
+    again = fit(
+        build_requests(200, Uniform(2, 300), 8, seed=5, salt="t-c1:1"), DigitsAndPairs(), 5, "t-c1:1", synthetic=True
+    )
     assert again.requests == fitted.requests  # both arms of an A/B run get the same prompts
 
 

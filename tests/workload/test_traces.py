@@ -48,8 +48,13 @@ def mooncake(ts: float, inp: int, out: int, hashes: list[int]) -> dict:
     return {"timestamp": ts, "input_length": inp, "output_length": out, "hash_ids": hashes}
 
 
-TRACE = [mooncake(0, 40, 5, [1, 2, 3]), mooncake(250, 33, 6, [1, 2, 4]), mooncake(250, 20, 7, [1, 9]),
-         mooncake(1000, 16, 3, [1]), mooncake(1600, 25, 2, [5, 2, 3])]
+TRACE = [
+    mooncake(0, 40, 5, [1, 2, 3]),
+    mooncake(250, 33, 6, [1, 2, 4]),
+    mooncake(250, 20, 7, [1, 9]),
+    mooncake(1000, 16, 3, [1]),
+    mooncake(1600, 25, 2, [5, 2, 3]),
+]
 
 
 def test_prompts_are_exact_and_share_exactly_their_common_leading_blocks(tmp_path: Path) -> None:
@@ -98,9 +103,11 @@ def test_schedule_is_timestamp_over_speedup_capped_by_count_and_duration(tmp_pat
 
 
 def test_timed_traces_take_lengths_or_prompts(tmp_path: Path) -> None:
-    lines = [{"timestamp_ms": 0, "input_len": 12, "output_len": 3},
-             {"timestamp_ms": 5, "prompt": "the world is round", "output_len": 4},
-             {"timestamp_ms": 9, "messages": [{"role": "user", "content": "hello there"}], "output_len": 2}]
+    lines = [
+        {"timestamp_ms": 0, "input_len": 12, "output_len": 3},
+        {"timestamp_ms": 5, "prompt": "the world is round", "output_len": 4},
+        {"timestamp_ms": 9, "messages": [{"role": "user", "content": "hello there"}], "output_len": 2},
+    ]
     spec = read_trace(TraceSpec(str(write(tmp_path / "t.jsonl", lines)), format="timed"))
     counter = Pieces()
     requests = build_requests(spec, 3, seed=1, salt="s", counter=counter).requests
@@ -110,16 +117,25 @@ def test_timed_traces_take_lengths_or_prompts(tmp_path: Path) -> None:
     assert [r.max_tokens for r in requests] == [3, 4, 2]
 
 
-@pytest.mark.parametrize(("line", "problem"), [
-    (mooncake(100, 8, 1, [1]) | {"timestamp": 50}, "line 2: timestamp 50 ms is before the previous request's 100 ms"),
-    (mooncake(200, 0, 1, [1]), "line 2: input_length must be a whole number of tokens >= 1, got 0"),
-    (mooncake(200, 8, -3, [1]), "line 2: output_length must be a whole number of tokens >= 1, got -3"),
-    (mooncake(200, 8, 1, [1, "a"]), 'line 2: hash_ids must be a list of whole numbers, got [1, "a"]'),
-    (mooncake(200, 8, 1, [1, True]), "line 2: hash_ids must be a list of whole numbers"),
-    ({"timestamp": 200, "input_length": 8, "output_length": 1}, "line 2: hash_ids must be a list of whole numbers, got nothing"),
-    ('{"timestamp": 200, ', "line 2: not a JSON object (mooncake format)"),
-    (mooncake(-1, 8, 1, []), "line 2: timestamp must be a number of milliseconds >= 0, got -1"),
-])
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (
+            mooncake(100, 8, 1, [1]) | {"timestamp": 50},
+            "line 2: timestamp 50 ms is before the previous request's 100 ms",
+        ),
+        (mooncake(200, 0, 1, [1]), "line 2: input_length must be a whole number of tokens >= 1, got 0"),
+        (mooncake(200, 8, -3, [1]), "line 2: output_length must be a whole number of tokens >= 1, got -3"),
+        (mooncake(200, 8, 1, [1, "a"]), 'line 2: hash_ids must be a list of whole numbers, got [1, "a"]'),
+        (mooncake(200, 8, 1, [1, True]), "line 2: hash_ids must be a list of whole numbers"),
+        (
+            {"timestamp": 200, "input_length": 8, "output_length": 1},
+            "line 2: hash_ids must be a list of whole numbers, got nothing",
+        ),
+        ('{"timestamp": 200, ', "line 2: not a JSON object (mooncake format)"),
+        (mooncake(-1, 8, 1, []), "line 2: timestamp must be a number of milliseconds >= 0, got -1"),
+    ],
+)
 def test_bad_lines_are_named(tmp_path: Path, line: dict | str, problem: str) -> None:
     path = write(tmp_path / "t.jsonl", [mooncake(100, 8, 1, [1]), line])
     with pytest.raises(UsageError) as caught:
@@ -130,8 +146,11 @@ def test_bad_lines_are_named(tmp_path: Path, line: dict | str, problem: str) -> 
 
 def test_a_trace_test_reads_its_file_before_any_engine_and_is_in_the_workload(tmp_path: Path) -> None:
     path = write(tmp_path / "t.jsonl", TRACE)
-    raw = {"name": "s", "seed": 4, "tests": [{"name": "replay", "trace": {"path": str(path), "speedup": 2,
-                                                                           "block_size": 8}}]}
+    raw = {
+        "name": "s",
+        "seed": 4,
+        "tests": [{"name": "replay", "trace": {"path": str(path), "speedup": 2, "block_size": 8}}],
+    }
     with pytest.raises(UsageError, match="trace replays, which pick their own load"):
         apply_overrides(parse_suite(raw, "s.yaml"), Overrides(concurrency=(4,)))  # no test it could apply to
     suite = apply_overrides(parse_suite(raw, "s.yaml"), Overrides())
@@ -155,12 +174,20 @@ def test_a_trace_test_reads_its_file_before_any_engine_and_is_in_the_workload(tm
     moved = write(tmp_path / "elsewhere.jsonl", TRACE)
     raw2 = json.loads(json.dumps(raw))
     raw2["tests"][0]["trace"]["path"] = str(moved)
-    same = workload_record(suite_to_dict(apply_overrides(parse_suite(raw2, "s.yaml"), Overrides())),
-                           api="completions", method="exact, engine /tokenize", sent=sent)
+    same = workload_record(
+        suite_to_dict(apply_overrides(parse_suite(raw2, "s.yaml"), Overrides())),
+        api="completions",
+        method="exact, engine /tokenize",
+        sent=sent,
+    )
     assert same["fingerprint"] == record["fingerprint"]
     raw2["tests"][0]["trace"]["speedup"] = 3
-    faster = workload_record(suite_to_dict(apply_overrides(parse_suite(raw2, "s.yaml"), Overrides())),
-                             api="completions", method="exact, engine /tokenize", sent=sent)
+    faster = workload_record(
+        suite_to_dict(apply_overrides(parse_suite(raw2, "s.yaml"), Overrides())),
+        api="completions",
+        method="exact, engine /tokenize",
+        sent=sent,
+    )
     assert faster["fingerprint"] != record["fingerprint"]
     line = sent_line(replace(result_set({}), config={"workload": record}))
     assert line.startswith(f"Sent: Mooncake trace (sha {test.trace.sha256[:6]}), 2 requests")
