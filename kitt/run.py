@@ -100,8 +100,14 @@ class BenchmarkRun:
             if self.suite.auto_repeats is not None:
                 low, high = self.suite.auto_repeats
                 levels = sum(len(test.levels) for test in self.suite.tests)
-                # The metrics the default thresholds gate, at their threshold (kitt run takes no thresholds file).
-                self.gated = {name: pct for name in DEFAULT_GATED if (pct := Thresholds().for_metric(name)) is not None}
+                # The metrics the default thresholds gate, at their threshold (kitt run takes no thresholds file),
+                # less capacity: only a capacity search measures it, and those refuse repeats auto, so
+                # judging it would leave every level undecided until max_repeats.
+                self.gated = {
+                    name: pct
+                    for name in DEFAULT_GATED
+                    if name != "capacity" and (pct := Thresholds().for_metric(name)) is not None
+                }
                 self.design = sequential.Design(low, high, family_size=max(1, levels * len(self.gated)))
                 self.ab["repeats"] = {
                     "mode": "auto",
