@@ -5,6 +5,8 @@ Every server listens on loopback and is stopped by its context manager; every lo
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import datetime
 import http.server
@@ -163,57 +165,59 @@ def make_ca_and_cert(folder: Path) -> tuple[Path, Path, Path]:
 
 
 class TlsRelay:
-    """TLS on a loopback port, relayed in plaintext to ``upstream`` (the sim): an https endpoint."""
+    """TLS on a loopback port, relayed in plaintext to ``upstream`` (the sim): an https endpoint.
+
+    One asyncio loop in a thread does both directions of every connection: an ``ssl.SSLSocket``
+    read in one thread while another writes to it is not safe, and under load that dropped a
+    connection mid-response (CI, stop 32)."""
 
     def __init__(self, upstream: str, cert: Path, key: Path) -> None:
         host, _, port = upstream.removeprefix("http://").rpartition(":")
         self.upstream = (host, int(port))
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(cert, key)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
+        self.loop = asyncio.new_event_loop()
+        ready: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self.thread.start()
+        self.port = ready.result(timeout=10)
         self.url = f"https://127.0.0.1:{self.port}"
-        self._stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
+    def _run(self, ready: concurrent.futures.Future[int]) -> None:
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(
+            asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.context, ssl_handshake_timeout=30)
+        )
+        ready.set_result(server.sockets[0].getsockname()[1])
         try:
-            client.settimeout(30)
-            tls = self.context.wrap_socket(client, server_side=True)
-            upstream = socket.create_connection(self.upstream, timeout=30)
+            self.loop.run_forever()
+        finally:
+            server.close()
+            self.loop.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         except OSError:
-            client.close()
+            writer.close()
             return
-        threading.Thread(target=_pipe, args=(upstream, tls), daemon=True).start()
-        _pipe(tls, upstream)
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
 
     def stop(self) -> None:
-        self._stop.set()
-        self.listener.close()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
 
 
-def _pipe(source: socket.socket, sink: socket.socket) -> None:
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
     try:
-        while True:
-            data = source.recv(65536)
-            if not data:
-                break
-            sink.sendall(data)
-    except OSError:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+    except (OSError, ssl.SSLError):
         pass
     finally:
-        for sock in (source, sink):
-            with contextlib.suppress(OSError):
-                sock.close()
+        with contextlib.suppress(OSError, ssl.SSLError, RuntimeError):
+            sink.close()
 
 
 class Recorder(http.server.ThreadingHTTPServer):
