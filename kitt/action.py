@@ -19,47 +19,45 @@ passes. Exit codes: 0 ok, 1 failure or regression (with fail-on-regression), 2 b
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from kitt.action_inputs import NO_ENGINE, ActionInputs, preflight, run_id_of
+from kitt.ci import (
+    ab_layout,
+    base_branch_trend,
+    build_report,
+    fetch_baselines,
+    fetch_run_results,
+    publish_report,
+)
 from kitt.errors import GitHubError, KittError, UsageError, print_engine_log
 from kitt.github.actions_io import ActionsContext, Annotations, mask, set_outputs
-from kitt.github.pulls import positive_int, write_pull_record
-
-if TYPE_CHECKING:
-    from kitt.ci import Notice
+from kitt.github.artifacts import upload_from_environment
+from kitt.github.pulls import report_pull_request, write_pull_record
+from kitt.progress import Reporter
+from kitt.redact import url_secrets
+from kitt.results import measured_anything
+from kitt.run import run_benchmark
 
 
 # --------------------------------------------------------------------------- the run
 
 
 class ActionRun:
+    """One step of the action, in order: check every input, put the results in place (benchmark or
+    download), report, then upload and set the outputs whatever happened. Each step's work lives
+    in the library (``action_inputs``, ``run``, ``ci``, ``github``); this class only sequences the
+    steps and keeps the exit code and the step outputs."""
+
     def __init__(self, inputs: ActionInputs, context: ActionsContext) -> None:
         self.inputs = inputs
         self.context = context
         self.notes = Annotations(enabled=context.in_actions)
         self.exit_code = 0
-        self._config: Any = None  # the benchmark's RunConfig, once preflight has checked the inputs
-        self.outputs: dict[str, str] = {
-            "results-dir": str(inputs.results_dir),
-            "artifact-name": inputs.artifact_name,
-            "passed": "false",
-            "regressions": "0",
-            "report": "",
-            "metrics": "{}",
-            "comment-url": "",
-            "verdict": "error",
-        }
-
-    @property
-    def matrix(self) -> bool:
-        """Report mode on every artifact matching a pattern (``kitt-results-*``): one comment for all."""
-        from kitt.github.baseline import is_pattern
-
-        return self.inputs.mode == "report" and is_pattern(self.inputs.results_artifact)
+        self.config: Any = None  # the benchmark's RunConfig, once preflight has checked the inputs
+        self.outputs = inputs.initial_outputs()
 
     def fail(self, error: KittError) -> None:
         print_engine_log(error)
@@ -68,8 +66,8 @@ class ActionRun:
 
     def execute(self) -> int:
         try:
-            self._preflight()
-            benchmark_ok = self._results()
+            self.config = preflight(self.inputs, self.context)  # before anything expensive starts
+            benchmark_ok = self._download() if self.inputs.mode == "report" else self._benchmark()
             if benchmark_ok is not None:
                 self._report(benchmark_ok)
         except KittError as error:
@@ -82,52 +80,36 @@ class ActionRun:
             self._finish()
         return self.exit_code
 
-    # ------------------------------------------------------------------ inputs
-
-    def _preflight(self) -> None:
-        """Every input checked before anything expensive starts (``kitt.action_inputs.preflight``)."""
-        self._config = preflight(self.inputs, self.context)
-
-    # ------------------------------------------------------------------ results
-
-    def _results(self) -> bool | None:
-        """Put the results in place. True: measured; False: the benchmark failed; None: nothing to report."""
-        if self.inputs.mode == "report":
-            from kitt.ci import fetch_run_results
-
-            jobs = fetch_run_results(
-                token=self.inputs.github_token,
-                repo=self.context.repository or "",
-                run_id=self.inputs.run_id or run_id_of(self.context) or 0,
-                artifact=self.inputs.results_artifact,
-                dest=self.inputs.results_dir,
-                api_url=self.context.api_url,
+    def _download(self) -> bool:
+        """Report mode: the triggering run's results. False when that run did not succeed: a
+        cancelled or failed benchmark never reports a pass, whatever its (partial) artifact says."""
+        jobs = fetch_run_results(
+            token=self.inputs.github_token,
+            repo=self.context.repository or "",
+            run_id=self.inputs.run_id or run_id_of(self.context) or 0,
+            artifact=self.inputs.results_artifact,
+            dest=self.inputs.results_dir,
+            api_url=self.context.api_url,
+        )
+        if self.inputs.matrix:
+            self.notes.notice(
+                f"Reporting on {jobs} results artifacts matching {self.inputs.results_artifact!r} in one comment."
             )
-            if self.matrix:
-                self.notes.notice(
-                    f"Reporting on {jobs} results artifacts matching {self.inputs.results_artifact!r} in one comment."
-                )
-            # Fail closed: a benchmark run that was cancelled or failed never reports a pass,
-            # whatever its (partial) artifact says.
-            conclusion = self.context.event_object("workflow_run").get("conclusion")
-            if conclusion is not None and conclusion != "success":
-                self.notes.error(
-                    f"The benchmark run's conclusion is {str(conclusion)[:40]!r}, so its results cannot pass."
-                )
-                return False
-            return True
-        if self.inputs.engine == NO_ENGINE:  # preflight found another tool's results in results-dir
-            self._write_pull_request()
-            return True
-        from kitt.progress import Reporter
-        from kitt.results import measured_anything
-        from kitt.run import run_benchmark
+        conclusion = self.context.workflow_conclusion
+        if conclusion not in (None, "success"):
+            self.notes.error(f"The benchmark run's conclusion is {conclusion!r}, so its results cannot pass.")
+            return False
+        return True
 
+    def _benchmark(self) -> bool | None:
+        """True: measured; False: the benchmark failed; None: nothing of this run's to report."""
+        write_pull_record(self.inputs.results_dir, self.inputs.pr, self.context.event_object("pull_request"))
+        if self.inputs.engine == NO_ENGINE:  # preflight found another tool's results in results-dir
+            return True
         if self.inputs.hf_token:
             os.environ["HF_TOKEN"] = self.inputs.hf_token  # engines get it by name, never on a command line
-        self._write_pull_request()
         try:
-            run_benchmark(self._config, Reporter(groups=self.context.in_actions))
+            run_benchmark(self.config, Reporter(groups=self.context.in_actions))
         except UsageError:
             raise
         except KittError as error:
@@ -139,26 +121,12 @@ class ActionRun:
             return False if measured_anything(self.inputs.results_dir) else None
         return True
 
-    def _write_pull_request(self) -> None:
-        """Record which pull request these results belong to, for a workflow_run report job."""
-        number = self.inputs.pr or positive_int(self.context.event_object("pull_request").get("number"))
-        write_pull_record(self.inputs.results_dir, number, self.context.event_object("pull_request", "head").get("sha"))
-
-    # ------------------------------------------------------------------ report
-
     def _report(self, benchmark_ok: bool) -> None:
-        from kitt.ci import ab_layout, base_branch_trend, build_report, publish_report
-
         pr, base_ref = self._pull_request()
         # An A/B run brings its own baseline arm: no baseline artifact is needed or downloaded.
         baseline_dir = None if ab_layout(self.inputs.results_dir) else self._baseline(base_ref)
-        options = self.inputs.report_options(
-            self.context,
-            pr=pr,
-            baseline_dir=baseline_dir,
-            matrix=self.matrix,
-            upstream_failure=None if benchmark_ok else self._upstream_failure(),
-        )
+        failure = None if benchmark_ok else (self.context.workflow_conclusion or "failure")
+        options = self.inputs.report_options(self.context, pr=pr, baseline_dir=baseline_dir, upstream_failure=failure)
         report = build_report(options)
         if (
             pr is not None
@@ -169,58 +137,34 @@ class ActionRun:
         # The gate is decided in build_report, before anything is posted: nothing that happens
         # to the comment changes it.
         outcome = publish_report(report, options)
-        self._tell(outcome.notices)
+        self.notes.tell(outcome.notices)
         self.exit_code = max(self.exit_code, outcome.exit_code, 0 if benchmark_ok else 1)
-        self.outputs.update(
-            report=str(options.report_file),
-            regressions=str(report.regressions),
-            metrics=compact_metrics(report.key_metrics),
-            passed="true" if benchmark_ok and not report.gate_failed else "false",
-            verdict=report.verdict,
-            **{"comment-url": outcome.comment_url or ""},
-        )
+        passed = benchmark_ok and not report.gate_failed
+        self.outputs.update(outcome.outputs, report=str(options.report_file), passed=str(passed).lower())
         default_branch = self.context.event_object("repository").get("default_branch")  # untrusted: any type
         # The history is the default branch's (no base ref on a push): only its own pushes extend it.
         if self.context.event_name == "push" and baseline_dir is not None and self.context.ref_name == default_branch:
-            self._tell(
-                base_branch_trend(
-                    self.inputs.results_dir,
-                    baseline_dir,
-                    self.inputs.thresholds,
-                    self.inputs.threshold,
-                    self.context.summary_path,
-                )
+            trend = base_branch_trend(
+                self.inputs.results_dir,
+                baseline_dir,
+                self.inputs.thresholds,
+                self.inputs.threshold,
+                self.context.summary_path,
             )
-
-    def _upstream_failure(self) -> str:
-        """How the benchmark went wrong, for the report: the workflow run's conclusion in report mode."""
-        conclusion = self.context.event_object("workflow_run").get("conclusion")
-        if self.inputs.mode == "report" and isinstance(conclusion, str):
-            return conclusion[:40]
-        return "failure"
+            self.notes.tell(trend)
 
     def _pull_request(self) -> tuple[int | None, str | None]:
-        """The PR to comment on and its base branch. In report mode the PR named by the (untrusted)
-        artifact is accepted only if GitHub says its head is the commit the benchmark run built."""
+        """The PR to comment on and its base branch; in report mode as GitHub confirms it."""
         if self.inputs.mode != "report":
             return self.inputs.pr, self.context.base_ref
-        from kitt.github.pulls import claimed_pull_request, verified_pull_request
-
-        claimed, warning = (
-            (self.inputs.pr, None) if self.inputs.pr else claimed_pull_request(self.inputs.results_dir, self.matrix)
-        )
-        if claimed is None:
-            self.notes.warning(
-                warning or "The results name no pull request (pull_request.json), so no comment is posted."
-            )
-            return None, None
         try:
-            pr, base_ref, warning = verified_pull_request(
+            pr, base_ref, warning = report_pull_request(
                 token=self.inputs.github_token,
                 repo=self.context.repository or "",
-                claimed=claimed,
+                results_dir=self.inputs.results_dir,
+                jobs=self.inputs.matrix,
+                given=self.inputs.pr,
                 built_sha=self.context.event_object("workflow_run").get("head_sha"),
-                trusted=bool(self.inputs.pr),
                 api_url=self.context.api_url,
             )
         except GitHubError as error:
@@ -231,18 +175,15 @@ class ActionRun:
         return pr, base_ref
 
     def _baseline(self, base_ref: str | None) -> Path | None:
-        """The baseline folder: one baseline (history), or in a matrix one subfolder per job, named
-        after the job's artifact (each job's baseline is the base branch's artifact of its own name)."""
+        """The baseline folder (``ci.fetch_baselines``); an API error fails the job, but the report
+        still goes out, uncompared."""
         if not self.inputs.baseline_artifact:
             return None
-        from kitt.ci import fetch_baselines
-
-        jobs = [p.name for p in self.inputs.results_dir.iterdir() if p.is_dir()] if self.matrix else None
         found = fetch_baselines(
             token=self.inputs.github_token,
             repo=self.context.repository or "",
             artifact=self.inputs.baseline_artifact,
-            jobs=jobs,
+            jobs=[p.name for p in self.inputs.results_dir.iterdir() if p.is_dir()] if self.inputs.matrix else None,
             base_branch=base_ref,
             api_url=self.context.api_url,
             history=self.inputs.baseline_history,
@@ -250,45 +191,24 @@ class ActionRun:
             keep_errors=True,
         )
         for error in found.errors:
-            self.fail(error)  # an API error is a failure, but the report still goes out, uncompared
-        self._tell(found.notices)
+            self.fail(error)
+        self.notes.tell(found.notices)
         return found.path
-
-    def _tell(self, notices: Iterable[Notice]) -> None:
-        for notice in notices:
-            getattr(self.notes, notice.level)(notice.message)
-
-    # ------------------------------------------------------------------ outputs
 
     def _finish(self) -> None:
         """Upload the results (the Docker flavour; the composite uses actions/upload-artifact), then
         write the annotations and the step outputs, whatever happened before."""
-        if (
-            self.context.flavour == "docker"
-            and self.inputs.upload_artifact
-            and Path(self.outputs["results-dir"]).is_dir()
-        ):
-            from kitt.github.artifacts import upload_from_environment
-
+        results = Path(self.outputs["results-dir"])
+        if self.context.flavour == "docker" and self.inputs.upload_artifact and results.is_dir():
             try:
-                upload_from_environment(self.inputs.artifact_name, Path(self.outputs["results-dir"]))
+                upload_from_environment(self.inputs.artifact_name, results)
             except KittError as error:
                 self.fail(error)
         self.notes.flush()
         set_outputs(self.outputs, self.context.output_path, self.notes)
 
 
-METRICS_OUTPUT_LIMIT = 64 * 1024  # a job's outputs share 1 MB; a huge sweep must not take it all
-
-
-def compact_metrics(key_metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """The ``metrics`` output: every key metric's numbers, or only current values when that is too long."""
-    full = json.dumps(key_metrics, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    if len(full) <= METRICS_OUTPUT_LIMIT:
-        return full
-    current = {test: {name: row.get("current") for name, row in rows.items()} for test, rows in key_metrics.items()}
-    short = json.dumps(current, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return short if len(short) <= METRICS_OUTPUT_LIMIT else "{}"
+FAILED_OUTPUTS = {"passed": "false", "verdict": "error", "regressions": "0"}  # inputs unreadable: nothing ran
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:
@@ -299,10 +219,8 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     except UsageError as error:
         notes = Annotations(enabled=context.in_actions)
         notes.error(str(error))
-        set_outputs({"passed": "false", "verdict": "error", "regressions": "0"}, context.output_path, notes)
+        set_outputs(FAILED_OUTPUTS, context.output_path, notes)
         return error.exit_code
-    from kitt.redact import url_secrets
-
     urls = (inputs.endpoint, inputs.baseline_endpoint)
     for secret in (
         inputs.github_token,

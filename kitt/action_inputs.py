@@ -136,14 +136,28 @@ class ActionInputs:
             net=NetPolicy.from_environ(env, api_key_env=get("api-key-env") or None),
         )
 
+    @property
+    def matrix(self) -> bool:
+        """Report mode on every artifact matching a pattern (``kitt-results-*``): one comment for all."""
+        from kitt.github.baseline import is_pattern
+
+        return self.mode == "report" and is_pattern(self.results_artifact)
+
+    def initial_outputs(self) -> dict[str, str]:
+        """The step outputs before anything ran: what a failure at any step leaves behind."""
+        return {
+            "results-dir": str(self.results_dir),
+            "artifact-name": self.artifact_name,
+            "passed": "false",
+            "regressions": "0",
+            "report": "",
+            "metrics": "{}",
+            "comment-url": "",
+            "verdict": "error",
+        }
+
     def report_options(
-        self,
-        context: ActionsContext,
-        *,
-        pr: int | None,
-        baseline_dir: Path | None,
-        matrix: bool,
-        upstream_failure: str | None,
+        self, context: ActionsContext, *, pr: int | None, baseline_dir: Path | None, upstream_failure: str | None
     ) -> ReportOptions:
         """The report these inputs ask for: what the run found (the pull request, the baseline
         folder, a matrix, the benchmark job's failed conclusion) joins the inputs and the runner's
@@ -152,7 +166,7 @@ class ActionInputs:
 
         return ReportOptions(
             results_dir=self.results_dir,
-            results_are_jobs=matrix,
+            results_are_jobs=self.matrix,
             baseline_dir=baseline_dir,
             github_token=self.github_token or None,
             repo=context.repository if pr is not None else None,

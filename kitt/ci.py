@@ -145,15 +145,29 @@ class ReportOutcome:
 
     @property
     def outputs(self) -> dict[str, str]:
-        """Step outputs: verdict (the report's one word), regressions, comment-url, key-metrics (JSON)."""
+        """The report's step outputs, the same for the action and ``kitt ci report``: verdict (the
+        report's one word), regressions, comment-url and metrics (JSON, :func:`compact_metrics`)."""
         if self.report is None:
-            return {"verdict": "error", "regressions": "0", "comment-url": "", "key-metrics": "{}"}
+            return {"verdict": "error", "regressions": "0", "comment-url": "", "metrics": "{}"}
         return {
             "verdict": self.report.verdict,
             "regressions": str(self.report.regressions),
             "comment-url": self.comment_url or "",
-            "key-metrics": json.dumps(self.report.key_metrics, sort_keys=True, allow_nan=False),
+            "metrics": compact_metrics(self.report.key_metrics),
         }
+
+
+METRICS_OUTPUT_LIMIT = 64 * 1024  # a job's outputs share 1 MB; a huge sweep must not take it all
+
+
+def compact_metrics(key_metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """The ``metrics`` output: every key metric's numbers, or only current values when that is too long."""
+    full = json.dumps(key_metrics, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    if len(full) <= METRICS_OUTPUT_LIMIT:
+        return full
+    current = {test: {name: row.get("current") for name, row in rows.items()} for test, rows in key_metrics.items()}
+    short = json.dumps(current, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return short if len(short) <= METRICS_OUTPUT_LIMIT else "{}"
 
 
 def row_as_dict(row: MetricRow) -> dict[str, Any]:

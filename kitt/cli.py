@@ -509,8 +509,7 @@ def _cmd_ci_report(args: argparse.Namespace) -> int:
         repo_url=f"{context.server_url.rstrip('/')}/{args.repo}" if args.repo else None,
     )
     outcome = execute_ci_report(options)
-    for notice in outcome.notices:
-        getattr(annotations, notice.level)(notice.message)
+    annotations.tell(outcome.notices)
     annotations.flush()
     if context.in_actions:
         set_outputs(outcome.outputs, context.output_path, annotations)
@@ -545,8 +544,7 @@ def _download_baseline(
         history=args.baseline_history,
         temp_dir=context.temp_dir,
     )
-    for notice in found.notices:
-        getattr(annotations, notice.level)(notice.message)
+    annotations.tell(found.notices)
     return found.path
 
 

@@ -209,3 +209,21 @@ def read_request(conn: socket.socket, buffer: bytes) -> bytes | None:
             return None
         rest += data
     return rest[length:]
+
+
+BAD_YAML_KINDS = ["binary", "not UTF-8", "huge", "alias bomb", "deep nesting"]
+
+
+def bad_yaml(kind: str) -> bytes:
+    """Hostile YAML of one of :data:`BAD_YAML_KINDS`, for every reader of a YAML file."""
+    if kind == "binary":
+        return bytes(range(256)) * 4
+    if kind == "not UTF-8":
+        return "name: caf\xe9\n".encode("latin-1")
+    if kind == "huge":
+        return b"# padding\n" * (110 * 1024)
+    if kind == "alias bomb":
+        lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+        lines += [f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]" for i in range(8)]
+        return ("\n".join(lines) + "\n").encode()
+    return b"[" * 100_000  # nested deeper than any parser's stack

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from kitt.action import compact_metrics
+from kitt.ci import compact_metrics
 from kitt.action_inputs import ActionInputs, artifact_name_for, derive_comment_key, read_input
 from kitt.errors import UsageError
 from github_double.fixtures import github_contract, github_double  # noqa: F401  (the GitHub REST double)
@@ -184,7 +184,7 @@ def test_report_mode_passes_a_successful_run(tmp_path, github_double):
 
 
 def test_an_unexpected_exception_never_writes_passed_true(tmp_path, github_double, monkeypatch):
-    from kitt import ci
+    from kitt import action
     from kitt.action import main
 
     env, output = _report_mode_env(tmp_path, github_double, "success")
@@ -192,7 +192,7 @@ def test_an_unexpected_exception_never_writes_passed_true(tmp_path, github_doubl
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(ci, "build_report", broken)
+    monkeypatch.setattr(action, "build_report", broken)
     with pytest.raises(RuntimeError):
         main(env)
     values = _outputs(output)

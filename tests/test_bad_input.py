@@ -3,7 +3,9 @@
 One test per cause the sweep found, parametrised over its examples. The CLI and the action run
 for real (in-process ``main`` where nothing is started, a child process where exit codes, signals
 or another user matter); the GitHub API is the REST double. tests/test_readers_fuzz.py adds
-random input to every reader.
+random input to every reader. The cases here cross modules (a shell, its exit code and what it
+leaves behind); a case that belongs to one module lives in that module's tests (test_config.py,
+test_thresholds.py, test_redact.py, github/test_api_shapes.py, test_bad_input_workloads.py).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import pytest
 from kitt import cli
 from kitt.errors import GitHubError, KittError, ResultsError, UsageError
 from github_double.fixtures import github_contract, github_double  # noqa: F401  (the GitHub REST double)
-from support import REPO, clean_environ, run_kitt
+from support import BAD_YAML_KINDS, REPO, bad_yaml, clean_environ, run_kitt
 
 TINY_SUITE = (
     "name: tiny\ntests:\n  - name: t\n    concurrency: [1]\n    num_requests: 2\n    input_len: 8\n    output_len: 4\n"
@@ -263,37 +265,6 @@ def test_out_of_range_run_values_are_usage_errors(
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
-@pytest.mark.parametrize(
-    ("field", "value", "fragment"),
-    [
-        ("request_rate", "[.inf]", "must be a finite number greater than 0"),
-        ("request_rate", "[1.0e-300]", "must be between 0.001"),
-        ("output_len", "10000000", "above the limit of 1,000,000 tokens"),
-        ("num_requests", "100000000000", "above the limit of 1,000,000"),
-        ("input_len", "1" + "0" * 400, "above the limit"),
-    ],
-)
-def test_out_of_range_suite_values_are_usage_errors(tmp_path: Path, field: str, value: str, fragment: str) -> None:
-    from kitt.config import load_suite
-
-    body = {"concurrency": "[1]", "num_requests": "2", field: value}
-    if field == "request_rate":
-        body.pop("concurrency")
-    path = tmp_path / "s.yaml"
-    path.write_text("tests:\n  - name: t\n" + "".join(f"    {k}: {v}\n" for k, v in body.items()))
-    with pytest.raises(UsageError, match=fragment) as caught:
-        load_suite(str(path))
-    assert "\n" not in str(caught.value)
-
-
-def test_concurrency_above_the_requests_is_capped_and_named_for_what_it_is() -> None:
-    from kitt.config import Overrides, apply_overrides, load_suite
-
-    suite = apply_overrides(load_suite("standard"), Overrides(concurrency=(1, 4, 64, 100), num_requests=8))
-    first = suite.tests[0]
-    assert [first.test_name(level) for level in first.levels] == [f"{first.name}-c{c}" for c in (1, 4, 8)]
-
-
 # --------------------------------------------------------------------------- usage errors under Actions
 
 
@@ -378,40 +349,12 @@ def test_every_action_input_is_checked_before_anything_starts(
 # --------------------------------------------------------------------------- untrusted files
 
 
-def _bad_yaml(kind: str) -> bytes:
-    if kind == "binary":
-        return bytes(range(256)) * 4
-    if kind == "not UTF-8":
-        return "name: caf\xe9\n".encode("latin-1")
-    if kind == "huge":
-        return b"# padding\n" * (110 * 1024)
-    if kind == "alias bomb":
-        lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
-        lines += [f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]" for i in range(8)]
-        return ("\n".join(lines) + "\n").encode()
-    return b"[" * 100_000  # nested deeper than any parser's stack
-
-
-YAML_KINDS = ["binary", "not UTF-8", "huge", "alias bomb", "deep nesting"]
-
-
-@pytest.mark.parametrize("kind", YAML_KINDS)
+@pytest.mark.parametrize("kind", BAD_YAML_KINDS)
 def test_untrusted_suite_files(tmp_path: Path, kind: str, capsys) -> None:
     path = tmp_path / "suite.yaml"
-    path.write_bytes(_bad_yaml(kind))
+    path.write_bytes(bad_yaml(kind))
     code, _, err = kitt_main(["run", "-m", "m", "-e", "sim", "-s", str(path), "-o", str(tmp_path / "o")], capsys)
     assert code == 2 and str(path) in one_error_line(err)
-
-
-@pytest.mark.parametrize("kind", YAML_KINDS)
-def test_untrusted_thresholds_files(tmp_path: Path, kind: str) -> None:
-    from kitt.thresholds import load_thresholds
-
-    path = tmp_path / "thresholds.yml"
-    path.write_bytes(_bad_yaml(kind))
-    with pytest.raises(UsageError, match="thresholds file") as caught:
-        load_thresholds(path)
-    assert "\n" not in str(caught.value)
 
 
 def _metrics(**top: Any) -> dict[str, Any]:
@@ -502,8 +445,8 @@ def test_event_payload_fields_of_the_wrong_type_read_as_absent(tmp_path: Path, p
     event.write_text(json.dumps(payload))
     context = ActionsContext.from_environment({"GITHUB_EVENT_PATH": str(event)})
     results = tmp_path / "results"
-    run = ActionRun(ActionInputs.from_environment({"INPUT_MODEL": "m", "INPUT_RESULTS-DIR": str(results)}), context)
-    run._write_pull_request()
+    run = ActionRun(ActionInputs.from_environment({"INPUT_ENGINE": "none", "INPUT_RESULTS-DIR": str(results)}), context)
+    assert run._benchmark()  # engine none: only the pull request record is written
     record = results / PULL_REQUEST_FILE
     if record.exists():  # only {"number": 7, "head": 5}: the number is good, the head is not
         assert json.loads(record.read_text()) == {"number": 7, "head_sha": None}
@@ -515,59 +458,6 @@ def test_event_payload_fields_of_the_wrong_type_read_as_absent(tmp_path: Path, p
 
 
 # --------------------------------------------------------------------------- the GitHub API
-
-SHAPES = [["not", "an", "object"], "text", {"artifacts": "x"}, {"artifacts": [1, {"id": "x", "name": 5}]}]
-
-
-@pytest.mark.parametrize("body", SHAPES)
-@pytest.mark.parametrize("operation", ["actions/list-artifacts-for-repo", "repos/get", "pulls/get"])
-def test_an_api_answering_200_with_the_wrong_shape(github_double, tmp_path: Path, operation: str, body: Any) -> None:
-    from kitt.github.baseline import download_baseline
-    from kitt.github.http import RetryPolicy
-    from kitt.github.pulls import get_pull_request
-
-    fast = RetryPolicy(attempts=2, first_delay_s=0.0, sleep=lambda s: None)
-    common = dict(
-        token=github_double.token, repo=github_double.repo.full_name, api_url=github_double.api_url, retry=fast
-    )
-    github_double.fail_next(operation, 200, body=body, times=3)
-    try:
-        if operation == "pulls/get":
-            pull = github_double.add_pull()
-            with pytest.raises(GitHubError, match="lacks the head commit|not the JSON object"):
-                get_pull_request(pr=pull.number, **common)
-        else:
-            branch = None if operation == "repos/get" else "main"
-            try:
-                found = download_baseline(name="kitt-results", dest=tmp_path / "b", base_branch=branch, **common)
-            except GitHubError as error:
-                assert "\n" not in str(error)
-            else:  # entries of the wrong shape are skipped as not ours
-                assert not found and isinstance(body, dict) and isinstance(body.get("artifacts"), list)
-    finally:
-        github_double.take_violations()  # the double rightly flags the answers this test makes it give
-
-
-@pytest.mark.parametrize("operation", ["issues/list-comments", "issues/create-comment"])
-@pytest.mark.parametrize("body", [[0], "text", {"unexpected": 1}, [{"body": 5}]])
-def test_a_comment_api_of_the_wrong_shape(github_double, operation: str, body: Any) -> None:
-    from kitt.github.comments import upsert_pr_comment
-    from kitt.github.http import RetryPolicy
-
-    pull = github_double.add_pull()
-    github_double.fail_next(operation, 200, body=body, times=5)
-    try:
-        with pytest.raises(GitHubError):
-            upsert_pr_comment(
-                token=github_double.token,
-                repo=github_double.repo.full_name,
-                pr=pull.number,
-                body="hi",
-                api_url=github_double.api_url,
-                retry=RetryPolicy(attempts=2, first_delay_s=0.0, sleep=lambda s: None),
-            )
-    finally:
-        github_double.take_violations()
 
 
 def test_a_wrong_shaped_pull_request_still_leaves_the_report_in_the_summary(
@@ -950,29 +840,6 @@ def test_url_credentials_never_print_and_are_masked(tmp_path: Path, userinfo: st
             assert SECRET not in path.read_text(errors="replace"), path
 
 
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("http://u:p@[::1]:8000", "http://<redacted>@[::1]:8000"),
-        ("http://u:p@[::1]:8000/v1?x=1", "http://<redacted>@[::1]:8000/v1?x=1"),
-        ("https://user:pw@host.example:443/v1", "https://<redacted>@host.example:443/v1"),
-        ("http://user@10.0.0.1", "http://<redacted>@10.0.0.1"),
-        ("http://a:b@c@d:1/", "http://<redacted>@d:1/"),
-        ("http://[::1]:8000", "http://[::1]:8000"),
-        ("http://[bad-ipv6:x@y", "http://<redacted>@y"),
-    ],
-)
-def test_one_redact_url_right_for_every_host(url: str, shown: str) -> None:
-    from kitt.redact import redact_url
-
-    assert redact_url(url) == shown
-
-
-def test_there_is_one_redact_url() -> None:
-    defined = [path for path in (REPO / "kitt").rglob("*.py") if "def redact_url" in path.read_text()]
-    assert [p.relative_to(REPO).as_posix() for p in defined] == ["kitt/redact.py"]
-
-
 INJECTIONS = [
     "m\n::warning::INJECTED",
     "m\r\n::stop-commands::INJECTED",
@@ -1061,7 +928,7 @@ def test_a_malformed_event_payload_never_crashes_the_action(tmp_path: Path, payl
 
 
 def test_a_bug_after_the_gate_never_leaves_passed_true(tmp_path: Path, monkeypatch) -> None:
-    import kitt.action
+    import kitt.ci
     from kitt.action import main
 
     results = tmp_path / "results"
@@ -1076,7 +943,7 @@ def test_a_bug_after_the_gate_never_leaves_passed_true(tmp_path: Path, monkeypat
         INPUT_COMMENT="never",
         **{"INPUT_RESULTS-DIR": str(results)},
     )
-    monkeypatch.setattr(kitt.action, "compact_metrics", lambda _: 1 / 0)
+    monkeypatch.setattr(kitt.ci, "compact_metrics", lambda _: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         main(env)
     assert outputs(output)["passed"] == "false"

@@ -173,7 +173,7 @@ def test_outputs_for_the_action(regressed: Path) -> None:
     outcome = execute_ci_report(options(regressed, output=regressed / "r.md", run_url="https://x/runs/1"))
     outputs = outcome.outputs
     assert outputs["verdict"] == "regression" and outputs["regressions"] == "1" and outputs["comment-url"] == ""
-    key_metrics = json.loads(outputs["key-metrics"])
+    key_metrics = json.loads(outputs["metrics"])
     assert key_metrics["throughput-c8"]["p99_tpot_ms"]["verdict"] == "regression"
     assert key_metrics["throughput-c8"]["p99_tpot_ms"]["change_pct"] == pytest.approx(20.0)
     assert "https://x/runs/1" in outcome.report.markdown

@@ -1,5 +1,7 @@
 """Suites: built-ins load, custom files are validated with the file and field path in the message."""
 
+from pathlib import Path
+
 import pytest
 
 from kitt.config import BUILTIN_SUITES, Overrides, apply_overrides, load_suite, parse_concurrency_list
@@ -197,3 +199,30 @@ def test_a_prefix_counts_toward_the_prompt_limits(tmp_path):
     assert suite.tests[0].prefix.length == 999_990 and suite.tests[0].prefix.skew == 0
     with pytest.raises(UsageError, match=r"test 'a': prefix len \+ input_len 1000001 is above the limit"):
         load_suite(write(tmp_path, WORKLOAD_TEST % "concurrency: 1, input_len: 10, prefix: {groups: 1, len: 999991}"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("request_rate", "[.inf]", "must be a finite number greater than 0"),
+        ("request_rate", "[1.0e-300]", "must be between 0.001"),
+        ("output_len", "10000000", "above the limit of 1,000,000 tokens"),
+        ("num_requests", "100000000000", "above the limit of 1,000,000"),
+        ("input_len", "1" + "0" * 400, "above the limit"),
+    ],
+)
+def test_out_of_range_suite_values_are_usage_errors(tmp_path: Path, field: str, value: str, fragment: str) -> None:
+    body = {"concurrency": "[1]", "num_requests": "2", field: value}
+    if field == "request_rate":
+        body.pop("concurrency")
+    path = tmp_path / "s.yaml"
+    path.write_text("tests:\n  - name: t\n" + "".join(f"    {k}: {v}\n" for k, v in body.items()))
+    with pytest.raises(UsageError, match=fragment) as caught:
+        load_suite(str(path))
+    assert "\n" not in str(caught.value)
+
+
+def test_concurrency_above_the_requests_is_capped_and_named_for_what_it_is() -> None:
+    suite = apply_overrides(load_suite("standard"), Overrides(concurrency=(1, 4, 64, 100), num_requests=8))
+    first = suite.tests[0]
+    assert [first.test_name(level) for level in first.levels] == [f"{first.name}-c{c}" for c in (1, 4, 8)]

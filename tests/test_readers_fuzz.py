@@ -309,9 +309,9 @@ def test_event_payload_reader(tmp_path: Path) -> None:
         assert isinstance(context.event(), dict)
         for keys in (("pull_request",), ("pull_request", "head"), ("workflow_run",)):
             assert isinstance(context.event_object(*keys), dict)
-        inputs = ActionInputs.from_environment({"INPUT_MODEL": "m", "INPUT_RESULTS-DIR": str(results)})
+        inputs = ActionInputs.from_environment({"INPUT_ENGINE": "none", "INPUT_RESULTS-DIR": str(results)})
         run = ActionRun(inputs, context)
-        run._write_pull_request()
+        assert run._benchmark()  # engine none: only the pull request record is written
         record = results / PULL_REQUEST_FILE
         if record.exists():
             written = json.loads(record.read_text())

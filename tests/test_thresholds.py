@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import BAD_YAML_KINDS, bad_yaml
 
 from kitt.errors import UsageError
 from kitt.thresholds import (
@@ -122,3 +123,12 @@ def test_prefix_cache_metrics_are_higher_shown_and_gated_only_when_asked(tmp_pat
     assert (
         thresholds.for_metric("prefix_cache_hit_rate") == 10 and thresholds.for_metric("cached_prompt_tokens") is None
     )
+
+
+@pytest.mark.parametrize("kind", BAD_YAML_KINDS)
+def test_untrusted_thresholds_files(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "thresholds.yml"
+    path.write_bytes(bad_yaml(kind))
+    with pytest.raises(UsageError, match="thresholds file") as caught:
+        load_thresholds(path)
+    assert "\n" not in str(caught.value)

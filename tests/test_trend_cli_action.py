@@ -105,7 +105,7 @@ def _stage(tmp_path, double, monkeypatch, sets, sha):
         seen["commit"], seen["branch"] = config.commit, config.branch
         trend_sim.write(sets[-1], config.output)
 
-    monkeypatch.setattr("kitt.run.run_benchmark", benchmark)
+    monkeypatch.setattr("kitt.action.run_benchmark", benchmark)
     return seen
 
 

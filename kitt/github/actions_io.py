@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 MAX_ANNOTATIONS = 10
 MAX_SUMMARY_BYTES = 1024 * 1024
@@ -87,6 +87,15 @@ class ActionsContext:
             return {}
         return payload if isinstance(payload, dict) else {}
 
+    @property
+    def workflow_conclusion(self) -> str | None:
+        """The triggering workflow run's conclusion (a ``workflow_run`` event), None when there is
+        none; untrusted, so a value that is not a string reads as ``"unknown"``, never a success."""
+        value = self.event_object("workflow_run").get("conclusion")
+        if value is None:
+            return None
+        return value[:40] if isinstance(value, str) else "unknown"
+
     def event_object(self, *keys: str) -> dict[str, Any]:
         """``event()[k1][k2]...`` when every step is a JSON object, else {}: a payload field of
         the wrong type (``"pull_request": "x"``) reads as absent rather than crashing."""
@@ -125,6 +134,12 @@ class Annotations:
 
     def notice(self, message: str, title: str | None = None) -> None:
         self._emit("notice", message, title)
+
+    def tell(self, notices: Iterable[Any]) -> None:
+        """Each of ``notices`` at its level: anything with a ``level`` (error, warning or notice)
+        and a ``message``, as ``kitt.ci.Notice``."""
+        for notice in notices:
+            getattr(self, notice.level)(notice.message)
 
     def _capped(self, kind: str, message: str, title: str | None) -> None:
         # Keep one slot for the summary of what did not fit.

@@ -51,15 +51,26 @@ def get_pull_request(
     return PullRequest(int(pr), sha, ref)
 
 
-def verified_pull_request(
-    *, token: str, repo: str, claimed: int, built_sha: str | None, trusted: bool, api_url: str | None = None
-) -> tuple[int | None, str, str | None]:
-    """(the PR to comment on, its base branch, a warning) for a PR that results claim: GitHub's
-    answer, not the claim, decides. Unless the number is ``trusted`` (the workflow's own input), the
-    PR's head must be ``built_sha``, the commit the benchmark ran on; else no PR, and a warning.
-    Raises GitHubError when GitHub cannot say."""
+def report_pull_request(
+    *,
+    token: str,
+    repo: str,
+    results_dir: Path,
+    jobs: bool,
+    given: int | None,
+    built_sha: str | None,
+    api_url: str | None = None,
+) -> tuple[int | None, str | None, str | None]:
+    """(the PR to comment on, its base branch, a warning) in report mode. The PR is the workflow's
+    own ``given`` number, or the one the (untrusted) results claim in their records: with ``jobs``
+    (a matrix, one subfolder per job) every job's record must name the same one. GitHub's answer,
+    not the claim, decides: a claimed PR is accepted only if its head is ``built_sha``, the commit
+    the benchmark ran on; else no PR, and a warning. Raises GitHubError when GitHub cannot say."""
+    claimed, warning = (given, None) if given else _claimed_pull_request(results_dir, jobs)
+    if claimed is None:
+        return None, None, warning or "The results name no pull request (pull_request.json), so no comment is posted."
     pull = get_pull_request(token=token, repo=repo, pr=claimed, api_url=api_url)
-    if not trusted and built_sha and pull.head_sha != built_sha:
+    if not given and built_sha and pull.head_sha != built_sha:
         return (
             None,
             pull.base_ref,
@@ -81,13 +92,18 @@ def positive_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def write_pull_record(results_dir: Path, number: int | None, head_sha: Any) -> None:
+def write_pull_record(results_dir: Path, given: int | None, event_pull: dict[str, Any]) -> None:
     """Record which pull request the results in ``results_dir`` belong to, for a ``workflow_run``
-    report job; with no number, remove a record an earlier run left (self-hosted workspaces keep it)."""
+    report job: the workflow's ``given`` number, else the event's ``pull_request`` object's (read as
+    untrusted: a field of the wrong type is absent). With no number, remove a record an earlier run
+    left (self-hosted workspaces keep it)."""
     path = results_dir / PULL_REQUEST_FILE
+    number = given or positive_int(event_pull.get("number"))
     if not number:
         path.unlink(missing_ok=True)
         return
+    head = event_pull.get("head")
+    head_sha = head.get("sha") if isinstance(head, dict) else None
     results_dir.mkdir(parents=True, exist_ok=True)
     record = {"number": number, "head_sha": head_sha if isinstance(head_sha, str) else None}
     path.write_text(json.dumps(record) + "\n", encoding="utf-8")
@@ -104,7 +120,7 @@ def read_pull_record(path: Path) -> int | None:
     return positive_int(data.get("number")) if isinstance(data, dict) else None
 
 
-def claimed_pull_request(results_dir: Path, jobs: bool) -> tuple[int | None, str | None]:
+def _claimed_pull_request(results_dir: Path, jobs: bool) -> tuple[int | None, str | None]:
     """The PR the results claim, and a warning when it cannot be told: with ``jobs`` (a matrix,
     one subfolder per job) every job's record must name the same one."""
     if not jobs:

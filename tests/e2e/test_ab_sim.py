@@ -55,7 +55,7 @@ def report(out: Path, tmp: Path, *extra: str) -> tuple[int, str, dict[str, str]]
         env=clean_environ(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(outputs)),
     )
     lines = outputs.read_text().splitlines()
-    key = json.loads(lines[lines.index(next(l for l in lines if l.startswith("key-metrics<<"))) + 1])
+    key = json.loads(lines[lines.index(next(l for l in lines if l.startswith("metrics<<"))) + 1])
     verdicts = {f"{test}:{metric}": row["verdict"] for test, rows in key.items() for metric, row in rows.items()}
     return done.returncode, (tmp / "report.md").read_text(), verdicts
 
