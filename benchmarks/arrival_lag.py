@@ -1,10 +1,16 @@
-"""Does the open loop's early wake help? Schedule lag with and without it, in alternating rounds.
+"""What keeps an open loop's arrivals on time? Schedule lag for three ways of timing them, in alternating rounds.
 
-An open-loop level's arrivals are timers on the pump; epoll waits whole milliseconds, rounded
-up, so a timer fires up to 1 ms late unless the pump wakes early and polls until it is due
-(``kitt.bench.pump.TIMER_SLACK``, set by ``kitt.bench.loadgen`` for open loops). Each round runs
-the same gamma-arrival level against one reference server with the slack off and on, in turn,
-so the machine's load shifts both alike:
+An open-loop level's arrivals are timers on the pump (``kitt.bench.pump``). epoll waits whole
+milliseconds, rounded up, so a plain timer fires up to 1 ms late; an exact timer wakes the pump
+``TIMER_SLACK`` early and polls until it is due. And an arrival's own work (its record, choosing
+or opening a connection) takes time before the send: ``kitt.bench.loadgen.PREPARE_S`` does it
+that long ahead, so only the send is left at the due time. Each round runs the same
+gamma-arrival level against one reference server three ways, in turn, so the machine's load
+shifts all alike:
+
+- ``plain``: the arrival's work at its due time, on a plain timer (no early wake);
+- ``exact``: the same on an exact timer;
+- ``prepared``: the arrival made ready ``PREPARE_S`` ahead, then sent on an exact timer (kitt's way).
 
     python benchmarks/arrival_lag.py --rounds 3 --requests 300 --rate 50 --burstiness 0.5
 """
@@ -19,6 +25,7 @@ import sys
 from pathlib import Path
 
 import kitt.bench.loadgen as loadgen
+import kitt.bench.pump as pump
 from kitt.bench.loadgen import Target, run_level
 from kitt.bench.records import RequestRecord
 from kitt.config import Level
@@ -26,6 +33,11 @@ from kitt.workload.arrivals import Arrival, schedule
 from kitt.workload.synthetic import build_requests
 
 HERE = Path(__file__).resolve().parent
+WAYS = {  # (TIMER_SLACK, PREPARE_S)
+    "plain": (0.0, 0.0),
+    "exact": (pump.TIMER_SLACK, 0.0),
+    "prepared": (pump.TIMER_SLACK, loadgen.PREPARE_S),
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,11 +54,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         port = (server.stdout.readline() if server.stdout else "").split()[1]
-        on = loadgen.TIMER_SLACK
+        print("| round | way | median lag (ms) | p90 lag (ms) |\n|---|---|---|---|")
         for round_number in range(args.rounds):
-            for slack in (0.0, on):
-                loadgen.TIMER_SLACK = slack  # what the open loop sets on its pump
-                specs = build_requests(args.requests, 32, 64, 0, f"lag:{round_number}:{slack}")
+            for way, (slack, prepare) in WAYS.items():
+                pump.TIMER_SLACK, loadgen.PREPARE_S = slack, prepare  # read when the level's pump is made
+                specs = build_requests(args.requests, 32, 64, 0, f"lag:{round_number}:{way}")
                 due = schedule(Arrival("gamma", args.burstiness), args.rate, args.requests, f"lag:{round_number}")
                 sink: list[RequestRecord] = []
                 asyncio.run(
@@ -60,10 +72,9 @@ def main(argv: list[str] | None = None) -> None:
                         schedule=due,
                     )
                 )
-                lags = sorted((r.sent - r.scheduled) * 1e3 for r in sink)
+                lags = sorted((r.sent - r.scheduled) * 1e3 for r in sink if r.sent)
                 print(
-                    f"round {round_number + 1}, slack {slack * 1e3:g} ms: schedule lag median "
-                    f"{statistics.median(lags):.3f} ms, p90 {lags[int(0.9 * (len(lags) - 1))]:.3f} ms",
+                    f"| {round_number + 1} | {way} | {statistics.median(lags):.3f} | {lags[int(0.9 * (len(lags) - 1))]:.3f} |",
                     flush=True,
                 )
     finally:

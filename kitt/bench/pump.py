@@ -9,6 +9,7 @@ measurements behind it.
 from __future__ import annotations
 
 import heapq
+import math
 import select
 import selectors
 import socket
@@ -19,7 +20,8 @@ from typing import Any, Callable
 clock = time.perf_counter
 
 SLICE = 0.0002  # seconds of deferred work between two polls
-# How early an open loop's pump wakes for a timer, then polls without blocking (epoll waits whole ms).
+# How early the pump wakes for an exact timer (call_exactly_at), then polls without blocking:
+# epoll waits whole milliseconds, rounded up, so a plain timer fires up to 1 ms late.
 TIMER_SLACK = 0.001
 # Readiness masks are epoll's (EPOLLIN, EPOLLOUT, EPOLLERR | EPOLLHUP); the selectors fallback maps to them.
 READ, WRITE, BROKEN = 0x001, 0x004, 0x008 | 0x010
@@ -37,8 +39,9 @@ class Pump:
         self.handlers: dict[int, Callable[[int], None]] = {}
         self._epoll = select.epoll() if use_epoll and hasattr(select, "epoll") else None
         self._selector = None if self._epoll is not None else selectors.DefaultSelector()
-        self.timers: list[tuple[float, int, list[Any]]] = []
-        self.timer_slack = 0.0  # seconds a timer is polled for before it is due (TIMER_SLACK for arrivals)
+        self.timers: list[tuple[float, int, list[Any]]] = []  # may fire up to a millisecond late
+        self.exact: list[tuple[float, int, list[Any]]] = []  # polled for from timer_slack before they are due
+        self.timer_slack = TIMER_SLACK
         self.soon: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self.later: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._seq = 0
@@ -73,11 +76,19 @@ class Pump:
             pass
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> list[Any]:
-        """Run ``callback(*args)`` at ``when`` (perf_counter s); cancel with :meth:`cancel`."""
+        """Run ``callback(*args)`` at ``when`` (perf_counter s), or up to a millisecond later;
+        cancel with :meth:`cancel`."""
         entry = [callback, args]
         self._seq += 1
         heapq.heappush(self.timers, (when, self._seq, entry))
         return entry
+
+    def call_exactly_at(self, when: float, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` at ``when``, on time: the loop wakes ``timer_slack`` early and
+        polls without blocking until it is due. For what is sent on a schedule (an arrival, a
+        turn after its think time); the polling costs CPU, so nothing else uses it."""
+        self._seq += 1
+        heapq.heappush(self.exact, (when, self._seq, [callback, args]))
 
     @staticmethod
     def cancel(entry: list[Any]) -> None:
@@ -128,20 +139,34 @@ class Pump:
             self.close()
 
     def _loop(self) -> None:
-        timers, soon, later, handlers, poll = self.timers, self.soon, self.later, self.handlers, self._poll
+        timers, exact, soon, later, handlers, poll = (
+            self.timers,
+            self.exact,
+            self.soon,
+            self.later,
+            self.handlers,
+            self._poll,
+        )
         while not self._stopped:
             timeout = None
             if soon or later:
                 timeout = 0.0
-            elif timers:
-                # epoll waits whole milliseconds, rounded up: with timer_slack set (an open loop's
-                # arrivals), wake that much early and poll without blocking until the timer is due.
-                remaining = timers[0][0] - clock()
-                timeout = remaining - self.timer_slack if remaining > self.timer_slack else 0.0
+            elif timers or exact:
+                # epoll waits whole milliseconds, rounded up: for an exact timer, wake timer_slack
+                # early and poll without blocking until it is due.
+                now = clock()
+                timeout = min(
+                    timers[0][0] - now if timers else math.inf,
+                    exact[0][0] - now - self.timer_slack if exact else math.inf,
+                )
+                timeout = max(timeout, 0.0)
             for fd, mask in poll(timeout):
                 handler = handlers.get(fd)
                 if handler is not None:
                     handler(mask)
+            while exact and exact[0][0] <= clock():
+                _, _, entry = heapq.heappop(exact)
+                entry[0](*entry[1])
             while timers and timers[0][0] <= clock():
                 _, _, entry = heapq.heappop(timers)
                 if entry[0] is not None:
