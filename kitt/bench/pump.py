@@ -17,12 +17,17 @@ import time
 from collections import deque
 from typing import Any, Callable
 
+from kitt.stamps import TimerFd
+
 clock = time.perf_counter
 
 SLICE = 0.0002  # seconds of deferred work between two polls
-# How early the pump wakes for an exact timer (call_exactly_at), then polls without blocking:
-# epoll waits whole milliseconds, rounded up, so a plain timer fires up to 1 ms late.
+# How early the pump wakes for an exact timer (call_exactly_at), then polls without blocking
+# until it is due. epoll waits whole milliseconds, rounded up (a plain timer fires up to 1 ms
+# late), so without a timerfd that is a millisecond of polling; a timerfd wakes the pump within
+# microseconds, so it is armed SPIN before the timer and polls only that long.
 TIMER_SLACK = 0.001
+SPIN = 0.0002
 # Readiness masks are epoll's (EPOLLIN, EPOLLOUT, EPOLLERR | EPOLLHUP); the selectors fallback maps to them.
 READ, WRITE, BROKEN = 0x001, 0x004, 0x008 | 0x010
 
@@ -35,13 +40,15 @@ class Pump:
     that runs :meth:`run`, or before it starts.
     """
 
-    def __init__(self, use_epoll: bool = True) -> None:
+    def __init__(self, use_epoll: bool = True, use_timerfd: bool = True) -> None:
         self.handlers: dict[int, Callable[[int], None]] = {}
         self._epoll = select.epoll() if use_epoll and hasattr(select, "epoll") else None
         self._selector = None if self._epoll is not None else selectors.DefaultSelector()
         self.timers: list[tuple[float, int, list[Any]]] = []  # may fire up to a millisecond late
         self.exact: list[tuple[float, int, list[Any]]] = []  # polled for from timer_slack before they are due
-        self.timer_slack = TIMER_SLACK
+        self._timerfd = TimerFd.create() if self._epoll is not None and use_timerfd else None
+        self.timer_slack = TIMER_SLACK if self._timerfd is None else SPIN
+        self._armed = 0.0  # the deadline the timerfd is armed for
         self.soon: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self.later: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._seq = 0
@@ -50,6 +57,8 @@ class Pump:
         self._waker_r.setblocking(False)
         self._waker_w.setblocking(False)
         self.watch(self._waker_r.fileno(), READ, self._drain_waker, None)
+        if self._timerfd is not None:
+            self.watch(self._timerfd.fd, READ, self._drain_timerfd, None)
 
     # -- registrations, timers, stopping ----------------------------------------------------
 
@@ -152,14 +161,18 @@ class Pump:
             if soon or later:
                 timeout = 0.0
             elif timers or exact:
-                # epoll waits whole milliseconds, rounded up: for an exact timer, wake timer_slack
-                # early and poll without blocking until it is due.
+                # An exact timer: wake timer_slack early (the timerfd, or epoll's rounded-up
+                # timeout) and poll without blocking until it is due.
                 now = clock()
-                timeout = min(
-                    timers[0][0] - now if timers else math.inf,
-                    exact[0][0] - now - self.timer_slack if exact else math.inf,
-                )
-                timeout = max(timeout, 0.0)
+                timeout = timers[0][0] - now if timers else math.inf
+                if exact:
+                    wake = exact[0][0] - self.timer_slack
+                    if self._timerfd is None or wake <= now:
+                        timeout = min(timeout, wake - now)
+                    elif wake != self._armed:
+                        self._timerfd.arm(wake)
+                        self._armed = wake
+                timeout = None if timeout == math.inf else max(timeout, 0.0)
             for fd, mask in poll(timeout):
                 handler = handlers.get(fd)
                 if handler is not None:
@@ -180,6 +193,10 @@ class Pump:
                     callback, args = later.popleft()
                     callback(*args)
 
+    def _drain_timerfd(self, mask: int) -> None:
+        assert self._timerfd is not None
+        self._timerfd.drain()
+
     def _drain_waker(self, mask: int) -> None:
         try:
             self._waker_r.recv(4096)
@@ -192,6 +209,9 @@ class Pump:
             if owner is not None and owner is not self:
                 owner.close()  # a connection: it unwatches itself
         self.unwatch(self._waker_r.fileno())
+        if self._timerfd is not None:
+            self.unwatch(self._timerfd.fd)
+            self._timerfd.close()
         (self._epoll or self._selector).close()  # type: ignore[union-attr]
         self._waker_r.close()
         self._waker_w.close()

@@ -10,12 +10,9 @@ to what the event loop offers.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import os
 import socket
 import sys
-import time
-from typing import Any, Protocol
+from typing import Protocol
 
 from kitt.stamps import CMSG_SPACE, SO_TIMESTAMPNS, arrival, clock
 
@@ -106,42 +103,3 @@ class RawSocket:
     def _lost(self, exc: Exception | None) -> None:
         self.close()
         self.conn.connection_lost(exc)
-
-
-class _TimerSpec(ctypes.Structure):
-    _fields_ = [
-        ("interval_s", ctypes.c_long),
-        ("interval_ns", ctypes.c_long),
-        ("value_s", ctypes.c_long),
-        ("value_ns", ctypes.c_long),
-    ]
-
-
-class TimerFd:
-    """An absolute-deadline CLOCK_MONOTONIC timerfd (Linux), driven through ctypes."""
-
-    def __init__(self, libc: Any, fd: int) -> None:
-        self.libc, self.fd = libc, fd
-
-    @classmethod
-    def create(cls) -> "TimerFd | None":
-        if not sys.platform.startswith("linux"):
-            return None
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(29, 1, 0, 0, 0)  # PR_SET_TIMERSLACK: 1 ns instead of the default 50 us
-            fd = libc.timerfd_create(time.CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC)
-        except (OSError, AttributeError):
-            return None
-        return cls(libc, fd) if fd >= 0 else None
-
-    def arm(self, deadline: float) -> None:
-        seconds = int(deadline)
-        spec = _TimerSpec(0, 0, seconds, max(int((deadline - seconds) * 1e9), 1))
-        self.libc.timerfd_settime(self.fd, 1, ctypes.byref(spec), None)  # 1: TFD_TIMER_ABSTIME
-
-    def drain(self) -> None:
-        try:
-            os.read(self.fd, 8)
-        except BlockingIOError:
-            pass

@@ -82,7 +82,8 @@ import time
 from typing import Any, Callable
 
 from kitt.engines.simmodel import Request, ServingConfig, ServingModel
-from kitt.engines.simnet import RawSocket, TimerFd, clock
+from kitt.engines.simnet import RawSocket, clock
+from kitt.stamps import TimerFd
 from kitt.engines.simtokens import UnknownToken, Vocabulary, chat_token_count, chat_words, message_text
 
 _SSE_HEAD = (
