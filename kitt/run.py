@@ -421,8 +421,9 @@ def run_benchmark(config: RunConfig, reporter: Reporter | None = None) -> RunOut
 
 def load_run_history(config: RunConfig) -> list[rs.ResultSet]:
     """The baseline jobs under ``config.history_dir`` for a single-arm ``repeats: auto`` run, checked
-    before any engine starts: there, readable, at least the gate's MIN_HISTORY jobs, and holding
-    every level of the suite in MIN_HISTORY jobs or more (the report's history test needs that many)."""
+    before any engine starts: there, readable, at least the gate's MIN_HISTORY jobs of this model,
+    engine and suite (jobs that measured something else are left out, as the report leaves them
+    out), and every level of the suite in MIN_HISTORY of them (the history test needs that many)."""
     from kitt.errors import ResultsError
     from kitt.importers import load_baseline_history
 
@@ -437,6 +438,17 @@ def load_run_history(config: RunConfig) -> list[rs.ResultSet]:
         raise UsageError(f"--history-dir {folder}: {exc.message}", hint=exc.hint or fix) from None
     if not jobs:
         raise UsageError(f"--history-dir {folder} holds no result sets", hint=fix)
+    # As the report pools a history (kitt.compare): only jobs that measured this model, engine and suite.
+    this = {"model": config.model, "engine": get_engine(config.engine).name, "suite": config.suite.name}
+    same = [job for job in jobs if not _differs(job, this)]
+    if len(same) < MIN_HISTORY <= len(jobs):
+        other = sorted({", ".join(found) for job in jobs if (found := _differs(job, this))})
+        raise UsageError(
+            f"--history-dir {folder}: only {len(same)} of its {len(jobs)} jobs measured this run's "
+            f"{', '.join(f'{k} {v}' for k, v in this.items())}; the others measured {'; '.join(other)[:300]}",
+            hint="Pass the history of this model, engine and suite, or run what the history ran.",
+        )
+    jobs = same if len(same) >= MIN_HISTORY else jobs
     if len(jobs) < MIN_HISTORY:
         raise UsageError(
             f"--history-dir {folder} holds {len(jobs)} baseline job{'s' if len(jobs) != 1 else ''}; "
@@ -455,3 +467,13 @@ def load_run_history(config: RunConfig) -> list[rs.ResultSet]:
             hint="Give the suite the baseline jobs ran, or a history of this suite's jobs.",
         )
     return jobs
+
+
+def _differs(job: rs.ResultSet, this: dict[str, str]) -> list[str]:
+    """What a baseline job measured that this run does not ("engine vllm"); "unknown" matches anything."""
+    seen = {"model": job.model, "engine": job.engine, "suite": job.suite_name}
+    return [
+        f"{key} {seen[key]}"
+        for key, value in this.items()
+        if seen[key] != value and "unknown" not in (seen[key], value)
+    ]

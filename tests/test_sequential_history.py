@@ -127,7 +127,9 @@ def test_the_history_needs_auto_on_one_arm(tmp_path):
 # --------------------------------------------------------------------------- the CLI, before any engine starts
 
 
-def write_job(folder: Path, tests: tuple[str, ...] = ("latency-c1", "throughput-c8"), day: int = 1) -> None:
+def write_job(
+    folder: Path, tests: tuple[str, ...] = ("latency-c1", "throughput-c8"), day: int = 1, engine: str = "sim"
+) -> None:
     folder.mkdir(parents=True)
     results = [
         {"test_name": name, "run_number": run, "passed": True, "metrics": {"median_ttft_ms": 50.0 + run}, "errors": []}
@@ -138,7 +140,7 @@ def write_job(folder: Path, tests: tuple[str, ...] = ("latency-c1", "throughput-
         "schema_version": SCHEMA_VERSION,
         "suite_name": "quick",
         "timestamp": f"2026-12-0{day}T10:00:00Z",
-        "engine": "sim",
+        "engine": engine,
         "model": "m",
         "passed": True,
         "results": results,
@@ -163,6 +165,7 @@ def history_of(root: Path, jobs: int, **kw) -> Path:
             ("--repeats", "auto"),
             ("latency-c1", "throughput-c8", "in fewer than 3 of the history's 3 jobs"),
         ),
+        ("other-engine", ("--repeats", "auto"), ("only 0 of its 3 jobs measured", "engine sim", "engine vllm")),
         ("no-auto", ("--repeats", "5"), ("--history-dir needs --repeats auto",)),
         (
             "ab",
@@ -179,6 +182,8 @@ def test_the_cli_refuses_a_bad_history_in_one_line_before_anything_starts(tmp_pa
         history_of(history, 2)
     elif case == "other-suite":
         history_of(history, 3, tests=("chat-c1",))
+    elif case == "other-engine":
+        history_of(history, 3, engine="vllm")
     elif case != "missing":
         history_of(history, 3)
     out = tmp_path / "out" / "r"
