@@ -206,7 +206,9 @@ def decide_history(
     with np.errstate(invalid="ignore", divide="ignore"):
         se_last = test.se * np.broadcast_to(scale_last, shape) / scale
     gated = ~np.isnan(threshold) & ~np.isnan(s2)
-    return _codes(out, delta, test, lower, threshold, gated, design, n, se_last, test.df)
+    # More repeats move the change only by the current mean's noise, sigma2 / n.
+    movable = np.broadcast_to(np.sqrt(np.where(df > 0, ss / np.where(df > 0, df, 1.0), 0.0) / n), shape)
+    return _codes(out, delta, test, lower, threshold, gated, design, n, se_last, test.df, movable)
 
 
 def _codes(
@@ -220,6 +222,7 @@ def _codes(
     n: int,
     se_last: np.ndarray,
     df_last: np.ndarray,
+    movable: np.ndarray | None = None,
 ) -> np.ndarray:
     """Beyond, within, out of reach or undecided, from a look's test of each metric's log change
     ``delta`` (either design): the gate's rule at this look's share of alpha, TOST at its share of beta."""
@@ -246,13 +249,13 @@ def _codes(
     out = np.where(better, int(Decision.BETTER), out)
     if n >= design.max_pairs:  # the last look: what is left is undecided, not out of reach
         return out
-    reach = _within_reach(delta, se, se_last, df_last, up, down, alpha_k, beta_k)
+    reach = _within_reach(delta, se if movable is None else movable, se_last, df_last, up, down, alpha_k, beta_k)
     return np.where(gated & ~(within | worse | better) & ~reach, int(Decision.OUT_OF_REACH), out)
 
 
 def _within_reach(
     delta: np.ndarray,
-    se: np.ndarray,
+    movable: np.ndarray,
     se_last: np.ndarray,
     df_last: np.ndarray,
     up: np.ndarray,
@@ -265,15 +268,17 @@ def _within_reach(
     ``se_last`` and ``df_last`` are the standard error and degrees of freedom the last look would
     have (the design's projection). Within is in reach when that interval around the change
     measured fits inside the limits; beyond is in reach when the change measured would be
-    significant then.
+    significant then. ``movable``: the standard error of the part of the change that more looks
+    can still move (A/B: all of it; against a history, only the current repeats' mean, not the
+    current job's own shift, which every later repeat shares).
     """
     with np.errstate(invalid="ignore"):
         half_within = _t_upper(beta_k, df_last) * se_last
         half_beyond = _t_upper(alpha_k, df_last) * se_last
-        # Optimistic by one standard error of today's estimate: the change may be that much closer
-        # to zero (for within) or further from it (for beyond) than measured.
-        toward = np.sign(delta) * np.maximum(np.abs(delta) - OPTIMISM * se, 0.0)
-        away = delta + np.sign(delta) * OPTIMISM * se
+        # Optimistic by one standard error of what can still move: the change may end that much
+        # closer to zero (for within) or further from it (for beyond) than measured.
+        toward = np.sign(delta) * np.maximum(np.abs(delta) - OPTIMISM * movable, 0.0)
+        away = delta + np.sign(delta) * OPTIMISM * movable
         within = (toward + half_within < up) & (toward - half_within > down)
         beyond = ((away > up) | (away < down)) & (np.abs(away) > half_beyond)
     return within | beyond | ~np.isfinite(se_last)
