@@ -1,5 +1,8 @@
 """Sequential decisions for ``--repeats auto``: after each balanced A/B pair, is every gated metric settled?
 
+(One arm against a history of baseline jobs, ``--history-dir``, is judged the same way after each
+repeat, with the gate's history test in place of the paired one: :func:`decide_history`.)
+
 A fixed design spends as many pairs on an obvious answer as on a borderline one. Here the
 pairs of one test and load level are judged after each new pair, from ``min_pairs`` on, and
 the level stops as soon as every gated metric is *decided*, or at ``max_pairs``:
