@@ -323,6 +323,36 @@ def test_repeats_auto_on_one_arm_downloads_the_history_before_the_benchmark_and_
     assert "Compared with 3 baseline jobs" in report and "short of repeats" not in report
 
 
+def test_repeats_auto_on_one_arm_without_a_history_yet_warns_and_runs_max_repeats(tmp_path, github_double, capsys):
+    """A new workflow: the base branch has no baseline jobs yet, so there is nothing to decide against."""
+    from kitt.action import main
+
+    (tmp_path / "suite.yaml").write_text(SOLO_SUITE)
+    output = tmp_path / "output"
+    output.touch()
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": github_double.repo.full_name,
+        "GITHUB_API_URL": github_double.api_url,
+        "GITHUB_BASE_REF": "main",
+        "GITHUB_OUTPUT": str(output),
+        "KITT_ACTION_FLAVOUR": "composite",
+        "INPUT_MODEL": "m",
+        "INPUT_ENGINE": "sim",
+        "INPUT_SUITE": str(tmp_path / "suite.yaml"),
+        "INPUT_REPEATS": "auto",
+        "INPUT_BASELINE-ARTIFACT": "kitt-results",
+        "INPUT_GITHUB-TOKEN": github_double.token,
+        "INPUT_RESULTS-DIR": str(tmp_path / "results"),
+        "INPUT_COMMENT": "never",
+    }
+    assert main(env) == 0
+    assert "::warning::repeats auto: the base branch has 0 baseline jobs" in capsys.readouterr().out
+    written = json.loads((tmp_path / "results" / "config.json").read_text())
+    assert "repeats_auto" not in written and written["suite"]["repeats"] == 4
+    assert len(json.loads((tmp_path / "results" / "metrics.json").read_text())["results"]) == 4
+
+
 def test_repeats_auto_on_one_arm_needs_a_baseline_artifact():
     from kitt.action_inputs import preflight
     from kitt.github.actions_io import ActionsContext
