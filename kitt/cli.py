@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--repeats",
         type=_repeats,
-        help="repeats per level (the gate needs several), or auto: A/B pairs, or repeats against "
+        help="repeats per level, or auto: A/B pairs, or repeats against "
         "--history-dir, until every gated metric is decided (docs/gpu-minutes.md)",
     )
     run.add_argument(
