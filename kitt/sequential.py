@@ -175,9 +175,11 @@ def decide_history(
 
     More current repeats shrink only ``sigma2 / n``: the job-to-job part, ``s2 / K + tau2``, and the
     history's degrees of freedom stay what they are. So "out of reach" projects the standard error
-    to ``max_repeats`` repeats through that formula, not as ``1 / sqrt(n)``: a metric whose jobs
-    spread wider than the threshold can be shown neither within nor beyond it by any number of
-    repeats, and stops the level early.
+    to ``max_repeats`` repeats through that formula, not as ``1 / sqrt(n)``, and is optimistic by
+    one standard error of the current mean only (``sqrt(sigma2 / n)``): the current job's own shift,
+    which every later repeat shares, does not move either. A metric whose jobs spread about as wide
+    as the threshold can be shown neither within nor beyond it by any number of repeats, and stops
+    the level early.
 
     ``job_means``, ``job_sizes``: each baseline job's mean log value and repeat count, shaped
     ``(..., metrics, K)``; ``within_ss`` and ``within_df``: the history's pooled within-job sum of
