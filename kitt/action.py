@@ -131,22 +131,28 @@ class ActionRun:
 
     def _with_history(self, config: Any) -> Any:
         """repeats auto on one arm: download the baseline history now, before the benchmark, so each
-        level is decided against it (the report reuses this download). With fewer baseline jobs than
-        the history test needs (a new workflow), the run measures max_repeats per level instead."""
+        level is decided against it (the report reuses this download). A history the run cannot use
+        (none yet, fewer than 3 jobs in a new workflow, another suite's) is a warning, and the run
+        measures max_repeats per level instead: the report still compares what it can."""
         from dataclasses import replace
 
-        from kitt.comparison import MIN_HISTORY
-        from kitt.importers import load_baseline_history
+        from kitt.run import load_run_history
 
         folder = self._baseline(self.context.base_ref)
-        jobs = len(load_baseline_history(folder, self.inputs.baseline_history)) if folder is not None else 0
-        if jobs >= MIN_HISTORY:
-            return replace(config, history_dir=folder, history_limit=self.inputs.baseline_history)
+        source = f"the baseline history (baseline-artifact {self.inputs.baseline_artifact!r})"
+        if folder is None:
+            why = f"the base branch has no {self.inputs.baseline_artifact!r} artifact yet"
+        else:
+            with_history = replace(config, history_dir=folder, history_limit=self.inputs.baseline_history)
+            try:
+                load_run_history(with_history, source)
+                return with_history
+            except UsageError as error:
+                why = error.message
         _, high = config.suite.auto_repeats
         self.notes.warning(
-            f"repeats auto: the base branch has {jobs} baseline job{'s' if jobs != 1 else ''} of "
-            f"{self.inputs.baseline_artifact!r}, fewer than the {MIN_HISTORY} it decides against, so this run "
-            f"measures {high} repeats per level (max_repeats). Each push to the base branch adds one."
+            f"repeats auto has nothing to decide against: {why}. This run measures {high} repeats per level "
+            "(max_repeats); each push to the base branch adds a baseline job."
         )
         return replace(config, suite=replace(config.suite, auto_repeats=None))
 

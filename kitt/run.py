@@ -419,39 +419,41 @@ def run_benchmark(config: RunConfig, reporter: Reporter | None = None) -> RunOut
         raise
 
 
-def load_run_history(config: RunConfig) -> list[rs.ResultSet]:
+def load_run_history(config: RunConfig, source: str | None = None) -> list[rs.ResultSet]:
     """The baseline jobs under ``config.history_dir`` for a single-arm ``repeats: auto`` run, checked
     before any engine starts: there, readable, at least the gate's MIN_HISTORY jobs of this model,
     engine and suite (jobs that measured something else are left out, as the report leaves them
-    out), and every level of the suite in MIN_HISTORY of them (the history test needs that many)."""
+    out), and every level of the suite in MIN_HISTORY of them (the history test needs that many).
+    ``source`` names the history in the errors (default: ``--history-dir DIR``)."""
     from kitt.errors import ResultsError
     from kitt.importers import load_baseline_history
 
     folder = config.history_dir
     assert folder is not None
+    where = source or f"--history-dir {folder}"
     fix = "Pass the folder of the baseline jobs' result sets, one per subfolder (as `kitt ci report --baseline-dir` takes them)."
     if not folder.is_dir():
-        raise UsageError(f"--history-dir {folder} does not exist or is not a folder", hint=fix)
+        raise UsageError(f"{where} does not exist or is not a folder", hint=fix)
     try:
         jobs = load_baseline_history(folder, config.history_limit)
     except ResultsError as exc:
-        raise UsageError(f"--history-dir {folder}: {exc.message}", hint=exc.hint or fix) from None
+        raise UsageError(f"{where}: {exc.message}", hint=exc.hint or fix) from None
     if not jobs:
-        raise UsageError(f"--history-dir {folder} holds no result sets", hint=fix)
+        raise UsageError(f"{where} holds no result sets", hint=fix)
     # As the report pools a history (kitt.compare): only jobs that measured this model, engine and suite.
     this = {"model": config.model, "engine": get_engine(config.engine).name, "suite": config.suite.name}
     same = [job for job in jobs if not _differs(job, this)]
     if len(same) < MIN_HISTORY <= len(jobs):
         other = sorted({", ".join(found) for job in jobs if (found := _differs(job, this))})
         raise UsageError(
-            f"--history-dir {folder}: only {len(same)} of its {len(jobs)} jobs measured this run's "
+            f"{where}: only {len(same)} of its {len(jobs)} jobs measured this run's "
             f"{', '.join(f'{k} {v}' for k, v in this.items())}; the others measured {'; '.join(other)[:300]}",
             hint="Pass the history of this model, engine and suite, or run what the history ran.",
         )
     jobs = same if len(same) >= MIN_HISTORY else jobs
     if len(jobs) < MIN_HISTORY:
         raise UsageError(
-            f"--history-dir {folder} holds {len(jobs)} baseline job{'s' if len(jobs) != 1 else ''}; "
+            f"{where} holds {len(jobs)} baseline job{'s' if len(jobs) != 1 else ''}; "
             f"the history test needs at least {MIN_HISTORY}",
             hint="Run more baseline jobs first, or give a number of repeats.",
         )
@@ -461,7 +463,7 @@ def load_run_history(config: RunConfig) -> list[rs.ResultSet]:
     if missing:
         have = sorted({r.test_name for job in jobs for r in job.results})
         raise UsageError(
-            f"--history-dir {folder}: suite {config.suite.name}'s {', '.join(missing)} "
+            f"{where}: suite {config.suite.name}'s {', '.join(missing)} "
             f"{'is' if len(missing) == 1 else 'are'} in fewer than {MIN_HISTORY} of the history's {len(jobs)} jobs, "
             f"which hold {', '.join(have[:8])}{', ...' if len(have) > 8 else ''}",
             hint="Give the suite the baseline jobs ran, or a history of this suite's jobs.",

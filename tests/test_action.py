@@ -279,21 +279,26 @@ tests:
 """
 
 
-def test_repeats_auto_on_one_arm_downloads_the_history_before_the_benchmark_and_once(tmp_path, github_double):
-    """The history is what each level is decided against, so it comes before the engine starts; the
-    report compares with that same download."""
+def solo_history(double, tmp_path, jobs: int) -> None:
+    """``jobs`` baseline jobs of the solo suite on the base branch (made-up figures)."""
     from test_ci import write_run
 
-    from kitt.action import main
-
-    double = github_double
     earlier = datetime.now(timezone.utc) - timedelta(hours=1)
-    for day in (1, 2, 3):
+    for day in range(1, jobs + 1):
         base = write_run(tmp_path / "base" / str(day), timestamp=f"2025-05-0{day}T10:00:00.000Z")
         document = json.loads((base / "metrics.json").read_text())
         (base / "metrics.json").write_text(json.dumps({**document, "engine": "sim", "suite_name": "solo"}))
         files = {p.name: p.read_bytes() for p in base.iterdir() if p.is_file()}
         double.add_artifact("kitt-results", files, head_branch="main", created_at=earlier + timedelta(minutes=day))
+
+
+def test_repeats_auto_on_one_arm_downloads_the_history_before_the_benchmark_and_once(tmp_path, github_double):
+    """The history is what each level is decided against, so it comes before the engine starts; the
+    report compares with that same download."""
+    from kitt.action import main
+
+    double = github_double
+    solo_history(double, tmp_path, 3)
     (tmp_path / "suite.yaml").write_text(SOLO_SUITE)
     output = tmp_path / "output"
     output.touch()
@@ -323,10 +328,20 @@ def test_repeats_auto_on_one_arm_downloads_the_history_before_the_benchmark_and_
     assert "Compared with 3 baseline jobs" in report and "short of repeats" not in report
 
 
-def test_repeats_auto_on_one_arm_without_a_history_yet_warns_and_runs_max_repeats(tmp_path, github_double, capsys):
-    """A new workflow: the base branch has no baseline jobs yet, so there is nothing to decide against."""
+@pytest.mark.parametrize(
+    ("jobs", "why"),
+    [
+        (0, "the base branch has no 'kitt-results' artifact yet"),
+        (2, "the baseline history (baseline-artifact 'kitt-results') holds 2 baseline jobs; the history test needs"),
+    ],
+)
+def test_repeats_auto_on_one_arm_without_a_usable_history_warns_and_runs_max_repeats(
+    tmp_path, github_double, capsys, jobs, why
+):
+    """A new workflow: the base branch has too few baseline jobs yet, so there is nothing to decide against."""
     from kitt.action import main
 
+    solo_history(github_double, tmp_path, jobs)
     (tmp_path / "suite.yaml").write_text(SOLO_SUITE)
     output = tmp_path / "output"
     output.touch()
@@ -337,7 +352,7 @@ def test_repeats_auto_on_one_arm_without_a_history_yet_warns_and_runs_max_repeat
         "GITHUB_BASE_REF": "main",
         "GITHUB_OUTPUT": str(output),
         "KITT_ACTION_FLAVOUR": "composite",
-        "INPUT_MODEL": "m",
+        "INPUT_MODEL": "meta-llama/Llama-3.1-8B",
         "INPUT_ENGINE": "sim",
         "INPUT_SUITE": str(tmp_path / "suite.yaml"),
         "INPUT_REPEATS": "auto",
@@ -346,11 +361,12 @@ def test_repeats_auto_on_one_arm_without_a_history_yet_warns_and_runs_max_repeat
         "INPUT_RESULTS-DIR": str(tmp_path / "results"),
         "INPUT_COMMENT": "never",
     }
-    assert main(env) == 0
-    assert "::warning::repeats auto: the base branch has 0 baseline jobs" in capsys.readouterr().out
+    main(env)
+    assert f"::warning::repeats auto has nothing to decide against: {why}" in capsys.readouterr().out
     written = json.loads((tmp_path / "results" / "config.json").read_text())
     assert "repeats_auto" not in written and written["suite"]["repeats"] == 4
     assert len(json.loads((tmp_path / "results" / "metrics.json").read_text())["results"]) == 4
+    assert len(github_double.requests_for("actions/download-artifact")) == jobs  # once each, not again
 
 
 def test_repeats_auto_on_one_arm_needs_a_baseline_artifact():
