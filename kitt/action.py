@@ -41,7 +41,7 @@ from kitt.github.pulls import report_pull_request, write_pull_record
 from kitt.progress import Reporter
 from kitt.redact import url_secrets
 from kitt.results import measured_anything
-from kitt.run import run_benchmark
+from kitt.run import load_run_history, run_benchmark
 
 
 # --------------------------------------------------------------------------- the run
@@ -135,8 +135,6 @@ class ActionRun:
         (none yet, fewer than 3 jobs in a new workflow, another suite's) is a warning, and the run
         measures max_repeats per level instead: the report still compares what it can."""
         from dataclasses import replace
-
-        from kitt.run import load_run_history
 
         folder = self._baseline(self.context.base_ref)
         source = f"the baseline history (baseline-artifact {self.inputs.baseline_artifact!r})"
