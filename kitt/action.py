@@ -2,6 +2,8 @@
 
     mode benchmark (composite action on a GPU host, or the Docker action against an endpoint):
         run the suite, write pull_request.json beside the results for a later report job;
+        with ``repeats: auto`` and no A/B arm, the baseline history is downloaded first and each
+        level is decided against it (the report reuses that download);
         with ``engine: none``, run nothing: ``results-dir`` holds what an earlier step's own
         tool wrote (vllm bench serve, GuideLLM, AIPerf..., see kitt.importers)
     mode report (the Docker action in a workflow_run workflow, the fork-safe recipe):
@@ -39,7 +41,7 @@ from kitt.github.pulls import report_pull_request, write_pull_record
 from kitt.progress import Reporter
 from kitt.redact import url_secrets
 from kitt.results import measured_anything
-from kitt.run import run_benchmark
+from kitt.run import load_run_history, run_benchmark
 
 
 # --------------------------------------------------------------------------- the run
@@ -58,6 +60,9 @@ class ActionRun:
         self.exit_code = 0
         self.config: Any = None  # the benchmark's RunConfig, once preflight has checked the inputs
         self.outputs = inputs.initial_outputs()
+        # The baseline download, once made: before the benchmark for a single-arm repeats auto run
+        # (its history), else for the report; (folder,) so that "downloaded, none found" is kept too.
+        self._downloaded: tuple[Path | None] | None = None
 
     def fail(self, error: KittError) -> None:
         print_engine_log(error)
@@ -108,8 +113,11 @@ class ActionRun:
             return True
         if self.inputs.hf_token:
             os.environ["HF_TOKEN"] = self.inputs.hf_token  # engines get it by name, never on a command line
+        config = self.config
+        if config.suite.auto_repeats is not None and config.baseline is None:
+            config = self._with_history(config)
         try:
-            run_benchmark(self.config, Reporter(groups=self.context.in_actions))
+            run_benchmark(config, Reporter(groups=self.context.in_actions))
         except UsageError:
             raise
         except KittError as error:
@@ -120,6 +128,31 @@ class ActionRun:
             # Nothing measured (cancelled before the first level, say): the error above says it all.
             return False if measured_anything(self.inputs.results_dir) else None
         return True
+
+    def _with_history(self, config: Any) -> Any:
+        """repeats auto on one arm: download the baseline history now, before the benchmark, so each
+        level is decided against it (the report reuses this download). A history the run cannot use
+        (none yet, fewer than 3 jobs in a new workflow, another suite's) is a warning, and the run
+        measures max_repeats per level instead: the report still compares what it can."""
+        from dataclasses import replace
+
+        folder = self._baseline(self.context.base_ref)
+        source = f"the baseline history (baseline-artifact {self.inputs.baseline_artifact!r})"
+        if folder is None:
+            why = f"the base branch has no {self.inputs.baseline_artifact!r} artifact yet"
+        else:
+            with_history = replace(config, history_dir=folder, history_limit=self.inputs.baseline_history)
+            try:
+                load_run_history(with_history, source)
+                return with_history
+            except UsageError as error:
+                why = error.message
+        _, high = config.suite.auto_repeats
+        self.notes.warning(
+            f"repeats auto has nothing to decide against: {why}. This run measures {high} repeats per level "
+            "(max_repeats); each push to the base branch adds a baseline job."
+        )
+        return replace(config, suite=replace(config.suite, auto_repeats=None))
 
     def _report(self, benchmark_ok: bool) -> None:
         pr, base_ref = self._pull_request()
@@ -176,7 +209,13 @@ class ActionRun:
 
     def _baseline(self, base_ref: str | None) -> Path | None:
         """The baseline folder (``ci.fetch_baselines``); an API error fails the job, but the report
-        still goes out, uncompared."""
+        still goes out, uncompared. Downloaded once: a second call (the report after a single-arm
+        repeats auto run) gets the same folder."""
+        if self._downloaded is None:
+            self._downloaded = (self._download_baseline(base_ref),)
+        return self._downloaded[0]
+
+    def _download_baseline(self, base_ref: str | None) -> Path | None:
         if not self.inputs.baseline_artifact:
             return None
         found = fetch_baselines(

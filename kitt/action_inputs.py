@@ -308,7 +308,7 @@ def _check_own_results(folder: Path) -> None:
 
 
 def _repeats(text: str) -> int | str | None:
-    """The repeats input: empty (the suite's), a whole number, or auto (A/B only)."""
+    """The repeats input: empty (the suite's), a whole number, or auto (A/B, or against baseline-artifact)."""
     if text.strip().lower() == "auto":
         return "auto"
     return _whole(text, "repeats")
@@ -344,8 +344,20 @@ def _run_config(inputs: ActionInputs, context: ActionsContext) -> Any:
         branch=context.ref_name,
         net=inputs.net,
         engine_cache=context.engine_cache,
+        history_limit=inputs.baseline_history,
     )
-    _as_input("endpoint" if inputs.endpoint else "model", lambda: check_run_config(config))
+    single_arm_auto = config.suite.auto_repeats is not None and config.baseline is None
+    if single_arm_auto and not inputs.baseline_artifact:
+        raise UsageError(
+            "input 'repeats': auto needs something to decide against: an A/B baseline arm or a baseline history",
+            hint="Set `baseline-artifact` (the base branch's results, at least 3 jobs: `baseline-history`), "
+            "or a baseline-* input for an A/B run, or give a number of repeats.",
+        )
+    # A single-arm auto run's history is downloaded after this check, before the benchmark (kitt.action).
+    _as_input(
+        "endpoint" if inputs.endpoint else "model",
+        lambda: check_run_config(config, history_to_come=single_arm_auto),
+    )
     if config.baseline is not None:
         from kitt.run import ab_arm_configs
 

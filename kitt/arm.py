@@ -82,6 +82,8 @@ class Arm:
         self.failures: list[str] = []
         self.curves: list[dict[str, Any]] = []  # capacity searches: every probed level (kitt.capacity)
         self.positions: dict[str, list[int]] = {}  # A/B: per test, this arm's place in each pair (0 first)
+        # repeats auto against a history (one arm): the record kitt.run keeps, written as config.json's repeats_auto
+        self.repeats_auto: dict[str, Any] | None = None
         self.handle: ServerHandle | None = None
         self.startups: list[dict[str, Any]] = []  # one per engine start (ABBA blocks start the baseline twice)
         self._written = 0
@@ -579,6 +581,8 @@ class Arm:
         }
         if ab is not None:
             config["ab"] = {**ab, "arm": self.name, "positions": self.positions}
+        if self.repeats_auto is not None:
+            config["repeats_auto"] = self.repeats_auto
         rs.write_json(self.out / rs.CONFIG_FILE, config)
 
     def _workload(self) -> dict[str, Any]:

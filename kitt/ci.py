@@ -28,9 +28,9 @@ from kitt.compare import compare_result_sets
 from kitt.comparison import Comparison, MetricRow
 from kitt.errors import GitHubError, KittError, ResultsError, UsageError
 from kitt.platform import COMMENT_LIMIT, SUMMARY_LIMIT, comment_size
-from kitt.importers import has_results, has_results_file, load_results
+from kitt.importers import has_results, load_baseline_history, load_results
 from kitt.redact import neutralise
-from kitt.results import HISTORY_JOB_FOLDER, METRICS_FILE, ResultSet
+from kitt.results import METRICS_FILE
 from kitt.thresholds import load_thresholds
 
 
@@ -331,37 +331,6 @@ def ab_layout(directory: Path) -> tuple[Path, Path] | None:
     if (candidate / METRICS_FILE).is_file() and (baseline / METRICS_FILE).is_file():
         return candidate, baseline
     return None
-
-
-def load_baseline_history(directory: Path | None, limit: int = 10) -> list[ResultSet]:
-    """The baseline jobs under ``directory``, newest first, at most ``limit``; [] when there are none yet.
-
-    ``directory`` holds one result set (its own metrics.json, or one subfolder), or several, one
-    per subfolder (each a baseline job, as downloaded). Another tool's files count as a result
-    set (``kitt.importers``): wherever they sit under ``directory`` they are one job's runs (every
-    tool but vllm bench serve writes a folder per run), unless the subfolders are jobs as kitt's
-    history download names them (``01-run<id>``, :data:`kitt.results.HISTORY_JOB_FOLDER`) or
-    hold kitt result sets. A baseline that exists but cannot be read is an error, never "no baseline".
-    """
-    if directory is None:
-        return []
-    directory = Path(directory)
-    if not directory.exists():
-        return []
-    if not directory.is_dir():
-        raise ResultsError(
-            f"baseline path {directory} is not a directory", hint="Pass the folder holding metrics.json."
-        )
-    top_level = (directory / METRICS_FILE).is_file() or any(has_results_file(p) for p in directory.glob("*.json"))
-    if top_level:
-        jobs = [directory]
-    else:
-        found = sorted(p for p in directory.iterdir() if p.is_dir() and has_results(p))
-        jobs = [p for p in found if HISTORY_JOB_FOLDER.fullmatch(p.name) or next(p.rglob(METRICS_FILE), None)]
-        if not jobs and found:
-            jobs = [directory]  # another tool's runs, a folder each: one job
-    sets = [result_set for job in jobs if (result_set := load_results(job)).results]
-    return sorted(sets, key=lambda r: r.timestamp, reverse=True)[: max(1, limit)]
 
 
 def _comparison_notices(comparison: Comparison, options: ReportOptions, baseline_dir: Path | None) -> list[Notice]:

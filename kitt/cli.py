@@ -157,13 +157,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--repeats",
         type=_repeats,
-        help="repeats per level (the gate needs several), or auto: A/B pairs until every gated "
-        "metric is decided (docs/gpu-minutes.md)",
+        help="repeats per level, or auto: A/B pairs, or repeats against "
+        "--history-dir, until every gated metric is decided (docs/gpu-minutes.md)",
     )
     run.add_argument(
-        "--min-repeats", type=_positive_int, help="with --repeats auto: pairs before the first look (default 3)"
+        "--history-dir",
+        type=Path,
+        metavar="DIR",
+        help="with --repeats auto on one arm: decide each level against these baseline jobs' result sets, "
+        "one per subfolder (as `kitt ci report --baseline-dir` takes a history; at least 3 jobs)",
     )
-    run.add_argument("--max-repeats", type=_positive_int, help="with --repeats auto: pairs at most (default 10)")
+    run.add_argument(
+        "--min-repeats",
+        type=_positive_int,
+        help="with --repeats auto: pairs (or repeats) before the first look (default 3)",
+    )
+    run.add_argument(
+        "--max-repeats", type=_positive_int, help="with --repeats auto: pairs (or repeats) at most (default 10)"
+    )
     run.add_argument("--warmup", type=_non_negative_int, help="warm-up requests per level, not measured")
     run.add_argument("--seed", type=_non_negative_int, help="seed for prompts and arrival times")
     run.add_argument("--api", choices=("completions", "chat"), help="OpenAI API to call (default: the engine's)")
@@ -397,6 +408,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         container_cli=args.container_cli,
         gpus=args.gpus,
         net=_net_policy(args),
+        history_dir=args.history_dir,
     )
     context = ActionsContext.from_environment()
     _mask_run_secrets(config.net, (args.endpoint, args.baseline_endpoint), context.in_actions)

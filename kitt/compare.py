@@ -308,6 +308,24 @@ def _expected_repeats(current: ResultSet) -> int | None:
     return repeats if isinstance(repeats, int) and not isinstance(repeats, bool) and repeats > 0 else None
 
 
+def _auto_repeats_ran(current: ResultSet) -> dict[str, int] | None:
+    """A ``repeats: auto`` run (kitt.sequential): the repeats each level ran before it stopped, as
+    config.json records them (A/B: pairs; one arm against a history: repeats). None otherwise.
+    Such a run is short of nothing when it stops early, whatever the baseline ran."""
+    ab = current.config.get("ab")
+    record, unit = (ab.get("repeats"), "pairs") if isinstance(ab, dict) else (None, "")
+    if record is None:
+        record, unit = current.config.get("repeats_auto"), "repeats"
+    levels = record.get("levels") if isinstance(record, dict) else None
+    if not isinstance(levels, dict):
+        return None
+    return {
+        name: count
+        for name, level in levels.items()
+        if isinstance(level, dict) and isinstance(count := level.get(unit), int) and not isinstance(count, bool)
+    }
+
+
 def _incompleteness(
     current: ResultSet,
     current_groups: dict[MatchKey, RepeatGroup],
@@ -322,9 +340,12 @@ def _incompleteness(
     )
     missing_tests = tuple(g.name for key, g in (baseline_groups or {}).items() if key not in current_groups)
     expected = _expected_repeats(current)
+    ran = _auto_repeats_ran(current)
     short = []
     for key, group in current_groups.items():
         want = expected or (len(baseline_groups[key].repeats) if baseline_groups and key in baseline_groups else 0)
+        if ran is not None:
+            want = ran.get(group.name, 0)
         if len(group.repeats) < want:
             short.append((group.name, len(group.repeats), want))
     return Incomplete(

@@ -6,9 +6,9 @@ A suite is YAML (built-in ones ship in ``kitt/suites/``)::
     api: chat                 # or completions; default: the engine's usual API
     warmup: 2                 # requests per load level, excluded from metrics
     repeats: 3                # each repeat is its own result with run_number 1..N; or
-    # repeats: auto           # A/B runs: stop each level once every gated metric is decided
-    # min_repeats: 3          #   (kitt.sequential), after at least min_repeats pairs
-    # max_repeats: 10         #   and at most max_repeats
+    # repeats: auto           # stop each level once every gated metric is decided (kitt.sequential):
+    # min_repeats: 3          #   A/B pairs, or one arm's repeats against a history (--history-dir),
+    # max_repeats: 10         #   at least min_repeats and at most max_repeats
     seed: 42
     max_error_rate: 0.0       # a level with more failed requests than this fails the run
     slo: {ttft_ms: 500, tpot_ms: 50, e2el_ms: 10000}   # optional: adds request_goodput
@@ -269,6 +269,10 @@ class RunConfig:
     net: NetPolicy = field(default_factory=NetPolicy)  # key, headers, proxies, timeouts (kitt.net)
     # Docker mode: the host folder for the engines' persistent caches (the runner's tool cache); None: none.
     engine_cache: Path | None = None
+    # repeats auto on one arm: the baseline jobs' result sets to decide against (as `kitt ci report`'s
+    # history), at most ``history_limit`` of them, newest first.
+    history_dir: Path | None = None
+    history_limit: int = 10
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -837,8 +841,11 @@ def _cap_concurrency(test: TestSpec) -> TestSpec:
     return replace(test, levels=tuple(levels))
 
 
-def check_run_config(config: RunConfig) -> None:
-    """What a suite cannot say about a run: the model, the port, the endpoint URL, the timeout."""
+def check_run_config(config: RunConfig, *, history_to_come: bool = False) -> None:
+    """What a suite cannot say about a run: the model, the port, the endpoint URL, the timeout.
+
+    ``history_to_come``: a single-arm ``repeats: auto`` run whose history is downloaded later
+    (the action, before the benchmark) passes; the history's own checks run once it is there."""
     if not config.model.strip():
         raise UsageError("the model name is empty", hint="Pass a model id or path with -m / the `model` input.")
     if config.port is not None and not 1 <= config.port <= MAX_PORT:
@@ -851,12 +858,24 @@ def check_run_config(config: RunConfig) -> None:
             hint="Name the baseline arm with --baseline-engine-image, --baseline-engine-arg, "
             "--baseline-model or --baseline-endpoint.",
         )
-    if config.suite.auto_repeats is not None and config.baseline is None:
+    if config.history_dir is not None and config.baseline is not None:
         raise UsageError(
-            "--repeats auto needs an A/B run: it decides each level from the pairs of two arms measured side by side",
-            hint="Name the baseline arm with --baseline-engine-image, --baseline-engine-arg, --baseline-model or "
-            "--baseline-endpoint, or give a number of repeats (against a history of baseline jobs: not yet supported).",
+            "--history-dir and an A/B baseline arm exclude each other: an A/B run decides against its own baseline arm",
+            hint="Drop --history-dir, or drop the --baseline-* flags to judge one arm against the history.",
         )
+    if config.history_dir is not None and config.suite.auto_repeats is None:
+        raise UsageError(
+            "--history-dir needs --repeats auto: it is what each level's repeats are decided against",
+            hint="Add --repeats auto (or `repeats: auto` in the suite), or drop --history-dir.",
+        )
+    if config.suite.auto_repeats is not None and config.baseline is None and config.history_dir is None:
+        if not history_to_come:
+            raise UsageError(
+                "--repeats auto needs something to decide against: an A/B baseline arm or a history of baseline jobs",
+                hint="Name the baseline arm with --baseline-engine-image, --baseline-engine-arg, --baseline-model or "
+                "--baseline-endpoint, or pass --history-dir DIR (the baseline jobs' result sets), or give a number "
+                "of repeats.",
+            )
     if config.suite.auto_repeats is not None and config.ab_schedule == "blocks":
         raise UsageError(
             "--repeats auto needs --ab-schedule interleaved",

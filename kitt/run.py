@@ -5,8 +5,9 @@ metrics), then ``repeats`` measured repeats, each its own result with run_number
 prompts (identical prompts would hit the engine's prefix cache). An A/B run (``RunConfig.baseline``)
 holds two arms (``kitt.arm``) and runs each repeat as a pair, one repeat of each arm back to back,
 in balanced shuffled order (or in ABBA blocks), writing OUT/baseline and OUT/candidate. With
-``repeats: auto`` each level stops as soon as every gated metric is decided (``kitt.sequential``),
-after a pair whose order keeps the two orders balanced.
+``repeats: auto`` each level stops as soon as every gated metric is decided (``kitt.sequential``):
+in an A/B run after a pair whose order keeps the two orders balanced, in a single-arm run
+(``RunConfig.history_dir``) after a repeat, against the baseline jobs' prediction interval.
 
 Teardown always happens: on success, on error, on Ctrl-C and on SIGTERM (a cancelled CI job).
 Whatever was measured before a failure is still written: samples.jsonl keeps every finished
@@ -31,6 +32,7 @@ from typing import Any, Iterator
 from kitt import hardware, sequential, telemetry
 from kitt import results as rs
 from kitt.arm import Arm
+from kitt.comparison import MIN_HISTORY
 from kitt.compare import compare_result_sets
 from kitt.config import Level, RunConfig, TestSpec, check_run_config
 from kitt.engines import check_port_free, choose_mode, get_engine
@@ -72,15 +74,39 @@ def cancel_on_signals() -> Iterator[None]:
 class BenchmarkRun:
     """``kitt run``: one arm, or the two arms of an A/B run scheduled in balanced pairs."""
 
-    def __init__(self, config: RunConfig, reporter: Reporter) -> None:
+    def __init__(self, config: RunConfig, reporter: Reporter, history: list[rs.ResultSet] | None = None) -> None:
         self.config = config
         self.reporter = reporter
         self.run_id = time.strftime("%Y%m%d%H%M%S") + "-" + os.urandom(3).hex()
         self.out = config.output
         self.suite = config.suite
+        self.history = history  # the baseline jobs a single-arm repeats auto decides against
+        if self.suite.auto_repeats is not None:
+            low, high = self.suite.auto_repeats
+            levels = sum(len(test.levels) for test in self.suite.tests)
+            # The metrics the default thresholds gate, at their threshold (kitt run takes no thresholds file),
+            # less capacity: only a capacity search measures it, and those refuse repeats auto, so
+            # judging it would leave every level undecided until max_repeats.
+            self.gated = {
+                name: pct
+                for name in DEFAULT_GATED
+                if name != "capacity" and (pct := Thresholds().for_metric(name)) is not None
+            }
+            self.design = sequential.Design(low, high, family_size=max(1, levels * len(self.gated)))
         if config.baseline is None:
             self.arms = [Arm(None, config, self.out, self.run_id, reporter)]
             self.ab: dict[str, Any] | None = None
+            if history is not None and self.suite.auto_repeats is not None:
+                self.arms[0].repeats_auto = {
+                    "mode": "auto",
+                    "against": "history",
+                    "history_jobs": len(history),
+                    "history_runs": [str(job.config.get("run_id") or job.directory.name) for job in history],
+                    "min_repeats": self.design.min_pairs,
+                    "max_repeats": self.design.max_pairs,
+                    "gated": dict(self.gated),
+                    "levels": {},
+                }
         else:
             base, notes = ab_arm_configs(config)
             self.arms = [
@@ -98,21 +124,10 @@ class BenchmarkRun:
                     arm.notes.append(note)
                 reporter.warn(note)
             if self.suite.auto_repeats is not None:
-                low, high = self.suite.auto_repeats
-                levels = sum(len(test.levels) for test in self.suite.tests)
-                # The metrics the default thresholds gate, at their threshold (kitt run takes no thresholds file),
-                # less capacity: only a capacity search measures it, and those refuse repeats auto, so
-                # judging it would leave every level undecided until max_repeats.
-                self.gated = {
-                    name: pct
-                    for name in DEFAULT_GATED
-                    if name != "capacity" and (pct := Thresholds().for_metric(name)) is not None
-                }
-                self.design = sequential.Design(low, high, family_size=max(1, levels * len(self.gated)))
                 self.ab["repeats"] = {
                     "mode": "auto",
-                    "min_repeats": low,
-                    "max_repeats": high,
+                    "min_repeats": self.design.min_pairs,
+                    "max_repeats": self.design.max_pairs,
                     "gated": dict(self.gated),
                     "levels": {},
                 }
@@ -180,6 +195,9 @@ class BenchmarkRun:
         name = test.test_name(level)
         if self.ab is not None and self.suite.auto_repeats is not None:
             pairs = f" x {self.suite.auto_repeats[0]}-{self.suite.auto_repeats[1]} pairs (A/B, until decided)"
+        elif self.history is not None and self.suite.auto_repeats is not None:
+            low, high = self.suite.auto_repeats
+            pairs = f" x {low}-{high} repeats (against {len(self.history)} baseline jobs, until decided)"
         elif self.ab is not None:
             pairs = f" x {self.suite.repeats} pairs (A/B)"
         else:
@@ -196,6 +214,8 @@ class BenchmarkRun:
             if self.ab is None:
                 for run_number in range(1, self.suite.repeats + 1):
                     self.arms[0].repeat(test, level, run_number)
+                    if self.arms[0].repeats_auto is not None and self._stop_against_history(name, run_number):
+                        break
                 return
             baseline, candidate = self.arms
             auto = self.suite.auto_repeats is not None
@@ -228,17 +248,42 @@ class BenchmarkRun:
         }
         lower = {metric: metric_direction(metric) == LOWER for metric in self.gated}
         look = sequential.look(values, lower, self.gated, self.design, pairs_run)
+        assert self.ab is not None
+        return self._record_look(name, look, self.ab["repeats"])
+
+    def _stop_against_history(self, name: str, repeats_run: int) -> bool:
+        """``repeats: auto`` on one arm: judge the level's repeats so far against the history."""
+        if repeats_run < self.design.min_pairs:
+            return False
+        arm = self.arms[0]
+        assert self.history is not None and arm.repeats_auto is not None
+        current = [r for r in arm.results if r.test_name == name and r.passed]
+        jobs = [[r for r in job.results if r.test_name == name] for job in self.history]
+        values = {
+            metric: [float(v) for r in current if (v := r.metrics.get(metric)) is not None] for metric in self.gated
+        }
+        history = {
+            metric: [[float(v) for r in job if (v := r.metrics.get(metric)) is not None] for job in jobs]
+            for metric in self.gated
+        }
+        lower = {metric: metric_direction(metric) == LOWER for metric in self.gated}
+        look = sequential.look_history(history, values, lower, self.gated, self.design, repeats_run)
+        return self._record_look(name, look, arm.repeats_auto)
+
+    def _record_look(self, name: str, look: sequential.Look, record: dict[str, Any]) -> bool:
+        """Say how the level stands; when it stops, record why (config.json) and say it in the notes."""
         if not look.stop:
             self.reporter.line(f"  {name}: {look.reason()}")
             return False
-        assert self.ab is not None
-        self.ab["repeats"]["levels"][name] = {
-            "pairs": look.pairs,
+        record["levels"][name] = {
+            look.unit: look.pairs,
             "stopped": look.why,
             "reason": look.reason(),
             "decisions": {metric: decision.name.lower() for metric, decision in look.decisions.items()},
         }
-        note = f"{name}: {look.reason()} (repeats: auto, {self.design.min_pairs} to {self.design.max_pairs} pairs)."
+        note = (
+            f"{name}: {look.reason()} (repeats: auto, {self.design.min_pairs} to {self.design.max_pairs} {look.unit})."
+        )
         for arm in self.arms:
             arm.notes.append(note)
         self.reporter.line(f"  {note}")
@@ -359,7 +404,8 @@ def run_benchmark(config: RunConfig, reporter: Reporter | None = None) -> RunOut
     check_run_config(config)
     if config.baseline is not None:
         ab_arm_configs(config)  # A/B flags an engine cannot take
-    run = BenchmarkRun(config, reporter or Reporter())  # an unknown engine or a missing --endpoint
+    history = load_run_history(config) if config.history_dir is not None else None
+    run = BenchmarkRun(config, reporter or Reporter(), history)  # an unknown engine or a missing --endpoint
     if config.port is not None and run.arms[-1].mode != "endpoint":
         check_port_free(config.port)
     created = [p for p in (config.output.absolute(), *config.output.absolute().parents) if not p.exists()]
@@ -371,3 +417,65 @@ def run_benchmark(config: RunConfig, reporter: Reporter | None = None) -> RunOut
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         raise
+
+
+def load_run_history(config: RunConfig, source: str | None = None) -> list[rs.ResultSet]:
+    """The baseline jobs under ``config.history_dir`` for a single-arm ``repeats: auto`` run, checked
+    before any engine starts: there, readable, at least the gate's MIN_HISTORY jobs of this model,
+    engine and suite (jobs that measured something else are left out, as the report leaves them
+    out), and every level of the suite in MIN_HISTORY of them (the history test needs that many).
+    ``source`` names the history in the errors (default: ``--history-dir DIR``)."""
+    from kitt.errors import ResultsError
+    from kitt.importers import load_baseline_history
+
+    folder = config.history_dir
+    assert folder is not None
+    where = source or f"--history-dir {folder}"
+    fix = "Pass the folder of the baseline jobs' result sets, one per subfolder (as `kitt ci report --baseline-dir` takes them)."
+    if not folder.is_dir():
+        raise UsageError(f"{where} does not exist or is not a folder", hint=fix)
+    try:
+        jobs = load_baseline_history(folder, config.history_limit)
+    except ResultsError as exc:
+        raise UsageError(f"{where}: {exc.message}", hint=exc.hint or fix) from None
+    if not jobs:
+        raise UsageError(f"{where} holds no result sets", hint=fix)
+    # As the report pools a history (kitt.compare): only jobs that measured this model, engine and suite.
+    this = {"model": config.model, "engine": get_engine(config.engine).name, "suite": config.suite.name}
+    same = [job for job in jobs if not _differs(job, this)]
+    if len(same) < MIN_HISTORY <= len(jobs):
+        other = sorted({", ".join(found) for job in jobs if (found := _differs(job, this))})
+        raise UsageError(
+            f"{where}: only {len(same)} of its {len(jobs)} jobs measured this run's "
+            f"{', '.join(f'{k} {v}' for k, v in this.items())}; the others measured {'; '.join(other)[:300]}",
+            hint="Pass the history of this model, engine and suite, or run what the history ran.",
+        )
+    jobs = same if len(same) >= MIN_HISTORY else jobs
+    if len(jobs) < MIN_HISTORY:
+        raise UsageError(
+            f"{where} holds {len(jobs)} baseline job{'s' if len(jobs) != 1 else ''}; "
+            f"the history test needs at least {MIN_HISTORY}",
+            hint="Run more baseline jobs first, or give a number of repeats.",
+        )
+    levels = [test.test_name(level) for test in config.suite.tests for level in test.levels]
+    held = {name: sum(any(r.test_name == name for r in job.results) for job in jobs) for name in levels}
+    missing = [name for name, count in held.items() if count < MIN_HISTORY]
+    if missing:
+        have = sorted({r.test_name for job in jobs for r in job.results})
+        raise UsageError(
+            f"{where}: suite {config.suite.name}'s {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} in fewer than {MIN_HISTORY} of the history's {len(jobs)} jobs, "
+            f"which hold {', '.join(have[:8])}{', ...' if len(have) > 8 else ''}",
+            hint="Give the suite the baseline jobs ran, or a history of this suite's jobs.",
+        )
+    return jobs
+
+
+def _differs(job: rs.ResultSet, this: dict[str, str]) -> list[str]:
+    """What a baseline job measured that this run does not ("engine vllm"); "unknown" matches anything."""
+    seen = {"model": job.model, "engine": job.engine, "suite": job.suite_name}
+    return [
+        f"{key} {seen[key]}"
+        for key, value in this.items()
+        if seen[key] != value and "unknown" not in (seen[key], value)
+    ]

@@ -1,5 +1,8 @@
 """Sequential decisions for ``--repeats auto``: after each balanced A/B pair, is every gated metric settled?
 
+(One arm against a history of baseline jobs, ``--history-dir``, is judged the same way after each
+repeat, with the gate's history test in place of the paired one: :func:`decide_history`.)
+
 A fixed design spends as many pairs on an obvious answer as on a borderline one. Here the
 pairs of one test and load level are judged after each new pair, from ``min_pairs`` on, and
 the level stops as soon as every gated metric is *decided*, or at ``max_pairs``:
@@ -48,6 +51,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Sequence
 
 import numpy as np
 
@@ -136,13 +140,98 @@ def decide(
     out = np.where(np.isnan(threshold), int(Decision.WITHIN), out)
     if n < max(design.min_pairs, 2):
         return out
-    alpha_k, beta_k = design.levels(n)
     delta = diffs.mean(-1)
     s2 = diffs.var(-1, ddof=1)
     df = np.full(shape, n - 1.0)
     test = stats.moderated_t(
         delta, s2, df, np.full(shape, math.sqrt(1.0 / n)), confidence=None, max_d0=PRIOR_WEIGHT * (n - 1)
     )
+    # The pairs' df and the prior's cap grow alike with the pairs; the standard error shrinks as 1/sqrt(pairs).
+    last = design.max_pairs
+    se_last = test.se * math.sqrt(n / last)
+    df_last = test.df * (last - 1) / (n - 1)
+    gated = ~np.isnan(threshold) & ~np.isnan(s2)
+    return _codes(out, delta, test, lower, threshold, gated, design, n, se_last, df_last)
+
+
+def decide_history(
+    job_means: np.ndarray,
+    job_sizes: np.ndarray,
+    within_ss: np.ndarray,
+    within_df: np.ndarray,
+    current: np.ndarray,
+    lower_is_better: np.ndarray,
+    threshold_pct: np.ndarray,
+    design: Design,
+) -> np.ndarray:
+    """The decision for every metric of a single-arm run judged against a history of baseline jobs.
+
+    The history test is the gate's (``kitt.stats.history_terms``): the current job's mean log value
+    against the mean of the K baseline jobs' means, with the variance of a prediction interval,
+    ``s2 / K + tau2 + sigma2 / n``, on ``K - 1`` degrees of freedom (moderated across the family,
+    the prior capped at two metrics' worth of jobs as ``kitt.gate`` caps it). Each look spends
+    ``alpha / K_looks`` and ``beta / K_looks`` exactly as :func:`decide` does, so the error rates
+    hold under optional stopping by the same union bound.
+
+    More current repeats shrink only ``sigma2 / n``: the job-to-job part, ``s2 / K + tau2``, and the
+    history's degrees of freedom stay what they are. So "out of reach" projects the standard error
+    to ``max_repeats`` repeats through that formula, not as ``1 / sqrt(n)``, and is optimistic by
+    one standard error of the current mean only (``sqrt(sigma2 / n)``): the current job's own shift,
+    which every later repeat shares, does not move either. A metric whose jobs spread about as wide
+    as the threshold can be shown neither within nor beyond it by any number of repeats, and stops
+    the level early.
+
+    ``job_means``, ``job_sizes``: each baseline job's mean log value and repeat count, shaped
+    ``(..., metrics, K)``; ``within_ss`` and ``within_df``: the history's pooled within-job sum of
+    squares and its degrees of freedom, ``(..., metrics)``; ``current``: the current job's log
+    values so far, ``(..., metrics, n)``. Fewer than ``design.min_pairs`` current values, or fewer
+    than 2 baseline jobs, decide nothing.
+    """
+    job_means = np.asarray(job_means, float)
+    current = np.asarray(current, float)
+    n, jobs = current.shape[-1], job_means.shape[-1]
+    shape = np.broadcast_shapes(job_means.shape[:-1], current.shape[:-1])
+    threshold = np.broadcast_to(np.asarray(threshold_pct, float), shape)
+    lower = np.broadcast_to(np.asarray(lower_is_better, bool), shape)
+    out = np.full(shape, int(Decision.UNDECIDED), dtype=np.int8)
+    out = np.where(np.isnan(threshold), int(Decision.WITHIN), out)
+    if n < max(design.min_pairs, 2) or jobs < 2:
+        return out
+    sizes = np.broadcast_to(np.asarray(job_sizes, float), job_means.shape)
+    cur_mean = current.mean(-1)
+    ss = np.asarray(within_ss, float) + ((current - cur_mean[..., None]) ** 2).sum(-1)
+    df = np.asarray(within_df, float) + (n - 1)
+    delta, s2, k_df, scale = stats.history_terms(job_means, sizes, ss, df, cur_mean, np.float64(n))
+    delta, s2, k_df, scale = (np.broadcast_to(v, shape) for v in (delta, s2, k_df, scale))
+    test = stats.moderated_t(delta, s2, k_df, scale, confidence=None, max_d0=PRIOR_WEIGHT * (jobs - 1))
+    # At max_repeats only the current job's share of the variance has shrunk (sigma2 as measured now).
+    last = design.max_pairs
+    grown = np.where(df > 0, ss / np.where(df > 0, df, 1.0), 0.0) * (df + last - n)
+    *_, scale_last = stats.history_terms(job_means, sizes, grown, df + last - n, cur_mean, np.float64(last))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se_last = test.se * np.broadcast_to(scale_last, shape) / scale
+    gated = ~np.isnan(threshold) & ~np.isnan(s2)
+    # More repeats move the change only by the current mean's noise, sigma2 / n.
+    movable = np.broadcast_to(np.sqrt(np.where(df > 0, ss / np.where(df > 0, df, 1.0), 0.0) / n), shape)
+    return _codes(out, delta, test, lower, threshold, gated, design, n, se_last, test.df, movable)
+
+
+def _codes(
+    out: np.ndarray,
+    delta: np.ndarray,
+    test: stats.FamilyTest,
+    lower: np.ndarray,
+    threshold: np.ndarray,
+    gated: np.ndarray,
+    design: Design,
+    n: int,
+    se_last: np.ndarray,
+    df_last: np.ndarray,
+    movable: np.ndarray | None = None,
+) -> np.ndarray:
+    """Beyond, within, out of reach or undecided, from a look's test of each metric's log change
+    ``delta`` (either design): the gate's rule at this look's share of alpha, TOST at its share of beta."""
+    alpha_k, beta_k = design.levels(n)
     change = np.expm1(delta) * 100.0
     limit = np.where(np.isnan(threshold), np.inf, threshold)
     up = np.log1p(limit / 100.0)
@@ -157,47 +246,44 @@ def decide(
         t_up = np.where(se > 0, (up - delta) / np.where(se > 0, se, 1.0), np.where(delta < up, np.inf, -np.inf))
         t_down = np.where(se > 0, (delta - down) / np.where(se > 0, se, 1.0), np.where(delta > down, np.inf, -np.inf))
     p_within = np.maximum(stats.t_sf(t_up, test.df), stats.t_sf(t_down, test.df))
-    gated = ~np.isnan(threshold) & ~np.isnan(s2)
     within = gated & (p_within <= beta_k)
     worse = gated & worse_beyond & (p_worse <= alpha_k)
     better = gated & better_beyond & (p_better <= alpha_k)
     out = np.where(within, int(Decision.WITHIN), out)
     out = np.where(worse, int(Decision.WORSE), out)
     out = np.where(better, int(Decision.BETTER), out)
-    reach = _within_reach(delta, se, test.df, n, up, down, alpha_k, beta_k, design)
+    if n >= design.max_pairs:  # the last look: what is left is undecided, not out of reach
+        return out
+    reach = _within_reach(delta, se if movable is None else movable, se_last, df_last, up, down, alpha_k, beta_k)
     return np.where(gated & ~(within | worse | better) & ~reach, int(Decision.OUT_OF_REACH), out)
 
 
 def _within_reach(
     delta: np.ndarray,
-    se: np.ndarray,
-    df: np.ndarray,
-    n: int,
+    movable: np.ndarray,
+    se_last: np.ndarray,
+    df_last: np.ndarray,
     up: np.ndarray,
     down: np.ndarray,
     alpha_k: float,
     beta_k: float,
-    design: Design,
 ) -> np.ndarray:
-    """Could ``max_pairs`` pairs settle the metric, if its change and its noise stay as measured?
+    """Could the last look settle the metric, if its change and its noise stay as measured?
 
-    At ``max_pairs`` the standard error is ``se * sqrt(n / max_pairs)`` on ``df`` grown in
-    proportion to the pairs (the prior's cap grows with them). Within is in reach when that interval
-    around the change measured fits inside the limits; beyond is in reach when the change measured
-    would be significant then.
+    ``se_last`` and ``df_last`` are the standard error and degrees of freedom the last look would
+    have (the design's projection). Within is in reach when that interval around the change
+    measured fits inside the limits; beyond is in reach when the change measured would be
+    significant then. ``movable``: the standard error of the part of the change that more looks
+    can still move (A/B: all of it; against a history, only the current repeats' mean, not the
+    current job's own shift, which every later repeat shares).
     """
-    last = design.max_pairs
-    if n >= last:  # the last look: what is left is undecided, not out of reach
-        return np.ones(np.shape(delta), dtype=bool)
     with np.errstate(invalid="ignore"):
-        se_last = se * math.sqrt(n / last)
-        df_last = df * (last - 1) / (n - 1)  # the pairs' df and the prior's cap grow alike
         half_within = _t_upper(beta_k, df_last) * se_last
         half_beyond = _t_upper(alpha_k, df_last) * se_last
-        # Optimistic by one standard error of today's estimate: the change may be that much closer
-        # to zero (for within) or further from it (for beyond) than measured.
-        toward = np.sign(delta) * np.maximum(np.abs(delta) - OPTIMISM * se, 0.0)
-        away = delta + np.sign(delta) * OPTIMISM * se
+        # Optimistic by one standard error of what can still move: the change may end that much
+        # closer to zero (for within) or further from it (for beyond) than measured.
+        toward = np.sign(delta) * np.maximum(np.abs(delta) - OPTIMISM * movable, 0.0)
+        away = delta + np.sign(delta) * OPTIMISM * movable
         within = (toward + half_within < up) & (toward - half_within > down)
         beyond = ((away > up) | (away < down)) & (np.abs(away) > half_beyond)
     return within | beyond | ~np.isfinite(se_last)
@@ -216,12 +302,14 @@ def _t_upper(p: float, df: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Look:
-    """One level's state after a pair: the decision per gated metric, and whether to stop."""
+    """One level's state after a pair (A/B) or a repeat (against a history): the decision per gated
+    metric, and whether to stop. ``pairs`` counts what ran, in ``unit``s."""
 
     pairs: int
     decisions: dict[str, Decision]
     stop: bool
-    why: str  # "decided", "max_pairs" or "" (go on)
+    why: str  # "decided", "out_of_reach", "max_pairs" or "max_repeats" (the unit's), or "" (go on)
+    unit: str = "pairs"
 
     @property
     def undecided(self) -> list[str]:
@@ -233,22 +321,32 @@ class Look:
 
     def reason(self) -> str:
         """Why the level stopped, in one clause: "all 9 gated metrics decided after 4 pairs"."""
-        gated = len(self.decisions)
+        gated, ran = len(self.decisions), f"{self.pairs} {self.unit}"
         if self.why == "decided":
-            return f"all {gated} gated metrics decided after {self.pairs} pairs"
+            return f"all {gated} gated metrics decided after {ran}"
         if self.why == "out_of_reach":
             left = self.out_of_reach
             return (
-                f"{gated - len(left)} of {gated} gated metrics decided after {self.pairs} pairs; "
+                f"{gated - len(left)} of {gated} gated metrics decided after {ran}; "
                 f"{', '.join(left)} too noisy to settle within max_repeats"
             )
-        if self.why == "max_pairs":
+        if self.why.startswith("max_"):
             left = self.undecided
             return (
-                f"max_repeats reached: {len(left)} of {gated} gated metrics undecided after {self.pairs} pairs "
-                f"({', '.join(left)})"
+                f"max_repeats reached: {len(left)} of {gated} gated metrics undecided after {ran} ({', '.join(left)})"
             )
-        return f"{len(self.undecided)} of {gated} gated metrics undecided after {self.pairs} pairs"
+        return f"{len(self.undecided)} of {gated} gated metrics undecided after {ran}"
+
+
+def _stop(decisions: dict[str, Decision], design: Design, ran: int, unit: str) -> Look:
+    """Stop when every metric is decided, at the last look, or when what is left is out of reach."""
+    if ran >= design.min_pairs and all(d.decided for d in decisions.values()):
+        return Look(ran, decisions, True, "decided", unit)
+    if ran >= design.max_pairs:
+        return Look(ran, decisions, True, f"max_{unit}", unit)
+    if ran >= design.min_pairs and all(d is not Decision.UNDECIDED for d in decisions.values()):
+        return Look(ran, decisions, True, "out_of_reach", unit)
+    return Look(ran, decisions, False, "", unit)
 
 
 def look(
@@ -290,14 +388,56 @@ def look(
             design,
         )
         decisions.update({name: Decision(int(code)) for name, code in zip(group, codes)})
-    decisions = {name: decisions[name] for name in names}
-    if pairs_run >= design.min_pairs and all(d.decided for d in decisions.values()):
-        return Look(pairs_run, decisions, True, "decided")
-    if pairs_run >= design.max_pairs:
-        return Look(pairs_run, decisions, True, "max_pairs")
-    if pairs_run >= design.min_pairs and all(d is not Decision.UNDECIDED for d in decisions.values()):
-        return Look(pairs_run, decisions, True, "out_of_reach")
-    return Look(pairs_run, decisions, False, "")
+    return _stop({name: decisions[name] for name in names}, design, pairs_run, "pairs")
+
+
+def _usable(values: Sequence[float]) -> list[float]:
+    return [v for v in values if v > 0 and math.isfinite(v)]
+
+
+def look_history(
+    history: dict[str, Sequence[Sequence[float]]],
+    current: dict[str, Sequence[float]],
+    lower_is_better: dict[str, bool],
+    threshold_pct: dict[str, float],
+    design: Design,
+    repeats_run: int,
+) -> Look:
+    """Judge one level of a single-arm run from its repeats so far against the baseline jobs.
+
+    ``history`` holds, per gated metric, each baseline job's values of this level (newest first, as
+    ``kitt.gate`` takes them); ``current`` the values of this run's passed repeats. ``repeats_run``
+    counts the repeats measured, failed ones included (what ``max_repeats`` bounds). Only positive,
+    finite values count; a baseline job left with none is left out, and a metric with fewer than
+    two baseline jobs or ``min_repeats`` current values is undecided.
+    """
+    names = list(threshold_pct)
+    decisions: dict[str, Decision] = {}
+    by_shape: dict[tuple[int, int], list[str]] = {}
+    kept: dict[str, tuple[list[list[float]], list[float]]] = {}
+    for name in names:
+        jobs = [job for job in (_usable(j) for j in history.get(name, [])) if job]
+        kept[name] = (jobs, _usable(current.get(name, [])))
+        by_shape.setdefault((len(jobs), len(kept[name][1])), []).append(name)
+    # As in look(): metrics of the same shape are judged together (one prior across the family).
+    for (jobs, n), group in by_shape.items():
+        logs = [[np.log(np.asarray(job, float)) for job in kept[name][0]] for name in group]
+        means = np.array([[job.mean() for job in per] for per in logs]).reshape(len(group), jobs)
+        sizes = np.array([[job.size for job in per] for per in logs], float).reshape(len(group), jobs)
+        ss = np.array([sum(float(((job - job.mean()) ** 2).sum()) for job in per) for per in logs])
+        df = np.array([sum(job.size - 1 for job in per) for per in logs], float)
+        codes = decide_history(
+            means,
+            sizes,
+            ss,
+            df,
+            np.log(np.array([kept[name][1] for name in group], float).reshape(len(group), n)),
+            np.array([lower_is_better[name] for name in group]),
+            np.array([threshold_pct[name] for name in group], float),
+            design,
+        )
+        decisions.update({name: Decision(int(code)) for name, code in zip(group, codes)})
+    return _stop({name: decisions[name] for name in names}, design, repeats_run, "repeats")
 
 
 def pair_orders(max_pairs: int, seed: str) -> list[bool]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -262,3 +263,116 @@ def test_a_pattern_results_artifact_needs_a_pattern_baseline(tmp_path, github_do
     env.update({"INPUT_RESULTS-ARTIFACT": "kitt-*", "INPUT_BASELINE-ARTIFACT": "kitt-results-main"})
     assert main(env) == 2
     assert "baseline-artifact must be a pattern too" in capsys.readouterr().out
+
+
+SOLO_SUITE = """name: solo
+warmup: 1
+repeats: auto
+min_repeats: 3
+max_repeats: 4
+tests:
+  - name: throughput
+    concurrency: [8]
+    num_requests: 8
+    input_len: 16
+    output_len: 4
+"""
+
+
+def solo_history(double, tmp_path, jobs: int) -> None:
+    """``jobs`` baseline jobs of the solo suite on the base branch (made-up figures)."""
+    from test_ci import write_run
+
+    earlier = datetime.now(timezone.utc) - timedelta(hours=1)
+    for day in range(1, jobs + 1):
+        base = write_run(tmp_path / "base" / str(day), timestamp=f"2025-05-0{day}T10:00:00.000Z")
+        document = json.loads((base / "metrics.json").read_text())
+        (base / "metrics.json").write_text(json.dumps({**document, "engine": "sim", "suite_name": "solo"}))
+        files = {p.name: p.read_bytes() for p in base.iterdir() if p.is_file()}
+        double.add_artifact("kitt-results", files, head_branch="main", created_at=earlier + timedelta(minutes=day))
+
+
+def test_repeats_auto_on_one_arm_downloads_the_history_before_the_benchmark_and_once(tmp_path, github_double):
+    """The history is what each level is decided against, so it comes before the engine starts; the
+    report compares with that same download."""
+    from kitt.action import main
+
+    double = github_double
+    solo_history(double, tmp_path, 3)
+    (tmp_path / "suite.yaml").write_text(SOLO_SUITE)
+    output = tmp_path / "output"
+    output.touch()
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": double.repo.full_name,
+        "GITHUB_API_URL": double.api_url,
+        "GITHUB_BASE_REF": "main",
+        "GITHUB_OUTPUT": str(output),
+        "KITT_ACTION_FLAVOUR": "composite",
+        "INPUT_MODEL": "meta-llama/Llama-3.1-8B",
+        "INPUT_ENGINE": "sim",
+        "INPUT_SUITE": str(tmp_path / "suite.yaml"),
+        "INPUT_REPEATS": "auto",
+        "INPUT_BASELINE-ARTIFACT": "kitt-results",
+        "INPUT_BASELINE-HISTORY": "3",
+        "INPUT_GITHUB-TOKEN": double.token,
+        "INPUT_RESULTS-DIR": str(tmp_path / "results"),
+        "INPUT_COMMENT": "never",
+    }
+    main(env)  # the verdict does not matter here (the history holds made-up figures)
+    written = json.loads((tmp_path / "results" / "config.json").read_text())
+    record = written["repeats_auto"]
+    assert record["history_jobs"] == 3 and 3 <= record["levels"]["throughput-c8"]["repeats"] <= 4
+    assert len(double.requests_for("actions/download-artifact")) == 3  # each job once, not again for the report
+    report = (tmp_path / "results" / "report.md").read_text()
+    assert "Compared with 3 baseline jobs" in report and "short of repeats" not in report
+
+
+@pytest.mark.parametrize(
+    ("jobs", "why"),
+    [
+        (0, "the base branch has no 'kitt-results' artifact yet"),
+        (2, "the baseline history (baseline-artifact 'kitt-results') holds 2 baseline jobs; the history test needs"),
+    ],
+)
+def test_repeats_auto_on_one_arm_without_a_usable_history_warns_and_runs_max_repeats(
+    tmp_path, github_double, capsys, jobs, why
+):
+    """A new workflow: the base branch has too few baseline jobs yet, so there is nothing to decide against."""
+    from kitt.action import main
+
+    solo_history(github_double, tmp_path, jobs)
+    (tmp_path / "suite.yaml").write_text(SOLO_SUITE)
+    output = tmp_path / "output"
+    output.touch()
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": github_double.repo.full_name,
+        "GITHUB_API_URL": github_double.api_url,
+        "GITHUB_BASE_REF": "main",
+        "GITHUB_OUTPUT": str(output),
+        "KITT_ACTION_FLAVOUR": "composite",
+        "INPUT_MODEL": "meta-llama/Llama-3.1-8B",
+        "INPUT_ENGINE": "sim",
+        "INPUT_SUITE": str(tmp_path / "suite.yaml"),
+        "INPUT_REPEATS": "auto",
+        "INPUT_BASELINE-ARTIFACT": "kitt-results",
+        "INPUT_GITHUB-TOKEN": github_double.token,
+        "INPUT_RESULTS-DIR": str(tmp_path / "results"),
+        "INPUT_COMMENT": "never",
+    }
+    main(env)
+    assert f"::warning::repeats auto has nothing to decide against: {why}" in capsys.readouterr().out
+    written = json.loads((tmp_path / "results" / "config.json").read_text())
+    assert "repeats_auto" not in written and written["suite"]["repeats"] == 4
+    assert len(json.loads((tmp_path / "results" / "metrics.json").read_text())["results"]) == 4
+    assert len(github_double.requests_for("actions/download-artifact")) == jobs  # once each, not again
+
+
+def test_repeats_auto_on_one_arm_needs_a_baseline_artifact():
+    from kitt.action_inputs import preflight
+    from kitt.github.actions_io import ActionsContext
+
+    inputs = ActionInputs.from_environment({"INPUT_MODEL": "m", "INPUT_ENGINE": "sim", "INPUT_REPEATS": "auto"})
+    with pytest.raises(UsageError, match="input 'repeats': auto needs something to decide against"):
+        preflight(inputs, ActionsContext.from_environment({}))

@@ -181,7 +181,7 @@ def test_bad_overrides_and_a_single_arm_auto_run_are_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="at least --min-repeats"):
         apply_overrides(load_suite("quick"), Overrides(repeats="auto", min_repeats=5, max_repeats=4))
     suite = apply_overrides(load_suite("quick"), Overrides(repeats="auto"))
-    with pytest.raises(UsageError, match="--repeats auto needs an A/B run"):
+    with pytest.raises(UsageError, match="--repeats auto needs something to decide against"):
         check_run_config(RunConfig(model="m", engine="sim", suite=suite, output=tmp_path / "o"))
 
 
@@ -201,7 +201,7 @@ def test_the_cli_refuses_auto_without_a_baseline_arm_in_one_line_before_anything
     out = tmp_path / "r"
     done = run_kitt("run", "-m", "m", "-e", "sim", "-o", str(out), "--repeats", "auto")
     assert done.returncode == 2
-    assert_one_line_error(done.stderr, "--repeats auto needs an A/B run")
+    assert_one_line_error(done.stderr, "--repeats auto needs something to decide against")
     done = run_kitt("run", "-m", "m", "-e", "sim", "-o", str(out), "--repeats", "often")
     assert done.returncode == 2 and "often" in done.stderr
     done = run_kitt(

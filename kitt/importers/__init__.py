@@ -19,7 +19,9 @@ from one tool and a current run from another (or from kitt) is an identity misma
 not gated.
 
 A folder of files is one job: files of one tool, each file one repeat of the load levels it
-holds; repeats get ``run_number`` 1..N in the order of the files' own timestamps.
+holds; repeats get ``run_number`` 1..N in the order of the files' own timestamps. A folder of
+baseline jobs (a history) is read by :func:`load_baseline_history`, here below ``kitt.ci`` (its
+report) and ``kitt.run`` (``--repeats auto`` against a history) so both read it alike.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any, Callable
 from kitt.errors import ResultsError
 from kitt.importers import guidellm, inference_perf, llmperf, nvidia, vllm_bench
 from kitt.importers.base import Reader
-from kitt.results import METRICS_FILE, ResultSet, TestResult, load_result_set
+from kitt.results import HISTORY_JOB_FOLDER, METRICS_FILE, ResultSet, TestResult, load_result_set
 
 MAX_FILE_BYTES = 512 * 1024 * 1024  # genai-perf's raw profile_export.json can be large; beyond this, skip
 
@@ -174,3 +176,34 @@ def _one(values: set[str]) -> str:
 
 def _mtime(path: Path) -> datetime:
     return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+
+
+def load_baseline_history(directory: Path | None, limit: int = 10) -> list[ResultSet]:
+    """The baseline jobs under ``directory``, newest first, at most ``limit``; [] when there are none yet.
+
+    ``directory`` holds one result set (its own metrics.json, or one subfolder), or several, one
+    per subfolder (each a baseline job, as downloaded). Another tool's files count as a result
+    set (``kitt.importers``): wherever they sit under ``directory`` they are one job's runs (every
+    tool but vllm bench serve writes a folder per run), unless the subfolders are jobs as kitt's
+    history download names them (``01-run<id>``, :data:`kitt.results.HISTORY_JOB_FOLDER`) or
+    hold kitt result sets. A baseline that exists but cannot be read is an error, never "no baseline".
+    """
+    if directory is None:
+        return []
+    directory = Path(directory)
+    if not directory.exists():
+        return []
+    if not directory.is_dir():
+        raise ResultsError(
+            f"baseline path {directory} is not a directory", hint="Pass the folder holding metrics.json."
+        )
+    top_level = (directory / METRICS_FILE).is_file() or any(has_results_file(p) for p in directory.glob("*.json"))
+    if top_level:
+        jobs = [directory]
+    else:
+        found = sorted(p for p in directory.iterdir() if p.is_dir() and has_results(p))
+        jobs = [p for p in found if HISTORY_JOB_FOLDER.fullmatch(p.name) or next(p.rglob(METRICS_FILE), None)]
+        if not jobs and found:
+            jobs = [directory]  # another tool's runs, a folder each: one job
+    sets = [result_set for job in jobs if (result_set := load_results(job)).results]
+    return sorted(sets, key=lambda r: r.timestamp, reverse=True)[: max(1, limit)]

@@ -256,14 +256,17 @@ def curve_lines(comparison: Comparison) -> list[str]:
 
 
 def _repeats_auto_notes(result_set: ResultSet) -> list[str]:
-    """An A/B run with ``repeats: auto`` (kitt.sequential): how many pairs each level ran, and why it stopped."""
+    """A run with ``repeats: auto`` (kitt.sequential): how many pairs (A/B) or repeats (one arm
+    against a history) each level ran, and why it stopped."""
     ab = result_set.config.get("ab")
-    record = ab.get("repeats") if isinstance(ab, dict) else None
+    record, unit = (ab.get("repeats"), "pairs") if isinstance(ab, dict) else (None, "")
+    if record is None:
+        record, unit = result_set.config.get("repeats_auto"), "repeats"
     levels = record.get("levels") if isinstance(record, dict) else None
-    if not isinstance(levels, dict):
+    if not isinstance(record, dict) or not isinstance(levels, dict):
         return []
     return [
-        f"{test}: {level['reason']} (repeats: auto, {record.get('min_repeats')} to {record.get('max_repeats')} pairs)."
+        f"{test}: {level['reason']} (repeats: auto, {record.get('min_repeats')} to {record.get('max_repeats')} {unit})."
         for test, level in levels.items()
         if isinstance(level, dict) and isinstance(level.get("reason"), str)
     ]
