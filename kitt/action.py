@@ -41,7 +41,7 @@ from kitt.github.pulls import report_pull_request, write_pull_record
 from kitt.progress import Reporter
 from kitt.redact import url_secrets
 from kitt.results import measured_anything
-from kitt.run import load_run_history, run_benchmark
+from kitt.run import against_history, run_benchmark
 
 
 # --------------------------------------------------------------------------- the run
@@ -88,7 +88,7 @@ class ActionRun:
     def _download(self) -> bool:
         """Report mode: the triggering run's results. False when that run did not succeed: a
         cancelled or failed benchmark never reports a pass, whatever its (partial) artifact says."""
-        jobs = fetch_run_results(
+        found = fetch_run_results(
             token=self.inputs.github_token,
             repo=self.context.repository or "",
             run_id=self.inputs.run_id or run_id_of(self.context) or 0,
@@ -96,10 +96,7 @@ class ActionRun:
             dest=self.inputs.results_dir,
             api_url=self.context.api_url,
         )
-        if self.inputs.matrix:
-            self.notes.notice(
-                f"Reporting on {jobs} results artifacts matching {self.inputs.results_artifact!r} in one comment."
-            )
+        self.notes.tell(found)
         conclusion = self.context.workflow_conclusion
         if conclusion not in (None, "success"):
             self.notes.error(f"The benchmark run's conclusion is {conclusion!r}, so its results cannot pass.")
@@ -114,8 +111,13 @@ class ActionRun:
         if self.inputs.hf_token:
             os.environ["HF_TOKEN"] = self.inputs.hf_token  # engines get it by name, never on a command line
         config = self.config
-        if config.suite.auto_repeats is not None and config.baseline is None:
-            config = self._with_history(config)
+        if config.suite.auto_repeats is not None and config.baseline is None:  # decided against the history
+            history = self._baseline(self.context.base_ref)
+            config, warning = against_history(
+                config, history, self.inputs.baseline_history, self.inputs.baseline_artifact
+            )
+            if warning:
+                self.notes.warning(warning)
         try:
             run_benchmark(config, Reporter(groups=self.context.in_actions))
         except UsageError:
@@ -129,31 +131,6 @@ class ActionRun:
             return False if measured_anything(self.inputs.results_dir) else None
         return True
 
-    def _with_history(self, config: Any) -> Any:
-        """repeats auto on one arm: download the baseline history now, before the benchmark, so each
-        level is decided against it (the report reuses this download). A history the run cannot use
-        (none yet, fewer than 3 jobs in a new workflow, another suite's) is a warning, and the run
-        measures max_repeats per level instead: the report still compares what it can."""
-        from dataclasses import replace
-
-        folder = self._baseline(self.context.base_ref)
-        source = f"the baseline history (baseline-artifact {self.inputs.baseline_artifact!r})"
-        if folder is None:
-            why = f"the base branch has no {self.inputs.baseline_artifact!r} artifact yet"
-        else:
-            with_history = replace(config, history_dir=folder, history_limit=self.inputs.baseline_history)
-            try:
-                load_run_history(with_history, source)
-                return with_history
-            except UsageError as error:
-                why = error.message
-        _, high = config.suite.auto_repeats
-        self.notes.warning(
-            f"repeats auto has nothing to decide against: {why}. This run measures {high} repeats per level "
-            "(max_repeats); each push to the base branch adds a baseline job."
-        )
-        return replace(config, suite=replace(config.suite, auto_repeats=None))
-
     def _report(self, benchmark_ok: bool) -> None:
         pr, base_ref = self._pull_request()
         # An A/B run brings its own baseline arm: no baseline artifact is needed or downloaded.
@@ -161,12 +138,6 @@ class ActionRun:
         failure = None if benchmark_ok else (self.context.workflow_conclusion or "failure")
         options = self.inputs.report_options(self.context, pr=pr, baseline_dir=baseline_dir, upstream_failure=failure)
         report = build_report(options)
-        if (
-            pr is not None
-            and self.inputs.comment != "never"
-            and not (self.context.repository and self.inputs.github_token)
-        ):
-            self.notes.warning("No comment: GITHUB_REPOSITORY or the github-token input is missing.")
         # The gate is decided in build_report, before anything is posted: nothing that happens
         # to the comment changes it.
         outcome = publish_report(report, options)
@@ -174,17 +145,12 @@ class ActionRun:
         self.exit_code = max(self.exit_code, outcome.exit_code, 0 if benchmark_ok else 1)
         passed = benchmark_ok and not report.gate_failed
         self.outputs.update(outcome.outputs, report=str(options.report_file), passed=str(passed).lower())
-        default_branch = self.context.event_object("repository").get("default_branch")  # untrusted: any type
-        # The history is the default branch's (no base ref on a push): only its own pushes extend it.
-        if self.context.event_name == "push" and baseline_dir is not None and self.context.ref_name == default_branch:
-            trend = base_branch_trend(
-                self.inputs.results_dir,
-                baseline_dir,
-                self.inputs.thresholds,
-                self.inputs.threshold,
-                self.context.summary_path,
+        if baseline_dir is not None:
+            self.notes.tell(
+                base_branch_trend(
+                    self.inputs.results_dir, baseline_dir, self.inputs.thresholds, self.inputs.threshold, self.context
+                )
             )
-            self.notes.tell(trend)
 
     def _pull_request(self) -> tuple[int | None, str | None]:
         """The PR to comment on and its base branch; in report mode as GitHub confirms it."""

@@ -6,7 +6,7 @@ Warnings and notices come back as ``Notice`` data for the caller to print (as ``
 under Actions). The gate decision is made before publishing, so a failed comment can never
 hide a regression.
 
-    fetch_run_results(...)  -> jobs            report mode: the benchmark run's results artifact(s)
+    fetch_run_results(...)  -> [Notice]        report mode: the benchmark run's results artifact(s)
     fetch_baselines(...)    -> Baselines       the base branch's artifacts, one job or one per job
     base_branch_trend(...)  -> [Notice]        a push's trend of the base branch's history
     build_report(options)   -> Report          load, compare, render; raises KittError
@@ -27,6 +27,7 @@ from typing import Any, Literal, TextIO
 from kitt.compare import compare_result_sets
 from kitt.comparison import Comparison, MetricRow
 from kitt.errors import GitHubError, KittError, ResultsError, UsageError
+from kitt.github.actions_io import ActionsContext
 from kitt.platform import COMMENT_LIMIT, SUMMARY_LIMIT, comment_size
 from kitt.importers import has_results, load_baseline_history, load_results
 from kitt.redact import neutralise
@@ -402,6 +403,8 @@ def publish_report(
         out.write(neutralise(report.markdown))  # results may be a fork's: no workflow command in the log
         out.flush()
         outcome.printed = True
+    if options.pr and options.comment_policy != "never" and not options.print_report and not can_comment:
+        outcome.notices.append(Notice("warning", "No comment: GITHUB_REPOSITORY or the github-token input is missing."))
     if options.require_comment and not want_comment:
         _fail(
             outcome,
@@ -488,11 +491,11 @@ def _append_summary(outcome: ReportOutcome, options: ReportOptions, markdown: st
 
 def fetch_run_results(
     *, token: str, repo: str, run_id: int, artifact: str, dest: Path, api_url: str | None = None
-) -> int:
+) -> list[Notice]:
     """Unpack the results artifact (or, for a pattern, every match: one folder per job) that the
-    benchmark workflow run ``run_id`` uploaded into ``dest``; how many jobs. Raises ResultsError
-    when the run uploaded none."""
-    from kitt.github.baseline import download_run_artifact
+    benchmark workflow run ``run_id`` uploaded into ``dest``; for a pattern, a notice of how many
+    jobs. Raises ResultsError when the run uploaded none."""
+    from kitt.github.baseline import download_run_artifact, is_pattern
 
     found = download_run_artifact(token=token, repo=repo, run_id=run_id, name=artifact, dest=dest, api_url=api_url)
     if not found:
@@ -500,15 +503,22 @@ def fetch_run_results(
             f"no results to report on: {found.reason}",
             hint="Check that the benchmark workflow uploads `results-artifact` under this name.",
         )
-    return found.jobs
+    if not is_pattern(artifact):
+        return []
+    return [Notice("notice", f"Reporting on {found.jobs} results artifacts matching {artifact!r} in one comment.")]
 
 
 def base_branch_trend(
-    results_dir: Path, history_dir: Path, thresholds_file: Path | None, threshold: float, summary_path: Path | None
+    results_dir: Path, history_dir: Path, thresholds_file: Path | None, threshold: float, context: ActionsContext
 ) -> list[Notice]:
-    """On a push to the base branch: the history's trend with this job appended goes into the step
-    summary, and each new change point that made serving slower is a warning naming its commit.
-    A history that cannot be analysed is a warning, never a failure of the push's job."""
+    """On a push to the default branch (``context``'s event): the history's trend with this job
+    appended goes into the step summary, and each new change point that made serving slower is a
+    warning naming its commit; on any other event, nothing: the history is the default branch's
+    (a push has no base ref), and only its own pushes extend it. A history that cannot be analysed
+    is a warning, never a failure of the push's job."""
+    default_branch = context.event_object("repository").get("default_branch")  # untrusted: any type
+    if context.event_name != "push" or context.ref_name != default_branch:
+        return []
     from kitt.github.actions_io import append_summary
     from kitt.report.trend import render_trend, warning_lines
     from kitt.results import load_result_set
@@ -519,7 +529,7 @@ def base_branch_trend(
         update = trend_with_newest(jobs, load_thresholds(thresholds_file, threshold))
     except KittError as error:
         return [Notice("warning", f"No trend of the base branch: {error}")]
-    append_summary(render_trend(update.trend, new=update.new), summary_path)
+    append_summary(render_trend(update.trend, new=update.new), context.summary_path)
     return [Notice("warning", line) for line in warning_lines(update.new, update.trend)]
 
 

@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -337,8 +337,6 @@ def pair_orders(pairs: int, seed: str) -> list[bool]:
 
 def ab_arm_configs(config: RunConfig) -> tuple[RunConfig, list[str]]:
     """The baseline arm's configuration, checked against the engine's mode; and notes to show."""
-    from dataclasses import replace
-
     from kitt.config import AB_SCHEDULES
 
     arm = config.baseline
@@ -417,6 +415,30 @@ def run_benchmark(config: RunConfig, reporter: Reporter | None = None) -> RunOut
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         raise
+
+
+def against_history(config: RunConfig, folder: Path | None, limit: int, artifact: str) -> tuple[RunConfig, str | None]:
+    """A single-arm ``repeats: auto`` run of the action, to be decided against the baseline history
+    downloaded into ``folder``: the config with that history, or, when the run cannot use it
+    (none yet, fewer than 3 jobs in a new workflow, another suite's), the config measuring
+    max_repeats per level and a warning that says why: the report still compares what it can."""
+    source = f"the baseline history (baseline-artifact {artifact!r})"
+    if folder is None:
+        why = f"the base branch has no {artifact!r} artifact yet"
+    else:
+        with_history = replace(config, history_dir=folder, history_limit=limit)
+        try:
+            load_run_history(with_history, source)
+            return with_history, None
+        except UsageError as error:
+            why = error.message
+    assert config.suite.auto_repeats is not None
+    _, high = config.suite.auto_repeats
+    warning = (
+        f"repeats auto has nothing to decide against: {why}. This run measures {high} repeats per level "
+        "(max_repeats); each push to the base branch adds a baseline job."
+    )
+    return replace(config, suite=replace(config.suite, auto_repeats=None)), warning
 
 
 def load_run_history(config: RunConfig, source: str | None = None) -> list[rs.ResultSet]:
