@@ -54,12 +54,15 @@ one figure an open loop adds to the clock's error.
 The ``turns`` rows are multi-turn sessions (``kitt.workload.sessions``): 64 or 256 closed-loop
 streams, each running sessions of 3 turns one after another (32-token messages, 64-token answers,
 no think time), every later turn carrying the conversation so far; their schedule lag is each
-send's delay past the moment it was due (a stream free, or the previous turn's answer in). The
+send's delay past the moment it was due (a stream free, or the previous turn's answer in: with
+no think time a turn cannot leave before its answer is decoded and the next turn built). The
+``think`` rows are the same sessions with 20 ms between an answer and the next turn, so a turn
+is built before it is due and its lag is the clock's own. The
 ``trace`` rows replay a Mooncake trace this script writes (``OUT/trace-c<N>.jsonl``: Poisson
 timestamps at the rate that keeps about 64 or 256 requests in flight, 64-token outputs, 8 groups
 sharing a 512-token block through ``hash_ids``) at its timestamps (``kitt.workload.traces``).
 
-    python benchmarks/harness_accuracy.py --clients kitt --rows turns,trace  # sessions and trace replay
+    python benchmarks/harness_accuracy.py --clients kitt --rows turns,think,trace  # sessions and trace replay
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ def default_rows() -> list[Row]:
         for c, n in {64: 512, 256: 1536}.items()
     ]
     rows += [Row("turns", c, 1, 64, n) for c, n in {64: 128, 256: 512}.items()]  # sessions of TURNS turns
+    rows += [Row("think", c, 1, 64, n) for c, n in {64: 128, 256: 512}.items()]  # the same, THINK_MS apart
     trace_seconds = (TTFT_MS + TRACE_OUTPUT * ITL_MS) / 1e3
     rows += [
         Row("trace", c, 1, TRACE_OUTPUT, n, rate=round(c / trace_seconds, 2)) for c, n in {64: 512, 256: 1536}.items()
@@ -125,6 +129,7 @@ def default_rows() -> list[Row]:
 
 
 TURNS = 3
+THINK_MS = 20.0  # the think rows' pause between an answer and the next turn
 TRACE_OUTPUT = 64
 TRACE_BLOCK = 512  # Mooncake's block size, kitt's default
 
@@ -151,7 +156,7 @@ def write_trace(path: Path, row: Row) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-KITT_ONLY = ("mixed", "turns", "trace")  # the other clients would need their own options for these
+KITT_ONLY = ("mixed", "turns", "think", "trace")  # the other clients would need their own options for these
 MIXED_CONVERSATIONS = 2000
 MIXED_OUTPUT_CAP = 256
 
@@ -221,7 +226,8 @@ class Kitt(Client):
             if row.shape == "mixed"
             else []
         )
-        mixed += ["--turns", str(TURNS)] if row.shape == "turns" else []
+        mixed += ["--turns", str(TURNS)] if row.shape in ("turns", "think") else []
+        mixed += ["--think-ms", str(THINK_MS)] if row.shape == "think" else []
         mixed += ["--trace", str(out.parent / f"trace-c{row.concurrency}.jsonl")] if row.shape == "trace" else []
         return (
             [
@@ -592,6 +598,8 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 def _lag_label(row: dict[str, Any]) -> str:
     if row["shape"] == "turns":
         return f"{TURNS}-turn sessions, {row['concurrency']} streams (send after the previous answer)"
+    if row["shape"] == "think":
+        return f"{TURNS}-turn sessions, {row['concurrency']} streams (send {THINK_MS:g} ms after the previous answer)"
     kind = "trace replay," if row["shape"] == "trace" else "gamma"
     return f"{kind} {row['rate']:g} req/s, ≈{row['concurrency']} in flight"
 
@@ -605,8 +613,11 @@ def markdown(results: list[dict[str, Any]]) -> str:
     for r in results:
         row = r["row"]
         label = f"{row['shape']} c={row['concurrency']} ({row['tokens_per_event']}, {row['output_len']})"
-        if row["shape"] == "turns":
-            label = f"multi-turn, {TURNS} turns a session, {row['concurrency']} streams, output {row['output_len']}"
+        if row["shape"] in ("turns", "think"):
+            think = f", think {THINK_MS:g} ms" if row["shape"] == "think" else ""
+            label = (
+                f"multi-turn, {TURNS} turns a session{think}, {row['concurrency']} streams, output {row['output_len']}"
+            )
         elif row["shape"] == "trace":
             label = f"Mooncake trace replay, {row['rate']:g} req/s, ≈{row['concurrency']} in flight, output {row['output_len']}"
         elif row.get("rate"):
@@ -628,7 +639,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         r
         for r in results
         if "error" not in r
-        and (r["row"].get("rate") or r["row"]["shape"] == "turns")
+        and (r["row"].get("rate") or r["row"]["shape"] in ("turns", "think"))
         and r.get("schedule_lag_ms_median") is not None
     ]
     if lagged:

@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", help="a ShareGPT file to take prompts from")
     parser.add_argument("--rate", type=float, help="open loop at this many requests/s (gamma arrivals)")
     parser.add_argument("--burstiness", type=float, default=1.0)
-    parser.add_argument("--turns", type=int, help="each request a session of this many turns (no think time)")
+    parser.add_argument("--turns", type=int, help="each request a session of this many turns")
+    parser.add_argument("--think-ms", type=float, default=0.0, help="with --turns: the pause before each later turn")
     parser.add_argument("--trace", help="a Mooncake trace (JSONL) to replay, open loop at its timestamps")
     parser.add_argument("--speedup", type=float, default=1.0)
     args = parser.parse_args(argv)
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     dataset = read_dataset(DatasetSpec(args.dataset, "sharegpt", "shuffle")) if args.dataset else None
     conversations, level, due = None, Level("concurrency", args.concurrency), None
     if args.turns:
-        turns = sessions.TurnsSpec(count=args.turns)
+        turns = sessions.TurnsSpec(count=args.turns, think_ms=args.think_ms)
         built, counts = build_sessions(
             args.num_requests,
             turns,

@@ -458,22 +458,24 @@ class _Run:
             ).encode()
         )
         self.current[position] = spec
-        self.pump.call_exactly_at(due, self._send_turn, position, turn + 1, spec, payload, due)
-
-    def _send_turn(self, position: int, turn: int, spec: RequestSpec, payload: bytes, due: float) -> None:
-        record = RequestRecord(
+        # Made ready now, as an open loop's arrival is: its record and a connection (the one this
+        # turn's answer came on is idle again), so only the send is left when the turn is due.
+        following_record = RequestRecord(
             index=spec.index,
             test_name=self.test_name,
             run_number=self.run_number,
             scheduled=due,
             requested_output_tokens=spec.max_tokens,
             session=position,
-            turn=turn,
+            turn=turn + 1,
         )
-        assert self.sessions is not None
-        if turn < len(self.sessions[position].turns):
-            record.answer = ""
-        self._dispatch(record, payload)
+        if turn + 1 < len(session.turns):
+            following_record.answer = ""  # collect the answer's text: the next turn carries it
+        connection = self._idle_connection()
+        if connection is not None:
+            self.pump.call_exactly_at(due, self._send_on, connection, following_record, payload)
+        else:
+            self.pump.call_exactly_at(due, self._dispatch, following_record, payload)
 
     def _end_session(self, record: RequestRecord, why: str | None, left: int) -> None:
         position = record.session
