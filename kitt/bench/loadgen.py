@@ -12,8 +12,9 @@ sends another; open loop: no arrival is due after it); those in flight finish an
 Latency is measured from the moment a request is written, and the schedule lag (write minus due
 time) is recorded, so client-side queueing is never hidden. An open loop's arrival is made
 ready ``PREPARE_S`` ahead (its record, and a connection, opened then if none is idle) and sent
-on an exact timer; a connection still opening at the due time shows as lag. Closed-loop streams connect before the clock starts and keep their
-connections alive. Request bodies are encoded before the clock starts too.
+on an exact timer; a connection still opening at the due time shows as lag. Closed-loop
+streams connect before the clock starts and keep their connections alive. Request bodies are
+encoded before the clock starts too.
 
 The I/O runs on :class:`kitt.bench.pump.Pump`, a small event loop in a thread of its own, with
 kernel receive timestamps where the system has them; ``run_level`` is a coroutine that waits for
