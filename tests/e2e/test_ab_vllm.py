@@ -45,6 +45,15 @@ THRESHOLDS = "median_ttft_ms: 5\nmedian_e2el_ms: 5\noutput_throughput: 5\n" + ""
 )
 
 
+def ab_env(bin_dir):
+    """kitt's environment for two vLLM servers up at once. By default vLLM binds each server's
+    compute thread to the same core (its log: "core ids=[0]", "reserved_cpus=[1]" on this 2-core
+    machine), so the two arms take turns on one core and an A/A run read +251% TTFT on one arm
+    (CI rehearsal, stop 33). Unbound, with one compute thread each, the scheduler gives each
+    server a core of its own."""
+    return {**kitt_env(bin_dir), "VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1"}
+
+
 def ab(vllm, tmp_path, name: str, candidate_extra: list[str]) -> tuple[int, str, dict[str, str]]:
     bin_dir, model_dir = vllm
     out = tmp_path / name
@@ -61,7 +70,7 @@ def ab(vllm, tmp_path, name: str, candidate_extra: list[str]) -> tuple[int, str,
         *ENGINE_ARGS,
         *candidate_extra,
         *BASELINE_ARGS,
-        env=kitt_env(bin_dir),
+        env=ab_env(bin_dir),
         timeout=1200,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -132,7 +141,7 @@ def test_vllm_with_prefix_caching_off_is_seen_in_its_own_counters_and_ttft(vllm,
         *ENGINE_ARGS,
         "--engine-arg=--no-enable-prefix-caching",
         *BASELINE_ARGS,
-        env=kitt_env(bin_dir),
+        env=ab_env(bin_dir),
         timeout=1200,
     )
     assert done.returncode == 0, done.stderr[-3000:]

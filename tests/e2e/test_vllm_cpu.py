@@ -269,7 +269,7 @@ def test_workloads_exact_on_real_vllm(vllm, tmp_path):
 
 CAPACITY_SUITE = """name: vllm-capacity
 repeats: 1
-warmup: 1
+warmup: 4
 tests:
   - name: chat
     num_requests: 4
@@ -284,7 +284,9 @@ def test_capacity_over_concurrency_is_the_slots_on_real_vllm(vllm, tmp_path):
     220-270 ms end to end on this CPU build, 17-34 ms median to the first token with 2 streams
     running): two streams run at once, a third waits a whole service time for a slot, so capacity
     is 2. The search starts at 2: a lone stream on this build often gets its tokens in one event at
-    the end (TTFT 160-240 ms, its whole service time), so one stream does not meet a goal below it."""
+    the end (TTFT 160-240 ms, its whole service time), so one stream does not meet a goal below it.
+    The warm-up (4 requests at 4 streams) runs batches of two before the first probe: with one
+    warm-up request, a CI rehearsal's first probe at 2 streams read 263 ms, TTFT equal to E2E."""
     bin_dir, model_dir = vllm
     suite = tmp_path / "capacity.yaml"
     suite.write_text(CAPACITY_SUITE)
