@@ -118,7 +118,7 @@ def assert_one_line_error(stderr: str, *fragments: str) -> str:
 def assert_exact_quick_suite(out: Path, engine: str, *, repeats: int = 2, tokens: int = 64) -> list[dict]:
     """What a real engine with exact output lengths must give on the quick suite: every request
     complete with ``tokens`` tokens, the server's token counter equal to the client's count, and
-    TTFT below E2E latency. Returns the measured samples.jsonl rows for engine-specific checks."""
+    TTFT no later than E2E latency. Returns the measured samples.jsonl rows for engine-specific checks."""
     import json
 
     metrics = json.loads((out / "metrics.json").read_text())
@@ -129,7 +129,9 @@ def assert_exact_quick_suite(out: Path, engine: str, *, repeats: int = 2, tokens
         requested = 8 if result["test_name"] == "latency-c1" else 32
         assert m["completed"] == requested and m["failed"] == 0, result
         assert m["output_len_mismatch"] == 0 and m["total_output_tokens"] == requested * tokens
-        assert m["median_ttft_ms"] < m["median_e2el_ms"] and m["p99_ttft_ms"] < m["p99_e2el_ms"]
+        # TTFT never after E2E. Equal is possible: vLLM's CPU build sometimes sends a lone stream's
+        # tokens in one event at its end (a CI rehearsal: 4 of 8 requests at one stream, TTFT = E2E).
+        assert m["median_ttft_ms"] <= m["median_e2el_ms"] and m["p99_ttft_ms"] <= m["p99_e2el_ms"]
         # The engine's own Prometheus counter agrees with the client's token count for the repeat.
         assert m["server_generation_tokens"] == m["total_output_tokens"] and m["token_count_mismatch"] == 0
         assert m["usage_count_rejected"] == 0  # a real engine's usage is believed: no false flag
