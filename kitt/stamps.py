@@ -58,12 +58,16 @@ class TimerFd:
         self.libc, self.fd = libc, fd
 
     @classmethod
-    def create(cls) -> "TimerFd | None":
+    def create(cls, tight_slack: bool = False) -> "TimerFd | None":
+        """A timerfd, or None where there is none. ``tight_slack`` also sets the calling thread's
+        timer slack (and its future threads') to 1 ns: the sim server's whole process wants it;
+        a client's pump does not, since a timerfd's expiry has no slack of its own."""
         if not sys.platform.startswith("linux"):
             return None
         try:
             libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(29, 1, 0, 0, 0)  # PR_SET_TIMERSLACK: 1 ns instead of the default 50 us
+            if tight_slack:
+                libc.prctl(29, 1, 0, 0, 0)  # PR_SET_TIMERSLACK: 1 ns instead of the default 50 us
             fd = libc.timerfd_create(time.CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC)
         except (OSError, AttributeError):
             return None

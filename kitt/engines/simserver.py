@@ -296,7 +296,7 @@ class Scheduler:
         self.seq = 0
         self.armed = float("inf")
         self.handle: asyncio.TimerHandle | None = None
-        self.timerfd = TimerFd.create()
+        self.timerfd = TimerFd.create(tight_slack=True)
         if self.timerfd is not None:
             loop.add_reader(self.timerfd.fd, self._on_timerfd)
 
