@@ -86,8 +86,10 @@ def stop_sim(server: subprocess.Popen[str]) -> None:
 def vllm_commands(
     url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int, requests: int
 ) -> list[list[str]]:
-    runs: list[str] = []
+    """One command a repeat; ``make`` runs them all in one process (``_one_vllm_process``)."""
+    commands = []
     for repeat in range(1, repeats + 1):
+        runs: list[str] = []
         for level in levels:
             runs += [
                 "--next",
@@ -127,7 +129,13 @@ def vllm_commands(
                 "--result-filename",
                 f"vllm-c{level}-run{repeat}.json",
             ]
-    return [[str(tools.vllm_python()), str(HERE / "vllm_bench_runs.py"), *runs]]
+        commands.append([str(tools.vllm_python()), str(HERE / "vllm_bench_runs.py"), *runs])
+    return commands
+
+
+def _one_vllm_process(commands: list[list[str]]) -> list[list[str]]:
+    """vLLM's imports take ~15 s a start: every run goes to one ``vllm_bench_runs.py``, in order."""
+    return [[*commands[0][:2], *(arg for command in commands for arg in command[2:])]]
 
 
 def guidellm_commands(
@@ -374,33 +382,46 @@ def make(
     ``slowdown``: how much slower the ``slower`` side's server is; ``multi_run``: AIPerf's own
     repeats in one start (``--num-profile-runs``) instead of one start per repeat."""
     tokenizer = tools.tokenizer_dir()
-    folders = {}
-    for side, seed in SIDES.items():
-        ttft, itl = (TTFT_MS * slowdown, ITL_MS * slowdown) if side == "slower" else (TTFT_MS, ITL_MS)
-        folder = out / tool / side
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        server, url = start_sim(ttft, itl, seed)
-        extra = {"multi_run": True} if multi_run else {}
-        try:
-            for command in COMMANDS[tool](
+    folders, servers, per_side = {}, [], {}
+    try:
+        for side, seed in SIDES.items():
+            ttft, itl = (TTFT_MS * slowdown, ITL_MS * slowdown) if side == "slower" else (TTFT_MS, ITL_MS)
+            folder = folders[side] = out / tool / side
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            server, url = start_sim(ttft, itl, seed)
+            servers.append(server)
+            extra = {"multi_run": True} if multi_run else {}
+            per_side[side] = COMMANDS[tool](
                 url, folder, tokenizer, levels or DEFAULT_LEVELS[tool], repeats, requests, **extra
-            ):
-                log = folder.parent / f".{side}.log"
-                with open(log, "a") as sink:
-                    code = subprocess.run(
-                        command,
-                        stdout=sink,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                        env=tools.tool_env(offline=tool != "aiperf"),
-                        timeout=timeout,
-                    ).returncode
-                if code != 0:
-                    raise RuntimeError(f"{tool} exited {code}; see {log}:\n{log.read_text()[-3000:]}")
-        finally:
+            )
+        # The sides take turns, repeat by repeat, so that a machine slowing down over the minutes
+        # this takes shifts all three alike: run side after side, a busy CI machine once read its
+        # A/A pair as a 14% regression of p99 ITL (three repeats a side, all three slower).
+        turns = [
+            commands[i]
+            for i in range(max(map(len, per_side.values())))
+            for commands in per_side.values()
+            if i < len(commands)
+        ]
+        if tool == "vllm":
+            turns = _one_vllm_process(turns)
+        log = out / tool / ".runs.log"
+        for command in turns:
+            with open(log, "a") as sink:
+                code = subprocess.run(
+                    command,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=tools.tool_env(offline=tool != "aiperf"),
+                    timeout=timeout * (len(SIDES) if tool == "vllm" else 1),
+                ).returncode
+            if code != 0:
+                raise RuntimeError(f"{tool} exited {code}; see {log}:\n{log.read_text()[-3000:]}")
+    finally:
+        for server in servers:
             stop_sim(server)
-        folders[side] = folder
     return folders
 
 
