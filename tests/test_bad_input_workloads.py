@@ -555,6 +555,8 @@ SIM_FLAG_CASES = [
     ("max-model-len-zero", ["--max-model-len", "0"], "--max-model-len at least 1"),
     ("slowdown-nan", ["--slowdown", "nan"], "argument --slowdown"),
     ("prefill-negative", ["--prefill-ms-per-token", "-1"], "--prefill-ms-per-token"),
+    ("step-negative", ["--step-ms", "-5"], "--step-ms and --kv-cache-tokens must be at least 0"),
+    ("step-inf", ["--step-ms", "inf"], "argument --step-ms: expected a finite"),
 ]
 
 
@@ -570,8 +572,15 @@ def test_a_bad_sim_option_is_refused_at_start(
 
 
 def test_no_serving_model_wins_over_the_flags_before_it() -> None:
-    options = simserver.parse_args(["--max-num-seqs", "4", "--kv-cache-tokens", "64", "--no-serving-model"])
-    assert (options.max_num_seqs, options.kv_cache_tokens, options.prefill_ms_per_token) == (0, 0, 0.0)
+    options = simserver.parse_args(
+        ["--max-num-seqs", "4", "--kv-cache-tokens", "64", "--step-ms", "10", "--no-serving-model"]
+    )
+    assert (options.max_num_seqs, options.kv_cache_tokens, options.prefill_ms_per_token, options.step_ms) == (
+        0,
+        0,
+        0.0,
+        0.0,
+    )
 
 
 @pytest.fixture(scope="module")

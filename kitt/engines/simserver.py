@@ -17,7 +17,9 @@ The serving model (``kitt/engines/simmodel.py``, every part off unless asked for
 ``--max-num-seqs N`` at most N requests run and later ones queue in arrival order, so ``s`` is a
 request's arrival or the moment a slot frees (the queue wait is part of its TTFT);
 ``--prefill-ms-per-token`` adds a cost per prompt token not served from the prefix cache;
-``--itl-ms-per-seq`` grows each gap per running request; ``--kv-cache-tokens`` (with
+``--itl-ms-per-seq`` grows each gap per running request; ``--step-ms S`` sends events only at the
+ends of S-ms decode steps, as a batching engine sends a step's tokens for every running request
+together (each event waits for the end of the step its plan falls in); ``--kv-cache-tokens`` (with
 ``--block-size``, 16) holds a block-hashed prefix cache with LRU eviction, off with
 ``--no-enable-prefix-caching``; ``--enable-prompt-tokens-details`` reports
 ``usage.prompt_tokens_details.cached_tokens``. With all of it off (the default here) every request
@@ -56,7 +58,8 @@ With ``--log FILE`` it writes the truth on SIGTERM/SIGINT: per request, its arri
 receive stamp, SO_TIMESTAMPNS), its prompt length, when it started (``start``), its queue wait,
 cached tokens and prefill (``queue_ms``, ``cached_tokens``, ``prefill_ms``), its base TTFT, the
 clock reading right before each event's ``send``, and the most any of its events left late
-against its plan (``lag_ms``).
+against its plan, or with ``--step-ms`` its plan's step end (``lag_ms``; steps end at
+``step_origin`` plus a whole number of steps).
 
 Fault injection for tests: ``--never-ready``, ``--startup-delay S``, ``--die-after N`` (exit
 abruptly in the middle of request N+1), ``--fail-every N`` (every Nth request gets HTTP 500) and
@@ -154,6 +157,7 @@ class Stream:
         "continuous",
         "dead",
         "deadline",
+        "due",
         "details",
         "head",
         "held",
@@ -191,7 +195,7 @@ class Stream:
     ):
         self.conn, self.server, self.rid, self.chat, self.streaming = conn, conn.server, rid, chat, streaming
         self.ttft, self.next_gap, self.per_event, self.speed = ttft, next_gap, per_event, speed
-        self.deadline = self.lag = 0.0
+        self.deadline = self.due = self.lag = 0.0  # due: when it is sent (its plan, or its step's end)
         self.remaining, self.sent_tokens, self.prompt_tokens = tokens, 0, prompt_tokens
         self.continuous = bool(stream_options.get("continuous_usage_stats"))
         self.usage = bool(stream_options.get("include_usage")) or self.continuous
@@ -244,8 +248,8 @@ class Stream:
             transport.write(data)
             self.log["events"].append(now)
             self.log["tokens"].append(count)
-            if now - self.deadline > self.lag:
-                self.lag = now - self.deadline
+            if now - self.due > self.lag:
+                self.lag = now - self.due
         if self.remaining:
             self.deadline += self.next_gap()
             return True
@@ -281,17 +285,21 @@ class Stream:
         }
         now = clock()
         transport.write(_response("200 OK", json.dumps(body).encode(), close=self.conn.close_after))
-        self.lag = now - self.deadline
+        self.lag = now - self.due
         self.log["events"].append(now)
         self.log["tokens"].append(self.sent_tokens)
         self.log["end"] = now
 
 
 class Scheduler:
-    """Every stream's next deadline in one heap, served by a single timer."""
+    """Every stream's next deadline in one heap, served by a single timer.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    With ``step`` (seconds), an event leaves at the end of the decode step its deadline falls in
+    (steps counted from the scheduler's start), as a batching engine sends the tokens of every
+    running request together once a step ends; the deadlines themselves keep their plan."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, step: float = 0.0) -> None:
+        self.loop, self.step, self.origin = loop, step, clock()
         self.heap: list[tuple[float, int, Stream]] = []
         self.seq = 0
         self.armed = float("inf")
@@ -301,10 +309,17 @@ class Scheduler:
             loop.add_reader(self.timerfd.fd, self._on_timerfd)
 
     def add(self, stream: Stream) -> None:
+        self._push(stream)
+        if stream.due < self.armed:
+            self._arm(stream.due)
+
+    def _push(self, stream: Stream) -> None:
+        due = stream.deadline
+        if self.step:  # (a plan on a step's end, give or take rounding, is sent at that end)
+            due = self.origin + math.ceil((due - self.origin) / self.step - 1e-9) * self.step
+        stream.due = due
         self.seq += 1
-        heapq.heappush(self.heap, (stream.deadline, self.seq, stream))
-        if stream.deadline < self.armed:
-            self._arm(stream.deadline)
+        heapq.heappush(self.heap, (due, self.seq, stream))
 
     def _arm(self, deadline: float) -> None:
         self.armed = deadline
@@ -328,8 +343,7 @@ class Scheduler:
         while heap and heap[0][0] <= horizon:
             _, _, stream = heapq.heappop(heap)
             if not stream.dead and stream.emit():
-                self.seq += 1
-                heapq.heappush(heap, (stream.deadline, self.seq, stream))
+                self._push(stream)
             if heap and heap[0][0] > horizon:
                 horizon = clock() + slack
         if heap:
@@ -340,7 +354,7 @@ class Server:
     def __init__(self, options: argparse.Namespace, loop: asyncio.AbstractEventLoop) -> None:
         self.o = options
         self.started = clock()
-        self.scheduler = Scheduler(loop)
+        self.scheduler = Scheduler(loop, options.step_ms / 1e3)
         self.requests: list[dict[str, Any]] = []
         self.generation_tokens = self.prompt_tokens = self.running = self.succeeded = 0
         models = {"object": "list", "data": [{"id": options.model, "object": "model", "owned_by": "kitt-sim"}]}
@@ -373,9 +387,9 @@ class Server:
             self.scheduler.add(stream)
 
     def finish(self, stream: Stream) -> None:
-        """``stream`` sent its last token (at its deadline, in the plan): its slot frees."""
+        """``stream`` sent its last token (at its due time, in the plan): its slot frees."""
         self.succeeded += 1
-        self.release(stream, stream.deadline)
+        self.release(stream, stream.due)
 
     def release(self, stream: Stream, now: float) -> None:
         if stream.request is None:
@@ -423,6 +437,7 @@ class Server:
             "clock": "time.perf_counter (CLOCK_MONOTONIC on Linux), seconds",
             "settings": {k: v for k, v in vars(self.o).items() if k != "log"},
             "timer": "timerfd" if self.scheduler.timerfd is not None else "call_at",
+            "step_origin": self.scheduler.origin,  # with --step-ms, decode steps end at origin + k * step
             "requests": self.requests,
         }
 
@@ -757,6 +772,13 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
         "--itl-ms-per-seq", type=_finite, default=0.0, help="added to each gap between events per running request"
     )
     model.add_argument(
+        "--step-ms",
+        type=_finite,
+        default=0.0,
+        help="send events at the ends of decode steps this long, as a batching engine sends a step's "
+        "tokens together; each event waits for the end of the step it falls in (0: at its own time)",
+    )
+    model.add_argument(
         "--kv-cache-tokens",
         type=int,
         default=0,
@@ -821,16 +843,17 @@ def parse_args(argv: list[str] | None = None, **defaults: Any) -> argparse.Names
     options.model = options.served_model_name or options.model
     if options.no_serving_model:
         options.max_num_seqs = options.kv_cache_tokens = 0
-        options.prefill_ms_per_token = options.itl_ms_per_seq = 0.0
+        options.prefill_ms_per_token = options.itl_ms_per_seq = options.step_ms = 0.0
     if (
         options.max_num_seqs < 0
         or options.prefill_ms_per_token < 0
         or options.itl_ms_per_seq < 0
+        or options.step_ms < 0
         or options.kv_cache_tokens < 0
         or options.block_size < 1
     ):
         parser.error(
-            "--max-num-seqs, --prefill-ms-per-token, --itl-ms-per-seq and --kv-cache-tokens must be at "
+            "--max-num-seqs, --prefill-ms-per-token, --itl-ms-per-seq, --step-ms and --kv-cache-tokens must be at "
             "least 0, --block-size at least 1"
         )
     if options.ttft_cv < 0 or options.itl_cv < 0 or not 0 <= options.port <= 65535:
@@ -871,6 +894,8 @@ async def serve(options: argparse.Namespace) -> None:
             f"+{config.itl_ms_per_seq:g} ms ITL per running request, prefix cache "
             + (f"{config.kv_cache_tokens} tokens" if config.caching else "off")
         )
+    if options.step_ms:
+        modelled += f"; events at the ends of {options.step_ms:g} ms decode steps"
     print(
         f"listening {port} (kitt sim: {options.model} on http://{options.host}:{port}, "
         f"TTFT {options.ttft_ms:g} ms, ITL {options.itl_ms:g} ms{modelled})",

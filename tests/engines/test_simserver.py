@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import http.client
 import json
+import math
 import subprocess
 import sys
 from typing import Any, Iterator
@@ -281,3 +282,26 @@ def test_slowdown_and_noise_scale_the_whole_model(tmp_path):
         # the plan; the sent times differ from the plan by at most the request's logged lateness.
         span = (logged["events"][-1] - logged["events"][0]) * 1e3
         assert 2 * 4 - logged["lag_ms"] - 0.01 <= span <= 2 * 6 + logged["lag_ms"] + 0.01, logged
+
+
+def test_decode_steps_send_every_event_at_the_end_of_the_step_its_plan_falls_in(tmp_path):
+    """--step-ms: events leave at step ends on one clock for all requests (as a batching engine
+    sends a step's tokens together), never before their plan's step ends; the plan is unchanged."""
+    log = tmp_path / "truth.json"
+    step = 5.0
+    with sim("--step-ms", str(step), "--itl-ms", str(step), "--log", str(log)) as conn:
+        records = send(conn, [f"{i} w w" for i in range(8)], streams=3, output_len=4)
+    payload = json.loads(log.read_text())
+    origin, truth = payload["step_origin"], payload["requests"]
+    assert len(records) == len(truth) == 8
+    ends = set()
+    for logged in truth:
+        plans = [logged["start"] + (logged["ttft_ms"] + i * step) / 1e3 for i in range(len(logged["events"]))]
+        dues = [origin + math.ceil((p - origin) / (step / 1e3) - 1e-9) * step / 1e3 for p in plans]
+        late = [(sent - due) * 1e3 for sent, due in zip(logged["events"], dues)]
+        # Never before its step's end, and as late as the server logged, no later.
+        assert min(late) > -1e-6 and max(late) == pytest.approx(logged["lag_ms"], abs=1e-6), (late, logged)
+        assert all(due - plan < step / 1e3 for due, plan in zip(dues, plans))
+        ends.update(round((due - origin) * 1e3 / step) for due in dues)
+    # Three streams of four events each share their step ends: far fewer ends than events.
+    assert len(ends) < sum(len(r["events"]) for r in truth) / 2
