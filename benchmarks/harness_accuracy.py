@@ -30,7 +30,11 @@ Client CPU: a sampler thread reads ``utime + stime`` of the client's whole proce
 of the first matched request and the last matched event (interpolated), divided by the tokens
 those requests streamed, per million. Start-up (imports, tokenizers, data generation) and
 report writing fall outside that window, and differ by tool; what the window holds is the cost
-of driving the load, which is what grows with a benchmark's size.
+of driving the load, which is what grows with a benchmark's size. For kitt two more figures:
+``cpu_s_per_mtok_to_end``, the same window run on to the moment the load generator returned
+(decoding deferred past the last event included), and ``sleeps_per_ktok``, how often the client
+process went to sleep waiting (voluntary context switches over the level) per 1,000 tokens: a
+client wakes once per sleep, and a wake-up costs CPU whatever it then reads.
 
 Clients: ``kitt`` (``kitt.bench.loadgen.run_level``, through benchmarks/clients/kitt_bench.py),
 ``kitt-aiohttp`` (the load generator before kitt/bench/http.py, kept in benchmarks/clients),
@@ -63,12 +67,20 @@ timestamps at the rate that keeps about 64 or 256 requests in flight, 64-token o
 sharing a 512-token block through ``hash_ids``) at its timestamps (``kitt.workload.traces``).
 
     python benchmarks/harness_accuracy.py --clients kitt --rows turns,think,trace  # sessions and trace replay
+
+By default every event leaves at its own planned time, so requests that start at random moments
+send their tokens spread over time. ``--server-step-ms 10`` makes the reference server send on
+10 ms decode steps (the sim's ``--step-ms``), as a batching engine sends the tokens of every
+running request together at the end of each step; the row names get ``-step10``.
+
+    python benchmarks/harness_accuracy.py --clients kitt --rows mixed,turns,short --server-step-ms 10
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -99,10 +111,11 @@ class Row:
     requests: int
     rate: float = 0.0  # mixed: gamma arrivals at this many requests/s
     burstiness: float = 0.0
+    step_ms: float = 0.0  # --server-step-ms: the server sends on decode steps this long
 
     @property
     def name(self) -> str:
-        return f"{self.shape}-c{self.concurrency}"
+        return f"{self.shape}-c{self.concurrency}" + (f"-step{self.step_ms:g}" if self.step_ms else "")
 
 
 def default_rows() -> list[Row]:
@@ -211,6 +224,13 @@ class Client:
     def extra(self, out: Path) -> dict[str, Any]:
         return {}
 
+    def finished(self, out: Path) -> float | None:
+        """When the client had done all of the level's work (its clock), where it says."""
+        return None
+
+    def sleeps(self, out: Path) -> int | None:
+        return None
+
 
 class Kitt(Client):
     name = "kitt"
@@ -247,6 +267,13 @@ class Kitt(Client):
             + (["--aiohttp"] if self.aiohttp else [])
             + mixed
         )
+
+    def finished(self, out: Path) -> float | None:
+        return json.loads((out / "kitt.json").read_text()).get("finished")
+
+    def sleeps(self, out: Path) -> int | None:
+        """How often the client slept waiting (voluntary context switches) during the level."""
+        return json.loads((out / "kitt.json").read_text()).get("sleeps")
 
     def extra(self, out: Path) -> dict[str, Any]:
         """The schedule lag (send minus due time) of an open-loop row."""
@@ -464,6 +491,8 @@ def start_server(row: Row, log: Path) -> tuple[subprocess.Popen[str], str]:
             str(ITL_MS),
             "--tokens-per-event",
             str(row.tokens_per_event),
+            "--step-ms",
+            str(row.step_ms),
             "--log",
             str(log),
         ],
@@ -516,14 +545,20 @@ def run_one(client: Client, row: Row, out: Path, timeout: float) -> dict[str, An
         tail = (out / "client.log").read_text()[-2000:]
         return {"client": client.name, "row": asdict(row), "error": f"exit {code}: {tail}"}
     return (
-        score(client, row, client.load(out, log), log, sampler)
+        score(client, row, client.load(out, log), log, sampler, client.finished(out), client.sleeps(out))
         | client.extra(out)
         | {"command": shlex.join(command), "loadavg_1m": load}
     )
 
 
 def score(
-    client: Client, row: Row, seen: list[Seen], log: dict[str, Any], sampler: CpuSampler | None
+    client: Client,
+    row: Row,
+    seen: list[Seen],
+    log: dict[str, Any],
+    sampler: CpuSampler | None,
+    finished: float | None = None,
+    sleeps: int | None = None,
 ) -> dict[str, Any]:
     """Errors against the truth log, CPU per million tokens, and the achieved token rate."""
     truth = {r["rid"]: r for r in log["requests"]}
@@ -555,8 +590,13 @@ def score(
     }
     result |= _stats("ttft_err_ms", ttft_err) | _stats("itl_err_ms", gap_err) | _stats("mean_gap_err_ms", mean_gap_err)
     result["itl_err_signed_median_ms"] = statistics.median(gap_signed) if gap_signed else None
+    step, origin = row.step_ms / 1e3, log.get("step_origin", 0.0)
+
+    def due(planned: float) -> float:  # with steps, an event is due at the end of its plan's step
+        return origin + math.ceil((planned - origin) / step - 1e-9) * step if step else planned
+
     lateness = [
-        (e - (t["arrival"] + (t["ttft_ms"] + i * t["itl_ms"]) / 1e3)) * 1e3
+        (e - due(t["arrival"] + (t["ttft_ms"] + i * t["itl_ms"]) / 1e3)) * 1e3
         for t in matched
         for i, e in enumerate(t["events"])
     ]
@@ -572,6 +612,10 @@ def score(
             cpu = sampler.at(end) - sampler.at(begin)
             result["client_cpu_s"] = cpu
             result["cpu_s_per_mtok"] = cpu / tokens * 1e6
+            if sleeps is not None:
+                result["sleeps_per_ktok"] = sleeps / tokens * 1e3
+            if finished is not None:
+                result["cpu_s_per_mtok_to_end"] = (sampler.at(max(finished, end)) - sampler.at(begin)) / tokens * 1e6
     return result
 
 
@@ -622,6 +666,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
             label = f"Mooncake trace replay, {row['rate']:g} req/s, ≈{row['concurrency']} in flight, output {row['output_len']}"
         elif row.get("rate"):
             label = f"mixed ShareGPT, gamma {row['rate']:g} req/s (burstiness {row['burstiness']:g}), ≈{row['concurrency']} in flight, output ≤ {row['output_len']}"
+        if row.get("step_ms"):
+            label += f", events on {row['step_ms']:g} ms steps"
         if "error" in r:
             lines.append(f"| {r['client']} | {label} | failed: {r['error'][:80]!r} | | | | |")
             continue
@@ -722,6 +768,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", default="short,chunked,long", help="shapes to run, or row names like short-c64")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every row's request count")
     parser.add_argument(
+        "--server-step-ms",
+        type=float,
+        default=0.0,
+        help="the reference server sends events at the ends of decode steps this long, as a batching engine does",
+    )
+    parser.add_argument(
         "--vllm-python", type=Path, help="the vLLM venv's python (default: tests/e2e/vllm_cpu.ensure_env)"
     )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per client run")
@@ -735,7 +787,9 @@ def main(argv: list[str] | None = None) -> None:
 
     wanted = args.rows.split(",")
     rows = [r for r in default_rows() if r.shape in wanted or r.name in wanted]
-    rows = [replace(r, requests=max(int(r.requests * args.scale), r.concurrency)) for r in rows]
+    rows = [
+        replace(r, requests=max(int(r.requests * args.scale), r.concurrency), step_ms=args.server_step_ms) for r in rows
+    ]
     clients: list[Client] = []
     names = args.clients.split(",")
     tokenizer_python: Path | None = None

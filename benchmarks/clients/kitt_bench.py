@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
+import time
 
 from kitt.bench.loadgen import Target, run_level
 from kitt.bench.records import RequestRecord
@@ -97,9 +99,13 @@ def main(argv: list[str] | None = None) -> None:
     extra = {"seed": args.seed} if args.aiohttp else {"schedule": due}  # the old one drew its own arrivals
     if conversations is not None:
         extra["sessions"] = conversations
+    before = resource.getrusage(resource.RUSAGE_SELF)
     start, end = asyncio.run(
         level_runner(target, requests, level, test_name="accuracy", run_number=1, sink=records, **extra)
     )
+    finished = time.perf_counter()  # every record decoded: the level's work is done
+    # Times the process went to sleep waiting (mostly the pump's polls): each costs a wake-up.
+    sleeps = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - before.ru_nvcsw
     # A session's later turns open with its first turn's text (kitt.workload.spec.conversation_text).
     heads = {spec.index: spec.text[:48] for spec in every}
     if conversations is not None:
@@ -118,7 +124,10 @@ def main(argv: list[str] | None = None) -> None:
         for r in records
     ]
     with open(args.out, "w") as handle:
-        json.dump({"client": "kitt", "start": start, "end": end, "requests": saved}, handle)
+        json.dump(
+            {"client": "kitt", "start": start, "end": end, "finished": finished, "sleeps": sleeps, "requests": saved},
+            handle,
+        )
 
 
 if __name__ == "__main__":
