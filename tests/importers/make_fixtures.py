@@ -239,7 +239,7 @@ storage:
 def inference_perf_commands(
     url: str, out: Path, tokenizer: Path, levels: tuple[int, ...], repeats: int, requests: int
 ) -> list[list[str]]:
-    """One config file a repeat (inference-perf takes its load from one), next to the side's log."""
+    """One config file a repeat (inference-perf takes its load from one), beside the side's folder."""
     stages = "\n".join(f"  - {{num_requests: {requests}, concurrency_level: {level}}}" for level in levels)
     commands = []
     for repeat in range(1, repeats + 1):
