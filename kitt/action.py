@@ -110,16 +110,16 @@ class ActionRun:
             return True
         if self.inputs.hf_token:
             os.environ["HF_TOKEN"] = self.inputs.hf_token  # engines get it by name, never on a command line
-        config = self.config
+        config, history = self.config, None
         if config.suite.auto_repeats is not None and config.baseline is None:  # decided against the history
-            history = self._baseline(self.context.base_ref)
-            config, warning = against_history(
-                config, history, self.inputs.baseline_history, self.inputs.baseline_artifact
+            folder = self._baseline(self.context.base_ref)
+            config, history, warning = against_history(
+                config, folder, self.inputs.baseline_history, self.inputs.baseline_artifact
             )
             if warning:
                 self.notes.warning(warning)
         try:
-            run_benchmark(config, Reporter(groups=self.context.in_actions))
+            run_benchmark(config, Reporter(groups=self.context.in_actions), history)
         except UsageError:
             raise
         except KittError as error:

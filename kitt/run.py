@@ -92,6 +92,7 @@ class BenchmarkRun:
                 for name in DEFAULT_GATED
                 if name != "capacity" and (pct := Thresholds().for_metric(name)) is not None
             }
+            self.lower = {metric: metric_direction(metric) == LOWER for metric in self.gated}
             self.design = sequential.Design(low, high, family_size=max(1, levels * len(self.gated)))
         if config.baseline is None:
             self.arms = [Arm(None, config, self.out, self.run_id, reporter)]
@@ -246,8 +247,7 @@ class BenchmarkRun:
             ]
             for metric in self.gated
         }
-        lower = {metric: metric_direction(metric) == LOWER for metric in self.gated}
-        look = sequential.look(values, lower, self.gated, self.design, pairs_run)
+        look = sequential.look(values, self.lower, self.gated, self.design, pairs_run)
         assert self.ab is not None
         return self._record_look(name, look, self.ab["repeats"])
 
@@ -266,8 +266,7 @@ class BenchmarkRun:
             metric: [[float(v) for r in job if (v := r.metrics.get(metric)) is not None] for job in jobs]
             for metric in self.gated
         }
-        lower = {metric: metric_direction(metric) == LOWER for metric in self.gated}
-        look = sequential.look_history(history, values, lower, self.gated, self.design, repeats_run)
+        look = sequential.look_history(history, values, self.lower, self.gated, self.design, repeats_run)
         return self._record_look(name, look, arm.repeats_auto)
 
     def _record_look(self, name: str, look: sequential.Look, record: dict[str, Any]) -> bool:
@@ -396,13 +395,18 @@ def ab_differences(baseline: RunConfig, candidate: RunConfig) -> dict[str, list[
     return {name: list(pair) for name, pair in fields.items() if pair[0] != pair[1]}
 
 
-def run_benchmark(config: RunConfig, reporter: Reporter | None = None) -> RunOutcome:
+def run_benchmark(
+    config: RunConfig, reporter: Reporter | None = None, history: list[rs.ResultSet] | None = None
+) -> RunOutcome:
+    """Run ``config``. ``history``: the baseline jobs under ``config.history_dir``, when the caller
+    has loaded them already (:func:`against_history`); else they are loaded here."""
     # Bad values, a busy port and an unusable output folder fail here, before an engine loads a
     # model and before anything is created on disk.
     check_run_config(config)
     if config.baseline is not None:
         ab_arm_configs(config)  # A/B flags an engine cannot take
-    history = load_run_history(config) if config.history_dir is not None else None
+    if history is None and config.history_dir is not None:
+        history = load_run_history(config)
     run = BenchmarkRun(config, reporter or Reporter(), history)  # an unknown engine or a missing --endpoint
     if config.port is not None and run.arms[-1].mode != "endpoint":
         check_port_free(config.port)
@@ -417,19 +421,21 @@ def run_benchmark(config: RunConfig, reporter: Reporter | None = None) -> RunOut
         raise
 
 
-def against_history(config: RunConfig, folder: Path | None, limit: int, artifact: str) -> tuple[RunConfig, str | None]:
+def against_history(
+    config: RunConfig, folder: Path | None, limit: int, artifact: str
+) -> tuple[RunConfig, list[rs.ResultSet] | None, str | None]:
     """A single-arm ``repeats: auto`` run of the action, to be decided against the baseline history
-    downloaded into ``folder``: the config with that history, or, when the run cannot use it
-    (none yet, fewer than 3 jobs in a new workflow, another suite's), the config measuring
-    max_repeats per level and a warning that says why: the report still compares what it can."""
+    downloaded into ``folder``: the config with that history and the jobs loaded from it, or, when
+    the run cannot use it (none yet, fewer than 3 jobs in a new workflow, another suite's), the
+    config measuring max_repeats per level, no jobs, and a warning that says why: the report still
+    compares what it can."""
     source = f"the baseline history (baseline-artifact {artifact!r})"
     if folder is None:
         why = f"the base branch has no {artifact!r} artifact yet"
     else:
         with_history = replace(config, history_dir=folder, history_limit=limit)
         try:
-            load_run_history(with_history, source)
-            return with_history, None
+            return with_history, load_run_history(with_history, source), None
         except UsageError as error:
             why = error.message
     assert config.suite.auto_repeats is not None
@@ -438,7 +444,7 @@ def against_history(config: RunConfig, folder: Path | None, limit: int, artifact
         f"repeats auto has nothing to decide against: {why}. This run measures {high} repeats per level "
         "(max_repeats); each push to the base branch adds a baseline job."
     )
-    return replace(config, suite=replace(config.suite, auto_repeats=None)), warning
+    return replace(config, suite=replace(config.suite, auto_repeats=None)), None, warning
 
 
 def load_run_history(config: RunConfig, source: str | None = None) -> list[rs.ResultSet]:
