@@ -205,20 +205,7 @@ class _Run:
         self.pump = Pump()
         self.requests = requests
         # Bodies are built before the clock starts: JSON encoding is not on the timing path.
-        self.payloads = [
-            client.request_bytes(
-                json.dumps(
-                    request_body(
-                        spec,
-                        api=target.api,
-                        model=target.model,
-                        stream_options=target.stream_options,
-                        extra=target.extra_body,
-                    )
-                ).encode()
-            )
-            for spec in requests
-        ]
+        self.payloads = [self._payload(spec) for spec in requests]
         self.mine: list[RequestRecord] = []
         self.in_flight: dict[int, RequestRecord] = {}
         self.idle: list[Connection] = []  # kept-alive connections, most recently used last
@@ -231,6 +218,14 @@ class _Run:
         self.current: dict[int, RequestSpec] = {}  # per session in progress: its turn in flight or due
         self.open_sessions = 0  # started, not yet ended
         self.started = 0  # sessions started
+
+    def _payload(self, spec: RequestSpec) -> bytes:
+        """The whole HTTP request for ``spec``: head and JSON body."""
+        target = self.target
+        body = request_body(
+            spec, api=target.api, model=target.model, stream_options=target.stream_options, extra=target.extra_body
+        )
+        return self.client.request_bytes(json.dumps(body).encode())
 
     # -- shapes -----------------------------------------------------------------------------
 
@@ -280,10 +275,14 @@ class _Run:
             self._send(position, now)
 
     def _prepare(self, position: int, due: float) -> None:
-        """An open loop's arrival, made ready before it is due so that only the send is left at its
-        due time (an exact timer): its record, and a connection, kept alive or opened now. A
-        connection still opening when the request is due makes it late, and that shows as lag."""
-        record, payload = self._record_for(position, due), self.payloads[position]
+        """An open loop's arrival, made ready before it is due."""
+        self._send_when_due(self._record_for(position, due), self.payloads[position], due)
+
+    def _send_when_due(self, record: RequestRecord, payload: bytes, due: float) -> None:
+        """Make a request ready now and send it at ``due`` on an exact timer, so only the send is
+        left then: a connection is taken (kept alive) or opened now. A connection still opening
+        when the request is due makes it late, and that shows as lag. For an open loop's arrivals
+        and a session's next turns."""
         connection = self._idle_connection()
         if connection is not None:
             self.pump.call_exactly_at(due, self._send_on, connection, record, payload)
@@ -448,20 +447,9 @@ class _Run:
             return
         spec = next_turn(previous, record.answer or "", following)
         record.answer = None
-        payload = self.client.request_bytes(
-            json.dumps(
-                request_body(
-                    spec,
-                    api=self.target.api,
-                    model=self.target.model,
-                    stream_options=self.target.stream_options,
-                    extra=self.target.extra_body,
-                )
-            ).encode()
-        )
         self.current[position] = spec
-        # Made ready now, as an open loop's arrival is: its record and a connection (the one this
-        # turn's answer came on is idle again), so only the send is left when the turn is due.
+        # Made ready now, as an open loop's arrival is (the connection this turn's answer came on
+        # is idle again), so only the send is left when the turn is due.
         following_record = RequestRecord(
             index=spec.index,
             test_name=self.test_name,
@@ -473,11 +461,7 @@ class _Run:
         )
         if turn + 1 < len(session.turns):
             following_record.answer = ""  # collect the answer's text: the next turn carries it
-        connection = self._idle_connection()
-        if connection is not None:
-            self.pump.call_exactly_at(due, self._send_on, connection, following_record, payload)
-        else:
-            self.pump.call_exactly_at(due, self._dispatch, following_record, payload)
+        self._send_when_due(following_record, self._payload(spec), due)
 
     def _end_session(self, record: RequestRecord, why: str | None, left: int) -> None:
         position = record.session

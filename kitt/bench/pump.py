@@ -200,6 +200,7 @@ class Pump:
     def _drain_timerfd(self, mask: int) -> None:
         assert self._timerfd is not None
         self._timerfd.drain()
+        self._armed = 0.0  # it fired: a later timer for the same moment must arm it again
 
     def _drain_waker(self, mask: int) -> None:
         try:

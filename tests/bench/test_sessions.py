@@ -29,6 +29,7 @@ class Recorder(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     bodies: list[dict[str, Any]] = []
     lock = threading.Lock()
+    close_each = False  # close the connection after every answer
 
     def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -48,6 +49,8 @@ class Recorder(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Content-Length", str(len(data)))
+        if self.close_each:
+            self.send_header("Connection", "close")  # no kept-alive connection for the next turn
         self.end_headers()
         self.wfile.write(data)
 
@@ -57,7 +60,7 @@ class Recorder(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def server() -> Iterator[str]:
-    Recorder.bodies = []
+    Recorder.bodies, Recorder.close_each = [], False
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -123,6 +126,22 @@ def test_each_turn_carries_the_earlier_messages_and_the_answers_the_server_retur
     assert metrics["median_ttft_ms_turn1"] is not None and metrics["median_ttft_ms_later"] is not None
     assert metrics["turns_not_sent"] == 0 and metrics["sessions_cut_by_length"] == 0
     assert {"session", "turn"} <= set(records[0].to_sample(0.0))
+
+
+@pytest.mark.parametrize("think_s", [0.0, 0.05])
+def test_a_next_turn_opens_its_own_connection_when_the_server_closed_the_last(server: str, think_s: float) -> None:
+    """No kept-alive connection is left when a turn is made ready: it opens one then, and is sent
+    no earlier than it is due (at once without a think time, once the connection is up)."""
+    Recorder.close_each = True
+    convs = sessions([["hello one", "next two", "last three"], ["hi alpha", "then beta", "end gamma"]], think_s)
+    records = run(server, convs, Level("concurrency", 2))
+    assert len(records) == 6 and all(r.ok for r in records), [r.error for r in records]
+    ends = {(r.session, r.turn): r.end for r in records}
+    for r in records:
+        if r.turn and r.turn > 1:
+            assert r.scheduled == pytest.approx(ends[(r.session, r.turn - 1)] + think_s, abs=1e-9)
+            assert r.sent >= r.scheduled
+    assert [b["messages"][-1]["content"] for b in Recorder.bodies if len(b["messages"]) == 5] != []
 
 
 def test_one_stream_runs_one_session_at_a_time(server: str) -> None:
