@@ -84,12 +84,7 @@ def history_tables(args: argparse.Namespace) -> None:
             history_jobs(args.jobs, args.history_jobs, seed=seed, **common),
             current_jobs(args.jobs, 10, shift=shift, seed=seed + 100, **common),
         )
-        for name, shift, seed in (
-            ("aa", None, 1),
-            ("p6", one_metric_worse(6), 4),
-            ("p10", one_metric_worse(10), 2),
-            ("p20", one_metric_worse(20), 3),
-        )
+        for name, shift, seed in cases()
     }
     print(
         f"{args.jobs:,} simulated single-arm jobs per cell, each against its own history of {args.history_jobs} "
@@ -123,6 +118,16 @@ def row(label: str, aa: Outcome, p6: Outcome, p10: Outcome, p20: Outcome) -> str
 SIDES = ("aa", "p6", "p10", "p20")
 
 
+def cases() -> list[tuple[str, np.ndarray | None, int]]:
+    """Each column's jobs: A/A, then one metric 6, 10 and 20% worse; (name, shift, seed)."""
+    return [
+        ("aa", None, 1),
+        ("p6", one_metric_worse(6), 4),
+        ("p10", one_metric_worse(10), 2),
+        ("p20", one_metric_worse(20), 3),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10_000)
@@ -136,15 +141,7 @@ def main() -> None:
         history_tables(args)
         return
     common = {"repeat_cv": args.repeat_cv, "drift_pct": args.drift_pct}
-    jobs = {
-        name: pair_diffs(args.jobs, 10, shift=shift, seed=seed, **common)
-        for name, shift, seed in (
-            ("aa", None, 1),
-            ("p6", one_metric_worse(6), 4),
-            ("p10", one_metric_worse(10), 2),
-            ("p20", one_metric_worse(20), 3),
-        )
-    }
+    jobs = {name: pair_diffs(args.jobs, 10, shift=shift, seed=seed, **common) for name, shift, seed in cases()}
     print(
         f"{args.jobs:,} simulated A/B jobs per cell; repeat CV {args.repeat_cv:.1%}; job CV 3%; "
         f"drift ±{args.drift_pct:g}% (one period per 10 pairs)\n"

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -292,17 +293,13 @@ def solo_history(double, tmp_path, jobs: int) -> None:
         double.add_artifact("kitt-results", files, head_branch="main", created_at=earlier + timedelta(minutes=day))
 
 
-def test_repeats_auto_on_one_arm_downloads_the_history_before_the_benchmark_and_once(tmp_path, github_double):
-    """The history is what each level is decided against, so it comes before the engine starts; the
-    report compares with that same download."""
-    from kitt.action import main
-
-    double = github_double
-    solo_history(double, tmp_path, 3)
+def solo_auto_env(double, tmp_path: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The action's environment for a single-arm ``repeats: auto`` run of SOLO_SUITE on the sim,
+    on a pull request to main, with the double as GitHub."""
     (tmp_path / "suite.yaml").write_text(SOLO_SUITE)
     output = tmp_path / "output"
     output.touch()
-    env = {
+    return {
         "GITHUB_ACTIONS": "true",
         "GITHUB_REPOSITORY": double.repo.full_name,
         "GITHUB_API_URL": double.api_url,
@@ -314,12 +311,23 @@ def test_repeats_auto_on_one_arm_downloads_the_history_before_the_benchmark_and_
         "INPUT_SUITE": str(tmp_path / "suite.yaml"),
         "INPUT_REPEATS": "auto",
         "INPUT_BASELINE-ARTIFACT": "kitt-results",
-        "INPUT_BASELINE-HISTORY": "3",
         "INPUT_GITHUB-TOKEN": double.token,
         "INPUT_RESULTS-DIR": str(tmp_path / "results"),
         "INPUT_COMMENT": "never",
+        **(extra or {}),
     }
-    main(env)  # the verdict does not matter here (the history holds made-up figures)
+
+
+def test_repeats_auto_on_one_arm_downloads_the_history_before_the_benchmark_and_once(tmp_path, github_double):
+    """The history is what each level is decided against, so it comes before the engine starts; the
+    report compares with that same download."""
+    from kitt.action import main
+
+    double = github_double
+    solo_history(double, tmp_path, 3)
+    main(
+        solo_auto_env(double, tmp_path, {"INPUT_BASELINE-HISTORY": "3"})
+    )  # the verdict does not matter here (the history holds made-up figures)
     written = json.loads((tmp_path / "results" / "config.json").read_text())
     record = written["repeats_auto"]
     assert record["history_jobs"] == 3 and 3 <= record["levels"]["throughput-c8"]["repeats"] <= 4
@@ -342,26 +350,7 @@ def test_repeats_auto_on_one_arm_without_a_usable_history_warns_and_runs_max_rep
     from kitt.action import main
 
     solo_history(github_double, tmp_path, jobs)
-    (tmp_path / "suite.yaml").write_text(SOLO_SUITE)
-    output = tmp_path / "output"
-    output.touch()
-    env = {
-        "GITHUB_ACTIONS": "true",
-        "GITHUB_REPOSITORY": github_double.repo.full_name,
-        "GITHUB_API_URL": github_double.api_url,
-        "GITHUB_BASE_REF": "main",
-        "GITHUB_OUTPUT": str(output),
-        "KITT_ACTION_FLAVOUR": "composite",
-        "INPUT_MODEL": "meta-llama/Llama-3.1-8B",
-        "INPUT_ENGINE": "sim",
-        "INPUT_SUITE": str(tmp_path / "suite.yaml"),
-        "INPUT_REPEATS": "auto",
-        "INPUT_BASELINE-ARTIFACT": "kitt-results",
-        "INPUT_GITHUB-TOKEN": github_double.token,
-        "INPUT_RESULTS-DIR": str(tmp_path / "results"),
-        "INPUT_COMMENT": "never",
-    }
-    main(env)
+    main(solo_auto_env(github_double, tmp_path))
     assert f"::warning::repeats auto has nothing to decide against: {why}" in capsys.readouterr().out
     written = json.loads((tmp_path / "results" / "config.json").read_text())
     assert "repeats_auto" not in written and written["suite"]["repeats"] == 4

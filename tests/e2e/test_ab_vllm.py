@@ -54,9 +54,10 @@ def ab_env(bin_dir):
     return {**kitt_env(bin_dir), "VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1"}
 
 
-def ab(vllm, tmp_path, name: str, candidate_extra: list[str]) -> tuple[int, str, dict[str, str]]:
+def run_ab(vllm, out, *args: str) -> None:
+    """``kitt run`` A/B on two native vLLM servers of the tiny model, ``args`` the candidate's
+    flags and the load; both arms run and both servers are gone after."""
     bin_dir, model_dir = vllm
-    out = tmp_path / name
     done = run_kitt(
         "run",
         "-e",
@@ -66,15 +67,19 @@ def ab(vllm, tmp_path, name: str, candidate_extra: list[str]) -> tuple[int, str,
         str(model_dir),
         "-o",
         str(out),
-        *LOAD,
         *ENGINE_ARGS,
-        *candidate_extra,
+        *args,
         *BASELINE_ARGS,
         env=ab_env(bin_dir),
         timeout=1200,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert wait_until_gone() == [], "both vLLM servers must be gone"
+
+
+def ab(vllm, tmp_path, name: str, candidate_extra: list[str]) -> tuple[int, str, dict[str, str]]:
+    out = tmp_path / name
+    run_ab(vllm, out, *LOAD, *candidate_extra)
     for arm in ("baseline", "candidate"):
         metrics = json.loads((out / arm / "metrics.json").read_text())
         assert metrics["passed"] and all(r["metrics"]["failed"] == 0 for r in metrics["results"])
@@ -123,29 +128,10 @@ def test_vllm_with_prefix_caching_off_is_seen_in_its_own_counters_and_ttft(vllm,
     the hit rate from vLLM's own counters is above 0.5 with caching and near 0 without, and the
     median TTFT is lower with caching in every pair. (One run: 0.90 and 0.98 against 0.0; 19.6 and
     21.1 ms against 49.4 and 48.6; 134 s with both starts.)"""
-    bin_dir, model_dir = vllm
     suite = tmp_path / "prefix.yaml"
     suite.write_text(PREFIX_SUITE)
     out = tmp_path / "cache"
-    done = run_kitt(
-        "run",
-        "-e",
-        "vllm",
-        "--native",
-        "-m",
-        str(model_dir),
-        "-s",
-        str(suite),
-        "-o",
-        str(out),
-        *ENGINE_ARGS,
-        "--engine-arg=--no-enable-prefix-caching",
-        *BASELINE_ARGS,
-        env=ab_env(bin_dir),
-        timeout=1200,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert wait_until_gone() == [], "both vLLM servers must be gone"
+    run_ab(vllm, out, "-s", str(suite), "--engine-arg=--no-enable-prefix-caching")
     runs = {
         arm: {r["run_number"]: r["metrics"] for r in json.loads((out / arm / "metrics.json").read_text())["results"]}
         for arm in ("baseline", "candidate")
