@@ -868,14 +868,18 @@ def check_run_config(config: RunConfig, *, history_to_come: bool = False) -> Non
             "--history-dir needs --repeats auto: it is what each level's repeats are decided against",
             hint="Add --repeats auto (or `repeats: auto` in the suite), or drop --history-dir.",
         )
-    if config.suite.auto_repeats is not None and config.baseline is None and config.history_dir is None:
-        if not history_to_come:
-            raise UsageError(
-                "--repeats auto needs something to decide against: an A/B baseline arm or a history of baseline jobs",
-                hint="Name the baseline arm with --baseline-engine-image, --baseline-engine-arg, --baseline-model or "
-                "--baseline-endpoint, or pass --history-dir DIR (the baseline jobs' result sets), or give a number "
-                "of repeats.",
-            )
+    if (
+        config.suite.auto_repeats is not None
+        and config.baseline is None
+        and config.history_dir is None
+        and not history_to_come
+    ):
+        raise UsageError(
+            "--repeats auto needs something to decide against: an A/B baseline arm or a history of baseline jobs",
+            hint="Name the baseline arm with --baseline-engine-image, --baseline-engine-arg, --baseline-model or "
+            "--baseline-endpoint, or pass --history-dir DIR (the baseline jobs' result sets), or give a number "
+            "of repeats.",
+        )
     if config.suite.auto_repeats is not None and config.ab_schedule == "blocks":
         raise UsageError(
             "--repeats auto needs --ab-schedule interleaved",
