@@ -101,7 +101,9 @@ def _stage(tmp_path, double, monkeypatch, sets, sha):
         )
     seen = {}
 
-    def benchmark(config, reporter):  # the engine is not what is under test here; the sim run has its own tests
+    def benchmark(
+        config, reporter, history=None
+    ):  # the engine is not what is under test here; the sim run has its own tests
         seen["commit"], seen["branch"] = config.commit, config.branch
         trend_sim.write(sets[-1], config.output)
 

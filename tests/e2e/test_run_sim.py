@@ -188,7 +188,7 @@ def test_timing_matches_what_the_sim_was_told(tmp_path):
 def test_queued_requests_wait_one_service_time_and_kitts_ttft_is_the_wait_plus_prefill(tmp_path):
     """4 slots, 8 closed-loop streams of one fixed length: requests 5-8 start when 1-4 end, and
     kitt's TTFT of each request is the sim's logged queue wait + base TTFT + prefill (its plan)
-    plus the sim's own lateness on this busy machine, within 1 ms."""
+    plus the sim's own lateness, and one delivery time common to the run, within 1 ms."""
     out, log = tmp_path / "r", tmp_path / "truth.json"
     done = run_kitt(
         "run",
@@ -235,7 +235,12 @@ def test_queued_requests_wait_one_service_time_and_kitts_ttft_is_the_wait_plus_p
         assert all(r["queue_ms"] > 100 for r in queued)
         ttfts = sorted(s["event_ms"][0] for s in samples if s["test_name"] == test)
         sent = sorted((r["events"][0] - r["arrival"]) * 1e3 for r in requests)
-        assert all(abs(a - b) < 1.0 for a, b in zip(ttfts, sent)), (ttfts, sent)
+        # kitt's clock starts at its send, the sim's at the request's arrival: between them is the
+        # loopback's delivery, one time for the whole run (0.02-0.08 ms on a quiet machine; 0.4-1.2
+        # ms on a busy one, CI rehearsal ci10). So every request's difference is that one time, within
+        # 1 ms, never below zero: a wait or prefill kitt misread would stand out from the rest.
+        offsets = [a - b for a, b in zip(ttfts, sent)]
+        assert min(offsets) > -0.05 and max(offsets) < 5.0 and max(offsets) - min(offsets) < 1.0, offsets
         # The sim sends on its plan, late only by what the shared cores cost it (a few ms on a busy
         # machine, docs/performance.md), far below a queue wait of ~200 ms.
         for r in requests:
