@@ -253,9 +253,9 @@ def cache_root() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "kitt-tests"
 
 
-def default_model_dir(cache_dir: Path | None = None) -> Path:
-    """Where ``serve`` and ``smoke`` keep the tiny model."""
-    return (cache_dir or cache_root()) / "tiny-llama"
+def default_model_dir(cache_dir: Path | None = None, size: str = "tiny") -> Path:
+    """Where ``serve`` and ``smoke`` keep the tiny model (and where the small one is kept)."""
+    return (cache_dir or cache_root()) / f"{size}-llama"
 
 
 def _clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -408,8 +408,10 @@ def ensure_env(cache_dir: Path | None = None) -> Path:
 # ---------------------------------------------------------------------------
 # The tiny model
 
-# Run under the venv's Python: argv[1] is the folder to write into.
+# Run under the venv's Python: argv[1] is the folder to write into, argv[2] the JSON of the
+# model's shape (one of MODEL_SHAPES).
 _MODEL_PROGRAM = r"""
+import json
 import sys
 from pathlib import Path
 
@@ -418,6 +420,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 out = Path(sys.argv[1])
+shape = json.loads(sys.argv[2])
 SPECIALS = ["<unk>", "<s>", "</s>"]
 CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -451,16 +454,14 @@ trainer = trainers.BpeTrainer(
 tokenizer.train_from_iterator(CORPUS, trainer=trainer)
 hf_tokenizer = PreTrainedTokenizerFast(
     tokenizer_object=tokenizer, unk_token="<unk>", bos_token="<s>",
-    eos_token="</s>", pad_token="</s>", model_max_length=1024,
+    eos_token="</s>", pad_token="</s>", model_max_length=shape["max_position_embeddings"],
 )
 hf_tokenizer.chat_template = CHAT_TEMPLATE
 hf_tokenizer.save_pretrained(out)
 
 special_ids = [tokenizer.token_to_id(t) for t in SPECIALS]
 config = LlamaConfig(
-    vocab_size=tokenizer.get_vocab_size(), hidden_size=128, intermediate_size=256,
-    num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-    head_dim=64, max_position_embeddings=2048, rms_norm_eps=1e-5,
+    vocab_size=tokenizer.get_vocab_size(), **shape, head_dim=64, rms_norm_eps=1e-5,
     bos_token_id=tokenizer.token_to_id("<s>"), eos_token_id=tokenizer.token_to_id("</s>"),
     pad_token_id=tokenizer.token_to_id("</s>"), tie_word_embeddings=False,
 )
@@ -482,17 +483,43 @@ model.save_pretrained(out, safe_serialization=True)
 """
 
 
-def _model_fingerprint() -> str:
-    # The generator's output depends on it and on the pinned package set.
-    return _sha256((_MODEL_PROGRAM + _install_fingerprint()).encode())
+# The models the tests generate: one tokenizer, random weights, two sizes.
+MODEL_SHAPES: dict[str, dict[str, int]] = {
+    # About 0.38M parameters (1.5 MB): cheap enough to serve in every vLLM test.
+    "tiny": {
+        "hidden_size": 128,
+        "intermediate_size": 256,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 2048,
+    },
+    # About 4.1M parameters (16 MB; benchmarks/catch_matrix.py). Prefill costs about 0.3 ms a token
+    # here (649 tokens: 195 ms uncached, 28 ms from the prefix cache; 2,535 tokens: 1.06 s), so a
+    # cache that is lost, a queue or a smaller prefill budget shows in TTFT.
+    "small": {
+        "hidden_size": 256,
+        "intermediate_size": 1024,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 4096,
+    },
+}
+
+
+def _model_fingerprint(size: str) -> str:
+    # The generator's output depends on it, the shape and the pinned package set.
+    return _sha256((_MODEL_PROGRAM + json.dumps(MODEL_SHAPES[size], sort_keys=True) + _install_fingerprint()).encode())
 
 
 def _files_digest(folder: Path) -> dict[str, str]:
     return {p.name: _sha256(p.read_bytes()) for p in sorted(folder.iterdir()) if p.is_file() and p.name != _STAMP}
 
 
-def make_tiny_model(dest: Path, python: Path) -> Path:
-    """Generate the tiny model into ``dest`` (reused when already complete).
+def make_tiny_model(dest: Path, python: Path, size: str = "tiny") -> Path:
+    """Generate the tiny model (or another of ``MODEL_SHAPES``) into ``dest`` (reused when
+    already complete).
 
     ``python`` is the vLLM venv's interpreter (``ensure_env() / "python"``).
     Seeds are fixed, so the files are the same on every run. The stamp lists
@@ -500,7 +527,7 @@ def make_tiny_model(dest: Path, python: Path) -> Path:
     generator means the folder is generated again. Returns ``dest``.
     """
     dest = Path(dest)
-    fingerprint = _model_fingerprint()
+    fingerprint = _model_fingerprint(size)
     with _locked(dest.parent / f".{dest.name}.lock"):
         stamp = _read_json(dest / _STAMP)
         if (
@@ -510,11 +537,11 @@ def make_tiny_model(dest: Path, python: Path) -> Path:
             and stamp.get("files") == _files_digest(dest)
         ):
             return dest
-        _log(f"generating the tiny model in {dest}")
+        _log(f"generating the {size} model in {dest}")
         dest.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}-") as tmp:
             _run(
-                [str(python), "-c", _MODEL_PROGRAM, tmp],
+                [str(python), "-c", _MODEL_PROGRAM, tmp, json.dumps(MODEL_SHAPES[size])],
                 env=_clean_env(
                     {
                         "HF_HUB_OFFLINE": "1",
