@@ -128,7 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-m", "--model", required=True, help="model id, local path (or GGUF file for llama-cpp)")
     run.add_argument("-e", "--engine", required=True, help="vllm, sglang, tgi, llama-cpp, ollama, sim or openai")
     run.add_argument(
-        "-s", "--suite", default="quick", help="quick, standard, performance, chat, capacity, or a suite YAML path"
+        "-s",
+        "--suite",
+        default="quick",
+        help="quick, standard, performance, chat, capacity, assistant, or a suite YAML path",
     )
     run.add_argument("-o", "--output", required=True, type=Path, help="directory for the result set")
     run.add_argument("--endpoint", help="URL of a running OpenAI-compatible server (engine openai)")

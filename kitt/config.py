@@ -52,7 +52,7 @@ from kitt.workload.traces import DEFAULT_BLOCK_SIZE, TraceSpec, read_trace
 from kitt.workload.traces import FORMATS as TRACE_FORMATS
 from kitt.workload.sessions import Think, TurnsSpec
 
-BUILTIN_SUITES = ("quick", "standard", "performance", "chat", "capacity")
+BUILTIN_SUITES = ("quick", "standard", "performance", "chat", "capacity", "assistant")
 APIS = ("completions", "chat")
 
 _SUITE_KEYS = {
