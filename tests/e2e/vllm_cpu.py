@@ -494,16 +494,17 @@ MODEL_SHAPES: dict[str, dict[str, int]] = {
         "num_key_value_heads": 1,
         "max_position_embeddings": 2048,
     },
-    # About 4.1M parameters (16 MB; benchmarks/catch_matrix.py). Prefill costs about 0.3 ms a token
-    # here (649 tokens: 195 ms uncached, 28 ms from the prefix cache; 2,535 tokens: 1.06 s), so a
-    # cache that is lost, a queue or a smaller prefill budget shows in TTFT.
+    # About 4.1M parameters (16 MB), a context of 8,192 (benchmarks/catch_matrix.py). Prefill
+    # costs about 0.3 ms a token here (649 tokens: 195 ms uncached, 28 ms from the prefix cache;
+    # 2,535 tokens: 1.06 s) and a decode step about 9 ms, so a cache that is lost, a queue or a
+    # smaller prefill budget (more steps) shows in TTFT.
     "small": {
         "hidden_size": 256,
         "intermediate_size": 1024,
         "num_hidden_layers": 4,
         "num_attention_heads": 4,
         "num_key_value_heads": 2,
-        "max_position_embeddings": 4096,
+        "max_position_embeddings": 8192,
     },
 }
 
