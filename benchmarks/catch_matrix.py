@@ -103,6 +103,7 @@ def run_cell(suite: str, injection: str, extra: list[str], args, base: list[str]
     cell = {"suite": suite, "injection": injection, "candidate_args": extra, "run_exit": run.returncode}
     cell["minutes"] = round((time.monotonic() - started) / 60, 1)
     if run.returncode != 0:
+        out.mkdir(parents=True, exist_ok=True)
         (out / "run.log").write_text(run.stdout + run.stderr)
         return {**cell, "cell": f"run failed (exit {run.returncode}), see {out / 'run.log'}"}
     outputs = out / "outputs.txt"
@@ -112,6 +113,9 @@ def run_cell(suite: str, injection: str, extra: list[str], args, base: list[str]
         "ci", "report", "--results-dir", str(out), "--fail-on-regression", "--output", str(out / "report.md"),
         *args.report_arg, env=report_env, timeout=300,
     )  # fmt: skip
+    if report.returncode not in (0, 1):
+        (out / "report.log").write_text(report.stdout + report.stderr)
+        return {**cell, "cell": f"report failed (exit {report.returncode}), see {out / 'report.log'}"}
     rows = gated_rows(outputs)
     metrics = {
         arm: [r["metrics"] for r in json.loads((out / arm / "metrics.json").read_text())["results"]]
