@@ -28,6 +28,7 @@ bookkeeping, not the system under test, and it never goes near the load generato
 from __future__ import annotations
 
 import base64
+import http.client
 import ipaddress
 import urllib.error
 import urllib.request
@@ -277,6 +278,10 @@ def open_url(
         if 300 <= exc.code < 400:
             raise Redirected(exc.code, exc.headers.get("Location", "")) from None
         return exc.code, exc.read()
+    except http.client.HTTPException as exc:
+        # An answer cut off (IncompleteRead: the server died mid-reply) or garbled is a network
+        # failure like any other, not a crash.
+        raise ConnectionError(f"the answer was cut off or malformed ({type(exc).__name__})") from None
 
 
 def _host_port(proxy: Proxy) -> str:

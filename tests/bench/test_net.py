@@ -440,3 +440,31 @@ def test_a_proxy_kitt_cannot_use_is_a_usage_error(tmp_path: Path) -> None:
         env=_env(HTTPS_PROXY="socks5://127.0.0.1:1080"),
     )
     assert result.returncode == 2 and "HTTPS_PROXY: only http:// proxies are supported" in result.stderr
+
+
+def test_an_answer_cut_off_mid_body_is_a_network_failure_not_a_crash():
+    """The server promises 1,317 bytes and dies after none (an engine killed while kitt measured
+    prompt lengths, stop 35's CI rehearsal): open_url raises OSError, as its callers expect."""
+    import socket
+    import threading
+
+    from kitt.net import open_url
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1317\r\n\r\n")
+        conn.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        with pytest.raises(OSError, match="cut off or malformed"):
+            open_url(None, "POST", f"http://127.0.0.1:{listener.getsockname()[1]}/tokenize", b"{}", 5.0)
+    finally:
+        thread.join(5)
+        listener.close()
