@@ -89,8 +89,13 @@ def headline(report: Path) -> str:
     return next(line[3:] for line in report.read_text().splitlines() if line.startswith("## "))
 
 
+def cell_dir(out: Path, suite: str, injection: str) -> Path:
+    """Where a cell's two result sets and its report live."""
+    return out / suite.replace("/", "_") / injection
+
+
 def run_cell(suite: str, injection: str, extra: list[str], args, base: list[str], env, model: str) -> dict:
-    out = args.out / suite.replace("/", "_") / injection
+    out = cell_dir(args.out, suite, injection)
     shutil.rmtree(out, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -195,7 +200,7 @@ def print_table(cells: list[dict], out: Path) -> None:
         text = []
         for suite in suites:
             cell = found.get(suite)
-            report = out / suite.replace("/", "_") / name / "report.md"
+            report = cell_dir(out, suite, name) / "report.md"
             if cell is None:
                 text.append("not run")
             elif "report_exit" in cell:
