@@ -65,8 +65,11 @@ is built before it is due and its lag is the clock's own. The
 ``trace`` rows replay a Mooncake trace this script writes (``OUT/trace-c<N>.jsonl``: Poisson
 timestamps at the rate that keeps about 64 or 256 requests in flight, 64-token outputs, 8 groups
 sharing a 512-token block through ``hash_ids``) at its timestamps (``kitt.workload.traces``).
+The ``poisson`` rows are the short rows' requests, single-turn, sent open loop with Poisson
+arrivals at the trace rows' rates: the single-turn reference for rows whose requests are out of
+phase with one another.
 
-    python benchmarks/harness_accuracy.py --clients kitt --rows turns,think,trace  # sessions and trace replay
+    python benchmarks/harness_accuracy.py --clients kitt --rows turns,think,trace,poisson  # sessions, trace replay
 
 By default every event leaves at its own planned time, so requests that start at random moments
 send their tokens spread over time. ``--server-step-ms 10`` makes the reference server send on
@@ -104,7 +107,7 @@ TTFT_MS, ITL_MS = 50.0, 10.0
 
 @dataclass(frozen=True)
 class Row:
-    shape: str  # short, chunked, long, mixed, turns, trace
+    shape: str  # short, chunked, long, mixed, turns, think, trace, poisson
     concurrency: int  # mixed: the mean number of requests in flight the rate aims at
     tokens_per_event: int
     output_len: int
@@ -138,6 +141,13 @@ def default_rows() -> list[Row]:
     rows += [
         Row("trace", c, 1, TRACE_OUTPUT, n, rate=round(c / trace_seconds, 2)) for c, n in {64: 512, 256: 1536}.items()
     ]
+    # The short requests again, single-turn, but sent open loop at the trace rows' Poisson rate: a
+    # row whose requests are out of phase with one another, as an open loop's and drifted
+    # sessions' are (docs/performance.md, "What the extra CPU follows: requests out of phase").
+    rows += [
+        Row("poisson", c, 1, 64, n, rate=round(c / trace_seconds, 2), burstiness=1.0)
+        for c, n in {64: 512, 256: 1536}.items()
+    ]
     return rows
 
 
@@ -169,7 +179,7 @@ def write_trace(path: Path, row: Row) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-KITT_ONLY = ("mixed", "turns", "think", "trace")  # the other clients would need their own options for these
+KITT_ONLY = ("mixed", "turns", "think", "trace", "poisson")  # the other clients would need their own options for these
 MIXED_CONVERSATIONS = 2000
 MIXED_OUTPUT_CAP = 256
 
@@ -246,6 +256,7 @@ class Kitt(Client):
             if row.shape == "mixed"
             else []
         )
+        mixed += ["--rate", str(row.rate), "--burstiness", "1"] if row.shape == "poisson" else []
         mixed += ["--turns", str(TURNS)] if row.shape in ("turns", "think") else []
         mixed += ["--think-ms", str(THINK_MS)] if row.shape == "think" else []
         mixed += ["--trace", str(out.parent / f"trace-c{row.concurrency}.jsonl")] if row.shape == "trace" else []
@@ -644,7 +655,7 @@ def _lag_label(row: dict[str, Any]) -> str:
         return f"{TURNS}-turn sessions, {row['concurrency']} streams (send after the previous answer)"
     if row["shape"] == "think":
         return f"{TURNS}-turn sessions, {row['concurrency']} streams (send {THINK_MS:g} ms after the previous answer)"
-    kind = "trace replay," if row["shape"] == "trace" else "gamma"
+    kind = {"trace": "trace replay,", "poisson": "short, Poisson"}.get(row["shape"], "gamma")
     return f"{kind} {row['rate']:g} req/s, ≈{row['concurrency']} in flight"
 
 
@@ -664,6 +675,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
             )
         elif row["shape"] == "trace":
             label = f"Mooncake trace replay, {row['rate']:g} req/s, ≈{row['concurrency']} in flight, output {row['output_len']}"
+        elif row["shape"] == "poisson":
+            label = f"short, single turn, Poisson {row['rate']:g} req/s, ≈{row['concurrency']} in flight, output {row['output_len']}"
         elif row.get("rate"):
             label = f"mixed ShareGPT, gamma {row['rate']:g} req/s (burstiness {row['burstiness']:g}), ≈{row['concurrency']} in flight, output ≤ {row['output_len']}"
         if row.get("step_ms"):
