@@ -60,8 +60,10 @@ streams, each running sessions of 3 turns one after another (32-token messages, 
 no think time), every later turn carrying the conversation so far; their schedule lag is each
 send's delay past the moment it was due (a stream free, or the previous turn's answer in: with
 no think time a turn cannot leave before its answer is decoded and the next turn built). The
-``think`` rows are the same sessions with 20 ms between an answer and the next turn, so a turn
-is built before it is due and its lag is the clock's own. The
+``think`` rows are the same sessions with 20 ms between an answer and the next turn, and the
+``thinkvar`` rows with a pause drawn from 1 to 100 ms. For these rows the lag is also given for the
+later turns alone (a first turn leaves when a stream is free; a later one needs its answer
+decoded and the next turn built first). The
 ``trace`` rows replay a Mooncake trace this script writes (``OUT/trace-c<N>.jsonl``: Poisson
 timestamps at the rate that keeps about 64 or 256 requests in flight, 64-token outputs, 8 groups
 sharing a 512-token block through ``hash_ids``) at its timestamps (``kitt.workload.traces``).
@@ -69,7 +71,7 @@ The ``poisson`` rows are the short rows' requests, single-turn, sent open loop w
 arrivals at the trace rows' rates: the single-turn reference for rows whose requests are out of
 phase with one another.
 
-    python benchmarks/harness_accuracy.py --clients kitt --rows turns,think,trace,poisson  # sessions, trace replay
+    python benchmarks/harness_accuracy.py --clients kitt --rows turns,think,thinkvar,trace,poisson  # sessions, traces
 
 By default every event leaves at its own planned time, so requests that start at random moments
 send their tokens spread over time. ``--server-step-ms 10`` makes the reference server send on
@@ -107,7 +109,7 @@ TTFT_MS, ITL_MS = 50.0, 10.0
 
 @dataclass(frozen=True)
 class Row:
-    shape: str  # short, chunked, long, mixed, turns, think, trace, poisson
+    shape: str  # short, chunked, long, mixed, turns, think, thinkvar, trace, poisson
     concurrency: int  # mixed: the mean number of requests in flight the rate aims at
     tokens_per_event: int
     output_len: int
@@ -137,6 +139,7 @@ def default_rows() -> list[Row]:
     ]
     rows += [Row("turns", c, 1, 64, n) for c, n in {64: 128, 256: 512}.items()]  # sessions of TURNS turns
     rows += [Row("think", c, 1, 64, n) for c, n in {64: 128, 256: 512}.items()]  # the same, THINK_MS apart
+    rows += [Row("thinkvar", c, 1, 64, n) for c, n in {64: 128, 256: 512}.items()]  # THINK_RANGE_MS apart
     trace_seconds = (TTFT_MS + TRACE_OUTPUT * ITL_MS) / 1e3
     rows += [
         Row("trace", c, 1, TRACE_OUTPUT, n, rate=round(c / trace_seconds, 2)) for c, n in {64: 512, 256: 1536}.items()
@@ -153,6 +156,7 @@ def default_rows() -> list[Row]:
 
 TURNS = 3
 THINK_MS = 20.0  # the think rows' pause between an answer and the next turn
+THINK_RANGE_MS = (1, 100)  # the thinkvar rows': each pause drawn uniformly from this range
 TRACE_OUTPUT = 64
 TRACE_BLOCK = 512  # Mooncake's block size, kitt's default
 
@@ -179,7 +183,14 @@ def write_trace(path: Path, row: Row) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-KITT_ONLY = ("mixed", "turns", "think", "trace", "poisson")  # the other clients would need their own options for these
+KITT_ONLY = (
+    "mixed",
+    "turns",
+    "think",
+    "thinkvar",
+    "trace",
+    "poisson",
+)  # the other clients would need their own options for these
 MIXED_CONVERSATIONS = 2000
 MIXED_OUTPUT_CAP = 256
 
@@ -257,8 +268,10 @@ class Kitt(Client):
             else []
         )
         mixed += ["--rate", str(row.rate), "--burstiness", "1"] if row.shape == "poisson" else []
-        mixed += ["--turns", str(TURNS)] if row.shape in ("turns", "think") else []
+        mixed += ["--turns", str(TURNS)] if row.shape in ("turns", "think", "thinkvar") else []
         mixed += ["--think-ms", str(THINK_MS)] if row.shape == "think" else []
+        low, high = THINK_RANGE_MS
+        mixed += ["--think-ms", str(low), "--think-max-ms", str(high)] if row.shape == "thinkvar" else []
         mixed += ["--trace", str(out.parent / f"trace-c{row.concurrency}.jsonl")] if row.shape == "trace" else []
         return (
             [
@@ -287,13 +300,19 @@ class Kitt(Client):
         return json.loads((out / "kitt.json").read_text()).get("sleeps")
 
     def extra(self, out: Path) -> dict[str, Any]:
-        """The schedule lag (send minus due time) of an open-loop row."""
-        lags = [
-            (r["sent"] - r["scheduled"]) * 1e3
+        """The schedule lag (send minus due time); for sessions also of their later turns alone
+        (a first turn goes when a stream is free, a later one when its answer is in: that is the
+        send the next turn's building can make late)."""
+        sent = [
+            r
             for r in json.loads((out / "kitt.json").read_text())["requests"]
             if r.get("scheduled") is not None and r["sent"]
         ]
-        return _stats("schedule_lag_ms", lags)
+        lags = {**_stats("schedule_lag_ms", [(r["sent"] - r["scheduled"]) * 1e3 for r in sent])}
+        later = [(r["sent"] - r["scheduled"]) * 1e3 for r in sent if (r.get("turn") or 1) > 1]
+        if later:
+            lags.update(_stats("later_turn_lag_ms", later))
+        return lags
 
     def load(self, out: Path, log: dict[str, Any]) -> list[Seen]:
         # On prompt head and the server's prompt count: a session's turns share their head, and so
@@ -655,6 +674,9 @@ def _lag_label(row: dict[str, Any]) -> str:
         return f"{TURNS}-turn sessions, {row['concurrency']} streams (send after the previous answer)"
     if row["shape"] == "think":
         return f"{TURNS}-turn sessions, {row['concurrency']} streams (send {THINK_MS:g} ms after the previous answer)"
+    if row["shape"] == "thinkvar":
+        low, high = THINK_RANGE_MS
+        return f"{TURNS}-turn sessions, {row['concurrency']} streams (send {low}-{high} ms after the previous answer)"
     kind = {"trace": "trace replay,", "poisson": "short, Poisson"}.get(row["shape"], "gamma")
     return f"{kind} {row['rate']:g} req/s, ≈{row['concurrency']} in flight"
 
@@ -668,8 +690,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
     for r in results:
         row = r["row"]
         label = f"{row['shape']} c={row['concurrency']} ({row['tokens_per_event']}, {row['output_len']})"
-        if row["shape"] in ("turns", "think"):
-            think = f", think {THINK_MS:g} ms" if row["shape"] == "think" else ""
+        if row["shape"] in ("turns", "think", "thinkvar"):
+            think = {"think": f", think {THINK_MS:g} ms", "thinkvar": ", think {}-{} ms".format(*THINK_RANGE_MS)}
+            think = think.get(row["shape"], "")
             label = (
                 f"multi-turn, {TURNS} turns a session{think}, {row['concurrency']} streams, output {row['output_len']}"
             )
@@ -698,14 +721,23 @@ def markdown(results: list[dict[str, Any]]) -> str:
         r
         for r in results
         if "error" not in r
-        and (r["row"].get("rate") or r["row"]["shape"] in ("turns", "think"))
+        and (r["row"].get("rate") or r["row"]["shape"] in ("turns", "think", "thinkvar"))
         and r.get("schedule_lag_ms_median") is not None
     ]
     if lagged:
-        lines += ["", "| client | row | schedule lag median / p99 (ms) |", "|---|---|---|"]
+        lines += [
+            "",
+            "| client | row | schedule lag median / p99 (ms) | later turns alone: median / p99 (ms) |",
+            "|---|---|---|---|",
+        ]
         lines += [
             f"| {r['client']} | {_lag_label(r['row'])}"
-            f" | {_fmt(r['schedule_lag_ms_median'], 3)} / {_fmt(r['schedule_lag_ms_p99'], 3)} |"
+            f" | {_fmt(r['schedule_lag_ms_median'], 3)} / {_fmt(r['schedule_lag_ms_p99'], 3)}"
+            + (
+                f" | {_fmt(r['later_turn_lag_ms_median'], 3)} / {_fmt(r['later_turn_lag_ms_p99'], 3)} |"
+                if r.get("later_turn_lag_ms_median") is not None
+                else " | |"
+            )
             for r in lagged
         ]
     lines += [

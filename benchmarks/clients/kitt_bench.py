@@ -34,6 +34,7 @@ from kitt.workload import sessions, traces
 from kitt.workload.arrivals import Arrival, schedule
 from kitt.workload.datasets import DatasetSpec, read_dataset
 from kitt.workload.plan import build_level, build_sessions
+from kitt.workload.lengths import Uniform
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--burstiness", type=float, default=1.0)
     parser.add_argument("--turns", type=int, help="each request a session of this many turns")
     parser.add_argument("--think-ms", type=float, default=0.0, help="with --turns: the pause before each later turn")
+    parser.add_argument("--think-max-ms", type=int, help="with --think-ms: each pause drawn uniformly up to this")
     parser.add_argument("--trace", help="a Mooncake trace (JSONL) to replay, open loop at its timestamps")
     parser.add_argument("--speedup", type=float, default=1.0)
     args = parser.parse_args(argv)
@@ -63,7 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     dataset = read_dataset(DatasetSpec(args.dataset, "sharegpt", "shuffle")) if args.dataset else None
     conversations, level, due = None, Level("concurrency", args.concurrency), None
     if args.turns:
-        turns = sessions.TurnsSpec(count=args.turns, think_ms=args.think_ms)
+        think = args.think_ms if args.think_max_ms is None else Uniform(int(args.think_ms), args.think_max_ms)
+        turns = sessions.TurnsSpec(count=args.turns, think_ms=think)
         built, counts = build_sessions(
             args.num_requests,
             turns,
@@ -115,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
             "prompt_head": heads[r.index],
             "prompt_tokens": r.prompt_tokens,
             "scheduled": r.scheduled,
+            "turn": r.turn,
             "sent": r.sent,
             "events": r.events,
             "event_tokens": r.event_tokens,
