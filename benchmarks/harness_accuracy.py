@@ -155,6 +155,7 @@ def default_rows() -> list[Row]:
 
 
 TURNS = 3
+SESSION_SHAPES = ("turns", "think", "thinkvar")  # the rows whose requests are sessions of TURNS turns
 THINK_MS = 20.0  # the think rows' pause between an answer and the next turn
 THINK_RANGE_MS = (1, 100)  # the thinkvar rows': each pause drawn uniformly from this range
 TRACE_OUTPUT = 64
@@ -183,14 +184,8 @@ def write_trace(path: Path, row: Row) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-KITT_ONLY = (
-    "mixed",
-    "turns",
-    "think",
-    "thinkvar",
-    "trace",
-    "poisson",
-)  # the other clients would need their own options for these
+# The other clients would need their own options for these.
+KITT_ONLY = ("mixed", *SESSION_SHAPES, "trace", "poisson")
 MIXED_CONVERSATIONS = 2000
 MIXED_OUTPUT_CAP = 256
 
@@ -268,7 +263,7 @@ class Kitt(Client):
             else []
         )
         mixed += ["--rate", str(row.rate), "--burstiness", "1"] if row.shape == "poisson" else []
-        mixed += ["--turns", str(TURNS)] if row.shape in ("turns", "think", "thinkvar") else []
+        mixed += ["--turns", str(TURNS)] if row.shape in SESSION_SHAPES else []
         mixed += ["--think-ms", str(THINK_MS)] if row.shape == "think" else []
         low, high = THINK_RANGE_MS
         mixed += ["--think-ms", str(low), "--think-max-ms", str(high)] if row.shape == "thinkvar" else []
@@ -308,7 +303,7 @@ class Kitt(Client):
             for r in json.loads((out / "kitt.json").read_text())["requests"]
             if r.get("scheduled") is not None and r["sent"]
         ]
-        lags = {**_stats("schedule_lag_ms", [(r["sent"] - r["scheduled"]) * 1e3 for r in sent])}
+        lags = _stats("schedule_lag_ms", [(r["sent"] - r["scheduled"]) * 1e3 for r in sent])
         later = [(r["sent"] - r["scheduled"]) * 1e3 for r in sent if (r.get("turn") or 1) > 1]
         if later:
             lags.update(_stats("later_turn_lag_ms", later))
@@ -690,9 +685,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
     for r in results:
         row = r["row"]
         label = f"{row['shape']} c={row['concurrency']} ({row['tokens_per_event']}, {row['output_len']})"
-        if row["shape"] in ("turns", "think", "thinkvar"):
-            think = {"think": f", think {THINK_MS:g} ms", "thinkvar": ", think {}-{} ms".format(*THINK_RANGE_MS)}
-            think = think.get(row["shape"], "")
+        if row["shape"] in SESSION_SHAPES:
+            low, high = THINK_RANGE_MS
+            think = {"think": f", think {THINK_MS:g} ms", "thinkvar": f", think {low}-{high} ms"}.get(row["shape"], "")
             label = (
                 f"multi-turn, {TURNS} turns a session{think}, {row['concurrency']} streams, output {row['output_len']}"
             )
@@ -721,7 +716,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         r
         for r in results
         if "error" not in r
-        and (r["row"].get("rate") or r["row"]["shape"] in ("turns", "think", "thinkvar"))
+        and (r["row"].get("rate") or r["row"]["shape"] in SESSION_SHAPES)
         and r.get("schedule_lag_ms_median") is not None
     ]
     if lagged:

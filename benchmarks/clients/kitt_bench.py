@@ -33,8 +33,8 @@ from kitt.config import Level
 from kitt.workload import sessions, traces
 from kitt.workload.arrivals import Arrival, schedule
 from kitt.workload.datasets import DatasetSpec, read_dataset
-from kitt.workload.plan import build_level, build_sessions
 from kitt.workload.lengths import Uniform
+from kitt.workload.plan import build_level, build_sessions
 
 
 def main(argv: list[str] | None = None) -> None:
