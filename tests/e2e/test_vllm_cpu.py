@@ -286,33 +286,49 @@ def test_capacity_over_concurrency_is_the_slots_on_real_vllm(vllm, tmp_path):
     is 2. The search starts at 2: a lone stream on this build often gets its tokens in one event at
     the end (TTFT 160-240 ms, its whole service time), so one stream does not meet a goal below it.
     The warm-up (4 requests at 4 streams) runs batches of two before the first probe: with one
-    warm-up request, a CI rehearsal's first probe at 2 streams read 263 ms, TTFT equal to E2E."""
+    warm-up request, a CI rehearsal's first probe at 2 streams read 263 ms, TTFT equal to E2E.
+
+    Two streams can still get a stream's tokens in one event at the end: measured directly (60
+    requests at 2 streams), 0 of 60 with vLLM's compute thread bound to its core (the default, as
+    here) and 24 of 60 unbound, and once in a CI rehearsal (stop 36) a probe at 2 streams read a
+    p99 TTFT of 238 ms that way. That is the engine's delivery, not the slots the test is about, so
+    a search whose probes show it (a request's first token at 80% of its end or later) runs once
+    more; the second search must find the slots."""
     bin_dir, model_dir = vllm
     suite = tmp_path / "capacity.yaml"
     suite.write_text(CAPACITY_SUITE)
-    out = tmp_path / "results"
-    done = run_kitt(
-        "run",
-        "-e",
-        "vllm",
-        "--native",
-        "-m",
-        str(model_dir),
-        "-s",
-        str(suite),
-        "-o",
-        str(out),
-        "--port",
-        str(free_port()),
-        *ENGINE_ARGS,
-        "--engine-arg=--max-num-seqs=2",
-        env=kitt_env(bin_dir),
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    document = json.loads((out / "metrics.json").read_text())
-    (result,) = document["results"]
-    (curve,) = document["capacity_curves"]
-    assert result["metrics"]["capacity"] == 2.0, (result["metrics"], curve["probes"])
+    for attempt in (1, 2):
+        out = tmp_path / f"results-{attempt}"
+        done = run_kitt(
+            "run",
+            "-e",
+            "vllm",
+            "--native",
+            "-m",
+            str(model_dir),
+            "-s",
+            str(suite),
+            "-o",
+            str(out),
+            "--port",
+            str(free_port()),
+            *ENGINE_ARGS,
+            "--engine-arg=--max-num-seqs=2",
+            env=kitt_env(bin_dir),
+            timeout=900,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert wait_until_gone() == []
+        document = json.loads((out / "metrics.json").read_text())
+        (result,) = document["results"]
+        (curve,) = document["capacity_curves"]
+        delivered_at_end = [
+            sample
+            for path in out.rglob("samples.jsonl")
+            for sample in map(json.loads, path.read_text().splitlines())
+            if not sample.get("warmup") and sample.get("event_ms") and sample["event_ms"][0] >= 0.8 * sample["end_ms"]
+        ]
+        if result["metrics"]["capacity"] == 2.0 or attempt == 2 or not delivered_at_end:
+            break
+    assert result["metrics"]["capacity"] == 2.0, (result["metrics"], curve["probes"], len(delivered_at_end))
     assert result["metrics"]["capacity_upper"] == 3.0 and result["metrics"]["capacity_bound"] == 0.0
-    assert wait_until_gone() == []
