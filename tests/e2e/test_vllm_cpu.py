@@ -59,6 +59,30 @@ def kitt_env(bin_dir: Path) -> dict[str, str]:
     )
 
 
+def run_native(vllm: tuple[Path, Path], suite: str, out: Path, *extra: str):
+    """``kitt run`` of ``suite`` on a native vLLM server of the tiny model, with the tests' engine
+    arguments and ``extra`` options; the finished process."""
+    bin_dir, model_dir = vllm
+    return run_kitt(
+        "run",
+        "-e",
+        "vllm",
+        "--native",
+        "-m",
+        str(model_dir),
+        "-s",
+        suite,
+        "-o",
+        str(out),
+        "--port",
+        str(free_port()),
+        *extra,
+        *ENGINE_ARGS,
+        env=kitt_env(bin_dir),
+        timeout=900,
+    )
+
+
 def vllm_processes() -> list[str]:
     return [p for marker in VLLM_MARKERS for p in processes_with(marker)]
 
@@ -71,27 +95,9 @@ def wait_until_gone(timeout: float = 10.0) -> list[str]:
 
 
 def test_quick_suite_on_real_vllm(vllm, tmp_path):
-    bin_dir, model_dir = vllm
+    _, model_dir = vllm
     out = tmp_path / "results"
-    done = run_kitt(
-        "run",
-        "-e",
-        "vllm",
-        "--native",
-        "-m",
-        str(model_dir),
-        "-s",
-        "quick",
-        "-o",
-        str(out),
-        "--port",
-        str(free_port()),
-        "--repeats",
-        "2",
-        *ENGINE_ARGS,
-        env=kitt_env(bin_dir),
-        timeout=900,
-    )
+    done = run_native(vllm, "quick", out, "--repeats", "2")
     assert done.returncode == 0, done.stderr[-3000:]
     measured = assert_exact_quick_suite(out, "vllm")
     metrics = json.loads((out / "metrics.json").read_text())
@@ -172,7 +178,6 @@ def test_workloads_exact_on_real_vllm(vllm, tmp_path):
     """Issue 24 on a real tokenizer (a 512-token BPE, where "one token a word" is far off): chat
     prompts of a fixed length and of a truncated normal are exact as vLLM counts them (template
     included), and a ShareGPT file of the test's making is sampled as the suite says."""
-    bin_dir, model_dir = vllm
     conversations = [
         {
             "id": str(i),
@@ -203,23 +208,7 @@ def test_workloads_exact_on_real_vllm(vllm, tmp_path):
         "     turns: {count: 3, think_ms: 0}}\n"
     )
     out = tmp_path / "results"
-    done = run_kitt(
-        "run",
-        "-e",
-        "vllm",
-        "--native",
-        "-m",
-        str(model_dir),
-        "-s",
-        str(suite),
-        "-o",
-        str(out),
-        "--port",
-        str(free_port()),
-        *ENGINE_ARGS,
-        env=kitt_env(bin_dir),
-        timeout=900,
-    )
+    done = run_native(vllm, str(suite), out)
     assert done.returncode == 0, done.stderr[-3000:]
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     by_test = {
@@ -294,29 +283,11 @@ def test_capacity_over_concurrency_is_the_slots_on_real_vllm(vllm, tmp_path):
     p99 TTFT of 238 ms that way. That is the engine's delivery, not the slots the test is about, so
     a search whose probes show it (a request's first token at 80% of its end or later) runs once
     more; the second search must find the slots."""
-    bin_dir, model_dir = vllm
     suite = tmp_path / "capacity.yaml"
     suite.write_text(CAPACITY_SUITE)
     for attempt in (1, 2):
         out = tmp_path / f"results-{attempt}"
-        done = run_kitt(
-            "run",
-            "-e",
-            "vllm",
-            "--native",
-            "-m",
-            str(model_dir),
-            "-s",
-            str(suite),
-            "-o",
-            str(out),
-            "--port",
-            str(free_port()),
-            *ENGINE_ARGS,
-            "--engine-arg=--max-num-seqs=2",
-            env=kitt_env(bin_dir),
-            timeout=900,
-        )
+        done = run_native(vllm, str(suite), out, "--engine-arg=--max-num-seqs=2")
         assert done.returncode == 0, done.stderr[-3000:]
         assert wait_until_gone() == []
         document = json.loads((out / "metrics.json").read_text())
